@@ -1,0 +1,3 @@
+from nppac.cli import main
+
+main()
