@@ -1,5 +1,52 @@
-"""``nppac data``: (being built)."""
+"""``nppac data``: inspect and convert demonstration sets."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
-app = typer.Typer(help="data commands.", no_args_is_help=True)
+from nppac.cli.common import emit_json
+from nppac.data import inspect_demos, load_demos, save_npz
+
+app = typer.Typer(help="Inspect and convert demonstration sets.", no_args_is_help=True)
+
+_PATH_HELP = "Demonstrations: .npz (nppac), .npy (rlkit), .pkl/.pickle (mjrl), .h5/.hdf5 (D4RL) or a Minari dataset folder."
+_PICKLE_HELP = "Allow pickle-based files (.pkl, object .npy); loading a pickle can run code, so only for trusted files."
+_TASK_HELP = "Check dimensions against this task (see `nppac tasks`); binary tasks also report the success rate."
+
+
+@app.command("inspect")
+def inspect_command(
+    path: Path = typer.Argument(..., help=_PATH_HELP),
+    task: str | None = typer.Option(None, "--task", help=_TASK_HELP),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help=_PICKLE_HELP),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+) -> None:
+    """Validate a demonstration set and summarize it: sizes, dimensions, returns, success rate."""
+    summary = inspect_demos(load_demos(path, task=task, allow_pickle=allow_pickle), task=task)
+    if json_out:
+        emit_json(summary)
+        return
+    table = Table(title=f"demonstrations: {path}", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for key, value in summary.items():
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    Console().print(table)
+
+
+@app.command("convert")
+def convert_command(
+    path: Path = typer.Argument(..., help=_PATH_HELP),
+    out: Path = typer.Argument(..., help="Output .npz file (replaced atomically if it exists)."),
+    task: str | None = typer.Option(None, "--task", help=_TASK_HELP),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help=_PICKLE_HELP),
+    clip_actions: bool = typer.Option(False, "--clip-actions", help="Clip actions outside [-1, 1] instead of only warning."),
+) -> None:
+    """Validate a demonstration set and write it in nppac's .npz format."""
+    demos = load_demos(path, task=task, allow_pickle=allow_pickle, clip_actions=clip_actions)
+    written = save_npz(demos, out)
+    typer.echo(f"wrote {written}: {len(demos)} trajectories, {demos.n_transitions:,} transitions")

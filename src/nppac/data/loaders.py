@@ -1,0 +1,517 @@
+"""Reading demonstrations from the formats users bring, and nppac's own ``.npz``.
+
+Every public loader returns *validated* :class:`Demonstrations` (float32 arrays,
+bool terminals/timeouts; :func:`nppac.data.validate.validate`). :func:`load_demos`
+picks the loader from the path:
+
+====================  ===========  ==================================================
+path                  format       layout
+====================  ===========  ==================================================
+``*.npz``             ``npz``      nppac's own (:func:`save_npz`)
+``*.npy``             ``rlkit``    rlkit/AWAC path list: object array of path dicts
+``*.pkl/.pickle``     ``mjrl``     DAPG/mjrl path list: pickled list of path dicts
+``*.h5/.hdf5``        ``d4rl``     flat D4RL arrays split at terminals | timeouts
+a directory           ``minari``   a local Minari dataset (never downloaded)
+====================  ===========  ==================================================
+
+Path dicts (rlkit and mjrl alike) need ``observations``, ``actions`` and ``rewards``;
+``observations`` may be a list of dicts, of which ``state_observation`` (else
+``observation``) is read. Conventions shared by all readers:
+
+* A trajectory that ends without a terminal ends in a time-out at its last step.
+* Without ``next_observations`` (mjrl pickles, old D4RL files) they are derived by
+  shifting ``observations``; the last step's successor is unknown, so it repeats
+  the last observation, that step is marked a time-out (unless terminal), and
+  ``meta["derived_next_observations"]`` is set.
+* A rewards list one longer than the actions (the published AWAC hand sets) loses
+  its trailing entry, as rlkit's own loader does; ``meta["dropped_trailing_rewards"]``
+  counts those trajectories.
+* A per-step success flag (``success``, ``goal_achieved`` or ``is_success`` in the
+  env infos) is kept as ``infos["success"]``; other infos are dropped.
+
+Pickle-based files (``.pkl``, ``.pickle``, object ``.npy``) can run arbitrary code
+when loaded, so they are refused unless ``allow_pickle=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nppac.data.demos import FIELDS, Demonstrations, Trajectory
+from nppac.data.validate import validate, validate_structure, where
+from nppac.errors import NppacError
+from nppac.tasks import get_task
+
+logger = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+
+SUCCESS_KEYS = ("success", "goal_achieved", "is_success")
+"""Names under which datasets report the per-step success predicate."""
+NPZ_SCHEMA = "nppac-demos"
+NPZ_VERSION = 1
+_PICKLE_SUFFIXES = (".pkl", ".pickle")
+_HDF5_SUFFIXES = (".h5", ".hdf5")
+_INFO_PREFIX = "infos/"
+
+
+def load_demos(
+    path: PathLike, task: str | None = None, allow_pickle: bool = False, clip_actions: bool = False,
+) -> Demonstrations:
+    """Load and validate a demonstration set, choosing the reader from the path (module docs).
+
+    ``task`` checks the dimensions against the registered task; ``clip_actions``
+    clips actions outside [−1, 1] instead of only warning about them.
+    """
+    if task is not None:
+        get_task(task)  # an unknown task name is reported before any file is read
+    path = _existing(path)
+    return validate(_read(path, allow_pickle), task=task, clip_actions=clip_actions)
+
+
+def load_rlkit_npy(
+    path: PathLike, task: str | None = None, allow_pickle: bool = False, clip_actions: bool = False,
+) -> Demonstrations:
+    """An rlkit/AWAC path list saved with :func:`numpy.save` (an object array of dicts)."""
+    return validate(_read_rlkit_npy(_existing(path), allow_pickle), task=task, clip_actions=clip_actions)
+
+
+def load_mjrl_pickle(
+    path: PathLike, task: str | None = None, allow_pickle: bool = False, clip_actions: bool = False,
+) -> Demonstrations:
+    """A DAPG/mjrl pickle: a list of dicts with observations, actions, rewards, init_state_dict."""
+    return validate(_read_mjrl_pickle(_existing(path), allow_pickle), task=task, clip_actions=clip_actions)
+
+
+def load_d4rl_hdf5(path: PathLike, task: str | None = None, clip_actions: bool = False) -> Demonstrations:
+    """A D4RL-style HDF5 file: flat observations, actions, rewards, terminals[, timeouts, next_observations]."""
+    return validate(_read_d4rl_hdf5(_existing(path)), task=task, clip_actions=clip_actions)
+
+
+def load_minari(path: PathLike, task: str | None = None, clip_actions: bool = False) -> Demonstrations:
+    """A Minari dataset in a local directory (the dataset folder or its ``data/`` folder)."""
+    return validate(_read_minari(_existing(path)), task=task, clip_actions=clip_actions)
+
+
+def load_npz(path: PathLike, task: str | None = None, clip_actions: bool = False) -> Demonstrations:
+    """nppac's own ``.npz`` (written by :func:`save_npz`); the stored task is used unless ``task`` is given."""
+    return validate(_read_npz(_existing(path)), task=task, clip_actions=clip_actions)
+
+
+def save_npz(demos: Demonstrations, path: PathLike) -> Path:
+    """Write ``demos`` to nppac's compressed ``.npz`` format, atomically; returns the path.
+
+    Layout: every field of :data:`FIELDS` concatenated over trajectories
+    (``observations`` is (n, obs_dim) float32, ``terminals`` (n,) bool, ...),
+    ``lengths`` (n_trajectories,) int64 to split them again, ``infos/<key>`` for each
+    per-step info, and ``meta``, a JSON string with the schema name and version,
+    ``task`` and ``demos.meta``, to which ``meta["origin"]`` (the source and format
+    the set was first read from) is added unless present. No entry needs pickle.
+    The file is written to a temporary sibling and renamed, so an existing file is
+    replaced only by a complete one.
+    """
+    out = Path(path)
+    if out.suffix != ".npz":
+        raise NppacError(f"{out}: the output file must end in .npz")
+    if not out.parent.is_dir():
+        raise NppacError(f"{out}: the folder {out.parent} does not exist; create it first")
+    demos = validate_structure(demos)
+    meta = dict(demos.meta)
+    meta.setdefault("origin", {"source": demos.source, "format": demos.format})
+    header = {"schema": NPZ_SCHEMA, "version": NPZ_VERSION, "task": demos.task, "meta": meta}
+    try:
+        header_text = json.dumps(header)
+    except TypeError as err:
+        raise NppacError(f"{where(demos.source)}: metadata cannot be stored as JSON ({err})") from None
+    arrays = demos.flat()
+    arrays["lengths"] = np.array([len(t) for t in demos], dtype=np.int64)
+    for key in demos.trajectories[0].infos:
+        arrays[_INFO_PREFIX + key] = np.concatenate([t.infos[key] for t in demos])
+    arrays["meta"] = np.array(header_text)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _existing(path: PathLike) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise NppacError(f"{path}: no such file or directory")
+    return path
+
+
+def _read(path: Path, allow_pickle: bool) -> Demonstrations:
+    """Dispatch on the path: directory → Minari, else the suffix."""
+    if path.is_dir():
+        return _read_minari(path)
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return _read_npz(path)
+    if suffix == ".npy":
+        return _read_rlkit_npy(path, allow_pickle)
+    if suffix in _PICKLE_SUFFIXES:
+        return _read_mjrl_pickle(path, allow_pickle)
+    if suffix in _HDF5_SUFFIXES:
+        return _read_d4rl_hdf5(path)
+    raise NppacError(
+        f"{path}: unknown demonstration format {suffix or '(no extension)'!r}; "
+        "use .npz (nppac), .npy (rlkit), .pkl/.pickle (mjrl), .h5/.hdf5 (D4RL) or a Minari dataset folder"
+    )
+
+
+def _refuse_pickle(path: Path, what: str) -> NppacError:
+    return NppacError(
+        f"{path}: {what} are unpickled when loaded, which can run arbitrary code; "
+        "if you trust this file, pass allow_pickle=True (CLI: --allow-pickle)"
+    )
+
+
+def _read_rlkit_npy(path: Path, allow_pickle: bool) -> Demonstrations:
+    if not _npy_holds_objects(path):
+        raise NppacError(
+            f"{path}: a numeric .npy array holds no trajectories; "
+            ".npy demonstrations must be rlkit path lists (object arrays of dicts)"
+        )
+    if not allow_pickle:
+        raise _refuse_pickle(path, ".npy files holding Python objects (rlkit path lists)")
+    try:
+        paths = np.load(path, allow_pickle=True)
+    except Exception as err:  # an unpickler can raise anything; the user only needs the file and the cause
+        raise NppacError(f"{path}: cannot read as an rlkit .npy path list ({type(err).__name__}: {err})") from None
+    return _from_paths(paths, path, "rlkit")
+
+
+def _npy_holds_objects(path: Path) -> bool:
+    """Whether a .npy file stores Python objects, read from its header without unpickling."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                _, _, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                _, _, dtype = np.lib.format.read_array_header_2_0(f)
+    except (OSError, ValueError) as err:
+        raise NppacError(f"{path}: not a readable .npy file ({err})") from None
+    return dtype.hasobject
+
+
+def _read_mjrl_pickle(path: Path, allow_pickle: bool) -> Demonstrations:
+    if not allow_pickle:
+        raise _refuse_pickle(path, "pickle files")
+    try:
+        with open(path, "rb") as f:
+            paths = pickle.load(f)
+    except Exception as err:  # an unpickler can raise anything; the user only needs the file and the cause
+        raise NppacError(f"{path}: cannot read as a pickled path list ({type(err).__name__}: {err})") from None
+    return _from_paths(paths, path, "mjrl")
+
+
+def _from_paths(paths: Any, path: Path, fmt: str) -> Demonstrations:
+    """A list of per-trajectory dicts (rlkit or mjrl layout) → Demonstrations."""
+    if isinstance(paths, np.ndarray) and paths.ndim == 0:
+        paths = paths.item()
+    if isinstance(paths, dict):
+        paths = [paths]
+    if not isinstance(paths, (Sequence, np.ndarray)) or isinstance(paths, (str, bytes)):
+        raise NppacError(f"{path}: expected a list of trajectory dicts, found {type(paths).__name__}")
+    trajectories, derived, trimmed = [], False, 0
+    for i, item in enumerate(paths):
+        if not isinstance(item, dict):
+            raise NppacError(f"{where(str(path), i)}: expected a dict of per-step fields, found {type(item).__name__}")
+        traj, item_derived, item_trimmed = _path_to_trajectory(item, str(path), i)
+        trajectories.append(traj)
+        derived |= item_derived
+        trimmed += item_trimmed
+    meta: dict[str, Any] = {"derived_next_observations": True} if derived else {}
+    if trimmed:
+        # The published AWAC hand sets store one reward more than actions; rlkit feeds
+        # paths to its replay buffer with zip(), which drops that trailing reward.
+        logger.debug("%s: dropped the extra trailing reward of %d trajectories", path, trimmed)
+        meta["dropped_trailing_rewards"] = trimmed
+    return Demonstrations(trajectories, source=str(path), format=fmt, meta=meta)
+
+
+def _path_to_trajectory(item: dict, source: str, index: int) -> tuple[Trajectory, bool, bool]:
+    """One path dict → (trajectory, next observations derived?, trailing reward dropped?)."""
+    for key in ("observations", "actions", "rewards"):
+        if key not in item:
+            raise NppacError(
+                f"{where(source, index, key)}: missing; trajectory dicts need observations, actions and rewards"
+            )
+    observations = _states(item["observations"], source, index, "observations")
+    actions = _array(item["actions"], source, index, "actions")
+    steps = len(actions)
+    rewards = _per_step(_array(item["rewards"], source, index, "rewards"))
+    trimmed = len(rewards) == steps + 1
+    if trimmed:
+        rewards = rewards[:steps]
+    if "terminals" in item:
+        terminals = _per_step(_array(item["terminals"], source, index, "terminals"))
+    else:
+        terminals = np.zeros(steps, dtype=bool)
+        if steps and bool(item.get("terminated", False)):
+            terminals[-1] = True
+    if "timeouts" in item:
+        timeouts = _per_step(_array(item["timeouts"], source, index, "timeouts"))
+    else:
+        timeouts = _time_out_at_end(terminals)
+    derived = "next_observations" not in item
+    if derived:
+        next_observations, timeouts = _shifted(observations, terminals, timeouts)
+    else:
+        next_observations = _states(item["next_observations"], source, index, "next_observations")
+    infos = {}
+    success = _success_flags(item.get("env_infos"), source, index)
+    if success is not None:
+        infos["success"] = success
+    traj = Trajectory(observations, actions, rewards, terminals, timeouts, next_observations, infos)
+    return traj, derived, trimmed
+
+
+def _states(value: Any, source: str, index: int | None, field: str) -> np.ndarray:
+    """Observations as an array; a list of dicts is read at ``state_observation`` (else ``observation``)."""
+    if len(value) and isinstance(value[0], dict):
+        key = next((k for k in ("state_observation", "observation") if k in value[0]), None)
+        if key is None:
+            raise NppacError(
+                f"{where(source, index, field)}: steps are dicts without 'state_observation' or 'observation' "
+                f"(keys: {sorted(value[0])})"
+            )
+        try:
+            value = [step[key] for step in value]
+        except (KeyError, TypeError):
+            raise NppacError(f"{where(source, index, field)}: some steps lack the key {key!r}") from None
+    return _array(value, source, index, field)
+
+
+def _array(value: Any, source: str, index: int | None, field: str) -> np.ndarray:
+    """A numeric array, or an error naming the field (ragged lists, objects, scalars)."""
+    try:
+        array = np.asarray(value)
+    except ValueError:
+        raise NppacError(f"{where(source, index, field)}: is ragged (steps of different sizes)") from None
+    if array.dtype.hasobject or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise NppacError(f"{where(source, index, field)}: is not numeric (dtype {array.dtype}); ragged steps?")
+    if array.ndim == 0:
+        raise NppacError(f"{where(source, index, field)}: is a single value, expected one entry per step")
+    return array
+
+
+def _per_step(array: np.ndarray) -> np.ndarray:
+    """(T, 1) columns, as rlkit stores rewards and terminals, become (T,)."""
+    return array[:, 0] if array.ndim == 2 and array.shape[1] == 1 else array
+
+
+def _time_out_at_end(terminals: np.ndarray) -> np.ndarray:
+    """Time-outs for a trajectory stored without them: the last step, unless it is terminal."""
+    timeouts = np.zeros(len(terminals), dtype=bool)
+    if len(terminals) and not terminals[-1]:
+        timeouts[-1] = True
+    return timeouts
+
+
+def _shifted(
+    observations: np.ndarray, terminals: np.ndarray, timeouts: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """next_observations[t] = observations[t + 1]; the last repeats itself.
+
+    Its true successor is unknown, so unless the last step is terminal (where the
+    successor is never used) it becomes a time-out.
+    """
+    if len(observations) == 0:
+        return observations, timeouts
+    next_observations = np.concatenate([observations[1:], observations[-1:]])
+    if not len(observations) == len(terminals) == len(timeouts):
+        return next_observations, timeouts  # validation reports the mismatch
+    timeouts = timeouts.copy()
+    timeouts[-1] = not bool(terminals[-1])
+    return next_observations, timeouts
+
+
+def _success_flags(env_infos: Any, source: str, index: int) -> np.ndarray | None:
+    """The per-step success flag from env infos stored as a dict of arrays or a list of dicts."""
+    if isinstance(env_infos, dict):
+        key = next((k for k in SUCCESS_KEYS if k in env_infos), None)
+        return None if key is None else _array(env_infos[key], source, index, f"env_infos.{key}").astype(bool)
+    if isinstance(env_infos, (Sequence, np.ndarray)) and len(env_infos) and isinstance(env_infos[0], dict):
+        key = next((k for k in SUCCESS_KEYS if k in env_infos[0]), None)
+        if key is None:
+            return None
+        try:
+            return np.array([bool(step[key]) for step in env_infos])
+        except (KeyError, TypeError):
+            raise NppacError(f"{where(source, index, f'env_infos.{key}')}: missing in some steps") from None
+    return None
+
+
+def _read_d4rl_hdf5(path: Path) -> Demonstrations:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            if "observations" not in f and (path.parent / "metadata.json").exists():
+                return _read_minari(path.parent)
+            arrays = {key: f[key][()] for key in FIELDS if key in f and isinstance(f[key], h5py.Dataset)}
+            success_key = next((k for k in SUCCESS_KEYS if f"infos/{k}" in f), None)
+            if success_key is not None:
+                arrays["success"] = f[f"infos/{success_key}"][()]
+    except OSError as err:
+        raise NppacError(f"{path}: not a readable HDF5 file ({err})") from None
+    return _from_flat(arrays, path, "d4rl")
+
+
+def _from_flat(arrays: dict[str, np.ndarray], path: Path, fmt: str) -> Demonstrations:
+    """Flat D4RL arrays → trajectories split after every terminal or time-out."""
+    source = str(path)
+    for key in ("observations", "actions", "rewards", "terminals"):
+        if key not in arrays:
+            raise NppacError(
+                f"{where(source, field=key)}: missing; D4RL files need observations, actions, rewards and terminals"
+            )
+    flat = {key: _array(value, source, None, key) for key, value in arrays.items()}
+    for key in ("rewards", "terminals", "timeouts", "success"):
+        if key in flat:
+            flat[key] = _per_step(flat[key])
+    n = len(flat["actions"])
+    for key, value in flat.items():
+        if len(value) != n:
+            raise NppacError(f"{where(source, field=key)}: has {len(value)} rows but 'actions' has {n}")
+    terminals = flat["terminals"].astype(bool)
+    timeouts = flat["timeouts"].astype(bool) if "timeouts" in flat else np.zeros(n, dtype=bool)
+    ends = np.flatnonzero(terminals | timeouts) + 1
+    if n and (len(ends) == 0 or ends[-1] != n):
+        open_steps = n - (ends[-1] if len(ends) else 0)
+        logger.info("%s: the last %d steps end without a terminal or time-out; treated as a time-out", path, open_steps)
+        timeouts = timeouts.copy()
+        timeouts[-1] = True
+        ends = np.append(ends, n)
+    derived = "next_observations" not in flat
+    trajectories = []
+    for start, stop in zip(np.concatenate([[0], ends[:-1]]), ends):
+        window = slice(int(start), int(stop))
+        observations = flat["observations"][window]
+        traj_timeouts = timeouts[window]
+        if derived:
+            next_observations, traj_timeouts = _shifted(observations, terminals[window], traj_timeouts)
+        else:
+            next_observations = flat["next_observations"][window]
+        infos = {"success": flat["success"][window].astype(bool)} if "success" in flat else {}
+        trajectories.append(Trajectory(
+            observations, flat["actions"][window], flat["rewards"][window], terminals[window],
+            traj_timeouts, next_observations, infos,
+        ))
+    meta = {"derived_next_observations": True} if derived else {}
+    return Demonstrations(trajectories, source=source, format=fmt, meta=meta)
+
+
+def _read_minari(path: Path) -> Demonstrations:
+    """Read with Minari's own reader from a local folder; nothing is downloaded."""
+    data_dir = path / "data" if (path / "data" / "metadata.json").exists() else path
+    if not (data_dir / "metadata.json").exists():
+        raise NppacError(f"{path}: not a Minari dataset folder (no metadata.json in it or in its data/ folder)")
+    from minari import MinariDataset
+
+    source = str(path)
+    try:
+        dataset = MinariDataset(data_dir)
+        episodes = list(dataset.iterate_episodes())
+    except Exception as err:  # Minari raises many kinds (version, storage, JSON); the user needs the file and the cause
+        raise NppacError(f"{path}: cannot read as a Minari dataset ({type(err).__name__}: {err})") from None
+    trajectories = []
+    for i, episode in enumerate(episodes):
+        if not isinstance(episode.observations, np.ndarray) or not isinstance(episode.actions, np.ndarray):
+            raise NppacError(
+                f"{where(source, i, 'observations')}: is a {type(episode.observations).__name__} "
+                "(Dict/Tuple space); nppac reads Box observations and actions only"
+            )
+        steps = len(episode.actions)
+        # Minari stores one observation more than actions: the reset state comes first.
+        observations = _array(episode.observations, source, i, "observations")
+        terminals = np.asarray(episode.terminations, dtype=bool)
+        timeouts = np.asarray(episode.truncations, dtype=bool)
+        if steps and not (terminals[-1] or timeouts[-1]):
+            timeouts = timeouts.copy()
+            timeouts[-1] = True
+        infos = {}
+        key = next((k for k in SUCCESS_KEYS if k in episode.infos), None)
+        if key is not None:
+            success = _array(episode.infos[key], source, i, f"infos.{key}").astype(bool)
+            # infos, like observations, start with the reset's: step t's flag is entry t + 1.
+            infos["success"] = success[1:] if len(success) == steps + 1 else success
+        trajectories.append(Trajectory(
+            observations[:steps], episode.actions, np.asarray(episode.rewards), terminals, timeouts,
+            observations[1:steps + 1], infos,
+        ))
+    env_spec = dataset.spec.env_spec
+    meta = {"dataset_id": dataset.spec.dataset_id, "env_id": env_spec.id if env_spec is not None else None}
+    return Demonstrations(trajectories, source=source, format="minari", meta=meta)
+
+
+def _read_npz(path: Path) -> Demonstrations:
+    source = str(path)
+    if not zipfile.is_zipfile(path):
+        raise NppacError(f"{path}: not a readable .npz file (not a zip archive); re-create or re-convert it")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {key: z[key] for key in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise NppacError(f"{path}: not a readable .npz file ({err})") from None
+    if "meta" not in arrays:
+        raise NppacError(
+            f"{path}: not an nppac demonstrations .npz (no 'meta' entry); "
+            "write one with `nppac data convert` from a supported format"
+        )
+    try:
+        header = json.loads(str(arrays.pop("meta")))
+    except json.JSONDecodeError as err:
+        raise NppacError(f"{where(source, field='meta')}: is not valid JSON ({err})") from None
+    if header.get("schema") != NPZ_SCHEMA or header.get("version") != NPZ_VERSION:
+        raise NppacError(
+            f"{where(source, field='meta')}: schema {header.get('schema')!r} version {header.get('version')!r} "
+            f"is not {NPZ_SCHEMA!r} version {NPZ_VERSION}; re-create the file with this nppac"
+        )
+    for key in (*FIELDS, "lengths"):
+        if key not in arrays:
+            raise NppacError(f"{where(source, field=key)}: missing; the file is incomplete, re-create it")
+    lengths = arrays.pop("lengths")
+    n = len(arrays["actions"])
+    if int(lengths.sum()) != n or (lengths < 0).any():
+        raise NppacError(f"{where(source, field='lengths')}: sum to {int(lengths.sum())} but 'actions' has {n} rows")
+    bounds = np.cumsum(lengths)[:-1]
+    for key, value in arrays.items():
+        if len(value) != n:
+            raise NppacError(f"{where(source, field=key)}: has {len(value)} rows but 'actions' has {n}")
+    split = {key: np.split(value, bounds) for key, value in arrays.items()}
+    info_keys = [key for key in arrays if key.startswith(_INFO_PREFIX)]
+    trajectories = [
+        Trajectory(
+            **{key: split[key][i] for key in FIELDS},
+            infos={key[len(_INFO_PREFIX):]: split[key][i] for key in info_keys},
+        )
+        for i in range(len(lengths))
+    ]
+    return Demonstrations(trajectories, source=source, format="npz", task=header["task"], meta=header["meta"])
