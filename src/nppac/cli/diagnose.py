@@ -1,10 +1,161 @@
-"""``nppac diagnose``: (being built)."""
+"""``nppac diagnose variance|gradients`` and ``nppac compare``: figures plus the numbers behind them.
+
+Every command writes the figure to ``--out`` and its numbers to the same path with a
+``.json`` suffix; ``--json`` also prints them on stdout.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
 
-app = typer.Typer(help="diagnose commands.", no_args_is_help=True)
+from nppac.cli.common import emit_json, to_json_text
+
+app = typer.Typer(help="Figures that show the pathology: variance maps and gradient probes.", no_args_is_help=True)
+
+_DATA_HELP = "Demonstrations the priors were fitted on (any format `nppac data inspect` reads)."
+_PICKLE_HELP = "Allow pickle-based demonstration files (.pkl, object .npy); only for trusted files."
+_OUT_HELP = "Figure to write (.png, .pdf or .svg); the numbers go beside it with a .json suffix."
+_JSON_HELP = "Also print the numbers as one JSON document on stdout."
 
 
-def compare() -> None:
-    """Learning curves across runs (being built)."""
-    raise typer.Exit(1)
+@contextmanager
+def _progress(description: str, total: int) -> Iterator[Callable[[], None]]:
+    """A progress bar on stderr; yields the function that advances it by one."""
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda: bar.advance(task)
+
+
+def _write_numbers(numbers: dict[str, Any], figure: Path, json_out: bool) -> Path:
+    path = figure.with_suffix(".json")
+    path.write_text(to_json_text(numbers) + "\n")
+    if json_out:
+        emit_json(numbers)
+    return path
+
+
+def _report(title: str, columns: list[str], rows: list[list[str]], written: list[Path]) -> None:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    console = Console()
+    console.print(table)
+    console.print("wrote " + ", ".join(str(p) for p in written))
+
+
+@app.command("variance", context_settings={"allow_extra_args": True})
+def variance(
+    ctx: typer.Context,
+    data: Path = typer.Option(..., "--data", help=_DATA_HELP),
+    priors: list[Path] = typer.Option(
+        ..., "--priors", help="Saved prior directories: --priors A B C (or repeat the flag)."),
+    out: Path = typer.Option(..., "--out", help=_OUT_HELP),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help=_PICKLE_HELP),
+    grid: int = typer.Option(80, "--grid", help="Grid cells per principal component."),
+    extent: float = typer.Option(3.0, "--extent", help="Grid width per component, as a multiple of the data's range."),
+    json_out: bool = typer.Option(False, "--json", help=_JSON_HELP),
+) -> None:
+    """Map each prior's predictive std over the demonstrations' first two principal components."""
+    from nppac.diagnostics import inputs, style
+    from nppac.diagnostics.variance import VarianceMapConfig, plot_variance_map, variance_map
+
+    out = style.check_figure_path(out)
+    config = VarianceMapConfig(grid=grid, extent=extent)
+    # `--priors A B` leaves B as an extra argument: click options take one value each.
+    directories = [*priors, *(Path(a) for a in ctx.args)]
+    states = inputs.demonstration_states(data, allow_pickle)
+    labelled = inputs.load_labelled_priors(directories)
+    inputs.check_dims(states, labelled, data)
+    with _progress("predicting σ0 on the grid", len(labelled)) as advance:
+        vmap = variance_map(states, labelled, config, progress=advance)
+    figure = plot_variance_map(vmap, out)
+    numbers = {"data": str(data), **vmap.to_json()}
+    written = [figure, _write_numbers(numbers, figure, json_out)]
+    if not json_out:
+        _report("predictive std σ0", ["prior", "at data", "outer ring", "ratio"],
+                [[p.label, f"{p.std_at_data:.3g}", f"{p.std_outer_ring:.3g}", f"{p.ratio:.3g}"] for p in vmap.priors],
+                written)
+
+
+@app.command("gradients")
+def gradients(
+    prior: list[Path] = typer.Option(..., "--prior", help="Saved prior directory (repeat the flag to compare priors)."),
+    data: Path = typer.Option(..., "--data", help=_DATA_HELP),
+    out: Path = typer.Option(..., "--out", help=_OUT_HELP),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help=_PICKLE_HELP),
+    alpha: float = typer.Option(0.1, "--alpha", help="KL temperature α of the actor loss (the norms scale with it)."),
+    json_out: bool = typer.Option(False, "--json", help=_JSON_HELP),
+) -> None:
+    """Proposition 1 measured: actor-loss gradient norm against σ0, and under the prior on and off the data."""
+    import numpy as np
+
+    from nppac.diagnostics import inputs, style
+    from nppac.diagnostics.gradients import ProbeConfig, offset_probe, plot_gradients, sigma0_sweep
+    from nppac.errors import NppacError
+
+    out = style.check_figure_path(out)
+    config = ProbeConfig(alpha=alpha)
+    states = inputs.demonstration_states(data, allow_pickle)
+    labelled = inputs.load_labelled_priors(prior)
+    inputs.check_dims(states, labelled, data)
+    act_dims = {p.prior.act_dim for p in labelled}
+    if len(act_dims) > 1:
+        raise NppacError(
+            f"--prior directories predict different action dims {sorted(act_dims)}; pass priors of one task")
+    with _progress("probing gradients", 1 + len(labelled) * len(config.offsets)) as advance:
+        sweep = sigma0_sweep(states, act_dims.pop(), config)
+        advance()
+        probes = [offset_probe(p, states, config, progress=advance) for p in labelled]
+    figure = plot_gradients(sweep, probes, config, out)
+    numbers = {
+        "data": str(data), "alpha": config.alpha, "distance": config.distance, "n_states": config.n_states,
+        "sweep": sweep.to_json(), "priors": [p.to_json() for p in probes],
+    }
+    written = [figure, _write_numbers(numbers, figure, json_out)]
+    if not json_out:
+        rows = [[p.label, "data" if lv.offset == 0 else f"{lv.offset:g}", f"{lv.sigma0_mean:.3g}",
+                 f"{np.median(lv.grad_norms):.3g}"] for p in probes for lv in p.levels]
+        _report(f"actor-loss gradient norm (σ0 sweep slope {sweep.loglog_slope():.2f})",
+                ["prior", "offset c", "mean σ0", "median ‖∇φ‖"], rows, written)
+
+
+def compare(
+    runs: list[Path] = typer.Argument(..., help="Run directories (each with config.json and progress.csv)."),
+    out: Path = typer.Option(..., "--out", help=_OUT_HELP),
+    group_by: str = typer.Option(
+        "algo", "--group-by", help="config.json key that groups runs (dots reach nested keys)."),
+    json_out: bool = typer.Option(False, "--json", help=_JSON_HELP),
+) -> None:
+    """Learning curves across runs: mean and 95 % t-interval over seeds, per group."""
+    from nppac.diagnostics import style
+    from nppac.diagnostics.curves import compare_runs, load_run, plot_comparison
+
+    out = style.check_figure_path(out)
+    comparison = compare_runs([load_run(r) for r in runs], group_by)
+    figure = plot_comparison(comparison, out)
+    numbers = comparison.to_json()
+    written = [figure, _write_numbers(numbers, figure, json_out)]
+    if not json_out:
+        rows = []
+        for group in comparison.groups:
+            primary = group.curves.get(comparison.primary.column)
+            final = primary.to_json()["final"] if primary is not None else {}
+            steps = f"{final['env_steps']:,.0f}" if final else "—"
+            rows.append([group.name, str(len(group.runs)), steps, _interval_text(final)])
+        _report(f"final {comparison.primary.label} by {group_by}", [group_by, "n", "env steps", "mean [95 % CI]"],
+                rows, written)
+
+
+def _interval_text(final: dict[str, Any]) -> str:
+    if final.get("mean") is None:
+        return "—"
+    return f"{final['mean']:.4g} [{final['lo']:.4g}, {final['hi']:.4g}]"

@@ -1,5 +1,195 @@
-"""``nppac prior``: (being built)."""
+"""``nppac prior``: fit, query and roll out behavioral reference policies (GP or NN)."""
 
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-app = typer.Typer(help="prior commands.", no_args_is_help=True)
+from nppac.cli.common import emit_json, to_json_text
+from nppac.errors import NppacError
+
+app = typer.Typer(help="Fit, query and evaluate behavioral reference policies π0 (GP or NN).",
+                  no_args_is_help=True)
+
+DEFAULT_KERNEL = "matern52"
+"""Kernel when neither --kernel nor --task gives one (the published pen-binary choice)."""
+
+_stderr = Console(stderr=True)
+
+
+def _progress_bar() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=_stderr, transient=False)
+
+
+def _fit_settings(kind: str, task: str | None, kernel: str | None, rank: int | None, iters: int | None,
+                  fit_subset: int | None, variant: str | None, device: str, seed: int) -> dict[str, Any]:
+    """Config fields for :func:`nppac.priors.fit_prior` from the flags (checking they apply to ``kind``)."""
+    settings: dict[str, Any] = {"device": device, "seed": seed}
+    if iters is not None:
+        settings["iters"] = iters
+    gp_only = {"--kernel": kernel, "--rank": rank, "--fit-subset": fit_subset}
+    if kind == "gp":
+        if variant is not None:
+            raise NppacError("--variant applies to --kind nn only")
+        if kernel is None:
+            from nppac.tasks import get_task
+
+            kernel = get_task(task).defaults.kernel if task else DEFAULT_KERNEL
+        settings["kernel"] = kernel
+        if rank is not None:
+            settings["rank"] = rank
+        if fit_subset is not None:
+            settings["fit_subset"] = fit_subset
+    elif kind == "nn":
+        given = [flag for flag, value in gp_only.items() if value is not None]
+        if given:
+            raise NppacError(f"{', '.join(given)} applies to --kind gp only")
+        if variant is not None:
+            settings["variant"] = variant
+    else:
+        raise NppacError(f"unknown --kind {kind!r}; choose gp or nn")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise NppacError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
+    return settings
+
+
+@app.command("fit")
+def fit(
+    data: Path = typer.Option(..., "--data", help="Demonstrations (any format `nppac data` reads)."),
+    kind: str = typer.Option("gp", "--kind", help="gp (non-parametric, N-PPAC) or nn (MLE baseline)."),
+    out: Path = typer.Option(..., "--out", help="Directory to write the prior and metrics.json into."),
+    task: Optional[str] = typer.Option(None, "--task", help="Check dimensions against this task; its GP kernel is the default."),
+    kernel: Optional[str] = typer.Option(None, "--kernel", help="GP state kernel: rbf, matern12, matern32, matern52 "
+                                         f"(default: the task's, else {DEFAULT_KERNEL})."),
+    rank: Optional[int] = typer.Option(None, "--rank", help="GP task-covariance rank r (default 1)."),
+    iters: Optional[int] = typer.Option(None, "--iters", help="GP: optimizer iterations (default 1000); NN: max epochs (default 300)."),
+    fit_subset: Optional[int] = typer.Option(None, "--fit-subset", help="GP: learn hyperparameters on at most this many states (default 1000, 0 = all)."),
+    variant: Optional[str] = typer.Option(None, "--variant", help="NN: gaussian, tanh_gaussian or fixed_std (default gaussian)."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow pickled inputs (rlkit .npy, mjrl .pkl); only for files you trust."),
+    seed: int = typer.Option(0, "--seed", help="Seed of subsets, splits and initialization."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice); "
+                                          "1 is fastest on a busy machine."),
+    json_out: bool = typer.Option(False, "--json", help="Print metrics.json on stdout."),
+) -> None:
+    """Fit a reference policy to demonstrations; writes it and metrics.json to --out."""
+    from nppac.data import load_demos
+    from nppac.priors import fit_prior
+
+    if threads is not None:
+        if threads < 1:
+            raise NppacError(f"--threads must be ≥ 1, got {threads}")
+        torch.set_num_threads(threads)
+    settings = _fit_settings(kind, task, kernel, rank, iters, fit_subset, variant, device, seed)
+    demos = load_demos(data, task=task, allow_pickle=allow_pickle)
+    _stderr.print(f"fitting a {kind} prior to {demos.n_transitions} transitions from {data}")
+    with _progress_bar() as bar:
+        tasks: dict[str, Any] = {}
+
+        def report(stage: str, completed: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=completed, total=total)
+
+        prior, metrics = fit_prior(demos, kind, progress=report, **settings)
+    metrics["data"] = str(data)
+    metrics["task"] = task
+    prior.save(out)
+    (out / "metrics.json").write_text(to_json_text(metrics) + "\n")
+    if json_out:
+        emit_json(metrics)
+    else:
+        print(f"wrote {out} ({kind}): train_rmse {metrics['train_rmse']:.4f}, train_nll {metrics['train_nll']:.4f}, "
+              f"std_on_data {metrics['std_on_data']:.4f}, std at 8σ off-data {metrics['std_offset']['8']:.4f}, "
+              f"{metrics['fit_seconds']:.1f} s")
+
+
+def _load_states(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise NppacError(f"{path} not found")
+    try:
+        states = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise NppacError(f"{path}: not a numeric .npy array ({err})") from None
+    if not isinstance(states, np.ndarray) or not np.issubdtype(states.dtype, np.number):
+        raise NppacError(f"{path}: expected a numeric (n, obs_dim) .npy array")
+    return states.reshape(1, -1) if states.ndim == 1 else states
+
+
+@app.command("predict")
+def predict(
+    prior_dir: Path = typer.Option(..., "--prior", help="Directory written by `nppac prior fit`."),
+    states_path: Path = typer.Option(..., "--states", help="(n, obs_dim) states as .npy."),
+    out: Path = typer.Option(..., "--out", help="Output .npz with arrays mean and std, (n, act_dim) each."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+) -> None:
+    """Predict μ0(s) and σ0(s) for a batch of states."""
+    from nppac.priors import load_prior
+
+    prior = load_prior(prior_dir, device=device)
+    states = _load_states(states_path)
+    if states.ndim != 2 or states.shape[1] != prior.obs_dim:
+        raise NppacError(f"{states_path}: states have shape {states.shape}, "
+                         f"but the prior in {prior_dir} expects (n, {prior.obs_dim})")
+    mean, std = prior.predict(torch.as_tensor(states, dtype=torch.float32))
+    np.savez(out, mean=mean.cpu().numpy(), std=std.cpu().numpy())
+    print(f"wrote {out}: mean and std of {len(states)} states × {prior.act_dim} action dims")
+
+
+@app.command("evaluate")
+def evaluate(
+    prior_dir: Path = typer.Option(..., "--prior", help="Directory written by `nppac prior fit`."),
+    task_name: str = typer.Option(..., "--task", help="Task to roll the prior's mean action out in."),
+    episodes: Optional[int] = typer.Option(None, "--episodes", help="Episodes (default: the task's evaluation count)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the first episode (episode k uses seed + k)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+) -> None:
+    """Roll out the prior's mean action (clipped to [-1, 1]) and report return and success."""
+    from nppac.priors import load_prior, mean_action
+    from nppac.tasks import get_task
+
+    task = get_task(task_name)
+    prior = load_prior(prior_dir)
+    if prior.obs_dim != task.obs_dim or prior.act_dim != task.act_dim:
+        raise NppacError(f"prior in {prior_dir} is {prior.obs_dim}→{prior.act_dim} dims, "
+                         f"task {task.name} is {task.obs_dim}→{task.act_dim}")
+    n_episodes = task.eval_episodes if episodes is None else episodes
+    if n_episodes < 1:
+        raise NppacError(f"--episodes must be ≥ 1, got {n_episodes}")
+    env = task.make_env(seed=seed)
+    returns, successes = [], []
+    with _progress_bar() as bar:
+        bar_task = bar.add_task(f"{task.name}: rolling out the prior's mean action", total=n_episodes)
+        for k in range(n_episodes):
+            obs, _ = env.reset(seed=seed + k)
+            total, flags, done = 0.0, [], False
+            while not done:
+                state = torch.as_tensor(np.asarray(obs, dtype=np.float32)[None])
+                action = mean_action(prior, state)[0].numpy()
+                obs, reward, terminated, truncated, info = env.step(action)
+                total += float(reward)
+                flags.append(bool(info.get("success", False)))
+                done = terminated or truncated
+            returns.append(total)
+            if task.reward == "binary":
+                successes.append(task.episode_success(flags))
+            bar.update(bar_task, advance=1)
+    env.close()
+    result = {
+        "task": task.name, "prior": str(prior_dir), "kind": prior.kind, "episodes": n_episodes, "seed": seed,
+        "return_mean": float(np.mean(returns)), "return_std": float(np.std(returns)),
+        "success_rate": float(np.mean(successes)) if successes else None, "returns": returns,
+    }
+    if json_out:
+        emit_json(result)
+    else:
+        success = "" if result["success_rate"] is None else f", success rate {result['success_rate']:.2f}"
+        print(f"{task.name}: return {result['return_mean']:.1f} ± {result['return_std']:.1f} over {n_episodes} episodes{success}")
+

@@ -1,8 +1,55 @@
-"""``nppac train`` (being built)."""
+"""``nppac train``: train N-PPAC, PPAC-NN or SAC online on a task."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
 
 import typer
 
+from nppac.cli.common import emit_json
 
-def train() -> None:
-    """Train an agent (being built)."""
-    raise typer.Exit(1)
+
+def train(
+    task: str | None = typer.Option(None, "--task", help="Task name (see `nppac tasks`)."),
+    algo: str | None = typer.Option(None, "--algo", help="nppac (GP prior), ppac-nn (NN prior) or sac."),
+    demos: Path | None = typer.Option(None, "--demos", help="Demonstrations (default: the task's bundled set)."),
+    prior: Path | None = typer.Option(None, "--prior", help="Saved prior directory (default: fit from --demos)."),
+    steps: int | None = typer.Option(None, "--steps", help="Total environment steps."),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed."),
+    device: str | None = typer.Option(None, "--device", help="cpu or cuda."),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow pickle-based demonstration files."),
+    seed_demos: bool = typer.Option(False, "--seed-demos", help="Put the demonstrations into the replay buffer."),
+    out: Path = typer.Option(..., "--out", help="Run directory (must not exist unless --resume)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+    overrides: list[str] = typer.Option([], "--set", help="Override any config field: --set key=value."),
+    json_out: bool = typer.Option(False, "--json", help="Print the run summary as one JSON document."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Train an agent online; writes config.json, progress.csv, TensorBoard events and checkpoints to --out."""
+    from nppac.errors import NppacError
+    from nppac.training import TrainConfig
+    from nppac.training import train as run_training
+
+    config = None
+    if not resume:
+        if task is None or algo is None:
+            raise NppacError("--task and --algo are required for a new run (or pass --resume --out DIR)")
+        flags = {"task": task, "algo": algo, "demos": _str(demos), "prior": _str(prior), "steps": steps,
+                 "seed": seed, "device": device, "allow_pickle": allow_pickle or None,
+                 "seed_demos": seed_demos or None}
+        config = dataclasses.replace(TrainConfig(), **{k: v for k, v in flags.items() if v is not None})
+        config = config.with_overrides(overrides).validate()
+    elif overrides or any(v is not None for v in (task, algo, demos, prior, steps, seed, device)):
+        print("note: --resume continues with the configuration stored in the run directory", file=sys.stderr)
+    summary = run_training(config, out, resume=resume, progress=not quiet)
+    if json_out:
+        emit_json(summary)
+    else:
+        print(f"{summary['algo']} on {summary['task']}: {summary['epochs']} epochs, {summary['env_steps']} env steps, "
+              f"final eval return {summary['final_eval_return']:.2f} → {summary['out_dir']}", file=sys.stderr)
+
+
+def _str(path: Path | None) -> str | None:
+    return None if path is None else str(path)

@@ -1,0 +1,158 @@
+"""GP prior: fit and predict time, peak memory and fast-prediction error at several set sizes.
+
+Each size runs in its own subprocess (so peak memory is per size) with a wall-clock
+limit. Data (T = 24, d = 45): states and actions of the published pen set (a random
+subset for n < 4,975; for larger n, copies of it with every state jittered by 0.1 ×
+its per-dimension std and every action by N(0, 0.05²), clipped); synthetic smooth
+data of the same shape when the pen set is absent. Prediction is timed on 1,000
+probe states (`offset_states` at c = 0.5, 1, 2); the fast σ0 is compared with the
+exact one on those and, for n < 4,975, on 500 held-out demonstration states.
+
+    .venv/bin/python benchmarks/bench_gp.py [--sizes 1000 5000 20000] [--iters 1000]
+        [--conditioning auto|exact|inducing] [--device cpu|cuda] [--threads 1] [--timeout 900] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+PEN_FILE = REPO.parent / "shared" / "data" / "pen2_sparse.npy"
+OBS_DIM, ACT_DIM = 45, 24
+
+
+def _pen_arrays() -> tuple[np.ndarray, np.ndarray] | None:
+    if not PEN_FILE.exists():
+        return None
+    from nppac.data import load_demos
+
+    demos = load_demos(PEN_FILE, allow_pickle=True)
+    return demos.states, demos.actions
+
+
+def make_data(n: int, held_out: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str]:
+    """(states, actions, held-out states or None, description) with n conditioning states."""
+    rng = np.random.default_rng(seed)
+    pen = _pen_arrays()
+    if pen is None:
+        states = rng.standard_normal((n + held_out, OBS_DIM)).astype(np.float32)
+        mix = rng.standard_normal((OBS_DIM, ACT_DIM)) / np.sqrt(OBS_DIM)
+        actions = np.tanh(np.sin(states @ mix) + 0.05 * rng.standard_normal((n + held_out, ACT_DIM)))
+        return states[:n], actions[:n].astype(np.float32), states[n:], "synthetic"
+    states, actions = pen
+    if n + held_out <= len(states):
+        order = rng.permutation(len(states))
+        return states[order[:n]], actions[order[:n]], states[order[n:n + held_out]], "pen subset"
+    copies = -(-n // len(states))
+    scale = states.std(0)
+    big_s = np.concatenate([states + (k > 0) * 0.1 * scale * rng.standard_normal(states.shape) for k in range(copies)])
+    big_a = np.concatenate([np.clip(actions + (k > 0) * 0.05 * rng.standard_normal(actions.shape), -1, 1)
+                            for k in range(copies)])
+    return big_s[:n].astype(np.float32), big_a[:n].astype(np.float32), None, f"pen × {copies}, jittered"
+
+
+def _timed(fn, device: str) -> tuple[float, object]:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    out = fn()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - start, out
+
+
+def worker(n: int, iters: int, conditioning: str, device: str, threads: int | None) -> dict:
+    """Fit, predict and measure one size; returns one JSON-able row."""
+    from nppac.data.demos import Demonstrations, Trajectory
+    from nppac.priors import GPConfig, GPPrior, offset_states
+
+    if threads:
+        torch.set_num_threads(threads)
+    states, actions, held, source = make_data(n, 500)
+    zeros = np.zeros(len(states), np.float32)
+    demos = Demonstrations([Trajectory(states, actions, zeros, zeros.astype(bool), zeros.astype(bool), states)])
+    prior = GPPrior(GPConfig(kernel="matern52", iters=iters, conditioning=conditioning, device=device))
+    cpu0 = time.process_time()
+    info = prior.fit(demos)
+    fit_cpu = time.process_time() - cpu0
+    probes = torch.from_numpy(np.concatenate([offset_states(states, c, n=334, seed=1) for c in (0.5, 1.0, 2.0)])[:1000])
+    probes = probes.to(device)
+    prior.predict(probes[:10])  # warm-up
+    predict_s = min(_timed(lambda: prior.predict(probes), device)[0] for _ in range(3))
+    row = {
+        "n": n, "data": source, "device": device, "threads": torch.get_num_threads(), "iters": info["iterations"],
+        "subset": info["subset"], "conditioning": info["conditioning"], "predict_rank": info["predict_rank"],
+        "learn_s": info["learn_seconds"], "condition_s": info["condition_seconds"], "fit_s": info["fit_seconds"],
+        "fit_cpu_s": fit_cpu, "mll_per_entry": info["mll_per_entry"], "predict_1000_s": predict_s,
+    }
+    if info["conditioning"] == "exact":
+        exact_first_s, _ = _timed(lambda: prior.predict(probes[:1], exact=True), device)
+        exact_s, (_, std_exact) = _timed(lambda: prior.predict(probes, exact=True), device)
+        _, std_fast = prior.predict(probes)
+        rel = ((std_fast - std_exact).abs() / std_exact).cpu()
+        row |= {"exact_setup_s": exact_first_s, "predict_1000_exact_s": exact_s,
+                "std_rel_err_max": float(rel.max()), "std_rel_err_mean": float(rel.mean())}
+        if held is not None:
+            held_t = torch.from_numpy(held).to(device)
+            rel_h = ((prior.predict(held_t)[1] - prior.predict(held_t, exact=True)[1]).abs()
+                     / prior.predict(held_t, exact=True)[1]).cpu()
+            row |= {"held_out_std_rel_err_max": float(rel_h.max())}
+    row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if device.startswith("cuda"):
+        row["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return row
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return f"{cpu}, {torch.get_num_threads()} torch threads available, torch {torch.__version__}{gpu}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 20000])
+    parser.add_argument("--iters", type=int, default=1000)
+    parser.add_argument("--conditioning", default="auto", choices=["auto", "exact", "inducing"])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--timeout", type=float, default=900, help="Wall-clock seconds per size.")
+    parser.add_argument("--json", action="store_true", help="Print the rows as one JSON list.")
+    parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker is not None:
+        print(json.dumps(worker(args.worker, args.iters, args.conditioning, args.device, args.threads)))
+        return
+    rows = []
+    for n in args.sizes:
+        cmd = [sys.executable, __file__, "--worker", str(n), "--iters", str(args.iters),
+               "--conditioning", args.conditioning, "--device", args.device]
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
+        start = time.perf_counter()
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+            if proc.returncode != 0:
+                rows.append({"n": n, "error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"})
+            else:
+                rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        except subprocess.TimeoutExpired:
+            rows.append({"n": n, "error": f"timed out after {time.perf_counter() - start:.0f} s"})
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    if args.json:
+        print(json.dumps({"machine": machine(), "command": " ".join(sys.argv), "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

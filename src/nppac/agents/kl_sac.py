@@ -1,0 +1,240 @@
+"""KL-regularized soft actor-critic: N-PPAC (GP prior), PPAC-NN (NN prior) and SAC (no prior).
+
+DESIGN.md §3, with the paper's names:
+
+    critic target:  y = r + γ (1 − done) [ min_k Q̄_k(s′, a′) − α (log π(a′|s′) − log π0(a′|s′)) ],  a′ ~ π(·|s′)
+    critic loss:    Σ_k E (Q_k(s, a) − y)²
+    actor loss:     E [ α (log π(a|s) − log π0(a|s)) − min_k Q_k(s, a) ],  a = f_φ(ε; s)
+
+log π0 is read from the (μ0, σ0) cached in the replay batch, never from the prior
+itself; with no prior log π0 ≡ 0 and the losses are SAC's.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+
+from nppac.agents.networks import Actor, ActorKind, TwinCritic
+from nppac.data.replay import Batch
+from nppac.distributions import gaussian_kl, gaussian_log_prob
+from nppac.errors import NppacError
+
+ALGOS: dict[str, str | None] = {"nppac": "gp", "ppac-nn": "nn", "sac": None}
+"""Algorithm name → kind of behavioral reference policy it regularizes toward (None: SAC)."""
+
+METRICS: tuple[str, ...] = (
+    "target_kl", "q_target", "q_mean", "critic_loss", "critic_grad_norm",
+    "kl_mean", "prior_log_prob_mean", "actor_loss", "policy_grad_norm", "alpha",
+)
+"""What one gradient step reports, in the order it computes them (the first non-finite one is the culprit)."""
+
+METRIC_TERMS: dict[str, str] = {
+    "target_kl": "KL penalty (log π − log π0) at s′ in the critic target",
+    "q_target": "critic target y",
+    "q_mean": "Q-value estimate Q_k(s, a)",
+    "critic_loss": "critic loss Σ_k (Q_k − y)²",
+    "critic_grad_norm": "critic gradient",
+    "kl_mean": "KL penalty (log π − log π0)",
+    "prior_log_prob_mean": "prior log-density log π0(a|s)",
+    "actor_loss": "actor loss",
+    "policy_grad_norm": "policy gradient",
+    "alpha": "temperature α",
+}
+"""Human names of the metrics, for the one-line non-finite message."""
+
+
+@dataclass(frozen=True)
+class KLSACConfig:
+    """Hyperparameters of the KL-regularized SAC update."""
+
+    gamma: float = 0.99
+    """Discount γ."""
+    tau: float = 0.005
+    """Polyak rate of the target critics: Q̄ ← (1 − τ) Q̄ + τ Q."""
+    alpha: float = 0.1
+    """Temperature α (the initial value when ``auto_alpha``)."""
+    auto_alpha: bool = False
+    """Adapt α so that E[log π − log π0] tracks ``penalty_target``."""
+    penalty_target: float = 0.0
+    """Target of E[log π − log π0] for automatic α: −H̄ (= act_dim by default) for SAC, the target KL with a prior."""
+    actor_lr: float = 3e-4
+    """Adam learning rate of the actor."""
+    critic_lr: float = 3e-4
+    """Adam learning rate of the critics."""
+    alpha_lr: float = 3e-4
+    """Adam learning rate of log α (automatic α only)."""
+    use_prior: bool = True
+    """Regularize toward the cached prior π0; False gives SAC (log π0 ≡ 0)."""
+
+
+def critic_target(reward: torch.Tensor, done: torch.Tensor, q_next_min: torch.Tensor, next_log_pi: torch.Tensor,
+                  next_log_prior: torch.Tensor, alpha: torch.Tensor | float, gamma: float) -> torch.Tensor:
+    """y = r + γ (1 − done) [min_k Q̄_k(s′, a′) − α (log π(a′|s′) − log π0(a′|s′))]."""
+    return reward + gamma * (1.0 - done) * (q_next_min - alpha * (next_log_pi - next_log_prior))
+
+
+def policy_loss(log_pi: torch.Tensor, log_prior: torch.Tensor, q_min: torch.Tensor,
+                alpha: torch.Tensor | float) -> torch.Tensor:
+    """E [α (log π(a|s) − log π0(a|s)) − min_k Q_k(s, a)]."""
+    return (alpha * (log_pi - log_prior) - q_min).mean()
+
+
+def prior_log_prob(action: torch.Tensor, prior_mean: torch.Tensor | None,
+                   prior_std: torch.Tensor | None) -> torch.Tensor:
+    """log π0(a|s) from cached (μ0(s), σ0(s)); 0 without a prior (SAC).
+
+    This is where the pathology enters: where an NN prior's σ0 collapses off the
+    demonstrations, (a − μ0)²/σ0² and its gradient blow up (DESIGN.md §1, Proposition 1).
+    """
+    if prior_mean is None or prior_std is None:
+        return torch.zeros(action.shape[:-1], device=action.device, dtype=action.dtype)
+    return gaussian_log_prob(action, prior_mean, prior_std)
+
+
+class KLSAC:
+    """The networks, optimizers and temperature of a KL-regularized SAC agent.
+
+    The gradient step itself is :func:`kl_sac_update`; ``update`` is a shortcut to it.
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, actor_kind: ActorKind, actor_hidden: tuple[int, ...],
+                 critic_hidden: tuple[int, ...], config: KLSACConfig, device: str | torch.device = "cpu") -> None:
+        self.config = config
+        self.device = torch.device(device)
+        self.actor = Actor(obs_dim, act_dim, actor_hidden, actor_kind).to(self.device)
+        self.critic = TwinCritic(obs_dim, act_dim, critic_hidden).to(self.device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = torch.tensor(math.log(config.alpha), device=self.device, requires_grad=config.auto_alpha)
+        # A device-side step counter keeps Adam free of host syncs (and CUDA-graph capturable).
+        capturable = self.device.type == "cuda"
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, capturable=capturable)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr, capturable=capturable)
+        self.alpha_opt = (torch.optim.Adam([self.log_alpha], lr=config.alpha_lr, capturable=capturable)
+                          if config.auto_alpha else None)
+
+    def update(self, batch: Batch) -> torch.Tensor:
+        """One gradient step on ``batch``; returns the :data:`METRICS` as one device tensor."""
+        return kl_sac_update(self, batch)
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+        }
+        if self.alpha_opt is not None:
+            state["alpha_opt"] = self.alpha_opt.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.critic_target.load_state_dict(state["critic_target"])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        if self.alpha_opt is not None:
+            self.alpha_opt.load_state_dict(state["alpha_opt"])
+
+
+def kl_sac_update(agent: KLSAC, batch: Batch) -> torch.Tensor:
+    """One gradient step of critics, actor and (optionally) α; no host syncs, no branching on values.
+
+    Returns the :data:`METRICS` stacked in one tensor on the training device.
+    """
+    cfg = agent.config
+    prior_mean, prior_std = (batch.prior_mean, batch.prior_std) if cfg.use_prior else (None, None)
+    next_prior_mean, next_prior_std = (batch.next_prior_mean, batch.next_prior_std) if cfg.use_prior else (None, None)
+    alpha = agent.log_alpha.detach().exp()
+
+    with torch.no_grad():
+        next_action, next_log_pi = agent.actor.sample(batch.next_obs)
+        next_log_prior = prior_log_prob(next_action, next_prior_mean, next_prior_std)
+        q_next_min = agent.critic_target(batch.next_obs, next_action).min(0).values
+        y = critic_target(batch.reward, batch.done, q_next_min, next_log_pi, next_log_prior, alpha, cfg.gamma)
+
+    q = agent.critic(batch.obs, batch.action)
+    critic_loss = (q - y).pow(2).mean(-1).sum()  # Σ_k E (Q_k(s, a) − y)²
+    agent.critic_opt.zero_grad(set_to_none=True)
+    critic_loss.backward()
+    critic_grad_norm = _grad_norm(agent.critic.parameters())
+    agent.critic_opt.step()
+
+    # The actor's gradient flows through Q(s, f_φ(ε; s)); the critic's own weights need none.
+    agent.critic.requires_grad_(False)
+    action, log_pi = agent.actor.sample(batch.obs)
+    log_prior = prior_log_prob(action, prior_mean, prior_std)
+    q_min = agent.critic(batch.obs, action).min(0).values
+    actor_loss = policy_loss(log_pi, log_prior, q_min, alpha)
+    agent.actor_opt.zero_grad(set_to_none=True)
+    actor_loss.backward()
+    agent.critic.requires_grad_(True)
+    policy_grad_norm = _grad_norm(agent.actor.parameters())
+    agent.actor_opt.step()
+
+    penalty = (log_pi - log_prior).detach()
+    if agent.alpha_opt is not None:
+        # α rises while E[log π − log π0] exceeds its target, and falls below it.
+        alpha_loss = -(agent.log_alpha * (penalty - cfg.penalty_target)).mean()
+        agent.alpha_opt.zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        agent.alpha_opt.step()
+
+    with torch.no_grad():
+        for target_param, param in zip(agent.critic_target.parameters(), agent.critic.parameters()):
+            target_param.lerp_(param, cfg.tau)
+
+    return torch.stack([
+        (next_log_pi - next_log_prior).mean(), y.mean(), q.detach().mean(), critic_loss.detach(), critic_grad_norm,
+        penalty.mean(), log_prior.detach().mean(), actor_loss.detach(), policy_grad_norm, alpha,
+    ])
+
+
+def _grad_norm(params: Iterator[torch.nn.Parameter]) -> torch.Tensor:
+    return torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+
+
+def initialize_policy(actor: Actor, states: torch.Tensor, prior_mean: torch.Tensor, prior_std: torch.Tensor,
+                      epochs: int, batch_size: int = 64, lr: float = 3e-4, seed: int = 0,
+                      progress: Callable[[str, int, int], None] | None = None) -> list[float]:
+    """Minimize KL(π_φ(·|s) ‖ π0(·|s)) over demonstration states before any interaction.
+
+    The Gaussian head uses the closed form; the tanh head a one-sample estimate
+    E_{a~π}[log π(a|s) − log π0(a|s)] (no closed form through the tanh). The prior is
+    given as its cached (μ0, σ0) at ``states``. ``progress(stage, completed, total)``
+    is called after each epoch. Returns the mean KL of each epoch.
+    """
+    if not (len(states) == len(prior_mean) == len(prior_std)):
+        raise NppacError(f"policy initialization: {len(states)} states but {len(prior_mean)} prior predictions")
+    optimizer = torch.optim.Adam(actor.parameters(), lr=lr)
+    rng = np.random.default_rng(seed)
+    history = []
+    for _ in range(epochs):
+        order = torch.as_tensor(rng.permutation(len(states)), device=states.device)
+        total = torch.zeros((), device=states.device)
+        for idx in order.split(batch_size):
+            s, mu0, sigma0 = states[idx], prior_mean[idx], prior_std[idx]
+            if actor.kind == "gaussian_tanh_mean":
+                mean, std = actor(s)
+                kl = gaussian_kl(mean, std, mu0, sigma0).mean()
+            else:
+                action, log_pi = actor.sample(s)
+                kl = (log_pi - gaussian_log_prob(action, mu0, sigma0)).mean()
+            optimizer.zero_grad(set_to_none=True)
+            kl.backward()
+            optimizer.step()
+            total += kl.detach() * len(idx)
+        history.append(float(total) / len(states))
+        if progress is not None:
+            progress("policy initialization", len(history), epochs)
+    return history

@@ -1,0 +1,131 @@
+"""The replay buffer, with the behavioral reference policy cached beside each transition.
+
+π0 is fixed during online learning and depends only on the state, so (μ0, σ0) for s
+and s′ are computed once, in one batched ``predict`` call, when transitions enter the
+buffer (DESIGN.md §3, prior caching). The gradient step then reads them like any
+other field and never evaluates the prior: its cost does not grow with the number of
+demonstrations.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from nppac.errors import NonFiniteError, NppacError
+from nppac.priors.base import Prior
+
+_FIELDS = ("obs", "action", "reward", "next_obs", "done")
+_PRIOR_FIELDS = ("prior_mean", "prior_std", "next_prior_mean", "next_prior_std")
+
+
+class Batch(NamedTuple):
+    """A mini-batch of transitions; the prior fields are None in a buffer without a prior."""
+
+    obs: torch.Tensor
+    action: torch.Tensor
+    reward: torch.Tensor
+    next_obs: torch.Tensor
+    done: torch.Tensor
+    """1.0 only for true terminal states: time-limit truncations bootstrap."""
+    prior_mean: torch.Tensor | None = None
+    prior_std: torch.Tensor | None = None
+    next_prior_mean: torch.Tensor | None = None
+    next_prior_std: torch.Tensor | None = None
+
+
+class ReplayBuffer:
+    """A ring buffer of transitions held as torch tensors on the training device.
+
+    With a ``prior``, (μ0, σ0) of s and s′ are stored beside each transition by
+    :meth:`add`. Sampling draws indices with torch's RNG on the device and needs no
+    host sync, so it can sit inside a compiled or graph-captured gradient step.
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, capacity: int, device: str | torch.device = "cpu",
+                 prior: Prior | None = None, predict_chunk: int = 4096) -> None:
+        if capacity < 1:
+            raise NppacError(f"replay capacity must be positive, got {capacity}")
+        if prior is not None and (prior.obs_dim, prior.act_dim) != (obs_dim, act_dim):
+            raise NppacError(f"prior is for obs_dim={prior.obs_dim}, act_dim={prior.act_dim} but the task has "
+                             f"obs_dim={obs_dim}, act_dim={act_dim}; fit a prior on this task's demonstrations")
+        self.obs_dim, self.act_dim, self.capacity = obs_dim, act_dim, capacity
+        self.device = torch.device(device)
+        self.prior = prior
+        self.predict_chunk = predict_chunk
+        shapes = {"obs": (obs_dim,), "action": (act_dim,), "reward": (), "next_obs": (obs_dim,), "done": ()}
+        if prior is not None:
+            shapes.update({k: (act_dim,) for k in _PRIOR_FIELDS})
+        self.storage = {k: torch.zeros((capacity, *s), device=self.device) for k, s in shapes.items()}
+        self.ptr = 0
+        self.size = 0
+        self._size_t = torch.zeros((), dtype=torch.long, device=self.device)
+
+    def __len__(self) -> int:
+        return self.size
+
+    @property
+    def has_prior(self) -> bool:
+        return self.prior is not None
+
+    def add(self, obs: Any, action: Any, reward: Any, next_obs: Any, done: Any) -> None:
+        """Append n transitions (arrays with a leading dimension n), caching π0 at s and s′ if there is a prior."""
+        values = {k: torch.as_tensor(np.asarray(v, dtype=np.float32) if not torch.is_tensor(v) else v,
+                                     dtype=torch.float32, device=self.device)
+                  for k, v in zip(_FIELDS, (obs, action, reward, next_obs, done))}
+        n = len(values["obs"])
+        if n == 0:
+            return
+        if self.prior is not None:
+            mean, std = self.predict_prior(torch.cat([values["obs"], values["next_obs"]]))
+            values.update(prior_mean=mean[:n], prior_std=std[:n], next_prior_mean=mean[n:], next_prior_std=std[n:])
+        if n > self.capacity:  # only the newest transitions survive a full wrap
+            values = {k: v[-self.capacity:] for k, v in values.items()}
+            n = self.capacity
+        idx = (self.ptr + torch.arange(n, device=self.device)) % self.capacity
+        for k, v in values.items():
+            self.storage[k][idx] = v.reshape(n, *self.storage[k].shape[1:])
+        self.ptr = (self.ptr + n) % self.capacity
+        self.size = min(self.size + n, self.capacity)
+        self._size_t.fill_(self.size)
+
+    @torch.no_grad()
+    def predict_prior(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(μ0, σ0) of the prior at ``states``, in chunks; refuses non-finite or non-positive σ0."""
+        assert self.prior is not None
+        means, stds = [], []
+        prior_device = getattr(self.prior, "device", None)  # a prior may live on another device than the buffer
+        for chunk in states.split(self.predict_chunk):
+            mean, std = self.prior.predict(chunk if prior_device is None else chunk.to(prior_device))
+            means.append(mean.to(self.device, torch.float32))
+            stds.append(std.to(self.device, torch.float32))
+        mean, std = torch.cat(means), torch.cat(stds)
+        if mean.shape != (len(states), self.act_dim) or std.shape != mean.shape:
+            raise NppacError(f"prior.predict returned shapes {tuple(mean.shape)}, {tuple(std.shape)}; "
+                             f"expected ({len(states)}, {self.act_dim})")
+        if not bool(torch.isfinite(mean).all() & torch.isfinite(std).all() & (std > 0).all()):
+            raise NonFiniteError(f"prior ({self.prior.kind}) predicted a non-finite mean or a non-positive std "
+                                 "for new replay states; check the prior's fit")
+        return mean, std
+
+    def sample(self, batch_size: int) -> Batch:
+        """Uniform mini-batch (with replacement) over the stored transitions; no host sync."""
+        # The modulus is a device tensor, so neither the growing size nor the draw leaves the device.
+        idx = torch.randint(0, 2**62, (batch_size,), device=self.device) % self._size_t
+        return Batch(**{k: v[idx] for k, v in self.storage.items()})
+
+    def state_dict(self) -> dict[str, Any]:
+        """The filled part of the storage plus the write position (for checkpoints)."""
+        return {"ptr": self.ptr, "size": self.size, "capacity": self.capacity,
+                "storage": {k: v[: self.size].clone() for k, v in self.storage.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["capacity"] != self.capacity or set(state["storage"]) != set(self.storage):
+            raise NppacError("checkpoint replay buffer does not match this run's capacity or prior; "
+                             "resume with the configuration stored in the run directory")
+        self.ptr, self.size = int(state["ptr"]), int(state["size"])
+        for k, v in state["storage"].items():
+            self.storage[k][: self.size] = v.to(self.device)
+        self._size_t.fill_(self.size)

@@ -1,0 +1,311 @@
+"""Learning curves across runs: mean and 95 % interval over seeds, per group (DESIGN.md §5.3).
+
+Each run directory holds ``config.json`` (at least ``task``, ``algo``, ``seed``) and
+``progress.csv`` (one row per epoch). Runs are grouped by a config key. Within a
+group the runs are aligned on ``env_steps`` and cut to the steps every run reached
+(the common prefix), so each point of a curve averages the same ``n`` seeds; a run
+whose logged steps differ from the others' is linearly interpolated onto the grid of
+the shortest run.
+
+The interval is Student's t interval of the mean across seeds,
+mean ± t_{0.975, n−1} · s / √n with s the sample standard deviation (ddof = 1); it
+is empty (lo = hi = mean) when a group has a single seed. Quantities drawn on a log
+axis (the policy-gradient norm, which spans orders of magnitude between priors) are
+averaged in log space: the geometric mean exp(mean log x) with the t interval of
+log x mapped back, which stays positive and is symmetric on the axis it is drawn on.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from nppac.errors import NppacError
+
+log = logging.getLogger(__name__)
+
+INTERVAL = ("95% Student-t interval across seeds: mean ± t(0.975, n−1)·s/√n, s with ddof=1; "
+            "metrics with statistic 'geometric_mean' apply it to log x and map mean, lo, hi back with exp")
+"""How ``mean``/``lo``/``hi`` are computed, written into every comparison's JSON."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A progress column drawn as one panel."""
+
+    column: str
+    label: str
+    """Y-axis label."""
+    log: bool = False
+    """Spans orders of magnitude: log y axis, geometric mean over seeds."""
+
+
+SUCCESS = Metric("eval_success", "evaluation success rate")
+RETURN = Metric("eval_return", "evaluation return")
+PANELS = (
+    Metric("q_mean", "mean Q-value"),
+    Metric("kl_mean", "KL(π ‖ π0) (mean)"),
+    Metric("policy_grad_norm", "policy gradient norm (geometric mean)", log=True),
+)
+"""The panels after the first (return or success)."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run: where it lives, its config and its progress columns."""
+
+    directory: Path
+    config: dict[str, Any]
+    columns: dict[str, np.ndarray]
+    """Column name → float array, one entry per progress row (NaN where empty)."""
+
+    @property
+    def env_steps(self) -> np.ndarray:
+        return self.columns["env_steps"]
+
+    def has(self, column: str) -> bool:
+        """Whether the column exists with at least one finite value."""
+        return column in self.columns and bool(np.isfinite(self.columns[column]).any())
+
+
+def _float(text: str | None) -> float:
+    try:
+        return float(text) if text not in (None, "") else math.nan
+    except ValueError:
+        return math.nan
+
+
+def load_run(directory: str | Path) -> Run:
+    """Read ``config.json`` and ``progress.csv`` of a run directory (errors name the file)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise NppacError(f"run directory {directory} does not exist")
+    progress = directory / "progress.csv"
+    if not progress.is_file():
+        raise NppacError(f"run directory {directory} has no progress.csv; pass directories written by `nppac train`")
+    config_file = directory / "config.json"
+    config: dict[str, Any] = {}
+    if config_file.is_file():
+        try:
+            config = json.loads(config_file.read_text())
+        except (OSError, ValueError) as err:
+            raise NppacError(f"{config_file} is not readable JSON ({err}); fix or remove it") from None
+        if not isinstance(config, dict):
+            raise NppacError(f"{config_file} must hold a JSON object (the run's settings)")
+    try:
+        with progress.open(newline="") as f:
+            reader = csv.DictReader(f)
+            names = list(reader.fieldnames or [])
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise NppacError(f"{progress} is not a readable CSV file ({err})") from None
+    if "env_steps" not in names:
+        raise NppacError(f"{progress} has no env_steps column; pass directories written by `nppac train`")
+    if not rows:
+        raise NppacError(f"{progress} has no rows yet; wait for the run's first epoch")
+    columns = {name: np.array([_float(row.get(name)) for row in rows]) for name in names}
+    steps = columns["env_steps"]
+    if not np.isfinite(steps).all() or (np.diff(steps) <= 0).any():
+        raise NppacError(f"{progress}: env_steps must be finite and increasing row by row")
+    return Run(directory, config, columns)
+
+
+def group_key(run: Run, by: str) -> str:
+    """The run's value of config key ``by`` (dots reach into nested dicts), as text."""
+    value: Any = run.config
+    for part in by.split("."):
+        if not isinstance(value, dict) or part not in value:
+            keys = ", ".join(sorted(run.config)) or "none: config.json is missing or empty"
+            raise NppacError(f"{run.directory}/config.json has no '{by}' to group by (keys: {keys})")
+        value = value[part]
+    return str(value)
+
+
+def group_runs(runs: Sequence[Run], by: str) -> dict[str, list[Run]]:
+    """Runs grouped by config key ``by``, groups in order of first appearance."""
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(group_key(run, by), []).append(run)
+    return groups
+
+
+def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, lo, hi, n) over axis 0 of ``values`` (seeds × steps), ignoring NaN entries."""
+    from scipy import stats
+
+    n = np.isfinite(values).sum(axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN steps and single seeds are expected
+        mean = np.nanmean(values, axis=0)
+        sd = np.nanstd(values, axis=0, ddof=1)
+    half = np.where(n > 1, stats.t.ppf(0.5 + level / 2, np.maximum(n - 1, 1)) * sd / np.sqrt(np.maximum(n, 1)), 0.0)
+    return mean, mean - half, mean + half, n
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One group's aggregate of one metric on the common env-steps grid."""
+
+    env_steps: np.ndarray
+    per_run: np.ndarray
+    """(n_runs, n_steps) each run's values on the grid."""
+    geometric: bool = False
+    """Aggregate log x (geometric mean) instead of x."""
+
+    def summary(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(mean, lo, hi, n) per step; see :data:`INTERVAL`."""
+        if not self.geometric:
+            return t_interval(self.per_run)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = np.where(self.per_run > 0, np.log(self.per_run), np.nan)
+        mean, lo, hi, n = t_interval(logs)
+        return np.exp(mean), np.exp(lo), np.exp(hi), n
+
+    def to_json(self) -> dict[str, Any]:
+        mean, lo, hi, n = self.summary()
+        return {
+            "statistic": "geometric_mean" if self.geometric else "mean",
+            "env_steps": _listed(self.env_steps), "mean": _listed(mean), "lo": _listed(lo), "hi": _listed(hi),
+            "n": n.tolist(),
+            "final": {"env_steps": float(self.env_steps[-1]), "mean": _finite(mean[-1]), "lo": _finite(lo[-1]),
+                      "hi": _finite(hi[-1]), "values": _listed(self.per_run[:, -1])},
+        }
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def _listed(a: np.ndarray) -> list[float | None]:
+    """JSON has no NaN: missing values become null."""
+    return [_finite(float(x)) for x in a]
+
+
+def common_grid(runs: Sequence[Run]) -> np.ndarray:
+    """The env_steps of the shortest run, within the range every run covers."""
+    start = max(float(r.env_steps[0]) for r in runs)
+    shortest = min(runs, key=lambda r: float(r.env_steps[-1]))
+    grid = shortest.env_steps[shortest.env_steps >= start]
+    if grid.size == 0:
+        names = ", ".join(str(r.directory) for r in runs)
+        raise NppacError(f"runs {names} share no env_steps range; compare runs of the same schedule")
+    return grid
+
+
+def curve(runs: Sequence[Run], metric: Metric, grid: np.ndarray) -> Curve:
+    """Each run's metric on ``grid`` (exact where the steps match, else linear interpolation)."""
+    column = metric.column
+    per_run = np.stack([
+        np.interp(grid, r.env_steps, r.columns[column]) if column in r.columns else np.full(grid.shape, np.nan)
+        for r in runs
+    ])
+    return Curve(grid, per_run, geometric=metric.log)
+
+
+@dataclass(frozen=True)
+class Group:
+    """The runs of one group and their curves."""
+
+    name: str
+    runs: list[Run]
+    curves: dict[str, Curve]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "runs": [str(r.directory) for r in self.runs], "n": len(self.runs),
+            "max_env_steps": [float(r.env_steps[-1]) for r in self.runs],
+            "metrics": {name: c.to_json() for name, c in self.curves.items()},
+        }
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Everything a comparison figure shows."""
+
+    group_by: str
+    primary: Metric
+    """Eval success when every run logs it (binary tasks), else eval return."""
+    groups: list[Group]
+
+    @property
+    def panels(self) -> list[Metric]:
+        return [self.primary, *PANELS]
+
+    @property
+    def tasks(self) -> list[str]:
+        """The tasks of the compared runs, as named in their configs."""
+        return sorted({str(r.config["task"]) for g in self.groups for r in g.runs if "task" in r.config})
+
+    def to_json(self) -> dict[str, Any]:
+        return {"group_by": self.group_by, "interval": INTERVAL, "primary_metric": self.primary.column,
+                "groups": {g.name: g.to_json() for g in self.groups}}
+
+
+def compare_runs(runs: Sequence[Run], group_by: str = "algo") -> Comparison:
+    """Group ``runs`` by ``group_by`` and aggregate every panel's metric over each group's seeds."""
+    if not runs:
+        raise NppacError("no runs to compare; pass at least one run directory")
+    primary = SUCCESS if all(r.has(SUCCESS.column) for r in runs) else RETURN
+    metrics = (RETURN, SUCCESS, *PANELS)
+    groups = []
+    for name, members in group_runs(runs, group_by).items():
+        grid = common_grid(members)
+        longer = [r for r in members if r.env_steps[-1] > grid[-1]]
+        if longer:
+            log.info("group %s: curves end at %s env steps, where every run has data; cut %s",
+                     name, f"{grid[-1]:,.0f}", ", ".join(str(r.directory) for r in longer))
+        curves = {m.column: curve(members, m, grid) for m in metrics if any(r.has(m.column) for r in members)}
+        groups.append(Group(name, members, curves))
+    return Comparison(group_by, primary, groups)
+
+
+def _steps_formatter(value: float, _: Any) -> str:
+    if abs(value) >= 1e6:
+        return f"{value / 1e6:g}M"
+    if abs(value) >= 1e3:
+        return f"{value / 1e3:g}k"
+    return f"{value:g}"
+
+
+def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
+    """A 2 × 2 figure: primary metric, Q, KL and policy-gradient norm against env steps."""
+    from matplotlib.ticker import FuncFormatter
+
+    from nppac.diagnostics import style
+
+    with style.context():
+        fig, axes = style.subplots(2, nrows=2)
+        for ax, metric in zip(axes.flat, comparison.panels):
+            drawn = [(i, g) for i, g in enumerate(comparison.groups) if metric.column in g.curves]
+            for i, group in drawn:
+                c = group.curves[metric.column]
+                mean, lo, hi, _ = c.summary()
+                color = style.COLORS[i % len(style.COLORS)]
+                ax.fill_between(c.env_steps, lo, hi, color=color, alpha=0.2, linewidth=0)
+                # Few epochs: mark the logged points so that straight segments are not read as data.
+                marker = "o" if len(c.env_steps) <= 20 else None
+                ax.plot(c.env_steps, mean, color=color, marker=marker, markersize=3,
+                        label=f"{group.name} (n={len(group.runs)})")
+            ax.set_ylabel(metric.label)
+            ax.set_xlabel("environment steps")
+            ax.xaxis.set_major_formatter(FuncFormatter(_steps_formatter))
+            if metric.log and drawn:
+                ax.set_yscale("log")
+            if not drawn:
+                ax.text(0.5, 0.5, f"{metric.column} not logged", transform=ax.transAxes,
+                        ha="center", va="center", color="gray")
+        if len(comparison.tasks) == 1:
+            fig.suptitle(comparison.tasks[0])
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        if handles:
+            fig.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 4),
+                       title=f"{comparison.group_by}: mean and 95 % t-interval over seeds")
+        return style.save_figure(fig, path)

@@ -1,0 +1,94 @@
+"""What the diagnostics read: demonstration states and saved priors, with readable labels."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from nppac.errors import NppacError
+
+_DETAIL_KEYS = ("kernel", "head", "variant")
+"""Settings that tell priors of one kind apart, shown beside the kind in panel titles."""
+
+
+@dataclass(frozen=True)
+class LabelledPrior:
+    """A prior with the label its panel or line is drawn under."""
+
+    label: str
+    """E.g. ``GP (matern52) · prior_gp``."""
+    prior: Any
+    """Anything with ``predict(states) -> (mean, std)``, ``kind``, ``obs_dim`` and ``act_dim``."""
+    source: str = ""
+    """Where it was loaded from (empty for priors built in memory)."""
+
+
+def _settings_details(directory: Path) -> list[str]:
+    settings_file = directory / "settings.json"
+    if not settings_file.exists():
+        return []
+    try:
+        settings = json.loads(settings_file.read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(settings, dict):
+        return []
+    # Settings may be flat or nested one level (e.g. {"config": {...}}); look in both.
+    scopes = [settings, *(v for v in settings.values() if isinstance(v, dict))]
+    details: list[str] = []
+    for key in _DETAIL_KEYS:
+        for scope in scopes:
+            value = scope.get(key)
+            if isinstance(value, str) and value not in details:
+                details.append(value)
+                break
+    return details
+
+
+def prior_label(kind: str, directory: str | Path | None = None) -> str:
+    """``KIND (details) · dirname``, the details read from ``directory/settings.json`` when present."""
+    label = kind.upper()
+    if directory is None:
+        return label
+    directory = Path(directory)
+    details = _settings_details(directory)
+    if details:
+        label += f" ({', '.join(details)})"
+    return f"{label} · {directory.name}"
+
+
+def load_labelled_priors(directories: Sequence[str | Path]) -> list[LabelledPrior]:
+    """Load each saved prior (``nppac.priors.load_prior``) and label it."""
+    from nppac.priors import load_prior
+
+    loaded = []
+    for directory in directories:
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise NppacError(
+                f"prior directory {directory} does not exist; pass a directory written by `nppac prior fit`"
+            )
+        prior = load_prior(directory)
+        loaded.append(LabelledPrior(prior_label(prior.kind, directory), prior, str(directory)))
+    return loaded
+
+
+def demonstration_states(path: str | Path, allow_pickle: bool = False) -> np.ndarray:
+    """(n, obs_dim) float32 states of a demonstration file in any format ``load_demos`` reads."""
+    from nppac.data import load_demos
+
+    return load_demos(path, allow_pickle=allow_pickle).states
+
+
+def check_dims(states: np.ndarray, priors: Sequence[LabelledPrior], data: str | Path) -> None:
+    """Fail with one line when a prior was fitted on states of another dimension."""
+    for p in priors:
+        if p.prior.obs_dim != states.shape[1]:
+            raise NppacError(
+                f"prior {p.source or p.label} expects {p.prior.obs_dim}-dim states but {data} has "
+                f"{states.shape[1]}-dim states; pass the demonstrations the prior was fitted on"
+            )

@@ -1,0 +1,78 @@
+"""One plotting style for every diagnostic figure: sizes, fonts, colours, saving.
+
+Figures are drawn off-screen (the Agg backend), so diagnostics run on headless
+machines and in tests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+from matplotlib.figure import Figure  # noqa: E402
+
+from nppac.errors import NppacError  # noqa: E402
+
+PANEL_SIZE = (5.0, 3.8)
+"""Width and height of one panel, in inches."""
+DPI = 150
+"""Resolution of saved raster figures: sharp on screen without huge files."""
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+"""Figure formats the diagnostics write."""
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+"""Line colours, one per group, in a fixed order so that figures stay comparable."""
+
+_RC: dict[str, Any] = {
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 9,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+
+
+def context() -> Any:
+    """A context in which figures are created, drawn and saved in the shared style.
+
+    The style is scoped (not written into the global ``rcParams``) so that importing
+    nppac never changes a caller's own figures.
+    """
+    return plt.rc_context(_RC)
+
+
+def subplots(ncols: int, nrows: int = 1, **kwargs: Any) -> tuple[Figure, Any]:
+    """A figure of ``nrows × ncols`` panels of :data:`PANEL_SIZE`; call inside :func:`context`.
+
+    Returns ``(figure, axes)`` with ``axes`` always a 2-D array (``squeeze=False``).
+    """
+    return plt.subplots(
+        nrows, ncols, figsize=(PANEL_SIZE[0] * ncols, PANEL_SIZE[1] * nrows),
+        squeeze=False, layout="constrained", **kwargs,
+    )
+
+
+def check_figure_path(path: str | Path) -> Path:
+    """The output path as a :class:`Path`, after checking its suffix (fails before any work)."""
+    path = Path(path)
+    if path.suffix.lower() not in FIGURE_SUFFIXES:
+        raise NppacError(f"--out {path}: use a figure file ending in one of {', '.join(FIGURE_SUFFIXES)}")
+    return path
+
+
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` to ``path`` (parents created) at :data:`DPI`, then close it."""
+    path = check_figure_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path

@@ -1,0 +1,74 @@
+"""Behavioral reference policies π0: the GP prior (non-parametric) and the NN prior (MLE baseline).
+
+Both expose π0(·|s) = N(μ0(s), diag σ0²(s)) over normalized actions
+(:class:`~nppac.priors.base.Prior`). Fit one with :func:`fit_prior`, reload it with
+:func:`load_prior`, summarize it with :func:`prior_metrics`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from nppac.data.demos import Demonstrations
+from nppac.errors import NppacError
+from nppac.priors.base import Prior
+from nppac.priors.common import Progress, read_settings
+from nppac.priors.gp import GPConfig, GPPrior
+from nppac.priors.kernels import KERNELS
+from nppac.priors.metrics import OFFSETS, mean_action, offset_states, prior_metrics
+from nppac.priors.nn import NNConfig, NNPrior, tanh_gaussian_log_prob
+
+PRIOR_KINDS = {"gp": (GPPrior, GPConfig), "nn": (NNPrior, NNConfig)}
+
+
+def make_prior(kind: Literal["gp", "nn"], **settings: Any) -> Prior:
+    """An unfitted prior of ``kind`` whose config takes ``settings`` (field names of GPConfig / NNConfig)."""
+    if kind not in PRIOR_KINDS:
+        raise NppacError(f"unknown prior kind {kind!r}; choose one of: {', '.join(PRIOR_KINDS)}")
+    cls, config_cls = PRIOR_KINDS[kind]
+    known = {f.name for f in fields(config_cls)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise NppacError(f"unknown {kind} prior setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return cls(config_cls(**settings))
+
+
+def fit_prior(demos: Demonstrations, kind: Literal["gp", "nn"], progress: Progress | None = None,
+              **settings: Any) -> tuple[Prior, dict[str, Any]]:
+    """Fit a prior of ``kind`` to ``demos``; returns (prior, :func:`prior_metrics` + the fit summary under "fit")."""
+    prior = make_prior(kind, **settings)
+    fit_info = prior.fit(demos, progress=progress)
+    metrics = prior_metrics(prior, demos)
+    metrics["fit"] = fit_info
+    return prior, metrics
+
+
+def load_prior(directory: str | Path, device: str | torch.device = "cpu") -> Prior:
+    """Load a prior saved by ``prior.save(directory)`` (kind read from settings.json)."""
+    kind = read_settings(directory)["kind"]
+    if kind not in PRIOR_KINDS:
+        raise NppacError(f"{Path(directory) / 'settings.json'}: unknown prior kind {kind!r}")
+    return PRIOR_KINDS[kind][0].load(directory, device=device)
+
+
+__all__ = [
+    "GPConfig",
+    "GPPrior",
+    "KERNELS",
+    "NNConfig",
+    "NNPrior",
+    "OFFSETS",
+    "PRIOR_KINDS",
+    "Prior",
+    "fit_prior",
+    "load_prior",
+    "make_prior",
+    "mean_action",
+    "offset_states",
+    "prior_metrics",
+    "tanh_gaussian_log_prob",
+]

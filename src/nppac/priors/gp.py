@@ -1,0 +1,550 @@
+"""The GP reference policy: exact multi-output GP regression s → a (DESIGN.md §2).
+
+π0(·|s) = N(μ0(s), diag σ0²(s)) is the observed predictive distribution of a GP with
+
+    mean        c_j (one constant per action dimension)
+    covariance  k((s,i),(s',j)) = k_x(s,s') B_ij,  B = W Wᵀ + diag(v)   (ICM, W ∈ R^{T×r})
+    likelihood  a_ij = f_j(s_i) + ε,  ε ~ N(0, D_j),  D_j = noise_j + shared noise (each ≥ 1e-4)
+
+on standardized states. Far from the demonstrations σ0²(s) → B_jj + D_j (the prior
+variance); at them it shrinks toward the noise D_j. The hyperparameters maximize the
+exact log marginal likelihood (:mod:`nppac.priors.kronecker`) on a random subset of at
+most ``fit_subset`` states, after which the posterior conditions exactly on all of
+them with one eigendecomposition of K_x (or, beyond ``max_exact`` states, on a
+Nyström/DTC approximation with ``num_inducing`` states, see :func:`_inducing_posterior`).
+
+Fast prediction: the latent variance of output j at s is
+k** B_jj − Σ_i u_i² g_ij with u = Qᵀ k*, and g_ij → g0_j for small eigenvalues λx_i.
+Since Σ_i u_i² = ‖k*‖², only the components with λx_i large enough to matter need
+u_i; the rest enter through ‖k*‖² g0_j. How many to keep is decided once, after
+conditioning, on probe states around the data: the fewest (largest-first) for which
+σ0 stays within ``predict_rtol`` of its exact value (:func:`_fast_components`).
+``predict(..., exact=True)`` keeps every component.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from nppac.data.demos import Demonstrations
+from nppac.distributions import gaussian_log_prob
+from nppac.errors import NonFiniteError, NppacError
+from nppac.priors import kronecker
+from nppac.priors.common import Progress, check_data, check_states, read_saved, write_saved
+from nppac.priors.kernels import KernelName, check_kernel, kernel_matrix
+
+DTYPE = torch.float64
+_CHUNK_ELEMENTS = 1 << 23
+"""Cross-covariance entries per prediction chunk (64 MB in float64): bounds predict's memory."""
+
+
+@dataclass
+class GPConfig:
+    """Settings of the GP reference policy."""
+
+    kernel: KernelName = "matern52"
+    """State kernel k_x: rbf, matern12, matern32 or matern52 (ARD lengthscales)."""
+    rank: int = 1
+    """Rank r of W in the task covariance B = W Wᵀ + diag(v) (published: 1)."""
+    optimizer: Literal["adam", "lbfgs"] = "adam"
+    """Marginal-likelihood optimizer (published: Adam)."""
+    iters: int = 1000
+    """Optimizer iterations (L-BFGS: function evaluations) (published: 1000)."""
+    lr: float = 0.1
+    """Adam learning rate on the log-scale / unconstrained hyperparameters (published: 0.1)."""
+    fit_subset: int = 1000
+    """Learn hyperparameters on at most this many random states (0: all); the posterior uses all."""
+    min_noise: float = 1e-4
+    """Lower bound of each noise variance (per action dimension and shared)."""
+    conditioning: Literal["auto", "exact", "inducing"] = "auto"
+    """Posterior on all states: exact, Nyström/DTC inducing points, or exact up to ``max_exact`` states."""
+    max_exact: int = 20000
+    """With conditioning="auto", larger sets use inducing points."""
+    num_inducing: int = 2000
+    """Number of inducing states (a random subset of the demonstrations)."""
+    predict_rtol: float = 2e-3
+    """Fast prediction keeps the fewest eigen-components whose σ0 is within this relative error on probe states (0: all)."""
+    device: str = "cpu"
+    """Device for fitting and prediction (cpu or cuda)."""
+    seed: int = 0
+    """Seed of the subset, the inducing states and the initialization of W."""
+
+    def validate(self) -> GPConfig:
+        """Check the values; raises :class:`NppacError` naming the bad field."""
+        check_kernel(self.kernel)
+        checks = {
+            "rank": self.rank >= 1, "iters": self.iters >= 0, "lr": self.lr > 0,
+            "fit_subset": self.fit_subset >= 0, "min_noise": self.min_noise > 0,
+            "max_exact": self.max_exact >= 1, "num_inducing": self.num_inducing >= 1,
+            "predict_rtol": self.predict_rtol >= 0,
+            "optimizer": self.optimizer in ("adam", "lbfgs"),
+            "conditioning": self.conditioning in ("auto", "exact", "inducing"),
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise NppacError(f"GP setting {name}={getattr(self, name)!r} is invalid")
+        return self
+
+
+class ICMHyperparameters(nn.Module):
+    """Constant mean c, ARD lengthscales ℓ, task covariance B = W Wᵀ + diag(v) and noises D.
+
+    Positive quantities are stored as logarithms so that Adam's steps are relative.
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, rank: int, min_noise: float) -> None:
+        super().__init__()
+        self.min_noise = min_noise
+        self.mean = nn.Parameter(torch.zeros(act_dim, dtype=DTYPE))
+        self.log_lengthscale = nn.Parameter(torch.zeros(obs_dim, dtype=DTYPE))
+        self.w = nn.Parameter(torch.zeros(act_dim, rank, dtype=DTYPE))
+        self.log_v = nn.Parameter(torch.zeros(act_dim, dtype=DTYPE))
+        self.log_noise = nn.Parameter(torch.zeros(act_dim, dtype=DTYPE))
+        self.log_shared_noise = nn.Parameter(torch.zeros(1, dtype=DTYPE))
+
+    @property
+    def lengthscale(self) -> torch.Tensor:
+        return self.log_lengthscale.exp()
+
+    @property
+    def task_covariance(self) -> torch.Tensor:
+        """B = W Wᵀ + diag(v)."""
+        return self.w @ self.w.T + torch.diag(self.log_v.exp())
+
+    @property
+    def noise(self) -> torch.Tensor:
+        """D_j = noise_j + shared noise, each at least ``min_noise``."""
+        return (self.min_noise + self.log_noise.exp()) + (self.min_noise + self.log_shared_noise.exp())
+
+    @torch.no_grad()
+    def initialize(self, y: torch.Tensor, generator: torch.Generator) -> None:
+        """Data-scaled start: c = mean(y); ℓ = √d on standardized states; B_jj ≈ var_j; D_j ≈ 0.1 var_j."""
+        var = y.var(0).clamp_min(10 * self.min_noise) if len(y) > 1 else torch.ones_like(self.mean)
+        self.mean.copy_(y.mean(0))
+        self.log_lengthscale.fill_(0.5 * math.log(self.log_lengthscale.numel()))
+        # W must start off zero: B = W Wᵀ has zero gradient in W at W = 0.
+        noise_w = torch.randn(self.w.shape, generator=generator, dtype=DTYPE).to(self.w.device)
+        self.w.copy_(0.3 * var.sqrt()[:, None] * noise_w)
+        self.log_v.copy_((0.5 * var).log())
+        self.log_noise.copy_((0.1 * var).log())
+        self.log_shared_noise.fill_(math.log(0.01 * var.mean().item()))
+
+
+@dataclass
+class Posterior:
+    """What prediction needs: μ0 = c + k* M, latent variance B_jj − [‖·‖² g0_j + Σ_i u_i² Δg_ij], u = k* U.
+
+    ``k*`` is the kernel row against ``basis`` (all training states, or the inducing states).
+    """
+
+    basis: torch.Tensor
+    """(m, d) standardized states the cross-covariance k* is taken against."""
+    mean_weights: torch.Tensor
+    """(m, T) M: μ0(s) = c + k* M."""
+    proj: torch.Tensor
+    """(m, k) U: u = k* U, the kept eigen-components."""
+    delta_g: torch.Tensor
+    """(k, T) g_ij − g0_j for the kept components."""
+    g0: torch.Tensor
+    """(T,) g0_j = Σ_l w_jl²."""
+    b_diag: torch.Tensor
+    """(T,) B_jj (k** = 1 for the unit-variance state kernels)."""
+    noise: torch.Tensor
+    """(T,) D_j."""
+    mean: torch.Tensor
+    """(T,) c."""
+    tail_from_kernel: bool
+    """Exact: the left-out components carry ‖k*‖² − ‖u‖² (so use ‖k*‖²); Nyström: they carry nothing (use ‖u‖²)."""
+
+    _TENSORS = ("basis", "mean_weights", "proj", "delta_g", "g0", "b_diag", "noise", "mean")
+
+    def predict(self, kstar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, observed variance) for a (b, m) block of kernel rows."""
+        mean = self.mean + kstar @ self.mean_weights
+        u = kstar @ self.proj
+        total = kstar.pow(2).sum(1) if self.tail_from_kernel else u.pow(2).sum(1)
+        quad = total[:, None] * self.g0 + u.pow(2) @ self.delta_g
+        return mean, (self.b_diag - quad).clamp_min(0.0) + self.noise
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {name: getattr(self, name) for name in self._TENSORS}
+
+    def to(self, device: torch.device | str) -> Posterior:
+        moved = {name: t.to(device) for name, t in self.tensors().items()}
+        return Posterior(**moved, tail_from_kernel=self.tail_from_kernel)
+
+
+def _exact_posterior(x: torch.Tensor, y: torch.Tensor, hyper: ICMHyperparameters, kernel: KernelName,
+                     predict_rtol: float, generator: torch.Generator) -> tuple[Posterior, float]:
+    """Condition exactly on all n states; ``predict_rtol=0`` keeps every eigen-component."""
+    b, d, c = hyper.task_covariance, hyper.noise, hyper.mean
+    kx = kernel_matrix(x, x, hyper.lengthscale, kernel)
+    spec, a, mll = kronecker.condition(kx, b, d, c, y)
+    del kx
+    g, g0 = kronecker.predictive_weights(spec, b)
+    posterior = Posterior(
+        basis=x, mean_weights=a @ b, proj=spec.q, delta_g=g - g0,
+        g0=g0, b_diag=torch.diagonal(b).clone(), noise=d, mean=c.clone(), tail_from_kernel=True,
+    )
+    if predict_rtol > 0:
+        keep = _fast_components(posterior, lambda s: kernel_matrix(s, x, hyper.lengthscale, kernel),
+                                predict_rtol, generator)
+        posterior.proj, posterior.delta_g = spec.q[:, keep].contiguous(), posterior.delta_g[keep].contiguous()
+    return posterior, float(mll)
+
+
+def _fast_components(posterior: Posterior, kernel_rows: Callable[[torch.Tensor], torch.Tensor], rtol: float,
+                     generator: torch.Generator, probes_per_scale: int = 256) -> torch.Tensor:
+    """Indices of the fewest eigen-components keeping σ0 within ``rtol`` of exact on probe states.
+
+    Probes: random training states displaced by 0, 0.5, 1 and 2 standardized units of
+    Gaussian noise. Components are added by decreasing max_j |Δg_ij|; every left-out
+    one lowers the variance by u_i² |Δg_ij| ≥ 0, so the error only shrinks as
+    components are added and a bisection finds the smallest sufficient k.
+    """
+    x = posterior.basis
+    n = len(x)
+    picks = torch.randint(n, (4 * probes_per_scale,), generator=generator).to(x.device)
+    scales = torch.tensor([0.0, 0.5, 1.0, 2.0], dtype=DTYPE, device=x.device).repeat_interleave(probes_per_scale)
+    noise = torch.randn((len(picks), x.shape[1]), generator=generator, dtype=DTYPE).to(x.device)
+    kstar = kernel_rows(x[picks] + scales[:, None] * noise)
+    order = posterior.delta_g.abs().max(1).values.argsort(descending=True)
+    u_sq = (kstar @ posterior.proj[:, order]).pow(2)
+    delta_g = posterior.delta_g[order]
+    base = kstar.pow(2).sum(1, keepdim=True) * posterior.g0
+
+    def std(k: int) -> torch.Tensor:
+        return ((posterior.b_diag - base - u_sq[:, :k] @ delta_g[:k]).clamp_min(0.0) + posterior.noise).sqrt()
+
+    exact = std(n)
+    low, high = 0, n
+    while low < high:
+        mid = (low + high) // 2
+        if float(((std(mid) - exact).abs() / exact).max()) <= rtol:
+            high = mid
+        else:
+            low = mid + 1
+    return order[:high]
+
+
+def _inducing_posterior(x: torch.Tensor, y: torch.Tensor, hyper: ICMHyperparameters, kernel: KernelName,
+                        num_inducing: int, generator: torch.Generator) -> tuple[Posterior, float]:
+    """Nyström/DTC: K_x ≈ K_nm K_mm^{-1} K_mn with m random training states as inducing points.
+
+    With K_mm = L Lᵀ and Φ = K_nm L^{-ᵀ}, ΦᵀΦ = V S Vᵀ gives the rank-m eigenvectors
+    Q = Φ V S^{-1/2} of the approximate K_x, and the Kronecker algebra applies as for
+    the exact model. Prediction projects k* the same way (k̃* = K_nm K_mm^{-1} k_m*, so
+    u = Qᵀ k̃* = S^{1/2} Vᵀ L^{-1} k_m*) and keeps the exact prior variance k** B_jj
+    (the deterministic-training-conditional predictive). Cost O(n m²), memory O(n m).
+    """
+    b, d, c = hyper.task_covariance, hyper.noise, hyper.mean
+    ls = hyper.lengthscale
+    idx = torch.randperm(len(x), generator=generator)[:num_inducing].to(x.device)
+    z = x[idx]
+    kmm = kernel_matrix(z, z, ls, kernel)
+    # Duplicate demonstration states make K_mm singular; the jitter is far below any noise level.
+    chol = torch.linalg.cholesky(kmm + 1e-6 * torch.eye(len(z), dtype=DTYPE, device=x.device))
+    phi = torch.linalg.solve_triangular(chol, kernel_matrix(z, x, ls, kernel), upper=False).T
+    s, v = torch.linalg.eigh(phi.T @ phi)
+    keep = s > 1e-10 * s.max()
+    s, v = s[keep], v[:, keep]
+    q = phi @ (v / s.sqrt())
+    spec = kronecker.kronecker_spectrum(q, s, b, d)
+    residual = y - c
+    a = kronecker.solve(spec, residual)
+    mll = kronecker.log_marginal_likelihood(spec, residual, a)
+    g, g0 = kronecker.predictive_weights(spec, b)
+    # M = K_mm^{-1} K_mn A B = L^{-ᵀ} Φᵀ A B and U = L^{-ᵀ} V S^{1/2}.
+    weights = torch.linalg.solve_triangular(chol.T, torch.cat([phi.T @ (a @ b), v * s.sqrt()], 1), upper=True)
+    posterior = Posterior(
+        basis=z, mean_weights=weights[:, :b.shape[0]], proj=weights[:, b.shape[0]:],
+        delta_g=g - g0, g0=g0, b_diag=torch.diagonal(b).clone(), noise=d, mean=c.clone(), tail_from_kernel=False,
+    )
+    return posterior, float(mll)
+
+
+def _fingerprint(states: np.ndarray, actions: np.ndarray) -> str:
+    """Identifies the conditioning data, so its marginal likelihood is not recomputed."""
+    h = hashlib.sha1()
+    for arr in (states, actions):
+        h.update(np.ascontiguousarray(arr, dtype=np.float32).tobytes())
+    return h.hexdigest()
+
+
+class GPPrior:
+    """Behavioral reference policy π0 = the observed predictive of a multi-output exact GP.
+
+    Build with a :class:`GPConfig`, then :meth:`fit` on demonstrations; or
+    :meth:`load` a saved one. :meth:`predict` is batched, chunked and runs on the
+    device the prior lives on (:meth:`to`), returning tensors on the input's device.
+    """
+
+    kind = "gp"
+    squashed = False
+
+    def __init__(self, config: GPConfig | None = None, obs_dim: int = 0, act_dim: int = 0) -> None:
+        self.config = (config or GPConfig()).validate()
+        self._build(obs_dim, act_dim)
+
+    def _build(self, obs_dim: int, act_dim: int) -> None:
+        """A fresh, unfitted model for the given dimensions."""
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.hyper = ICMHyperparameters(obs_dim, act_dim, self.config.rank, self.config.min_noise)
+        self.hyper.to(self.config.device)
+        self.x_mean = torch.zeros(obs_dim, dtype=DTYPE, device=self.config.device)
+        self.x_scale = torch.ones(obs_dim, dtype=DTYPE, device=self.config.device)
+        self.x_train: torch.Tensor | None = None
+        self.y_train: torch.Tensor | None = None
+        self.posterior: Posterior | None = None
+        self.conditioning: str = ""
+        self.fit_seconds: float | None = None
+        self.fit_info: dict[str, Any] = {}
+        self._train_mll: tuple[str, float] | None = None
+        self._full_posterior: Posterior | None = None
+
+    # ---------------------------------------------------------------- fitting
+    @property
+    def device(self) -> torch.device:
+        return self.hyper.mean.device
+
+    def standardize(self, states: torch.Tensor) -> torch.Tensor:
+        """(s − mean) / scale with the scaler of the training states, float64 on the prior's device."""
+        return (states.to(self.device, DTYPE) - self.x_mean) / self.x_scale
+
+    def fit(self, demos: Demonstrations, progress: Progress | None = None) -> dict[str, Any]:
+        """Learn the hyperparameters (on a subset), then condition on every demonstration."""
+        start = time.perf_counter()
+        states, actions = check_data(demos.states, demos.actions)
+        self._build(states.shape[1], actions.shape[1])
+        dev = self.device
+        mean = states.mean(0, dtype=np.float64)
+        scale = states.std(0, dtype=np.float64)
+        # Constant state dimensions carry no information; scale 1 leaves them at 0.
+        self.x_mean = torch.as_tensor(mean, dtype=DTYPE, device=dev)
+        self.x_scale = torch.as_tensor(np.where(scale > 1e-8, scale, 1.0), dtype=DTYPE, device=dev)
+        x, y = self.standardize(torch.from_numpy(states)), torch.as_tensor(actions, dtype=DTYPE, device=dev)
+        generator = torch.Generator().manual_seed(self.config.seed)
+        n = len(x)
+        m = n if self.config.fit_subset in (0, None) or self.config.fit_subset >= n else self.config.fit_subset
+        subset = torch.randperm(n, generator=generator)[:m].to(dev)
+        self.hyper.initialize(y[subset], generator)
+        history = self._optimize(x[subset], y[subset], progress)
+        learned = time.perf_counter()
+        if progress:
+            progress(f"conditioning on {n} states", 0, 1)
+        self._condition(x, y, _fingerprint(states, actions), generator)
+        if progress:
+            progress(f"conditioning on {n} states", 1, 1)
+        self.fit_seconds = time.perf_counter() - start
+        self.fit_info = {
+            "optimizer": self.config.optimizer, "iterations": history["iterations"], "subset": m,
+            "subset_mll_per_entry": history["best_mll_per_entry"],
+            "mll_per_entry": self._train_mll[1] / (n * self.act_dim) if self._train_mll else None,
+            "conditioning": self.conditioning, "predict_rank": int(self.posterior.proj.shape[1]),
+            **self.hyperparameter_summary(), "learn_seconds": learned - start,
+            "condition_seconds": self.fit_seconds - (learned - start), "fit_seconds": self.fit_seconds,
+        }
+        return dict(self.fit_info)
+
+    def _subset_mll(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h = self.hyper
+        kx = kernel_matrix(x, x, h.lengthscale, self.config.kernel)
+        return kronecker.exact_mll(kx, h.task_covariance, h.noise, h.mean, y)
+
+    def _optimize(self, x: torch.Tensor, y: torch.Tensor, progress: Progress | None) -> dict[str, Any]:
+        """Maximize the exact marginal likelihood per entry, L / (m T), on the states ``x``."""
+        cfg, entries = self.config, y.numel()
+        params = list(self.hyper.parameters())
+        stage = f"GP hyperparameters ({cfg.optimizer}, {len(x)} states)"
+        state = {"evals": 0, "best": -math.inf, "best_params": copy.deepcopy(self.hyper.state_dict())}
+
+        def objective() -> torch.Tensor:
+            for p in params:
+                p.grad = None
+            loss = -self._subset_mll(x, y) / entries
+            if not torch.isfinite(loss):
+                raise NonFiniteError(f"GP marginal likelihood became {loss.item()} at iteration {state['evals']}; "
+                                     "try a smaller --iters or lr, or another kernel")
+            loss.backward()
+            state["evals"] += 1
+            if -loss.item() > state["best"]:
+                state["best"] = -loss.item()
+                state["best_params"] = copy.deepcopy(self.hyper.state_dict())
+            if progress:
+                progress(stage, state["evals"], cfg.iters)
+            return loss
+
+        if cfg.iters > 0 and cfg.optimizer == "adam":
+            opt = torch.optim.Adam(params, lr=cfg.lr)
+            for _ in range(cfg.iters):
+                objective()
+                opt.step()
+        elif cfg.iters > 0:
+            opt = torch.optim.LBFGS(params, lr=1.0, max_iter=cfg.iters, max_eval=cfg.iters,
+                                    line_search_fn="strong_wolfe", tolerance_grad=1e-7, tolerance_change=1e-10)
+            opt.step(objective)
+        # Adam oscillates around the optimum at lr 0.1: keep the best iterate seen.
+        self.hyper.load_state_dict(state["best_params"])
+        if not math.isfinite(state["best"]):
+            with torch.no_grad():
+                state["best"] = float(self._subset_mll(x, y)) / entries
+        return {"iterations": state["evals"], "best_mll_per_entry": state["best"]}
+
+    def _use_exact(self, n: int) -> bool:
+        mode = self.config.conditioning
+        return mode == "exact" or (mode == "auto" and n <= self.config.max_exact)
+
+    @torch.no_grad()
+    def _condition(self, x: torch.Tensor, y: torch.Tensor, fingerprint: str, generator: torch.Generator) -> None:
+        self.x_train, self.y_train = x, y
+        self._full_posterior = None
+        if self._use_exact(len(x)):
+            self.conditioning = "exact"
+            self.posterior, mll = _exact_posterior(x, y, self.hyper, self.config.kernel, self.config.predict_rtol,
+                                                   generator)
+        else:
+            self.conditioning = "inducing"
+            self.posterior, mll = _inducing_posterior(x, y, self.hyper, self.config.kernel,
+                                                      self.config.num_inducing, generator)
+        self._train_mll = (fingerprint, mll)
+
+    def condition(self, states: np.ndarray | torch.Tensor, actions: np.ndarray | torch.Tensor) -> None:
+        """Condition on (states, actions) with the current hyperparameters and scaler (no learning)."""
+        states_np, actions_np = check_data(states, actions)
+        if states_np.shape[1] != self.obs_dim or actions_np.shape[1] != self.act_dim:
+            raise NppacError(f"GP prior expects {self.obs_dim}-dim states and {self.act_dim}-dim actions, "
+                             f"got {states_np.shape[1]} and {actions_np.shape[1]}")
+        x = self.standardize(torch.as_tensor(states_np))
+        y = torch.as_tensor(actions_np, dtype=DTYPE, device=self.device)
+        self._condition(x, y, _fingerprint(states_np, actions_np), torch.Generator().manual_seed(self.config.seed))
+
+    def hyperparameter_summary(self) -> dict[str, float]:
+        """A few numbers that describe the learned model (for logs and metrics.json)."""
+        h = self.hyper
+        with torch.no_grad():
+            ls, b, d = h.lengthscale, h.task_covariance, h.noise
+            return {
+                "lengthscale_median": float(ls.median()), "lengthscale_min": float(ls.min()),
+                "b_diag_mean": float(torch.diagonal(b).mean()), "noise_mean": float(d.mean()),
+                "noise_min": float(d.min()),
+            }
+
+    # ------------------------------------------------------------- prediction
+    def _require_posterior(self) -> Posterior:
+        if self.posterior is None:
+            raise NppacError("GP prior is not fitted: call fit() or load a saved prior first")
+        return self.posterior
+
+    @torch.no_grad()
+    def predict(self, states: torch.Tensor, exact: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(μ0, σ0), each (batch, act_dim), on the device and in the float dtype of ``states``.
+
+        ``exact=True`` keeps every eigen-component of K_x (one extra eigendecomposition,
+        cached); with inducing points the approximation is already evaluated in full.
+        """
+        posterior = self._require_posterior()
+        if exact and self.conditioning == "exact":
+            posterior = self._exact_full_posterior()
+        check_states(states, self.obs_dim)
+        out_dtype = states.dtype if states.is_floating_point() else torch.float32
+        x = self.standardize(states)
+        ls, kernel = self.hyper.lengthscale, self.config.kernel
+        rows = max(1, _CHUNK_ELEMENTS // max(1, len(posterior.basis)))
+        means, variances = [], []
+        for block in torch.split(x, rows):
+            mean, var = posterior.predict(kernel_matrix(block, posterior.basis, ls, kernel))
+            means.append(mean)
+            variances.append(var)
+        mean = torch.cat(means) if means else x.new_zeros(0, self.act_dim)
+        var = torch.cat(variances) if variances else x.new_zeros(0, self.act_dim)
+        return mean.to(states.device, out_dtype), var.sqrt().to(states.device, out_dtype)
+
+    def _exact_full_posterior(self) -> Posterior:
+        if self._full_posterior is None:
+            if self.x_train is None or self.y_train is None:
+                raise NppacError("GP prior has no training data for exact prediction")
+            self._full_posterior, _ = _exact_posterior(self.x_train, self.y_train, self.hyper, self.config.kernel,
+                                                       0.0, torch.Generator())
+        return self._full_posterior
+
+    def log_prob(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """log π0(a|s) = log N(a; μ0(s), diag σ0²(s)), summed over action dimensions, (batch,)."""
+        mean, std = self.predict(states)
+        return gaussian_log_prob(actions.to(mean), mean, std)
+
+    @torch.no_grad()
+    def log_marginal_likelihood(self, states: np.ndarray | torch.Tensor, actions: np.ndarray | torch.Tensor) -> float:
+        """log p(actions | states) of all n·T targets under the current hyperparameters.
+
+        Free for the conditioning data (computed while conditioning); otherwise one
+        eigendecomposition (or the Nyström approximation beyond ``max_exact`` states).
+        """
+        states_np, actions_np = check_data(states, actions)
+        key = _fingerprint(states_np, actions_np)
+        if self._train_mll is not None and self._train_mll[0] == key:
+            return self._train_mll[1]
+        x = self.standardize(torch.as_tensor(states_np))
+        y = torch.as_tensor(actions_np, dtype=DTYPE, device=self.device)
+        if self._use_exact(len(x)):
+            kx = kernel_matrix(x, x, self.hyper.lengthscale, self.config.kernel)
+            return float(kronecker.condition(kx, self.hyper.task_covariance, self.hyper.noise, self.hyper.mean, y)[2])
+        generator = torch.Generator().manual_seed(self.config.seed)
+        return _inducing_posterior(x, y, self.hyper, self.config.kernel, self.config.num_inducing, generator)[1]
+
+    # ---------------------------------------------------------- persistence
+    def to(self, device: torch.device | str) -> GPPrior:
+        """Move the model (hyperparameters, scaler, posterior) to ``device``; returns self."""
+        self.hyper.to(device)
+        self.x_mean, self.x_scale = self.x_mean.to(device), self.x_scale.to(device)
+        self.x_train = None if self.x_train is None else self.x_train.to(device)
+        self.y_train = None if self.y_train is None else self.y_train.to(device)
+        self.posterior = None if self.posterior is None else self.posterior.to(device)
+        self._full_posterior = None if self._full_posterior is None else self._full_posterior.to(device)
+        return self
+
+    def save(self, directory: str | Path) -> None:
+        """Write ``settings.json`` and ``weights.safetensors`` (hyperparameters, scaler, data, posterior)."""
+        posterior = self._require_posterior()
+        tensors = {f"hyper.{k}": v for k, v in self.hyper.state_dict().items()}
+        # Exact conditioning predicts against the training states themselves: store them once.
+        tensors |= {f"posterior.{k}": v for k, v in posterior.tensors().items()
+                    if not (k == "basis" and self.conditioning == "exact")}
+        tensors |= {"x_mean": self.x_mean, "x_scale": self.x_scale, "x_train": self.x_train, "y_train": self.y_train}
+        settings = {
+            "kind": self.kind, "format_version": 1, "obs_dim": self.obs_dim, "act_dim": self.act_dim,
+            "config": asdict(self.config), "conditioning": self.conditioning, "n": len(self.x_train),
+            "train_mll": None if self._train_mll is None else list(self._train_mll),
+            "fit_seconds": self.fit_seconds, "fit": self.fit_info,
+        }
+        write_saved(directory, settings, tensors)
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> GPPrior:
+        """Read a prior written by :meth:`save`, onto ``device``."""
+        settings, tensors = read_saved(directory, "gp")
+        known = {f.name for f in fields(GPConfig)}
+        config = GPConfig(**{k: v for k, v in settings["config"].items() if k in known})
+        config.device = str(device)
+        prior = cls(config, int(settings["obs_dim"]), int(settings["act_dim"]))
+        prior.hyper.load_state_dict({k[len("hyper."):]: v for k, v in tensors.items() if k.startswith("hyper.")})
+        prior.x_mean, prior.x_scale = tensors["x_mean"], tensors["x_scale"]
+        prior.x_train, prior.y_train = tensors["x_train"], tensors["y_train"]
+        prior.conditioning = settings["conditioning"]
+        saved = {k[len("posterior."):]: v for k, v in tensors.items() if k.startswith("posterior.")}
+        saved.setdefault("basis", prior.x_train)
+        prior.posterior = Posterior(**saved, tail_from_kernel=prior.conditioning == "exact")
+        prior._train_mll = tuple(settings["train_mll"]) if settings.get("train_mll") else None  # type: ignore[assignment]
+        prior.fit_seconds, prior.fit_info = settings.get("fit_seconds"), settings.get("fit", {})
+        return prior.to(device)
+
+

@@ -1,0 +1,321 @@
+"""Locomotion experts and the demonstrations they give (DESIGN.md §4, AWAC protocol).
+
+An expert is an :class:`~nppac.agents.networks.Actor` trained with the project's own
+SAC (no prior, automatic temperature α toward the entropy target −act_dim) through
+the one training loop. Its demonstrations are rollouts of the deterministic action
+μ(s) plus Gaussian noise, clipped to the action bounds:
+
+    a_t = clip(μ(s_t) + ε_t, −1, 1),   ε_t ~ N(0, σ² I),   σ = 0.15 by default.
+
+A run directory holds ``expert.safetensors`` (the actor with the best evaluation
+return so far, rewritten as training goes, so a killed run still leaves a usable
+expert) and ``expert.json`` (task, env steps, evaluation return, training budget).
+Experts shipped with nppac live in ``nppac/assets/experts/{task}.safetensors`` with
+a ``{task}.json`` of the same kind.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from nppac.agents.networks import Actor, load_actor, save_actor
+from nppac.data.demos import Demonstrations, Trajectory
+from nppac.errors import NppacError
+from nppac.tasks import Task, get_task
+from nppac.training.checkpoint import CHECKPOINT_NAME
+from nppac.training.config import TrainConfig
+from nppac.training.loop import CONFIG_NAME, make_env, train
+
+log = logging.getLogger(__name__)
+
+EXPERT_STEPS = 1_000_000
+"""Default training budget of an expert, in environment steps."""
+EXPERT_NAME = "expert.safetensors"
+"""The expert's actor inside a run directory (its metadata: the same name with ``.json``)."""
+DEFAULT_ACTION_NOISE = 0.15
+"""Std of the Gaussian noise added to the expert's actions in demonstrations (AWAC protocol)."""
+
+
+def bundled_expert_path(task: str) -> Path | None:
+    """The expert shipped with nppac for ``task`` (``assets/experts/{task}.safetensors``), if any."""
+    name = get_task(task).name
+    path = Path(str(resources.files("nppac") / "assets" / "experts" / f"{name}.safetensors"))
+    return path if path.is_file() else None
+
+
+def load_expert(spec: str, task: str, device: str | torch.device = "cpu") -> Actor:
+    """The expert named by ``spec`` for ``task``: ``"bundled"``, an actor file, or a run directory.
+
+    A run directory means its ``expert.safetensors``. The actor's dimensions must
+    match the task's; a missing bundled expert raises :class:`NppacError` saying how
+    to train one.
+    """
+    actor = load_actor(resolve_expert(spec, task), device)
+    check_fits(actor, get_task(task))
+    return actor
+
+
+def resolve_expert(spec: str, task: str) -> Path:
+    """The actor file ``spec`` stands for (see :func:`load_expert`), without loading it."""
+    if spec == "bundled":
+        path = bundled_expert_path(task)
+        if path is None:
+            raise NppacError(
+                f"task {task!r} has no bundled expert yet; train one with "
+                f"`nppac expert train --task {task} --out DIR` and pass --expert DIR/{EXPERT_NAME}"
+            )
+        return path
+    path = Path(spec)
+    if path.is_dir():
+        if not (path / EXPERT_NAME).is_file():
+            raise NppacError(f"{path} holds no {EXPERT_NAME}; pass an actor file, or export one from the run "
+                             f"with `nppac expert export --run {path} --out FILE.safetensors`")
+        return path / EXPERT_NAME
+    if not path.is_file():
+        raise NppacError(f"expert not found: {path}; pass 'bundled', an actor .safetensors file or a run directory")
+    return path
+
+
+def check_fits(actor: Actor, task: Task) -> None:
+    """Raise :class:`NppacError` unless the actor's observation and action dimensions are the task's."""
+    if (actor.obs_dim, actor.act_dim) != (task.obs_dim, task.act_dim):
+        raise NppacError(f"expert has obs_dim={actor.obs_dim}, act_dim={actor.act_dim} but task {task.name!r} has "
+                         f"obs_dim={task.obs_dim}, act_dim={task.act_dim}; pass an expert trained on {task.name}")
+
+
+def evaluate_expert(actor: Actor, task: str, episodes: int = 10, seed: int = 0, horizon: int | None = None,
+                    progress: bool = False) -> dict[str, Any]:
+    """Return statistics of the deterministic policy μ(s) over ``episodes`` episodes.
+
+    Keys: ``returns``, ``lengths`` (per episode), ``return_mean``, ``return_std``
+    (population std), ``return_min``, ``return_max``, and ``success_rate`` on
+    binary tasks. ``horizon`` caps episodes below the task's horizon. The same
+    ``seed`` gives the same episodes as :func:`collect_demos` with no noise.
+    """
+    demos = collect_demos(actor, task, episodes, action_noise=0.0, seed=seed, horizon=horizon, progress=progress)
+    return {"task": demos.task, "episodes": episodes, "seed": seed, **_return_stats(demos)}
+
+
+def collect_demos(actor: Actor, task: str, episodes: int = 10, action_noise: float = DEFAULT_ACTION_NOISE,
+                  seed: int = 0, horizon: int | None = None, progress: bool = False,
+                  expert_name: str = "") -> Demonstrations:
+    """Roll the expert out with noisy actions a_t = clip(μ(s_t) + ε_t, −1, 1), ε_t ~ N(0, σ² I).
+
+    Episodes end at a true terminal state (``terminals``) or at the horizon
+    (``timeouts``: the task's, or ``horizon`` when shorter). The same ``seed`` gives
+    identical arrays. ``meta`` records ``expert_name``, the noise σ, the seed, the
+    horizon and the episode returns; binary tasks also keep ``infos["success"]``.
+    """
+    spec = get_task(task)
+    check_fits(actor, spec)
+    if episodes < 1:
+        raise NppacError(f"episodes must be at least 1, got {episodes}")
+    if action_noise < 0 or not math.isfinite(action_noise):
+        raise NppacError(f"action noise must be a finite std ≥ 0, got {action_noise}")
+    horizon = spec.horizon if horizon is None else horizon
+    if not 1 <= horizon <= spec.horizon:
+        raise NppacError(f"horizon must lie in [1, {spec.horizon}] for task {spec.name!r}, got {horizon}")
+    # Two independent streams from one seed: gymnasium seeds its own PCG64 from the same
+    # SeedSequence as numpy's default_rng, so sharing the seed would correlate the
+    # action noise with the environment's initial-state noise.
+    env_stream, noise_stream = np.random.SeedSequence(seed).spawn(2)
+    env = make_env(spec, horizon, int(env_stream.generate_state(1)[0]))
+    noise = np.random.default_rng(noise_stream)
+    trajectories = []
+    try:
+        with _EpisodeBar(progress, episodes, f"{spec.name} rollouts") as bar:
+            for _ in range(episodes):
+                trajectories.append(_rollout(actor, env, spec, action_noise, noise))
+                bar.advance(trajectories[-1].episode_return)
+    finally:
+        env.close()
+    returns = [t.episode_return for t in trajectories]
+    meta = {"expert": expert_name, "action_noise": action_noise, "seed": seed, "horizon": horizon, "returns": returns}
+    return Demonstrations(trajectories, source=f"{spec.name} expert rollouts", format="rollouts",
+                          task=spec.name, meta=meta)
+
+
+def _rollout(actor: Actor, env: gym.Env, task: Task, noise_std: float, noise: np.random.Generator) -> Trajectory:
+    """One episode; ``noise`` is only drawn from when σ > 0, so σ = 0 is exactly the deterministic policy."""
+    obs, _ = env.reset()
+    steps: dict[str, list[Any]] = {k: [] for k in ("obs", "action", "reward", "next_obs", "terminal", "timeout",
+                                                   "success")}
+    while True:
+        action = actor.act(obs)
+        if noise_std > 0:
+            action = action + noise_std * noise.standard_normal(task.act_dim).astype(np.float32)
+        action = np.clip(action, -1.0, 1.0)
+        next_obs, reward, terminated, truncated, info = env.step(action)
+        for key, value in (("obs", obs), ("action", action), ("reward", reward), ("next_obs", next_obs),
+                           ("terminal", terminated), ("timeout", truncated and not terminated),
+                           ("success", bool(info.get("success", False)))):
+            steps[key].append(value)
+        obs = next_obs
+        if terminated or truncated:
+            break
+    infos = {"success": np.asarray(steps["success"], bool)} if task.reward == "binary" else {}
+    return Trajectory(
+        observations=np.asarray(steps["obs"], np.float32),
+        actions=np.asarray(steps["action"], np.float32),
+        rewards=np.asarray(steps["reward"], np.float32),
+        terminals=np.asarray(steps["terminal"], bool),
+        timeouts=np.asarray(steps["timeout"], bool),
+        next_observations=np.asarray(steps["next_obs"], np.float32),
+        infos=infos,
+    )
+
+
+def _return_stats(demos: Demonstrations) -> dict[str, Any]:
+    returns = np.asarray(demos.meta["returns"], np.float64)
+    stats: dict[str, Any] = {
+        "return_mean": float(returns.mean()), "return_std": float(returns.std()),
+        "return_min": float(returns.min()), "return_max": float(returns.max()),
+        "returns": returns.tolist(), "lengths": [len(t) for t in demos],
+    }
+    task = get_task(demos.task)  # type: ignore[arg-type]
+    if task.reward == "binary":
+        stats["success_rate"] = float(np.mean([task.episode_success(t.infos["success"]) for t in demos]))
+    return stats
+
+
+class _EpisodeBar:
+    """A rich progress bar on stderr counting episodes, with the last return (a no-op when disabled)."""
+
+    def __init__(self, enabled: bool, total: int, description: str) -> None:
+        self.enabled, self.total, self.description = enabled, total, description
+
+    def __enter__(self) -> _EpisodeBar:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("episodes {task.fields[last]}"), TimeRemainingColumn(),
+                                     console=Console(stderr=True))
+            self.progress.start()
+            self.task_id = self.progress.add_task(self.description, total=self.total, last="")
+        return self
+
+    def advance(self, episode_return: float) -> None:
+        if self.enabled:
+            self.progress.update(self.task_id, advance=1, last=f"· last return {episode_return:.1f}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.progress.stop()
+
+
+def expert_config(task: str, steps: int = EXPERT_STEPS, seed: int = 0, device: str = "cpu",
+                  overrides: Sequence[str] = ()) -> TrainConfig:
+    """The training configuration of an expert: SAC (no prior) with automatic α toward −act_dim.
+
+    ``overrides`` are ``key=value`` strings applied on top (``--set``); the
+    algorithm must stay ``sac``.
+    """
+    config = TrainConfig(task=task, algo="sac", seed=seed, device=device, steps=steps, auto_alpha=True)
+    config = config.with_overrides(list(overrides))
+    if config.algo != "sac":
+        raise NppacError(f"an expert is trained with algo 'sac' (no prior), not {config.algo!r}; drop --set algo")
+    return config.validate()
+
+
+def train_expert(config: TrainConfig | None, out_dir: str | Path, resume: bool = False,
+                 progress: bool = True) -> dict[str, Any]:
+    """Train an expert with :func:`nppac.training.train` and keep ``out_dir/expert.safetensors`` current.
+
+    After every epoch whose evaluation return beats the best so far, the actor of
+    that epoch's checkpoint is exported (with ``expert.json``), so the expert on
+    disk is always the best-evaluated actor; the loop's final actor stays in
+    ``actor.safetensors``. With ``resume`` the run continues from its checkpoint and
+    ``config`` may be None. Returns the loop's summary plus ``expert`` (the path)
+    and ``expert_eval_return``.
+    """
+    out = Path(out_dir)
+    expert_file = out / EXPERT_NAME
+    best = _exported_return(expert_file) if resume else -math.inf
+
+    def export_if_best(row: dict[str, Any]) -> None:
+        nonlocal best
+        if row["eval_return"] > best:
+            best = float(row["eval_return"])
+            export_expert(out, expert_file)
+            log.info("new best eval return %.1f at epoch %d: expert written to %s", best, row["epoch"], expert_file)
+
+    summary = train(config, out, resume=resume, progress=progress, on_epoch_end=export_if_best)
+    if not expert_file.is_file():
+        export_expert(out, expert_file)
+    return {**summary, "expert": str(expert_file), "expert_eval_return": _exported_return(expert_file)}
+
+
+def export_expert(run_dir: str | Path, out_file: str | Path) -> dict[str, Any]:
+    """Write the actor of a run's latest checkpoint to ``out_file`` and its metadata beside it (``.json``).
+
+    Safe on a run that is still training: checkpoints are replaced atomically, so
+    the one read is complete. Returns the metadata: task, algo, seed, epoch,
+    env_steps, eval_return (that epoch's evaluation), eval_episodes, horizon,
+    run_steps (the run's training budget) and run.
+    """
+    run, out = Path(run_dir), Path(out_file)
+    if out.suffix != ".safetensors":
+        raise NppacError(f"{out}: the expert file must end in .safetensors")
+    if not out.parent.is_dir():
+        raise NppacError(f"{out}: the folder {out.parent} does not exist; create it first")
+    if not (run / CONFIG_NAME).is_file():
+        raise NppacError(f"{run} is not a training run (no {CONFIG_NAME}); pass the --out of `nppac expert train`")
+    cfg = TrainConfig.load(run / CONFIG_NAME).resolved()
+    ckpt_path = run / CHECKPOINT_NAME
+    if not ckpt_path.is_file():
+        raise NppacError(f"{run} has no {CHECKPOINT_NAME} yet; wait for its first epoch to finish")
+    try:
+        # mmap: only the actor's tensors are read, not the replay buffer stored beside them.
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+        epoch, actor_state = int(ckpt["epoch"]), ckpt["agent"]["actor"]
+        env_steps = int(ckpt["env_steps"])
+    except (OSError, RuntimeError, EOFError, KeyError) as err:
+        raise NppacError(f"cannot read checkpoint {ckpt_path}: {err.__class__.__name__}: {err}") from None
+    task = cfg.task_spec
+    actor = Actor(task.obs_dim, task.act_dim, cfg.actor_hidden, cfg.actor)  # type: ignore[arg-type]
+    actor.load_state_dict(actor_state)
+    save_actor(actor, out)
+    meta = {"task": task.name, "algo": cfg.algo, "seed": cfg.seed, "epoch": epoch, "env_steps": env_steps,
+            "eval_return": _eval_return(run, epoch), "eval_episodes": cfg.eval_episodes, "horizon": cfg.horizon,
+            "run_steps": cfg.steps, "run": str(run)}
+    _write_json(out.with_suffix(".json"), meta)
+    return meta
+
+
+def _eval_return(run: Path, epoch: int) -> float | None:
+    """The evaluation return of ``epoch`` in the run's ``progress.csv`` (None if the row is missing)."""
+    path = run / "progress.csv"
+    if path.is_file():
+        with path.open(newline="") as f:
+            for row in csv.DictReader(f):
+                if int(row["epoch"]) == epoch:
+                    return float(row["eval_return"])
+    return None
+
+
+def _exported_return(expert_file: Path) -> float:
+    """The evaluation return recorded beside an exported expert (−inf if there is none yet)."""
+    meta = expert_file.with_suffix(".json")
+    if not meta.is_file():
+        return -math.inf
+    value = json.loads(meta.read_text()).get("eval_return")
+    return -math.inf if value is None or not math.isfinite(value) else float(value)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,460 @@
+"""The one online loop shared by every algorithm: collect, update, evaluate, log, checkpoint.
+
+Protocol (DESIGN.md §3, rlkit style): epochs of ``steps_per_epoch`` environment steps,
+then ``updates_per_epoch`` gradient steps; uniform-random actions for the first
+``warmup_steps``; after every epoch a deterministic evaluation in a separate
+environment, one ``progress.csv`` row, TensorBoard scalars and an atomic checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from nppac.agents.kl_sac import KLSAC, METRIC_TERMS, METRICS, KLSACConfig, initialize_policy
+from nppac.agents.networks import Actor, save_actor
+from nppac.data.demos import Demonstrations
+from nppac.data.replay import ReplayBuffer
+from nppac.errors import NonFiniteError, NppacError
+from nppac.priors.base import Prior
+from nppac.tasks import Task
+from nppac.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from nppac.training.config import TrainConfig
+from nppac.training.logger import RunLogger, truncate_progress
+
+log = logging.getLogger(__name__)
+
+CONFIG_NAME = "config.json"
+PRIOR_DIR = "prior"
+ACTOR_NAME = "actor.safetensors"
+
+
+class EpochMetrics:
+    """Running sums of the gradient-step metrics, kept on the training device and read once per epoch.
+
+    Besides the sums it remembers, per metric, the first gradient step at which the
+    value was NaN/Inf, so the epoch-end check can name the term that broke first.
+    """
+
+    def __init__(self, names: tuple[str, ...], device: torch.device) -> None:
+        self.names = names
+        self.total = torch.zeros(len(names), device=device)
+        self.first_bad = torch.zeros(len(names), dtype=torch.long, device=device)
+        self.count = torch.zeros((), dtype=torch.long, device=device)
+
+    def add(self, stats: torch.Tensor) -> None:
+        """Accumulate one step's metrics (device ops only)."""
+        self.count += 1
+        newly_bad = ~torch.isfinite(stats) & (self.first_bad == 0)
+        self.first_bad.copy_(torch.where(newly_bad, self.count, self.first_bad))
+        self.total += stats
+
+    def read(self) -> tuple[dict[str, float], dict[str, int], int]:
+        """(means, first non-finite step of each metric (0: never), steps) in one device→host copy; resets."""
+        host = torch.cat([self.total.double(), self.first_bad.double(), self.count.double().reshape(1)]).cpu()
+        n, steps = len(self.names), int(host[-1])
+        means = {k: float(host[i]) / steps if steps else math.nan for i, k in enumerate(self.names)}
+        first_bad = {k: int(host[n + i]) for i, k in enumerate(self.names)}
+        self.total.zero_()
+        self.first_bad.zero_()
+        self.count.zero_()
+        return means, first_bad, steps
+
+
+def make_gradient_step(agent: KLSAC, buffer: ReplayBuffer, metrics: EpochMetrics,
+                       batch_size: int) -> Callable[[], None]:
+    """The whole gradient step (replay sampling, update, metric accumulation) as one tensor-only function."""
+
+    def gradient_step() -> None:
+        metrics.add(agent.update(buffer.sample(batch_size)))
+
+    return gradient_step
+
+
+class Collector:
+    """Steps the training environment across epochs, keeping the current episode between calls."""
+
+    def __init__(self, env: gym.Env, act_dim: int, device: torch.device) -> None:
+        self.env, self.act_dim, self.device = env, act_dim, device
+        self.obs: np.ndarray | None = None
+        self.episode_return = 0.0
+        self.last_return = math.nan
+
+    def collect(self, actor: Actor, n_steps: int, n_uniform: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """n_steps transitions: the first ``n_uniform`` with uniform-random actions, the rest sampled from π."""
+        obs_buf, act_buf, rew_buf, next_buf, done_buf = [], [], [], [], []
+        for t in range(n_steps):
+            if self.obs is None:
+                self.obs, _ = self.env.reset()
+                self.episode_return = 0.0
+            if t < n_uniform:
+                action = rng.uniform(-1.0, 1.0, self.act_dim).astype(np.float32)
+            else:
+                with torch.no_grad():
+                    obs_t = torch.as_tensor(self.obs, dtype=torch.float32, device=self.device).unsqueeze(0)
+                    action = actor.sample(obs_t)[0][0].cpu().numpy()
+                # The Gaussian head's samples can leave [−1, 1]: store what the environment executes.
+                action = np.clip(action, -1.0, 1.0)
+            next_obs, reward, terminated, truncated, _ = self.env.step(action)
+            obs_buf.append(self.obs)
+            act_buf.append(action)
+            rew_buf.append(reward)
+            next_buf.append(next_obs)
+            # Bootstrap through time-limit truncation: only a true terminal state ends the return.
+            done_buf.append(terminated)
+            self.episode_return += float(reward)
+            self.obs = next_obs
+            if terminated or truncated:
+                self.last_return = self.episode_return
+                self.obs = None
+        return {"obs": np.asarray(obs_buf, np.float32), "action": np.asarray(act_buf, np.float32),
+                "reward": np.asarray(rew_buf, np.float32), "next_obs": np.asarray(next_buf, np.float32),
+                "done": np.asarray(done_buf, np.float32)}
+
+
+def evaluate(actor: Actor, env: gym.Env, task: Task, episodes: int, horizon: int) -> tuple[float, float | None]:
+    """Mean return of the deterministic policy (the mean action) and, for binary tasks, the success rate."""
+    returns, successes = [], []
+    for _ in range(episodes):
+        obs, _ = env.reset()
+        total, flags = 0.0, []
+        for _ in range(horizon):
+            obs, reward, terminated, truncated, info = env.step(actor.act(obs))
+            total += float(reward)
+            flags.append(bool(info.get("success", False)))
+            if terminated or truncated:
+                break
+        returns.append(total)
+        if task.reward == "binary":
+            successes.append(task.episode_success(flags))
+    return float(np.mean(returns)), (float(np.mean(successes)) if task.reward == "binary" else None)
+
+
+def make_env(task: Task, horizon: int, seed: int) -> gym.Env:
+    """The task's environment, with the episode cap lowered to ``horizon`` when that is shorter."""
+    env = task.make_env(seed=seed)
+    if horizon < task.horizon:
+        env = gym.wrappers.TimeLimit(env, max_episode_steps=horizon)
+    return env
+
+
+def train(config: TrainConfig | None, out_dir: str | Path, resume: bool = False, prior: Prior | None = None,
+          demos: Demonstrations | None = None, *, progress: bool = True,
+          on_epoch_end: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Train an agent online and return a summary (last and best evaluation, steps, paths).
+
+    ``out_dir`` receives ``config.json``, ``progress.csv``, TensorBoard events, an
+    atomic ``checkpoint.pt`` after every epoch, the prior (``prior/``) and the final
+    actor (``actor.safetensors``). With ``resume`` the stored configuration is used
+    and the run continues from its last checkpoint. ``prior``/``demos`` supply
+    in-memory objects instead of paths; ``on_epoch_end`` is called with each epoch's
+    row after its checkpoint is written.
+    """
+    started = time.perf_counter()
+    out = Path(out_dir)
+    fresh_dir = not resume and not out.exists()
+    cfg = _prepare_run_dir(config, out, resume)
+    try:
+        run = _setup(cfg, out, resume, prior, demos, progress)
+    except Exception:
+        if fresh_dir:  # a run that never started leaves no directory that would demand --resume
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    task, device, agent, buffer, np_rng = cfg.task_spec, run.agent.device, run.agent, run.buffer, run.np_rng
+    train_env, eval_env = run.envs["train"], run.envs["eval"]
+    start_epoch, env_steps, wall_before = run.start_epoch, run.env_steps, run.wall_before
+    ckpt_path = out / CHECKPOINT_NAME
+
+    collector = Collector(train_env, task.act_dim, device)
+    metrics = EpochMetrics(METRICS, device)
+    gradient_step = make_gradient_step(agent, buffer, metrics, cfg.batch_size)  # type: ignore[arg-type]
+    logger = RunLogger(out, binary=task.reward == "binary", purge_step=env_steps + 1 if resume else None)
+    rows: list[dict[str, Any]] = []
+    try:
+        with _ProgressBar(progress) as bar:
+            total_steps = cfg.n_epochs * cfg.steps_per_epoch
+            bar.stage("env steps", env_steps, total_steps, f"epoch {start_epoch}/{cfg.n_epochs}")
+            for epoch in range(start_epoch + 1, cfg.n_epochs + 1):
+                t0 = time.perf_counter()
+                n_uniform = max(0, min(cfg.steps_per_epoch, cfg.warmup_steps - env_steps))
+                batch = collector.collect(agent.actor, cfg.steps_per_epoch, n_uniform, np_rng)
+                buffer.add(**batch)
+                env_steps += cfg.steps_per_epoch
+                t1 = time.perf_counter()
+                n_updates = cfg.updates_per_epoch if env_steps >= cfg.warmup_steps else 0
+                for _ in range(n_updates):
+                    gradient_step()
+                means, first_bad, _ = metrics.read()
+                t2 = time.perf_counter()
+                _check_finite(first_bad, epoch, n_updates, ckpt_path)
+                eval_return, eval_success = evaluate(agent.actor, eval_env, task, cfg.eval_episodes, cfg.horizon)  # type: ignore[arg-type]
+                row = {
+                    "epoch": epoch, "env_steps": env_steps,
+                    "wall_s": wall_before + time.perf_counter() - started,
+                    "eval_return": eval_return, "eval_success": eval_success, **means,
+                    "train_return": collector.last_return,
+                    "updates_per_s": n_updates / (t2 - t1) if n_updates else math.nan,
+                    "env_steps_per_s": cfg.steps_per_epoch / (t1 - t0),
+                }
+                logger.log(row)
+                save_checkpoint({
+                    "epoch": epoch, "env_steps": env_steps, "wall_s": row["wall_s"],
+                    "agent": agent.state_dict(), "replay": buffer.state_dict(),
+                    "rng": rng_state(np_rng, run.envs),
+                }, ckpt_path)
+                rows.append(row)
+                bar.stage("env steps", env_steps, total_steps, f"epoch {epoch}/{cfg.n_epochs} · eval "
+                          f"{eval_return:.1f} · train {collector.last_return:.1f}")
+                if on_epoch_end is not None:
+                    on_epoch_end(row)
+    finally:
+        logger.close()
+        train_env.close()
+        eval_env.close()
+
+    save_actor(agent.actor, out / ACTOR_NAME)
+    return _summary(out, cfg, rows)
+
+
+@dataclass
+class _Run:
+    """Everything the epoch loop works on, fresh or restored from a checkpoint."""
+
+    agent: KLSAC
+    buffer: ReplayBuffer
+    envs: dict[str, gym.Env]
+    np_rng: np.random.Generator
+    start_epoch: int = 0
+    env_steps: int = 0
+    wall_before: float = 0.0
+
+
+def _setup(cfg: TrainConfig, out: Path, resume: bool, prior: Prior | None, demos: Demonstrations | None,
+           progress: bool) -> _Run:
+    """Prior, agent, replay buffer and environments; restored from the checkpoint when resuming."""
+    task = cfg.task_spec
+    device = _device(cfg.device)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    torch.manual_seed(cfg.seed)
+    ckpt_path = out / CHECKPOINT_NAME
+    ckpt = load_checkpoint(ckpt_path, device) if resume and ckpt_path.exists() else None
+
+    demo_source = _DemoSource(cfg, demos)
+    prior = _resolve_prior(cfg, out, prior, demo_source, progress)
+    agent = KLSAC(task.obs_dim, task.act_dim, cfg.actor, cfg.actor_hidden, cfg.critic_hidden,  # type: ignore[arg-type]
+                  _agent_config(cfg), device)
+    n_seeded = demo_source.get().n_transitions if cfg.seed_demos else 0
+    capacity = min(cfg.replay_capacity, cfg.n_epochs * cfg.steps_per_epoch + n_seeded)
+    buffer = ReplayBuffer(task.obs_dim, task.act_dim, capacity, device, prior=prior)
+    envs = {"train": make_env(task, cfg.horizon, cfg.seed), "eval": make_env(task, cfg.horizon, cfg.seed + 10_000)}  # type: ignore[arg-type]
+    run = _Run(agent, buffer, envs, np.random.default_rng(cfg.seed))
+
+    if ckpt is not None:
+        agent.load_state_dict(ckpt["agent"])
+        buffer.load_state_dict(ckpt["replay"])
+        restore_rng_state(ckpt["rng"], run.np_rng, envs)
+        run.start_epoch, run.env_steps, run.wall_before = int(ckpt["epoch"]), int(ckpt["env_steps"]), float(ckpt["wall_s"])
+        log.info("resuming %s from epoch %d (%d env steps)", out, run.start_epoch, run.env_steps)
+    else:
+        if prior is not None and cfg.init_epochs:
+            _initialize_policy(agent, buffer, demo_source.get(), cfg, progress)
+        if cfg.seed_demos:
+            flat = demo_source.get().flat()
+            buffer.add(flat["observations"], flat["actions"], flat["rewards"], flat["next_observations"],
+                       flat["terminals"])
+    truncate_progress(out / "progress.csv", run.start_epoch)
+    return run
+
+
+def _prepare_run_dir(config: TrainConfig | None, out: Path, resume: bool) -> TrainConfig:
+    """The run's configuration: the stored one when resuming, else ``config`` resolved and written."""
+    stored = out / CONFIG_NAME
+    if resume:
+        if not stored.exists():
+            raise NppacError(f"nothing to resume in {out}: no {CONFIG_NAME}; start a new run without --resume")
+        cfg = TrainConfig.load(stored).validate()
+        if config is not None:
+            given = config.resolved().to_dict()
+            differ = [k for k, v in cfg.to_dict().items() if given[k] != v]
+            if differ:
+                log.warning("resuming with the stored configuration; ignoring new values of: %s", ", ".join(differ))
+        return cfg
+    if config is None:
+        raise NppacError("a training configuration is required unless resuming")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise NppacError(f"output directory {out} already exists; pass --resume to continue it or choose another --out")
+    cfg = config.resolved()
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.save(stored)
+    return cfg
+
+
+def _device(name: str) -> torch.device:
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise NppacError(f"device {name!r} requested but torch sees no CUDA device; use --device cpu")
+    return torch.device(name)
+
+
+def _agent_config(cfg: TrainConfig) -> KLSACConfig:
+    use_prior = cfg.prior_kind is not None
+    # Automatic α tracks E[log π − log π0]: −H̄ for SAC (log π0 ≡ 0), the KL target with a prior.
+    target = cfg.target_kl if use_prior else -cfg.target_entropy  # type: ignore[operator]
+    return KLSACConfig(gamma=cfg.gamma, tau=cfg.tau, alpha=cfg.alpha, auto_alpha=cfg.auto_alpha,  # type: ignore[arg-type]
+                       penalty_target=float(target or 0.0), actor_lr=cfg.actor_lr, critic_lr=cfg.critic_lr,
+                       alpha_lr=cfg.alpha_lr, use_prior=use_prior)
+
+
+class _DemoSource:
+    """Demonstrations loaded on first use: the given object, ``config.demos`` or the task's bundled set."""
+
+    def __init__(self, cfg: TrainConfig, demos: Demonstrations | None) -> None:
+        self.cfg, self.demos = cfg, demos
+
+    def get(self) -> Demonstrations:
+        if self.demos is None:
+            from nppac.data import load_demos
+
+            task = self.cfg.task_spec
+            path = self.cfg.demos or task.bundled_demos
+            if path is None:
+                raise NppacError(f"task {task.name!r} has no bundled demonstrations; pass --demos PATH "
+                                 "(or --prior DIR with --set init_epochs=0)")
+            self.demos = load_demos(path, task=task.name, allow_pickle=self.cfg.allow_pickle)
+        return self.demos
+
+
+def _resolve_prior(cfg: TrainConfig, out: Path, prior: Prior | None, demos: _DemoSource,
+                   progress: bool) -> Prior | None:
+    """π0 for this run: given, stored in the run directory, loaded from ``config.prior``, or fitted here.
+
+    A copy is kept in ``out/prior`` so that a resumed run needs nothing outside its directory.
+    """
+    if cfg.prior_kind is None:
+        if prior is not None:
+            raise NppacError(f"algo {cfg.algo!r} uses no prior; choose nppac or ppac-nn to train with one")
+        return None
+    stored = out / PRIOR_DIR
+    if prior is None:
+        if (stored / "settings.json").exists():
+            prior = _load_prior(stored)
+        elif cfg.prior is not None:
+            prior = _load_prior(cfg.prior)
+            shutil.copytree(cfg.prior, stored, dirs_exist_ok=True)
+        else:
+            prior = _fit_prior(cfg, demos.get(), progress)
+            prior.save(stored)
+    elif not stored.exists():
+        prior.save(stored)
+    task = cfg.task_spec
+    if (prior.obs_dim, prior.act_dim) != (task.obs_dim, task.act_dim):
+        raise NppacError(f"prior has obs_dim={prior.obs_dim}, act_dim={prior.act_dim} but task {task.name} has "
+                         f"obs_dim={task.obs_dim}, act_dim={task.act_dim}")
+    if prior.kind != cfg.prior_kind:
+        log.warning("algo %s expects a %s prior but was given a %s prior", cfg.algo, cfg.prior_kind, prior.kind)
+    return prior
+
+
+def _load_prior(directory: str | Path) -> Prior:
+    from nppac.priors import load_prior
+
+    return load_prior(directory)
+
+
+def _fit_prior(cfg: TrainConfig, demos: Demonstrations, progress: bool) -> Prior:
+    """A GP (task kernel) or NN prior fitted on the demonstrations, with a progress bar on stderr."""
+    from nppac.priors import fit_prior
+
+    settings: dict[str, Any] = {"seed": cfg.seed, "device": cfg.device}
+    if cfg.prior_kind == "gp":
+        settings["kernel"] = cfg.prior_kernel
+    if cfg.prior_iters is not None:
+        settings["iters"] = cfg.prior_iters
+    log.info("fitting a %s prior on %d demonstration transitions", cfg.prior_kind, demos.n_transitions)
+    with _ProgressBar(progress) as bar:
+        prior, metrics = fit_prior(demos, cfg.prior_kind, progress=bar.stage, **settings)  # type: ignore[arg-type]
+    log.info("prior fitted: %s", {k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+    return prior
+
+
+def _initialize_policy(agent: KLSAC, buffer: ReplayBuffer, demos: Demonstrations, cfg: TrainConfig,
+                       progress: bool) -> None:
+    states = torch.as_tensor(demos.states, device=agent.device)
+    log.info("initializing the policy: KL(π‖π0) on %d demonstration states for %d epochs", len(states), cfg.init_epochs)
+    prior_mean, prior_std = buffer.predict_prior(states)
+    with _ProgressBar(progress) as bar:
+        history = initialize_policy(agent.actor, states, prior_mean, prior_std, cfg.init_epochs,  # type: ignore[arg-type]
+                                    cfg.init_batch_size, cfg.actor_lr, cfg.seed, progress=bar.stage)
+    if not math.isfinite(history[-1]):
+        raise NonFiniteError("KL(π‖π0) became non-finite during policy initialization; check the prior's σ0")
+    log.info("policy initialized: KL(π‖π0) %.3g → %.3g over %d epochs", history[0], history[-1], len(history))
+
+
+def _check_finite(first_bad: dict[str, int], epoch: int, n_updates: int, ckpt_path: Path) -> None:
+    """Stop at the first term that became NaN/Inf this epoch, before anything of the epoch is saved."""
+    bad = {k: step for k, step in first_bad.items() if step > 0}
+    if not bad:
+        return
+    term = min(bad, key=lambda k: (bad[k], METRICS.index(k)))
+    kept = f"last good checkpoint {ckpt_path} kept" if ckpt_path.exists() else "no checkpoint was written yet"
+    raise NonFiniteError(f"{METRIC_TERMS[term]} became non-finite at epoch {epoch} "
+                         f"(gradient step {bad[term]} of {n_updates}); run stopped, {kept}")
+
+
+def _summary(out: Path, cfg: TrainConfig, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    with (out / "progress.csv").open(newline="") as f:
+        history = list(csv.DictReader(f))
+    returns = [float(r["eval_return"]) for r in history]
+    summary: dict[str, Any] = {
+        "out_dir": str(out), "task": cfg.task, "algo": cfg.algo, "seed": cfg.seed,
+        "epochs": len(history), "env_steps": int(history[-1]["env_steps"]) if history else 0,
+        "wall_s": float(history[-1]["wall_s"]) if history else 0.0,
+        "final_eval_return": returns[-1] if returns else math.nan,
+        "best_eval_return": max(returns) if returns else math.nan,
+        "actor": str(out / ACTOR_NAME), "checkpoint": str(out / CHECKPOINT_NAME),
+        "epochs_this_call": len(rows),
+    }
+    if cfg.task_spec.reward == "binary" and history:
+        summary["final_eval_success"] = float(history[-1]["eval_success"])
+    return summary
+
+
+class _ProgressBar:
+    """Rich progress rows on stderr, one per stage (the prior fit's, then env steps with returns and ETA)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.rows: dict[str, Any] = {}
+
+    def __enter__(self) -> _ProgressBar:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+                                     TextColumn("{task.fields[note]}"), TimeRemainingColumn(),
+                                     console=Console(stderr=True))
+            self.progress.start()
+        return self
+
+    def stage(self, name: str, completed: int, total: int, note: str = "") -> None:
+        """Show ``completed``/``total`` on the row ``name`` (a ``progress(stage, completed, total)`` callback)."""
+        if not self.enabled:
+            return
+        if name not in self.rows:
+            self.rows[name] = self.progress.add_task(name, total=total, note=note)
+        self.progress.update(self.rows[name], completed=completed, total=total, note=note)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.progress.stop()

@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from nppac.agents import (
+    KLSAC,
+    METRICS,
+    Actor,
+    KLSACConfig,
+    critic_target,
+    initialize_policy,
+    kl_sac_update,
+    load_actor,
+    policy_loss,
+    save_actor,
+)
+from nppac.data.replay import ReplayBuffer
+from nppac.distributions import gaussian_kl, gaussian_log_prob
+from nppac.errors import NppacError
+from tests.test_replay import LinearGaussianPrior, _transitions
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny networks: one thread is fastest, and immune to the other cores being busy."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_one_sample_kl_estimate_matches_closed_form_for_gaussian_head():
+    torch.manual_seed(0)
+    actor = Actor(3, 2, (16,), "gaussian_tanh_mean")
+    s = torch.randn(1, 3)
+    mu0, sigma0 = torch.tensor([[0.3, -0.2]]), torch.tensor([[0.5, 0.8]])
+    n = 200_000
+    with torch.no_grad():
+        action, log_pi = actor.sample(s.expand(n, -1))
+        estimates = log_pi - gaussian_log_prob(action, mu0, sigma0)
+        mean, std = actor(s)
+        kl = gaussian_kl(mean, std, mu0, sigma0).item()
+    # Monte Carlo: the estimator is unbiased with standard error sd/√n; 5 SE leaves a
+    # false-failure chance below 1e-6 while a biased estimator (e.g. a missing term) fails.
+    se = estimates.std().item() / math.sqrt(n)
+    assert abs(estimates.mean().item() - kl) < 5 * se
+    assert se < 0.01 * max(kl, 1.0)
+
+
+def test_tanh_head_log_prob_includes_the_jacobian():
+    torch.manual_seed(1)
+    actor = Actor(4, 3, (16, 16), "tanh_gaussian")
+    obs = torch.randn(64, 4)
+    with torch.no_grad():
+        action, log_pi = actor.sample(obs)
+        mean, std = actor(obs)
+    reference = torch.distributions.TransformedDistribution(
+        torch.distributions.Normal(mean, std), [torch.distributions.TanhTransform()])
+    torch.testing.assert_close(log_pi, reference.log_prob(action).sum(-1), atol=2e-3, rtol=1e-4)
+    torch.testing.assert_close(actor.log_prob(obs, action), log_pi, atol=2e-3, rtol=1e-4)
+    assert action.abs().max() < 1.0
+
+
+def test_log_std_is_clamped():
+    actor = Actor(2, 1, (4,), "gaussian_tanh_mean")
+    with torch.no_grad():
+        actor.trunk[-1].bias.copy_(torch.tensor([0.0, 50.0]))
+        actor.trunk[-1].weight.zero_()
+        assert actor(torch.zeros(1, 2))[1].item() == pytest.approx(math.exp(2.0))
+        actor.trunk[-1].bias.copy_(torch.tensor([0.0, -50.0]))
+        assert actor(torch.zeros(1, 2))[1].item() == pytest.approx(math.exp(-20.0))
+
+
+def test_critic_target_and_policy_loss_formulas():
+    r, done = torch.tensor([1.0, 2.0]), torch.tensor([0.0, 1.0])
+    q_next, logp, logp0 = torch.tensor([5.0, 7.0]), torch.tensor([-1.0, 0.0]), torch.tensor([-3.0, 4.0])
+    y = critic_target(r, done, q_next, logp, logp0, alpha=0.5, gamma=0.9)
+    # y = r + γ(1 − done)[Q̄ − α(log π − log π0)]: 1 + 0.9·(5 − 0.5·2) = 4.6; terminal → r.
+    torch.testing.assert_close(y, torch.tensor([4.6, 2.0]))
+    loss = policy_loss(torch.tensor([-1.0, 1.0]), torch.tensor([-2.0, 0.0]), torch.tensor([3.0, 1.0]), alpha=0.2)
+    # mean of α(log π − log π0) − Q: (0.2 − 3 + 0.2 − 1) / 2
+    assert loss.item() == pytest.approx(-1.8)
+
+
+def _agent_and_batch(use_prior: bool, kind: str = "tanh_gaussian"):
+    torch.manual_seed(0)
+    agent = KLSAC(5, 2, kind, (16, 16), (16, 16), KLSACConfig(alpha=0.3, gamma=0.9, use_prior=use_prior))
+    buf = ReplayBuffer(5, 2, capacity=64, prior=LinearGaussianPrior(5, 2))
+    buf.add(*_transitions(64))
+    return agent, buf.sample(32)
+
+
+@pytest.mark.parametrize("use_prior", [True, False])
+def test_update_uses_the_design_formulas(use_prior):
+    agent, batch = _agent_and_batch(use_prior)
+    ref = copy.deepcopy(agent)
+    torch.manual_seed(123)
+    with torch.no_grad():
+        a2, logp2 = ref.actor.sample(batch.next_obs)
+        logp0_2 = gaussian_log_prob(a2, batch.next_prior_mean, batch.next_prior_std) if use_prior else 0.0
+        q_bar = ref.critic_target(batch.next_obs, a2).min(0).values
+        y = batch.reward + 0.9 * (1 - batch.done) * (q_bar - 0.3 * (logp2 - logp0_2))
+        q = ref.critic(batch.obs, batch.action)
+        critic_loss = ((q[0] - y) ** 2).mean() + ((q[1] - y) ** 2).mean()
+    torch.manual_seed(123)
+    stats = dict(zip(METRICS, kl_sac_update(agent, batch).tolist()))
+    assert stats["q_target"] == pytest.approx(y.mean().item(), rel=1e-5)
+    assert stats["critic_loss"] == pytest.approx(critic_loss.item(), rel=1e-5)
+    assert stats["alpha"] == pytest.approx(0.3)
+    if not use_prior:  # SAC: log π0 ≡ 0, the penalty is log π (entropy form)
+        assert stats["prior_log_prob_mean"] == 0.0
+        assert stats["target_kl"] == pytest.approx(logp2.mean().item(), rel=1e-5)
+    # Polyak: Q̄ ← (1 − τ)Q̄ + τQ with the post-step critic.
+    for tp, old, p in zip(agent.critic_target.parameters(), ref.critic_target.parameters(), agent.critic.parameters()):
+        torch.testing.assert_close(tp, 0.995 * old + 0.005 * p)
+
+
+def test_actor_loss_without_prior_is_sacs():
+    agent, batch = _agent_and_batch(use_prior=False)
+    ref = copy.deepcopy(agent)
+    # Replay the update's RNG: the critic step draws a′ first, then the actor step draws a.
+    torch.manual_seed(7)
+    with torch.no_grad():
+        ref.actor.sample(batch.next_obs)
+    critic_after = copy.deepcopy(agent)
+    torch.manual_seed(7)
+    kl_sac_update(critic_after, batch)
+    torch.manual_seed(7)
+    with torch.no_grad():
+        ref.actor.sample(batch.next_obs)
+        a, logp = ref.actor.sample(batch.obs)
+        sac_loss = (0.3 * logp - critic_after.critic(batch.obs, a).min(0).values).mean()
+    torch.manual_seed(7)
+    stats = dict(zip(METRICS, kl_sac_update(agent, batch).tolist()))
+    assert stats["actor_loss"] == pytest.approx(sac_loss.item(), rel=1e-4, abs=1e-5)
+    assert stats["kl_mean"] == pytest.approx(logp.mean().item(), rel=1e-5)
+
+
+def test_automatic_alpha_moves_toward_the_target():
+    torch.manual_seed(0)
+    # A very low entropy target (penalty target −H̄ = 20 » log π): α must fall.
+    agent = KLSAC(5, 2, "tanh_gaussian", (16,), (16,), KLSACConfig(alpha=1.0, auto_alpha=True, penalty_target=20.0,
+                                                                    alpha_lr=0.05, use_prior=False))
+    buf = ReplayBuffer(5, 2, capacity=64)
+    buf.add(*_transitions(64))
+    for _ in range(20):
+        agent.update(buf.sample(32))
+    assert agent.log_alpha.exp().item() < 0.5
+
+
+@pytest.mark.parametrize("kind", ["gaussian_tanh_mean", "tanh_gaussian"])
+def test_policy_initialization_reduces_kl_to_prior(kind):
+    torch.manual_seed(0)
+    prior = LinearGaussianPrior(5, 2)
+    states = torch.randn(256, 5)
+    mu0, sigma0 = prior.predict(states)
+    actor = Actor(5, 2, (32, 32), kind)
+    history = initialize_policy(actor, states, mu0, sigma0, epochs=15, batch_size=64, lr=3e-3)
+    with torch.no_grad():
+        mean, std = actor(states)
+        if kind == "gaussian_tanh_mean":
+            final = gaussian_kl(mean, std, mu0, sigma0).mean().item()
+        else:
+            a, logp = actor.sample(states.repeat(20, 1))
+            final = (logp - gaussian_log_prob(a, mu0.repeat(20, 1), sigma0.repeat(20, 1))).mean().item()
+    assert len(history) == 15
+    assert final < 0.3 * history[0]
+
+
+def test_save_load_actor_round_trip(tmp_path):
+    torch.manual_seed(0)
+    actor = Actor(6, 3, (8, 8, 8), "gaussian_tanh_mean")
+    save_actor(actor, tmp_path / "a.safetensors")
+    loaded = load_actor(tmp_path / "a.safetensors")
+    assert (loaded.kind, loaded.obs_dim, loaded.act_dim, loaded.hidden) == ("gaussian_tanh_mean", 6, 3, (8, 8, 8))
+    obs = np.random.default_rng(0).normal(size=(4, 6)) * 10
+    np.testing.assert_array_equal(loaded.act(obs), actor.act(obs))
+    single = loaded.act(obs[0])
+    assert single.shape == (3,) and single.dtype == np.float32 and np.abs(single).max() <= 1.0
+    (tmp_path / "bad.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(NppacError, match="bad.safetensors"):
+        load_actor(tmp_path / "bad.safetensors")

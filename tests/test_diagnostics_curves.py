@@ -1,0 +1,146 @@
+"""`nppac compare`: learning curves aggregated over seeds from hand-written progress files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from nppac.diagnostics.curves import compare_runs, load_run, t_interval
+from nppac.errors import NppacError
+from tests.conftest import run_cli
+
+COLUMNS = ["epoch", "env_steps", "wall_s", "eval_return", "q_mean", "kl_mean", "prior_log_prob_mean",
+           "policy_grad_norm", "critic_grad_norm", "alpha", "updates_per_s", "env_steps_per_s"]
+
+
+def write_run(root: Path, name: str, config: dict, table: dict[str, list[float]]) -> Path:
+    """A run directory with config.json and a progress.csv holding ``table`` (other columns filled)."""
+    run = root / name
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps(config))
+    n = len(table["env_steps"])
+    columns = COLUMNS + [c for c in table if c not in COLUMNS]
+    rows = [",".join(columns)]
+    for i in range(n):
+        rows.append(",".join(str(table[c][i]) if c in table else "1.0" for c in columns))
+    (run / "progress.csv").write_text("\n".join(rows) + "\n")
+    return run
+
+
+def independent_t(values: list[float]) -> tuple[float, float, float]:
+    """mean and 95 % t-interval computed with scipy's own interval function."""
+    values_arr = np.asarray(values, dtype=float)
+    mean = values_arr.mean()
+    lo, hi = stats.t.interval(0.95, len(values_arr) - 1, loc=mean, scale=stats.sem(values_arr))
+    return mean, lo, hi
+
+
+RETURNS = {  # seed -> eval_return per epoch; seed 2 runs one epoch longer
+    0: [10.0, 20.0, 35.0],
+    1: [12.0, 25.0, 30.0],
+    2: [8.0, 18.0, 41.0, 50.0],
+}
+GRAD = {0: [1.0, 10.0, 100.0], 1: [4.0, 40.0, 400.0], 2: [2.0, 20.0, 200.0, 5.0]}
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> list[Path]:
+    dirs = []
+    for seed, returns in RETURNS.items():
+        steps = [1000 * (i + 1) for i in range(len(returns))]
+        dirs.append(write_run(tmp_path, f"nppac-{seed}", {"task": "halfcheetah", "algo": "nppac", "seed": seed},
+                              {"env_steps": steps, "eval_return": returns, "q_mean": [s / 100 for s in steps],
+                               "policy_grad_norm": GRAD[seed]}))
+    dirs.append(write_run(tmp_path, "sac-0", {"task": "halfcheetah", "algo": "sac", "seed": 0},
+                          {"env_steps": [1000, 2000, 3000], "eval_return": [1.0, 2.0, 3.0],
+                           "policy_grad_norm": [1.0, 1.0, 1.0]}))
+    return dirs
+
+
+def test_cli_mean_and_interval_match_independent_computation(runs: list[Path], tmp_path: Path):
+    out = tmp_path / "figs" / "compare.png"
+    proc = run_cli("compare", *map(str, runs), "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    numbers = json.loads(proc.stdout)
+    assert out.stat().st_size > 10_000
+    assert json.loads(out.with_suffix(".json").read_text()) == numbers
+
+    nppac = numbers["groups"]["nppac"]
+    assert nppac["n"] == 3
+    ret = nppac["metrics"]["eval_return"]
+    # Common prefix: seed 2's fourth epoch is beyond the other seeds' last step.
+    assert ret["env_steps"] == [1000.0, 2000.0, 3000.0]
+    for i in range(3):
+        mean, lo, hi = independent_t([RETURNS[s][i] for s in range(3)])
+        assert ret["mean"][i] == pytest.approx(mean)
+        assert ret["lo"][i] == pytest.approx(lo)
+        assert ret["hi"][i] == pytest.approx(hi)
+    assert ret["final"]["values"] == [35.0, 30.0, 41.0]
+    assert ret["final"]["mean"] == pytest.approx(np.mean([35.0, 30.0, 41.0]))
+
+    # The gradient norm is averaged in log space: 1, 4, 2 -> geometric mean 2.
+    grad = nppac["metrics"]["policy_grad_norm"]
+    assert grad["statistic"] == "geometric_mean"
+    log_mean, log_lo, log_hi = independent_t(list(np.log([1.0, 4.0, 2.0])))
+    assert grad["mean"][0] == pytest.approx(2.0)
+    assert grad["lo"][0] == pytest.approx(np.exp(log_lo))
+    assert grad["hi"][0] == pytest.approx(np.exp(log_hi))
+
+    # One seed: no interval; a metric no run logs (kl_mean) is simply absent.
+    sac = numbers["groups"]["sac"]
+    assert sac["n"] == 1
+    assert sac["metrics"]["eval_return"]["lo"] == sac["metrics"]["eval_return"]["mean"] == [1.0, 2.0, 3.0]
+    assert numbers["primary_metric"] == "eval_return"
+
+
+def test_success_is_primary_for_binary_tasks_and_group_by_any_key(tmp_path: Path):
+    runs = [
+        load_run(write_run(tmp_path, f"r{seed}", {"task": "pen-binary", "algo": "nppac", "seed": seed, "prior": {"kind": k}},
+                           {"env_steps": [1000, 2000], "eval_return": [-200, -150], "eval_success": [0.0, 0.4 + 0.2 * seed]}))
+        for seed, k in enumerate(["gp", "gp", "nn"])
+    ]
+    comparison = compare_runs(runs, group_by="prior.kind")
+    assert comparison.primary.column == "eval_success"
+    assert [g.name for g in comparison.groups] == ["gp", "nn"]
+    mean, lo, hi, n = comparison.groups[0].curves["eval_success"].summary()
+    np.testing.assert_allclose(mean, [0.0, 0.5])
+    assert n.tolist() == [2, 2]
+
+
+def test_runs_with_other_step_grids_are_interpolated(tmp_path: Path):
+    a = write_run(tmp_path, "a", {"algo": "x"}, {"env_steps": [1000, 2000, 3000], "eval_return": [1.0, 2.0, 3.0]})
+    b = write_run(tmp_path, "b", {"algo": "x"}, {"env_steps": [500, 1500, 2500, 3500], "eval_return": [0.0, 10.0, 20.0, 30.0]})
+    (group,) = compare_runs([load_run(a), load_run(b)]).groups
+    c = group.curves["eval_return"]
+    np.testing.assert_allclose(c.env_steps, [1000, 2000, 3000])
+    np.testing.assert_allclose(c.per_run[1], [5.0, 15.0, 25.0])
+
+
+def test_t_interval_ignores_missing_values():
+    values = np.array([[1.0, np.nan], [3.0, 4.0], [5.0, np.nan]])
+    mean, lo, hi, n = t_interval(values)
+    assert n.tolist() == [3, 1]
+    np.testing.assert_allclose(mean, [3.0, 4.0])
+    assert hi[0] - mean[0] == pytest.approx(stats.t.ppf(0.975, 2) * 2.0 / np.sqrt(3))
+    assert lo[1] == hi[1] == 4.0
+
+
+def test_bad_run_dirs_exit_2_naming_them(runs: list[Path], tmp_path: Path):
+    empty = tmp_path / "not-a-run"
+    empty.mkdir()
+    proc = run_cli("compare", str(runs[0]), str(empty), "--out", str(tmp_path / "c.png"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "not-a-run" in proc.stderr and "progress.csv" in proc.stderr
+
+    garbled = tmp_path / "garbled"
+    garbled.mkdir()
+    (garbled / "progress.csv").write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(NppacError, match="garbled"):
+        load_run(garbled)
+
+    proc = run_cli("compare", str(runs[0]), "--out", str(tmp_path / "c.png"), "--group-by", "optimizer")
+    assert proc.returncode == 2 and "optimizer" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,109 @@
+"""``nppac prior fit / predict / evaluate`` end to end, including the published pen set."""
+
+import json
+import resource
+
+import numpy as np
+import pytest
+
+from nppac.data import save_npz
+from nppac.data.demos import Demonstrations, Trajectory
+from tests.conftest import run_cli
+
+PEN_PEAK_RSS_MB = 2500
+"""Peak resident memory allowed for a GP fit on the pen set (4,975 states × 24 actions)."""
+
+
+def toy_npz(path, n=120, obs_dim=3, act_dim=2, seed=0):
+    rng = np.random.default_rng(seed)
+    states = rng.normal(size=(n, obs_dim)).astype(np.float32)
+    actions = np.tanh(states[:, :act_dim]).astype(np.float32)
+    traj = Trajectory(states, actions, np.zeros(n, np.float32), np.zeros(n, bool),
+                      np.r_[np.zeros(n - 1, bool), True], states.copy())
+    save_npz(Demonstrations([traj]), path)
+    return path
+
+
+def child_peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # kB on Linux
+
+
+@pytest.mark.parametrize("kind", ["gp", "nn"])
+def test_fit_then_predict_on_a_small_set(kind, tmp_path):
+    data = toy_npz(tmp_path / "toy.npz")
+    out = tmp_path / kind
+    proc = run_cli("prior", "fit", "--data", str(data), "--kind", kind, "--iters", "20", "--out", str(out),
+                   "--threads", "1", "--json", check=True)
+    metrics = json.loads(proc.stdout)
+    assert metrics == json.loads((out / "metrics.json").read_text())
+    assert metrics["kind"] == kind and metrics["n"] == 120 and metrics["act_dim"] == 2
+    assert set(metrics["std_offset"]) == {"0.5", "1", "2", "4", "8"}
+    assert (metrics["mll_per_entry"] is None) == (kind == "nn")
+    if kind == "gp":
+        assert json.loads((out / "settings.json").read_text())["config"]["kernel"] == "matern52"  # the default
+    states = tmp_path / "s.npy"
+    np.save(states, np.zeros((5, 3), np.float32))
+    run_cli("prior", "predict", "--prior", str(out), "--states", str(states), "--out", str(tmp_path / "p.npz"),
+            check=True)
+    pred = np.load(tmp_path / "p.npz")
+    assert pred["mean"].shape == pred["std"].shape == (5, 2)
+    assert (pred["std"] > 0).all()
+
+
+def test_flag_errors_exit_2_with_one_line(tmp_path):
+    data = toy_npz(tmp_path / "toy.npz")
+    proc = run_cli("prior", "fit", "--data", str(data), "--kind", "nn", "--kernel", "rbf", "--out", str(tmp_path / "x"))
+    assert proc.returncode == 2 and "--kernel applies to --kind gp only" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = run_cli("prior", "fit", "--data", str(data), "--kernel", "cosine", "--out", str(tmp_path / "x"))
+    assert proc.returncode == 2 and "unknown kernel 'cosine'" in proc.stderr
+    proc = run_cli("prior", "predict", "--prior", str(tmp_path / "missing"), "--states", str(data),
+                   "--out", str(tmp_path / "p.npz"))
+    assert proc.returncode == 2 and "settings.json not found" in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def pen_gp(tmp_path_factory):
+    from tests.conftest import PEN_FILE
+
+    if not PEN_FILE.exists():
+        pytest.skip(f"published pen set not found at {PEN_FILE}")
+    out = tmp_path_factory.mktemp("pen") / "gp"
+    proc = run_cli("prior", "fit", "--data", str(PEN_FILE), "--allow-pickle", "--task", "pen-binary",
+                   "--kind", "gp", "--fit-subset", "300", "--iters", "15", "--threads", "1",
+                   "--out", str(out), "--json", check=True)
+    return out, json.loads(proc.stdout), child_peak_rss_mb()
+
+
+def test_pen_gp_fit_stays_within_memory_and_conditions_on_every_state(pen_gp):
+    out, metrics, peak_mb = pen_gp
+    assert peak_mb < PEN_PEAK_RSS_MB
+    assert metrics["n"] == 4975 and metrics["obs_dim"] == 45 and metrics["act_dim"] == 24
+    assert metrics["fit"]["subset"] == 300 and metrics["fit"]["iterations"] == 15
+    assert metrics["fit"]["conditioning"] == "exact"
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["config"]["kernel"] == "matern52"  # pen-binary's published kernel
+    # The GP std grows with the distance from the demonstrations.
+    offsets = [metrics["std_offset"][c] for c in ("0.5", "1", "2", "4", "8")]
+    assert metrics["std_on_data"] < offsets[0] and offsets == sorted(offsets)
+
+
+def test_pen_predict_rejects_states_of_the_wrong_dimension(pen_gp, tmp_path):
+    out, _, _ = pen_gp
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros((4, 39), np.float32))
+    proc = run_cli("prior", "predict", "--prior", str(out), "--states", str(bad), "--out", str(tmp_path / "p.npz"))
+    assert proc.returncode == 2
+    assert "bad.npy" in proc.stderr and "(4, 39)" in proc.stderr and "45" in proc.stderr
+
+
+def test_pen_evaluate_rolls_out_the_mean_action(pen_gp):
+    out, _, _ = pen_gp
+    proc = run_cli("prior", "evaluate", "--prior", str(out), "--task", "pen-binary", "--episodes", "1", "--json",
+                   check=True)
+    result = json.loads(proc.stdout)
+    assert result["episodes"] == 1 and len(result["returns"]) == 1
+    assert -200.0 <= result["return_mean"] <= 0.0  # binary reward: −1 per step without success, 200 steps
+    assert result["success_rate"] in (0.0, 1.0)
+    proc = run_cli("prior", "evaluate", "--prior", str(out), "--task", "door-binary", "--episodes", "1")
+    assert proc.returncode == 2 and "45→24" in proc.stderr

@@ -1,0 +1,215 @@
+from __future__ import annotations
+
+import csv
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from nppac.agents import load_actor
+from nppac.data.demos import Demonstrations, Trajectory
+from nppac.errors import NonFiniteError, NppacError
+from nppac.training import PROGRESS_COLUMNS, TrainConfig, train
+from nppac.training.checkpoint import load_checkpoint
+from nppac.training.loop import Collector
+from tests.test_replay import LinearGaussianPrior
+
+TINY = dict(task="halfcheetah", steps=300, steps_per_epoch=150, updates_per_epoch=40, warmup_steps=150,
+            eval_episodes=1, horizon=60, batch_size=32, actor_hidden=(32, 32), critic_hidden=(32, 32),
+            init_epochs=2, num_threads=1)
+"""Two 150-step epochs of 40 updates with 32-wide networks: seconds, but every stage runs."""
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    previous = torch.get_num_threads()
+    yield
+    torch.set_num_threads(previous)
+
+
+def _rows(out):
+    with (out / "progress.csv").open(newline="") as f:
+        reader = csv.DictReader(f)
+        return reader.fieldnames, list(reader)
+
+
+def tiny_demos(task: str = "halfcheetah", episodes: int = 2, length: int = 60, seed: int = 0) -> Demonstrations:
+    """Short rollouts of a fixed smooth policy: enough for a prior and policy initialization in tests."""
+    from nppac.tasks import get_task
+
+    env = get_task(task).make_env(seed=seed)
+    rng = np.random.default_rng(seed)
+    trajectories = []
+    for _ in range(episodes):
+        obs, _ = env.reset()
+        rows = []
+        for _ in range(length):
+            action = np.clip(0.5 * np.tanh(obs[: env.action_space.shape[0]]) + 0.1 * rng.normal(size=env.action_space.shape),
+                             -1, 1).astype(np.float32)
+            nxt, reward, terminated, _, _ = env.step(action)
+            rows.append((obs, action, reward, terminated, nxt))
+            obs = nxt
+        o, a, r, d, n = (np.asarray(x, dtype=np.float32) for x in zip(*rows))
+        timeouts = np.zeros(length, bool)
+        timeouts[-1] = True
+        trajectories.append(Trajectory(o, a, r, d.astype(bool), timeouts, n))
+    env.close()
+    return Demonstrations(trajectories, source="test rollouts", format="memory", task=task)
+
+
+@pytest.mark.parametrize("algo", ["nppac", "ppac-nn", "sac"])
+def test_two_epoch_run_writes_finite_metrics(tmp_path, algo):
+    out = tmp_path / algo
+    # nppac / ppac-nn fit the real GP / NN prior on the demonstrations (briefly), then initialize the policy.
+    config = TrainConfig(algo=algo, prior_iters=5, **TINY)
+    summary = train(config, out, demos=None if algo == "sac" else tiny_demos(), progress=False)
+    header, rows = _rows(out)
+    assert header == [c for c in PROGRESS_COLUMNS if c != "eval_success"]  # halfcheetah is dense
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert [int(r["env_steps"]) for r in rows] == [150, 300]
+    for row in rows:
+        assert all(math.isfinite(float(row[c])) for c in header), row
+    if algo == "sac":
+        assert float(rows[-1]["prior_log_prob_mean"]) == 0.0
+    else:
+        assert float(rows[-1]["prior_log_prob_mean"]) != 0.0
+    assert summary["epochs"] == 2 and summary["env_steps"] == 300
+    assert summary["final_eval_return"] == pytest.approx(float(rows[-1]["eval_return"]), rel=1e-4)
+    assert load_actor(out / "actor.safetensors").hidden == (32, 32)
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    assert ckpt["epoch"] == 2 and ckpt["replay"]["size"] == 300
+    assert ckpt["replay"]["capacity"] == 300  # min(1e6, total steps)
+    stored = TrainConfig.load(out / "config.json")
+    assert stored.alpha == 0.1 and stored.actor == "tanh_gaussian"  # task defaults resolved
+    assert (out / "prior").is_dir() == (algo != "sac")
+    if algo != "sac":
+        from nppac.priors import load_prior
+
+        assert load_prior(out / "prior").kind == {"nppac": "gp", "ppac-nn": "nn"}[algo]
+
+
+def test_existing_directory_needs_resume(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "x").write_text("")
+    with pytest.raises(NppacError, match="--resume"):
+        train(TrainConfig(algo="sac", **TINY), tmp_path / "run", progress=False)
+
+
+def test_resume_continues_without_repeating_or_losing_epochs(tmp_path):
+    out = tmp_path / "run"
+    config = TrainConfig(algo="nppac", **{**TINY, "steps": 600})
+    prior = LinearGaussianPrior(17, 6)
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_two(row):
+        if row["epoch"] == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(config, out, prior=prior, demos=tiny_demos(), progress=False, on_epoch_end=kill_after_two)
+    # A kill between writing epoch 3's row and its checkpoint leaves a row the checkpoint never saw.
+    header, rows = _rows(out)
+    with (out / "progress.csv").open("a", newline="") as f:
+        csv.writer(f).writerow(["3", "450"] + ["0"] * (len(header) - 2))
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 2
+
+    summary = train(None, out, resume=True, prior=prior, progress=False)
+    _, rows = _rows(out)
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+    assert [int(r["env_steps"]) for r in rows] == [150, 300, 450, 600]
+    assert summary["epochs_this_call"] == 2 and summary["env_steps"] == 600
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    assert ckpt["epoch"] == 4 and ckpt["replay"]["size"] == 600
+    assert float(rows[2]["wall_s"]) >= float(rows[1]["wall_s"])
+
+
+class CollapsingPrior(LinearGaussianPrior):
+    """Sane for the first batch of states, then σ0 → 1e-30 (the NN prior's pathology, exaggerated)."""
+
+    def predict(self, states):
+        mean, std = super().predict(states)
+        return (mean, std) if self.calls == 1 else (mean, torch.full_like(std, 1e-30))
+
+
+def test_non_finite_loss_stops_with_message_and_keeps_last_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    config = TrainConfig(algo="ppac-nn", **{**TINY, "steps": 450, "init_epochs": 0})
+    with pytest.raises(NonFiniteError, match=r"KL penalty \(log π − log π0\).* non-finite at epoch 2"):
+        train(config, out, prior=CollapsingPrior(17, 6, kind="nn"), progress=False)
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+    _, rows = _rows(out)
+    assert [int(r["epoch"]) for r in rows] == [1]
+
+
+def test_overrides_parse_by_field_type_and_reject_unknown_keys():
+    cfg = TrainConfig().with_overrides(["steps=5000", "actor_hidden=64,64", "auto_alpha=true", "alpha=none",
+                                        "tau=0.01", "demos=d.npz"])
+    assert (cfg.steps, cfg.actor_hidden, cfg.auto_alpha, cfg.alpha, cfg.tau, cfg.demos) == \
+        (5000, (64, 64), True, None, 0.01, "d.npz")
+    with pytest.raises(NppacError, match="'bogus'"):
+        TrainConfig().with_overrides(["bogus=1"])
+    with pytest.raises(NppacError, match="steps"):
+        TrainConfig().with_overrides(["steps=many"])
+    with pytest.raises(NppacError, match="target_kl"):
+        TrainConfig(algo="nppac", auto_alpha=True).validate()
+    hand = TrainConfig(task="pen-binary", algo="nppac").resolved()
+    assert (hand.alpha, hand.actor, hand.actor_hidden, hand.batch_size, hand.init_epochs, hand.eval_episodes,
+            hand.horizon, hand.prior_kernel) == (0.1, "gaussian_tanh_mean", (256,) * 4, 1024, 550, 25, 200, "matern52")
+
+
+def test_failed_setup_leaves_no_directory(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(NppacError, match="missing.npz"):
+        train(TrainConfig(algo="nppac", demos=str(tmp_path / "missing.npz"), **TINY), out, progress=False)
+    assert not out.exists()
+
+
+def test_hand_task_with_published_demos_seeds_buffer_and_records_success(tmp_path, pen_file):
+    out = tmp_path / "pen"
+    config = TrainConfig(algo="nppac", demos=str(pen_file), allow_pickle=True, seed_demos=True,
+                         **{**TINY, "task": "pen-binary", "actor_hidden": (32,) * 4, "init_epochs": 1, "horizon": 30})
+    summary = train(config, out, prior=LinearGaussianPrior(45, 24), progress=False)
+    header, rows = _rows(out)
+    assert header == list(PROGRESS_COLUMNS)
+    assert [float(r["eval_success"]) for r in rows] == [0.0, 0.0]  # success needs the goal held > 20 of 30 steps
+    assert summary["final_eval_success"] == 0.0
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    assert ckpt["replay"]["size"] == 4975 + 300 == ckpt["replay"]["capacity"]
+    assert load_actor(out / "actor.safetensors").kind == "gaussian_tanh_mean"
+
+
+class _CountingEnv(gym.Env):
+    """Observation = step index; odd-numbered episodes terminate at their 3rd step, even ones never do."""
+
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (1,), np.float32)
+    action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+    def __init__(self) -> None:
+        self.episode, self.t = 0, 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.episode, self.t = self.episode + 1, 0
+        return np.array([0.0], np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        terminated = self.episode % 2 == 1 and self.t == 3
+        return np.array([self.t], np.float32), 1.0, terminated, False, {}
+
+
+def test_collector_bootstraps_through_truncation_but_not_termination():
+    env = gym.wrappers.TimeLimit(_CountingEnv(), max_episode_steps=5)
+    collector = Collector(env, act_dim=1, device=torch.device("cpu"))
+    batch = collector.collect(actor=None, n_steps=10, n_uniform=10, rng=np.random.default_rng(0))
+    # Episode 1 terminates after 3 steps (done = 1), episode 2 is cut by the time limit after 5 (done = 0).
+    np.testing.assert_array_equal(batch["done"], [0, 0, 1, 0, 0, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(batch["next_obs"][:, 0], [1, 2, 3, 1, 2, 3, 4, 5, 1, 2])
+    np.testing.assert_array_equal(batch["obs"][:, 0], [0, 1, 2, 0, 1, 2, 3, 4, 0, 1])
+    assert collector.last_return == 5.0  # the truncated episode's return
+    assert np.abs(batch["action"]).max() <= 1.0
