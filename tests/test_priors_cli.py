@@ -5,9 +5,12 @@ import resource
 
 import numpy as np
 import pytest
+import torch
 
 from nppac.data import save_npz
+from nppac.cli.prior import _fit_settings
 from nppac.data.demos import Demonstrations, Trajectory
+from nppac.errors import NppacError
 from tests.conftest import run_cli
 
 PEN_PEAK_RSS_MB = 2500
@@ -29,7 +32,7 @@ def child_peak_rss_mb() -> float:
 
 
 @pytest.mark.parametrize("kind", ["gp", "nn"])
-def test_fit_then_predict_on_a_small_set(kind, tmp_path):
+def test_fit_writes_the_prior_and_metrics_json(kind, tmp_path):
     data = toy_npz(tmp_path / "toy.npz")
     out = tmp_path / kind
     proc = run_cli("prior", "fit", "--data", str(data), "--kind", kind, "--iters", "20", "--out", str(out),
@@ -39,8 +42,9 @@ def test_fit_then_predict_on_a_small_set(kind, tmp_path):
     assert metrics["kind"] == kind and metrics["n"] == 120 and metrics["act_dim"] == 2
     assert set(metrics["std_offset"]) == {"0.5", "1", "2", "4", "8"}
     assert (metrics["mll_per_entry"] is None) == (kind == "nn")
-    if kind == "gp":
-        assert json.loads((out / "settings.json").read_text())["config"]["kernel"] == "matern52"  # the default
+    if kind == "nn":
+        return
+    assert json.loads((out / "settings.json").read_text())["config"]["kernel"] == "matern52"  # the default
     states = tmp_path / "s.npy"
     np.save(states, np.zeros((5, 3), np.float32))
     run_cli("prior", "predict", "--prior", str(out), "--states", str(states), "--out", str(tmp_path / "p.npz"),
@@ -50,16 +54,21 @@ def test_fit_then_predict_on_a_small_set(kind, tmp_path):
     assert (pred["std"] > 0).all()
 
 
-def test_flag_errors_exit_2_with_one_line(tmp_path):
-    data = toy_npz(tmp_path / "toy.npz")
-    proc = run_cli("prior", "fit", "--data", str(data), "--kind", "nn", "--kernel", "rbf", "--out", str(tmp_path / "x"))
-    assert proc.returncode == 2 and "--kernel applies to --kind gp only" in proc.stderr
-    assert "Traceback" not in proc.stderr
-    proc = run_cli("prior", "fit", "--data", str(data), "--kernel", "cosine", "--out", str(tmp_path / "x"))
-    assert proc.returncode == 2 and "unknown kernel 'cosine'" in proc.stderr
-    proc = run_cli("prior", "predict", "--prior", str(tmp_path / "missing"), "--states", str(data),
+def test_flags_that_do_not_apply_are_user_errors(tmp_path):
+    with pytest.raises(NppacError, match="--kernel, --rank apply to --kind gp only"):
+        _fit_settings("nn", None, "rbf", 2, None, None, None, "cpu", 0)
+    with pytest.raises(NppacError, match="--variant applies to --kind nn only"):
+        _fit_settings("gp", None, None, None, None, None, "gaussian", "cpu", 0)
+    with pytest.raises(NppacError, match="unknown --kind 'svm'"):
+        _fit_settings("svm", None, None, None, None, None, None, "cpu", 0)
+    assert _fit_settings("gp", "door-binary", None, None, 5, None, None, "cpu", 0)["kernel"] == "matern12"
+    if not torch.cuda.is_available():
+        with pytest.raises(NppacError, match="CUDA is not available"):
+            _fit_settings("gp", None, None, None, None, None, None, "cuda", 0)
+    proc = run_cli("prior", "predict", "--prior", str(tmp_path / "missing"), "--states", str(tmp_path / "s.npy"),
                    "--out", str(tmp_path / "p.npz"))
     assert proc.returncode == 2 and "settings.json not found" in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
 @pytest.fixture(scope="module")

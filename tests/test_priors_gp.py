@@ -75,10 +75,13 @@ def test_marginal_likelihood_and_posterior_equal_dense_closed_form(kernel, rank)
     test = torch.from_numpy(np.concatenate([states[:5], random_problem(1, 7)[0]])).double()
     mll, mean, std = dense_reference(prior, states, actions, test)
     assert prior.log_marginal_likelihood(states, actions) == pytest.approx(mll, abs=1e-6)
-    for exact in (True, False):
-        m, s = prior.predict(test, exact=exact)
-        torch.testing.assert_close(m, mean, atol=1e-6, rtol=0)
-        torch.testing.assert_close(s, std, atol=1e-6, rtol=0)
+    m, s = prior.predict(test, exact=True)
+    torch.testing.assert_close(m, mean, atol=1e-6, rtol=0)
+    torch.testing.assert_close(s, std, atol=1e-6, rtol=0)
+    # Fast mode drops small eigen-components: same mean, σ0 within its relative tolerance.
+    m, s = prior.predict(test)
+    torch.testing.assert_close(m, mean, atol=1e-6, rtol=0)
+    assert float(((s - std).abs() / std).max()) <= 2 * prior.config.predict_rtol
     # Uncached path (the fingerprint of a copy with one state changed differs): one more eigendecomposition.
     other = states.copy()
     other[0] += 1.0
@@ -93,9 +96,9 @@ def test_inducing_points_at_every_state_reproduce_the_exact_posterior(kernel):
     inducing = randomized_prior(kernel, 1, states, actions, conditioning="inducing", num_inducing=N)
     assert inducing.conditioning == "inducing"
     test = torch.from_numpy(random_problem(2, 9)[0]).double()
-    for (m1, s1), (m2, s2) in [(exact.predict(test), inducing.predict(test))]:
-        torch.testing.assert_close(m1, m2, atol=1e-4, rtol=0)  # the 1e-6 jitter on K_mm is the only difference
-        torch.testing.assert_close(s1, s2, atol=1e-4, rtol=0)
+    (m1, s1), (m2, s2) = exact.predict(test, exact=True), inducing.predict(test)
+    torch.testing.assert_close(m1, m2, atol=1e-4, rtol=0)  # the 1e-6 jitter on K_mm is the only difference
+    torch.testing.assert_close(s1, s2, atol=1e-4, rtol=0)
     assert inducing.log_marginal_likelihood(states, actions) == pytest.approx(
         exact.log_marginal_likelihood(states, actions), abs=1e-2)
 
@@ -133,7 +136,7 @@ def test_analytic_gradient_equals_autograd_of_the_dense_likelihood(kernel):
 
     structured = exact_mll(kernel_matrix(x, x, ls, kernel), w @ w.T + torch.diag(v), d, c, y)
     got = torch.autograd.grad(structured, params)
-    assert float(structured) == pytest.approx(float(dense), abs=1e-8)
+    assert structured.detach().item() == pytest.approx(dense.detach().item(), abs=1e-8)
     for g, e in zip(got, expected):
         assert torch.isfinite(g).all()
         torch.testing.assert_close(g, e, atol=1e-7, rtol=1e-7)

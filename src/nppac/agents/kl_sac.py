@@ -15,18 +15,25 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
+from nppac.agents.base import adam, optimizer_step, soft_update
 from nppac.agents.networks import Actor, ActorKind, TwinCritic
 from nppac.data.replay import Batch
 from nppac.distributions import gaussian_kl, gaussian_log_prob
 from nppac.errors import NppacError
 
-ALGOS: dict[str, str | None] = {"nppac": "gp", "ppac-nn": "nn", "sac": None}
-"""Algorithm name → kind of behavioral reference policy it regularizes toward (None: SAC)."""
+ALGOS: dict[str, str | None] = {
+    "nppac": "gp", "ppac-nn": "nn", "sac": None, "sac-bc": None, "awac": None, "bc": None,
+}
+"""Every algorithm the training loop runs → kind of behavioral reference policy cached in its replay buffer.
+
+None: no prior (SAC, and the baselines SAC+BC, AWAC and BC, which read the
+demonstrations themselves). How the loop builds each one: :mod:`nppac.training.algorithms`.
+"""
 
 METRICS: tuple[str, ...] = (
     "target_kl", "q_target", "q_mean", "critic_loss", "critic_grad_norm",
@@ -103,6 +110,9 @@ class KLSAC:
     The gradient step itself is :func:`kl_sac_update`; ``update`` is a shortcut to it.
     """
 
+    metrics = METRICS
+    metric_terms = METRIC_TERMS
+
     def __init__(self, obs_dim: int, act_dim: int, actor_kind: ActorKind, actor_hidden: tuple[int, ...],
                  critic_hidden: tuple[int, ...], config: KLSACConfig, device: str | torch.device = "cpu") -> None:
         self.config = config
@@ -111,12 +121,9 @@ class KLSAC:
         self.critic = TwinCritic(obs_dim, act_dim, critic_hidden).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(config.alpha), device=self.device, requires_grad=config.auto_alpha)
-        # A device-side step counter keeps Adam free of host syncs (and CUDA-graph capturable).
-        capturable = self.device.type == "cuda"
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, capturable=capturable)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr, capturable=capturable)
-        self.alpha_opt = (torch.optim.Adam([self.log_alpha], lr=config.alpha_lr, capturable=capturable)
-                          if config.auto_alpha else None)
+        self.actor_opt = adam(self.actor.parameters(), config.actor_lr, self.device)
+        self.critic_opt = adam(self.critic.parameters(), config.critic_lr, self.device)
+        self.alpha_opt = adam([self.log_alpha], config.alpha_lr, self.device) if config.auto_alpha else None
 
     def update(self, batch: Batch) -> torch.Tensor:
         """One gradient step on ``batch``; returns the :data:`METRICS` as one device tensor."""
@@ -154,9 +161,36 @@ def kl_sac_update(agent: KLSAC, batch: Batch) -> torch.Tensor:
     """
     cfg = agent.config
     prior_mean, prior_std = (batch.prior_mean, batch.prior_std) if cfg.use_prior else (None, None)
-    next_prior_mean, next_prior_std = (batch.next_prior_mean, batch.next_prior_std) if cfg.use_prior else (None, None)
     alpha = agent.log_alpha.detach().exp()
+    target_penalty, y, q, critic_loss, critic_grad_norm = critic_step(agent, batch, alpha)
 
+    # The actor's gradient flows through Q(s, f_φ(ε; s)); the critic's own weights need none.
+    agent.critic.requires_grad_(False)
+    action, log_pi = agent.actor.sample(batch.obs)
+    log_prior = prior_log_prob(action, prior_mean, prior_std)
+    q_min = agent.critic(batch.obs, action).min(0).values
+    actor_loss = policy_loss(log_pi, log_prior, q_min, alpha)
+    policy_grad_norm = optimizer_step(agent.actor_opt, actor_loss, agent.actor.parameters())
+    agent.critic.requires_grad_(True)
+
+    penalty = (log_pi - log_prior).detach()
+    temperature_step(agent, penalty)
+    soft_update(agent.critic_target, agent.critic, cfg.tau)
+
+    return torch.stack([
+        target_penalty, y.mean(), q.mean(), critic_loss, critic_grad_norm,
+        penalty.mean(), log_prior.detach().mean(), actor_loss.detach(), policy_grad_norm, alpha,
+    ])
+
+
+def critic_step(agent: KLSAC, batch: Batch,
+                alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Regress Q_1, Q_2 on the KL-regularized target y and step the critic optimizer.
+
+    Returns (E[log π(a′|s′) − log π0(a′|s′)], y, Q(s, a), critic loss, critic gradient norm).
+    """
+    cfg = agent.config
+    next_prior_mean, next_prior_std = (batch.next_prior_mean, batch.next_prior_std) if cfg.use_prior else (None, None)
     with torch.no_grad():
         next_action, next_log_pi = agent.actor.sample(batch.next_obs)
         next_log_prior = prior_log_prob(next_action, next_prior_mean, next_prior_std)
@@ -165,43 +199,19 @@ def kl_sac_update(agent: KLSAC, batch: Batch) -> torch.Tensor:
 
     q = agent.critic(batch.obs, batch.action)
     critic_loss = (q - y).pow(2).mean(-1).sum()  # Σ_k E (Q_k(s, a) − y)²
-    agent.critic_opt.zero_grad(set_to_none=True)
-    critic_loss.backward()
-    critic_grad_norm = _grad_norm(agent.critic.parameters())
-    agent.critic_opt.step()
-
-    # The actor's gradient flows through Q(s, f_φ(ε; s)); the critic's own weights need none.
-    agent.critic.requires_grad_(False)
-    action, log_pi = agent.actor.sample(batch.obs)
-    log_prior = prior_log_prob(action, prior_mean, prior_std)
-    q_min = agent.critic(batch.obs, action).min(0).values
-    actor_loss = policy_loss(log_pi, log_prior, q_min, alpha)
-    agent.actor_opt.zero_grad(set_to_none=True)
-    actor_loss.backward()
-    agent.critic.requires_grad_(True)
-    policy_grad_norm = _grad_norm(agent.actor.parameters())
-    agent.actor_opt.step()
-
-    penalty = (log_pi - log_prior).detach()
-    if agent.alpha_opt is not None:
-        # α rises while E[log π − log π0] exceeds its target, and falls below it.
-        alpha_loss = -(agent.log_alpha * (penalty - cfg.penalty_target)).mean()
-        agent.alpha_opt.zero_grad(set_to_none=True)
-        alpha_loss.backward()
-        agent.alpha_opt.step()
-
-    with torch.no_grad():
-        for target_param, param in zip(agent.critic_target.parameters(), agent.critic.parameters()):
-            target_param.lerp_(param, cfg.tau)
-
-    return torch.stack([
-        (next_log_pi - next_log_prior).mean(), y.mean(), q.detach().mean(), critic_loss.detach(), critic_grad_norm,
-        penalty.mean(), log_prior.detach().mean(), actor_loss.detach(), policy_grad_norm, alpha,
-    ])
+    critic_grad_norm = optimizer_step(agent.critic_opt, critic_loss, agent.critic.parameters())
+    return (next_log_pi - next_log_prior).mean(), y, q.detach(), critic_loss.detach(), critic_grad_norm
 
 
-def _grad_norm(params: Iterator[torch.nn.Parameter]) -> torch.Tensor:
-    return torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+def temperature_step(agent: KLSAC, penalty: torch.Tensor) -> None:
+    """With automatic α: one step on log α given the batch's (detached) log π − log π0; else nothing."""
+    if agent.alpha_opt is None:
+        return
+    # α rises while E[log π − log π0] exceeds its target, and falls below it.
+    alpha_loss = -(agent.log_alpha * (penalty - agent.config.penalty_target)).mean()
+    agent.alpha_opt.zero_grad(set_to_none=True)
+    alpha_loss.backward()
+    agent.alpha_opt.step()
 
 
 def initialize_policy(actor: Actor, states: torch.Tensor, prior_mean: torch.Tensor, prior_std: torch.Tensor,

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from nppac.cli import data, diagnose, expert, prior, quickstart, tasks, train
+from nppac.cli import data, diagnose, expert, prior, quickstart, suite, tasks, train
 from nppac.errors import NppacError
 
 app = typer.Typer(
@@ -30,6 +30,7 @@ app.add_typer(expert.demos_app, name="demos")
 app.add_typer(diagnose.app, name="diagnose")
 app.command("compare")(diagnose.compare)
 app.command("quickstart")(quickstart.quickstart)
+app.add_typer(suite.app, name="suite")
 
 
 def main() -> None:

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-import torch
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -14,6 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from nppac.cli.common import emit_json, to_json_text
 from nppac.errors import NppacError
 
+# torch and the priors are imported inside the commands: `nppac --help` stays fast.
 app = typer.Typer(help="Fit, query and evaluate behavioral reference policies π0 (GP or NN).",
                   no_args_is_help=True)
 
@@ -29,12 +29,13 @@ def _progress_bar() -> Progress:
 
 
 def _fit_settings(kind: str, task: str | None, kernel: str | None, rank: int | None, iters: int | None,
-                  fit_subset: int | None, variant: str | None, device: str, seed: int) -> dict[str, Any]:
+                  fit_subset: int | None, variant: str | None, device: str, seed: int,
+                  optimizer: str | None = None) -> dict[str, Any]:
     """Config fields for :func:`nppac.priors.fit_prior` from the flags (checking they apply to ``kind``)."""
     settings: dict[str, Any] = {"device": device, "seed": seed}
     if iters is not None:
         settings["iters"] = iters
-    gp_only = {"--kernel": kernel, "--rank": rank, "--fit-subset": fit_subset}
+    gp_only = {"--kernel": kernel, "--rank": rank, "--fit-subset": fit_subset, "--optimizer": optimizer}
     if kind == "gp":
         if variant is not None:
             raise NppacError("--variant applies to --kind nn only")
@@ -47,14 +48,19 @@ def _fit_settings(kind: str, task: str | None, kernel: str | None, rank: int | N
             settings["rank"] = rank
         if fit_subset is not None:
             settings["fit_subset"] = fit_subset
+        if optimizer is not None:
+            settings["optimizer"] = optimizer
     elif kind == "nn":
         given = [flag for flag, value in gp_only.items() if value is not None]
         if given:
-            raise NppacError(f"{', '.join(given)} applies to --kind gp only")
+            verb = "applies" if len(given) == 1 else "apply"
+            raise NppacError(f"{', '.join(given)} {verb} to --kind gp only")
         if variant is not None:
             settings["variant"] = variant
     else:
         raise NppacError(f"unknown --kind {kind!r}; choose gp or nn")
+    import torch
+
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise NppacError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
     return settings
@@ -71,6 +77,7 @@ def fit(
     rank: Optional[int] = typer.Option(None, "--rank", help="GP task-covariance rank r (default 1)."),
     iters: Optional[int] = typer.Option(None, "--iters", help="GP: optimizer iterations (default 1000); NN: max epochs (default 300)."),
     fit_subset: Optional[int] = typer.Option(None, "--fit-subset", help="GP: learn hyperparameters on at most this many states (default 1000, 0 = all)."),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="GP: adam (published, default) or lbfgs."),
     variant: Optional[str] = typer.Option(None, "--variant", help="NN: gaussian, tanh_gaussian or fixed_std (default gaussian)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow pickled inputs (rlkit .npy, mjrl .pkl); only for files you trust."),
@@ -80,6 +87,8 @@ def fit(
     json_out: bool = typer.Option(False, "--json", help="Print metrics.json on stdout."),
 ) -> None:
     """Fit a reference policy to demonstrations; writes it and metrics.json to --out."""
+    import torch
+
     from nppac.data import load_demos
     from nppac.priors import fit_prior
 
@@ -87,7 +96,7 @@ def fit(
         if threads < 1:
             raise NppacError(f"--threads must be ≥ 1, got {threads}")
         torch.set_num_threads(threads)
-    settings = _fit_settings(kind, task, kernel, rank, iters, fit_subset, variant, device, seed)
+    settings = _fit_settings(kind, task, kernel, rank, iters, fit_subset, variant, device, seed, optimizer)
     demos = load_demos(data, task=task, allow_pickle=allow_pickle)
     _stderr.print(f"fitting a {kind} prior to {demos.n_transitions} transitions from {data}")
     with _progress_bar() as bar:
@@ -131,6 +140,8 @@ def predict(
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
 ) -> None:
     """Predict μ0(s) and σ0(s) for a batch of states."""
+    import torch
+
     from nppac.priors import load_prior
 
     prior = load_prior(prior_dir, device=device)
@@ -152,6 +163,8 @@ def evaluate(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
     """Roll out the prior's mean action (clipped to [-1, 1]) and report return and success."""
+    import torch
+
     from nppac.priors import load_prior, mean_action
     from nppac.tasks import get_task
 

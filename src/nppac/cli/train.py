@@ -1,4 +1,4 @@
-"""``nppac train``: train N-PPAC, PPAC-NN or SAC online on a task."""
+"""``nppac train``: train N-PPAC, PPAC-NN, SAC or a baseline (SAC+BC, AWAC, BC) on a task."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ from nppac.cli.common import emit_json
 
 def train(
     task: str | None = typer.Option(None, "--task", help="Task name (see `nppac tasks`)."),
-    algo: str | None = typer.Option(None, "--algo", help="nppac (GP prior), ppac-nn (NN prior) or sac."),
+    algo: str | None = typer.Option(None, "--algo", help="nppac (GP prior), ppac-nn (NN prior), sac, sac-bc, awac or bc."),
     demos: Path | None = typer.Option(None, "--demos", help="Demonstrations (default: the task's bundled set)."),
     prior: Path | None = typer.Option(None, "--prior", help="Saved prior directory (default: fit from --demos)."),
     steps: int | None = typer.Option(None, "--steps", help="Total environment steps."),
     seed: int | None = typer.Option(None, "--seed", help="Random seed."),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda."),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow pickle-based demonstration files."),
-    seed_demos: bool = typer.Option(False, "--seed-demos", help="Put the demonstrations into the replay buffer."),
+    seed_demos: bool = typer.Option(False, "--seed-demos", help="Put the demonstrations into the replay buffer (default for awac and bc)."),
     out: Path = typer.Option(..., "--out", help="Run directory (must not exist unless --resume)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
     overrides: list[str] = typer.Option([], "--set", help="Override any config field: --set key=value."),

@@ -112,7 +112,10 @@ def tanh_gaussian_log_prob(actions: torch.Tensor, mean: torch.Tensor, std: torch
 
 
 class NNPrior:
-    """Behavioral reference policy π0 = an MLP Gaussian fitted by maximum likelihood."""
+    """Behavioral reference policy π0 = an MLP Gaussian fitted by maximum likelihood.
+
+    Build with an :class:`NNConfig`; :meth:`fit` sizes the network from the demonstrations.
+    """
 
     kind = "nn"
 
@@ -123,8 +126,9 @@ class NNPrior:
     def _build(self, obs_dim: int, act_dim: int) -> None:
         """A fresh, unfitted network for the given dimensions (seeded)."""
         self.obs_dim, self.act_dim = obs_dim, act_dim
-        torch.manual_seed(self.config.seed)
-        self.net = GaussianMLP(obs_dim, act_dim, self.config.hidden, self.config.variant != "fixed_std")
+        with torch.random.fork_rng(devices=[]):  # seeded weights without touching the caller's RNG
+            torch.manual_seed(self.config.seed)
+            self.net = GaussianMLP(obs_dim, act_dim, self.config.hidden, self.config.variant != "fixed_std")
         self.net.to(self.config.device)
         self.fitted = False
         self.fit_seconds: float | None = None

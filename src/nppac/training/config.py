@@ -14,6 +14,7 @@ from nppac.agents.kl_sac import ALGOS
 from nppac.agents.networks import ACTOR_KINDS
 from nppac.errors import NppacError
 from nppac.tasks import Task, get_task
+from nppac.training.algorithms import ALGORITHMS, Algorithm
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class TrainConfig:
     task: str = "halfcheetah"
     """Registered task name (``nppac tasks``)."""
     algo: str = "nppac"
-    """nppac (GP prior), ppac-nn (NN prior) or sac (no prior)."""
+    """nppac (GP prior), ppac-nn (NN prior), sac (no prior), or the baselines sac-bc, awac, bc."""
     seed: int = 0
     """Seed of torch, numpy and the environments."""
     device: str = "cpu"
@@ -33,9 +34,11 @@ class TrainConfig:
     steps_per_epoch: int = 1000
     """Environment steps collected per epoch."""
     updates_per_epoch: int = 1000
-    """Gradient steps per epoch, after its collection."""
-    warmup_steps: int = 1000
-    """Uniform-random steps before the first update."""
+    """Gradient steps per epoch, after its collection (bc takes none: it learns from the demonstrations only)."""
+    warmup_steps: int | None = None
+    """Uniform-random steps before the first update (algorithm default: 1000; 0 for awac and bc)."""
+    offline_updates: int | None = None
+    """Gradient steps on the demonstration-seeded replay buffer before interaction (awac 25,000; bc 10,000; else 0)."""
     eval_episodes: int | None = None
     """Deterministic evaluation episodes per epoch (task: 5000 steps in all)."""
     horizon: int | None = None
@@ -72,8 +75,8 @@ class TrainConfig:
     """Epochs of KL(π‖π0) policy initialization on demonstration states (task default; 0 skips)."""
     init_batch_size: int = 64
     """Mini-batch size of policy initialization."""
-    seed_demos: bool = False
-    """Put the demonstration transitions into the replay buffer before training."""
+    seed_demos: bool | None = None
+    """Put the demonstration transitions into the replay buffer before training (default: true for awac and bc)."""
     demos: str | None = None
     """Demonstration file (default: the task's bundled set)."""
     prior: str | None = None
@@ -82,6 +85,12 @@ class TrainConfig:
     """State kernel of a GP prior fitted here (task default)."""
     prior_iters: int | None = None
     """Optimizer iterations (GP) or epochs (NN) of a prior fitted here (the prior's own default)."""
+    bc_weight: float = 1.0
+    """sac-bc: weight λ of the behaviour-cloning term −λ E_D0[log π(a|s)] in the actor loss."""
+    awac_lambda: float = 1.0
+    """awac: temperature λ of the advantage weights softmax(A/λ) (published hand-task setting)."""
+    awac_value_samples: int = 1
+    """awac: policy actions averaged in V(s) = E_{a~π} min_k Q_k(s, a)."""
     allow_pickle: bool = False
     """Allow reading pickle-based demonstration files (only for files you trust)."""
     num_threads: int | None = 1
@@ -89,8 +98,13 @@ class TrainConfig:
 
     @property
     def prior_kind(self) -> str | None:
-        """'gp', 'nn' or None (sac)."""
+        """'gp', 'nn' or None (sac and the baselines)."""
         return ALGOS[self.algo]
+
+    @property
+    def algorithm(self) -> Algorithm:
+        """How the training loop runs ``algo`` (its entry in the algorithm table)."""
+        return ALGORITHMS[self.algo]
 
     def validate(self) -> TrainConfig:
         """Raise a one-line :class:`NppacError` for an impossible setting; returns self."""
@@ -102,27 +116,42 @@ class TrainConfig:
         if self.actor is not None and self.actor not in ACTOR_KINDS:
             raise NppacError(f"unknown actor head {self.actor!r}; choose one of: {', '.join(ACTOR_KINDS)}")
         positive = ("steps", "steps_per_epoch", "replay_capacity", "init_batch_size", "eval_episodes", "horizon",
-                    "batch_size")
+                    "batch_size", "awac_value_samples")
         for name in positive:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise NppacError(f"config field {name} must be positive, got {value}")
-        for name in ("updates_per_epoch", "warmup_steps", "init_epochs"):
+        for name in ("updates_per_epoch", "warmup_steps", "init_epochs", "offline_updates", "bc_weight"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise NppacError(f"config field {name} must be ≥ 0, got {value}")
+        if not self.awac_lambda > 0:
+            raise NppacError(f"config field awac_lambda must be positive, got {self.awac_lambda}")
         if self.steps < self.steps_per_epoch:
             raise NppacError(f"steps={self.steps} is less than one epoch (steps_per_epoch={self.steps_per_epoch})")
         if self.auto_alpha and self.prior_kind is not None and self.target_kl is None:
             raise NppacError(f"auto_alpha with algo {self.algo} needs a target KL: --set target_kl=VALUE")
+        algorithm = self.algorithm
+        seed_demos = _or(self.seed_demos, algorithm.seed_demos)
+        offline_updates = _or(self.offline_updates, algorithm.offline_updates)
+        if not algorithm.online_updates and not (offline_updates and seed_demos):
+            raise NppacError(f"algo {self.algo} learns only from the demonstrations before interaction; "
+                             f"it needs seed_demos=true and offline_updates > 0 (got {seed_demos}, {offline_updates})")
+        if offline_updates and not seed_demos:
+            raise NppacError(f"offline_updates={offline_updates} trains on the demonstrations in the replay buffer; "
+                             "add --set seed_demos=true (or --set offline_updates=0)")
         return self
 
     def resolved(self) -> TrainConfig:
-        """A copy with every ``None`` task default filled in."""
+        """A copy with every ``None`` default filled in from the task and the algorithm."""
         task = get_task(self.validate().task)
         d = task.defaults
+        algorithm = self.algorithm
         return dataclasses.replace(
             self,
+            warmup_steps=_or(self.warmup_steps, algorithm.warmup_steps),
+            offline_updates=_or(self.offline_updates, algorithm.offline_updates),
+            seed_demos=_or(self.seed_demos, algorithm.seed_demos),
             eval_episodes=_or(self.eval_episodes, task.eval_episodes),
             horizon=_or(self.horizon, task.horizon),
             batch_size=_or(self.batch_size, d.batch_size),

@@ -4,6 +4,11 @@ Protocol (DESIGN.md §3, rlkit style): epochs of ``steps_per_epoch`` environment
 then ``updates_per_epoch`` gradient steps; uniform-random actions for the first
 ``warmup_steps``; after every epoch a deterministic evaluation in a separate
 environment, one ``progress.csv`` row, TensorBoard scalars and an atomic checkpoint.
+Before the first epoch, ``offline_updates`` gradient steps on the replay buffer seeded
+with the demonstrations (AWAC's offline pretraining, BC's whole training). The
+algorithm is an :class:`~nppac.agents.base.Agent` built from the table in
+:mod:`nppac.training.algorithms`; metrics it does not report are left empty in
+``progress.csv``, as are all metrics of an epoch without gradient steps.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from nppac.agents.kl_sac import KLSAC, METRIC_TERMS, METRICS, KLSACConfig, initialize_policy
+from nppac.agents.base import Agent
+from nppac.agents.kl_sac import initialize_policy
 from nppac.agents.networks import Actor, save_actor
 from nppac.data.demos import Demonstrations
 from nppac.data.replay import ReplayBuffer
@@ -71,7 +77,7 @@ class EpochMetrics:
         return means, first_bad, steps
 
 
-def make_gradient_step(agent: KLSAC, buffer: ReplayBuffer, metrics: EpochMetrics,
+def make_gradient_step(agent: Agent, buffer: ReplayBuffer, metrics: EpochMetrics,
                        batch_size: int) -> Callable[[], None]:
     """The whole gradient step (replay sampling, update, metric accumulation) as one tensor-only function."""
 
@@ -175,8 +181,9 @@ def train(config: TrainConfig | None, out_dir: str | Path, resume: bool = False,
     start_epoch, env_steps, wall_before = run.start_epoch, run.env_steps, run.wall_before
     ckpt_path = out / CHECKPOINT_NAME
 
+    learns_online = cfg.algorithm.online_updates
     collector = Collector(train_env, task.act_dim, device)
-    metrics = EpochMetrics(METRICS, device)
+    metrics = EpochMetrics(agent.metrics, device)
     gradient_step = make_gradient_step(agent, buffer, metrics, cfg.batch_size)  # type: ignore[arg-type]
     logger = RunLogger(out, binary=task.reward == "binary", purge_step=env_steps + 1 if resume else None)
     rows: list[dict[str, Any]] = []
@@ -188,22 +195,24 @@ def train(config: TrainConfig | None, out_dir: str | Path, resume: bool = False,
                 t0 = time.perf_counter()
                 n_uniform = max(0, min(cfg.steps_per_epoch, cfg.warmup_steps - env_steps))
                 batch = collector.collect(agent.actor, cfg.steps_per_epoch, n_uniform, np_rng)
-                buffer.add(**batch)
+                if learns_online:
+                    buffer.add(**batch)
                 env_steps += cfg.steps_per_epoch
                 t1 = time.perf_counter()
-                n_updates = cfg.updates_per_epoch if env_steps >= cfg.warmup_steps else 0
+                updating = learns_online and env_steps >= cfg.warmup_steps  # type: ignore[operator]
+                n_updates = cfg.updates_per_epoch if updating else 0
                 for _ in range(n_updates):
                     gradient_step()
                 means, first_bad, _ = metrics.read()
                 t2 = time.perf_counter()
-                _check_finite(first_bad, epoch, n_updates, ckpt_path)
+                _check_finite(first_bad, agent, f"at epoch {epoch}", n_updates, ckpt_path)
                 eval_return, eval_success = evaluate(agent.actor, eval_env, task, cfg.eval_episodes, cfg.horizon)  # type: ignore[arg-type]
                 row = {
                     "epoch": epoch, "env_steps": env_steps,
                     "wall_s": wall_before + time.perf_counter() - started,
-                    "eval_return": eval_return, "eval_success": eval_success, **means,
+                    "eval_return": eval_return, "eval_success": eval_success, **(means if n_updates else {}),
                     "train_return": collector.last_return,
-                    "updates_per_s": n_updates / (t2 - t1) if n_updates else math.nan,
+                    "updates_per_s": n_updates / (t2 - t1) if n_updates else None,
                     "env_steps_per_s": cfg.steps_per_epoch / (t1 - t0),
                 }
                 logger.log(row)
@@ -230,7 +239,7 @@ def train(config: TrainConfig | None, out_dir: str | Path, resume: bool = False,
 class _Run:
     """Everything the epoch loop works on, fresh or restored from a checkpoint."""
 
-    agent: KLSAC
+    agent: Agent
     buffer: ReplayBuffer
     envs: dict[str, gym.Env]
     np_rng: np.random.Generator
@@ -252,10 +261,10 @@ def _setup(cfg: TrainConfig, out: Path, resume: bool, prior: Prior | None, demos
 
     demo_source = _DemoSource(cfg, demos)
     prior = _resolve_prior(cfg, out, prior, demo_source, progress)
-    agent = KLSAC(task.obs_dim, task.act_dim, cfg.actor, cfg.actor_hidden, cfg.critic_hidden,  # type: ignore[arg-type]
-                  _agent_config(cfg), device)
+    agent = cfg.algorithm.build(cfg, demo_source.get, device)
     n_seeded = demo_source.get().n_transitions if cfg.seed_demos else 0
-    capacity = min(cfg.replay_capacity, cfg.n_epochs * cfg.steps_per_epoch + n_seeded)
+    n_online = cfg.n_epochs * cfg.steps_per_epoch if cfg.algorithm.online_updates else 0
+    capacity = min(cfg.replay_capacity, n_online + n_seeded)
     buffer = ReplayBuffer(task.obs_dim, task.act_dim, capacity, device, prior=prior)
     envs = {"train": make_env(task, cfg.horizon, cfg.seed), "eval": make_env(task, cfg.horizon, cfg.seed + 10_000)}  # type: ignore[arg-type]
     run = _Run(agent, buffer, envs, np.random.default_rng(cfg.seed))
@@ -273,6 +282,8 @@ def _setup(cfg: TrainConfig, out: Path, resume: bool, prior: Prior | None, demos
             flat = demo_source.get().flat()
             buffer.add(flat["observations"], flat["actions"], flat["rewards"], flat["next_observations"],
                        flat["terminals"])
+        if cfg.offline_updates:
+            _train_offline(agent, buffer, cfg, out / CHECKPOINT_NAME, progress)
     truncate_progress(out / "progress.csv", run.start_epoch)
     return run
 
@@ -283,7 +294,7 @@ def _prepare_run_dir(config: TrainConfig | None, out: Path, resume: bool) -> Tra
     if resume:
         if not stored.exists():
             raise NppacError(f"nothing to resume in {out}: no {CONFIG_NAME}; start a new run without --resume")
-        cfg = TrainConfig.load(stored).validate()
+        cfg = TrainConfig.load(stored).resolved()  # fills fields added since the run started
         if config is not None:
             given = config.resolved().to_dict()
             differ = [k for k, v in cfg.to_dict().items() if given[k] != v]
@@ -306,15 +317,6 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _agent_config(cfg: TrainConfig) -> KLSACConfig:
-    use_prior = cfg.prior_kind is not None
-    # Automatic α tracks E[log π − log π0]: −H̄ for SAC (log π0 ≡ 0), the KL target with a prior.
-    target = cfg.target_kl if use_prior else -cfg.target_entropy  # type: ignore[operator]
-    return KLSACConfig(gamma=cfg.gamma, tau=cfg.tau, alpha=cfg.alpha, auto_alpha=cfg.auto_alpha,  # type: ignore[arg-type]
-                       penalty_target=float(target or 0.0), actor_lr=cfg.actor_lr, critic_lr=cfg.critic_lr,
-                       alpha_lr=cfg.alpha_lr, use_prior=use_prior)
-
-
 class _DemoSource:
     """Demonstrations loaded on first use: the given object, ``config.demos`` or the task's bundled set."""
 
@@ -328,8 +330,9 @@ class _DemoSource:
             task = self.cfg.task_spec
             path = self.cfg.demos or task.bundled_demos
             if path is None:
-                raise NppacError(f"task {task.name!r} has no bundled demonstrations; pass --demos PATH "
-                                 "(or --prior DIR with --set init_epochs=0)")
+                hint = " (or --prior DIR with --set init_epochs=0)" if self.cfg.prior_kind else ""
+                raise NppacError(f"algo {self.cfg.algo} on task {task.name!r} needs demonstrations but the task has "
+                                 f"no bundled set; pass --demos PATH{hint}")
             self.demos = load_demos(path, task=task.name, allow_pickle=self.cfg.allow_pickle)
         return self.demos
 
@@ -387,7 +390,7 @@ def _fit_prior(cfg: TrainConfig, demos: Demonstrations, progress: bool) -> Prior
     return prior
 
 
-def _initialize_policy(agent: KLSAC, buffer: ReplayBuffer, demos: Demonstrations, cfg: TrainConfig,
+def _initialize_policy(agent: Agent, buffer: ReplayBuffer, demos: Demonstrations, cfg: TrainConfig,
                        progress: bool) -> None:
     states = torch.as_tensor(demos.states, device=agent.device)
     log.info("initializing the policy: KL(π‖π0) on %d demonstration states for %d epochs", len(states), cfg.init_epochs)
@@ -400,14 +403,30 @@ def _initialize_policy(agent: KLSAC, buffer: ReplayBuffer, demos: Demonstrations
     log.info("policy initialized: KL(π‖π0) %.3g → %.3g over %d epochs", history[0], history[-1], len(history))
 
 
-def _check_finite(first_bad: dict[str, int], epoch: int, n_updates: int, ckpt_path: Path) -> None:
-    """Stop at the first term that became NaN/Inf this epoch, before anything of the epoch is saved."""
+def _train_offline(agent: Agent, buffer: ReplayBuffer, cfg: TrainConfig, ckpt_path: Path, progress: bool) -> None:
+    """``offline_updates`` gradient steps on the buffer, which holds exactly the demonstrations at this point."""
+    n = cfg.offline_updates
+    log.info("offline training: %d gradient steps on %d demonstration transitions", n, len(buffer))
+    metrics = EpochMetrics(agent.metrics, agent.device)
+    gradient_step = make_gradient_step(agent, buffer, metrics, cfg.batch_size)  # type: ignore[arg-type]
+    with _ProgressBar(progress) as bar:
+        for i in range(1, n + 1):  # type: ignore[operator]
+            gradient_step()
+            if i % 100 == 0 or i == n:
+                bar.stage("offline updates", i, n)  # type: ignore[arg-type]
+    means, first_bad, _ = metrics.read()
+    _check_finite(first_bad, agent, "during offline training", n, ckpt_path)  # type: ignore[arg-type]
+    log.info("offline training done, means over its steps: %s", ", ".join(f"{k} {v:.4g}" for k, v in means.items()))
+
+
+def _check_finite(first_bad: dict[str, int], agent: Agent, when: str, n_updates: int, ckpt_path: Path) -> None:
+    """Stop at the first term that became NaN/Inf, before anything of the epoch is saved."""
     bad = {k: step for k, step in first_bad.items() if step > 0}
     if not bad:
         return
-    term = min(bad, key=lambda k: (bad[k], METRICS.index(k)))
+    term = min(bad, key=lambda k: (bad[k], agent.metrics.index(k)))
     kept = f"last good checkpoint {ckpt_path} kept" if ckpt_path.exists() else "no checkpoint was written yet"
-    raise NonFiniteError(f"{METRIC_TERMS[term]} became non-finite at epoch {epoch} "
+    raise NonFiniteError(f"{agent.metric_terms[term]} became non-finite {when} "
                          f"(gradient step {bad[term]} of {n_updates}); run stopped, {kept}")
 
 

@@ -1,0 +1,147 @@
+"""``nppac suite run|report``: many tasks × algorithms × seeds from one TOML file, and their report."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from typer.core import TyperCommand
+
+from nppac.cli.common import emit_json
+
+if TYPE_CHECKING:
+    from nppac.experiments import Suite
+
+app = typer.Typer(help="Experiment suites: run tasks × algorithms × seeds locally or on Ray, then report.",
+                  no_args_is_help=True)
+
+_LOCAL_RAY = "local"
+"""What a bare ``--ray`` means: start a local Ray (or join the one RAY_ADDRESS names)."""
+
+
+class _OptionalRayAddress(TyperCommand):
+    """Lets ``--ray`` stand alone (a local Ray) or take an ADDRESS; click options otherwise always need a value."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        args = list(args)
+        for i, arg in enumerate(args):
+            if arg == "--ray" and (i + 1 == len(args) or args[i + 1].startswith("-")):
+                args.insert(i + 1, _LOCAL_RAY)
+                break
+        return super().parse_args(ctx, args)
+
+
+@app.command("run", cls=_OptionalRayAddress)
+def run(
+    suite_file: Path = typer.Argument(..., metavar="SUITE.toml", help="Suite file (see docs/experiments.md)."),
+    out: Path = typer.Option(..., "--out", help="Suite directory: runs go to OUT/task/algo/seed-S."),
+    workers: int = typer.Option(1, "--workers", help="Runs at a time on this machine (> 1: a process per run)."),
+    ray: str | None = typer.Option(
+        None, "--ray", metavar="[ADDRESS]",
+        help="Run on Ray, one task per run: alone for a local Ray, or a cluster address (auto, ray://HOST:10001). "
+             "Cluster nodes must share OUT."),
+    gpus_per_run: float = typer.Option(1.0, "--gpus-per-run", help="With --ray: GPUs per run whose device is cuda."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the expanded runs and their state; train nothing."),
+    json_out: bool = typer.Option(False, "--json", help="Print the runs (or their results) as one JSON document."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Train every run of a suite; finished runs are skipped, interrupted ones resumed, failures recorded.
+
+    Exits 1 when a run failed (its error is in OUT/task/algo/seed-S/status.json), 0 otherwise.
+    """
+    from nppac.errors import NppacError
+    from nppac.experiments import LocalRunner, RayRunner, load_suite, run_suite
+    from nppac.experiments.runners import import_ray
+
+    suite = load_suite(suite_file)
+    if dry_run:
+        _list_runs(suite, out, json_out)
+        return
+    if ray is not None:
+        if workers != 1:
+            raise NppacError("--workers is for local runs; with --ray, Ray schedules one task per run")
+        if ray.endswith(".toml"):
+            raise NppacError(f"--ray took {ray!r} as its address; put the suite file before --ray")
+        import_ray()
+        runner = RayRunner(None if ray == _LOCAL_RAY else ray, gpus_per_run)
+    else:
+        runner = LocalRunner(workers)
+    results = run_suite(suite, out, runner, progress=not quiet)
+    failed = [r for r in results if r.outcome == "failed"]
+    if json_out:
+        emit_json({"suite": suite.name, "out": str(out), "runs": [r.to_json() for r in results]})
+    else:
+        counts = {k: sum(r.outcome == k for r in results) for k in ("finished", "skipped", "failed", "busy")}
+        text = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+        print(f"suite {suite.name}: {text} → {out}", file=sys.stderr)
+        for result in failed:
+            print(f"  failed {result.key}: {result.error}", file=sys.stderr)
+        print(f"report: nppac suite report {out}", file=sys.stderr)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _list_runs(suite: Suite, out: Path, json_out: bool) -> None:
+    from nppac.experiments import run_state
+    from nppac.experiments.runners import completed_epochs
+
+    rows = [{**r.to_json(), "dir": str(r.directory(out)), "state": run_state(r.directory(out)),
+             "epochs": completed_epochs(r.directory(out)), "n_epochs": r.config.n_epochs} for r in suite.runs]
+    if json_out:
+        emit_json({"suite": suite.name, "out": str(out), "runs": rows})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    shared = [o for o in suite.runs[0].overrides if all(o in r.overrides for r in suite.runs)]
+    table = Table(title=f"suite {suite.name}: {len(rows)} runs in {out}",
+                  caption=f"every run: {' '.join(shared)}" if shared else None)
+    for column in ("run", "state", "epochs", "own settings"):
+        table.add_column(column)
+    for spec, row in zip(suite.runs, rows):
+        own = [o for o in spec.overrides if o not in shared]
+        table.add_row(spec.key, row["state"], f"{row['epochs']}/{row['n_epochs']}", " ".join(own))
+    Console().print(table)
+
+
+@app.command("report")
+def report(
+    out: Path = typer.Argument(..., metavar="OUT", help="Suite directory written by `nppac suite run --out`."),
+    report_path: Path | None = typer.Option(None, "--out", help="Markdown report (default OUT/report.md); "
+                                                                  "the JSON and figures/ go beside it."),
+    last_k: int | None = typer.Option(None, "--last-k", help="Evaluations averaged into final performance "
+                                                             "(default: the suite's report.last_k, 3)."),
+    thresholds: list[str] = typer.Option([], "--threshold", help="TASK=LEVEL: also report steps until the primary "
+                                                                 "metric reaches LEVEL (repeatable)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the report's numbers as one JSON document."),
+) -> None:
+    """Final performance and sample efficiency per task and algorithm (mean, 95 % t-interval), with curves."""
+    from nppac.experiments import write_report
+
+    summary, written = write_report(out, report_path, last_k, _thresholds(thresholds))
+    if json_out:
+        emit_json(summary.to_json())
+        return
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    Console().print(Markdown(summary.to_markdown()))
+    print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+
+
+def _thresholds(pairs: list[str]) -> dict[str, float]:
+    from nppac.errors import NppacError
+    from nppac.tasks import get_task
+
+    levels = {}
+    for pair in pairs:
+        task, sep, text = pair.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            levels[get_task(task.strip()).name] = float(text)
+        except ValueError:
+            raise NppacError(f"--threshold expects TASK=LEVEL with a number, got {pair!r}") from None
+    return levels

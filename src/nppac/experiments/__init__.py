@@ -1,0 +1,18 @@
+"""Experiment suites: many tasks, algorithms and seeds, trained locally or on Ray, and their reports.
+
+* :mod:`nppac.experiments.suite` — suite files (TOML) expanded into runs.
+* :mod:`nppac.experiments.runners` — training the runs: skip finished, resume
+  interrupted, record failures; in this process, a process pool or Ray.
+* :mod:`nppac.experiments.report` — final performance and sample efficiency per task
+  and algorithm with 95 % intervals over seeds, plus learning-curve figures.
+"""
+
+from nppac.experiments.report import SuiteReport, collect_runs, summarize, write_report
+from nppac.experiments.runners import LocalRunner, RayRunner, RunResult, execute_run, run_state, run_suite
+from nppac.experiments.suite import ReportSettings, RunSpec, Suite, load_suite, parse_suite, read_manifest
+
+__all__ = [
+    "LocalRunner", "RayRunner", "ReportSettings", "RunResult", "RunSpec", "Suite", "SuiteReport", "collect_runs",
+    "execute_run", "load_suite", "parse_suite", "read_manifest", "run_state", "run_suite", "summarize",
+    "write_report",
+]

@@ -1,0 +1,349 @@
+"""A suite's report: final performance and sample efficiency per task and algorithm, with 95 % intervals.
+
+For each run i of a task and algorithm, from its evaluations y_1..y_N at environment
+steps s_1 < … < s_N (``progress.csv``):
+
+* final performance (DESIGN.md §5.4):  F_i = (1/K) Σ_{j=N−K+1}^{N} y_j, the mean of
+  the last K evaluations (all N when N < K);
+* sample efficiency, the normalized area under the learning curve (trapezoidal rule):
+  A_i = 1/(s_N − s_1) · Σ_{j=2}^{N} (s_j − s_{j−1}) (y_j + y_{j−1})/2, the curve's
+  average height over the steps it covers (A_i = y_1 when N = 1);
+* optionally the steps to a threshold: the first s_j with y_j ≥ level.
+
+Across the n finished seeds of an algorithm, each is summarized by its mean and the
+Student-t 95 % interval of :func:`nppac.diagnostics.curves.t_interval`
+(mean ± t_{0.975, n−1} · s/√n, s with ddof = 1; a single seed has no width). Steps to
+a threshold are averaged over the seeds that reached it, and the count is reported.
+
+Only finished runs enter the tables and the learning-curve figures (so that every
+seed of a row ran the same schedule); failed, unfinished and pending runs are listed
+with their progress and error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nppac.diagnostics.curves import Run, compare_runs, load_run, plot_comparison, t_interval
+from nppac.errors import NppacError
+from nppac.experiments.runners import completed_epochs, read_status, run_state
+from nppac.experiments.suite import MANIFEST_NAME, ReportSettings, RunSpec, Suite, read_manifest
+
+INTERVAL = ("mean and 95% Student-t interval across seeds: mean ± t(0.975, n−1)·s/√n, s with ddof=1 "
+            "(nppac.diagnostics.curves.t_interval); lo = hi = mean for a single seed")
+FINAL = "final: mean of a run's last K evaluations (all of them when it has fewer)"
+AUC = ("auc: normalized area under the learning curve, 1/(s_N − s_1) Σ_j (s_j − s_{j−1})(y_j + y_{j−1})/2 "
+       "over the run's evaluations (trapezoidal rule)")
+THRESHOLD = "steps_to_threshold: first env_steps with an evaluation ≥ the level, averaged over the seeds reaching it"
+
+METRIC_LABELS = {"eval_return": "return", "eval_success": "success rate"}
+
+
+def final_performance(values: np.ndarray, last_k: int) -> float:
+    """F = mean of the last ``last_k`` evaluations."""
+    return float(np.mean(values[-last_k:]))
+
+
+def normalized_auc(steps: np.ndarray, values: np.ndarray) -> float:
+    """A = 1/(s_N − s_1) · Σ_j (s_j − s_{j−1})(y_j + y_{j−1})/2; the single value when there is one evaluation."""
+    if len(values) == 1:
+        return float(values[0])
+    area = np.sum(np.diff(steps) * (values[1:] + values[:-1]) / 2)
+    return float(area / (steps[-1] - steps[0]))
+
+
+def steps_to_threshold(steps: np.ndarray, values: np.ndarray, level: float) -> float | None:
+    """The first logged step whose evaluation reaches ``level`` (None when none does)."""
+    reached = np.flatnonzero(values >= level)
+    return float(steps[reached[0]]) if reached.size else None
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A quantity over seeds: per-seed values, their mean and 95 % t-interval."""
+
+    values: list[float]
+    mean: float
+    lo: float
+    hi: float
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @classmethod
+    def of(cls, values: list[float]) -> Estimate:
+        mean, lo, hi, _ = t_interval(np.asarray(values, dtype=float).reshape(-1, 1))
+        return cls(list(values), float(mean[0]), float(lo[0]), float(hi[0]))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"mean": _finite(self.mean), "lo": _finite(self.lo), "hi": _finite(self.hi), "n": self.n,
+                "values": [_finite(v) for v in self.values]}
+
+    def text(self) -> str:
+        if self.n == 0 or not math.isfinite(self.mean):
+            return "—"
+        if self.n == 1:
+            return f"{self.mean:.4g} (one seed)"
+        return f"{self.mean:.4g} [{self.lo:.4g}, {self.hi:.4g}]"
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    """One run of the suite as found on disk."""
+
+    spec: RunSpec
+    directory: Path
+    state: str
+    """finished, failed, unfinished or pending (:func:`nppac.experiments.runners.run_state`)."""
+    epochs: int
+    """Evaluations logged so far."""
+    error: str | None = None
+    run: Run | None = None
+    """Its progress, for a finished run."""
+
+    def to_json(self, settings: ReportSettings) -> dict[str, Any]:
+        entry: dict[str, Any] = {"key": self.spec.key, "task": self.spec.task, "algo": self.spec.algo,
+                                 "seed": self.spec.seed, "dir": str(self.directory), "status": self.state,
+                                 "epochs": self.epochs, "n_epochs": self.spec.config.n_epochs}
+        if self.error is not None:
+            entry["error"] = self.error
+        if self.run is not None:
+            for column in METRIC_LABELS:
+                if self.run.has(column):
+                    steps, values = _curve(self.run, column)
+                    entry[column] = {"final": final_performance(values, settings.last_k),
+                                     "auc": normalized_auc(steps, values), "last": float(values[-1])}
+        return entry
+
+
+@dataclass(frozen=True)
+class AlgoSummary:
+    """One algorithm on one task: its finished seeds summarized."""
+
+    algo: str
+    seeds: list[int]
+    final: dict[str, Estimate]
+    """Metric column → final performance over seeds."""
+    auc: dict[str, Estimate]
+    """Metric column → normalized area under the learning curve over seeds."""
+    env_steps: float
+    """Steps of the longest of its runs."""
+    threshold: Estimate | None = None
+    """Steps to the task's threshold over the seeds that reached it (None without a threshold)."""
+
+    def to_json(self, n_threshold_runs: int) -> dict[str, Any]:
+        out: dict[str, Any] = {"n": len(self.seeds), "seeds": self.seeds, "env_steps": self.env_steps,
+                               "final": {k: e.to_json() for k, e in self.final.items()},
+                               "auc": {k: e.to_json() for k, e in self.auc.items()}}
+        if self.threshold is not None:
+            out["steps_to_threshold"] = {**self.threshold.to_json(), "reached": self.threshold.n,
+                                         "of": n_threshold_runs}
+        return out
+
+
+@dataclass(frozen=True)
+class TaskReport:
+    """One task's table and figure."""
+
+    task: str
+    primary: str
+    """eval_success when every finished run logs it (binary tasks), else eval_return."""
+    metrics: list[str]
+    algos: list[AlgoSummary]
+    threshold: float | None = None
+    figure: Path | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"primary_metric": self.primary, "metrics": self.metrics, "threshold": self.threshold,
+                "figure": str(self.figure) if self.figure else None,
+                "algos": {a.algo: a.to_json(len(a.seeds)) for a in self.algos}}
+
+
+@dataclass(frozen=True)
+class SuiteReport:
+    """Everything ``nppac suite report`` shows."""
+
+    name: str
+    out: Path
+    settings: ReportSettings
+    tasks: list[TaskReport]
+    entries: list[RunEntry]
+    created: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S"))
+
+    @property
+    def incomplete(self) -> list[RunEntry]:
+        """Runs that are not in the tables: failed, unfinished, pending or unreadable."""
+        return [e for e in self.entries if e.run is None]
+
+    def to_json(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for entry in self.entries:
+            counts[entry.state] = counts.get(entry.state, 0) + 1
+        return {
+            "suite": self.name, "out": str(self.out), "created": self.created, "last_k": self.settings.last_k,
+            "definitions": {"interval": INTERVAL, "final": FINAL, "auc": AUC, "threshold": THRESHOLD},
+            "counts": counts,
+            "tasks": {t.task: t.to_json() for t in self.tasks},
+            "runs": [e.to_json(self.settings) for e in self.entries],
+            "incomplete": [e.spec.key for e in self.incomplete],
+        }
+
+    def to_markdown(self, relative_to: Path | None = None) -> str:
+        """The report as Markdown; figure links are relative to ``relative_to`` (the report's directory)."""
+        k = self.settings.last_k
+        lines = [f"# Suite report: {self.name}", "",
+                 f"Runs in `{self.out}` ({len(self.entries)} in the suite, {len(self.entries) - len(self.incomplete)} "
+                 f"finished), {self.created}.", "",
+                 f"- **final**: mean of a run's last {k} evaluations; **AUC**: area under its learning curve "
+                 "divided by the steps it covers (trapezoidal rule), i.e. the curve's average height.",
+                 "- Cells: mean [95 % Student-t interval] over the finished seeds (n).", ""]
+        for task in self.tasks:
+            lines += [f"## {task.task}", ""]
+            if task.figure is not None:
+                link = os.path.relpath(task.figure, relative_to) if relative_to else str(task.figure)
+                lines += [f"![{task.task} learning curves]({link})", ""]
+            if not task.algos:
+                lines += ["No finished runs yet.", ""]
+                continue
+            header = ["algo", "n", "env steps"]
+            for column in task.metrics:
+                label = METRIC_LABELS[column]
+                header += [f"final {label}", f"AUC {label}"]
+            if task.threshold is not None:
+                header.append(f"steps to {METRIC_LABELS[task.primary]} ≥ {task.threshold:g}")
+            lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            for algo in task.algos:
+                row = [algo.algo, str(len(algo.seeds)), f"{algo.env_steps:,.0f}"]
+                for column in task.metrics:
+                    row += [_cell(algo.final.get(column)), _cell(algo.auc.get(column))]
+                if algo.threshold is not None:
+                    reached = f"{algo.threshold.n}/{len(algo.seeds)} reached"
+                    row.append(f"{algo.threshold.text()}, {reached}" if algo.threshold.n else reached)
+                lines.append("| " + " | ".join(row) + " |")
+            lines.append("")
+        lines += ["## Runs not in the tables", ""]
+        if not self.incomplete:
+            lines += ["None: every run finished.", ""]
+        else:
+            lines += ["| run | status | epochs | error |", "|---|---|---|---|"]
+            for entry in self.incomplete:
+                error = (entry.error or "").replace("|", "\\|")
+                lines.append(f"| {entry.spec.key} | {entry.state} | {entry.epochs}/{entry.spec.config.n_epochs} "
+                             f"| {error} |")
+            lines.append("")
+        return "\n".join(lines)
+
+
+def _cell(estimate: Estimate | None) -> str:
+    return estimate.text() if estimate is not None else "—"
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def _curve(run: Run, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """The run's logged (steps, values) of ``column`` where the value is finite."""
+    values = run.columns[column]
+    keep = np.isfinite(values)
+    return run.env_steps[keep], values[keep]
+
+
+def collect_runs(out: str | Path) -> tuple[Suite, list[RunEntry]]:
+    """The suite of ``OUT/suite.json`` and the state of each of its runs on disk."""
+    out = Path(out)
+    if not (out / MANIFEST_NAME).exists():
+        raise NppacError(f"{out} has no {MANIFEST_NAME}; pass the --out directory of `nppac suite run`")
+    suite = read_manifest(out)
+    entries = []
+    for spec in suite.runs:
+        directory = spec.directory(out)
+        state = run_state(directory)
+        status = read_status(directory) or {}
+        error = status.get("error") if state == "failed" else None
+        run = None
+        if state == "finished":
+            try:
+                run = load_run(directory)
+            except NppacError as err:
+                state, error = "unreadable", str(err)
+        entries.append(RunEntry(spec, directory, state, completed_epochs(directory), error, run))
+    return suite, entries
+
+
+def summarize(suite: Suite, entries: list[RunEntry], settings: ReportSettings, out: Path) -> SuiteReport:
+    """The numbers of the report (no files written)."""
+    tasks = []
+    for task in suite.tasks:
+        finished = [(e.spec, e.run) for e in entries if e.spec.task == task and e.run is not None]
+        has_success = bool(finished) and all(run.has("eval_success") for _, run in finished)
+        metrics = ["eval_success", "eval_return"] if has_success else ["eval_return"]
+        primary = metrics[0]
+        level = settings.thresholds.get(task)
+        algos = []
+        for algo in suite.algos:
+            mine = [(spec.seed, run) for spec, run in finished if spec.algo == algo]
+            if not mine:
+                continue
+            final, auc = {}, {}
+            for column in metrics:
+                curves = [_curve(run, column) for _, run in mine]
+                final[column] = Estimate.of([final_performance(v, settings.last_k) for _, v in curves])
+                auc[column] = Estimate.of([normalized_auc(s, v) for s, v in curves])
+            threshold = None
+            if level is not None:
+                hits = [steps_to_threshold(*_curve(run, primary), level) for _, run in mine]
+                threshold = Estimate.of([h for h in hits if h is not None])
+            env_steps = max(float(run.env_steps[-1]) for _, run in mine)
+            algos.append(AlgoSummary(algo, [seed for seed, _ in mine], final, auc, env_steps, threshold))
+        tasks.append(TaskReport(task, primary, metrics, algos, level))
+    return SuiteReport(suite.name, out, settings, tasks, entries)
+
+
+def write_report(out: str | Path, path: str | Path | None = None, last_k: int | None = None,
+                 thresholds: dict[str, float] | None = None, figures: bool = True) -> tuple[SuiteReport, list[Path]]:
+    """Write ``REPORT.md``, ``REPORT.json`` and one learning-curve PNG per task; returns the report and the files.
+
+    ``path`` defaults to ``OUT/report.md``; figures go to ``<report dir>/figures/<task>.png``.
+    ``last_k`` and ``thresholds`` override the suite file's ``[report]`` settings.
+    """
+    out = Path(out)
+    suite, entries = collect_runs(out)
+    settings = ReportSettings(last_k if last_k is not None else suite.report.last_k,
+                              {**suite.report.thresholds, **(thresholds or {})})
+    if settings.last_k < 1:
+        raise NppacError(f"--last-k must be at least 1, got {settings.last_k}")
+    report = summarize(suite, entries, settings, out)
+    path = Path(path) if path is not None else out / "report.md"
+    if path.suffix != ".md":
+        raise NppacError(f"report path {path} must end in .md (the JSON is written beside it)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    if figures:
+        report = _with_figures(report, entries, path.parent / "figures")
+        written += [t.figure for t in report.tasks if t.figure is not None]
+    path.write_text(report.to_markdown(relative_to=path.parent))
+    json_path = path.with_suffix(".json")
+    json_path.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    return report, [path, json_path, *written]
+
+
+def _with_figures(report: SuiteReport, entries: list[RunEntry], directory: Path) -> SuiteReport:
+    """Draw each task's finished runs with :func:`plot_comparison` (mean and 95 % interval per algo)."""
+    tasks = []
+    for task in report.tasks:
+        runs = [e.run for a in task.algos for e in entries
+                if e.spec.task == task.task and e.spec.algo == a.algo and e.run is not None]
+        figure = plot_comparison(compare_runs(runs, "algo"), directory / f"{task.task}.png") if runs else None
+        tasks.append(dataclasses.replace(task, figure=figure))
+    return dataclasses.replace(report, tasks=tasks)

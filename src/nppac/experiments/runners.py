@@ -1,0 +1,395 @@
+"""Running a suite: each run trained once, resumed when interrupted, its failure recorded.
+
+A run's directory ``OUT/task/algo/seed-S`` is what ``nppac train --out`` writes, plus
+``status.json`` once the runner is done with it: ``{"status": "finished", "summary":
+…}`` or ``{"status": "failed", "error": "<one line>"}``. That makes a suite idempotent:
+
+* finished runs are skipped;
+* runs with a ``config.json`` but no finished status (interrupted, or failed part-way)
+  continue from their last checkpoint (``train(None, dir, resume=True)``);
+* everything else starts fresh.
+
+An exception in one run is written to its ``status.json`` and the suite goes on.
+Runners differ only in where :func:`execute_run` is called:
+
+* :class:`LocalRunner` — in this process one run after another (``workers=1``), or a
+  pool of ``workers`` processes started fresh for every run;
+* :class:`RayRunner` — one Ray task per run (``num_cpus=1``, a GPU when the run's
+  device is cuda), on a local Ray or a cluster whose nodes share ``OUT``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import csv
+import fcntl
+import json
+import logging
+import math
+import multiprocessing
+import os
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Protocol, Sequence
+
+from nppac.errors import NppacError
+from nppac.experiments.suite import RunSpec, Suite
+from nppac.training import TrainConfig, train
+
+log = logging.getLogger(__name__)
+
+STATUS_NAME = "status.json"
+"""The runner's record of a run: finished with its summary, or failed with its error."""
+
+Notify = Callable[[dict[str, Any]], None]
+"""Receives progress events: ``{"key", "epoch", "n_epochs", "eval_return"}`` (``eval_return`` None at a start)."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What one invocation did with one run."""
+
+    key: str
+    outcome: str
+    """finished (trained to the end now), skipped (already finished), failed, or busy (another process holds it)."""
+    error: str | None = None
+    """The failure as one line."""
+    summary: dict[str, Any] | None = None
+    """``train``'s summary (final and best evaluation, steps, paths) of a finished or skipped run."""
+    resumed_at: int = 0
+    """Epochs the run had done before this invocation continued it."""
+    wall_s: float = 0.0
+    """Seconds this invocation spent on the run."""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def read_status(directory: str | Path) -> dict[str, Any] | None:
+    """A run's ``status.json`` (None when the runner never finished with it, or the file is unreadable)."""
+    try:
+        status = json.loads((Path(directory) / STATUS_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    return status if isinstance(status, dict) else None
+
+
+def run_state(directory: str | Path) -> str:
+    """finished, failed, unfinished (started, not finished) or pending (never started)."""
+    directory = Path(directory)
+    status = read_status(directory)
+    if status is not None and status.get("status") in ("finished", "failed"):
+        return str(status["status"])
+    return "unfinished" if (directory / "config.json").exists() else "pending"
+
+
+def completed_epochs(directory: str | Path) -> int:
+    """Rows of a run's ``progress.csv`` (0 when there is none)."""
+    try:
+        with (Path(directory) / "progress.csv").open(newline="") as f:
+            return sum(1 for _ in csv.DictReader(f))
+    except OSError:
+        return 0
+
+
+def one_line(err: BaseException) -> str:
+    """An exception as one line: user errors as they are, anything else prefixed by its type."""
+    text = " ".join(str(err).split()) or "(no message)"
+    return text if isinstance(err, NppacError) else f"{type(err).__name__}: {text}"
+
+
+def execute_run(run: RunSpec, out: str | Path, notify: Notify | None = None) -> RunResult:
+    """Train one run of a suite into ``run.directory(out)``: skip, resume or start it; never raises on its failure."""
+    started = time.perf_counter()
+    directory = run.directory(out)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    # An OS lock, released however the holder dies, keeps two suite processes off one run.
+    with _RunLock(directory.with_name(f".{directory.name}.lock")) as locked:
+        if not locked:
+            return RunResult(run.key, "busy", error="another process is training this run")
+        status = read_status(directory)
+        if status is not None and status.get("status") == "finished":
+            _warn_if_changed(run, directory)
+            return RunResult(run.key, "skipped", summary=status.get("summary"))
+        _clear_status(directory)
+        resume = (directory / "config.json").exists()
+        if resume:
+            _warn_if_changed(run, directory)
+        done = completed_epochs(directory) if resume else 0
+        n_epochs = run.config.n_epochs
+        if notify is not None:
+            notify({"key": run.key, "epoch": done, "n_epochs": n_epochs, "eval_return": None})
+
+        def on_epoch_end(row: dict[str, Any]) -> None:
+            if notify is not None:
+                notify({"key": run.key, "epoch": int(row["epoch"]), "n_epochs": n_epochs,
+                        "eval_return": float(row["eval_return"])})
+
+        try:
+            summary = train(None if resume else run.config, directory, resume=resume, progress=False,
+                            on_epoch_end=on_epoch_end)
+        except Exception as err:  # one run's failure is recorded, not raised: the suite goes on
+            error = one_line(err)
+            record: dict[str, Any] = {"status": "failed", "error": error}
+            if not isinstance(err, NppacError):
+                record["traceback"] = traceback.format_exc()
+            _write_status(directory, record)
+            return RunResult(run.key, "failed", error=error, resumed_at=done, wall_s=time.perf_counter() - started)
+        _write_status(directory, {"status": "finished", "summary": summary})
+        return RunResult(run.key, "finished", summary=summary, resumed_at=done, wall_s=time.perf_counter() - started)
+
+
+class _RunLock:
+    """A non-blocking exclusive ``flock`` on a file beside the run directory; enters as True when acquired."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = None
+
+    def __enter__(self) -> bool:
+        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        except OSError as err:  # some network filesystems have no locks: go on without one
+            log.debug("cannot lock %s (%s); running without a lock", self.path, err)
+        self.fd = fd
+        return True
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+
+
+def _write_status(directory: Path, record: dict[str, Any]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    record = {**record, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    tmp = directory / (STATUS_NAME + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2, default=_json_default) + "\n")
+    os.replace(tmp, directory / STATUS_NAME)
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):
+        return obj.item()
+    return str(obj)
+
+
+def _clear_status(directory: Path) -> None:
+    """Forget an earlier failure before trying again (and the directory it alone kept, so training starts clean)."""
+    (directory / STATUS_NAME).unlink(missing_ok=True)
+    if directory.is_dir() and not any(directory.iterdir()):
+        directory.rmdir()
+
+
+def _warn_if_changed(run: RunSpec, directory: Path) -> None:
+    """A run keeps the settings it was started with; say so when the suite now asks for others."""
+    try:
+        stored = TrainConfig.load(directory / "config.json").to_dict()
+        wanted = run.config.resolved().to_dict()
+    except NppacError:
+        return
+    changed = [k for k, v in wanted.items() if stored.get(k) != v]
+    if changed:
+        log.warning("%s keeps the settings it was started with (differs from the suite in: %s); "
+                    "delete %s to rerun it", run.key, ", ".join(changed), directory)
+
+
+class Runner(Protocol):
+    """Where runs are trained: yields each run's result as it completes."""
+
+    def execute(self, runs: Sequence[RunSpec], out: Path, notify: Notify) -> Iterator[RunResult]: ...
+
+
+@dataclass(frozen=True)
+class LocalRunner:
+    """Runs on this machine: in this process one after another, or in a pool of fresh processes."""
+
+    workers: int = 1
+    """Runs trained at the same time; above 1 each run gets its own process (torch threads: the run's num_threads)."""
+
+    def execute(self, runs: Sequence[RunSpec], out: Path, notify: Notify) -> Iterator[RunResult]:
+        if self.workers < 1:
+            raise NppacError(f"--workers must be at least 1, got {self.workers}")
+        if self.workers == 1:
+            for run in runs:
+                yield execute_run(run, out, notify)
+            return
+        # A fresh process per run, forked from a server that imported nppac once (not from
+        # this process: no copied torch threads, CUDA or MuJoCo state, and no re-import of
+        # torch per run). The queue reaches the workers through the initializer.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        events = context.Queue()
+        with cf.ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
+                                    initargs=(events,), max_tasks_per_child=1) as pool:
+            pending = {pool.submit(_execute_in_worker, run, out): run for run in runs}
+            try:
+                while pending:
+                    done, _ = cf.wait(pending, timeout=0.25, return_when=cf.FIRST_COMPLETED)
+                    _drain(events, notify)
+                    for future in done:
+                        run = pending.pop(future)
+                        yield _result_of(future, run, out)
+            except BaseException:
+                for future in pending:
+                    future.cancel()
+                raise
+            finally:
+                _drain(events, notify)
+
+
+_worker_events: Any = None
+
+
+def _init_worker(events: Any) -> None:
+    global _worker_events
+    _worker_events = events
+
+
+def _execute_in_worker(run: RunSpec, out: Path) -> RunResult:
+    return execute_run(run, out, _worker_events.put if _worker_events is not None else None)
+
+
+def _drain(events: Any, notify: Notify) -> None:
+    import queue
+
+    while True:
+        try:
+            notify(events.get_nowait())
+        except queue.Empty:
+            return
+
+
+def _result_of(future: cf.Future, run: RunSpec, out: Path) -> RunResult:
+    """The run's result; a worker that died (killed, out of memory) is recorded as the run's failure."""
+    try:
+        return future.result()
+    except Exception as err:
+        error = f"worker process died: {one_line(err)}"
+        _write_status(run.directory(out), {"status": "failed", "error": error})
+        return RunResult(run.key, "failed", error=error)
+
+
+RAY_INSTALL = "pip install 'nppac[ray]'"
+"""How to get the optional Ray dependency."""
+
+
+@dataclass(frozen=True)
+class RayRunner:
+    """Runs as Ray tasks: one task per run, on a local Ray or the cluster at ``address``.
+
+    Every node must see ``OUT`` at the same path (a shared filesystem) and have nppac
+    installed. Progress is reported per finished run, not per epoch.
+    """
+
+    address: str | None = None
+    """Cluster address for ``ray.init`` (``auto``, ``ray://host:10001``); None starts a local Ray (or uses RAY_ADDRESS)."""
+    gpus_per_run: float = 1.0
+    """GPUs reserved by each run whose device is cuda (a fraction lets small runs share one)."""
+    init_kwargs: dict[str, Any] | None = None
+    """Extra ``ray.init`` arguments for a local Ray (e.g. ``num_cpus``)."""
+
+    def execute(self, runs: Sequence[RunSpec], out: Path, notify: Notify) -> Iterator[RunResult]:
+        ray = import_ray()
+        started_here = not ray.is_initialized()
+        if started_here:
+            if self.address is None:
+                ray.init(include_dashboard=False, **(self.init_kwargs or {}))
+            else:
+                ray.init(address=self.address, **(self.init_kwargs or {}))
+        try:
+            # max_calls=1: a fresh worker process per run, like the local pool.
+            remote = ray.remote(max_calls=1)(execute_run)
+            pending = {}
+            for run in runs:
+                gpus = self.gpus_per_run if run.config.device.startswith("cuda") else 0
+                ref = remote.options(num_cpus=1, num_gpus=gpus).remote(run, out)
+                pending[ref] = run
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                run = pending.pop(done[0])
+                try:
+                    result = ray.get(done[0])
+                except Exception as err:  # the Ray worker itself failed (killed, lost node)
+                    error = f"ray task failed: {one_line(err)}"
+                    _write_status(run.directory(out), {"status": "failed", "error": error})
+                    result = RunResult(run.key, "failed", error=error)
+                yield result
+        finally:
+            if started_here:
+                ray.shutdown()
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, or a one-line error that says how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise NppacError(f"--ray needs Ray, which is not installed; install it with: {RAY_INSTALL}") from None
+    return ray
+
+
+def run_suite(suite: Suite, out: str | Path, runner: Runner | None = None, progress: bool = True) -> list[RunResult]:
+    """Train every run of ``suite`` under ``out`` (writing ``out/suite.json``); results in the suite's run order."""
+    out = Path(out).expanduser().resolve()  # Ray workers do not share this process's working directory
+    suite.write_manifest(out)
+    runner = runner or LocalRunner()
+    results: dict[str, RunResult] = {}
+    with _SuiteProgress(suite, enabled=progress) as bar:
+        for result in runner.execute(suite.runs, out, bar.event):
+            results[result.key] = result
+            bar.done(result)
+            if result.outcome == "failed":
+                log.warning("%s failed: %s", result.key, result.error)
+    return [results[r.key] for r in suite.runs if r.key in results]
+
+
+class _SuiteProgress:
+    """Rich progress on stderr: one row for the suite, one per run being trained (epochs, last evaluation)."""
+
+    def __init__(self, suite: Suite, enabled: bool) -> None:
+        self.suite, self.enabled = suite, enabled
+        self.rows: dict[str, Any] = {}
+        self.counts = {"finished": 0, "skipped": 0, "failed": 0, "busy": 0}
+
+    def __enter__(self) -> _SuiteProgress:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+                                     TextColumn("{task.fields[note]}"), TimeElapsedColumn(),
+                                     console=Console(stderr=True))
+            self.progress.start()
+            self.total = self.progress.add_task(f"suite {self.suite.name}", total=len(self.suite.runs), note="")
+        return self
+
+    def event(self, event: dict[str, Any]) -> None:
+        """A run started (``eval_return`` None) or finished an epoch."""
+        if not self.enabled:
+            return
+        key = event["key"]
+        if key not in self.rows:
+            self.rows[key] = self.progress.add_task(f"  {key}", total=event["n_epochs"], note="")
+        note = "" if event["eval_return"] is None or math.isnan(event["eval_return"]) else \
+            f"eval {event['eval_return']:.4g}"
+        self.progress.update(self.rows[key], completed=event["epoch"], note=note)
+
+    def done(self, result: RunResult) -> None:
+        self.counts[result.outcome] += 1
+        if not self.enabled:
+            return
+        if result.key in self.rows:
+            self.progress.remove_task(self.rows.pop(result.key))
+        note = " · ".join(f"{n} {k}" for k, n in self.counts.items() if n)
+        self.progress.update(self.total, advance=1, note=note)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.progress.stop()

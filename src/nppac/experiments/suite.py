@@ -1,0 +1,314 @@
+"""Suite files: tasks × algorithms × seeds with shared settings, expanded into runs.
+
+A suite file is TOML::
+
+    name = "halfcheetah-priors"            # optional, default: the file's stem
+    tasks = ["halfcheetah", "door-binary"]
+    algos = ["nppac", "ppac-nn", "sac"]
+    seeds = 5                              # seeds 0..4, or a list: [0, 3, 7]
+
+    [settings]                             # every run: any TrainConfig field
+    steps = 300_000
+
+    [task.door-binary]                     # runs of one task
+    steps = 500_000
+
+    [algo.ppac-nn]                         # runs of one algorithm
+    prior_iters = 200
+
+    [report]                               # how `nppac suite report` summarizes
+    last_k = 3
+    threshold = { halfcheetah = 3000.0, door-binary = 0.5 }
+
+A run's configuration is ``settings``, then its task's table, then its algorithm's
+table (a later table wins). Values use TOML's own types (``actor_hidden = [64, 64]``,
+``seed_demos = true``); relative ``demos`` and ``prior`` paths are taken from the
+suite file's directory. Each run lives in ``OUT/task/algo/seed-S``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nppac.agents.kl_sac import ALGOS
+from nppac.errors import NppacError
+from nppac.tasks import list_tasks
+from nppac.training import TrainConfig
+
+MANIFEST_NAME = "suite.json"
+"""The expanded suite, written into the output directory by ``nppac suite run``."""
+
+_TOP_KEYS = ("name", "tasks", "algos", "seeds", "settings", "task", "algo", "report")
+_SET_BY_SUITE = {"task": "tasks", "algo": "algos", "seed": "seeds"}
+_PATH_FIELDS = ("demos", "prior")
+_REPORT_KEYS = ("last_k", "threshold")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a suite: which task, algorithm and seed, and its full training configuration."""
+
+    config: TrainConfig
+    """settings < task table < algorithm table, with the run's task, algo and seed."""
+    overrides: tuple[str, ...] = ()
+    """The ``key=value`` settings applied on top of TrainConfig's defaults, in order."""
+
+    @property
+    def task(self) -> str:
+        return self.config.task
+
+    @property
+    def algo(self) -> str:
+        return self.config.algo
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    @property
+    def key(self) -> str:
+        """``task/algo/seed-S``: the run's name and its directory below the suite's output."""
+        return f"{self.task}/{self.algo}/seed-{self.seed}"
+
+    def directory(self, out: str | Path) -> Path:
+        return Path(out) / self.task / self.algo / f"seed-{self.seed}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key, "task": self.task, "algo": self.algo, "seed": self.seed,
+                "overrides": list(self.overrides), "config": self.config.to_dict()}
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """How a suite's report summarizes its runs (the suite file's ``[report]`` table)."""
+
+    last_k: int = 3
+    """Final performance of a run: the mean of its last K evaluations."""
+    thresholds: dict[str, float] = field(default_factory=dict)
+    """Task → level of the primary metric whose first crossing is reported (steps to threshold)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"last_k": self.last_k, "threshold": dict(self.thresholds)}
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A named set of runs: every task × algorithm × seed, each with its own configuration."""
+
+    name: str
+    runs: tuple[RunSpec, ...]
+    """Seed by seed (all tasks and algorithms of seed 0 first) so that a suite stopped early is balanced."""
+    report: ReportSettings = ReportSettings()
+    source: str | None = None
+    """The suite file it was read from."""
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(dict.fromkeys(r.task for r in self.runs))
+
+    @property
+    def algos(self) -> list[str]:
+        return list(dict.fromkeys(r.algo for r in self.runs))
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(dict.fromkeys(r.seed for r in self.runs))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "source": self.source, "tasks": self.tasks, "algos": self.algos,
+                "seeds": self.seeds, "report": self.report.to_json(), "runs": [r.to_json() for r in self.runs]}
+
+    def write_manifest(self, out: str | Path) -> Path:
+        """Write the expanded suite to ``OUT/suite.json``; refuses an output that holds another suite."""
+        path = Path(out) / MANIFEST_NAME
+        if path.exists():
+            try:
+                previous = read_manifest(out).name
+            except NppacError:  # unreadable: rewritten below
+                previous = self.name
+            if previous != self.name:
+                raise NppacError(f"{out} holds the runs of suite {previous!r}, not {self.name!r}; "
+                                 "choose another --out (or rename the suite)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        tmp.replace(path)
+        return path
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and expand a suite file; every mistake is a one-line :class:`NppacError` naming the file and key."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as err:
+        raise NppacError(f"cannot read suite file {path}: {err.strerror or err}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise NppacError(f"{path}: not valid TOML: {err}") from None
+    return parse_suite(data, source=path)
+
+
+def parse_suite(data: dict[str, Any], source: str | Path = "<suite>") -> Suite:
+    """Expand a suite given as a dict (the parsed TOML); ``source`` names it in errors and anchors relative paths."""
+    where = str(source)
+    base = Path(source).parent if isinstance(source, Path) else Path.cwd()
+    _check_keys(data, _TOP_KEYS, where, "")
+    name = data.get("name", Path(where).stem)
+    if not isinstance(name, str) or not name.strip() or "/" in name:
+        raise NppacError(f"{where}: name must be a non-empty string without '/', got {name!r}")
+    task_names = [t.name for t in list_tasks()]
+    tasks = _names(data, "tasks", task_names, where)
+    algos = _names(data, "algos", list(ALGOS), where)
+    seeds = _seeds(data.get("seeds"), where)
+
+    settings = _overrides(_table(data, "settings", where), "[settings]", where, base)
+    per_task = _tables(data, "task", task_names, where, base)
+    per_algo = _tables(data, "algo", list(ALGOS), where, base)
+
+    runs = []
+    for seed in seeds:
+        for task in tasks:
+            for algo in algos:
+                overrides = (*settings, *per_task.get(task, ()), *per_algo.get(algo, ()))
+                config = dataclasses.replace(TrainConfig(), task=task, algo=algo, seed=seed)
+                config = config.with_overrides(list(overrides))
+                spec = RunSpec(config, overrides)
+                try:
+                    config.validate()
+                except NppacError as err:
+                    raise NppacError(f"{where}: run {spec.key}: {err}") from None
+                runs.append(spec)
+    return Suite(name, tuple(runs), _report(data, where, task_names), str(source))
+
+
+def read_manifest(out: str | Path) -> Suite:
+    """The suite that ``nppac suite run`` expanded into ``OUT/suite.json``."""
+    path = Path(out) / MANIFEST_NAME
+    try:
+        data = json.loads(path.read_text())
+        runs = tuple(RunSpec(TrainConfig.from_dict(r["config"]), tuple(r["overrides"])) for r in data["runs"])
+        report = data.get("report", {})
+        return Suite(data["name"], runs, ReportSettings(int(report.get("last_k", 3)), dict(report.get("threshold", {}))),
+                     data.get("source"))
+    except OSError as err:
+        raise NppacError(f"cannot read {path}: {err.strerror or err}; is {out} the --out of `nppac suite run`?") from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise NppacError(f"{path} is not a suite manifest ({err.__class__.__name__}: {err}); "
+                         "rerun `nppac suite run` to rewrite it") from None
+
+
+def _check_keys(table: dict[str, Any], known: tuple[str, ...], where: str, prefix: str) -> None:
+    for key in table:
+        if key not in known:
+            raise NppacError(f"{where}: unknown key {prefix}{key}; expected one of: {', '.join(known)}")
+
+
+def _names(data: dict[str, Any], key: str, known: list[str], where: str) -> list[str]:
+    """A non-empty list of registered names without repeats."""
+    value = data.get(key)
+    if value is None:
+        raise NppacError(f"{where}: missing key {key} (a list, e.g. {key} = [{known[0]!r}])")
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise NppacError(f"{where}: {key} must be a non-empty list of names, got {value!r}")
+    for name in value:
+        if name not in known:
+            raise NppacError(f"{where}: {key}: unknown name {name!r}; choose from: {', '.join(known)}")
+    if len(set(value)) != len(value):
+        raise NppacError(f"{where}: {key} lists a name twice: {value}")
+    return value
+
+
+def _seeds(value: Any, where: str) -> list[int]:
+    """``seeds = N`` means seeds 0..N−1; a list names them."""
+    if value is None:
+        raise NppacError(f"{where}: missing key seeds (a count, e.g. seeds = 5, or a list of seeds)")
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise NppacError(f"{where}: seeds must be at least 1, got {value}")
+        return list(range(value))
+    ok = (isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                                                    for s in value))
+    if not ok:
+        raise NppacError(f"{where}: seeds must be a count or a non-empty list of non-negative integers, got {value!r}")
+    if len(set(value)) != len(value):
+        raise NppacError(f"{where}: seeds lists a seed twice: {value}")
+    return list(value)
+
+
+def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise NppacError(f"{where}: {key} must be a table ([{key}]), got {value!r}")
+    return value
+
+
+def _tables(data: dict[str, Any], kind: str, known: list[str], where: str, base: Path) -> dict[str, tuple[str, ...]]:
+    """``[task.NAME]`` / ``[algo.NAME]`` tables as override strings, by name."""
+    tables = _table(data, kind, where)
+    out = {}
+    for name, table in tables.items():
+        if name not in known:
+            raise NppacError(f"{where}: [{kind}.{name}]: unknown {kind} {name!r}; choose from: {', '.join(known)}")
+        if not isinstance(table, dict):
+            raise NppacError(f"{where}: {kind}.{name} must be a table ([{kind}.{name}]), got {table!r}")
+        out[name] = _overrides(table, f"[{kind}.{name}]", where, base)
+    return out
+
+
+def _overrides(table: dict[str, Any], label: str, where: str, base: Path) -> tuple[str, ...]:
+    """TrainConfig ``key=value`` strings from one table, each checked by parsing it as ``--set`` would."""
+    known = [f.name for f in dataclasses.fields(TrainConfig)]
+    pairs = []
+    for key, value in table.items():
+        if key in _SET_BY_SUITE:
+            raise NppacError(f"{where}: {label} {key}: set by the suite's {_SET_BY_SUITE[key]} list, not per table")
+        if key not in known:
+            raise NppacError(f"{where}: {label} {key}: unknown TrainConfig field; known fields: {', '.join(known)}")
+        if key in _PATH_FIELDS and isinstance(value, str):
+            value = str(base / Path(value).expanduser())
+        pair = f"{key}={_text(value, where, label, key)}"
+        try:
+            TrainConfig().with_overrides([pair])
+        except NppacError as err:
+            reason = str(err).split(": ", 1)[-1] if str(err).startswith("--set ") else str(err)
+            raise NppacError(f"{where}: {label} {key} = {value!r}: {reason}") from None
+        pairs.append(pair)
+    return tuple(pairs)
+
+
+def _text(value: Any, where: str, label: str, key: str) -> str:
+    """A TOML value in ``--set`` syntax (lists become ``a,b``; whole floats like 1e6 count as integers)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return ",".join(str(v) for v in value)
+    raise NppacError(f"{where}: {label} {key}: unsupported value {value!r} (use a number, string, boolean "
+                     "or list of integers)")
+
+
+def _report(data: dict[str, Any], where: str, task_names: list[str]) -> ReportSettings:
+    table = _table(data, "report", where)
+    _check_keys(table, _REPORT_KEYS, where, "report.")
+    last_k = table.get("last_k", 3)
+    if not isinstance(last_k, int) or isinstance(last_k, bool) or last_k < 1:
+        raise NppacError(f"{where}: report.last_k must be a positive integer, got {last_k!r}")
+    thresholds = table.get("threshold", {})
+    if not isinstance(thresholds, dict):
+        raise NppacError(f"{where}: report.threshold must be a table of task = level, got {thresholds!r}")
+    for task, level in thresholds.items():
+        if task not in task_names:
+            raise NppacError(f"{where}: report.threshold: unknown task {task!r}; choose from: {', '.join(task_names)}")
+        if not isinstance(level, (int, float)) or isinstance(level, bool):
+            raise NppacError(f"{where}: report.threshold.{task} must be a number, got {level!r}")
+    return ReportSettings(last_k, {t: float(v) for t, v in thresholds.items()})

@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import copy
+import csv
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from nppac.agents import AWAC, AWAC_METRICS, ALGOS, AWACConfig, advantage_weights, awac_policy_loss, awac_update
+from nppac.data.replay import ReplayBuffer
+from nppac.errors import NonFiniteError, NppacError
+from nppac.training import TrainConfig, train
+from nppac.training.algorithms import ALGORITHMS
+from nppac.training.checkpoint import load_checkpoint
+from tests.test_replay import _transitions
+from tests.test_training_loop import TINY, tiny_demos
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_advantage_weights_are_a_softmax_over_the_batch():
+    advantage = torch.tensor([0.0, 1.0, 2.0, -1.0])
+    for lam in (1.0, 0.5):
+        e = [math.exp(a / lam) for a in advantage.tolist()]
+        torch.testing.assert_close(advantage_weights(advantage, lam), torch.tensor([x / sum(e) for x in e]))
+    # λ → 0: all weight on the best transition; λ → ∞: behaviour cloning (uniform weights).
+    torch.testing.assert_close(advantage_weights(advantage, 1e-3), torch.tensor([0.0, 0.0, 1.0, 0.0]))
+    torch.testing.assert_close(advantage_weights(advantage, 1e6), torch.full((4,), 0.25))
+    # exp(A/λ) of A = 500 overflows float32; the normalized weights do not.
+    assert torch.isfinite(advantage_weights(torch.tensor([500.0, 0.0]), 1.0)).all()
+    loss = awac_policy_loss(torch.tensor([-1.0, -3.0]), torch.tensor([0.25, 0.75]))
+    assert loss.item() == pytest.approx(0.25 * 1.0 + 0.75 * 3.0)
+
+
+def test_update_uses_the_awac_formulas():
+    torch.manual_seed(0)
+    cfg = AWACConfig(gamma=0.9, lam=0.7, value_samples=3)
+    agent = AWAC(5, 2, "tanh_gaussian", (16, 16), (16, 16), cfg)
+    buf = ReplayBuffer(5, 2, capacity=64)
+    buf.add(*_transitions(64))
+    batch = buf.sample(32)
+    ref = copy.deepcopy(agent)
+    # Replay the step's random draws: a′ ~ π(·|s′) for the target, then 3 actions per s for V(s).
+    torch.manual_seed(5)
+    with torch.no_grad():
+        a_next, _ = ref.actor.sample(batch.next_obs)
+        y = batch.reward + 0.9 * (1 - batch.done) * ref.critic_target(batch.next_obs, a_next).min(0).values
+        a_pi, _ = ref.actor.sample(batch.obs.repeat(3, 1))
+        v = ref.critic(batch.obs.repeat(3, 1), a_pi).min(0).values.view(3, 32).mean(0)
+        q = ref.critic(batch.obs, batch.action)
+        advantage = q.min(0).values - v
+        w = torch.exp(advantage / 0.7) / torch.exp(advantage / 0.7).sum()
+        log_pi = ref.actor.log_prob(batch.obs, batch.action)
+        actor_loss = -(w * log_pi).sum()
+        critic_loss = ((q[0] - y) ** 2).mean() + ((q[1] - y) ** 2).mean()
+    torch.manual_seed(5)
+    stats = dict(zip(AWAC_METRICS, awac_update(agent, batch).tolist()))
+    assert stats["q_target"] == pytest.approx(y.mean().item(), rel=1e-5)  # no entropy term in the target
+    assert stats["critic_loss"] == pytest.approx(critic_loss.item(), rel=1e-5)
+    assert stats["advantage_mean"] == pytest.approx(advantage.mean().item(), abs=1e-6)
+    assert stats["awac_weight_max"] == pytest.approx(32 * w.max().item(), rel=1e-5)
+    assert stats["actor_loss"] == pytest.approx(actor_loss.item(), rel=1e-5)
+    assert stats["replay_log_likelihood"] == pytest.approx(log_pi.mean().item(), rel=1e-5)
+    for tp, old, p in zip(agent.critic_target.parameters(), ref.critic_target.parameters(), agent.critic.parameters()):
+        torch.testing.assert_close(tp, 0.995 * old + 0.005 * p)
+
+
+class _FixedCritic(nn.Module):
+    """Q_1(s, a) = 4 Σ a, Q_2 = Q_1 + 1: the larger action is better; a zero-weight parameter keeps Adam happy."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unused = nn.Parameter(torch.zeros(()))
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        q = 4.0 * action.sum(-1)
+        return torch.stack([q, q + 1.0]) + 0.0 * self.unused
+
+
+@pytest.mark.parametrize("lam, expected", [(0.1, 0.5), (1e6, 0.0)])
+def test_actor_moves_toward_high_advantage_actions(lam, expected):
+    """A bandit with demonstrated actions ±0.5: AWAC picks +0.5; with λ → ∞ it is BC, the mean 0."""
+    torch.manual_seed(0)
+    agent = AWAC(1, 1, "gaussian_tanh_mean", (16,), (4,), AWACConfig(lam=lam, actor_lr=3e-3))
+    agent.critic, agent.critic_target = _FixedCritic(), _FixedCritic()
+    agent.critic_opt = torch.optim.SGD(agent.critic.parameters(), lr=0.0)
+    n = 128
+    action = torch.tensor([[0.5], [-0.5]]).repeat(n // 2, 1)
+    buf = ReplayBuffer(1, 1, capacity=n)
+    buf.add(torch.zeros(n, 1), action, torch.zeros(n), torch.zeros(n, 1), torch.zeros(n))
+    for _ in range(300):
+        agent.update(buf.sample(n))
+    mean_action = agent.actor.act(torch.zeros(1, 1).numpy()).item()
+    assert mean_action == pytest.approx(expected, abs=0.08)
+
+
+def test_config_defaults_and_validation():
+    cfg = TrainConfig(algo="awac", task="pen-binary").resolved()
+    assert (cfg.awac_lambda, cfg.batch_size, cfg.offline_updates, cfg.seed_demos, cfg.warmup_steps) == \
+        (1.0, 1024, 25_000, True, 0)
+    sac = TrainConfig(algo="sac").resolved()
+    assert (sac.offline_updates, sac.seed_demos, sac.warmup_steps) == (0, False, 1000)
+    with pytest.raises(NppacError, match="seed_demos=true"):
+        TrainConfig(algo="awac", seed_demos=False).validate()
+    TrainConfig(algo="awac", seed_demos=False, offline_updates=0).validate()  # online-only AWAC is allowed
+    with pytest.raises(NppacError, match="awac_lambda"):
+        TrainConfig(algo="awac", awac_lambda=0.0).validate()
+    assert set(ALGORITHMS) == set(ALGOS)
+
+
+def test_two_epoch_run_pretrains_offline_then_learns_online(tmp_path):
+    out = tmp_path / "awac"
+    summary = train(TrainConfig(algo="awac", offline_updates=20, **{**TINY, "warmup_steps": None}), out,
+                    demos=tiny_demos(), progress=False)
+    with (out / "progress.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["env_steps"]) for r in rows] == [150, 300]
+    for row in rows:
+        for column in ("eval_return", "q_mean", "policy_grad_norm", "critic_grad_norm", "updates_per_s"):
+            assert math.isfinite(float(row[column])), (column, row)
+        # AWAC has no prior and no temperature α: those cells are empty.
+        assert row["kl_mean"] == row["prior_log_prob_mean"] == row["alpha"] == ""
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    assert ckpt["replay"]["size"] == 120 + 300  # the demonstrations stay in the buffer beside the online data
+    assert set(ckpt["agent"]) == {"actor", "critic", "critic_target", "actor_opt", "critic_opt"}
+    assert summary["algo"] == "awac" and math.isfinite(summary["final_eval_return"])
+
+
+def test_non_finite_weights_are_named(tmp_path):
+    # λ at float32's smallest positive value: A/λ overflows, and the softmax of +∞ is NaN.
+    config = TrainConfig(algo="awac", offline_updates=5, awac_lambda=1e-45, **{**TINY, "warmup_steps": None})
+    with pytest.raises(NonFiniteError, match=r"AWAC advantage weights softmax\(A/λ\) became non-finite during "
+                                             r"offline training \(gradient step 1 of 5\)"):
+        train(config, tmp_path / "run", demos=tiny_demos(), progress=False)

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import copy
+import csv
+import math
+
+import pytest
+import torch
+
+from nppac.agents import (
+    KLSAC,
+    METRICS,
+    SAC_BC_METRICS,
+    SACBC,
+    DemoSampler,
+    KLSACConfig,
+    SACBCConfig,
+    kl_sac_update,
+    sac_bc_policy_loss,
+    sac_bc_update,
+)
+from nppac.agents.networks import tanh_log_det_jacobian
+from nppac.data.replay import ReplayBuffer
+from nppac.distributions import gaussian_log_prob
+from nppac.errors import NppacError
+from nppac.training import TrainConfig, train
+from tests.test_replay import _transitions
+from tests.test_training_loop import TINY, tiny_demos
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_policy_loss_adds_minus_lambda_times_the_demo_log_likelihood():
+    log_pi, q_min = torch.tensor([-1.0, 1.0]), torch.tensor([3.0, 1.0])
+    loss = sac_bc_policy_loss(log_pi, q_min, alpha=0.2, bc_log_likelihood=torch.tensor(-4.0), bc_weight=0.5)
+    # mean(α log π − Q) − λ E log π(a_demo|s_demo) = (−0.2 − 3 + 0.2 − 1)/2 − 0.5·(−4)
+    assert loss.item() == pytest.approx(-2.0 + 2.0)
+
+
+def _agents(bc_weight: float, demo_obs: torch.Tensor, demo_action: torch.Tensor):
+    torch.manual_seed(0)
+    sac = KLSAC(5, 2, "tanh_gaussian", (16, 16), (16, 16), KLSACConfig(alpha=0.3, gamma=0.9, use_prior=False))
+    sac_bc = SACBC(copy.deepcopy(sac), DemoSampler(demo_obs, demo_action), SACBCConfig(bc_weight, demo_batch_size=8))
+    buf = ReplayBuffer(5, 2, capacity=64)
+    buf.add(*_transitions(64))
+    return sac, sac_bc, buf.sample(32)
+
+
+def test_update_is_sac_plus_the_bc_term_with_demo_actions_clamped():
+    # One demonstration pair, so every demonstration batch is that pair; its actions sit on the bounds.
+    demo_obs, demo_action = torch.randn(1, 5), torch.tensor([[1.0, -1.0]])
+    sac, sac_bc, batch = _agents(0.7, demo_obs, demo_action)
+    with torch.no_grad():
+        mean, std = sac.actor(demo_obs)
+        u = torch.atanh(torch.tensor([[1 - 1e-6, -(1 - 1e-6)]]))
+        demo_log_pi = (gaussian_log_prob(u, mean, std) - tanh_log_det_jacobian(u)).item()
+    torch.manual_seed(3)
+    sac_stats = dict(zip(METRICS, kl_sac_update(sac, batch).tolist()))
+    torch.manual_seed(3)
+    stats = dict(zip(SAC_BC_METRICS, sac_bc_update(sac_bc, batch).tolist()))
+    assert math.isfinite(demo_log_pi)
+    assert stats["bc_log_likelihood"] == pytest.approx(demo_log_pi, rel=1e-5)
+    assert stats["actor_loss"] == pytest.approx(sac_stats["actor_loss"] - 0.7 * demo_log_pi, rel=1e-5)
+    # The critic step is SAC's, untouched by the demonstrations.
+    for a, b in zip(sac.critic.parameters(), sac_bc.sac.critic.parameters()):
+        torch.testing.assert_close(a, b)
+    assert stats["prior_log_prob_mean"] == 0.0
+
+
+def test_zero_weight_is_sac_exactly():
+    sac, sac_bc, batch = _agents(0.0, torch.randn(10, 5), torch.rand(10, 2) * 2 - 1)
+    torch.manual_seed(4)
+    kl_sac_update(sac, batch)
+    torch.manual_seed(4)
+    sac_bc.update(batch)
+    for a, b in zip(sac.actor.parameters(), sac_bc.actor.parameters()):
+        torch.testing.assert_close(a, b)
+
+
+def test_demo_sampler_draws_every_pair_and_refuses_empty_sets():
+    obs = torch.arange(6.0).reshape(6, 1)
+    sampler = DemoSampler(obs, -obs)
+    s, a = sampler.sample(600)
+    assert s.shape == (600, 1) and torch.equal(a, -s)
+    assert set(s.flatten().tolist()) == set(range(6))
+    with pytest.raises(NppacError, match="0 states"):
+        DemoSampler(torch.zeros(0, 1), torch.zeros(0, 1))
+
+
+def test_two_epoch_run_writes_finite_metrics(tmp_path):
+    out = tmp_path / "sac-bc"
+    summary = train(TrainConfig(algo="sac-bc", **TINY), out, demos=tiny_demos(), progress=False)
+    with (out / "progress.csv").open(newline="") as f:
+        reader = csv.DictReader(f)
+        header, rows = reader.fieldnames, list(reader)
+    assert [int(r["env_steps"]) for r in rows] == [150, 300]
+    for row in rows:
+        assert all(math.isfinite(float(row[c])) for c in header), row
+        assert float(row["prior_log_prob_mean"]) == 0.0  # SAC's convention: log π0 ≡ 0
+    assert summary["algo"] == "sac-bc" and not (out / "prior").exists()

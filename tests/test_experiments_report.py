@@ -1,0 +1,135 @@
+"""Suite reports on hand-written run directories: closed-form numbers, intervals, incomplete runs listed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+
+from nppac.errors import NppacError
+from nppac.experiments import parse_suite, write_report
+from nppac.experiments.report import final_performance, normalized_auc, steps_to_threshold
+from tests.test_experiments_suite import nppac_in_process
+
+T_975_2 = 4.302652729911275
+"""t_{0.975} with 2 degrees of freedom (three seeds)."""
+
+
+def test_final_auc_and_threshold_closed_forms():
+    steps = np.array([100.0, 200.0, 300.0, 400.0])
+    assert final_performance(np.array([1.0, 2.0, 4.0, 8.0]), 3) == pytest.approx(14 / 3)
+    assert final_performance(np.array([5.0, 7.0]), 3) == 6.0  # fewer than K evaluations: all of them
+    # A straight line y = s averages to the midpoint of the steps it covers.
+    assert normalized_auc(steps, steps.copy()) == pytest.approx(250.0)
+    # Trapezoids: (100·(0+2)/2 + 100·(2+2)/2 + 100·(2+8)/2) / 300 = (100 + 200 + 500) / 300.
+    assert normalized_auc(steps, np.array([0.0, 2.0, 2.0, 8.0])) == pytest.approx(800 / 300)
+    # Uneven spacing weighs each segment by its length.
+    assert normalized_auc(np.array([0.0, 100.0, 400.0]), np.array([0.0, 1.0, 1.0])) == pytest.approx(350 / 400)
+    assert normalized_auc(np.array([100.0]), np.array([3.0])) == 3.0
+    assert steps_to_threshold(steps, np.array([0.0, 2.0, 5.0, 1.0]), 2.0) == 200.0
+    assert steps_to_threshold(steps, np.array([0.0, 2.0, 5.0, 1.0]), 9.0) is None
+
+
+def _write_run(directory, rows, status, config, binary=False):
+    directory.mkdir(parents=True)
+    (directory / "config.json").write_text(json.dumps(config))
+    columns = ["epoch", "env_steps", "eval_return", *(["eval_success"] if binary else []), "q_mean"]
+    with (directory / "progress.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for i, row in enumerate(rows, start=1):
+            writer.writerow([i, 100 * i, *row, 1.0])
+    if status is not None:
+        (directory / "status.json").write_text(json.dumps(status))
+
+
+@pytest.fixture
+def suite_out(tmp_path):
+    """hopper × {nppac, sac} × 3 seeds and door-binary × sac × 1 seed, with every kind of unfinished run."""
+    suite = parse_suite({
+        "name": "known", "tasks": ["hopper", "door-binary"], "algos": ["nppac", "sac"], "seeds": 3,
+        "settings": {"steps": 400, "steps_per_epoch": 100},
+        "report": {"last_k": 2, "threshold": {"hopper": 25.0}},
+    })
+    out = tmp_path / "out"
+    suite.write_manifest(out)
+    finished = {"status": "finished"}
+    # hopper/nppac: finals (mean of the last two) 15, 25, 35 → mean 25, s = 10.
+    keyed = {r.key: r for r in suite.runs}
+
+    def write(key, rows, status, binary=False):
+        _write_run(keyed[key].directory(out), rows, status, keyed[key].config.to_dict(), binary)
+
+    for seed, last in enumerate([10.0, 20.0, 30.0]):
+        write(f"hopper/nppac/seed-{seed}", [(0.0,), (0.0,), (last,), (last + 10,)], finished)
+    # hopper/sac: one finished seed, one failed, one interrupted after 2 of 4 epochs.
+    write("hopper/sac/seed-0", [(1.0,), (2.0,), (3.0,), (4.0,)], finished)
+    write("hopper/sac/seed-1", [], {"status": "failed", "error": "loss became NaN"})
+    write("hopper/sac/seed-2", [(1.0,), (2.0,)], None)
+    # door-binary/sac/seed-0: success rate is the primary metric; the rest never started.
+    write("door-binary/sac/seed-0", [(-200.0, 0.0), (-150.0, 0.2), (-100.0, 0.4), (-50.0, 0.6)], finished, binary=True)
+    return out
+
+
+def test_report_tables_intervals_and_incomplete_runs(suite_out):
+    report, written = write_report(suite_out)
+    numbers = json.loads((suite_out / "report.json").read_text())
+    assert numbers["last_k"] == 2
+    hopper = numbers["tasks"]["hopper"]
+    assert hopper["primary_metric"] == "eval_return" and hopper["threshold"] == 25.0
+    nppac = hopper["algos"]["nppac"]
+    half = T_975_2 * 10.0 / math.sqrt(3)
+    final = nppac["final"]["eval_return"]
+    assert final["values"] == [15.0, 25.0, 35.0] and final["n"] == 3
+    assert (final["mean"], final["lo"], final["hi"]) == pytest.approx((25.0, 25.0 - half, 25.0 + half))
+    # AUC of (0, 0, y, y+10) at steps 100..400: (0 + y/2 + y + 5) · 100 / 300.
+    aucs = [(1.5 * y + 5) / 3 for y in (10.0, 20.0, 30.0)]
+    assert nppac["auc"]["eval_return"]["values"] == pytest.approx(aucs)
+    assert nppac["auc"]["eval_return"]["mean"] == pytest.approx(np.mean(aucs))
+    # Steps to 25: seed 0 never (10, 20), seed 1 at 400 (30), seed 2 at 300 (30).
+    assert nppac["steps_to_threshold"]["values"] == [400.0, 300.0]
+    assert (nppac["steps_to_threshold"]["reached"], nppac["steps_to_threshold"]["of"]) == (2, 3)
+    sac = hopper["algos"]["sac"]
+    assert sac["n"] == 1 and sac["final"]["eval_return"] == {"mean": 3.5, "lo": 3.5, "hi": 3.5, "n": 1,
+                                                             "values": [3.5]}
+
+    door = numbers["tasks"]["door-binary"]
+    assert door["primary_metric"] == "eval_success" and door["metrics"] == ["eval_success", "eval_return"]
+    assert door["algos"]["sac"]["final"]["eval_success"]["mean"] == pytest.approx(0.5)
+    assert door["algos"]["sac"]["auc"]["eval_success"]["mean"] == pytest.approx(0.3)
+    assert "nppac" not in door["algos"]
+
+    states = {r["key"]: r["status"] for r in numbers["runs"]}
+    # In the suite's order, seed by seed.
+    assert numbers["incomplete"] == ["door-binary/nppac/seed-0",
+                                     "hopper/sac/seed-1", "door-binary/nppac/seed-1", "door-binary/sac/seed-1",
+                                     "hopper/sac/seed-2", "door-binary/nppac/seed-2", "door-binary/sac/seed-2"]
+    assert (states["hopper/sac/seed-1"], states["hopper/sac/seed-2"], states["door-binary/sac/seed-2"]) == (
+        "failed", "unfinished", "pending")
+    assert numbers["counts"] == {"finished": 5, "failed": 1, "unfinished": 1, "pending": 5}
+
+    markdown = (suite_out / "report.md").read_text()
+    assert f"| nppac | 3 | 400 | 25 [{25 - half:.4g}, {25 + half:.4g}] |" in markdown
+    assert "| hopper/sac/seed-1 | failed | 0/4 | loss became NaN |" in markdown
+    assert "| hopper/sac/seed-2 | unfinished | 2/4 |  |" in markdown
+    assert "2/3 reached" in markdown
+    assert sorted(p.name for p in written) == ["door-binary.png", "hopper.png", "report.json", "report.md"]
+
+
+def test_cli_report_json_and_overrides(suite_out, tmp_path, monkeypatch, capsys):
+    target = tmp_path / "elsewhere" / "summary.md"
+    code, stdout, _ = nppac_in_process(monkeypatch, capsys, "suite", "report", str(suite_out), "--json", "--out",
+                                       str(target), "--last-k", "1", "--threshold", "hopper=35")
+    assert code == 0
+    numbers = json.loads(stdout)
+    nppac = numbers["tasks"]["hopper"]["algos"]["nppac"]
+    assert numbers["last_k"] == 1 and nppac["final"]["eval_return"]["values"] == [20.0, 30.0, 40.0]
+    # Only seed 2 (…, 30, 40) reaches 35.
+    assert nppac["steps_to_threshold"]["values"] == [400.0] and nppac["steps_to_threshold"]["reached"] == 1
+    assert json.loads((tmp_path / "elsewhere" / "summary.json").read_text())["last_k"] == 1
+    assert (tmp_path / "elsewhere" / "figures" / "hopper.png").exists()
+    with pytest.raises(NppacError, match="has no suite.json; pass the --out directory of `nppac suite run`"):
+        write_report(tmp_path / "nothing")

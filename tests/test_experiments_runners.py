@@ -1,0 +1,193 @@
+"""Running suites for real on tiny settings: skip finished runs, resume interrupted ones, record failures."""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import json
+import math
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from nppac.experiments import LocalRunner, RayRunner, execute_run, load_suite, run_state, run_suite, write_report
+from nppac.training import train
+from tests.test_experiments_suite import nppac_in_process
+
+TINY = """
+steps = 300
+steps_per_epoch = 100
+updates_per_epoch = 20
+warmup_steps = 100
+eval_episodes = 1
+horizon = 50
+batch_size = 32
+actor_hidden = [32, 32]
+critic_hidden = [32, 32]
+"""
+
+
+def _suite_file(tmp_path, algos='["sac", "ppac-nn"]', seeds="2", extra="", name="tiny"):
+    # ppac-nn reads a demonstration file that does not exist: it fails when it starts, after expansion.
+    text = (f'name = "{name}"\ntasks = ["halfcheetah"]\nalgos = {algos}\nseeds = {seeds}\n'
+            f"[settings]{TINY}\n[algo.ppac-nn]\ndemos = \"no-such-demos.npz\"\n{extra}")
+    path = tmp_path / f"{name}.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def _progress(directory):
+    with (directory / "progress.csv").open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """Two seeds of SAC that finish and two ppac-nn runs that fail, trained in this process."""
+    root = tmp_path_factory.mktemp("suite")
+    suite = load_suite(_suite_file(root))
+    out = root / "out"
+    return suite, out, run_suite(suite, out, LocalRunner(workers=1), progress=False)
+
+
+def test_runs_finish_and_one_failure_does_not_stop_the_suite(tiny):
+    suite, out, results = tiny
+    assert [(r.key, r.outcome) for r in results] == [
+        ("halfcheetah/sac/seed-0", "finished"), ("halfcheetah/ppac-nn/seed-0", "failed"),
+        ("halfcheetah/sac/seed-1", "finished"), ("halfcheetah/ppac-nn/seed-1", "failed")]
+    for seed in (0, 1):
+        directory = out / "halfcheetah" / "sac" / f"seed-{seed}"
+        assert [int(r["epoch"]) for r in _progress(directory)] == [1, 2, 3]
+        status = json.loads((directory / "status.json").read_text())
+        assert status["status"] == "finished" and status["summary"]["epochs"] == 3
+        assert run_state(directory) == "finished"
+        failed = out / "halfcheetah" / "ppac-nn" / f"seed-{seed}"
+        status = json.loads((failed / "status.json").read_text())
+        assert status["status"] == "failed" and "no-such-demos.npz" in status["error"]
+        assert "\n" not in status["error"] and run_state(failed) == "failed"
+    assert results[1].error == json.loads((out / "halfcheetah/ppac-nn/seed-0/status.json").read_text())["error"]
+    assert json.loads((out / "suite.json").read_text())["name"] == "tiny"
+
+
+def test_second_invocation_skips_finished_runs_and_retries_failed(tiny):
+    suite, out, first = tiny
+    before = {s: (out / f"halfcheetah/sac/seed-{s}/progress.csv").read_text() for s in (0, 1)}
+    again = run_suite(suite, out, progress=False)
+    assert [r.outcome for r in again] == ["skipped", "failed", "skipped", "failed"]
+    assert again[0].summary == first[0].summary
+    assert {s: (out / f"halfcheetah/sac/seed-{s}/progress.csv").read_text() for s in (0, 1)} == before
+
+
+def test_report_numbers_equal_those_computed_from_progress_files(tiny):
+    suite, out, _ = tiny
+    report, written = write_report(out, last_k=2)
+    numbers = json.loads((out / "report.json").read_text())
+    assert numbers == json.loads(json.dumps(report.to_json()))
+    finals, aucs = [], []
+    for seed in (0, 1):
+        rows = _progress(out / "halfcheetah" / "sac" / f"seed-{seed}")
+        steps = [float(r["env_steps"]) for r in rows]
+        returns = [float(r["eval_return"]) for r in rows]
+        finals.append((returns[1] + returns[2]) / 2)
+        aucs.append(((steps[1] - steps[0]) * (returns[0] + returns[1]) / 2
+                     + (steps[2] - steps[1]) * (returns[1] + returns[2]) / 2) / (steps[2] - steps[0]))
+    sac = numbers["tasks"]["halfcheetah"]["algos"]["sac"]
+    for got, values in ((sac["final"]["eval_return"], finals), (sac["auc"]["eval_return"], aucs)):
+        mean = sum(values) / 2
+        half = stats.t.ppf(0.975, 1) * abs(values[0] - values[1]) / math.sqrt(2) / math.sqrt(2)
+        assert got["n"] == 2 and got["values"] == pytest.approx(values, abs=1e-12)
+        assert (got["mean"], got["lo"], got["hi"]) == pytest.approx((mean, mean - half, mean + half), abs=1e-9)
+    assert sac["seeds"] == [0, 1] and sac["env_steps"] == 300
+    # The failed runs are listed with their errors, not dropped.
+    assert numbers["incomplete"] == ["halfcheetah/ppac-nn/seed-0", "halfcheetah/ppac-nn/seed-1"]
+    assert numbers["counts"] == {"finished": 2, "failed": 2}
+    assert "ppac-nn" not in numbers["tasks"]["halfcheetah"]["algos"]
+    markdown = (out / "report.md").read_text()
+    assert "| halfcheetah/ppac-nn/seed-1 | failed | 0/3 | " in markdown and "no-such-demos.npz" in markdown
+    assert f"{sac['final']['eval_return']['mean']:.4g} [" in markdown
+    figure = out / "figures" / "halfcheetah.png"
+    assert figure in written and figure.stat().st_size > 10_000
+    assert "](figures/halfcheetah.png)" in markdown
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
+    suite = load_suite(_suite_file(tmp_path, algos='["sac"]', seeds="[5]", name="resume"))
+    run = suite.runs[0]
+    directory = run.directory(tmp_path / "out")
+
+    class Interrupted(Exception):
+        pass
+
+    def stop_after_first_epoch(row):
+        raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train(run.config, directory, progress=False, on_epoch_end=stop_after_first_epoch)
+    assert run_state(directory) == "unfinished" and len(_progress(directory)) == 1
+    events = []
+    (result,) = LocalRunner().execute(suite.runs, tmp_path / "out", events.append)
+    assert (result.outcome, result.resumed_at, result.summary["epochs_this_call"]) == ("finished", 1, 2)
+    assert [int(r["epoch"]) for r in _progress(directory)] == [1, 2, 3]
+    assert [e["epoch"] for e in events] == [1, 2, 3] and events[0]["eval_return"] is None
+
+
+def test_finished_run_keeps_its_settings_and_a_held_run_is_busy(tiny, tmp_path, caplog):
+    suite, out, _ = tiny
+    changed = load_suite(_suite_file(tmp_path, extra="[algo.sac]\nupdates_per_epoch = 7\n"))
+    with caplog.at_level("WARNING", logger="nppac.experiments.runners"):
+        result = execute_run(changed.runs[0], out)
+    assert result.outcome == "skipped"
+    assert "differs from the suite in: updates_per_epoch" in caplog.text
+
+    run = suite.runs[2]
+    with open(out / "halfcheetah" / "sac" / f".seed-{run.seed}.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert execute_run(run, out).outcome == "busy"
+    assert execute_run(run, out).outcome == "skipped"
+
+
+def test_process_pool_trains_in_worker_processes(tmp_path):
+    suite = load_suite(_suite_file(tmp_path, seeds="[0]", name="pool"))
+    events = []
+    results = list(LocalRunner(workers=2).execute(suite.runs, tmp_path / "out", events.append))
+    assert sorted((r.key, r.outcome) for r in results) == [
+        ("halfcheetah/ppac-nn/seed-0", "failed"), ("halfcheetah/sac/seed-0", "finished")]
+    # Epoch events travel back from the worker processes through the pool's queue.
+    sac_events = [e["epoch"] for e in events if e["key"] == "halfcheetah/sac/seed-0"]
+    assert sac_events == [0, 1, 2, 3]
+    assert len(_progress(tmp_path / "out" / "halfcheetah" / "sac" / "seed-0")) == 3
+
+
+def test_cli_exits_1_when_a_run_failed_and_2_when_ray_is_missing(tmp_path, monkeypatch, capsys):
+    path = _suite_file(tmp_path, algos='["ppac-nn"]', seeds="1", name="fails")
+    code, stdout, stderr = nppac_in_process(monkeypatch, capsys, "suite", "run", str(path), "--out",
+                                            str(tmp_path / "out"), "--json", "--quiet")
+    assert code == 1
+    results = json.loads(stdout)
+    assert [(r["key"], r["outcome"]) for r in results["runs"]] == [("halfcheetah/ppac-nn/seed-0", "failed")]
+    assert "no-such-demos.npz" in results["runs"][0]["error"]
+
+    # Ray hidden from the interpreter: --ray must say how to install it.
+    monkeypatch.setitem(sys.modules, "ray", None)
+    code, stdout, stderr = nppac_in_process(monkeypatch, capsys, "suite", "run", str(path), "--out",
+                                            str(tmp_path / "ray"), "--ray")
+    assert code == 2 and stdout == ""
+    assert stderr.strip().splitlines() == [
+        "error: --ray needs Ray, which is not installed; install it with: pip install 'nppac[ray]'"]
+    assert not (tmp_path / "ray").exists()
+
+
+def test_ray_runner_with_a_local_ray(tmp_path):
+    pytest.importorskip("ray")
+    suite = load_suite(_suite_file(tmp_path, algos='["sac"]', seeds="[0]", name="ray"))
+    out = tmp_path / "out"
+    results = run_suite(suite, out, RayRunner(init_kwargs={"num_cpus": 2}), progress=False)
+    assert [(r.key, r.outcome) for r in results] == [("halfcheetah/sac/seed-0", "finished")]
+    assert results[0].summary["epochs_this_call"] == 3
+    rows = _progress(out / "halfcheetah" / "sac" / "seed-0")
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert np.isfinite([float(r["eval_return"]) for r in rows]).all()
+    assert run_state(out / "halfcheetah" / "sac" / "seed-0") == "finished"

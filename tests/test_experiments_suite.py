@@ -1,0 +1,173 @@
+"""Suite files: expansion into runs, precedence of the tables, one-line validation errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from nppac.errors import NppacError
+from nppac.experiments import load_suite, read_manifest
+from tests.conftest import run_cli
+
+SUITE = """
+name = "priors"
+tasks = ["halfcheetah", "door-binary"]
+algos = ["nppac", "ppac-nn", "sac"]
+seeds = 3
+
+[settings]
+steps = 2e4
+steps_per_epoch = 500
+actor_hidden = [64, 64]
+alpha = 0.3
+
+[task.door-binary]
+alpha = 0.5
+demos = "demos/door.npz"
+seed_demos = true
+
+[algo.sac]
+alpha = 0.05
+auto_alpha = true
+
+[report]
+last_k = 4
+threshold = { door-binary = 0.5 }
+"""
+
+
+def nppac_in_process(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """``nppac ARGS`` through the console entry point in this process: (exit code, stdout, stderr).
+
+    Cheaper than a subprocess (no second torch import); one end-to-end subprocess test remains.
+    """
+    from nppac.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["nppac", *args])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    captured = capsys.readouterr()
+    return int(exit_info.value.code or 0), captured.out, captured.err
+
+
+def _write(tmp_path, text, name="suite.toml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_expansion_counts_order_dirs_and_table_precedence(tmp_path):
+    suite = load_suite(_write(tmp_path, SUITE))
+    assert suite.name == "priors"
+    assert len(suite.runs) == 2 * 3 * 3
+    # Seed by seed: all tasks and algorithms of seed 0 come first.
+    assert [r.key for r in suite.runs[:6]] == [
+        "halfcheetah/nppac/seed-0", "halfcheetah/ppac-nn/seed-0", "halfcheetah/sac/seed-0",
+        "door-binary/nppac/seed-0", "door-binary/ppac-nn/seed-0", "door-binary/sac/seed-0"]
+    assert [r.seed for r in suite.runs] == [0] * 6 + [1] * 6 + [2] * 6
+    assert len({r.directory(tmp_path / "out") for r in suite.runs}) == 18
+    assert suite.runs[7].directory(tmp_path / "out") == tmp_path / "out" / "halfcheetah" / "ppac-nn" / "seed-1"
+
+    by_key = {r.key: r.config for r in suite.runs}
+    cheetah_nppac, door_nppac = by_key["halfcheetah/nppac/seed-2"], by_key["door-binary/nppac/seed-2"]
+    door_sac = by_key["door-binary/sac/seed-1"]
+    # settings < task < algo; TOML floats that are whole numbers fill integer fields, lists fill tuples.
+    assert (cheetah_nppac.steps, cheetah_nppac.steps_per_epoch, cheetah_nppac.n_epochs) == (20_000, 500, 40)
+    assert cheetah_nppac.actor_hidden == (64, 64)
+    assert cheetah_nppac.alpha == 0.3 and door_nppac.alpha == 0.5 and door_sac.alpha == 0.05
+    assert door_sac.auto_alpha and not door_nppac.auto_alpha
+    assert door_nppac.seed_demos and not cheetah_nppac.seed_demos
+    # Relative data paths are taken from the suite file's directory.
+    assert door_nppac.demos == str(tmp_path / "demos" / "door.npz") and cheetah_nppac.demos is None
+    assert suite.runs[0].overrides[:2] == ("steps=20000", "steps_per_epoch=500")
+    assert (suite.report.last_k, suite.report.thresholds) == (4, {"door-binary": 0.5})
+
+
+def test_seed_list_single_names_and_default_name(tmp_path):
+    suite = load_suite(_write(tmp_path, 'tasks = "hopper"\nalgos = ["sac"]\nseeds = [3, 7]\n', "mine.toml"))
+    assert suite.name == "mine"
+    assert [r.key for r in suite.runs] == ["hopper/sac/seed-3", "hopper/sac/seed-7"]
+    assert suite.runs[0].config.steps == 1_000_000 and suite.runs[0].overrides == ()
+
+
+def test_manifest_round_trip_and_refuses_another_suite(tmp_path):
+    suite = load_suite(_write(tmp_path, SUITE))
+    out = tmp_path / "out"
+    suite.write_manifest(out)
+    back = read_manifest(out)
+    assert back.name == suite.name and back.report == suite.report
+    assert [(r.key, r.config, r.overrides) for r in back.runs] == [(r.key, r.config, r.overrides) for r in suite.runs]
+    other = load_suite(_write(tmp_path, 'name = "other"\ntasks = ["hopper"]\nalgos = ["sac"]\nseeds = 1\n', "o.toml"))
+    with pytest.raises(NppacError, match="holds the runs of suite 'priors'"):
+        other.write_manifest(out)
+
+
+BASE = 'tasks = ["halfcheetah"]\nalgos = ["sac"]\nseeds = 2\n'
+
+
+@pytest.mark.parametrize("text, expected", [
+    (BASE + "[settings]\nstepz = 100\n", "[settings] stepz: unknown TrainConfig field"),
+    (BASE + "[algo.sac]\nlearning_rate = 1e-3\n", "[algo.sac] learning_rate: unknown TrainConfig field"),
+    ('tasks = ["halfcheeta"]\nalgos = ["sac"]\nseeds = 1\n', "tasks: unknown name 'halfcheeta'"),
+    ('tasks = ["hopper"]\nalgos = ["td3"]\nseeds = 1\n', "algos: unknown name 'td3'"),
+    ('tasks = ["hopper"]\nseeds = 1\n', "missing key algos"),
+    (BASE + "sedes = 3\n", "unknown key sedes"),
+    (BASE + "[settings]\nseed = 4\n", "[settings] seed: set by the suite's seeds list"),
+    (BASE + "[settings]\nsteps = \"many\"\n", "[settings] steps = 'many': cannot parse as int"),
+    (BASE + "[settings]\nauto_alpha = 3\n", "[settings] auto_alpha = 3: cannot parse as bool"),
+    (BASE + "[task.walker]\nalpha = 0.2\n", "[task.walker]: unknown task 'walker'"),
+    (BASE + "[settings]\nsteps = 10\n", "run halfcheetah/sac/seed-0: steps=10 is less than one epoch"),
+    ('tasks = ["hopper"]\nalgos = ["sac"]\nseeds = 0\n', "seeds must be at least 1"),
+    ('tasks = ["hopper"]\nalgos = ["sac"]\nseeds = [1, 1]\n', "seeds lists a seed twice"),
+    (BASE + "[report]\nthreshold = { ant2 = 1.0 }\n", "report.threshold: unknown task 'ant2'"),
+    (BASE + "[report]\nlast_k = 0\n", "report.last_k must be a positive integer"),
+    (BASE + "[settings\n", "not valid TOML"),
+])
+def test_validation_errors_are_one_line_naming_file_and_key(tmp_path, text, expected):
+    path = _write(tmp_path, text)
+    with pytest.raises(NppacError) as info:
+        load_suite(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: ")
+    assert expected in message
+
+
+def test_cli_validation_error_exits_2_with_one_line(tmp_path):
+    path = _write(tmp_path, BASE + "[settings]\nstepz = 100\n")
+    proc = run_cli("suite", "run", str(path), "--out", str(tmp_path / "out"), "--dry-run")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "stepz" in lines[0] and str(path) in lines[0], proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_dry_run_json_lists_runs_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    path = _write(tmp_path, SUITE)
+    out = tmp_path / "out"
+    code, stdout, _ = nppac_in_process(monkeypatch, capsys, "suite", "run", str(path), "--out", str(out),
+                                       "--dry-run", "--json")
+    assert code == 0
+    listing = json.loads(stdout)
+    assert listing["suite"] == "priors" and len(listing["runs"]) == 18
+    first = listing["runs"][0]
+    assert first["dir"] == str(out / "halfcheetah" / "nppac" / "seed-0")
+    assert (first["state"], first["epochs"], first["n_epochs"]) == ("pending", 0, 40)
+    assert first["config"]["actor_hidden"] == [64, 64]
+    assert not out.exists()
+
+
+def test_example_suites_expand():
+    examples = Path(__file__).resolve().parents[1] / "examples" / "suites"
+    priors = load_suite(examples / "halfcheetah_priors.toml")
+    assert (priors.name, len(priors.runs), priors.seeds) == ("halfcheetah-priors", 30, [0, 1, 2, 3, 4])
+    door = next(r.config for r in priors.runs if r.key == "door-binary/nppac/seed-0")
+    assert door.demos == str(examples / "demos" / "door-binary.npz") and door.seed_demos
+    smoke = load_suite(examples / "smoke.toml")
+    assert [r.key for r in smoke.runs] == ["halfcheetah/sac/seed-0", "halfcheetah/sac/seed-1"]
+    assert smoke.runs[0].config.n_epochs == 3
