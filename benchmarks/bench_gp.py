@@ -2,14 +2,15 @@
 
 Each size runs in its own subprocess (so peak memory is per size) with a wall-clock
 limit. Data (T = 24, d = 45): states and actions of the published pen set (a random
-subset for n < 4,975; for larger n, copies of it with every state jittered by 0.1 ×
+subset for n ≤ 4,975; for larger n, copies of it with every state jittered by 0.1 ×
 its per-dimension std and every action by N(0, 0.05²), clipped); synthetic smooth
 data of the same shape when the pen set is absent. Prediction is timed on 1,000
 probe states (`offset_states` at c = 0.5, 1, 2); the fast σ0 is compared with the
-exact one on those and, for n < 4,975, on 500 held-out demonstration states.
+exact one on those and, for n ≤ 4,475, on 500 held-out demonstration states.
 
     .venv/bin/python benchmarks/bench_gp.py [--sizes 1000 5000 20000] [--iters 1000]
-        [--conditioning auto|exact|inducing] [--device cpu|cuda] [--threads 1] [--timeout 900] [--json]
+        [--conditioning auto|exact|inducing] [--device cpu|cuda] [--threads 1] [--timeout 900]
+        [--exact-max 5000] [--json]
 """
 
 from __future__ import annotations
@@ -50,9 +51,11 @@ def make_data(n: int, held_out: int, seed: int = 0) -> tuple[np.ndarray, np.ndar
         actions = np.tanh(np.sin(states @ mix) + 0.05 * rng.standard_normal((n + held_out, ACT_DIM)))
         return states[:n], actions[:n].astype(np.float32), states[n:], "synthetic"
     states, actions = pen
+    order = rng.permutation(len(states))
     if n + held_out <= len(states):
-        order = rng.permutation(len(states))
         return states[order[:n]], actions[order[:n]], states[order[n:n + held_out]], "pen subset"
+    if n <= len(states):
+        return states[order[:n]], actions[order[:n]], None, "pen" if n == len(states) else "pen subset"
     copies = -(-n // len(states))
     scale = states.std(0)
     big_s = np.concatenate([states + (k > 0) * 0.1 * scale * rng.standard_normal(states.shape) for k in range(copies)])
@@ -71,7 +74,7 @@ def _timed(fn, device: str) -> tuple[float, object]:
     return time.perf_counter() - start, out
 
 
-def worker(n: int, iters: int, conditioning: str, device: str, threads: int | None) -> dict:
+def worker(n: int, iters: int, conditioning: str, device: str, threads: int | None, exact_max: int) -> dict:
     """Fit, predict and measure one size; returns one JSON-able row."""
     from nppac.data.demos import Demonstrations, Trajectory
     from nppac.priors import GPConfig, GPPrior, offset_states
@@ -95,7 +98,7 @@ def worker(n: int, iters: int, conditioning: str, device: str, threads: int | No
         "learn_s": info["learn_seconds"], "condition_s": info["condition_seconds"], "fit_s": info["fit_seconds"],
         "fit_cpu_s": fit_cpu, "mll_per_entry": info["mll_per_entry"], "predict_1000_s": predict_s,
     }
-    if info["conditioning"] == "exact":
+    if info["conditioning"] == "exact" and n <= exact_max:
         exact_first_s, _ = _timed(lambda: prior.predict(probes[:1], exact=True), device)
         exact_s, (_, std_exact) = _timed(lambda: prior.predict(probes, exact=True), device)
         _, std_fast = prior.predict(probes)
@@ -128,16 +131,18 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--timeout", type=float, default=900, help="Wall-clock seconds per size.")
+    parser.add_argument("--exact-max", type=int, default=5000,
+                        help="Compare fast with exact σ0 (one more eigendecomposition) up to this n.")
     parser.add_argument("--json", action="store_true", help="Print the rows as one JSON list.")
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
-        print(json.dumps(worker(args.worker, args.iters, args.conditioning, args.device, args.threads)))
+        print(json.dumps(worker(args.worker, args.iters, args.conditioning, args.device, args.threads, args.exact_max)))
         return
     rows = []
     for n in args.sizes:
         cmd = [sys.executable, __file__, "--worker", str(n), "--iters", str(args.iters),
-               "--conditioning", args.conditioning, "--device", args.device]
+               "--conditioning", args.conditioning, "--device", args.device, "--exact-max", str(args.exact_max)]
         if args.threads:
             cmd += ["--threads", str(args.threads)]
         start = time.perf_counter()

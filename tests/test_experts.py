@@ -223,3 +223,8 @@ def test_bundled_demos_load_validate_and_match_their_recorded_returns(task):
     assert recorded.min() <= demos.returns.mean() <= recorded.max()
     np.testing.assert_allclose(demos.returns, recorded, rtol=1e-4, atol=1e-3)
     assert demos.actions.min() >= -1.0 and demos.actions.max() <= 1.0
+    expert = bundled_expert_path(task)
+    if expert is not None and "eval_10" in (info := json.loads(expert.with_suffix(".json").read_text())):
+        # Noise of std 0.15 costs some return, but the set must still be the expert's behaviour.
+        expert_return = info["eval_10"]["return_mean"]
+        assert 0.5 * expert_return <= demos.returns.mean() <= 1.2 * expert_return

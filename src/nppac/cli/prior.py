@@ -76,7 +76,7 @@ def fit(
                                          f"(default: the task's, else {DEFAULT_KERNEL})."),
     rank: Optional[int] = typer.Option(None, "--rank", help="GP task-covariance rank r (default 1)."),
     iters: Optional[int] = typer.Option(None, "--iters", help="GP: optimizer iterations (default 1000); NN: max epochs (default 300)."),
-    fit_subset: Optional[int] = typer.Option(None, "--fit-subset", help="GP: learn hyperparameters on at most this many states (default 1000, 0 = all)."),
+    fit_subset: Optional[int] = typer.Option(None, "--fit-subset", help="GP: learn hyperparameters on at most this many states (default 500, 0 = all)."),
     optimizer: Optional[str] = typer.Option(None, "--optimizer", help="GP: adam (published, default) or lbfgs."),
     variant: Optional[str] = typer.Option(None, "--variant", help="NN: gaussian, tanh_gaussian or fixed_std (default gaussian)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
