@@ -165,14 +165,14 @@ def test_fit_recovers_noise_and_makes_std_grow_off_the_data():
     prior = GPPrior(GPConfig(kernel="rbf", iters=300))
     info = prior.fit(make_demos(states, actions))
     assert info["subset"] == 200 and info["conditioning"] == "exact"
-    noise = float(prior.hyper.noise)
+    noise = float(prior.hyper.noise.detach())
     assert 0.5 * 0.05**2 < noise < 2.0 * 0.05**2
     assert info["mll_per_entry"] == pytest.approx(info["subset_mll_per_entry"], abs=1e-6)  # subset = all
     grid = torch.tensor([[0.0], [2.0], [4.0], [20.0]])
     _, std = prior.predict(grid)
     assert float(std[0]) < 0.08
     assert float(std[0]) < float(std[1]) < float(std[2]) < float(std[3]) + 1e-6
-    prior_std = float((torch.diagonal(prior.hyper.task_covariance) + prior.hyper.noise).sqrt())
+    prior_std = float((torch.diagonal(prior.hyper.task_covariance) + prior.hyper.noise).sqrt().detach())
     assert float(std[3]) == pytest.approx(prior_std, rel=1e-6)
 
 

@@ -6,7 +6,16 @@ import torch
 
 from nppac.errors import NppacError
 from nppac.priors import GPPrior, fit_prior, load_prior, make_prior, offset_states, prior_metrics
-from tests.test_priors_gp import make_demos, one_thread  # noqa: F401  (autouse fixture)
+from tests.test_priors_gp import make_demos
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small matrices: one thread is as fast, and far faster on a busy machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 def test_offset_states_are_reproducible_and_scaled_by_the_state_std():

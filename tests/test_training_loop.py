@@ -213,3 +213,21 @@ def test_collector_bootstraps_through_truncation_but_not_termination():
     np.testing.assert_array_equal(batch["obs"][:, 0], [0, 1, 2, 0, 1, 2, 3, 4, 0, 1])
     assert collector.last_return == 5.0  # the truncated episode's return
     assert np.abs(batch["action"]).max() <= 1.0
+
+
+def test_tanh_squashed_prior_is_refused(tmp_path):
+    """The buffer caches (μ0, σ0) as a Gaussian: a tanh-squashed prior would make log π0 wrong."""
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(41, 17)).astype(np.float32)
+    act = np.tanh(rng.normal(size=(40, 6))).astype(np.float32)
+    terminals = np.zeros(40, bool)
+    timeouts = terminals.copy()
+    timeouts[-1] = True
+    demos = Demonstrations([Trajectory(obs[:-1], act, np.zeros(40, np.float32), terminals, timeouts, obs[1:])])
+    from nppac.priors import make_prior
+
+    prior = make_prior("nn", variant="tanh_gaussian", hidden=(8,), iters=2)
+    prior.fit(demos)
+    cfg = TrainConfig(task="halfcheetah", algo="ppac-nn", steps=100, steps_per_epoch=100)
+    with pytest.raises(NppacError, match="tanh-squashed prior"):
+        train(cfg, tmp_path / "run", prior=prior, demos=demos, progress=False)

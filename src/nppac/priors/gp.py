@@ -218,6 +218,7 @@ def _fast_components(posterior: Posterior, kernel_rows: Callable[[torch.Tensor],
     """
     x = posterior.basis
     n = len(x)
+    # Probes near the data matter most: there σ0 is a small difference of large terms.
     picks = torch.randint(n, (4 * probes_per_scale,), generator=generator).to(x.device)
     scales = torch.tensor([0.0, 0.5, 1.0, 2.0], dtype=DTYPE, device=x.device).repeat_interleave(probes_per_scale)
     noise = torch.randn((len(picks), x.shape[1]), generator=generator, dtype=DTYPE).to(x.device)

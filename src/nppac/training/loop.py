@@ -363,6 +363,10 @@ def _resolve_prior(cfg: TrainConfig, out: Path, prior: Prior | None, demos: _Dem
     if (prior.obs_dim, prior.act_dim) != (task.obs_dim, task.act_dim):
         raise NppacError(f"prior has obs_dim={prior.obs_dim}, act_dim={prior.act_dim} but task {task.name} has "
                          f"obs_dim={task.obs_dim}, act_dim={task.act_dim}")
+    if getattr(prior, "squashed", False):
+        # The replay buffer caches (μ0, σ0) and the update evaluates a plain Gaussian log π0 from them.
+        raise NppacError("a tanh-squashed prior cannot be cached as a Gaussian; fit the NN prior with "
+                         "--variant gaussian (the default) or fixed_std")
     if prior.kind != cfg.prior_kind:
         log.warning("algo %s expects a %s prior but was given a %s prior", cfg.algo, cfg.prior_kind, prior.kind)
     return prior
