@@ -14,16 +14,9 @@ from nppac.errors import NonFiniteError, NppacError
 from nppac.training import TrainConfig, train
 from nppac.training.algorithms import ALGORITHMS
 from nppac.training.checkpoint import load_checkpoint
+from tests.builders import one_thread_per_test  # noqa: F401 (autouse fixture)
 from tests.test_replay import _transitions
 from tests.test_training_loop import TINY, tiny_demos
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_advantage_weights_are_a_softmax_over_the_batch():

@@ -15,17 +15,10 @@ from nppac.data.replay import ReplayBuffer
 from nppac.errors import NppacError
 from nppac.training import TrainConfig, train
 from nppac.training.checkpoint import load_checkpoint
+from tests.builders import one_thread_per_test  # noqa: F401 (autouse fixture)
 from tests.conftest import run_cli
 from tests.test_training_cli import TINY_SETS
 from tests.test_training_loop import TINY, tiny_demos
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_loss_is_the_negative_gaussian_log_likelihood():

@@ -22,16 +22,8 @@ from nppac.agents import (
 from nppac.data.replay import ReplayBuffer
 from nppac.distributions import gaussian_kl, gaussian_log_prob
 from nppac.errors import NppacError
+from tests.builders import one_thread_per_test  # noqa: F401 (autouse fixture)
 from tests.test_replay import LinearGaussianPrior, _transitions
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: one thread is fastest, and immune to the other cores being busy."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_one_sample_kl_estimate_matches_closed_form_for_gaussian_head():

@@ -24,16 +24,9 @@ from nppac.data.replay import ReplayBuffer
 from nppac.distributions import gaussian_log_prob
 from nppac.errors import NppacError
 from nppac.training import TrainConfig, train
+from tests.builders import one_thread_per_test  # noqa: F401 (autouse fixture)
 from tests.test_replay import _transitions
 from tests.test_training_loop import TINY, tiny_demos
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_policy_loss_adds_minus_lambda_times_the_demo_log_likelihood():

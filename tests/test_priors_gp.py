@@ -6,29 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from nppac.data.demos import Demonstrations, Trajectory
 from nppac.errors import NppacError
 from nppac.priors import GPConfig, GPPrior, load_prior
 from nppac.priors.kernels import KERNELS, kernel_matrix
 from nppac.priors.kronecker import exact_mll
+from tests.builders import make_demos, one_thread  # noqa: F401 (autouse fixture)
 
 N, T, D = 40, 3, 4
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small matrices: one thread is as fast, and far faster on a busy machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def make_demos(states: np.ndarray, actions: np.ndarray) -> Demonstrations:
-    n = len(states)
-    traj = Trajectory(states.astype(np.float32), actions.astype(np.float32), np.zeros(n, np.float32),
-                      np.zeros(n, bool), np.zeros(n, bool), states.astype(np.float32))
-    return Demonstrations([traj])
 
 
 def random_problem(seed: int = 0, n: int = N) -> tuple[np.ndarray, np.ndarray]:

@@ -6,25 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from nppac.data.demos import Demonstrations, Trajectory
+from nppac.data.demos import Demonstrations
 from nppac.errors import NppacError
 from nppac.priors import GPConfig, GPPrior, NNConfig, NNPrior, load_prior, tanh_gaussian_log_prob
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small matrices: one thread is as fast, and far faster on a busy machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def make_demos(states: np.ndarray, actions: np.ndarray) -> Demonstrations:
-    n = len(states)
-    traj = Trajectory(states.astype(np.float32), actions.astype(np.float32), np.zeros(n, np.float32),
-                      np.zeros(n, bool), np.zeros(n, bool), states.astype(np.float32))
-    return Demonstrations([traj])
+from tests.builders import make_demos, one_thread  # noqa: F401 (autouse fixture)
 
 
 def toy_1d(n: int = 300, seed: int = 0) -> Demonstrations:
