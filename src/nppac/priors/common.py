@@ -7,8 +7,9 @@ fit summary) and ``weights.safetensors`` (tensors).
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 import torch
@@ -18,6 +19,8 @@ from nppac.errors import NppacError
 
 Progress = Callable[[str, int, int], None]
 """Called as ``progress(stage, completed, total)`` during fitting (e.g. to drive a progress bar)."""
+
+C = TypeVar("C")
 
 SETTINGS = "settings.json"
 WEIGHTS = "weights.safetensors"
@@ -76,3 +79,11 @@ def read_saved(directory: str | Path, kind: str) -> tuple[dict[str, Any], dict[s
     if not weights.is_file():
         raise NppacError(f"{weights} not found: is {directory} a directory written by `nppac prior fit`?")
     return settings, load_file(str(weights))
+
+
+def config_from_settings(config_cls: type[C], settings: dict[str, Any], device: str | torch.device) -> C:
+    """The saved ``settings["config"]`` as ``config_cls`` on ``device``; keys it no longer has are ignored."""
+    known = {f.name for f in fields(config_cls)}  # type: ignore[arg-type]
+    config = config_cls(**{k: v for k, v in settings["config"].items() if k in known})
+    config.device = str(device)  # type: ignore[attr-defined]
+    return config

@@ -28,7 +28,7 @@ import copy
 import hashlib
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal
 
@@ -40,7 +40,14 @@ from nppac.data.demos import Demonstrations
 from nppac.distributions import gaussian_log_prob
 from nppac.errors import NonFiniteError, NppacError
 from nppac.priors import kronecker
-from nppac.priors.common import Progress, check_data, check_states, read_saved, write_saved
+from nppac.priors.common import (
+    Progress,
+    check_data,
+    check_states,
+    config_from_settings,
+    read_saved,
+    write_saved,
+)
 from nppac.priors.kernels import KernelName, check_kernel, kernel_matrix
 
 DTYPE = torch.float64
@@ -544,9 +551,7 @@ class GPPrior:
     def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> GPPrior:
         """Read a prior written by :meth:`save`, onto ``device``."""
         settings, tensors = read_saved(directory, "gp")
-        known = {f.name for f in fields(GPConfig)}
-        config = GPConfig(**{k: v for k, v in settings["config"].items() if k in known})
-        config.device = str(device)
+        config = config_from_settings(GPConfig, settings, device)
         prior = cls(config, int(settings["obs_dim"]), int(settings["act_dim"]))
         prior.hyper.load_state_dict({k[len("hyper."):]: v for k, v in tensors.items() if k.startswith("hyper.")})
         prior.x_mean, prior.x_scale = tensors["x_mean"], tensors["x_scale"]

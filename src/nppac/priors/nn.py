@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,7 +31,14 @@ from torch import nn
 from nppac.data.demos import Demonstrations
 from nppac.distributions import gaussian_log_prob
 from nppac.errors import NonFiniteError, NppacError
-from nppac.priors.common import Progress, check_data, check_states, read_saved, write_saved
+from nppac.priors.common import (
+    Progress,
+    check_data,
+    check_states,
+    config_from_settings,
+    read_saved,
+    write_saved,
+)
 
 Variant = Literal["gaussian", "tanh_gaussian", "fixed_std"]
 VARIANTS: tuple[str, ...] = ("gaussian", "tanh_gaussian", "fixed_std")
@@ -242,9 +249,7 @@ class NNPrior:
     def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> NNPrior:
         """Read a prior written by :meth:`save`, onto ``device``."""
         settings, tensors = read_saved(directory, "nn")
-        known = {f.name for f in fields(NNConfig)}
-        config = NNConfig(**{k: v for k, v in settings["config"].items() if k in known})
-        config.device = str(device)
+        config = config_from_settings(NNConfig, settings, device)
         prior = cls(config, int(settings["obs_dim"]), int(settings["act_dim"]))
         prior.net.load_state_dict(tensors)
         prior.net.eval()
