@@ -8,7 +8,13 @@ data of the same shape when the pen set is absent. Prediction is timed on 1,000
 probe states (`offset_states` at c = 0.5, 1, 2); the fast σ0 is compared with the
 exact one on those and, for n ≤ 4,475, on 500 held-out demonstration states.
 
-    .venv/bin/python benchmarks/bench_gp.py [--sizes 1000 5000 20000] [--iters 1000]
+``--data halfcheetah`` uses the bundled halfcheetah demonstrations instead (10,000
+states, T = 6, d = 17: the set `nppac train --task halfcheetah` conditions on by
+default); its held-out states are 500 states of one more episode collected from the
+bundled expert with another seed.
+
+    .venv/bin/python benchmarks/bench_gp.py [--sizes 1000 5000 20000] [--iters 1000] [--data pen|halfcheetah]
+        [--predict-rtol 0.001]
         [--conditioning auto|exact|inducing] [--device cpu|cuda] [--threads 1] [--timeout 900]
         [--exact-max 5000] [--json]
 """
@@ -41,8 +47,26 @@ def _pen_arrays() -> tuple[np.ndarray, np.ndarray] | None:
     return demos.states, demos.actions
 
 
-def make_data(n: int, held_out: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str]:
+def _halfcheetah_arrays(n: int, held_out: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    from nppac.data import load_demos
+    from nppac.tasks import get_task
+    from nppac.training.experts import collect_demos, load_expert
+
+    demos = load_demos(get_task("halfcheetah").bundled_demos, task="halfcheetah")
+    if n > demos.n_transitions:
+        raise SystemExit(f"--data halfcheetah has {demos.n_transitions} states; ask for at most that many")
+    order = np.random.default_rng(seed).permutation(demos.n_transitions)[:n]
+    extra = collect_demos(load_expert("bundled", "halfcheetah"), "halfcheetah", episodes=1, seed=seed + 1)
+    held = extra.states[np.random.default_rng(seed).permutation(extra.n_transitions)[:held_out]]
+    source = "halfcheetah bundled" if n == demos.n_transitions else "halfcheetah bundled subset"
+    return demos.states[order], demos.actions[order], held, source
+
+
+def make_data(n: int, held_out: int, seed: int = 0, data: str = "pen"
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str]:
     """(states, actions, held-out states or None, description) with n conditioning states."""
+    if data == "halfcheetah":
+        return _halfcheetah_arrays(n, held_out, seed)
     rng = np.random.default_rng(seed)
     pen = _pen_arrays()
     if pen is None:
@@ -74,17 +98,19 @@ def _timed(fn, device: str) -> tuple[float, object]:
     return time.perf_counter() - start, out
 
 
-def worker(n: int, iters: int, conditioning: str, device: str, threads: int | None, exact_max: int) -> dict:
+def worker(n: int, iters: int, conditioning: str, device: str, threads: int | None, exact_max: int,
+           data: str = "pen", predict_rtol: float = 1e-3) -> dict:
     """Fit, predict and measure one size; returns one JSON-able row."""
     from nppac.data.demos import Demonstrations, Trajectory
     from nppac.priors import GPConfig, GPPrior, offset_states
 
     if threads:
         torch.set_num_threads(threads)
-    states, actions, held, source = make_data(n, 500)
+    states, actions, held, source = make_data(n, 500, data=data)
     zeros = np.zeros(len(states), np.float32)
     demos = Demonstrations([Trajectory(states, actions, zeros, zeros.astype(bool), zeros.astype(bool), states)])
-    prior = GPPrior(GPConfig(kernel="matern52", iters=iters, conditioning=conditioning, device=device))
+    prior = GPPrior(GPConfig(kernel="matern52", iters=iters, conditioning=conditioning, device=device,
+                             predict_rtol=predict_rtol))
     cpu0 = time.process_time()
     info = prior.fit(demos)
     fit_cpu = time.process_time() - cpu0
@@ -94,7 +120,7 @@ def worker(n: int, iters: int, conditioning: str, device: str, threads: int | No
     predict_s = min(_timed(lambda: prior.predict(probes), device)[0] for _ in range(3))
     row = {
         "n": n, "data": source, "device": device, "threads": torch.get_num_threads(), "iters": info["iterations"],
-        "subset": info["subset"], "conditioning": info["conditioning"], "predict_rank": info["predict_rank"],
+        "subset": info["subset"], "predict_rtol": predict_rtol, "conditioning": info["conditioning"], "predict_rank": info["predict_rank"],
         "learn_s": info["learn_seconds"], "condition_s": info["condition_seconds"], "fit_s": info["fit_seconds"],
         "fit_cpu_s": fit_cpu, "mll_per_entry": info["mll_per_entry"], "predict_1000_s": predict_s,
     }
@@ -129,6 +155,8 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=1000)
     parser.add_argument("--conditioning", default="auto", choices=["auto", "exact", "inducing"])
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--data", default="pen", choices=["pen", "halfcheetah"])
+    parser.add_argument("--predict-rtol", type=float, default=1e-3, help="GPConfig.predict_rtol (fast σ0 tolerance).")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--timeout", type=float, default=900, help="Wall-clock seconds per size.")
     parser.add_argument("--exact-max", type=int, default=5000,
@@ -137,12 +165,14 @@ def main() -> None:
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
-        print(json.dumps(worker(args.worker, args.iters, args.conditioning, args.device, args.threads, args.exact_max)))
+        print(json.dumps(worker(args.worker, args.iters, args.conditioning, args.device, args.threads, args.exact_max,
+                                args.data, args.predict_rtol)))
         return
     rows = []
     for n in args.sizes:
         cmd = [sys.executable, __file__, "--worker", str(n), "--iters", str(args.iters),
-               "--conditioning", args.conditioning, "--device", args.device, "--exact-max", str(args.exact_max)]
+               "--conditioning", args.conditioning, "--device", args.device, "--exact-max", str(args.exact_max),
+               "--data", args.data, "--predict-rtol", str(args.predict_rtol)]
         if args.threads:
             cmd += ["--threads", str(args.threads)]
         start = time.perf_counter()

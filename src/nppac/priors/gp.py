@@ -488,6 +488,7 @@ class GPPrior:
         var = torch.cat(variances) if variances else x.new_zeros(0, self.act_dim)
         return mean.to(states.device, out_dtype), var.sqrt().to(states.device, out_dtype)
 
+    @torch.no_grad()
     def _exact_full_posterior(self) -> Posterior:
         if self._full_posterior is None:
             if self.x_train is None or self.y_train is None:
