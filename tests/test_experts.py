@@ -180,6 +180,11 @@ def test_cli_train_exports_the_best_expert_and_export_harvests_the_run(tmp_path)
     resumed = run_cli("expert", "train", "--out", str(run), "--resume", "--quiet", "--json", check=True)
     assert json.loads(resumed.stdout)["epochs_this_call"] == 0
     assert json.loads((run / "expert.json").read_text()) == meta
+    extended = json.loads(run_cli("expert", "train", "--out", str(run), "--resume", "--steps", "600", "--quiet",
+                                  "--json", check=True).stdout)
+    assert (extended["epochs_this_call"], extended["env_steps"]) == (1, 600)
+    shrink = run_cli("expert", "train", "--out", str(run), "--resume", "--steps", "400", "--quiet")
+    assert shrink.returncode == 2 and len(shrink.stderr.strip().splitlines()) == 1 and "at least" in shrink.stderr
 
 
 def test_train_keeps_the_best_evaluated_actor_not_the_last(tmp_path, monkeypatch):

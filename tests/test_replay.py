@@ -102,8 +102,23 @@ def test_state_dict_round_trip():
     assert (other.ptr, other.size) == (13, 13)
     for k in buf.storage:
         torch.testing.assert_close(other.storage[k], buf.storage[k])
-    with pytest.raises(NppacError, match="capacity"):
-        ReplayBuffer(5, 2, capacity=21).load_state_dict(buf.state_dict())
+    with pytest.raises(NppacError, match="prior"):
+        ReplayBuffer(5, 2, capacity=20).load_state_dict(buf.state_dict())
+
+
+@pytest.mark.parametrize("added", [5, 11])  # not yet full / wrapped around
+@pytest.mark.parametrize("capacity", [4, 8, 30])
+def test_state_loads_into_another_capacity_keeping_the_newest_in_order(added, capacity):
+    buf = ReplayBuffer(5, 2, capacity=8)
+    buf.add(*_transitions(added))
+    other = ReplayBuffer(5, 2, capacity=capacity)
+    other.load_state_dict(buf.state_dict())
+    kept = list(range(added))[-min(added, 8, capacity):]  # rewards are the insertion indices
+    assert len(other) == len(kept) and other.storage["reward"][: len(kept)].tolist() == kept
+    # The ring then overwrites the oldest kept transition first.
+    other.add(*(x[:1] for x in _transitions(1, seed=1)))
+    expected = kept[1:] + [0] if len(kept) == capacity else kept + [0]
+    assert sorted(other.storage["reward"][: len(other)].tolist()) == sorted(expected)
 
 
 def test_bad_prior_is_refused():

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 
 import gymnasium as gym
@@ -90,6 +91,18 @@ def test_two_epoch_run_writes_finite_metrics(tmp_path, algo):
 
         assert load_prior(out / "prior").kind == {"nppac": "gp", "ppac-nn": "nn"}[algo]
 
+
+def test_resume_with_steps_extends_the_run_and_refuses_to_shrink_below_its_progress(tmp_path):
+    out, prior = tmp_path / "run", LinearGaussianPrior(17, 6)
+    train(TrainConfig(algo="nppac", **TINY), out, prior=prior, demos=tiny_demos(), progress=False)
+    summary = train(None, out, resume=True, steps=600, prior=prior, progress=False)
+    _, rows = _rows(out)
+    assert [int(r["env_steps"]) for r in rows] == [150, 300, 450, 600]
+    assert summary["epochs_this_call"] == 2 and json.loads((out / "config.json").read_text())["steps"] == 600
+    assert load_checkpoint(out / "checkpoint.pt")["replay"]["size"] == 600
+    with pytest.raises(NppacError, match="at least"):
+        train(None, out, resume=True, steps=450, prior=prior, progress=False)
+    assert json.loads((out / "config.json").read_text())["steps"] == 600
 
 def test_existing_directory_needs_resume(tmp_path):
     (tmp_path / "run").mkdir()

@@ -20,7 +20,7 @@ _HORIZON_HELP = "Cap each episode at this many steps (default: the task's horizo
 @expert_app.command("train")
 def train_command(
     task: str | None = typer.Option(None, "--task", help=_TASK_HELP),
-    steps: int | None = typer.Option(None, "--steps", help="Total environment steps (default 1,000,000)."),
+    steps: int | None = typer.Option(None, "--steps", help="Total environment steps (default 1,000,000; with --resume: a new total)."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     out: Path = typer.Option(..., "--out", help="Run directory (must not exist unless --resume)."),
@@ -38,9 +38,10 @@ def train_command(
         if task is None:
             raise NppacError("--task is required for a new expert run (or pass --resume --out DIR)")
         config = expert_config(task, steps or EXPERT_STEPS, seed, device, overrides)
-    elif overrides or task is not None or steps is not None:
-        print("note: --resume continues with the configuration stored in the run directory", file=sys.stderr)
-    summary = train_expert(config, out, resume=resume, progress=not quiet)
+    elif overrides or task is not None:
+        print("note: --resume continues with the configuration stored in the run directory (only --steps may change)",
+              file=sys.stderr)
+    summary = train_expert(config, out, resume=resume, progress=not quiet, steps=steps if resume else None)
     if json_out:
         emit_json(summary)
         return

@@ -16,7 +16,7 @@ def train(
     algo: str | None = typer.Option(None, "--algo", help="nppac (GP prior), ppac-nn (NN prior), sac, sac-bc, awac or bc."),
     demos: Path | None = typer.Option(None, "--demos", help="Demonstrations (default: the task's bundled set)."),
     prior: Path | None = typer.Option(None, "--prior", help="Saved prior directory (default: fit from --demos)."),
-    steps: int | None = typer.Option(None, "--steps", help="Total environment steps."),
+    steps: int | None = typer.Option(None, "--steps", help="Total environment steps (with --resume: a new total)."),
     seed: int | None = typer.Option(None, "--seed", help="Random seed."),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda."),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow pickle-based demonstration files."),
@@ -41,9 +41,10 @@ def train(
                  "seed_demos": seed_demos or None}
         config = dataclasses.replace(TrainConfig(), **{k: v for k, v in flags.items() if v is not None})
         config = config.with_overrides(overrides).validate()
-    elif overrides or any(v is not None for v in (task, algo, demos, prior, steps, seed, device)):
-        print("note: --resume continues with the configuration stored in the run directory", file=sys.stderr)
-    summary = run_training(config, out, resume=resume, progress=not quiet)
+    elif overrides or any(v is not None for v in (task, algo, demos, prior, seed, device)):
+        print("note: --resume continues with the configuration stored in the run directory (only --steps may change)",
+              file=sys.stderr)
+    summary = run_training(config, out, resume=resume, steps=steps if resume else None, progress=not quiet)
     if json_out:
         emit_json(summary)
     else:

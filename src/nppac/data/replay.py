@@ -122,10 +122,25 @@ class ReplayBuffer:
                 "storage": {k: v[: self.size].clone() for k, v in self.storage.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state["capacity"] != self.capacity or set(state["storage"]) != set(self.storage):
-            raise NppacError("checkpoint replay buffer does not match this run's capacity or prior; "
+        """Restore :meth:`state_dict`; into another capacity (a run extended or shortened), oldest first.
+
+        A different capacity keeps the newest ``min(size, capacity)`` transitions, in the
+        order they were added, so the ring goes on overwriting the oldest.
+        """
+        if set(state["storage"]) != set(self.storage):
+            raise NppacError("checkpoint replay buffer does not match this run's prior; "
                              "resume with the configuration stored in the run directory")
-        self.ptr, self.size = int(state["ptr"]), int(state["size"])
-        for k, v in state["storage"].items():
+        ptr, size = int(state["ptr"]), int(state["size"])
+        storage = state["storage"]
+        if int(state["capacity"]) != self.capacity:
+            order = torch.arange(size)
+            if size == int(state["capacity"]):  # wrapped: the oldest transition sits at ptr
+                order = (order + ptr) % size
+            order = order[max(0, size - self.capacity):]
+            storage = {k: v[order] for k, v in storage.items()}
+            size = len(order)
+            ptr = size % self.capacity
+        self.ptr, self.size = ptr, size
+        for k, v in storage.items():
             self.storage[k][: self.size] = v.to(self.device)
         self._size_t.fill_(self.size)

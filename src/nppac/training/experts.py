@@ -231,14 +231,14 @@ def expert_config(task: str, steps: int = EXPERT_STEPS, seed: int = 0, device: s
 
 
 def train_expert(config: TrainConfig | None, out_dir: str | Path, resume: bool = False,
-                 progress: bool = True) -> dict[str, Any]:
+                 progress: bool = True, steps: int | None = None) -> dict[str, Any]:
     """Train an expert with :func:`nppac.training.train` and keep ``out_dir/expert.safetensors`` current.
 
     After every epoch whose evaluation return beats the best so far, the actor of
     that epoch's checkpoint is exported (with ``expert.json``), so the expert on
     disk is always the best-evaluated actor; the loop's final actor stays in
     ``actor.safetensors``. With ``resume`` the run continues from its checkpoint and
-    ``config`` may be None. Returns the loop's summary plus ``expert`` (the path)
+    ``config`` may be None (``steps``: a new total, as in :func:`nppac.training.train`). Returns the loop's summary plus ``expert`` (the path)
     and ``expert_eval_return``.
     """
     out = Path(out_dir)
@@ -252,7 +252,7 @@ def train_expert(config: TrainConfig | None, out_dir: str | Path, resume: bool =
             export_expert(out, expert_file)
             log.info("new best eval return %.1f at epoch %d: expert written to %s", best, row["epoch"], expert_file)
 
-    summary = train(config, out, resume=resume, progress=progress, on_epoch_end=export_if_best)
+    summary = train(config, out, resume=resume, steps=steps, progress=progress, on_epoch_end=export_if_best)
     if not expert_file.is_file():
         export_expert(out, expert_file)
     return {**summary, "expert": str(expert_file), "expert_eval_return": _exported_return(expert_file)}

@@ -14,6 +14,7 @@ algorithm is an :class:`~nppac.agents.base.Agent` built from the table in
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 import math
 import shutil
@@ -155,14 +156,15 @@ def make_env(task: Task, horizon: int, seed: int) -> gym.Env:
 
 
 def train(config: TrainConfig | None, out_dir: str | Path, resume: bool = False, prior: Prior | None = None,
-          demos: Demonstrations | None = None, *, progress: bool = True,
+          demos: Demonstrations | None = None, *, steps: int | None = None, progress: bool = True,
           on_epoch_end: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Train an agent online and return a summary (last and best evaluation, steps, paths).
 
     ``out_dir`` receives ``config.json``, ``progress.csv``, TensorBoard events, an
     atomic ``checkpoint.pt`` after every epoch, the prior (``prior/``) and the final
     actor (``actor.safetensors``). With ``resume`` the stored configuration is used
-    and the run continues from its last checkpoint. ``prior``/``demos`` supply
+    and the run continues from its last checkpoint; ``steps`` then sets a new total
+    (to extend a run, or end it sooner; at least the steps already done). ``prior``/``demos`` supply
     in-memory objects instead of paths; ``on_epoch_end`` is called with each epoch's
     row after its checkpoint is written.
     """
@@ -170,12 +172,16 @@ def train(config: TrainConfig | None, out_dir: str | Path, resume: bool = False,
     out = Path(out_dir)
     fresh_dir = not resume and not out.exists()
     cfg = _prepare_run_dir(config, out, resume)
+    if resume and steps is not None and steps != cfg.steps:
+        cfg = dataclasses.replace(cfg, steps=steps).validate()
     try:
         run = _setup(cfg, out, resume, prior, demos, progress)
     except Exception:
         if fresh_dir:  # a run that never started leaves no directory that would demand --resume
             shutil.rmtree(out, ignore_errors=True)
         raise
+    if resume and steps is not None:
+        cfg.save(out / CONFIG_NAME)
     task, device, agent, buffer, np_rng = cfg.task_spec, run.agent.device, run.agent, run.buffer, run.np_rng
     train_env, eval_env = run.envs["train"], run.envs["eval"]
     start_epoch, env_steps, wall_before = run.start_epoch, run.env_steps, run.wall_before
@@ -269,6 +275,9 @@ def _setup(cfg: TrainConfig, out: Path, resume: bool, prior: Prior | None, demos
     envs = {"train": make_env(task, cfg.horizon, cfg.seed), "eval": make_env(task, cfg.horizon, cfg.seed + 10_000)}  # type: ignore[arg-type]
     run = _Run(agent, buffer, envs, np.random.default_rng(cfg.seed))
 
+    if ckpt is not None and int(ckpt["env_steps"]) > cfg.n_epochs * cfg.steps_per_epoch:
+        raise NppacError(f"the run in {out} has already taken {int(ckpt['env_steps']):,} env steps; "
+                         f"--steps must be at least that, got {cfg.steps:,}")
     if ckpt is not None:
         agent.load_state_dict(ckpt["agent"])
         buffer.load_state_dict(ckpt["replay"])
