@@ -264,6 +264,9 @@ def _setup(cfg: TrainConfig, out: Path, resume: bool, prior: Prior | None, demos
     torch.manual_seed(cfg.seed)
     ckpt_path = out / CHECKPOINT_NAME
     ckpt = load_checkpoint(ckpt_path, device) if resume and ckpt_path.exists() else None
+    if ckpt is not None and int(ckpt["env_steps"]) > cfg.n_epochs * cfg.steps_per_epoch:
+        raise NppacError(f"the run in {out} has already taken {int(ckpt['env_steps']):,} env steps; "
+                         f"--steps must be at least that, got {cfg.steps:,}")
 
     demo_source = _DemoSource(cfg, demos)
     prior = _resolve_prior(cfg, out, prior, demo_source, progress)
@@ -275,9 +278,6 @@ def _setup(cfg: TrainConfig, out: Path, resume: bool, prior: Prior | None, demos
     envs = {"train": make_env(task, cfg.horizon, cfg.seed), "eval": make_env(task, cfg.horizon, cfg.seed + 10_000)}  # type: ignore[arg-type]
     run = _Run(agent, buffer, envs, np.random.default_rng(cfg.seed))
 
-    if ckpt is not None and int(ckpt["env_steps"]) > cfg.n_epochs * cfg.steps_per_epoch:
-        raise NppacError(f"the run in {out} has already taken {int(ckpt['env_steps']):,} env steps; "
-                         f"--steps must be at least that, got {cfg.steps:,}")
     if ckpt is not None:
         agent.load_state_dict(ckpt["agent"])
         buffer.load_state_dict(ckpt["replay"])
