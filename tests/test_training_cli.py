@@ -36,6 +36,20 @@ def test_existing_dir_without_resume_and_resume_without_run_exit_2(tmp_path):
     assert proc.returncode == 2 and "nothing to resume" in proc.stderr
 
 
+def test_resume_with_a_config_it_does_not_know_names_the_file_and_key(tmp_path):
+    from nppac.training import TrainConfig
+
+    run = tmp_path / "r"
+    run.mkdir()
+    stored = {**TrainConfig(task="halfcheetah", algo="sac").to_dict(), "old_name": 3}
+    text = json.dumps(stored)
+    (run / "config.json").write_text(text)
+    proc = run_cli("train", "--resume", "--out", str(run))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(run / "config.json") in lines[0] and "old_name" in lines[0]
+    assert (run / "config.json").read_text() == text
+
 def test_killed_run_resumes_with_each_epoch_once(tmp_path):
     from nppac.data import save_npz
     from tests.test_training_loop import tiny_demos

@@ -190,9 +190,14 @@ class TrainConfig:
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
         try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
+            data = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as err:
             raise NppacError(f"cannot read run config {path}: {err}") from None
+        try:
+            return cls.from_dict(data)
+        except NppacError as err:
+            raise NppacError(f"{path}: {err} (written by another nppac version? rename or remove the key "
+                             "to match `nppac train --help` / TrainConfig)") from None
 
     def with_overrides(self, pairs: list[str]) -> TrainConfig:
         """Apply ``key=value`` strings (``--set``); values are parsed by the field's type."""
