@@ -14,7 +14,7 @@ default); its held-out states are 500 states of one more episode collected from 
 bundled expert with another seed.
 
     .venv/bin/python benchmarks/bench_gp.py [--sizes 1000 5000 20000] [--iters 1000] [--data pen|halfcheetah]
-        [--predict-rtol 0.001]
+        [--predict-rtol 0.002]
         [--conditioning auto|exact|inducing] [--device cpu|cuda] [--threads 1] [--timeout 900]
         [--exact-max 5000] [--json]
 """
@@ -99,7 +99,7 @@ def _timed(fn, device: str) -> tuple[float, object]:
 
 
 def worker(n: int, iters: int, conditioning: str, device: str, threads: int | None, exact_max: int,
-           data: str = "pen", predict_rtol: float = 1e-3) -> dict:
+           data: str = "pen", predict_rtol: float = 2e-3) -> dict:
     """Fit, predict and measure one size; returns one JSON-able row."""
     from nppac.data.demos import Demonstrations, Trajectory
     from nppac.priors import GPConfig, GPPrior, offset_states
@@ -121,6 +121,7 @@ def worker(n: int, iters: int, conditioning: str, device: str, threads: int | No
     row = {
         "n": n, "data": source, "device": device, "threads": torch.get_num_threads(), "iters": info["iterations"],
         "subset": info["subset"], "predict_rtol": predict_rtol, "conditioning": info["conditioning"], "predict_rank": info["predict_rank"],
+        "predict_float64_rank": info.get("predict_float64_rank"),
         "learn_s": info["learn_seconds"], "condition_s": info["condition_seconds"], "fit_s": info["fit_seconds"],
         "fit_cpu_s": fit_cpu, "mll_per_entry": info["mll_per_entry"], "predict_1000_s": predict_s,
     }
@@ -156,7 +157,7 @@ def main() -> None:
     parser.add_argument("--conditioning", default="auto", choices=["auto", "exact", "inducing"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data", default="pen", choices=["pen", "halfcheetah"])
-    parser.add_argument("--predict-rtol", type=float, default=1e-3, help="GPConfig.predict_rtol (fast σ0 tolerance).")
+    parser.add_argument("--predict-rtol", type=float, default=2e-3, help="GPConfig.predict_rtol (fast σ0 tolerance).")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--timeout", type=float, default=900, help="Wall-clock seconds per size.")
     parser.add_argument("--exact-max", type=int, default=5000,

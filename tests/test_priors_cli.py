@@ -57,6 +57,9 @@ def test_fit_writes_the_prior_and_metrics_json(kind, tmp_path):
 def test_flags_that_do_not_apply_are_user_errors(tmp_path):
     with pytest.raises(NppacError, match="--kernel, --rank apply to --kind gp only"):
         _fit_settings("nn", None, "rbf", 2, None, None, None, "cpu", 0)
+    with pytest.raises(NppacError, match="--predict-rtol applies to --kind gp only"):
+        _fit_settings("nn", None, None, None, None, None, None, "cpu", 0, predict_rtol=0.01)
+    assert _fit_settings("gp", None, None, None, None, None, None, "cpu", 0, predict_rtol=0.0)["predict_rtol"] == 0.0
     with pytest.raises(NppacError, match="--variant applies to --kind nn only"):
         _fit_settings("gp", None, None, None, None, None, "gaussian", "cpu", 0)
     with pytest.raises(NppacError, match="unknown --kind 'svm'"):

@@ -8,7 +8,7 @@ import torch
 
 from nppac.errors import NppacError
 from nppac.priors import GPConfig, GPPrior, load_prior
-from nppac.priors.kernels import KERNELS, kernel_matrix
+from nppac.priors.kernels import KERNELS, kernel_from_sq_dist, kernel_matrix, scaled_sq_dist
 from nppac.priors.kronecker import exact_mll
 from tests.builders import make_demos, one_thread  # noqa: F401 (autouse fixture)
 
@@ -195,6 +195,44 @@ def test_fast_prediction_is_within_one_percent_of_exact_on_held_out_states():
     mean_exact, std_exact = prior.predict(held_out, exact=True)
     torch.testing.assert_close(mean_fast, mean_exact)
     assert float(((std_fast - std_exact).abs() / std_exact).max()) < 0.01
+
+
+def test_float32_tail_keeps_sigma_within_tolerance_and_survives_save_load(tmp_path):
+    # A smooth kernel over 1,200 states with the noise at its floor: near the data σ0 is a
+    # difference of terms ~10⁴ times larger, where a plain float32 product of k* misses by ~1 %.
+    rng = np.random.default_rng(4)
+    states = rng.uniform(-1, 1, size=(1300, 3)).astype(np.float32)
+    actions = np.sin(2 * states @ rng.normal(size=(3, 2))).astype(np.float32)
+    prior = GPPrior(GPConfig(kernel="matern52"), 3, 2)
+    with torch.no_grad():
+        prior.hyper.log_lengthscale.fill_(math.log(1.5))
+        prior.hyper.log_noise.fill_(math.log(1e-4))
+        prior.hyper.log_shared_noise.fill_(math.log(1e-4))
+    prior.condition(states[:1200], actions[:1200])
+    post = prior.posterior
+    assert post.proj.dtype == torch.float64 and post.proj_tail.dtype == torch.float32
+    assert post.proj.shape[1] >= 16 and post.proj_tail.shape[1] > post.proj.shape[1]
+    held_out = torch.from_numpy(np.concatenate([states[1200:], states[1200:] + 0.1])).double()
+    mean_exact, std_exact = prior.predict(held_out, exact=True)
+    mean_fast, std_fast = prior.predict(held_out)
+    torch.testing.assert_close(mean_fast, mean_exact)
+    assert float(((std_fast - std_exact).abs() / std_exact).max()) <= prior.config.predict_rtol
+    prior.save(tmp_path / "gp")
+    loaded = GPPrior.load(tmp_path / "gp")
+    assert loaded.posterior.proj_tail.dtype == torch.float32
+    for a, b in zip(prior.predict(held_out), loaded.predict(held_out)):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_kernel_without_autograd_equals_the_differentiable_form(kernel):
+    x1, x2 = torch.randn(30, 4, dtype=torch.float64), torch.randn(20, 4, dtype=torch.float64)
+    lengthscale = torch.rand(4, dtype=torch.float64) + 0.5
+    reference = kernel_from_sq_dist(scaled_sq_dist(x1, x2, lengthscale), kernel)
+    torch.testing.assert_close(kernel_matrix(x1, x2, lengthscale, kernel), reference, atol=1e-13, rtol=0)
+    grad_ls = lengthscale.clone().requires_grad_()
+    kernel_matrix(x1, x2, grad_ls, kernel).sum().backward()
+    assert grad_ls.grad is not None and torch.isfinite(grad_ls.grad).all()
 
 
 def test_save_load_round_trip_gives_identical_predictions(tmp_path):

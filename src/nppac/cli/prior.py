@@ -30,12 +30,13 @@ def _progress_bar() -> Progress:
 
 def _fit_settings(kind: str, task: str | None, kernel: str | None, rank: int | None, iters: int | None,
                   fit_subset: int | None, variant: str | None, device: str, seed: int,
-                  optimizer: str | None = None) -> dict[str, Any]:
+                  optimizer: str | None = None, predict_rtol: float | None = None) -> dict[str, Any]:
     """Config fields for :func:`nppac.priors.fit_prior` from the flags (checking they apply to ``kind``)."""
     settings: dict[str, Any] = {"device": device, "seed": seed}
     if iters is not None:
         settings["iters"] = iters
-    gp_only = {"--kernel": kernel, "--rank": rank, "--fit-subset": fit_subset, "--optimizer": optimizer}
+    gp_only = {"--kernel": kernel, "--rank": rank, "--fit-subset": fit_subset, "--optimizer": optimizer,
+               "--predict-rtol": predict_rtol}
     if kind == "gp":
         if variant is not None:
             raise NppacError("--variant applies to --kind nn only")
@@ -50,6 +51,8 @@ def _fit_settings(kind: str, task: str | None, kernel: str | None, rank: int | N
             settings["fit_subset"] = fit_subset
         if optimizer is not None:
             settings["optimizer"] = optimizer
+        if predict_rtol is not None:
+            settings["predict_rtol"] = predict_rtol
     elif kind == "nn":
         given = [flag for flag, value in gp_only.items() if value is not None]
         if given:
@@ -78,6 +81,8 @@ def fit(
     iters: Optional[int] = typer.Option(None, "--iters", help="GP: optimizer iterations (default 1000); NN: max epochs (default 300)."),
     fit_subset: Optional[int] = typer.Option(None, "--fit-subset", help="GP: learn hyperparameters on at most this many states (default 500, 0 = all)."),
     optimizer: Optional[str] = typer.Option(None, "--optimizer", help="GP: adam (published, default) or lbfgs."),
+    predict_rtol: Optional[float] = typer.Option(None, "--predict-rtol", help="GP: relative σ0 error allowed to fast "
+                                                 "prediction, checked on probe states (default 0.002; 0 = exact)."),
     variant: Optional[str] = typer.Option(None, "--variant", help="NN: gaussian, tanh_gaussian or fixed_std (default gaussian)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow pickled inputs (rlkit .npy, mjrl .pkl); only for files you trust."),
@@ -96,7 +101,8 @@ def fit(
         raise NppacError(f"--threads must be ≥ 0, got {threads}")
     if threads:
         torch.set_num_threads(threads)
-    settings = _fit_settings(kind, task, kernel, rank, iters, fit_subset, variant, device, seed, optimizer)
+    settings = _fit_settings(kind, task, kernel, rank, iters, fit_subset, variant, device, seed, optimizer,
+                             predict_rtol)
     demos = load_demos(data, task=task, allow_pickle=allow_pickle)
     _stderr.print(f"fitting a {kind} prior to {demos.n_transitions} transitions from {data}")
     with _progress_bar() as bar:
