@@ -251,9 +251,8 @@ PROBE_SCALES = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
 """Displacements of the probe states that calibrate fast prediction: at, between and away from the data."""
 TRUNCATION_SHARE = 0.75
 """Share of ``predict_rtol`` given to dropping components (checked on probe states)."""
-ROUNDING_SHARE = 0.05
-"""Share of ``predict_rtol`` float32 rounding of the tail may cost on probe states: small, because
-rounding, unlike truncation, is not largest where the probes are (near the data)."""
+ROUNDING_SHARE = 1.0 - TRUNCATION_SHARE
+"""Share of ``predict_rtol`` float32 rounding of the tail may cost on probe states (the two add up to it)."""
 
 
 def _fast_components(posterior: Posterior, kernel_rows: Callable[[torch.Tensor], torch.Tensor], rtol: float,
