@@ -265,8 +265,8 @@ def _fast_components(posterior: Posterior, kernel_rows: Callable[[torch.Tensor],
     components are added and a bisection finds the smallest k within
     ``TRUNCATION_SHARE × rtol``. Then the float64 head doubles from 16 until the mixed
     head/float32-tail prediction (:class:`Posterior`) is within ``ROUNDING_SHARE × rtol``
-    of the all-float64 one with the same components on the same probes; if none is,
-    every kept component stays float64.
+    of the all-float64 one with the same components on the same probes; if none below
+    k/3 is, every kept component stays float64.
     """
     x = posterior.basis
     n = len(x)
@@ -297,7 +297,9 @@ def _fast_components(posterior: Posterior, kernel_rows: Callable[[torch.Tensor],
             low = mid + 1
     keep, truncated = order[:high], std(u_sq[:, :high] @ delta_g[:high])
     head = 16
-    while head < high:
+    # The head costs two float64 products (u_h and the residual), the tail one float32 product at
+    # about twice the rate: mixing pays only while 2h + (k − h)/2 < k, i.e. h < k/3.
+    while 3 * head < high:
         residual = kstar - u[:, :head] @ posterior.proj[:, keep[:head]].T
         u_tail = (residual.to(torch.float32) @ posterior.proj[:, keep[head:]].to(torch.float32)).to(DTYPE)
         if error(u_sq[:, :head] @ delta_g[:head] + u_tail.pow(2) @ delta_g[head:high], truncated) <= ROUNDING_SHARE * rtol:
