@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from nppac.cli.common import emit_json
+from nppac.outputs import check_output_dir
 
 
 def quickstart(
@@ -43,8 +44,7 @@ def quickstart(
         raise NppacError(f"task {task!r} has no bundled demonstrations; pass --demos PATH "
                          "(e.g. one written by `nppac demos collect`)")
     out_dir = out if out is not None else Path("runs") / f"quickstart-{task}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise NppacError(f"{out_dir} exists and is not empty; choose another --out")
+    check_output_dir(out_dir)
 
     data = load_demos(source, task=task, allow_pickle=allow_pickle)
     say = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr))

@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 from matplotlib.figure import Figure  # noqa: E402
 
-from nppac.errors import NppacError  # noqa: E402
+from nppac.outputs import check_output_file  # noqa: E402
 
 PANEL_SIZE = (5.0, 3.8)
 """Width and height of one panel, in inches."""
@@ -62,11 +62,11 @@ def subplots(ncols: int, nrows: int = 1, **kwargs: Any) -> tuple[Figure, Any]:
 
 
 def check_figure_path(path: str | Path) -> Path:
-    """The output path as a :class:`Path`, after checking its suffix (fails before any work)."""
-    path = Path(path)
-    if path.suffix.lower() not in FIGURE_SUFFIXES:
-        raise NppacError(f"--out {path}: use a figure file ending in one of {', '.join(FIGURE_SUFFIXES)}")
-    return path
+    """The output path as a :class:`Path`, once it can be written as a figure (fails before any work).
+
+    Missing folders are created by :func:`save_figure`; the figure's numbers go beside it as ``.json``.
+    """
+    return check_output_file(path, FIGURE_SUFFIXES, make_folders=True)
 
 
 def save_figure(fig: Figure, path: str | Path) -> Path:
