@@ -11,7 +11,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from nppac.cli.common import emit_json, to_json_text
+from nppac.devices import resolve_device
 from nppac.errors import NppacError
+from nppac.outputs import atomic_file, check_output_dir, check_output_file
 
 # torch and the priors are imported inside the commands: `nppac --help` stays fast.
 app = typer.Typer(help="Fit, query and evaluate behavioral reference policies π0 (GP or NN).",
@@ -62,10 +64,7 @@ def _fit_settings(kind: str, task: str | None, kernel: str | None, rank: int | N
             settings["variant"] = variant
     else:
         raise NppacError(f"unknown --kind {kind!r}; choose gp or nn")
-    import torch
-
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise NppacError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
+    resolve_device(device)
     return settings
 
 
@@ -73,7 +72,8 @@ def _fit_settings(kind: str, task: str | None, kernel: str | None, rank: int | N
 def fit(
     data: Path = typer.Option(..., "--data", help="Demonstrations (any format `nppac data` reads)."),
     kind: str = typer.Option("gp", "--kind", help="gp (non-parametric, N-PPAC) or nn (MLE baseline)."),
-    out: Path = typer.Option(..., "--out", help="Directory to write the prior and metrics.json into."),
+    out: Path = typer.Option(..., "--out", help="Directory to write the prior and metrics.json into "
+                             "(new, empty, or holding an earlier prior, which is replaced)."),
     task: Optional[str] = typer.Option(None, "--task", help="Check dimensions against this task; its GP kernel is the default."),
     kernel: Optional[str] = typer.Option(None, "--kernel", help="GP state kernel: rbf, matern12, matern32, matern52 "
                                          f"(default: the task's, else {DEFAULT_KERNEL})."),
@@ -96,11 +96,13 @@ def fit(
 
     from nppac.data import load_demos
     from nppac.priors import fit_prior
+    from nppac.priors.common import SETTINGS
 
     if threads < 0:
         raise NppacError(f"--threads must be ≥ 0, got {threads}")
     if threads:
         torch.set_num_threads(threads)
+    check_output_dir(out, reuse=lambda folder: (folder / SETTINGS).is_file())
     settings = _fit_settings(kind, task, kernel, rank, iters, fit_subset, variant, device, seed, optimizer,
                              predict_rtol)
     demos = load_demos(data, task=task, allow_pickle=allow_pickle)
@@ -127,15 +129,25 @@ def fit(
 
 
 def _load_states(path: Path) -> np.ndarray:
+    """(n, obs_dim) float32 states from a .npy file: real, finite once in float32 (one state: 1-D)."""
     if not path.is_file():
         raise NppacError(f"{path} not found")
     try:
         states = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, EOFError) as err:
         raise NppacError(f"{path}: not a numeric .npy array ({err})") from None
-    if not isinstance(states, np.ndarray) or not np.issubdtype(states.dtype, np.number):
-        raise NppacError(f"{path}: expected a numeric (n, obs_dim) .npy array")
-    return states.reshape(1, -1) if states.ndim == 1 else states
+    if not isinstance(states, np.ndarray):
+        raise NppacError(f"{path}: expected one (n, obs_dim) array in .npy format, found a {type(states).__name__}")
+    if not (np.issubdtype(states.dtype, np.integer) or np.issubdtype(states.dtype, np.floating)):
+        raise NppacError(f"{path}: expected a real-valued (n, obs_dim) .npy array, found dtype {states.dtype}")
+    with np.errstate(over="ignore"):  # values beyond float32's range become Inf, reported just below
+        states = (states.reshape(1, -1) if states.ndim == 1 else states).astype(np.float32)
+    bad = ~np.isfinite(states)
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        raise NppacError(f"{path}: {int(bad.sum())} NaN/Inf values in float32 (first in state {row}); "
+                         "the prior cannot predict there, remove or repair those states")
+    return states
 
 
 @app.command("predict")
@@ -150,13 +162,16 @@ def predict(
 
     from nppac.priors import load_prior
 
+    check_output_file(out, ".npz")
+    resolve_device(device)
     prior = load_prior(prior_dir, device=device)
     states = _load_states(states_path)
     if states.ndim != 2 or states.shape[1] != prior.obs_dim:
         raise NppacError(f"{states_path}: states have shape {states.shape}, "
                          f"but the prior in {prior_dir} expects (n, {prior.obs_dim})")
     mean, std = prior.predict(torch.as_tensor(states, dtype=torch.float32))
-    np.savez(out, mean=mean.cpu().numpy(), std=std.cpu().numpy())
+    with atomic_file(out) as f:
+        np.savez(f, mean=mean.cpu().numpy(), std=std.cpu().numpy())
     print(f"wrote {out}: mean and std of {len(states)} states × {prior.act_dim} action dims")
 
 

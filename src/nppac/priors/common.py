@@ -13,6 +13,7 @@ from typing import Any, Callable, TypeVar
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from nppac.errors import NppacError
@@ -28,7 +29,9 @@ WEIGHTS = "weights.safetensors"
 
 def check_data(states: np.ndarray | torch.Tensor, actions: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Float32 (n, d) states and (n, T) actions with n ≥ 1 and finite values."""
-    states, actions = as_numpy(states).astype(np.float32, copy=False), as_numpy(actions).astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):  # values beyond float32's range become Inf, reported below
+        states = as_numpy(states).astype(np.float32, copy=False)
+        actions = as_numpy(actions).astype(np.float32, copy=False)
     if states.ndim != 2 or actions.ndim != 2 or len(states) != len(actions) or len(states) == 0:
         raise NppacError(f"prior data must be (n, obs_dim) states and (n, act_dim) actions with n ≥ 1, "
                          f"got {states.shape} and {actions.shape}")
@@ -71,14 +74,54 @@ def read_settings(directory: str | Path) -> dict[str, Any]:
 
 
 def read_saved(directory: str | Path, kind: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """settings.json and weights.safetensors of a saved prior of ``kind``."""
+    """settings.json and weights.safetensors of a saved prior of ``kind``.
+
+    Refused with one line naming the file: a settings.json without positive integer
+    ``obs_dim`` and ``act_dim``, a weights file safetensors cannot read (truncated,
+    not safetensors) and any tensor holding NaN or Inf (it would predict NaN).
+    """
     settings = read_settings(directory)
+    path = Path(directory) / SETTINGS
     if settings["kind"] != kind:
-        raise NppacError(f"{Path(directory) / SETTINGS}: kind is {settings['kind']!r}, expected {kind!r}")
+        raise NppacError(f"{path}: kind is {settings['kind']!r}, expected {kind!r}")
+    for name in ("obs_dim", "act_dim"):
+        value = settings.get(name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise NppacError(f"{path}: {name} is {value!r}, expected a positive integer; re-run `nppac prior fit`")
     weights = Path(directory) / WEIGHTS
     if not weights.is_file():
         raise NppacError(f"{weights} not found: is {directory} a directory written by `nppac prior fit`?")
-    return settings, load_file(str(weights))
+    try:
+        tensors = load_file(str(weights))
+    except (SafetensorError, OSError) as err:
+        reason = str(err).strip().splitlines()[0]
+        raise NppacError(f"{weights}: not a readable safetensors file ({reason}); re-run `nppac prior fit`") from None
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise NppacError(f"{weights}: tensor {name!r} holds NaN or Inf values; the prior is damaged, "
+                             "re-run `nppac prior fit`")
+    return settings, tensors
+
+
+def load_weights(module: torch.nn.Module, tensors: dict[str, torch.Tensor], directory: str | Path) -> None:
+    """Load ``tensors`` into ``module`` (built from settings.json) after checking names and shapes.
+
+    A mismatch means settings.json and weights.safetensors do not belong together (an
+    edited dimension, files from two priors): one line naming the first bad tensor.
+    """
+    weights = Path(directory) / WEIGHTS
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    if missing:
+        raise NppacError(f"{weights}: tensor {missing[0]!r} is missing; re-run `nppac prior fit`")
+    for name, want in expected.items():
+        got = tensors[name]
+        if got.shape != want.shape:
+            raise NppacError(
+                f"{weights}: tensor {name!r} has shape {tuple(got.shape)} but the dimensions in {SETTINGS} "
+                f"need {tuple(want.shape)}; the two files do not belong together, re-run `nppac prior fit`"
+            )
+    module.load_state_dict({name: tensors[name] for name in expected})
 
 
 def config_from_settings(config_cls: type[C], settings: dict[str, Any], device: str | torch.device) -> C:

@@ -39,14 +39,17 @@ import torch
 from torch import nn
 
 from nppac.data.demos import Demonstrations
+from nppac.devices import resolve_device
 from nppac.distributions import gaussian_log_prob
 from nppac.errors import NonFiniteError, NppacError
 from nppac.priors import kronecker
 from nppac.priors.common import (
+    WEIGHTS,
     Progress,
     check_data,
     check_states,
     config_from_settings,
+    load_weights,
     read_saved,
     write_saved,
 )
@@ -96,6 +99,7 @@ class GPConfig:
     def validate(self) -> GPConfig:
         """Check the values; raises :class:`NppacError` naming the bad field."""
         check_kernel(self.kernel)
+        resolve_device(self.device)
         checks = {
             "rank": self.rank >= 1, "iters": self.iters >= 0, "lr": self.lr > 0, "tol": self.tol >= 0,
             "fit_subset": self.fit_subset >= 0, "min_noise": self.min_noise > 0,
@@ -614,7 +618,11 @@ class GPPrior:
         settings, tensors = read_saved(directory, "gp")
         config = config_from_settings(GPConfig, settings, device)
         prior = cls(config, int(settings["obs_dim"]), int(settings["act_dim"]))
-        prior.hyper.load_state_dict({k[len("hyper."):]: v for k, v in tensors.items() if k.startswith("hyper.")})
+        load_weights(prior.hyper, {k[len("hyper."):]: v for k, v in tensors.items() if k.startswith("hyper.")},
+                     directory)
+        missing = [k for k in ("x_mean", "x_scale", "x_train", "y_train") if k not in tensors]
+        if missing:
+            raise NppacError(f"{Path(directory) / WEIGHTS}: tensor {missing[0]!r} is missing; re-run `nppac prior fit`")
         prior.x_mean, prior.x_scale = tensors["x_mean"], tensors["x_scale"]
         prior.x_train, prior.y_train = tensors["x_train"], tensors["y_train"]
         prior.conditioning = settings["conditioning"]

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from nppac.data.demos import Demonstrations
+from nppac.devices import resolve_device
 from nppac.distributions import gaussian_log_prob
 from nppac.errors import NonFiniteError, NppacError
 from nppac.priors.common import (
@@ -36,6 +37,7 @@ from nppac.priors.common import (
     check_data,
     check_states,
     config_from_settings,
+    load_weights,
     read_saved,
     write_saved,
 )
@@ -77,6 +79,7 @@ class NNConfig:
 
     def validate(self) -> NNConfig:
         """Check the values; raises :class:`NppacError` naming the bad field."""
+        resolve_device(self.device)
         checks = {
             "variant": self.variant in VARIANTS, "hidden": len(self.hidden) >= 1 and min(self.hidden) >= 1,
             "lr": self.lr > 0, "batch_size": self.batch_size >= 1, "iters": self.iters >= 0,
@@ -251,7 +254,7 @@ class NNPrior:
         settings, tensors = read_saved(directory, "nn")
         config = config_from_settings(NNConfig, settings, device)
         prior = cls(config, int(settings["obs_dim"]), int(settings["act_dim"]))
-        prior.net.load_state_dict(tensors)
+        load_weights(prior.net, tensors, directory)
         prior.net.eval()
         prior.fitted = True
         prior.fit_seconds, prior.fit_info = settings.get("fit_seconds"), settings.get("fit", {})
