@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from nppac.cli.common import emit_json
+from nppac.outputs import check_output_dir, check_output_file
 
 expert_app = typer.Typer(help="Train, export and evaluate locomotion experts.", no_args_is_help=True)
 demos_app = typer.Typer(help="Collect demonstrations from an expert.", no_args_is_help=True)
@@ -37,6 +38,7 @@ def train_command(
     if not resume:
         if task is None:
             raise NppacError("--task is required for a new expert run (or pass --resume --out DIR)")
+        check_output_dir(out)
         config = expert_config(task, steps or EXPERT_STEPS, seed, device, overrides)
     elif overrides or task is not None:
         print("note: --resume continues with the configuration stored in the run directory (only --steps may change)",
@@ -56,8 +58,13 @@ def export_command(
     json_out: bool = typer.Option(False, "--json", help="Print the exported metadata as one JSON document."),
 ) -> None:
     """Extract the actor of a run's latest checkpoint, e.g. to harvest a long run while it trains."""
+    from nppac.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
     from nppac.training.experts import export_expert
 
+    check_output_file(out, ".safetensors")
+    checkpoint = run / CHECKPOINT_NAME
+    if checkpoint.is_file():  # an unreadable checkpoint is reported here in one line, before the export reads it
+        load_checkpoint(checkpoint, required=("epoch", "env_steps", "agent.actor"), mmap=True)
     meta = export_expert(run, out)
     if json_out:
         emit_json(meta)
@@ -103,11 +110,9 @@ def collect_command(
 ) -> None:
     """Roll out the expert with Gaussian action noise and write the demonstrations in nppac's .npz format."""
     from nppac.data import inspect_demos, load_npz, save_npz
-    from nppac.errors import NppacError
     from nppac.training.experts import collect_demos, load_expert, resolve_expert
 
-    if out.suffix != ".npz" or not out.parent.is_dir():
-        raise NppacError(f"{out}: the output must be a .npz file in an existing folder")
+    check_output_file(out, ".npz")
     path = resolve_expert(expert, task)
     name = f"bundled:{task}" if expert == "bundled" else str(path)
     demos = collect_demos(load_expert(str(path), task), task, episodes, action_noise, seed, horizon,

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import pickle
+import warnings
+import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +28,43 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint` (tensors only, no arbitrary pickles)."""
+RUN_KEYS = ("epoch", "env_steps", "wall_s", "agent", "replay", "rng")
+"""What every run checkpoint holds (the training loop writes them at the end of each epoch)."""
+
+
+def load_checkpoint(
+    path: Path, device: str | torch.device = "cpu", required: Sequence[str] = RUN_KEYS, mmap: bool = False,
+) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` (tensors only, no arbitrary pickles).
+
+    ``required`` names the entries the caller reads (dots reach nested ones:
+    ``agent.actor``). A file that is not such a checkpoint (random bytes, a pickle of
+    other objects, a truncated write) or lacks a required entry raises a one-line
+    :class:`NppacError` naming the file. ``mmap`` maps the file instead of reading it,
+    so that reading a few entries of a large checkpoint stays cheap.
+    """
+    path = Path(path)
+    not_ours = (f"cannot read checkpoint {path}: it is not a complete checkpoint written by nppac (truncated, "
+                "not a torch file, or holding objects other than tensors); restore or remove it")
+    if path.is_file() and not zipfile.is_zipfile(path):  # torch.save writes zip archives
+        raise NppacError(not_ours)
     try:
-        return torch.load(path, map_location=device, weights_only=True)
-    except (OSError, RuntimeError, EOFError) as err:
-        raise NppacError(f"cannot read checkpoint {path}: {err.__class__.__name__}: {err}") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on foreign pickle protocols; the error below says enough
+            state = torch.load(path, map_location=device, weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError:
+        raise NppacError(not_ours) from None
+    except (OSError, RuntimeError, EOFError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else "the file is empty or cut short"
+        raise NppacError(f"cannot read checkpoint {path}: {type(err).__name__}: {reason}") from None
+    for key in required:
+        entry: Any = state
+        for part in key.split("."):
+            if not isinstance(entry, dict) or part not in entry:
+                raise NppacError(f"checkpoint {path} has no entry {key!r}; it is incomplete or not a run checkpoint, "
+                                 "restore or remove it")
+            entry = entry[part]
+    return state
 
 
 def rng_state(np_rng: np.random.Generator, envs: dict[str, Any]) -> dict[str, Any]:
