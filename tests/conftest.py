@@ -12,6 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("NPPAC_SHARED_DATA", REPO.parent / "shared" / "data"))
 PEN_FILE = SHARED_DATA / "pen2_sparse.npy"
+DOOR_FILE = SHARED_DATA / "door-v0_demos.pickle"
 
 
 @pytest.fixture
@@ -20,6 +21,14 @@ def pen_file() -> Path:
     if not PEN_FILE.exists():
         pytest.skip(f"published pen set not found at {PEN_FILE}")
     return PEN_FILE
+
+
+@pytest.fixture
+def door_file() -> Path:
+    """The published DAPG door demonstrations (dense reward); tests using it skip when absent."""
+    if not DOOR_FILE.exists():
+        pytest.skip(f"published door set not found at {DOOR_FILE}")
+    return DOOR_FILE
 
 
 def run_cli(*args: str, check: bool = False, cwd: Path | None = None) -> subprocess.CompletedProcess:

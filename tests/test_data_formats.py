@@ -196,32 +196,55 @@ def test_d4rl_hdf5_splits_at_terminals_and_timeouts(tmp_path, with_next):
     assert_same(load_demos(path), demos)
 
 
-def test_minari_round_trip(tmp_path, monkeypatch):
+def write_minari(folder: pathlib.Path, monkeypatch, episodes: list[dict], infos: str = "success",
+                 dict_observations: bool = False) -> pathlib.Path:
+    """A local Minari dataset written with Minari's own API; returns its folder.
+
+    ``infos``: "success" (a success flag per step), "other" (infos without one) or
+    "none" (no infos given: Minari then stores none).
+    """
     gym = pytest.importorskip("gymnasium")
     minari = pytest.importorskip("minari")
     from minari.data_collector.episode_buffer import EpisodeBuffer
 
-    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
-    episodes = raw_episodes()
-    buffers = [EpisodeBuffer(
-        id=i,
-        observations=ep["states"].astype(np.float32),
-        actions=ep["actions"].astype(np.float32),
-        rewards=list(ep["rewards"]),
-        terminations=list((np.arange(len(ep["actions"])) == len(ep["actions"]) - 1) & ep["terminal"]),
-        truncations=list((np.arange(len(ep["actions"])) == len(ep["actions"]) - 1) & (not ep["terminal"])),
-        infos={"success": np.concatenate([[False], ep["success"]])},  # Minari keeps the reset info first
-    ) for i, ep in enumerate(episodes)]
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(folder))
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
+    if dict_observations:
+        observation_space = gym.spaces.Dict({"joints": observation_space, "goal": gym.spaces.Box(-1, 1, (1,), np.float32)})
+    buffers = []
+    for i, ep in enumerate(episodes):
+        steps = len(ep["actions"])
+        states = ep["states"].astype(np.float32)
+        extra = {
+            # Minari keeps the reset info first
+            "success": {"infos": {"success": np.concatenate([[False], ep["success"]])}},
+            "other": {"infos": {"distance": np.arange(steps + 1, dtype=np.float64)}},
+            "none": {},
+        }[infos]
+        buffers.append(EpisodeBuffer(
+            id=i,
+            observations={"joints": states, "goal": np.zeros((steps + 1, 1), np.float32)} if dict_observations else states,
+            actions=ep["actions"].astype(np.float32),
+            rewards=list(ep["rewards"]),
+            terminations=list((np.arange(steps) == steps - 1) & ep["terminal"]),
+            truncations=list((np.arange(steps) == steps - 1) & (not ep["terminal"])),
+            **extra,
+        ))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Minari's reminders about missing eval_env/env_spec metadata
         minari.create_dataset_from_buffers(
             "nppac-test-v0", buffers,
-            observation_space=gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32),
+            observation_space=observation_space,
             action_space=gym.spaces.Box(-1.0, 1.0, (ACT_DIM,), np.float32),
             author="nppac", author_email="nppac@example.org", code_permalink="tests", algorithm_name="synthetic",
             description="test set",
         )
-    folder = tmp_path / "nppac-test-v0"
+    return folder / "nppac-test-v0"
+
+
+def test_minari_round_trip(tmp_path, monkeypatch):
+    episodes = raw_episodes()
+    folder = write_minari(tmp_path, monkeypatch, episodes)
     demos = load_minari(folder)
     assert demos.format == "minari" and demos.meta["dataset_id"] == "nppac-test-v0"
     for ep in episodes:  # Minari stores float32 states and actions
@@ -231,6 +254,23 @@ def test_minari_round_trip(tmp_path, monkeypatch):
         np.testing.assert_array_equal(traj.infos["success"], ep["success"])
     assert_same(load_demos(folder / "data"), demos)
     assert_same(load_demos(folder / "data" / "main_data.hdf5"), demos)
+
+
+@pytest.mark.parametrize("infos", ["none", "other"])
+def test_minari_without_success_flags(tmp_path, monkeypatch, infos):
+    episodes = raw_episodes()
+    demos = load_minari(write_minari(tmp_path, monkeypatch, episodes, infos=infos))
+    for ep in episodes:
+        ep["states"], ep["actions"] = ep["states"].astype(np.float32), ep["actions"].astype(np.float32)
+    assert_matches_episodes(demos, episodes)
+    assert all(traj.infos == {} for traj in demos)  # only a success flag is kept
+
+
+def test_minari_dict_observations_are_refused(tmp_path, monkeypatch):
+    folder = write_minari(tmp_path, monkeypatch, raw_episodes(), dict_observations=True)
+    with pytest.raises(NppacError, match=r"trajectory 0: field 'observations': comes from a Dict space "
+                                         r"\(keys goal, joints\); nppac reads Box"):
+        load_demos(folder)
 
 
 def test_published_pen_set(pen_file):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import pickle
 
@@ -110,6 +111,57 @@ def test_terminals_must_be_flags(tmp_path):
     paths = mjrl_paths()
     paths[0]["terminals"] = np.full(5, 0.5)
     assert "trajectory 0: field 'terminals': holds values other than 0/1" in error_for(write(tmp_path, paths))
+
+
+def write_flat(tmp_path, fmt: str, arrays: dict[str, np.ndarray]):
+    """One trajectory of flat per-step ``arrays`` in ``fmt``: mjrl pickle, D4RL HDF5 or nppac .npz."""
+    if fmt == "mjrl":
+        return write(tmp_path, [arrays])
+    if fmt == "d4rl":
+        path = tmp_path / "demos.h5"
+        with h5py.File(path, "w") as f:
+            for key, value in arrays.items():
+                f[key] = value
+        return path
+    path = tmp_path / "demos.npz"
+    meta = json.dumps({"schema": "nppac-demos", "version": 1, "task": None, "meta": {}})
+    n = len(arrays["actions"])
+    np.savez(path, **arrays, timeouts=np.arange(n) == n - 1, next_observations=arrays["observations"],
+             lengths=np.array([n]), meta=np.array(meta))
+    return path
+
+
+def flat_arrays(n: int = 6) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {"observations": rng.normal(size=(n, 3)), "actions": rng.uniform(-1, 1, (n, 2)),
+            "rewards": rng.normal(size=n), "terminals": np.zeros(n)}
+
+
+READERS = ["mjrl", "d4rl", "npz"]
+
+
+@pytest.mark.parametrize("fmt", READERS)
+@pytest.mark.parametrize("value", [0.5, 7.0])
+def test_every_reader_refuses_the_same_bad_flags(tmp_path, fmt, value):
+    arrays = flat_arrays()
+    arrays["terminals"][2] = value
+    message = error_for(write_flat(tmp_path, fmt, arrays))
+    assert f"field 'terminals': holds values other than 0/1 (e.g. {value})" in message
+
+
+@pytest.mark.parametrize("fmt", READERS)
+def test_every_reader_refuses_complex_values(tmp_path, fmt):
+    arrays = flat_arrays()
+    arrays["rewards"] = arrays["rewards"] + 0.5j
+    assert "field 'rewards': holds complex numbers (dtype complex128)" in error_for(write_flat(tmp_path, fmt, arrays))
+
+
+@pytest.mark.parametrize("fmt", READERS)
+def test_finite_in_float64_but_not_in_float32_is_refused(tmp_path, fmt):
+    arrays = flat_arrays()
+    arrays["observations"][3, 1] = 1e300  # finite as stored, Inf once cast to float32
+    message = error_for(write_flat(tmp_path, fmt, arrays))
+    assert "field 'observations': has 1 NaN/Inf values (first at step 3) once stored as float32" in message
 
 
 def test_success_flags_must_cover_every_step(tmp_path):

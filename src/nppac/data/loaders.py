@@ -28,6 +28,12 @@ Path dicts (rlkit and mjrl alike) need ``observations``, ``actions`` and ``rewar
   counts those trajectories.
 * A per-step success flag (``success``, ``goal_achieved`` or ``is_success`` in the
   env infos) is kept as ``infos["success"]``; other infos are dropped.
+* Terminals, time-outs and success flags must be 0/1 (or bool) in every format;
+  values must be real numbers (no strings, no complex), finite once cast to float32.
+* Loaded for a binary (hand) task, rewards that are not already 0/−1 become the
+  task's binary reward (:mod:`nppac.data.relabel`; ``meta["reward_relabelled"]``).
+* Minari datasets need Box observation and action spaces; Dict spaces are refused
+  (flatten them into a new dataset), since no task reads a dict observation.
 
 Pickle-based files (``.pkl``, ``.pickle``, object ``.npy``) can run arbitrary code
 when loaded, so they are refused unless ``allow_pickle=True``.
@@ -39,7 +45,6 @@ import json
 import logging
 import os
 import pickle
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -49,8 +54,10 @@ from typing import Any
 import numpy as np
 
 from nppac.data.demos import FIELDS, Demonstrations, Trajectory
-from nppac.data.validate import validate, validate_structure, where
+from nppac.data.relabel import binary_rewards
+from nppac.data.validate import as_flags, dtype_problem, validate, validate_structure, where
 from nppac.errors import NppacError
+from nppac.outputs import atomic_file, check_output_file
 from nppac.tasks import get_task
 
 logger = logging.getLogger(__name__)
@@ -71,42 +78,43 @@ def load_demos(
 ) -> Demonstrations:
     """Load and validate a demonstration set, choosing the reader from the path (module docs).
 
-    ``task`` checks the dimensions against the registered task; ``clip_actions``
-    clips actions outside [−1, 1] instead of only warning about them.
+    ``task`` checks the dimensions against the registered task and, for a binary
+    task, gives the set its binary reward (module docs); ``clip_actions`` clips
+    actions outside [−1, 1] instead of only warning about them.
     """
     if task is not None:
         get_task(task)  # an unknown task name is reported before any file is read
     path = _existing(path)
-    return validate(_read(path, allow_pickle), task=task, clip_actions=clip_actions)
+    return _checked(_read(path, allow_pickle), task, clip_actions)
 
 
 def load_rlkit_npy(
     path: PathLike, task: str | None = None, allow_pickle: bool = False, clip_actions: bool = False,
 ) -> Demonstrations:
     """An rlkit/AWAC path list saved with :func:`numpy.save` (an object array of dicts)."""
-    return validate(_read_rlkit_npy(_existing(path), allow_pickle), task=task, clip_actions=clip_actions)
+    return _checked(_read_rlkit_npy(_existing(path), allow_pickle), task, clip_actions)
 
 
 def load_mjrl_pickle(
     path: PathLike, task: str | None = None, allow_pickle: bool = False, clip_actions: bool = False,
 ) -> Demonstrations:
     """A DAPG/mjrl pickle: a list of dicts with observations, actions, rewards, init_state_dict."""
-    return validate(_read_mjrl_pickle(_existing(path), allow_pickle), task=task, clip_actions=clip_actions)
+    return _checked(_read_mjrl_pickle(_existing(path), allow_pickle), task, clip_actions)
 
 
 def load_d4rl_hdf5(path: PathLike, task: str | None = None, clip_actions: bool = False) -> Demonstrations:
     """A D4RL-style HDF5 file: flat observations, actions, rewards, terminals[, timeouts, next_observations]."""
-    return validate(_read_d4rl_hdf5(_existing(path)), task=task, clip_actions=clip_actions)
+    return _checked(_read_d4rl_hdf5(_existing(path)), task, clip_actions)
 
 
 def load_minari(path: PathLike, task: str | None = None, clip_actions: bool = False) -> Demonstrations:
     """A Minari dataset in a local directory (the dataset folder or its ``data/`` folder)."""
-    return validate(_read_minari(_existing(path)), task=task, clip_actions=clip_actions)
+    return _checked(_read_minari(_existing(path)), task, clip_actions)
 
 
 def load_npz(path: PathLike, task: str | None = None, clip_actions: bool = False) -> Demonstrations:
     """nppac's own ``.npz`` (written by :func:`save_npz`); the stored task is used unless ``task`` is given."""
-    return validate(_read_npz(_existing(path)), task=task, clip_actions=clip_actions)
+    return _checked(_read_npz(_existing(path)), task, clip_actions)
 
 
 def save_npz(demos: Demonstrations, path: PathLike) -> Path:
@@ -121,11 +129,7 @@ def save_npz(demos: Demonstrations, path: PathLike) -> Path:
     The file is written to a temporary sibling and renamed, so an existing file is
     replaced only by a complete one.
     """
-    out = Path(path)
-    if out.suffix != ".npz":
-        raise NppacError(f"{out}: the output file must end in .npz")
-    if not out.parent.is_dir():
-        raise NppacError(f"{out}: the folder {out.parent} does not exist; create it first")
+    out = check_output_file(path, ".npz")
     demos = validate_structure(demos)
     meta = dict(demos.meta)
     meta.setdefault("origin", {"source": demos.source, "format": demos.format})
@@ -139,22 +143,15 @@ def save_npz(demos: Demonstrations, path: PathLike) -> Path:
     for key in demos.trajectories[0].infos:
         arrays[_INFO_PREFIX + key] = np.concatenate([t.infos[key] for t in demos])
     arrays["meta"] = np.array(header_text)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(out) as f:
+        np.savez_compressed(f, **arrays)
     return out
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _checked(demos: Demonstrations, task: str | None, clip_actions: bool) -> Demonstrations:
+    """Validated (:func:`nppac.data.validate.validate`), with a binary task's reward (:mod:`nppac.data.relabel`)."""
+    checked = validate(demos, task=task, clip_actions=clip_actions)
+    return binary_rewards(checked, get_task(checked.task)) if checked.task else checked
 
 
 def _existing(path: PathLike) -> Path:
@@ -270,13 +267,13 @@ def _path_to_trajectory(item: dict, source: str, index: int) -> tuple[Trajectory
     if trimmed:
         rewards = rewards[:steps]
     if "terminals" in item:
-        terminals = _per_step(_array(item["terminals"], source, index, "terminals"))
+        terminals = _flags(item["terminals"], source, index, "terminals")
     else:
         terminals = np.zeros(steps, dtype=bool)
         if steps and bool(item.get("terminated", False)):
             terminals[-1] = True
     if "timeouts" in item:
-        timeouts = _per_step(_array(item["timeouts"], source, index, "timeouts"))
+        timeouts = _flags(item["timeouts"], source, index, "timeouts")
     else:
         timeouts = _time_out_at_end(terminals)
     derived = "next_observations" not in item
@@ -294,7 +291,7 @@ def _path_to_trajectory(item: dict, source: str, index: int) -> tuple[Trajectory
 
 def _states(value: Any, source: str, index: int | None, field: str) -> np.ndarray:
     """Observations as an array; a list of dicts is read at ``state_observation`` (else ``observation``)."""
-    if len(value) and isinstance(value[0], dict):
+    if _is_sequence(value) and len(value) and isinstance(value[0], dict):
         key = next((k for k in ("state_observation", "observation") if k in value[0]), None)
         if key is None:
             raise NppacError(
@@ -308,14 +305,24 @@ def _states(value: Any, source: str, index: int | None, field: str) -> np.ndarra
     return _array(value, source, index, field)
 
 
+def _is_sequence(value: Any) -> bool:
+    """A list-like of per-step entries (not a string, not a 0-d array)."""
+    if isinstance(value, np.ndarray):
+        return value.ndim > 0
+    return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+
+
 def _array(value: Any, source: str, index: int | None, field: str) -> np.ndarray:
-    """A numeric array, or an error naming the field (ragged lists, objects, scalars)."""
+    """A real-valued array, or an error naming the field (ragged lists, objects, strings, complex, scalars)."""
     try:
         array = np.asarray(value)
     except ValueError:
         raise NppacError(f"{where(source, index, field)}: is ragged (steps of different sizes)") from None
-    if array.dtype.hasobject or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+    if array.dtype.hasobject:
         raise NppacError(f"{where(source, index, field)}: is not numeric (dtype {array.dtype}); ragged steps?")
+    problem = dtype_problem(array.dtype)
+    if problem is not None:
+        raise NppacError(f"{where(source, index, field)}: {problem}")
     if array.ndim == 0:
         raise NppacError(f"{where(source, index, field)}: is a single value, expected one entry per step")
     return array
@@ -324,6 +331,11 @@ def _array(value: Any, source: str, index: int | None, field: str) -> np.ndarray
 def _per_step(array: np.ndarray) -> np.ndarray:
     """(T, 1) columns, as rlkit stores rewards and terminals, become (T,)."""
     return array[:, 0] if array.ndim == 2 and array.shape[1] == 1 else array
+
+
+def _flags(value: Any, source: str, index: int | None, field: str) -> np.ndarray:
+    """A per-step 0/1 flag of any reader as bool (:func:`nppac.data.validate.as_flags`)."""
+    return as_flags(_per_step(_array(value, source, index, field)), where(source, index, field))
 
 
 def _time_out_at_end(terminals: np.ndarray) -> np.ndarray:
@@ -356,15 +368,16 @@ def _success_flags(env_infos: Any, source: str, index: int) -> np.ndarray | None
     """The per-step success flag from env infos stored as a dict of arrays or a list of dicts."""
     if isinstance(env_infos, dict):
         key = next((k for k in SUCCESS_KEYS if k in env_infos), None)
-        return None if key is None else _array(env_infos[key], source, index, f"env_infos.{key}").astype(bool)
-    if isinstance(env_infos, (Sequence, np.ndarray)) and len(env_infos) and isinstance(env_infos[0], dict):
+        return None if key is None else _flags(env_infos[key], source, index, f"env_infos.{key}")
+    if _is_sequence(env_infos) and len(env_infos) and isinstance(env_infos[0], dict):
         key = next((k for k in SUCCESS_KEYS if k in env_infos[0]), None)
         if key is None:
             return None
         try:
-            return np.array([bool(step[key]) for step in env_infos])
+            steps = [step[key] for step in env_infos]
         except (KeyError, TypeError):
             raise NppacError(f"{where(source, index, f'env_infos.{key}')}: missing in some steps") from None
+        return _flags(steps, source, index, f"env_infos.{key}")
     return None
 
 
@@ -376,7 +389,7 @@ def _read_d4rl_hdf5(path: Path) -> Demonstrations:
             if "observations" not in f and (path.parent / "metadata.json").exists():
                 return _read_minari(path.parent)
             arrays = {key: f[key][()] for key in FIELDS if key in f and isinstance(f[key], h5py.Dataset)}
-            success_key = next((k for k in SUCCESS_KEYS if f"infos/{k}" in f), None)
+            success_key = next((k for k in SUCCESS_KEYS if isinstance(f.get(f"infos/{k}"), h5py.Dataset)), None)
             if success_key is not None:
                 arrays["success"] = f[f"infos/{success_key}"][()]
     except OSError as err:
@@ -393,15 +406,16 @@ def _from_flat(arrays: dict[str, np.ndarray], path: Path, fmt: str) -> Demonstra
                 f"{where(source, field=key)}: missing; D4RL files need observations, actions, rewards and terminals"
             )
     flat = {key: _array(value, source, None, key) for key, value in arrays.items()}
-    for key in ("rewards", "terminals", "timeouts", "success"):
+    flat["rewards"] = _per_step(flat["rewards"])
+    for key in ("terminals", "timeouts", "success"):
         if key in flat:
-            flat[key] = _per_step(flat[key])
+            flat[key] = _flags(flat[key], source, None, key)
     n = len(flat["actions"])
     for key, value in flat.items():
         if len(value) != n:
             raise NppacError(f"{where(source, field=key)}: has {len(value)} rows but 'actions' has {n}")
-    terminals = flat["terminals"].astype(bool)
-    timeouts = flat["timeouts"].astype(bool) if "timeouts" in flat else np.zeros(n, dtype=bool)
+    terminals = flat["terminals"]
+    timeouts = flat["timeouts"] if "timeouts" in flat else np.zeros(n, dtype=bool)
     ends = np.flatnonzero(terminals | timeouts) + 1
     if n and (len(ends) == 0 or ends[-1] != n):
         open_steps = n - (ends[-1] if len(ends) else 0)
@@ -419,7 +433,7 @@ def _from_flat(arrays: dict[str, np.ndarray], path: Path, fmt: str) -> Demonstra
             next_observations, traj_timeouts = _shifted(observations, terminals[window], traj_timeouts)
         else:
             next_observations = flat["next_observations"][window]
-        infos = {"success": flat["success"][window].astype(bool)} if "success" in flat else {}
+        infos = {"success": flat["success"][window]} if "success" in flat else {}
         trajectories.append(Trajectory(
             observations, flat["actions"][window], flat["rewards"][window], terminals[window],
             traj_timeouts, next_observations, infos,
@@ -443,28 +457,40 @@ def _read_minari(path: Path) -> Demonstrations:
         raise NppacError(f"{path}: cannot read as a Minari dataset ({type(err).__name__}: {err})") from None
     trajectories = []
     for i, episode in enumerate(episodes):
-        if not isinstance(episode.observations, np.ndarray) or not isinstance(episode.actions, np.ndarray):
-            raise NppacError(
-                f"{where(source, i, 'observations')}: is a {type(episode.observations).__name__} "
-                "(Dict/Tuple space); nppac reads Box observations and actions only"
-            )
-        steps = len(episode.actions)
+        for field in ("observations", "actions"):
+            value = getattr(episode, field)
+            if isinstance(value, dict):
+                raise NppacError(
+                    f"{where(source, i, field)}: comes from a Dict space (keys {', '.join(sorted(value))}); "
+                    "nppac reads Box (flat array) spaces only: flatten them into one array per step and "
+                    "write a new dataset"
+                )
+            if not isinstance(value, np.ndarray):
+                raise NppacError(f"{where(source, i, field)}: comes from a {type(value).__name__} space; "
+                                 "nppac reads Box (flat array) spaces only")
+        actions = _array(episode.actions, source, i, "actions")
+        steps = len(actions)
         # Minari stores one observation more than actions: the reset state comes first.
         observations = _array(episode.observations, source, i, "observations")
-        terminals = np.asarray(episode.terminations, dtype=bool)
-        timeouts = np.asarray(episode.truncations, dtype=bool)
+        if len(observations) != steps + 1:
+            raise NppacError(f"{where(source, i, 'observations')}: has {len(observations)} entries for {steps} "
+                             "actions; Minari episodes hold one more (the reset observation first)")
+        terminals = _flags(episode.terminations, source, i, "terminations")
+        timeouts = _flags(episode.truncations, source, i, "truncations")
         if steps and not (terminals[-1] or timeouts[-1]):
             timeouts = timeouts.copy()
             timeouts[-1] = True
         infos = {}
-        key = next((k for k in SUCCESS_KEYS if k in episode.infos), None)
+        # Minari leaves infos None when the dataset was created without them.
+        episode_infos = episode.infos if isinstance(episode.infos, dict) else {}
+        key = next((k for k in SUCCESS_KEYS if k in episode_infos), None)
         if key is not None:
-            success = _array(episode.infos[key], source, i, f"infos.{key}").astype(bool)
+            success = _flags(episode_infos[key], source, i, f"infos.{key}")
             # infos, like observations, start with the reset's: step t's flag is entry t + 1.
             infos["success"] = success[1:] if len(success) == steps + 1 else success
         trajectories.append(Trajectory(
-            observations[:steps], episode.actions, np.asarray(episode.rewards), terminals, timeouts,
-            observations[1:steps + 1], infos,
+            observations[:steps], actions, _array(episode.rewards, source, i, "rewards"), terminals, timeouts,
+            observations[1:], infos,
         ))
     env_spec = dataset.spec.env_spec
     meta = {"dataset_id": dataset.spec.dataset_id, "env_id": env_spec.id if env_spec is not None else None}
@@ -485,22 +511,16 @@ def _read_npz(path: Path) -> Demonstrations:
             f"{path}: not an nppac demonstrations .npz (no 'meta' entry); "
             "write one with `nppac data convert` from a supported format"
         )
-    try:
-        header = json.loads(str(arrays.pop("meta")))
-    except json.JSONDecodeError as err:
-        raise NppacError(f"{where(source, field='meta')}: is not valid JSON ({err})") from None
-    if header.get("schema") != NPZ_SCHEMA or header.get("version") != NPZ_VERSION:
-        raise NppacError(
-            f"{where(source, field='meta')}: schema {header.get('schema')!r} version {header.get('version')!r} "
-            f"is not {NPZ_SCHEMA!r} version {NPZ_VERSION}; re-create the file with this nppac"
-        )
+    header = _npz_header(arrays.pop("meta"), source)
     for key in (*FIELDS, "lengths"):
         if key not in arrays:
             raise NppacError(f"{where(source, field=key)}: missing; the file is incomplete, re-create it")
-    lengths = arrays.pop("lengths")
-    n = len(arrays["actions"])
-    if int(lengths.sum()) != n or (lengths < 0).any():
-        raise NppacError(f"{where(source, field='lengths')}: sum to {int(lengths.sum())} but 'actions' has {n} rows")
+    arrays = {key: _array(value, source, None, key) for key, value in arrays.items()}
+    lengths = _npz_lengths(arrays.pop("lengths"), source)
+    n, total = len(arrays["actions"]), sum(int(length) for length in lengths)
+    if total != n:
+        raise NppacError(f"{where(source, field='lengths')}: sum to {total} but 'actions' has {n} rows; "
+                         "the file is damaged, re-create it")
     bounds = np.cumsum(lengths)[:-1]
     for key, value in arrays.items():
         if len(value) != n:
@@ -515,3 +535,42 @@ def _read_npz(path: Path) -> Demonstrations:
         for i in range(len(lengths))
     ]
     return Demonstrations(trajectories, source=source, format="npz", task=header["task"], meta=header["meta"])
+
+
+def _npz_header(entry: np.ndarray, source: str) -> dict[str, Any]:
+    """The ``meta`` entry of an nppac ``.npz``: a JSON object with schema, version, task and meta."""
+    place = where(source, field="meta")
+    redo = "re-create the file with `nppac data convert`"
+    try:
+        header = json.loads(str(entry))
+    except json.JSONDecodeError as err:
+        raise NppacError(f"{place}: is not valid JSON ({err}); {redo}") from None
+    if not isinstance(header, dict):
+        raise NppacError(f"{place}: is a JSON {type(header).__name__}, expected an object; {redo}")
+    if header.get("schema") != NPZ_SCHEMA or header.get("version") != NPZ_VERSION:
+        raise NppacError(
+            f"{place}: schema {header.get('schema')!r} version {header.get('version')!r} "
+            f"is not {NPZ_SCHEMA!r} version {NPZ_VERSION}; re-create the file with this nppac"
+        )
+    for key in ("task", "meta"):
+        if key not in header:
+            raise NppacError(f"{place}: has no {key!r} entry; {redo}")
+    if header["task"] is not None and not isinstance(header["task"], str):
+        raise NppacError(f"{place}: 'task' is {header['task']!r}, expected a task name or null; {redo}")
+    if not isinstance(header["meta"], dict):
+        raise NppacError(f"{place}: 'meta' is a JSON {type(header['meta']).__name__}, expected an object; {redo}")
+    return header
+
+
+def _npz_lengths(lengths: np.ndarray, source: str) -> np.ndarray:
+    """Trajectory lengths of an nppac ``.npz``: a 1-D array of integers ≥ 0."""
+    place = where(source, field="lengths")
+    if not np.issubdtype(lengths.dtype, np.integer) or lengths.ndim != 1:
+        raise NppacError(f"{place}: must be a 1-D array of integers, found dtype {lengths.dtype}, "
+                         f"shape {lengths.shape}; the file is damaged, re-create it")
+    negative = np.flatnonzero(lengths < 0)
+    if len(negative):
+        first = int(negative[0])
+        raise NppacError(f"{place}: trajectory {first} has length {int(lengths[first])}; lengths must be ≥ 0, "
+                         "the file is damaged, re-create it")
+    return lengths

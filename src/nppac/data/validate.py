@@ -12,6 +12,7 @@ validated set (sizes, returns, the DAPG success rate on binary tasks).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -41,6 +42,28 @@ def where(source: str, index: int | None = None, field: str | None = None) -> st
     return ": ".join(parts)
 
 
+def dtype_problem(dtype: np.dtype) -> str | None:
+    """Why an array of ``dtype`` cannot hold demonstration data; None for bool, integer and real floats."""
+    if dtype == bool or np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating):
+        return None
+    if np.issubdtype(dtype, np.complexfloating):
+        return f"holds complex numbers (dtype {dtype}); only real values can be read"
+    return f"is not numeric (dtype {dtype})"
+
+
+def as_flags(value: np.ndarray, place: str) -> np.ndarray:
+    """A per-step 0/1 flag (terminal, time-out, success) as bool; any other value is refused.
+
+    Shared by every reader, so that 0.5 or 7 is an error everywhere rather than ``True`` in some.
+    """
+    if value.ndim != 1:
+        raise NppacError(f"{place}: must have shape (steps,), found {value.shape}")
+    if value.dtype != bool and not np.isin(value, (0, 1)).all():
+        bad = value[~np.isin(value, (0, 1))].flat[0].item()
+        raise NppacError(f"{place}: holds values other than 0/1 (e.g. {bad!r}); it must be a per-step boolean flag")
+    return value.astype(bool)
+
+
 def validate_structure(demos: Demonstrations, task: str | None = None) -> Demonstrations:
     """Check every trajectory and return a copy with float32 arrays and bool flags.
 
@@ -49,7 +72,14 @@ def validate_structure(demos: Demonstrations, task: str | None = None) -> Demons
     :func:`validate`).
     """
     task_name = task or demos.task
-    spec = get_task(task_name) if task_name else None
+    spec = None
+    if task_name:
+        try:
+            spec = get_task(task_name)
+        except NppacError as err:
+            if task is not None:
+                raise
+            raise NppacError(f"{where(demos.source)}: the stored {err}") from None
     if len(demos) == 0:
         raise NppacError(f"{where(demos.source)}: no trajectories; the set holds no demonstrations")
     checked = [_checked_trajectory(traj, demos.source, i) for i, traj in enumerate(demos)]
@@ -89,20 +119,14 @@ def _checked_trajectory(traj: Trajectory, source: str, index: int) -> Trajectory
     def fail(field: str, problem: str) -> NppacError:
         return NppacError(f"{where(source, index, field)}: {problem}")
 
-    steps = len(traj.actions)
-    if steps == 0:
+    if np.ndim(traj.actions) >= 1 and len(traj.actions) == 0:
         raise fail("actions", "is empty (0 steps); drop this trajectory")
     arrays: dict[str, np.ndarray] = {}
-    for name in (*_STATE_FIELDS, "actions"):
-        value = getattr(traj, name)
-        if value.ndim != 2:
-            raise fail(name, f"must have shape (steps, dims), found {value.shape}")
-        arrays[name] = value
+    for name in ("actions", *_STATE_FIELDS):
+        arrays[name] = _field(traj, name, 2, fail)
+    steps = len(arrays["actions"])
     for name in ("rewards", *_STEP_BOOL_FIELDS):
-        value = getattr(traj, name)
-        if value.ndim != 1:
-            raise fail(name, f"must have shape (steps,), found {value.shape}")
-        arrays[name] = value
+        arrays[name] = _field(traj, name, 1, fail)
     for name, value in arrays.items():
         if len(value) != steps:
             raise fail(name, f"has {len(value)} steps but 'actions' has {steps}; each step needs one entry")
@@ -110,30 +134,38 @@ def _checked_trajectory(traj: Trajectory, source: str, index: int) -> Trajectory
         shapes = traj.next_observations.shape, traj.observations.shape
         raise fail("next_observations", "has shape {} but 'observations' has {}".format(*shapes))
     for name in (*_STATE_FIELDS, *_STEP_FLOAT_FIELDS):
+        # Finite after the cast: 1e300 is finite in float64 and Inf in float32 (reported just below).
+        with np.errstate(over="ignore"):
+            arrays[name] = arrays[name].astype(np.float32)
         bad = ~np.isfinite(arrays[name])
         if bad.any():
             first = int(np.argwhere(bad)[0][0])
-            raise fail(name, f"has {int(bad.sum())} NaN/Inf values (first at step {first}); repair or drop those steps")
+            raise fail(name, f"has {int(bad.sum())} NaN/Inf values (first at step {first}) once stored as float32; "
+                             "repair or drop those steps")
     for name in _STEP_BOOL_FIELDS:
-        if arrays[name].dtype != bool and not np.isin(arrays[name], (0, 1)).all():
-            raise fail(name, "holds values other than 0/1; it must be a per-step boolean flag")
+        arrays[name] = as_flags(arrays[name], where(source, index, name))
     infos = {}
     for key, value in traj.infos.items():
         value = np.asarray(value)
-        if value.dtype.hasobject or value.ndim == 0:
-            raise fail(f"infos.{key}", f"must be a numeric per-step array, found dtype {value.dtype}, shape {value.shape}")
+        problem = dtype_problem(value.dtype)
+        if problem is not None or value.ndim == 0:
+            raise fail(f"infos.{key}", problem or f"must be a per-step array, found shape {value.shape}")
         if len(value) != steps:
             raise fail(f"infos.{key}", f"has {len(value)} steps but 'actions' has {steps}")
-        infos[key] = value.astype(bool) if key == "success" else value
-    return Trajectory(
-        observations=arrays["observations"].astype(np.float32),
-        actions=arrays["actions"].astype(np.float32),
-        rewards=arrays["rewards"].astype(np.float32),
-        terminals=arrays["terminals"].astype(bool),
-        timeouts=arrays["timeouts"].astype(bool),
-        next_observations=arrays["next_observations"].astype(np.float32),
-        infos=infos,
-    )
+        infos[key] = as_flags(value, where(source, index, f"infos.{key}")) if key == "success" else value
+    return Trajectory(**arrays, infos=infos)
+
+
+def _field(traj: Trajectory, name: str, ndim: int, fail: Callable[[str, str], NppacError]) -> np.ndarray:
+    """One field of a trajectory as a real-valued array of ``ndim`` dimensions."""
+    value = np.asarray(getattr(traj, name))
+    problem = dtype_problem(value.dtype)
+    if problem is not None:
+        raise fail(name, problem)
+    if value.ndim != ndim:
+        want = "(steps, dims)" if ndim == 2 else "(steps,)"
+        raise fail(name, f"must have shape {want}, found {value.shape}")
+    return value
 
 
 def _check_consistent(trajectories: list[Trajectory], source: str, task: Task | None) -> None:
@@ -167,6 +199,8 @@ def inspect_demos(demos: Demonstrations, task: str | None = None) -> dict[str, A
     trajectories that succeed by DAPG's convention (:meth:`Task.episode_success`),
     read from ``infos["success"]`` when present, else from the binary reward
     (r = 0 exactly when the goal holds); ``success_from`` says which.
+    ``reward_relabelled`` says what the binary reward was computed from, for a set
+    relabelled on loading (:mod:`nppac.data.relabel`).
     """
     returns = demos.returns
     summary: dict[str, Any] = {
@@ -182,6 +216,8 @@ def inspect_demos(demos: Demonstrations, task: str | None = None) -> dict[str, A
         "return_min": float(np.min(returns)),
         "return_max": float(np.max(returns)),
     }
+    if "reward_relabelled" in demos.meta:
+        summary["reward_relabelled"] = demos.meta["reward_relabelled"]
     if summary["task"] is not None:
         spec = get_task(summary["task"])
         if spec.reward == "binary":

@@ -1,13 +1,19 @@
 """What can be solved: the task registry.
 
 Each :class:`Task` carries its environment factory (seeded, actions normalized to
-[-1, 1], horizon enforced, binary sparse reward for the Adroit hand tasks) and its
-default hyperparameters (DESIGN.md §3) in one place. Add a task by appending to
-``_TASKS`` below.
+[-1, 1], horizon enforced, binary sparse reward for the Adroit hand tasks), its
+default hyperparameters (DESIGN.md §3) and, for the hand tasks, the success
+predicate read from an observation (used to relabel demonstrations with the binary
+reward) in one place. Add a task by appending to ``_TASKS`` below.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -17,6 +23,8 @@ import gymnasium as gym
 import numpy as np
 
 from nppac.errors import NppacError
+
+logger = logging.getLogger(__name__)
 
 Kernel = Literal["rbf", "matern12", "matern32", "matern52"]
 ActorKind = Literal["tanh_gaussian", "gaussian_tanh_mean"]
@@ -45,6 +53,85 @@ HAND = TaskDefaults(0.5, "matern12", "gaussian_tanh_mean", (256, 256, 256, 256),
 
 
 @dataclass(frozen=True)
+class SuccessPredicate:
+    """A hand task's success predicate, read from the observation after a step.
+
+    It is the environment's own ``info["success"]`` (gymnasium-robotics Adroit v1,
+    the same in DAPG's v0 environments), computed from the observation entries that
+    carry it, so that demonstrations recorded with another reward can be relabelled.
+    """
+
+    description: str
+    """What holds, with the observation entries read (recorded in relabelled data)."""
+    holds: Callable[[np.ndarray], np.ndarray]
+    """(n, obs_dim) observations → (n,) bool."""
+
+
+def _door_open(obs: np.ndarray) -> np.ndarray:
+    return obs[:, 28] >= 1.35
+
+
+def _pen_at_target(obs: np.ndarray) -> np.ndarray:
+    position_error = np.linalg.norm(obs[:, 39:42], axis=1)
+    orientation_similarity = np.sum(obs[:, 33:36] * obs[:, 36:39], axis=1)
+    return (position_error < 0.075) & (orientation_similarity > 0.95)
+
+
+def _ball_at_target(obs: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(obs[:, 36:39], axis=1) < 0.1
+
+
+DOOR_OPEN = SuccessPredicate("door hinge angle ≥ 1.35 rad (obs[28])", _door_open)
+PEN_AT_TARGET = SuccessPredicate(
+    "pen within 0.075 of its target (‖obs[39:42]‖) and aligned with it (obs[33:36]·obs[36:39] > 0.95)",
+    _pen_at_target,
+)
+BALL_AT_TARGET = SuccessPredicate("ball within 0.1 of its target (‖obs[36:39]‖ < 0.1)", _ball_at_target)
+
+_QUIET_MUJOCO = ("compiler attribute 'settotalmass' is deprecated",)
+"""MuJoCo warnings about the model files gymnasium ships (not ours to fix), dropped at env construction."""
+_ADROIT_NOTICE = "environment's reward functions were updated"
+
+
+@contextlib.contextmanager
+def _quiet_mujoco() -> Iterator[None]:
+    """Keep MuJoCo's known warnings about gymnasium's model files off stderr.
+
+    MuJoCo prints its warnings from C (twice per run: the training and the evaluation
+    env); a handler installed for the construction only drops the known ones and
+    passes any other to this module's logger.
+    """
+    import mujoco
+
+    def on_warning(message: str) -> None:
+        if not message.startswith(_QUIET_MUJOCO):
+            logger.warning("MuJoCo: %s", message)
+
+    previous = mujoco.get_mju_user_warning()
+    mujoco.set_mju_user_warning(on_warning)
+    try:
+        yield
+    finally:
+        mujoco.set_mju_user_warning(previous)
+
+
+def _register_adroit() -> None:
+    """Register gymnasium-robotics' environments, without the notice its import prints.
+
+    The notice says the Adroit v1 *dense* rewards changed in gymnasium-robotics 1.2.1;
+    nppac's hand tasks use the binary success reward, which did not change. Anything
+    else printed during the import still reaches stderr.
+    """
+    printed = io.StringIO()
+    with contextlib.redirect_stderr(printed):
+        import gymnasium_robotics
+    kept = [line for line in printed.getvalue().splitlines() if _ADROIT_NOTICE not in line]
+    if kept:
+        print("\n".join(kept), file=sys.stderr)
+    gym.register_envs(gymnasium_robotics)
+
+
+@dataclass(frozen=True)
 class Task:
     """A registered task: environment, dimensions, reward kind and defaults."""
 
@@ -58,6 +145,8 @@ class Task:
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     success_steps: int | None = None
     """Binary tasks: an episode succeeds when the goal holds in more than this many steps (DAPG)."""
+    success_from_obs: SuccessPredicate | None = None
+    """Binary tasks: the success predicate read from an observation (None where it is not in it)."""
 
     @property
     def family(self) -> Literal["locomotion", "hand"]:
@@ -77,10 +166,9 @@ class Task:
     def make_env(self, seed: int | None = None) -> gym.Env:
         """Build the environment; with ``seed`` it is reset once and its action space seeded."""
         if self.reward == "binary":
-            import gymnasium_robotics
-
-            gym.register_envs(gymnasium_robotics)
-        env = gym.make(self.env_id, max_episode_steps=self.horizon, **self.env_kwargs)
+            _register_adroit()
+        with _quiet_mujoco():
+            env = gym.make(self.env_id, max_episode_steps=self.horizon, **self.env_kwargs)
         low, high = env.action_space.low, env.action_space.high
         if not (np.allclose(low, -1.0) and np.allclose(high, 1.0)):
             env = gym.wrappers.RescaleAction(env, -1.0, 1.0)
@@ -130,11 +218,13 @@ _TASKS: dict[str, Task] = {
         Task("walker2d", "Walker2d-v5", 17, 6, 1000, "dense", TaskDefaults(0.2, "rbf", "tanh_gaussian", (256, 256), 256, 400)),
         Task("ant", "Ant-v5", 27, 8, 1000, "dense", LOCOMOTION,
              env_kwargs={"include_cfrc_ext_in_observation": False}),
-        Task("door-binary", "AdroitHandDoor-v1", 39, 28, 200, "binary", HAND, success_steps=25),
+        Task("door-binary", "AdroitHandDoor-v1", 39, 28, 200, "binary", HAND, success_steps=25,
+             success_from_obs=DOOR_OPEN),
         Task("pen-binary", "AdroitHandPen-v1", 45, 24, 200, "binary",
              TaskDefaults(0.1, "matern52", "gaussian_tanh_mean", (256, 256, 256, 256), 1024, 550),
-             success_steps=20),
-        Task("relocate-binary", "AdroitHandRelocate-v1", 39, 30, 200, "binary", HAND, success_steps=25),
+             success_steps=20, success_from_obs=PEN_AT_TARGET),
+        Task("relocate-binary", "AdroitHandRelocate-v1", 39, 30, 200, "binary", HAND, success_steps=25,
+             success_from_obs=BALL_AT_TARGET),
         Task("hammer-binary", "AdroitHandHammer-v1", 46, 26, 200, "binary", HAND, success_steps=25),
     ]
 }
