@@ -1,8 +1,11 @@
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+from nppac.cli import main
 from nppac.errors import NppacError
 from nppac.tasks import get_task, list_tasks
 from tests.conftest import run_cli
@@ -83,4 +86,71 @@ def test_cli_tasks_json_lists_eight_tasks():
 
 
 def test_cli_unknown_option_exits_2():
-    assert run_cli("tasks", "--bogus").returncode == 2
+    proc = run_cli("tasks", "--bogus")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["error: No such option: --bogus (see 'nppac tasks --help')"]
+
+
+def test_cli_tasks_table_piped_keeps_every_name_whole(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["tasks"])  # captured: stdout is not a terminal, as in `nppac tasks | grep door`
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for task in list_tasks():
+        row = next(line for line in out.splitlines() if f" {task.name} " in line)
+        assert task.env_id in row and task.defaults.actor in row
+    assert "…" not in out
+
+
+def test_envs_are_built_without_third_party_notices():
+    """MuJoCo's settotalmass warning (HalfCheetah's model file) and gymnasium-robotics' import notice stay away."""
+    code = ("from nppac.tasks import get_task\n"
+            "for name in ('halfcheetah', 'door-binary'):\n"
+            "    get_task(name).make_env(seed=0)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+def hinge_at(env, angle: float) -> None:
+    inner = env.unwrapped
+    qpos = inner.data.qpos.copy()
+    qpos[inner.door_hinge_addrs] = angle
+    inner.set_state(qpos, inner.data.qvel.copy())
+
+
+def pen_on_target(env) -> None:
+    inner = env.unwrapped
+    inner.model.body_quat[inner.target_obj_body_id] = inner.data.xquat[inner.obj_body_id]
+
+
+def ball_on_target(env) -> None:
+    inner = env.unwrapped
+    inner.model.site_pos[inner.target_obj_site_id] = inner.data.xpos[inner.obj_body_id]
+
+
+@pytest.mark.parametrize("name, force", [
+    ("door-binary", lambda env, k: hinge_at(env, [0.0, 1.30, 1.34, 1.36, 1.5][k])),
+    ("pen-binary", lambda env, k: pen_on_target(env) if k % 2 else None),
+    ("relocate-binary", lambda env, k: ball_on_target(env) if k % 2 else None),
+])
+def test_success_from_obs_is_the_environments_success(name, force):
+    """The predicate on the observation after a step equals the env's info["success"] for that step."""
+    task = get_task(name)
+    env = task.make_env()
+    rng = np.random.default_rng(0)
+    flags, predicted = [], []
+    for k in range(5):
+        env.reset(seed=k)
+        force(env, k)
+        for _ in range(8):
+            obs, _, _, _, info = env.step(rng.uniform(-0.1, 0.1, task.act_dim).astype(np.float32))
+            flags.append(bool(info["success"]))
+            predicted.append(bool(task.success_from_obs.holds(obs[None])[0]))
+    assert predicted == flags
+    assert 0 < sum(flags) < len(flags)  # both branches were checked
+
+
+def test_hammer_has_no_success_predicate_on_observations():
+    # Its goal (the nail driven to the board's "nail_goal" site) is not in the observation.
+    assert get_task("hammer-binary").success_from_obs is None
+    assert all(t.success_from_obs is None for t in list_tasks() if t.reward == "dense")

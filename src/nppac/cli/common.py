@@ -7,6 +7,8 @@ import sys
 from typing import Any
 
 import numpy as np
+from rich.console import Console
+from rich.table import Table
 
 
 def _default(obj: Any) -> Any:
@@ -25,3 +27,16 @@ def emit_json(obj: Any) -> None:
 
 def to_json_text(obj: Any) -> str:
     return json.dumps(obj, indent=2, default=_default)
+
+
+_UNBOUNDED = 10_000
+"""A width no table reaches: measured against it, a table reports its natural width."""
+
+
+def print_table(table: Table) -> None:
+    """Print ``table`` on stdout; piped or redirected, at its natural width, so no cell is cut short."""
+    console = Console()
+    if not console.is_terminal:
+        natural = console.measure(table, options=console.options.update_width(_UNBOUNDED)).maximum
+        console = Console(width=max(natural, console.width))
+    console.print(table)

@@ -5,17 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from nppac.cli.common import emit_json
+from nppac.cli.common import emit_json, print_table
 from nppac.data import inspect_demos, load_demos, save_npz
+from nppac.outputs import check_output_file
 
 app = typer.Typer(help="Inspect and convert demonstration sets.", no_args_is_help=True)
 
 _PATH_HELP = "Demonstrations: .npz (nppac), .npy (rlkit), .pkl/.pickle (mjrl), .h5/.hdf5 (D4RL) or a Minari dataset folder."
 _PICKLE_HELP = "Allow pickle-based files (.pkl, object .npy); loading a pickle can run code, so only for trusted files."
-_TASK_HELP = "Check dimensions against this task (see `nppac tasks`); binary tasks also report the success rate."
+_TASK_HELP = ("Check dimensions against this task (see `nppac tasks`); binary tasks get the binary reward "
+              "(relabelled if needed) and report the success rate.")
 
 
 @app.command("inspect")
@@ -35,7 +36,7 @@ def inspect_command(
     table.add_column("value")
     for key, value in summary.items():
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
-    Console().print(table)
+    print_table(table)
 
 
 @app.command("convert")
@@ -47,6 +48,7 @@ def convert_command(
     clip_actions: bool = typer.Option(False, "--clip-actions", help="Clip actions outside [-1, 1] instead of only warning."),
 ) -> None:
     """Validate a demonstration set and write it in nppac's .npz format."""
+    check_output_file(out, ".npz")
     demos = load_demos(path, task=task, allow_pickle=allow_pickle, clip_actions=clip_actions)
     written = save_npz(demos, out)
     typer.echo(f"wrote {written}: {len(demos)} trajectories, {demos.n_transitions:,} transitions")

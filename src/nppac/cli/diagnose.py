@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from nppac.cli.common import emit_json, to_json_text
+from nppac.cli.common import emit_json, print_table, to_json_text
 
 app = typer.Typer(help="Figures that show the pathology: variance maps and gradient probes.", no_args_is_help=True)
 
@@ -47,9 +47,8 @@ def _report(title: str, columns: list[str], rows: list[list[str]], written: list
         table.add_column(column)
     for row in rows:
         table.add_row(*row)
-    console = Console()
-    console.print(table)
-    console.print("wrote " + ", ".join(str(p) for p in written))
+    print_table(table)
+    print("wrote " + ", ".join(str(p) for p in written))
 
 
 @app.command("variance", context_settings={"allow_extra_args": True})

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from nppac.cli.common import emit_json
+from nppac.cli.common import emit_json, print_table
 from nppac.tasks import list_tasks
 
 
@@ -23,4 +22,4 @@ def tasks(json_out: bool = typer.Option(False, "--json", help="Print one JSON li
         d = t.defaults
         table.add_row(t.name, t.env_id, str(t.obs_dim), str(t.act_dim), str(t.horizon), t.reward,
                       str(d.alpha), d.kernel, d.actor)
-    Console().print(table)
+    print_table(table)
