@@ -1,0 +1,321 @@
+"""Every bad input ends the same way: exit code 2, one line on stderr, nothing written.
+
+One row per refusal: a function that writes a crafted input into a fresh folder and
+returns the command line, the fragments the one ``error: ...`` line must contain, and
+the outputs that must not exist afterwards. Commands run in this process
+(:func:`nppac.cli.main`, with the stderr logging the console entry point sets up), so
+the whole table takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from nppac.cli import main
+from nppac.data import Demonstrations, Trajectory, save_npz
+from nppac.priors import fit_prior
+from nppac.training import TrainConfig
+from tests.builders import torch_threads
+from tests.test_data_formats import raw_episodes, write_minari
+
+
+@dataclass
+class Context:
+    """What a row may use: its folder, priors saved once for the module, and monkeypatch."""
+
+    folder: Path
+    priors: dict[str, Path]
+    monkeypatch: pytest.MonkeyPatch
+
+    def prior(self, kind: str) -> Path:
+        """A private copy of the saved ``kind`` prior, free to damage."""
+        return Path(shutil.copytree(self.priors[kind], self.folder / kind))
+
+
+@dataclass(frozen=True)
+class Refusal:
+    name: str
+    setup: Callable[[Context], list[str]]
+    """Writes the inputs into ``ctx.folder`` and returns the command line (without ``nppac``)."""
+    says: tuple[str, ...] = ()
+    """Fragments of the one stderr line (paths relative to the folder are made absolute)."""
+    absent: tuple[str, ...] = ()
+    """Outputs, relative to the folder, that must not exist afterwards."""
+
+
+# Inputs ------------------------------------------------------------------------------------------
+
+def toy_demos(n: int = 30, obs_dim: int = 3, act_dim: int = 2) -> Demonstrations:
+    rng = np.random.default_rng(0)
+    states = rng.normal(size=(n, obs_dim)).astype(np.float32)
+    actions = np.tanh(states[:, :act_dim])
+    traj = Trajectory(states, actions, np.zeros(n, np.float32), np.zeros(n, bool), np.arange(n) == n - 1,
+                      states.copy())
+    return Demonstrations([traj])
+
+
+def npz_with(ctx: Context, **changes: np.ndarray) -> Path:
+    """nppac's .npz of the toy set with some entries replaced (as a damaged or hand-made file would be)."""
+    good = save_npz(toy_demos(), ctx.folder / "good.npz")
+    with np.load(good) as z:
+        arrays = {key: z[key] for key in z.files}
+    arrays.update(changes)
+    path = ctx.folder / "demos.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+def meta(**header: object) -> np.ndarray:
+    return np.array(json.dumps(header))
+
+
+def inspect_npz(**changes: np.ndarray) -> Callable[[Context], list[str]]:
+    return lambda ctx: ["data", "inspect", str(npz_with(ctx, **changes))]
+
+
+def hdf5_with_terminal(value: float) -> Callable[[Context], list[str]]:
+    def setup(ctx: Context) -> list[str]:
+        path = ctx.folder / "demos.h5"
+        with h5py.File(path, "w") as f:
+            f["observations"], f["actions"], f["rewards"] = np.zeros((6, 3)), np.zeros((6, 2)), np.zeros(6)
+            f["terminals"] = np.array([0, 0, value, 0, 0, 1.0])
+        return ["data", "inspect", str(path)]
+    return setup
+
+
+def minari_dict_observations(ctx: Context) -> list[str]:
+    return ["data", "inspect", str(write_minari(ctx.folder, ctx.monkeypatch, raw_episodes(), dict_observations=True))]
+
+
+def dense_hammer(ctx: Context) -> list[str]:
+    rng = np.random.default_rng(0)
+    path = ctx.folder / "hammer.pkl"
+    with open(path, "wb") as f:
+        pickle.dump([{"observations": rng.normal(size=(10, 46)), "actions": rng.uniform(-1, 1, (10, 26)),
+                      "rewards": rng.normal(size=10)}], f)
+    return ["data", "inspect", str(path), "--task", "hammer-binary", "--allow-pickle"]
+
+
+def convert_to(out: str, prepare: Callable[[Context], None] = lambda ctx: None) -> Callable[[Context], list[str]]:
+    def setup(ctx: Context) -> list[str]:
+        source = save_npz(toy_demos(), ctx.folder / "in.npz")
+        prepare(ctx)
+        return ["data", "convert", str(source), str(ctx.folder / out)]
+    return setup
+
+
+def read_only(ctx: Context) -> None:
+    folder = ctx.folder / "locked"
+    folder.mkdir()
+    folder.chmod(0o555)
+    if os.geteuid() == 0:  # root writes anywhere; let the check see the folder as a user would
+        real_access = os.access
+        ctx.monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == folder else real_access(p, mode))
+
+
+def states_file(ctx: Context, values: np.ndarray) -> Path:
+    path = ctx.folder / "states.npy"
+    np.save(path, values)
+    return path
+
+
+def predict(prior: Callable[[Context], Path], states: np.ndarray = np.zeros((4, 3), np.float32),
+            out: str = "p.npz", *extra: str) -> Callable[[Context], list[str]]:
+    def setup(ctx: Context) -> list[str]:
+        return ["prior", "predict", "--prior", str(prior(ctx)), "--states", str(states_file(ctx, states)),
+                "--out", str(ctx.folder / out), *extra]
+    return setup
+
+
+def nan_weights(ctx: Context) -> Path:
+    prior = ctx.prior("nn")
+    tensors = load_file(str(prior / "weights.safetensors"))
+    tensors["mean_head.bias"][0] = float("nan")
+    save_file(tensors, str(prior / "weights.safetensors"))
+    return prior
+
+
+def truncated_weights(ctx: Context) -> Path:
+    prior = ctx.prior("gp")
+    weights = prior / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:200])
+    return prior
+
+
+def edited_obs_dim(ctx: Context) -> Path:
+    prior = ctx.prior("nn")
+    settings = json.loads((prior / "settings.json").read_text())
+    settings["obs_dim"] = 5
+    (prior / "settings.json").write_text(json.dumps(settings))
+    return prior
+
+
+def fit_to(out: str, *extra: str, prepare: Callable[[Context], None] = lambda ctx: None) -> Callable[[Context], list[str]]:
+    def setup(ctx: Context) -> list[str]:
+        data = save_npz(toy_demos(), ctx.folder / "toy.npz")
+        prepare(ctx)
+        return ["prior", "fit", "--data", str(data), "--kind", "nn", "--iters", "2", "--out", str(ctx.folder / out),
+                *extra]
+    return setup
+
+
+def folder_of_notes(ctx: Context) -> None:
+    (ctx.folder / "stuff").mkdir()
+    (ctx.folder / "stuff" / "notes.txt").write_text("not a prior")
+
+
+def run_with_checkpoint(write: Callable[[Path], None]) -> Callable[[Context], Path]:
+    """A run directory as `nppac train` leaves it (config.json), with a crafted checkpoint.pt."""
+    def make(ctx: Context) -> Path:
+        run = ctx.folder / "run"
+        run.mkdir()
+        TrainConfig(task="hopper", algo="sac", steps=2000).validate().save(run / "config.json")
+        write(run / "checkpoint.pt")
+        return run
+    return make
+
+
+def random_bytes(path: Path) -> None:
+    path.write_bytes(np.random.default_rng(0).bytes(4096))
+
+
+def code_running_pickle(path: Path) -> None:
+    class Trap:
+        def __reduce__(self):
+            return (Path.touch, (path.parent / "ran",))
+
+    with open(path, "wb") as f:
+        pickle.dump({"epoch": Trap()}, f)
+
+
+def without_keys(path: Path) -> None:
+    torch.save({"epoch": 1}, path)
+
+
+def resume(checkpoint: Callable[[Path], None]) -> Callable[[Context], list[str]]:
+    return lambda ctx: ["train", "--resume", "--quiet", "--out", str(run_with_checkpoint(checkpoint)(ctx))]
+
+
+def export(checkpoint: Callable[[Path], None], out: str = "expert.safetensors") -> Callable[[Context], list[str]]:
+    return lambda ctx: ["expert", "export", "--run", str(run_with_checkpoint(checkpoint)(ctx)),
+                        "--out", str(ctx.folder / out)]
+
+
+# The table ---------------------------------------------------------------------------------------
+
+REFUSALS = [
+    # Data that crashed the readers
+    Refusal("npz string field", inspect_npz(rewards=np.array(["a"] * 30)), ("demos.npz", "'rewards'", "not numeric")),
+    Refusal("npz meta without task", inspect_npz(meta=meta(schema="nppac-demos", version=1, meta={})),
+            ("'meta'", "no 'task' entry")),
+    Refusal("npz meta not an object", inspect_npz(meta=np.array("[1, 2]")), ("'meta'", "JSON list")),
+    Refusal("npz float lengths", inspect_npz(lengths=np.array([30.0])), ("'lengths'", "integers")),
+    Refusal("npz negative lengths", inspect_npz(lengths=np.array([45, -15])), ("trajectory 1 has length -15", "≥ 0")),
+    Refusal("minari dict observations", minari_dict_observations, ("'observations'", "Dict space", "keys goal, joints")),
+    # Data accepted that should not be
+    Refusal("hdf5 terminal 0.5", hdf5_with_terminal(0.5), ("demos.h5", "'terminals'", "other than 0/1 (e.g. 0.5)")),
+    Refusal("hdf5 terminal 7", hdf5_with_terminal(7.0), ("'terminals'", "other than 0/1 (e.g. 7.0)")),
+    Refusal("observation beyond float32", inspect_npz(observations=np.full((30, 3), 1e300)),
+            ("'observations'", "NaN/Inf", "float32")),
+    Refusal("complex rewards", inspect_npz(rewards=np.zeros(30) + 1j), ("'rewards'", "complex")),
+    Refusal("dense rewards for a task without predicate", dense_hammer, ("hammer.pkl", "not binary", "hammer-binary")),
+    Refusal("predict NaN states", predict(lambda ctx: ctx.prior("gp"), np.full((4, 3), np.nan, np.float32)),
+            ("states.npy", "NaN/Inf"), ("p.npz",)),
+    Refusal("prior with NaN weights", predict(nan_weights), ("weights.safetensors", "'mean_head.bias'", "NaN"),
+            ("p.npz",)),
+    # Files that crashed
+    Refusal("truncated prior weights", predict(truncated_weights), ("weights.safetensors", "not a readable safetensors"),
+            ("p.npz",)),
+    Refusal("prior obs_dim edited", predict(edited_obs_dim), ("weights.safetensors", "do not belong together"),
+            ("p.npz",)),
+    Refusal("predict into a missing folder", predict(lambda ctx: ctx.prior("nn"), out="missing/p.npz"),
+            ("missing", "does not exist"), ("missing",)),
+    Refusal("predict on cuda without cuda", predict(lambda ctx: ctx.prior("nn"), np.zeros((4, 3), np.float32), "p.npz",
+                                                    "--device", "cuda"), ("device 'cuda'", "use cpu"), ("p.npz",)),
+    Refusal("fit on tpu", fit_to("prior", "--device", "tpu"), ("device 'tpu'",), ("prior",)),
+    Refusal("fit onto an existing file", fit_to("toy.npz"), ("toy.npz is a file",)),
+    Refusal("fit into a folder of other files", fit_to("stuff", prepare=folder_of_notes),
+            ("stuff exists and is not empty",), ("stuff/settings.json", "stuff/weights.safetensors")),
+    Refusal("convert onto a directory", convert_to("existing", lambda ctx: (ctx.folder / "existing").mkdir()),
+            ("existing is a directory",), ("existing/out.npz",)),
+    Refusal("convert into a read-only folder", convert_to("locked/out.npz", read_only), ("locked", "no permission"),
+            ("locked/out.npz",)),
+    Refusal("convert into a missing folder", convert_to("missing/out.npz"), ("missing", "does not exist"), ("missing",)),
+    Refusal("resume from random bytes", resume(random_bytes), ("checkpoint.pt", "not a complete checkpoint"),
+            ("run/progress.csv",)),
+    Refusal("resume from a checkpoint without its entries", resume(without_keys), ("checkpoint.pt", "no entry 'env_steps'"),
+            ("run/progress.csv",)),
+    Refusal("export from random bytes", export(random_bytes), ("checkpoint.pt", "not a complete checkpoint"),
+            ("expert.safetensors",)),
+    Refusal("export from a code-running pickle", export(code_running_pickle), ("checkpoint.pt", "not a complete checkpoint"),
+            ("expert.safetensors", "run/ran")),
+    Refusal("export from a checkpoint without its entries", export(without_keys), ("no entry 'env_steps'",),
+            ("expert.safetensors",)),
+    Refusal("export into a missing folder", export(without_keys, "missing/expert.safetensors"), ("does not exist",),
+            ("missing",)),
+    # Usage errors caught by the parser
+    Refusal("not an integer", lambda ctx: ["train", "--steps", "abc", "--out", str(ctx.folder / "run")],
+            ("Invalid value for '--steps'", "nppac train --help"), ("run",)),
+    Refusal("missing required option", lambda ctx: ["prior", "fit", "--data", "x.npz"], ("Missing option '--out'",)),
+    Refusal("unknown option", lambda ctx: ["data", "inspect", "--bogus"], ("No such option: --bogus",)),
+]
+
+
+@pytest.fixture(scope="module")
+def saved_priors(tmp_path_factory) -> dict[str, Path]:
+    """A GP and an NN prior fitted on the toy set, saved once (rows copy them before damaging them)."""
+    root = tmp_path_factory.mktemp("priors")
+    saved = {}
+    with torch_threads(1):
+        for kind, settings in (("gp", {"iters": 2}), ("nn", {"iters": 2, "hidden": (8,)})):
+            prior, _ = fit_prior(toy_demos(), kind, **settings)
+            prior.save(root / kind)
+            saved[kind] = root / kind
+    return saved
+
+
+def run_nppac(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """Exit code and stderr of ``nppac ARGV``, run in this process."""
+    handler = logging.StreamHandler(sys.stderr)  # what the entry point's logging.basicConfig gives a user
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        with torch_threads(torch.get_num_threads()), pytest.raises(SystemExit) as exit_info:
+            main(argv)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    return exit_info.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("row", REFUSALS, ids=[r.name for r in REFUSALS])
+def test_refusal(row: Refusal, tmp_path, saved_priors, monkeypatch, capsys):
+    if "cuda" in row.name and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    argv = row.setup(Context(tmp_path, saved_priors, monkeypatch))
+    code, err = run_nppac(argv, capsys)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for fragment in row.says:
+        assert fragment in lines[0], lines[0]
+    for name in row.absent:
+        assert not (tmp_path / name).exists(), f"{name} was written"
