@@ -29,7 +29,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in cast:Run
 
 DTYPES = ["float64", "float32", "float16", "int64", "int8", "uint8", "bool", "complex128", "S2", "<U3"]
 SPECIAL = [np.nan, np.inf, -np.inf, 1e300, 0.5, 7.0, -1.0, 0.0, 1.0]
-PROPERTY_SETTINGS = settings(max_examples=60, deadline=None, derandomize=True,
+PROPERTY_SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, database=None,
                              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
