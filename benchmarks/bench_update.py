@@ -17,9 +17,10 @@ import time
 
 import torch
 
-from nppac.agents import METRICS, KLSAC, KLSACConfig
+from nppac.agents import KLSAC, KLSACConfig
 from nppac.data.replay import ReplayBuffer
 from nppac.training import EpochMetrics, make_gradient_step
+from nppac.training.prior_cache import PriorCache
 
 OBS_DIM, ACT_DIM, HIDDEN, BATCH, BUFFER = 17, 6, (256, 256), 256, 100_000
 
@@ -37,11 +38,11 @@ def _step_fn(algo: str, device: torch.device):
     use_prior = algo == "nppac"
     torch.manual_seed(0)
     agent = KLSAC(OBS_DIM, ACT_DIM, "tanh_gaussian", HIDDEN, HIDDEN, KLSACConfig(use_prior=use_prior), device)
-    buffer = ReplayBuffer(OBS_DIM, ACT_DIM, BUFFER, device, prior=_CachedPriorStandIn() if use_prior else None)
+    buffer = ReplayBuffer(OBS_DIM, ACT_DIM, BUFFER, device, prior=PriorCache(_CachedPriorStandIn(), device=device) if use_prior else None)
     g = torch.Generator().manual_seed(1)
     buffer.add(torch.randn(BUFFER, OBS_DIM, generator=g), torch.rand(BUFFER, ACT_DIM, generator=g) * 2 - 1,
                torch.randn(BUFFER, generator=g), torch.randn(BUFFER, OBS_DIM, generator=g), torch.zeros(BUFFER))
-    metrics = EpochMetrics(METRICS, device)
+    metrics = EpochMetrics(tuple(agent.metric_terms), device)
     return make_gradient_step(agent, buffer, metrics, BATCH), metrics
 
 

@@ -8,11 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from nppac.agents import AWAC, AWAC_METRICS, ALGOS, AWACConfig, advantage_weights, awac_policy_loss, awac_update
+from nppac.agents import AWAC, AWACConfig, advantage_weights, awac_policy_loss, awac_update
 from nppac.data.replay import ReplayBuffer
 from nppac.errors import NonFiniteError, NppacError
 from nppac.training import TrainConfig, train
-from nppac.training.algorithms import ALGORITHMS
 from nppac.training.checkpoint import load_checkpoint
 from tests.builders import one_thread_per_test  # noqa: F401 (autouse fixture)
 from tests.test_replay import _transitions
@@ -33,37 +32,62 @@ def test_advantage_weights_are_a_softmax_over_the_batch():
     assert loss.item() == pytest.approx(0.25 * 1.0 + 0.75 * 3.0)
 
 
-def test_update_uses_the_awac_formulas():
+@pytest.mark.parametrize("value_at_mean", [True, False])
+def test_update_uses_the_awac_formulas(value_at_mean):
     torch.manual_seed(0)
-    cfg = AWACConfig(gamma=0.9, lam=0.7, value_samples=3)
-    agent = AWAC(5, 2, "tanh_gaussian", (16, 16), (16, 16), cfg)
+    cfg = AWACConfig(gamma=0.9, lam=0.7, score_clip=0.05, value_at_mean=value_at_mean)
+    agent = AWAC(5, 2, "gaussian_tanh_mean", (16, 16), (16, 16), cfg, q_bounds=(-10.0, 0.0))
     buf = ReplayBuffer(5, 2, capacity=64)
     buf.add(*_transitions(64))
     batch = buf.sample(32)
     ref = copy.deepcopy(agent)
-    # Replay the step's random draws: a′ ~ π(·|s′) for the target, then 3 actions per s for V(s).
+    # Replay the step's random draws: a′ ~ π(·|s′) for the target (clipped to the box), then V(s).
     torch.manual_seed(5)
     with torch.no_grad():
         a_next, _ = ref.actor.sample(batch.next_obs)
-        y = batch.reward + 0.9 * (1 - batch.done) * ref.critic_target(batch.next_obs, a_next).min(0).values
-        a_pi, _ = ref.actor.sample(batch.obs.repeat(3, 1))
-        v = ref.critic(batch.obs.repeat(3, 1), a_pi).min(0).values.view(3, 32).mean(0)
+        q_next = ref.critic_target(batch.next_obs, a_next.clamp(-1, 1)).clamp(-10, 0).min(0).values
+        y = batch.reward + 0.9 * (1 - batch.done) * q_next
+        a_pi = ref.actor.deterministic(batch.obs) if value_at_mean else ref.actor.sample(batch.obs)[0].clamp(-1, 1)
+        v = ref.critic(batch.obs, a_pi).min(0).values
         q = ref.critic(batch.obs, batch.action)
         advantage = q.min(0).values - v
-        w = torch.exp(advantage / 0.7) / torch.exp(advantage / 0.7).sum()
+        score = advantage.clamp(max=0.05)
+        w = torch.exp(score / 0.7) / torch.exp(score / 0.7).sum()
         log_pi = ref.actor.log_prob(batch.obs, batch.action)
         actor_loss = -(w * log_pi).sum()
         critic_loss = ((q[0] - y) ** 2).mean() + ((q[1] - y) ** 2).mean()
     torch.manual_seed(5)
-    stats = dict(zip(AWAC_METRICS, awac_update(agent, batch).tolist()))
+    stats = {k: float(v) for k, v in awac_update(agent, batch).items()}
+    assert set(stats) == set(agent.metric_terms)
     assert stats["q_target"] == pytest.approx(y.mean().item(), rel=1e-5)  # no entropy term in the target
     assert stats["critic_loss"] == pytest.approx(critic_loss.item(), rel=1e-5)
     assert stats["advantage_mean"] == pytest.approx(advantage.mean().item(), abs=1e-6)
     assert stats["awac_weight_max"] == pytest.approx(32 * w.max().item(), rel=1e-5)
+    assert stats["awac_weight_ess"] == pytest.approx(1 / (32 * (w ** 2).sum().item()), rel=1e-5)
     assert stats["actor_loss"] == pytest.approx(actor_loss.item(), rel=1e-5)
     assert stats["replay_log_likelihood"] == pytest.approx(log_pi.mean().item(), rel=1e-5)
+    assert stats["policy_std"] == pytest.approx(math.exp(-3.0), rel=1e-5)  # the middle of log σ ∈ [−6, 0]
     for tp, old, p in zip(agent.critic_target.parameters(), ref.critic_target.parameters(), agent.critic.parameters()):
         torch.testing.assert_close(tp, 0.995 * old + 0.005 * p)
+
+
+def test_score_clip_bounds_the_weight_of_any_one_transition():
+    # Without the clip one transition with a large advantage takes all the weight; with c = 0.5, λ = 0.5,
+    # no transition weighs more than e^(0.5/0.5 − min score/λ) relative to the others.
+    advantage = torch.tensor([30.0, 0.0, 0.0, 0.0])
+    assert advantage_weights(advantage, 0.5).max().item() == pytest.approx(1.0)
+    clipped = advantage_weights(advantage, 0.5, score_clip=0.5)
+    assert clipped.max().item() == pytest.approx(math.e / (math.e + 3.0), rel=1e-6)
+
+
+def test_critic_bounds_clamp_q_to_the_returns_range():
+    agent = AWAC(3, 2, "gaussian_tanh_mean", (8,), (8,), AWACConfig(), q_bounds=(-100.0, 0.0))
+    with torch.no_grad():
+        agent.critic.layers[-1].bias.fill_(500.0)
+    assert agent.critic(torch.zeros(4, 3), torch.zeros(4, 2)).max().item() == 0.0
+    with torch.no_grad():
+        agent.critic.layers[-1].bias.fill_(-500.0)
+    assert agent.critic(torch.zeros(4, 3), torch.zeros(4, 2)).min().item() == -100.0
 
 
 class _FixedCritic(nn.Module):
@@ -97,39 +121,43 @@ def test_actor_moves_toward_high_advantage_actions(lam, expected):
 
 def test_config_defaults_and_validation():
     cfg = TrainConfig(algo="awac", task="pen-binary").resolved()
-    assert (cfg.awac_lambda, cfg.batch_size, cfg.offline_updates, cfg.seed_demos, cfg.warmup_steps) == \
-        (1.0, 1024, 25_000, True, 0)
+    assert (cfg.batch_size, cfg.offline_updates, cfg.offline_batch_size, cfg.seed_demos, cfg.warmup, cfg.bound_q,
+            cfg.actor_hidden) == (1024, 25_000, 128, True, "policy", True, (256, 256))
+    assert cfg.algo_config() == AWACConfig(lam=0.5, score_clip=0.5, value_at_mean=True, actor_weight_decay=1e-4,
+                                           log_std_range=(-6.0, 0.0))
     sac = TrainConfig(algo="sac").resolved()
-    assert (sac.offline_updates, sac.seed_demos, sac.warmup_steps) == (0, False, 1000)
+    assert (sac.offline_updates, sac.seed_demos, sac.warmup_steps, sac.warmup) == (0, False, 1000, "uniform")
     with pytest.raises(NppacError, match="seed_demos=true"):
         TrainConfig(algo="awac", seed_demos=False).validate()
     TrainConfig(algo="awac", seed_demos=False, offline_updates=0).validate()  # online-only AWAC is allowed
-    with pytest.raises(NppacError, match="awac_lambda"):
-        TrainConfig(algo="awac", awac_lambda=0.0).validate()
-    assert set(ALGORITHMS) == set(ALGOS)
+    assert TrainConfig(algo="awac").with_overrides(["lam=0.3"]).resolved().algo_config().lam == 0.3
+    with pytest.raises(NppacError, match="unknown config key 'lam'.*algo sac"):
+        TrainConfig(algo="sac").with_overrides(["lam=0.3"])
 
 
 def test_two_epoch_run_pretrains_offline_then_learns_online(tmp_path):
     out = tmp_path / "awac"
-    summary = train(TrainConfig(algo="awac", offline_updates=20, **{**TINY, "warmup_steps": None}), out,
+    summary = train(TrainConfig(algo="awac", offline_updates=20, offline_eval_every=15, **TINY), out,
                     demos=tiny_demos(), progress=False)
     with (out / "progress.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [int(r["env_steps"]) for r in rows] == [150, 300]
+    assert [(r["phase"], int(r["env_steps"]), int(r["gradient_steps"])) for r in rows] == \
+        [("offline", 0, 15), ("offline", 0, 20), ("online", 150, 60), ("online", 300, 100)]
     for row in rows:
-        for column in ("eval_return", "q_mean", "policy_grad_norm", "critic_grad_norm", "updates_per_s"):
+        for column in ("eval_return", "q_mean", "policy_grad_norm", "critic_grad_norm", "updates_per_s",
+                       "awac_weight_max", "awac_weight_ess", "advantage_mean"):
             assert math.isfinite(float(row[column])), (column, row)
-        # AWAC has no prior and no temperature α: those cells are empty.
-        assert row["kl_mean"] == row["prior_log_prob_mean"] == row["alpha"] == ""
+        assert "kl_mean" not in row and "alpha" not in row  # AWAC has no prior and no temperature α
     ckpt = load_checkpoint(out / "checkpoint.pt")
     assert ckpt["replay"]["size"] == 120 + 300  # the demonstrations stay in the buffer beside the online data
     assert set(ckpt["agent"]) == {"actor", "critic", "critic_target", "actor_opt", "critic_opt"}
     assert summary["algo"] == "awac" and math.isfinite(summary["final_eval_return"])
+    assert summary["step0_eval_return"] == pytest.approx(float(rows[1]["eval_return"]), rel=1e-4)
 
 
 def test_non_finite_weights_are_named(tmp_path):
     # λ at float32's smallest positive value: A/λ overflows, and the softmax of +∞ is NaN.
-    config = TrainConfig(algo="awac", offline_updates=5, awac_lambda=1e-45, **{**TINY, "warmup_steps": None})
+    config = TrainConfig(algo="awac", offline_updates=5, **TINY).with_overrides(["lam=1e-45", "score_clip=inf"])
     with pytest.raises(NonFiniteError, match=r"AWAC advantage weights softmax\(A/λ\) became non-finite during "
-                                             r"offline training \(gradient step 1 of 5\)"):
+                                             r"the offline phase \(gradient step 1 of 5\)"):
         train(config, tmp_path / "run", demos=tiny_demos(), progress=False)

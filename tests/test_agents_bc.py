@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from nppac.agents import BC, BC_METRICS, BCConfig, bc_loss, bc_update, load_actor
+from nppac.agents import BC, BCConfig, bc_loss, bc_update, load_actor
 from nppac.agents.networks import Actor
 from nppac.data import save_npz
 from nppac.data.replay import ReplayBuffer
@@ -42,7 +42,7 @@ def test_cloning_a_smooth_one_dimensional_policy_reaches_low_action_error(kind):
     buf.add(s, a, torch.zeros(n), s, torch.zeros(n))
     agent = BC(1, 1, kind, (64, 64), BCConfig(lr=3e-3))
     for _ in range(400):
-        stats = dict(zip(BC_METRICS, bc_update(agent, buf.sample(128)).tolist()))
+        stats = {k: float(v) for k, v in bc_update(agent, buf.sample(128)).items()}
     grid = torch.linspace(-1, 1, 101).unsqueeze(1)
     with torch.no_grad():
         error = (agent.actor.deterministic(grid) - 0.8 * torch.sin(2.5 * grid)).pow(2).mean().item()
@@ -52,7 +52,8 @@ def test_cloning_a_smooth_one_dimensional_policy_reaches_low_action_error(kind):
 
 def test_config_needs_the_demonstrations_offline():
     cfg = TrainConfig(algo="bc").resolved()
-    assert (cfg.offline_updates, cfg.seed_demos, cfg.warmup_steps) == (10_000, True, 0)
+    assert (cfg.offline_updates, cfg.seed_demos, cfg.algorithm.online_updates) == \
+        (10_000, True, False)
     for bad in ({"seed_demos": False}, {"offline_updates": 0}):
         with pytest.raises(NppacError, match="algo bc learns only from the demonstrations"):
             TrainConfig(algo="bc", **bad).validate()
@@ -60,16 +61,16 @@ def test_config_needs_the_demonstrations_offline():
 
 def test_two_epoch_run_evaluates_without_online_updates(tmp_path):
     out = tmp_path / "bc"
-    summary = train(TrainConfig(algo="bc", offline_updates=50, **{**TINY, "warmup_steps": None}), out,
-                    demos=tiny_demos(), progress=False)
+    summary = train(TrainConfig(algo="bc", offline_updates=50, **TINY), out, demos=tiny_demos(), progress=False)
     with (out / "progress.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [int(r["env_steps"]) for r in rows] == [150, 300]
-    for row in rows:
+    assert [(r["phase"], int(r["env_steps"]), int(r["gradient_steps"])) for r in rows] == \
+        [("offline", 0, 50), ("online", 150, 50), ("online", 300, 50)]
+    assert float(rows[0]["action_mse"]) > 0 and float(rows[0]["updates_per_s"]) > 0
+    for row in rows[1:]:
         assert math.isfinite(float(row["eval_return"])) and math.isfinite(float(row["env_steps_per_s"]))
         # No gradient step happens online: every update metric is empty.
-        for column in ("q_mean", "kl_mean", "prior_log_prob_mean", "policy_grad_norm", "critic_grad_norm", "alpha",
-                       "updates_per_s"):
+        for column in ("bc_log_likelihood", "action_mse", "policy_grad_norm", "updates_per_s"):
             assert row[column] == "", (column, row)
     ckpt = load_checkpoint(out / "checkpoint.pt")
     assert ckpt["replay"]["size"] == ckpt["replay"]["capacity"] == 120  # only D0: online data is never used

@@ -9,7 +9,6 @@ import torch
 
 from nppac.agents import (
     KLSAC,
-    METRICS,
     Actor,
     KLSACConfig,
     critic_target,
@@ -23,6 +22,7 @@ from nppac.data.replay import ReplayBuffer
 from nppac.distributions import gaussian_kl, gaussian_log_prob
 from nppac.errors import NppacError
 from tests.builders import one_thread_per_test  # noqa: F401 (autouse fixture)
+from nppac.training.prior_cache import PriorCache
 from tests.test_replay import LinearGaussianPrior, _transitions
 
 
@@ -82,7 +82,7 @@ def test_critic_target_and_policy_loss_formulas():
 def _agent_and_batch(use_prior: bool, kind: str = "tanh_gaussian"):
     torch.manual_seed(0)
     agent = KLSAC(5, 2, kind, (16, 16), (16, 16), KLSACConfig(alpha=0.3, gamma=0.9, use_prior=use_prior))
-    buf = ReplayBuffer(5, 2, capacity=64, prior=LinearGaussianPrior(5, 2))
+    buf = ReplayBuffer(5, 2, capacity=64, prior=PriorCache(LinearGaussianPrior(5, 2)))
     buf.add(*_transitions(64))
     return agent, buf.sample(32)
 
@@ -100,7 +100,7 @@ def test_update_uses_the_design_formulas(use_prior):
         q = ref.critic(batch.obs, batch.action)
         critic_loss = ((q[0] - y) ** 2).mean() + ((q[1] - y) ** 2).mean()
     torch.manual_seed(123)
-    stats = dict(zip(METRICS, kl_sac_update(agent, batch).tolist()))
+    stats = {k: float(v) for k, v in kl_sac_update(agent, batch).items()}
     assert stats["q_target"] == pytest.approx(y.mean().item(), rel=1e-5)
     assert stats["critic_loss"] == pytest.approx(critic_loss.item(), rel=1e-5)
     assert stats["alpha"] == pytest.approx(0.3)
@@ -128,7 +128,7 @@ def test_actor_loss_without_prior_is_sacs():
         a, logp = ref.actor.sample(batch.obs)
         sac_loss = (0.3 * logp - critic_after.critic(batch.obs, a).min(0).values).mean()
     torch.manual_seed(7)
-    stats = dict(zip(METRICS, kl_sac_update(agent, batch).tolist()))
+    stats = {k: float(v) for k, v in kl_sac_update(agent, batch).items()}
     assert stats["actor_loss"] == pytest.approx(sac_loss.item(), rel=1e-4, abs=1e-5)
     assert stats["kl_mean"] == pytest.approx(logp.mean().item(), rel=1e-5)
 

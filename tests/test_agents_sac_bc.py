@@ -9,8 +9,6 @@ import torch
 
 from nppac.agents import (
     KLSAC,
-    METRICS,
-    SAC_BC_METRICS,
     SACBC,
     DemoSampler,
     KLSACConfig,
@@ -54,16 +52,16 @@ def test_update_is_sac_plus_the_bc_term_with_demo_actions_clamped():
         u = torch.atanh(torch.tensor([[1 - 1e-6, -(1 - 1e-6)]]))
         demo_log_pi = (gaussian_log_prob(u, mean, std) - tanh_log_det_jacobian(u)).item()
     torch.manual_seed(3)
-    sac_stats = dict(zip(METRICS, kl_sac_update(sac, batch).tolist()))
+    sac_stats = {k: float(v) for k, v in kl_sac_update(sac, batch).items()}
     torch.manual_seed(3)
-    stats = dict(zip(SAC_BC_METRICS, sac_bc_update(sac_bc, batch).tolist()))
+    stats = {k: float(v) for k, v in sac_bc_update(sac_bc, batch).items()}
     assert math.isfinite(demo_log_pi)
     assert stats["bc_log_likelihood"] == pytest.approx(demo_log_pi, rel=1e-5)
     assert stats["actor_loss"] == pytest.approx(sac_stats["actor_loss"] - 0.7 * demo_log_pi, rel=1e-5)
     # The critic step is SAC's, untouched by the demonstrations.
     for a, b in zip(sac.critic.parameters(), sac_bc.sac.critic.parameters()):
         torch.testing.assert_close(a, b)
-    assert stats["prior_log_prob_mean"] == 0.0
+    assert "prior_log_prob_mean" not in stats and set(stats) == set(sac_bc.metric_terms)
 
 
 def test_zero_weight_is_sac_exactly():
@@ -92,8 +90,8 @@ def test_two_epoch_run_writes_finite_metrics(tmp_path):
     with (out / "progress.csv").open(newline="") as f:
         reader = csv.DictReader(f)
         header, rows = reader.fieldnames, list(reader)
-    assert [int(r["env_steps"]) for r in rows] == [150, 300]
-    for row in rows:
-        assert all(math.isfinite(float(row[c])) for c in header), row
-        assert float(row["prior_log_prob_mean"]) == 0.0  # SAC's convention: log π0 ≡ 0
+    assert [(r["phase"], int(r["env_steps"])) for r in rows] == [("init", 0), ("online", 150), ("online", 300)]
+    for row in rows[1:]:
+        assert all(math.isfinite(float(row[c])) for c in header if c != "phase"), row
+    assert "prior_log_prob_mean" not in header  # no prior: log π0 ≡ 0 is not reported
     assert summary["algo"] == "sac-bc" and not (out / "prior").exists()

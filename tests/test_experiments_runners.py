@@ -8,6 +8,7 @@ import json
 import math
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -60,7 +61,7 @@ def test_runs_finish_and_one_failure_does_not_stop_the_suite(tiny):
         ("halfcheetah/sac/seed-1", "finished"), ("halfcheetah/ppac-nn/seed-1", "failed")]
     for seed in (0, 1):
         directory = out / "halfcheetah" / "sac" / f"seed-{seed}"
-        assert [int(r["epoch"]) for r in _progress(directory)] == [1, 2, 3]
+        assert [int(r["epoch"]) for r in _progress(directory)] == [0, 1, 2, 3]
         status = json.loads((directory / "status.json").read_text())
         assert status["status"] == "finished" and status["summary"]["epochs"] == 3
         assert run_state(directory) == "finished"
@@ -91,9 +92,10 @@ def test_report_numbers_equal_those_computed_from_progress_files(tiny):
         rows = _progress(out / "halfcheetah" / "sac" / f"seed-{seed}")
         steps = [float(r["env_steps"]) for r in rows]
         returns = [float(r["eval_return"]) for r in rows]
-        finals.append((returns[1] + returns[2]) / 2)
-        aucs.append(((steps[1] - steps[0]) * (returns[0] + returns[1]) / 2
-                     + (steps[2] - steps[1]) * (returns[1] + returns[2]) / 2) / (steps[2] - steps[0]))
+        assert steps[0] == 0  # the step-0 evaluation counts in the area under the curve
+        finals.append((returns[-2] + returns[-1]) / 2)
+        aucs.append(sum((steps[i] - steps[i - 1]) * (returns[i - 1] + returns[i]) / 2 for i in range(1, len(steps)))
+                    / (steps[-1] - steps[0]))
     sac = numbers["tasks"]["halfcheetah"]["algos"]["sac"]
     for got, values in ((sac["final"]["eval_return"], finals), (sac["auc"]["eval_return"], aucs)):
         mean = sum(values) / 2
@@ -122,15 +124,16 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
         pass
 
     def stop_after_first_epoch(row):
-        raise Interrupted
+        if row["phase"] == "online":
+            raise Interrupted
 
     with pytest.raises(Interrupted):
         train(run.config, directory, progress=False, on_epoch_end=stop_after_first_epoch)
-    assert run_state(directory) == "unfinished" and len(_progress(directory)) == 1
+    assert run_state(directory) == "unfinished" and len(_progress(directory)) == 2
     events = []
     (result,) = LocalRunner().execute(suite.runs, tmp_path / "out", events.append)
-    assert (result.outcome, result.resumed_at, result.summary["epochs_this_call"]) == ("finished", 1, 2)
-    assert [int(r["epoch"]) for r in _progress(directory)] == [1, 2, 3]
+    assert (result.outcome, result.resumed_at, result.summary["rows_this_call"]) == ("finished", 1, 2)
+    assert [int(r["epoch"]) for r in _progress(directory)] == [0, 1, 2, 3]
     assert [e["epoch"] for e in events] == [1, 2, 3] and events[0]["eval_return"] is None
 
 
@@ -158,7 +161,7 @@ def test_process_pool_trains_in_worker_processes(tmp_path):
     # Epoch events travel back from the worker processes through the pool's queue.
     sac_events = [e["epoch"] for e in events if e["key"] == "halfcheetah/sac/seed-0"]
     assert sac_events == [0, 1, 2, 3]
-    assert len(_progress(tmp_path / "out" / "halfcheetah" / "sac" / "seed-0")) == 3
+    assert len(_progress(tmp_path / "out" / "halfcheetah" / "sac" / "seed-0")) == 4
 
 
 def test_cli_exits_1_when_a_run_failed_and_2_when_ray_is_missing(tmp_path, monkeypatch, capsys):
@@ -186,8 +189,19 @@ def test_ray_runner_with_a_local_ray(tmp_path):
     out = tmp_path / "out"
     results = run_suite(suite, out, RayRunner(init_kwargs={"num_cpus": 2}), progress=False)
     assert [(r.key, r.outcome) for r in results] == [("halfcheetah/sac/seed-0", "finished")]
-    assert results[0].summary["epochs_this_call"] == 3
+    assert results[0].summary["rows_this_call"] == 4
     rows = _progress(out / "halfcheetah" / "sac" / "seed-0")
-    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
     assert np.isfinite([float(r["eval_return"]) for r in rows]).all()
     assert run_state(out / "halfcheetah" / "sac" / "seed-0") == "finished"
+
+
+def test_ray_fails_a_cuda_run_at_once_when_the_cluster_has_no_gpu(tmp_path):
+    pytest.importorskip("ray")
+    suite = load_suite(_suite_file(tmp_path, algos='["sac"]', seeds="[0]", name="ray-gpu",
+                                   extra='[algo.sac]\ndevice = "cuda"\n'))
+    started = time.perf_counter()
+    results = run_suite(suite, tmp_path / "out", RayRunner(init_kwargs={"num_cpus": 1, "num_gpus": 0}), progress=False)
+    assert [(r.key, r.outcome) for r in results] == [("halfcheetah/sac/seed-0", "failed")]
+    assert "needs 1 GPU but the Ray cluster has 0" in results[0].error
+    assert time.perf_counter() - started < 120  # not Ray's endless wait for a GPU

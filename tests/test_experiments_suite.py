@@ -111,8 +111,8 @@ BASE = 'tasks = ["halfcheetah"]\nalgos = ["sac"]\nseeds = 2\n'
 
 
 @pytest.mark.parametrize("text, expected", [
-    (BASE + "[settings]\nstepz = 100\n", "[settings] stepz: unknown TrainConfig field"),
-    (BASE + "[algo.sac]\nlearning_rate = 1e-3\n", "[algo.sac] learning_rate: unknown TrainConfig field"),
+    (BASE + "[settings]\nstepz = 100\n", "[settings] stepz: unknown setting"),
+    (BASE + "[algo.sac]\nlearning_rate = 1e-3\n", "[algo.sac] learning_rate: unknown setting"),
     ('tasks = ["halfcheeta"]\nalgos = ["sac"]\nseeds = 1\n', "tasks: unknown name 'halfcheeta'"),
     ('tasks = ["hopper"]\nalgos = ["td3"]\nseeds = 1\n', "algos: unknown name 'td3'"),
     ('tasks = ["hopper"]\nseeds = 1\n', "missing key algos"),
@@ -171,3 +171,23 @@ def test_example_suites_expand():
     smoke = load_suite(examples / "smoke.toml")
     assert [r.key for r in smoke.runs] == ["halfcheetah/sac/seed-0", "halfcheetah/sac/seed-1"]
     assert smoke.runs[0].config.n_epochs == 3
+
+
+def test_skip_leaves_task_algo_pairs_out_of_the_product(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('tasks = ["halfcheetah", "hopper"]\nalgos = ["sac", "bc"]\nseeds = 2\nskip = ["hopper/bc"]\n')
+    keys = [r.key for r in load_suite(path).runs]
+    assert len(keys) == 6 and not any(k.startswith("hopper/bc/") for k in keys)
+    path.write_text('tasks = ["halfcheetah"]\nalgos = ["sac"]\nseeds = 1\nskip = ["hopper/sac"]\n')
+    with pytest.raises(NppacError, match="'hopper/sac', which is not one of the suite's task/algo pairs"):
+        load_suite(path)
+
+
+def test_an_algorithms_own_setting_belongs_in_its_table(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('tasks = ["pen-binary"]\nalgos = ["awac", "sac"]\nseeds = 1\n[algo.awac]\nlam = 0.3\n')
+    awac = next(r for r in load_suite(path).runs if r.algo == "awac")
+    assert awac.config.algo_settings == {"lam": 0.3}
+    path.write_text('tasks = ["pen-binary"]\nalgos = ["awac", "sac"]\nseeds = 1\n[settings]\nlam = 0.3\n')
+    with pytest.raises(NppacError, match=r"\[settings\] lam: unknown setting"):
+        load_suite(path)

@@ -1,3 +1,4 @@
+import csv
 import json
 
 import numpy as np
@@ -157,8 +158,9 @@ def test_cli_train_exports_the_best_expert_and_export_harvests_the_run(tmp_path)
                    *TINY_TRAINING, "--json", check=True)
     summary = json.loads(proc.stdout)
     meta = json.loads((run / "expert.json").read_text())
-    rows = (run / "progress.csv").read_text().splitlines()[1:]
-    returns = [float(r.split(",")[3]) for r in rows]
+    with (run / "progress.csv").open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["phase"] == "online"]  # the untrained step-0 policy is no expert
+    returns = [float(r["eval_return"]) for r in rows]
     assert summary["expert"] == str(run / "expert.safetensors") and summary["env_steps"] == 400
     assert meta["task"] == "hopper" and meta["eval_return"] == max(returns)
     assert meta["epoch"] == 1 + int(np.argmax(returns)) and meta["env_steps"] == 200 * meta["epoch"]
@@ -178,17 +180,17 @@ def test_cli_train_exports_the_best_expert_and_export_harvests_the_run(tmp_path)
     assert json.loads(harvested.with_suffix(".json").read_text()) == exported
 
     resumed = run_cli("expert", "train", "--out", str(run), "--resume", "--quiet", "--json", check=True)
-    assert json.loads(resumed.stdout)["epochs_this_call"] == 0
+    assert json.loads(resumed.stdout)["rows_this_call"] == 0
     assert json.loads((run / "expert.json").read_text()) == meta
     extended = json.loads(run_cli("expert", "train", "--out", str(run), "--resume", "--steps", "600", "--quiet",
                                   "--json", check=True).stdout)
-    assert (extended["epochs_this_call"], extended["env_steps"]) == (1, 600)
+    assert (extended["rows_this_call"], extended["env_steps"]) == (1, 600)
     shrink = run_cli("expert", "train", "--out", str(run), "--resume", "--steps", "400", "--quiet")
     assert shrink.returncode == 2 and len(shrink.stderr.strip().splitlines()) == 1 and "at least" in shrink.stderr
 
 
 def test_train_keeps_the_best_evaluated_actor_not_the_last(tmp_path, monkeypatch):
-    scripted = iter([5.0, 1.0, 3.0])
+    scripted = iter([9.0, 5.0, 1.0, 3.0])  # the untrained step-0 policy scores best and is still no expert
     monkeypatch.setattr(loop, "evaluate", lambda *args: (next(scripted), None))
     overrides = [s for s in TINY_TRAINING if s != "--set"]
     summary = train_expert(expert_config("hopper", steps=600, overrides=overrides), tmp_path / "run", progress=False)

@@ -215,6 +215,24 @@ def export(checkpoint: Callable[[Path], None], out: str = "expert.safetensors") 
                         "--out", str(ctx.folder / out)]
 
 
+def train_with(*settings: str) -> Callable[[Context], list[str]]:
+    sets = [x for setting in settings for x in ("--set", setting)]
+    return lambda ctx: ["train", "--task", "halfcheetah", "--algo", "sac", "--out", str(ctx.folder / "run"), *sets]
+
+
+def edited_config(**fields: object) -> Callable[[Context], list[str]]:
+    """A run whose config.json was edited after its checkpoint was written."""
+    def setup(ctx: Context) -> list[str]:
+        run = ctx.folder / "run"
+        run.mkdir()
+        cfg = TrainConfig(task="halfcheetah", algo="sac", steps=2000).resolved()
+        torch.save({"epoch": 1, "env_steps": 1000, "wall_s": 1.0, "state": {}, "agent": {}, "replay": {}, "rng": {},
+                    "config": json.dumps(cfg.to_dict())}, run / "checkpoint.pt")
+        (run / "config.json").write_text(json.dumps({**cfg.to_dict(), **fields}))
+        return ["train", "--resume", "--quiet", "--out", str(run)]
+    return setup
+
+
 # The table ---------------------------------------------------------------------------------------
 
 REFUSALS = [
@@ -267,6 +285,20 @@ REFUSALS = [
             ("expert.safetensors",)),
     Refusal("export into a missing folder", export(without_keys, "missing/expert.safetensors"), ("does not exist",),
             ("missing",)),
+    # Settings out of their declared range, refused before any work
+    Refusal("discount above one", train_with("gamma=5"), ("gamma=5", "< 1.0"), ("run",)),
+    Refusal("negative temperature", train_with("alpha=-1"), ("alpha=-1", "> 0.0"), ("run",)),
+    Refusal("negative learning rate", train_with("actor_lr=-1"), ("actor_lr=-1", "> 0.0"), ("run",)),
+    Refusal("negative thread count", train_with("num_threads=-2"), ("num_threads=-2", "≥ 0"), ("run",)),
+    Refusal("zero-width layer", train_with("actor_hidden=0,-3"), ("actor_hidden=0", "≥ 1"), ("run",)),
+    Refusal("batch larger than memory", train_with("batch_size=100000000"), ("batch_size=100000000", "≤ 65536"),
+            ("run",)),
+    Refusal("awac temperature zero", lambda ctx: ["train", "--task", "pen-binary", "--algo", "awac", "--set", "lam=0",
+                                                 "--out", str(ctx.folder / "run")], ("lam=0", "> 0"), ("run",)),
+    Refusal("an algorithm's setting on another algorithm", train_with("lam=0.3"), ("'lam'", "algo sac"), ("run",)),
+    Refusal("resume with a non-numeric setting", edited_config(steps="abc"), ("steps='abc'", "must be a number")),
+    Refusal("resume with another task", edited_config(task="hopper"),
+            ("differs from its checkpoint", "task: 'halfcheetah' → 'hopper'")),
     # Usage errors caught by the parser
     Refusal("not an integer", lambda ctx: ["train", "--steps", "abc", "--out", str(ctx.folder / "run")],
             ("Invalid value for '--steps'", "nppac train --help"), ("run",)),

@@ -10,6 +10,7 @@ import torch
 from nppac.data.replay import ReplayBuffer
 from nppac.distributions import gaussian_log_prob
 from nppac.errors import NonFiniteError, NppacError
+from nppac.training.prior_cache import PriorCache
 
 
 class LinearGaussianPrior:
@@ -47,7 +48,7 @@ def _transitions(n: int, obs_dim: int = 5, act_dim: int = 2, seed: int = 0):
 
 def test_cached_prior_values_equal_direct_predictions():
     prior = LinearGaussianPrior(5, 2)
-    buf = ReplayBuffer(5, 2, capacity=100, prior=prior, predict_chunk=16)
+    buf = ReplayBuffer(5, 2, capacity=100, prior=PriorCache(prior, chunk=16))
     obs, act, rew, nxt, done = _transitions(40)
     buf.add(obs, act, rew, nxt, done)
     buf.add(*_transitions(10, seed=1))
@@ -72,7 +73,7 @@ def test_cached_prior_values_equal_direct_predictions():
 
 def test_prior_is_called_once_per_add_in_chunks():
     prior = LinearGaussianPrior(5, 2)
-    buf = ReplayBuffer(5, 2, capacity=1000, prior=prior, predict_chunk=1000)
+    buf = ReplayBuffer(5, 2, capacity=1000, prior=PriorCache(prior, chunk=1000))
     buf.add(*_transitions(300))  # s and s' of 300 transitions: 600 states, one chunk
     assert prior.calls == 1
     buf.sample(64)
@@ -95,9 +96,9 @@ def test_ring_buffer_keeps_newest_and_samples_only_stored():
 
 
 def test_state_dict_round_trip():
-    buf = ReplayBuffer(5, 2, capacity=20, prior=LinearGaussianPrior(5, 2))
+    buf = ReplayBuffer(5, 2, capacity=20, prior=PriorCache(LinearGaussianPrior(5, 2)))
     buf.add(*_transitions(13))
-    other = ReplayBuffer(5, 2, capacity=20, prior=LinearGaussianPrior(5, 2))
+    other = ReplayBuffer(5, 2, capacity=20, prior=PriorCache(LinearGaussianPrior(5, 2)))
     other.load_state_dict(buf.state_dict())
     assert (other.ptr, other.size) == (13, 13)
     for k in buf.storage:
@@ -122,8 +123,8 @@ def test_state_loads_into_another_capacity_keeping_the_newest_in_order(added, ca
 
 
 def test_bad_prior_is_refused():
-    with pytest.raises(NppacError, match="obs_dim=5"):
-        ReplayBuffer(4, 2, capacity=10, prior=LinearGaussianPrior(5, 2))
+    with pytest.raises(NppacError, match=r"expected \(6, 2\)"):
+        ReplayBuffer(5, 2, capacity=10, prior=PriorCache(LinearGaussianPrior(5, 3))).add(*_transitions(3))
 
     class ZeroStd(LinearGaussianPrior):
         def predict(self, states):
@@ -131,4 +132,17 @@ def test_bad_prior_is_refused():
             return mean, 0 * std
 
     with pytest.raises(NonFiniteError, match="non-positive std"):
-        ReplayBuffer(5, 2, capacity=10, prior=ZeroStd(5, 2)).add(*_transitions(3))
+        ReplayBuffer(5, 2, capacity=10, prior=PriorCache(ZeroStd(5, 2))).add(*_transitions(3))
+
+
+def test_variance_convention_caches_the_variance_in_the_std_place():
+    prior = LinearGaussianPrior(5, 2)
+    states = torch.as_tensor(_transitions(20)[0], dtype=torch.float32)
+    mean, std = prior.predict(states)
+    for sigma, expected in (("std", std), ("variance", std ** 2)):
+        buf = ReplayBuffer(5, 2, capacity=20, prior=PriorCache(prior, sigma=sigma))
+        buf.add(*_transitions(20))
+        torch.testing.assert_close(buf.storage["prior_mean"], mean)
+        torch.testing.assert_close(buf.storage["prior_std"], expected)
+    with pytest.raises(NppacError, match="choose one of: std, variance"):
+        PriorCache(prior, sigma="var")  # type: ignore[arg-type]

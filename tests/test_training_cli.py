@@ -73,7 +73,7 @@ def test_killed_run_resumes_with_each_epoch_once(tmp_path):
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["epochs"] == 8 and summary["env_steps"] == 1200
-    assert _epochs(out) == list(range(1, 9))
+    assert _epochs(out) == list(range(0, 9))
     config = json.loads((out / "config.json").read_text())
     assert (config["seed"], config["steps"], config["actor_hidden"], config["algo"]) == (3, 1200, [32, 32], "ppac-nn")
     assert (out / "prior" / "settings.json").is_file()

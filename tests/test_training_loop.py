@@ -12,14 +12,15 @@ import torch
 from nppac.agents import load_actor
 from nppac.data.demos import Demonstrations, Trajectory
 from nppac.errors import NonFiniteError, NppacError
-from nppac.training import PROGRESS_COLUMNS, TrainConfig, train
+from nppac.agents import METRIC_TERMS
+from nppac.training import TrainConfig, progress_columns, train
 from nppac.training.checkpoint import load_checkpoint
 from nppac.training.loop import Collector
 from tests.test_replay import LinearGaussianPrior
 
 TINY = dict(task="halfcheetah", steps=300, steps_per_epoch=150, updates_per_epoch=40, warmup_steps=150,
             eval_episodes=1, horizon=60, batch_size=32, actor_hidden=(32, 32), critic_hidden=(32, 32),
-            init_epochs=2, num_threads=1)
+            init_epochs=2, num_threads=1, prior_sigma="std")
 """Two 150-step epochs of 40 updates with 32-wide networks: seconds, but every stage runs."""
 
 
@@ -67,11 +68,13 @@ def test_two_epoch_run_writes_finite_metrics(tmp_path, algo):
     config = TrainConfig(algo=algo, prior_iters=5, **TINY)
     summary = train(config, out, demos=None if algo == "sac" else tiny_demos(), progress=False)
     header, rows = _rows(out)
-    assert header == [c for c in PROGRESS_COLUMNS if c != "eval_success"]  # halfcheetah is dense
-    assert [int(r["epoch"]) for r in rows] == [1, 2]
-    assert [int(r["env_steps"]) for r in rows] == [150, 300]
-    for row in rows:
-        assert all(math.isfinite(float(row[c])) for c in header), row
+    assert header == progress_columns(False, tuple(METRIC_TERMS), with_init=algo != "sac")  # halfcheetah is dense
+    assert [(r["phase"], int(r["epoch"]), int(r["env_steps"]), int(r["gradient_steps"])) for r in rows] == \
+        [("init", 0, 0, 0), ("online", 1, 150, 40), ("online", 2, 300, 80)]
+    if algo != "sac":  # the step-0 row reports KL(π‖π0) after policy initialization
+        assert float(rows[0]["init_kl"]) > 0
+    for row in rows[1:]:
+        assert all(math.isfinite(float(row[c])) for c in header if c not in ("phase", "init_kl_start", "init_kl")), row
     if algo == "sac":
         assert float(rows[-1]["prior_log_prob_mean"]) == 0.0
     else:
@@ -97,8 +100,8 @@ def test_resume_with_steps_extends_the_run_and_refuses_to_shrink_below_its_progr
     train(TrainConfig(algo="nppac", **TINY), out, prior=prior, demos=tiny_demos(), progress=False)
     summary = train(None, out, resume=True, steps=600, prior=prior, progress=False)
     _, rows = _rows(out)
-    assert [int(r["env_steps"]) for r in rows] == [150, 300, 450, 600]
-    assert summary["epochs_this_call"] == 2 and json.loads((out / "config.json").read_text())["steps"] == 600
+    assert [int(r["env_steps"]) for r in rows] == [0, 150, 300, 450, 600]
+    assert summary["rows_this_call"] == 2 and json.loads((out / "config.json").read_text())["steps"] == 600
     assert load_checkpoint(out / "checkpoint.pt")["replay"]["size"] == 600
     with pytest.raises(NppacError, match="at least"):
         train(None, out, resume=True, steps=450, prior=prior, progress=False)
@@ -128,25 +131,32 @@ def test_resume_continues_without_repeating_or_losing_epochs(tmp_path):
     # A kill between writing epoch 3's row and its checkpoint leaves a row the checkpoint never saw.
     header, rows = _rows(out)
     with (out / "progress.csv").open("a", newline="") as f:
-        csv.writer(f).writerow(["3", "450"] + ["0"] * (len(header) - 2))
+        csv.writer(f).writerow(["online", "3", "450", "120"] + ["0"] * (len(header) - 4))
     assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 2
 
     summary = train(None, out, resume=True, prior=prior, progress=False)
     _, rows = _rows(out)
-    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
-    assert [int(r["env_steps"]) for r in rows] == [150, 300, 450, 600]
-    assert summary["epochs_this_call"] == 2 and summary["env_steps"] == 600
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3, 4]
+    assert [int(r["env_steps"]) for r in rows] == [0, 150, 300, 450, 600]
+    assert summary["rows_this_call"] == 2 and summary["env_steps"] == 600
     ckpt = load_checkpoint(out / "checkpoint.pt")
     assert ckpt["epoch"] == 4 and ckpt["replay"]["size"] == 600
     assert float(rows[2]["wall_s"]) >= float(rows[1]["wall_s"])
 
 
 class CollapsingPrior(LinearGaussianPrior):
-    """Sane for the first batch of states, then σ0 → 1e-30 (the NN prior's pathology, exaggerated)."""
+    """Sane for the first batch of replay states, then σ0 → 1e-30 (the NN prior's pathology, exaggerated).
+
+    Single states (the prior's mean-action rollout for references.json) do not count as a batch.
+    """
+
+    batches = 0
 
     def predict(self, states):
         mean, std = super().predict(states)
-        return (mean, std) if self.calls == 1 else (mean, torch.full_like(std, 1e-30))
+        if len(states) > 1:
+            self.batches += 1
+        return (mean, std) if self.batches <= 1 else (mean, torch.full_like(std, 1e-30))
 
 
 def test_non_finite_loss_stops_with_message_and_keeps_last_checkpoint(tmp_path):
@@ -156,7 +166,7 @@ def test_non_finite_loss_stops_with_message_and_keeps_last_checkpoint(tmp_path):
         train(config, out, prior=CollapsingPrior(17, 6, kind="nn"), progress=False)
     assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
     _, rows = _rows(out)
-    assert [int(r["epoch"]) for r in rows] == [1]
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
 
 
 def test_overrides_parse_by_field_type_and_reject_unknown_keys():
@@ -188,8 +198,8 @@ def test_hand_task_with_published_demos_seeds_buffer_and_records_success(tmp_pat
                          **{**TINY, "task": "pen-binary", "actor_hidden": (32,) * 4, "init_epochs": 1, "horizon": 30})
     summary = train(config, out, prior=LinearGaussianPrior(45, 24), progress=False)
     header, rows = _rows(out)
-    assert header == list(PROGRESS_COLUMNS)
-    assert [float(r["eval_success"]) for r in rows] == [0.0, 0.0]  # success needs the goal held > 20 of 30 steps
+    assert header == progress_columns(True, tuple(METRIC_TERMS), with_init=True)
+    assert [float(r["eval_success"]) for r in rows] == [0.0] * 3  # success needs the goal held > 20 of 30 steps
     assert summary["final_eval_success"] == 0.0
     ckpt = load_checkpoint(out / "checkpoint.pt")
     assert ckpt["replay"]["size"] == 4975 + 300 == ckpt["replay"]["capacity"]

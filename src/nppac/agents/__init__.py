@@ -1,16 +1,16 @@
 """Losses and update steps of the agents: KL-regularized SAC (nppac / ppac-nn / sac), SAC+BC, AWAC and BC.
 
-Each algorithm is a small config dataclass plus an update function over tensors; the
-training loop drives any of them through the :class:`~nppac.agents.base.Agent` protocol.
+Each algorithm is a small config dataclass plus an update function over tensors that
+returns its metrics by name; the training loop drives any of them through the
+:class:`~nppac.agents.base.Agent` protocol. The algorithms are registered, once, in
+:mod:`nppac.training.algorithms`.
 """
 
-from nppac.agents.awac import AWAC, AWAC_METRICS, AWACConfig, advantage_weights, awac_policy_loss, awac_update
-from nppac.agents.base import Agent, optimizer_step, soft_update
-from nppac.agents.bc import BC, BC_METRICS, BCConfig, bc_loss, bc_update
+from nppac.agents.awac import AWAC, AWAC_METRIC_TERMS, AWACConfig, advantage_weights, awac_policy_loss, awac_update
+from nppac.agents.base import ActorCritic, Agent, Metrics, optimizer_step, soft_update
+from nppac.agents.bc import BC, BC_METRIC_TERMS, BCConfig, bc_loss, bc_update
 from nppac.agents.kl_sac import (
-    ALGOS,
     METRIC_TERMS,
-    METRICS,
     KLSAC,
     KLSACConfig,
     critic_step,
@@ -23,7 +23,7 @@ from nppac.agents.kl_sac import (
 )
 from nppac.agents.networks import Actor, ActorKind, TwinCritic, load_actor, save_actor
 from nppac.agents.sac_bc import (
-    SAC_BC_METRICS,
+    SAC_BC_METRIC_TERMS,
     SACBC,
     DemoSampler,
     SACBCConfig,
@@ -33,23 +33,23 @@ from nppac.agents.sac_bc import (
 )
 
 __all__ = [
-    "ALGOS",
     "AWAC",
-    "AWAC_METRICS",
+    "AWAC_METRIC_TERMS",
     "BC",
-    "BC_METRICS",
-    "METRICS",
+    "BC_METRIC_TERMS",
     "METRIC_TERMS",
     "KLSAC",
     "SACBC",
-    "SAC_BC_METRICS",
+    "SAC_BC_METRIC_TERMS",
     "AWACConfig",
     "Actor",
+    "ActorCritic",
     "ActorKind",
     "Agent",
     "BCConfig",
     "DemoSampler",
     "KLSACConfig",
+    "Metrics",
     "SACBCConfig",
     "TwinCritic",
     "advantage_weights",

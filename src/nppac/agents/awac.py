@@ -4,40 +4,33 @@ With the paper's names, on a replay batch (s, a, r, s′) — the buffer is seed
 demonstrations and pretrained on them offline before interaction (the loop's
 ``offline_updates``), then keeps learning online:
 
-    critic target:  y = r + γ (1 − done) min_k Q̄_k(s′, a′),  a′ ~ π(·|s′)
+    critic target:  y = r + γ (1 − done) min_k Q̄_k(s′, a′),  a′ ~ π(·|s′) clipped to [−1, 1]
     critic loss:    Σ_k E (Q_k(s, a) − y)²
-    advantage:      A(s, a) = min_k Q_k(s, a) − V(s),  V(s) = (1/m) Σ_j min_k Q_k(s, a_j),  a_j ~ π(·|s)
-    weights:        w = softmax_batch(A / λ)
+    advantage:      A(s, a) = min_k Q_k(s, a) − V(s),  V(s) = min_k Q_k(s, μ_φ(s))
+    weights:        w = softmax_batch(min(A, c) / λ)
     actor loss:     −Σ_i w_i log π(a_i|s_i)
 
-The critic is SAC's without the entropy bonus (the published AWAC runs with α = 0).
-The weights are normalized over the batch by a softmax, as published, rather than
-clipped: they sum to 1, so the actor loss is a weighted log-likelihood at the scale
-of plain behaviour cloning (uniform weights give −E log π), and exp never overflows.
-A and V use the critic before this step's update, as Q(s, a) in the critic loss does.
+The constants are the public AWAC hand-task configuration (rlkit ``examples/awac/hand``),
+named in :class:`AWACConfig`: λ = 0.5, score clip c = 0.5, V at the policy's mean
+action, a state-independent log σ in [−6, 0] that starts at −3, policy weight decay
+1e-4, no entropy term (α = 0), 25,000 offline steps on batches of 128. Two choices are
+not rlkit's: sampled a′ are clipped to the action box the environment executes (as
+CORL's AWAC does; rlkit queries the critic at unclipped Gaussian samples), and on the
+binary hand tasks the critics are clamped to the returns' range [−1/(1 − γ), 0] (rlkit's
+hand critics end in ``Clamp(max=0)``, the upper half of it). A and V use the critic
+before this step's update, as Q(s, a) in the critic loss does.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
-from nppac.agents.base import adam, optimizer_step, soft_update
-from nppac.agents.networks import Actor, ActorKind, TwinCritic
+from nppac.agents.base import ActorCritic, Metrics, optimizer_step, soft_update
+from nppac.agents.networks import ActorKind
 from nppac.data.replay import Batch
-
-AWAC_METRICS: tuple[str, ...] = (
-    "q_target", "q_mean", "critic_loss", "critic_grad_norm",
-    "advantage_mean", "awac_weight_max", "replay_log_likelihood", "actor_loss", "policy_grad_norm",
-)
-"""What one AWAC step reports, in the order it computes them (the first non-finite one is the culprit).
-
-``awac_weight_max`` is n · max_i w_i over a batch of n: 1 when the weights are
-uniform (plain behaviour cloning), n when one transition takes all the weight.
-"""
+from nppac.errors import NppacError
 
 AWAC_METRIC_TERMS: dict[str, str] = {
     "q_target": "critic target y",
@@ -45,17 +38,26 @@ AWAC_METRIC_TERMS: dict[str, str] = {
     "critic_loss": "critic loss Σ_k (Q_k − y)²",
     "critic_grad_norm": "critic gradient",
     "advantage_mean": "AWAC advantage A = Q(s, a) − V(s)",
+    "advantage_std": "spread of the AWAC advantage over the batch",
     "awac_weight_max": "AWAC advantage weights softmax(A/λ)",
+    "awac_weight_ess": "effective sample size of the AWAC weights",
+    "policy_std": "policy standard deviation σ_φ",
     "replay_log_likelihood": "log π(a|s) of replay actions",
     "actor_loss": "AWAC actor loss",
     "policy_grad_norm": "policy gradient",
 }
-"""Human names of the metrics, for the one-line non-finite message."""
+"""What one AWAC step reports, in the order it computes them, with human names for the non-finite message.
+
+``awac_weight_max`` is n · max_i w_i over a batch of n: 1 when the weights are uniform
+(plain behaviour cloning), n when one transition takes all the weight.
+``awac_weight_ess`` is the effective sample size 1 / (n Σ w_i²), as a fraction of the
+batch: 1 for uniform weights, 1/n for one-hot weights.
+"""
 
 
 @dataclass(frozen=True)
 class AWACConfig:
-    """Hyperparameters of the AWAC update."""
+    """Hyperparameters of the AWAC update; defaults are the public hand-task configuration (module docstring)."""
 
     gamma: float = 0.99
     """Discount γ."""
@@ -65,15 +67,37 @@ class AWACConfig:
     """Adam learning rate of the actor."""
     critic_lr: float = 3e-4
     """Adam learning rate of the critics."""
-    lam: float = 1.0
-    """Temperature λ of the advantage weights softmax(A/λ) (published hand-task setting: 1)."""
-    value_samples: int = 1
-    """Actions a_j ~ π(·|s) averaged in the estimate of V(s) (published: 1)."""
+    lam: float = 0.5
+    """Temperature λ of the weights softmax(A/λ) (rlkit hand ``beta=0.5``)."""
+    score_clip: float = 0.5
+    """Upper clip of the advantage before the softmax (rlkit hand ``clip_score=0.5``)."""
+    value_at_mean: bool = True
+    """V(s) = min_k Q_k(s, μ_φ(s)) at the mean action (rlkit hand ``awr_use_mle_for_vf=True``); False samples a ~ π."""
+    clip_next_action: bool = True
+    """Clip sampled actions a′ (and those of V) to the action box [−1, 1] that the environment executes.
+
+    CORL's AWAC clips; rlkit's does not (its critics are then queried outside every stored action)."""
+    actor_weight_decay: float = 1e-4
+    """Adam weight decay of the policy (rlkit hand ``policy_weight_decay=1e-4``)."""
+    log_std_range: tuple[float, float] = (-6.0, 0.0)
+    """State-independent log σ_φ kept in this range, starting at its middle (rlkit ``std_architecture="values"``)."""
+
+    def validate(self) -> AWACConfig:
+        """Raise a one-line :class:`NppacError` for an impossible setting; returns self."""
+        lo, hi = self.log_std_range
+        checks = {"lam": self.lam > 0, "score_clip": self.score_clip == self.score_clip,
+                  "actor_weight_decay": self.actor_weight_decay >= 0, "log_std_range": lo < hi}
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            rules = {"lam": "> 0", "score_clip": "a number (inf: no clip)", "actor_weight_decay": "≥ 0",
+                     "log_std_range": "low,high with low < high"}
+            raise NppacError(f"awac setting {bad[0]}={getattr(self, bad[0])!r} is out of range: must be {rules[bad[0]]}")
+        return self
 
 
-def advantage_weights(advantage: torch.Tensor, lam: float) -> torch.Tensor:
-    """w_i = exp(A_i/λ) / Σ_j exp(A_j/λ) over the batch."""
-    return torch.softmax(advantage / lam, dim=0)
+def advantage_weights(advantage: torch.Tensor, lam: float, score_clip: float = float("inf")) -> torch.Tensor:
+    """w_i = exp(min(A_i, c)/λ) / Σ_j exp(min(A_j, c)/λ) over the batch."""
+    return torch.softmax(advantage.clamp(max=score_clip) / lam, dim=0)
 
 
 def awac_policy_loss(log_pi: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -81,68 +105,58 @@ def awac_policy_loss(log_pi: torch.Tensor, weights: torch.Tensor) -> torch.Tenso
     return -(weights.detach() * log_pi).sum()
 
 
-class AWAC:
+class AWAC(ActorCritic):
     """The actor, twin critics with Polyak targets and optimizers of an AWAC agent; the step is :func:`awac_update`."""
 
-    metrics = AWAC_METRICS
     metric_terms = AWAC_METRIC_TERMS
 
     def __init__(self, obs_dim: int, act_dim: int, actor_kind: ActorKind, actor_hidden: tuple[int, ...],
-                 critic_hidden: tuple[int, ...], config: AWACConfig, device: str | torch.device = "cpu") -> None:
+                 critic_hidden: tuple[int, ...], config: AWACConfig, device: str | torch.device = "cpu",
+                 q_bounds: tuple[float, float] | None = None) -> None:
+        super().__init__(obs_dim, act_dim, actor_kind, actor_hidden, critic_hidden, config.actor_lr,
+                         config.critic_lr, device, log_std_range=config.log_std_range, q_bounds=q_bounds,
+                         actor_weight_decay=config.actor_weight_decay)
         self.config = config
-        self.device = torch.device(device)
-        self.actor = Actor(obs_dim, act_dim, actor_hidden, actor_kind).to(self.device)
-        self.critic = TwinCritic(obs_dim, act_dim, critic_hidden).to(self.device)
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_opt = adam(self.actor.parameters(), config.actor_lr, self.device)
-        self.critic_opt = adam(self.critic.parameters(), config.critic_lr, self.device)
 
-    def update(self, batch: Batch) -> torch.Tensor:
-        """One gradient step on ``batch``; the :data:`AWAC_METRICS` as one device tensor."""
+    def update(self, batch: Batch) -> Metrics:
+        """One gradient step on ``batch``; its :data:`AWAC_METRIC_TERMS` by name."""
         return awac_update(self, batch)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "actor": self.actor.state_dict(),
-            "critic": self.critic.state_dict(),
-            "critic_target": self.critic_target.state_dict(),
-            "actor_opt": self.actor_opt.state_dict(),
-            "critic_opt": self.critic_opt.state_dict(),
-        }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.actor.load_state_dict(state["actor"])
-        self.critic.load_state_dict(state["critic"])
-        self.critic_target.load_state_dict(state["critic_target"])
-        self.actor_opt.load_state_dict(state["actor_opt"])
-        self.critic_opt.load_state_dict(state["critic_opt"])
-
-
-def awac_update(agent: AWAC, batch: Batch) -> torch.Tensor:
+def awac_update(agent: AWAC, batch: Batch) -> Metrics:
     """One AWAC gradient step of critics and actor; no host syncs, no branching on values."""
     cfg = agent.config
-    m = cfg.value_samples
     with torch.no_grad():
         next_action, _ = agent.actor.sample(batch.next_obs)
+        if cfg.clip_next_action:
+            next_action = next_action.clamp(-1.0, 1.0)
         q_next_min = agent.critic_target(batch.next_obs, next_action).min(0).values
         y = batch.reward + cfg.gamma * (1.0 - batch.done) * q_next_min
-        obs_m = batch.obs.repeat(m, 1)
-        policy_action, _ = agent.actor.sample(obs_m)
-        value = agent.critic(obs_m, policy_action).min(0).values.view(m, -1).mean(0)
+    # One actor forward at s serves V(s) (its mean action, detached) and the actor loss.
+    mean, std = agent.actor(batch.obs)
+    with torch.no_grad():
+        if cfg.value_at_mean:
+            policy_action = agent.actor.mean_action(mean.detach())
+        else:
+            policy_action, _ = agent.actor.sample(batch.obs)
+            if cfg.clip_next_action:
+                policy_action = policy_action.clamp(-1.0, 1.0)
+        value = agent.critic(batch.obs, policy_action).min(0).values
 
-    q = agent.critic(batch.obs, batch.action)
-    critic_loss = (q - y).pow(2).mean(-1).sum()  # Σ_k E (Q_k(s, a) − y)²
-    critic_grad_norm = optimizer_step(agent.critic_opt, critic_loss, agent.critic.parameters())
+    q, critic_loss, critic_grad_norm = agent.critic_regression(batch, y)
 
-    advantage = q.detach().min(0).values - value
-    weights = advantage_weights(advantage, cfg.lam)
-    log_pi = agent.actor.log_prob(batch.obs, batch.action)
+    advantage = q.min(0).values - value
+    weights = advantage_weights(advantage, cfg.lam, cfg.score_clip)
+    log_pi = agent.actor.density(mean, std, batch.action)
     actor_loss = awac_policy_loss(log_pi, weights)
     policy_grad_norm = optimizer_step(agent.actor_opt, actor_loss, agent.actor.parameters())
 
     soft_update(agent.critic_target, agent.critic, cfg.tau)
-
-    return torch.stack([
-        y.mean(), q.detach().mean(), critic_loss.detach(), critic_grad_norm,
-        advantage.mean(), weights.max() * len(weights), log_pi.detach().mean(), actor_loss.detach(), policy_grad_norm,
-    ])
+    n = len(weights)
+    return {
+        "q_target": y.mean(), "q_mean": q.mean(), "critic_loss": critic_loss, "critic_grad_norm": critic_grad_norm,
+        "advantage_mean": advantage.mean(), "advantage_std": advantage.std(correction=0),
+        "awac_weight_max": weights.max() * n, "awac_weight_ess": 1.0 / (n * weights.pow(2).sum()),
+        "replay_log_likelihood": log_pi.detach().mean(), "actor_loss": actor_loss.detach(),
+        "policy_grad_norm": policy_grad_norm, "policy_std": std.detach().mean(),
+    }

@@ -1,32 +1,36 @@
-"""What the training loop needs from an agent, and the optimizer plumbing every update shares."""
+"""What the training loop needs from an agent, and the actor-critic plumbing the agents share."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Iterable, Protocol
 
 import torch
 from torch import nn
 
-from nppac.agents.networks import Actor
+from nppac.agents.networks import Actor, ActorKind, TwinCritic
 from nppac.data.replay import Batch
+
+Metrics = dict[str, torch.Tensor]
+"""What one gradient step reports: metric name → scalar device tensor, in the order it computes them."""
 
 
 class Agent(Protocol):
     """An algorithm's networks and optimizers, seen from the shared training loop.
 
-    ``update`` is one gradient step on a replay mini-batch; it returns the values
-    named by ``metrics``, in that order, stacked in one tensor on ``device`` (no host
-    syncs). ``metric_terms`` gives each metric a human name for the one-line message
-    when it becomes non-finite. ``state_dict()["actor"]`` is the actor's weights.
+    ``update`` is one gradient step on a replay mini-batch; it returns its metrics by
+    name as scalar tensors on ``device`` (no host syncs). ``metric_terms`` names every
+    metric ``update`` reports, in the same order, with a human description for the
+    one-line message when it becomes non-finite. ``state_dict()["actor"]`` is the
+    actor's weights.
     """
 
     actor: Actor
     device: torch.device
-    metrics: tuple[str, ...]
     metric_terms: dict[str, str]
 
-    def update(self, batch: Batch) -> torch.Tensor:
-        """One gradient step; the :attr:`metrics` as one device tensor."""
+    def update(self, batch: Batch) -> Metrics:
+        """One gradient step; its metrics by name."""
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a checkpoint needs to continue training (key ``actor``: the actor's weights)."""
@@ -35,9 +39,58 @@ class Agent(Protocol):
         """Inverse of :meth:`state_dict`."""
 
 
-def adam(params: Iterable[nn.Parameter], lr: float, device: torch.device) -> torch.optim.Adam:
-    """Adam whose step counter lives on the device on CUDA: no host syncs, CUDA-graph capturable."""
-    return torch.optim.Adam(params, lr=lr, capturable=device.type == "cuda")
+class ActorCritic:
+    """An actor, twin critics with Polyak-averaged targets, and their Adam optimizers.
+
+    The part KL-SAC (nppac / ppac-nn / sac) and AWAC share; each adds its own update.
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, actor_kind: ActorKind, actor_hidden: tuple[int, ...],
+                 critic_hidden: tuple[int, ...], actor_lr: float, critic_lr: float,
+                 device: str | torch.device = "cpu", *, log_std_range: tuple[float, float] | None = None,
+                 q_bounds: tuple[float, float] | None = None, actor_weight_decay: float = 0.0) -> None:
+        self.device = torch.device(device)
+        self.actor = Actor(obs_dim, act_dim, actor_hidden, actor_kind, log_std_range).to(self.device)
+        self.critic = TwinCritic(obs_dim, act_dim, critic_hidden, bounds=q_bounds).to(self.device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.actor_opt = adam(self.actor.parameters(), actor_lr, self.device, weight_decay=actor_weight_decay)
+        self.critic_opt = adam(self.critic.parameters(), critic_lr, self.device)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.critic_target.load_state_dict(state["critic_target"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+
+    def critic_regression(self, batch: Batch, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Regress Q_1, Q_2 on the (fixed) target y and step the critic optimizer.
+
+        Returns (Q(s, a) before the step, the loss Σ_k E (Q_k(s, a) − y)², the critic gradient norm).
+        """
+        q = self.critic(batch.obs, batch.action)
+        critic_loss = (q - y).pow(2).mean(-1).sum()
+        critic_grad_norm = optimizer_step(self.critic_opt, critic_loss, self.critic.parameters())
+        return q.detach(), critic_loss.detach(), critic_grad_norm
+
+
+def adam(params: Iterable[nn.Parameter], lr: float, device: torch.device, weight_decay: float = 0.0) -> torch.optim.Adam:
+    """Adam: fused on the CPU (the same result, faster), with its step counter on the device on CUDA.
+
+    The CUDA variant is ``capturable``: no host syncs, so the step can sit in a CUDA graph.
+    """
+    if device.type == "cuda":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, capturable=True)
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
 
 
 def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor,

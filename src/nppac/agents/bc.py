@@ -18,19 +18,16 @@ from typing import Any
 
 import torch
 
-from nppac.agents.base import adam, optimizer_step
+from nppac.agents.base import Metrics, adam, optimizer_step
 from nppac.agents.networks import Actor, ActorKind
 from nppac.data.replay import Batch
-
-BC_METRICS: tuple[str, ...] = ("bc_log_likelihood", "action_mse", "policy_grad_norm")
-"""What one BC step reports, in the order it computes them."""
 
 BC_METRIC_TERMS: dict[str, str] = {
     "bc_log_likelihood": "behaviour-cloning log-likelihood log π(a|s) of demonstration actions",
     "action_mse": "mean-action error (μ(s) − a)²",
     "policy_grad_norm": "policy gradient",
 }
-"""Human names of the metrics, for the one-line non-finite message."""
+"""What one BC step reports, in the order it computes them, with human names for the non-finite message."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +46,6 @@ def bc_loss(actor: Actor, obs: torch.Tensor, action: torch.Tensor) -> torch.Tens
 class BC:
     """An actor and its optimizer, trained by :func:`bc_update`."""
 
-    metrics = BC_METRICS
     metric_terms = BC_METRIC_TERMS
 
     def __init__(self, obs_dim: int, act_dim: int, actor_kind: ActorKind, actor_hidden: tuple[int, ...],
@@ -59,8 +55,8 @@ class BC:
         self.actor = Actor(obs_dim, act_dim, actor_hidden, actor_kind).to(self.device)
         self.actor_opt = adam(self.actor.parameters(), config.lr, self.device)
 
-    def update(self, batch: Batch) -> torch.Tensor:
-        """One maximum-likelihood step on the (s, a) of ``batch``; the :data:`BC_METRICS` as one tensor."""
+    def update(self, batch: Batch) -> Metrics:
+        """One maximum-likelihood step on the (s, a) of ``batch``; its :data:`BC_METRIC_TERMS` by name."""
         return bc_update(self, batch)
 
     def state_dict(self) -> dict[str, Any]:
@@ -71,10 +67,10 @@ class BC:
         self.actor_opt.load_state_dict(state["actor_opt"])
 
 
-def bc_update(agent: BC, batch: Batch) -> torch.Tensor:
+def bc_update(agent: BC, batch: Batch) -> Metrics:
     """One gradient step of −E log π(a|s) on the batch's (s, a); no host syncs."""
     loss = bc_loss(agent.actor, batch.obs, batch.action)
     with torch.no_grad():
         action_mse = (agent.actor.deterministic(batch.obs) - batch.action).pow(2).mean()
     policy_grad_norm = optimizer_step(agent.actor_opt, loss, agent.actor.parameters())
-    return torch.stack([-loss.detach(), action_mse, policy_grad_norm])
+    return {"bc_log_likelihood": -loss.detach(), "action_mse": action_mse, "policy_grad_norm": policy_grad_norm}

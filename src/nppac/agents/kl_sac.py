@@ -12,7 +12,6 @@ itself; with no prior log π0 ≡ 0 and the losses are SAC's.
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -20,28 +19,14 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from nppac.agents.base import adam, optimizer_step, soft_update
-from nppac.agents.networks import Actor, ActorKind, TwinCritic
+from nppac.agents.base import ActorCritic, Metrics, adam, optimizer_step, soft_update
+from nppac.agents.networks import Actor, ActorKind
 from nppac.data.replay import Batch
 from nppac.distributions import gaussian_kl, gaussian_log_prob
 from nppac.errors import NppacError
 
-ALGOS: dict[str, str | None] = {
-    "nppac": "gp", "ppac-nn": "nn", "sac": None, "sac-bc": None, "awac": None, "bc": None,
-}
-"""Every algorithm the training loop runs → kind of behavioral reference policy cached in its replay buffer.
-
-None: no prior (SAC, and the baselines SAC+BC, AWAC and BC, which read the
-demonstrations themselves). How the loop builds each one: :mod:`nppac.training.algorithms`.
-"""
-
-METRICS: tuple[str, ...] = (
-    "target_kl", "q_target", "q_mean", "critic_loss", "critic_grad_norm",
-    "kl_mean", "prior_log_prob_mean", "actor_loss", "policy_grad_norm", "alpha",
-)
-"""What one gradient step reports, in the order it computes them (the first non-finite one is the culprit)."""
-
 METRIC_TERMS: dict[str, str] = {
+    "alpha": "temperature α",
     "target_kl": "KL penalty (log π − log π0) at s′ in the critic target",
     "q_target": "critic target y",
     "q_mean": "Q-value estimate Q_k(s, a)",
@@ -51,9 +36,8 @@ METRIC_TERMS: dict[str, str] = {
     "prior_log_prob_mean": "prior log-density log π0(a|s)",
     "actor_loss": "actor loss",
     "policy_grad_norm": "policy gradient",
-    "alpha": "temperature α",
 }
-"""Human names of the metrics, for the one-line non-finite message."""
+"""What one gradient step reports, in the order it computes them, with human names for the non-finite message."""
 
 
 @dataclass(frozen=True)
@@ -104,60 +88,46 @@ def prior_log_prob(action: torch.Tensor, prior_mean: torch.Tensor | None,
     return gaussian_log_prob(action, prior_mean, prior_std)
 
 
-class KLSAC:
+class KLSAC(ActorCritic):
     """The networks, optimizers and temperature of a KL-regularized SAC agent.
 
     The gradient step itself is :func:`kl_sac_update`; ``update`` is a shortcut to it.
     """
 
-    metrics = METRICS
     metric_terms = METRIC_TERMS
 
     def __init__(self, obs_dim: int, act_dim: int, actor_kind: ActorKind, actor_hidden: tuple[int, ...],
-                 critic_hidden: tuple[int, ...], config: KLSACConfig, device: str | torch.device = "cpu") -> None:
+                 critic_hidden: tuple[int, ...], config: KLSACConfig, device: str | torch.device = "cpu",
+                 q_bounds: tuple[float, float] | None = None) -> None:
+        super().__init__(obs_dim, act_dim, actor_kind, actor_hidden, critic_hidden, config.actor_lr,
+                         config.critic_lr, device, q_bounds=q_bounds)
         self.config = config
-        self.device = torch.device(device)
-        self.actor = Actor(obs_dim, act_dim, actor_hidden, actor_kind).to(self.device)
-        self.critic = TwinCritic(obs_dim, act_dim, critic_hidden).to(self.device)
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(config.alpha), device=self.device, requires_grad=config.auto_alpha)
-        self.actor_opt = adam(self.actor.parameters(), config.actor_lr, self.device)
-        self.critic_opt = adam(self.critic.parameters(), config.critic_lr, self.device)
         self.alpha_opt = adam([self.log_alpha], config.alpha_lr, self.device) if config.auto_alpha else None
 
-    def update(self, batch: Batch) -> torch.Tensor:
-        """One gradient step on ``batch``; returns the :data:`METRICS` as one device tensor."""
+    def update(self, batch: Batch) -> Metrics:
+        """One gradient step on ``batch``; its :data:`METRIC_TERMS` by name."""
         return kl_sac_update(self, batch)
 
     def state_dict(self) -> dict[str, Any]:
-        state = {
-            "actor": self.actor.state_dict(),
-            "critic": self.critic.state_dict(),
-            "critic_target": self.critic_target.state_dict(),
-            "log_alpha": self.log_alpha.detach().clone(),
-            "actor_opt": self.actor_opt.state_dict(),
-            "critic_opt": self.critic_opt.state_dict(),
-        }
+        state = super().state_dict()
+        state["log_alpha"] = self.log_alpha.detach().clone()
         if self.alpha_opt is not None:
             state["alpha_opt"] = self.alpha_opt.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.actor.load_state_dict(state["actor"])
-        self.critic.load_state_dict(state["critic"])
-        self.critic_target.load_state_dict(state["critic_target"])
+        super().load_state_dict(state)
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
-        self.actor_opt.load_state_dict(state["actor_opt"])
-        self.critic_opt.load_state_dict(state["critic_opt"])
         if self.alpha_opt is not None:
             self.alpha_opt.load_state_dict(state["alpha_opt"])
 
 
-def kl_sac_update(agent: KLSAC, batch: Batch) -> torch.Tensor:
+def kl_sac_update(agent: KLSAC, batch: Batch) -> Metrics:
     """One gradient step of critics, actor and (optionally) α; no host syncs, no branching on values.
 
-    Returns the :data:`METRICS` stacked in one tensor on the training device.
+    Returns the :data:`METRIC_TERMS` by name, as tensors on the training device.
     """
     cfg = agent.config
     prior_mean, prior_std = (batch.prior_mean, batch.prior_std) if cfg.use_prior else (None, None)
@@ -177,10 +147,11 @@ def kl_sac_update(agent: KLSAC, batch: Batch) -> torch.Tensor:
     temperature_step(agent, penalty)
     soft_update(agent.critic_target, agent.critic, cfg.tau)
 
-    return torch.stack([
-        target_penalty, y.mean(), q.mean(), critic_loss, critic_grad_norm,
-        penalty.mean(), log_prior.detach().mean(), actor_loss.detach(), policy_grad_norm, alpha,
-    ])
+    return {
+        "target_kl": target_penalty, "q_target": y.mean(), "q_mean": q.mean(), "critic_loss": critic_loss,
+        "critic_grad_norm": critic_grad_norm, "kl_mean": penalty.mean(), "prior_log_prob_mean": log_prior.detach().mean(),
+        "actor_loss": actor_loss.detach(), "policy_grad_norm": policy_grad_norm, "alpha": alpha,
+    }
 
 
 def critic_step(agent: KLSAC, batch: Batch,
@@ -196,11 +167,8 @@ def critic_step(agent: KLSAC, batch: Batch,
         next_log_prior = prior_log_prob(next_action, next_prior_mean, next_prior_std)
         q_next_min = agent.critic_target(batch.next_obs, next_action).min(0).values
         y = critic_target(batch.reward, batch.done, q_next_min, next_log_pi, next_log_prior, alpha, cfg.gamma)
-
-    q = agent.critic(batch.obs, batch.action)
-    critic_loss = (q - y).pow(2).mean(-1).sum()  # Σ_k E (Q_k(s, a) − y)²
-    critic_grad_norm = optimizer_step(agent.critic_opt, critic_loss, agent.critic.parameters())
-    return (next_log_pi - next_log_prior).mean(), y, q.detach(), critic_loss.detach(), critic_grad_norm
+    q, critic_loss, critic_grad_norm = agent.critic_regression(batch, y)
+    return (next_log_pi - next_log_prior).mean(), y, q, critic_loss, critic_grad_norm
 
 
 def temperature_step(agent: KLSAC, penalty: torch.Tensor) -> None:

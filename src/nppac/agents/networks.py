@@ -19,6 +19,7 @@ ActorKind = Literal["tanh_gaussian", "gaussian_tanh_mean"]
 ACTOR_KINDS: tuple[str, ...] = ("tanh_gaussian", "gaussian_tanh_mean")
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+"""Clamp of a state-dependent log σ_φ(s) (published rlkit SAC / N-PPAC actors)."""
 _LOG_2 = math.log(2.0)
 
 
@@ -45,22 +46,38 @@ class Actor(nn.Module):
     * ``gaussian_tanh_mean`` (hand): a ~ N(tanh(μ_φ(s)), σ_φ²(s)); actions are not
       squashed (the environment clips them), so log π is the plain Gaussian density.
 
-    log σ_φ is clamped to [−20, 2] in both heads.
+    By default log σ_φ(s) is a second output of the trunk, clamped to [−20, 2]. With
+    ``log_std_range=(lo, hi)`` it is one learned value per action dimension, independent
+    of the state, kept in [lo, hi] (AWAC's published hand-task policy: [−6, 0]).
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], kind: ActorKind) -> None:
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], kind: ActorKind,
+                 log_std_range: tuple[float, float] | None = None) -> None:
         super().__init__()
         if kind not in ACTOR_KINDS:
             raise NppacError(f"unknown actor head {kind!r}; choose one of: {', '.join(ACTOR_KINDS)}")
         self.obs_dim, self.act_dim, self.hidden, self.kind = obs_dim, act_dim, tuple(hidden), kind
-        self.trunk = mlp([obs_dim, *hidden, 2 * act_dim])
+        self.log_std_range = None if log_std_range is None else (float(log_std_range[0]), float(log_std_range[1]))
+        if self.log_std_range is None:
+            self.trunk = mlp([obs_dim, *hidden, 2 * act_dim])
+        else:
+            # rlkit's std_architecture="values": log σ = lo + sigmoid(w)(hi − lo), one w per action
+            # dimension, starting at the middle of the range.
+            self.trunk = mlp([obs_dim, *hidden, act_dim])
+            self.log_std_logits = nn.Parameter(torch.zeros(act_dim))
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, std) of the Gaussian: pre-squash for ``tanh_gaussian``, tanh'd mean for ``gaussian_tanh_mean``."""
-        mean, log_std = self.trunk(obs).chunk(2, dim=-1)
+        if self.log_std_range is None:
+            mean, log_std = self.trunk(obs).chunk(2, dim=-1)
+            log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+        else:
+            lo, hi = self.log_std_range
+            mean = self.trunk(obs)
+            log_std = (lo + torch.sigmoid(self.log_std_logits) * (hi - lo)).expand_as(mean)
         if self.kind == "gaussian_tanh_mean":
             mean = torch.tanh(mean)
-        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).exp()
+        return mean, log_std.exp()
 
     def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A reparameterized action a = f_φ(ε; s) and its log-density log π_φ(a|s), shape (batch,)."""
@@ -73,7 +90,10 @@ class Actor(nn.Module):
 
     def log_prob(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """log π_φ(a|s) of given actions (for ``tanh_gaussian`` actions are clipped just inside (−1, 1))."""
-        mean, std = self(obs)
+        return self.density(*self(obs), action)
+
+    def density(self, mean: torch.Tensor, std: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """log π_φ(a|s) from the head's (mean, std) at s, as :meth:`forward` returns them."""
         if self.kind == "tanh_gaussian":
             u = torch.atanh(action.clamp(-1.0 + 1e-6, 1.0 - 1e-6))
             return gaussian_log_prob(u, mean, std) - tanh_log_det_jacobian(u)
@@ -81,7 +101,10 @@ class Actor(nn.Module):
 
     def deterministic(self, obs: torch.Tensor) -> torch.Tensor:
         """The mean action (tanh of the mean for ``tanh_gaussian``), clipped to [−1, 1]."""
-        mean, _ = self(obs)
+        return self.mean_action(self(obs)[0])
+
+    def mean_action(self, mean: torch.Tensor) -> torch.Tensor:
+        """The deterministic action from the head's mean, as :meth:`forward` returns it."""
         if self.kind == "tanh_gaussian":
             mean = torch.tanh(mean)
         return mean.clamp(-1.0, 1.0)
@@ -108,12 +131,17 @@ class EnsembleLinear(nn.Module):
 
 
 class TwinCritic(nn.Module):
-    """Q_k(s, a), k = 1, 2: two independent MLPs evaluated together; ``forward`` returns (2, batch)."""
+    """Q_k(s, a), k = 1, 2: two independent MLPs evaluated together; ``forward`` returns (2, batch).
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], n: int = 2) -> None:
+    With ``bounds=(lo, hi)`` the outputs are clamped to that interval.
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], n: int = 2,
+                 bounds: tuple[float, float] | None = None) -> None:
         super().__init__()
         sizes = [obs_dim + act_dim, *hidden, 1]
         self.n = n
+        self.bounds = bounds
         self.layers = nn.ModuleList(EnsembleLinear(n, i, o) for i, o in zip(sizes[:-1], sizes[1:]))
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
@@ -122,13 +150,20 @@ class TwinCritic(nn.Module):
             x = layer(x)
             if i < len(self.layers) - 1:
                 x = torch.relu(x)
-        return x.squeeze(-1)
+        x = x.squeeze(-1)
+        if self.bounds is not None:
+            # The returns' range where the reward's is known (binary tasks: [−1/(1 − γ), 0]); rlkit's
+            # hand-task critics end in the same clamp (Clamp(max=0)).
+            x = x.clamp(*self.bounds)
+        return x
 
 
 def save_actor(actor: Actor, path: str | Path) -> None:
     """Write the actor's weights to a safetensors file, its architecture in the metadata."""
     meta = {"kind": actor.kind, "obs_dim": str(actor.obs_dim), "act_dim": str(actor.act_dim),
             "hidden": ",".join(str(h) for h in actor.hidden)}
+    if actor.log_std_range is not None:
+        meta["log_std_range"] = ",".join(str(v) for v in actor.log_std_range)
     tensors = {k: v.detach().cpu().contiguous() for k, v in actor.state_dict().items()}
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
@@ -147,7 +182,9 @@ def load_actor(path: str | Path, device: str | torch.device = "cpu") -> Actor:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
         hidden = tuple(int(h) for h in meta["hidden"].split(",") if h)
-        actor = Actor(int(meta["obs_dim"]), int(meta["act_dim"]), hidden, meta["kind"])  # type: ignore[arg-type]
+        log_std_range = tuple(float(v) for v in meta["log_std_range"].split(",")) if "log_std_range" in meta else None
+        actor = Actor(int(meta["obs_dim"]), int(meta["act_dim"]), hidden, meta["kind"],  # type: ignore[arg-type]
+                      log_std_range)  # type: ignore[arg-type]
         actor.load_state_dict(load_file(str(path)))
     except (KeyError, ValueError, RuntimeError, OSError, SafetensorError) as err:
         raise NppacError(f"{path} is not an nppac actor file ({err.__class__.__name__}: {err}); "

@@ -18,18 +18,19 @@ from typing import Any
 
 import torch
 
-from nppac.agents.base import optimizer_step, soft_update
-from nppac.agents.kl_sac import KLSAC, METRIC_TERMS, METRICS, critic_step, policy_loss, temperature_step
+from nppac.agents.base import Metrics, optimizer_step, soft_update
+from nppac.agents.kl_sac import KLSAC, METRIC_TERMS, critic_step, policy_loss, temperature_step
 from nppac.agents.networks import Actor
 from nppac.data.replay import Batch
 from nppac.errors import NppacError
 
-SAC_BC_METRICS: tuple[str, ...] = (*METRICS[:7], "bc_log_likelihood", *METRICS[7:])
-"""SAC's metrics (log π0 ≡ 0) with the demonstrations' log-likelihood before the actor loss it enters."""
-
 SAC_BC_METRIC_TERMS: dict[str, str] = {
-    **METRIC_TERMS, "bc_log_likelihood": "behaviour-cloning log-likelihood log π(a|s) of demonstration actions",
+    **{k: METRIC_TERMS[k] for k in ("alpha", "target_kl", "q_target", "q_mean", "critic_loss", "critic_grad_norm",
+                                    "kl_mean")},
+    "bc_log_likelihood": "behaviour-cloning log-likelihood log π(a|s) of demonstration actions",
+    **{k: METRIC_TERMS[k] for k in ("actor_loss", "policy_grad_norm")},
 }
+"""SAC's metrics (log π0 ≡ 0, so no prior term) with the demonstrations' log-likelihood before the actor loss."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,14 @@ class SACBCConfig:
     """Weight λ of the behaviour-cloning term −λ E_D0[log π(a|s)] in the actor loss."""
     demo_batch_size: int = 256
     """Demonstration pairs (s, a) per gradient step."""
+
+    def validate(self) -> SACBCConfig:
+        """Raise a one-line :class:`NppacError` for an impossible setting; returns self."""
+        if not self.bc_weight >= 0:
+            raise NppacError(f"sac-bc setting bc_weight={self.bc_weight!r} is out of range: must be ≥ 0")
+        if not self.demo_batch_size >= 1:
+            raise NppacError(f"sac-bc setting demo_batch_size={self.demo_batch_size!r} is out of range: must be ≥ 1")
+        return self
 
 
 class DemoSampler:
@@ -81,7 +90,6 @@ def demo_log_likelihood(actor: Actor, obs: torch.Tensor, action: torch.Tensor) -
 class SACBC:
     """A SAC agent (no prior) composed with the demonstration set its actor also clones."""
 
-    metrics = SAC_BC_METRICS
     metric_terms = SAC_BC_METRIC_TERMS
 
     def __init__(self, sac: KLSAC, demos: DemoSampler, config: SACBCConfig) -> None:
@@ -97,8 +105,8 @@ class SACBC:
     def device(self) -> torch.device:
         return self.sac.device
 
-    def update(self, batch: Batch) -> torch.Tensor:
-        """One gradient step on ``batch`` and a demonstration batch; the :data:`SAC_BC_METRICS` as one tensor."""
+    def update(self, batch: Batch) -> Metrics:
+        """One gradient step on ``batch`` and a demonstration batch; its :data:`SAC_BC_METRIC_TERMS` by name."""
         return sac_bc_update(self, batch)
 
     def state_dict(self) -> dict[str, Any]:
@@ -109,7 +117,7 @@ class SACBC:
         self.sac.load_state_dict(state)
 
 
-def sac_bc_update(agent: SACBC, batch: Batch) -> torch.Tensor:
+def sac_bc_update(agent: SACBC, batch: Batch) -> Metrics:
     """SAC's critic and α steps; the actor step adds −λ E_D0[log π(a|s)]. No host syncs."""
     sac = agent.sac
     alpha = sac.log_alpha.detach().exp()
@@ -129,7 +137,8 @@ def sac_bc_update(agent: SACBC, batch: Batch) -> torch.Tensor:
     temperature_step(sac, penalty)
     soft_update(sac.critic_target, sac.critic, sac.config.tau)
 
-    return torch.stack([
-        target_penalty, y.mean(), q.mean(), critic_loss, critic_grad_norm, penalty.mean(), torch.zeros_like(alpha),
-        bc_log_likelihood.detach(), actor_loss.detach(), policy_grad_norm, alpha,
-    ])
+    return {
+        "target_kl": target_penalty, "q_target": y.mean(), "q_mean": q.mean(), "critic_loss": critic_loss,
+        "critic_grad_norm": critic_grad_norm, "kl_mean": penalty.mean(), "policy_grad_norm": policy_grad_norm,
+        "alpha": alpha, "bc_log_likelihood": bc_log_likelihood.detach(), "actor_loss": actor_loss.detach(),
+    }

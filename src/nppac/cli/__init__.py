@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from nppac.cli import data, diagnose, expert, prior, quickstart, suite, tasks, train
+from nppac.cli import data, diagnose, expert, prior, prior_combine, quickstart, suite, tasks, train
 from nppac.errors import NppacError
 
 # The exceptions of the click that parses our arguments: click itself, or the copy newer
@@ -29,6 +29,7 @@ app = typer.Typer(
 )
 app.command("tasks")(tasks.tasks)
 app.add_typer(data.app, name="data")
+prior.app.command("combine")(prior_combine.combine)
 app.add_typer(prior.app, name="prior")
 app.command("train")(train.train)
 app.add_typer(expert.expert_app, name="expert")

@@ -58,13 +58,9 @@ def export_command(
     json_out: bool = typer.Option(False, "--json", help="Print the exported metadata as one JSON document."),
 ) -> None:
     """Extract the actor of a run's latest checkpoint, e.g. to harvest a long run while it trains."""
-    from nppac.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
     from nppac.training.experts import export_expert
 
     check_output_file(out, ".safetensors")
-    checkpoint = run / CHECKPOINT_NAME
-    if checkpoint.is_file():  # an unreadable checkpoint is reported here in one line, before the export reads it
-        load_checkpoint(checkpoint, required=("epoch", "env_steps", "agent.actor"), mmap=True)
     meta = export_expert(run, out)
     if json_out:
         emit_json(meta)

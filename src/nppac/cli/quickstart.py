@@ -69,5 +69,10 @@ def quickstart(
     if json_out:
         emit_json(summary)
     else:
-        say(f"final eval return {summary['final_eval_return']:.1f} after {summary['env_steps']} env steps")
+        from nppac.training.references import read_references
+
+        prior_line = read_references(out_dir).get("prior_mean_action", {}).get("return")
+        versus = f" (the GP prior's mean action alone: {prior_line:.1f})" if prior_line is not None else ""
+        say(f"eval return {summary['step0_eval_return']:.1f} after initialization, {summary['final_eval_return']:.1f} "
+            f"after {summary['env_steps']} env steps{versus}")
         print(f"run directory: {out_dir}")

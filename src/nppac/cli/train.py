@@ -11,9 +11,16 @@ import typer
 from nppac.cli.common import emit_json
 
 
+def _algorithms_help() -> str:
+    """The algorithm table as help text (imported lazily by typer only when --help renders it)."""
+    from nppac.training.algorithms import ALGORITHMS
+
+    return "; ".join(f"{a.name}: {a.summary}" for a in ALGORITHMS.values())
+
+
 def train(
     task: str | None = typer.Option(None, "--task", help="Task name (see `nppac tasks`)."),
-    algo: str | None = typer.Option(None, "--algo", help="nppac (GP prior), ppac-nn (NN prior), sac, sac-bc, awac or bc."),
+    algo: str | None = typer.Option(None, "--algo", help="Algorithm: " + _algorithms_help() + "."),
     demos: Path | None = typer.Option(None, "--demos", help="Demonstrations (default: the task's bundled set)."),
     prior: Path | None = typer.Option(None, "--prior", help="Saved prior directory (default: fit from --demos)."),
     steps: int | None = typer.Option(None, "--steps", help="Total environment steps (with --resume: a new total)."),
@@ -23,7 +30,8 @@ def train(
     seed_demos: bool = typer.Option(False, "--seed-demos", help="Put the demonstrations into the replay buffer (default for awac and bc)."),
     out: Path = typer.Option(..., "--out", help="Run directory (must not exist unless --resume)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
-    overrides: list[str] = typer.Option([], "--set", help="Override any config field: --set key=value."),
+    overrides: list[str] = typer.Option([], "--set", help="Override any config field (TrainConfig, or the "
+                                        "algorithm's own settings such as awac's lam): --set key=value."),
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as one JSON document."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
@@ -49,7 +57,8 @@ def train(
         emit_json(summary)
     else:
         print(f"{summary['algo']} on {summary['task']}: {summary['epochs']} epochs, {summary['env_steps']} env steps, "
-              f"final eval return {summary['final_eval_return']:.2f} → {summary['out_dir']}", file=sys.stderr)
+              f"eval return {summary['step0_eval_return']:.2f} at step 0, final {summary['final_eval_return']:.2f} "
+              f"→ {summary['out_dir']}", file=sys.stderr)
 
 
 def _str(path: Path | None) -> str | None:

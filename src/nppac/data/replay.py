@@ -1,21 +1,24 @@
 """The replay buffer, with the behavioral reference policy cached beside each transition.
 
 π0 is fixed during online learning and depends only on the state, so (μ0, σ0) for s
-and s′ are computed once, in one batched ``predict`` call, when transitions enter the
-buffer (DESIGN.md §3, prior caching). The gradient step then reads them like any
-other field and never evaluates the prior: its cost does not grow with the number of
-demonstrations.
+and s′ are computed once, in one batched call, when transitions enter the buffer
+(DESIGN.md §3, prior caching). The gradient step then reads them like any other
+field and never evaluates the prior: its cost does not grow with the number of
+demonstrations. The training side hands the buffer the function that computes them
+(:class:`nppac.training.prior_cache.PriorCache`); the buffer knows nothing of priors.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import torch
 
-from nppac.errors import NonFiniteError, NppacError
-from nppac.priors.base import Prior
+from nppac.errors import NppacError
+
+PriorFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+"""(μ0, σ0), each (n, act_dim), of the reference policy at n states, on the buffer's device."""
 
 _FIELDS = ("obs", "action", "reward", "next_obs", "done")
 _PRIOR_FIELDS = ("prior_mean", "prior_std", "next_prior_mean", "next_prior_std")
@@ -39,22 +42,18 @@ class Batch(NamedTuple):
 class ReplayBuffer:
     """A ring buffer of transitions held as torch tensors on the training device.
 
-    With a ``prior``, (μ0, σ0) of s and s′ are stored beside each transition by
-    :meth:`add`. Sampling draws indices with torch's RNG on the device and needs no
+    With a ``prior`` function, (μ0, σ0) of s and s′ are stored beside each transition
+    by :meth:`add`. Sampling draws indices with torch's RNG on the device and needs no
     host sync, so it can sit inside a compiled or graph-captured gradient step.
     """
 
     def __init__(self, obs_dim: int, act_dim: int, capacity: int, device: str | torch.device = "cpu",
-                 prior: Prior | None = None, predict_chunk: int = 4096) -> None:
+                 prior: PriorFn | None = None) -> None:
         if capacity < 1:
             raise NppacError(f"replay capacity must be positive, got {capacity}")
-        if prior is not None and (prior.obs_dim, prior.act_dim) != (obs_dim, act_dim):
-            raise NppacError(f"prior is for obs_dim={prior.obs_dim}, act_dim={prior.act_dim} but the task has "
-                             f"obs_dim={obs_dim}, act_dim={act_dim}; fit a prior on this task's demonstrations")
         self.obs_dim, self.act_dim, self.capacity = obs_dim, act_dim, capacity
         self.device = torch.device(device)
         self.prior = prior
-        self.predict_chunk = predict_chunk
         shapes = {"obs": (obs_dim,), "action": (act_dim,), "reward": (), "next_obs": (obs_dim,), "done": ()}
         if prior is not None:
             shapes.update({k: (act_dim,) for k in _PRIOR_FIELDS})
@@ -79,36 +78,20 @@ class ReplayBuffer:
         if n == 0:
             return
         if self.prior is not None:
-            mean, std = self.predict_prior(torch.cat([values["obs"], values["next_obs"]]))
+            mean, std = self.prior(torch.cat([values["obs"], values["next_obs"]]))
+            if mean.shape != (2 * n, self.act_dim) or std.shape != mean.shape:
+                raise NppacError(f"the prior returned shapes {tuple(mean.shape)}, {tuple(std.shape)}; "
+                                 f"expected ({2 * n}, {self.act_dim})")
             values.update(prior_mean=mean[:n], prior_std=std[:n], next_prior_mean=mean[n:], next_prior_std=std[n:])
         if n > self.capacity:  # only the newest transitions survive a full wrap
             values = {k: v[-self.capacity:] for k, v in values.items()}
             n = self.capacity
         idx = (self.ptr + torch.arange(n, device=self.device)) % self.capacity
         for k, v in values.items():
-            self.storage[k][idx] = v.reshape(n, *self.storage[k].shape[1:])
+            self.storage[k][idx] = v.reshape(n, *self.storage[k].shape[1:]).to(self.device)
         self.ptr = (self.ptr + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
         self._size_t.fill_(self.size)
-
-    @torch.no_grad()
-    def predict_prior(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(μ0, σ0) of the prior at ``states``, in chunks; refuses non-finite or non-positive σ0."""
-        assert self.prior is not None
-        means, stds = [], []
-        prior_device = getattr(self.prior, "device", None)  # a prior may live on another device than the buffer
-        for chunk in states.split(self.predict_chunk):
-            mean, std = self.prior.predict(chunk if prior_device is None else chunk.to(prior_device))
-            means.append(mean.to(self.device, torch.float32))
-            stds.append(std.to(self.device, torch.float32))
-        mean, std = torch.cat(means), torch.cat(stds)
-        if mean.shape != (len(states), self.act_dim) or std.shape != mean.shape:
-            raise NppacError(f"prior.predict returned shapes {tuple(mean.shape)}, {tuple(std.shape)}; "
-                             f"expected ({len(states)}, {self.act_dim})")
-        if not bool(torch.isfinite(mean).all() & torch.isfinite(std).all() & (std > 0).all()):
-            raise NonFiniteError(f"prior ({self.prior.kind}) predicted a non-finite mean or a non-positive std "
-                                 "for new replay states; check the prior's fit")
-        return mean, std
 
     def sample(self, batch_size: int) -> Batch:
         """Uniform mini-batch (with replacement) over the stored transitions; no host sync."""

@@ -1,7 +1,8 @@
 """Learning curves across runs: mean and 95 % interval over seeds, per group (DESIGN.md §5.3).
 
 Each run directory holds ``config.json`` (at least ``task``, ``algo``, ``seed``) and
-``progress.csv`` (one row per epoch). Runs are grouped by a config key. Within a
+``progress.csv`` (one row per evaluation, from env_steps = 0: the policy before any
+interaction). Runs are grouped by a config key. Within a
 group the runs are aligned on ``env_steps`` and cut to the steps every run reached
 (the common prefix), so each point of a curve averages the same ``n`` seeds; a run
 whose logged steps differ from the others' is linearly interpolated onto the grid of
@@ -22,7 +23,7 @@ import json
 import logging
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -45,14 +46,17 @@ class Metric:
     label: str
     """Y-axis label."""
     log: bool = False
-    """Spans orders of magnitude: log y axis, geometric mean over seeds."""
+    """Positive and spans orders of magnitude: log y axis, geometric mean over seeds."""
+    symlog: bool = False
+    """Either sign and may span orders of magnitude (an NN prior's KL of 1e10 beside a GP's of 10):
+    symmetric-log y axis, linear within ±1, arithmetic mean over seeds."""
 
 
 SUCCESS = Metric("eval_success", "evaluation success rate")
 RETURN = Metric("eval_return", "evaluation return")
 PANELS = (
-    Metric("q_mean", "mean Q-value"),
-    Metric("kl_mean", "KL(π ‖ π0) (mean)"),
+    Metric("q_mean", "mean Q-value (symlog axis)", symlog=True),
+    Metric("kl_mean", "KL(π ‖ π0) (mean; symlog axis)", symlog=True),
     Metric("policy_grad_norm", "policy gradient norm (geometric mean)", log=True),
 )
 """The panels after the first (return or success)."""
@@ -66,6 +70,8 @@ class Run:
     config: dict[str, Any]
     columns: dict[str, np.ndarray]
     """Column name → float array, one entry per progress row (NaN where empty)."""
+    references: dict[str, Any] = field(default_factory=dict)
+    """The run's ``references.json``: the demonstrations' and the prior's mean-action return/success."""
 
     @property
     def env_steps(self) -> np.ndarray:
@@ -111,11 +117,16 @@ def load_run(directory: str | Path) -> Run:
         raise NppacError(f"{progress} has no env_steps column; pass directories written by `nppac train`")
     if not rows:
         raise NppacError(f"{progress} has no rows yet; wait for the run's first epoch")
+    # The rows of an offline phase all sit at env_steps = 0; its last one is the curve's step-0 point.
+    rows = [row for row, later in zip(rows, rows[1:] + [None])
+            if later is None or row.get("phase") != "offline" or later.get("env_steps") != row.get("env_steps")]
     columns = {name: np.array([_float(row.get(name)) for row in rows]) for name in names}
     steps = columns["env_steps"]
     if not np.isfinite(steps).all() or (np.diff(steps) <= 0).any():
         raise NppacError(f"{progress}: env_steps must be finite and increasing row by row")
-    return Run(directory, config, columns)
+    from nppac.training.references import read_references
+
+    return Run(directory, config, columns, read_references(directory))
 
 
 def group_key(run: Run, by: str) -> str:
@@ -246,7 +257,7 @@ class Comparison:
 
     def to_json(self) -> dict[str, Any]:
         return {"group_by": self.group_by, "interval": INTERVAL, "primary_metric": self.primary.column,
-                "groups": {g.name: g.to_json() for g in self.groups}}
+                "references": reference_lines(self), "groups": {g.name: g.to_json() for g in self.groups}}
 
 
 def compare_runs(runs: Sequence[Run], group_by: str = "algo") -> Comparison:
@@ -299,9 +310,12 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
             ax.xaxis.set_major_formatter(FuncFormatter(_steps_formatter))
             if metric.log and drawn:
                 ax.set_yscale("log")
+            elif metric.symlog and drawn:
+                ax.set_yscale("symlog", linthresh=1.0)
             if not drawn:
                 ax.text(0.5, 0.5, f"{metric.column} not logged", transform=ax.transAxes,
                         ha="center", va="center", color="gray")
+        _draw_references(axes.flat[0], comparison)
         if len(comparison.tasks) == 1:
             fig.suptitle(comparison.tasks[0])
         handles, labels = axes.flat[0].get_legend_handles_labels()
@@ -309,3 +323,30 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
             fig.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 4),
                        title=f"{comparison.group_by}: mean and 95 % t-interval over seeds")
         return style.save_figure(fig, path)
+
+
+def reference_lines(comparison: Comparison) -> dict[str, float]:
+    """Label → level of the reference lines on the primary panel: demonstrations, prior's mean action.
+
+    Only for a single task (levels of different tasks do not share an axis). The prior
+    line is the GP's where any run has one (N-PPAC's π0), else the first prior found.
+    """
+    if len(comparison.tasks) != 1:
+        return {}
+    key = "success" if comparison.panels[0].column == "eval_success" else "return"
+    runs = [r for g in comparison.groups for r in g.runs if r.references]
+    lines: dict[str, float] = {}
+    demos = [r.references["demos"].get(key) for r in runs if isinstance(r.references.get("demos"), dict)]
+    demos = [v for v in demos if isinstance(v, (int, float))]
+    if demos:
+        lines["demonstrations (mean)"] = float(demos[0])
+    priors = [r.references["prior_mean_action"] for r in runs if isinstance(r.references.get("prior_mean_action"), dict)]
+    priors = sorted((p for p in priors if isinstance(p.get(key), (int, float))), key=lambda p: p.get("kind") != "gp")
+    if priors:
+        lines[f"{priors[0].get('kind', 'prior')} prior's mean action"] = float(priors[0][key])
+    return lines
+
+
+def _draw_references(ax: Any, comparison: Comparison) -> None:
+    for (label, level), style_ in zip(reference_lines(comparison).items(), (":", "--")):
+        ax.axhline(level, color="0.25", linestyle=style_, linewidth=1.0, label=label)

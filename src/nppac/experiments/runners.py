@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
 from nppac.errors import NppacError
+from nppac.experiments.shared_priors import with_shared_priors
 from nppac.experiments.suite import RunSpec, Suite
 from nppac.training import TrainConfig, train
 
@@ -86,10 +87,10 @@ def run_state(directory: str | Path) -> str:
 
 
 def completed_epochs(directory: str | Path) -> int:
-    """Rows of a run's ``progress.csv`` (0 when there is none)."""
+    """Online epochs in a run's ``progress.csv`` (0 when there is none; step-0 and offline rows do not count)."""
     try:
         with (Path(directory) / "progress.csv").open(newline="") as f:
-            return sum(1 for _ in csv.DictReader(f))
+            return sum(1 for row in csv.DictReader(f) if row.get("phase", "online") == "online")
     except OSError:
         return 0
 
@@ -123,7 +124,7 @@ def execute_run(run: RunSpec, out: str | Path, notify: Notify | None = None) -> 
             notify({"key": run.key, "epoch": done, "n_epochs": n_epochs, "eval_return": None})
 
         def on_epoch_end(row: dict[str, Any]) -> None:
-            if notify is not None:
+            if notify is not None and row["phase"] == "online":
                 notify({"key": run.key, "epoch": int(row["epoch"]), "n_epochs": n_epochs,
                         "eval_return": float(row["eval_return"])})
 
@@ -306,9 +307,17 @@ class RayRunner:
         try:
             # max_calls=1: a fresh worker process per run, like the local pool.
             remote = ray.remote(max_calls=1)(execute_run)
+            # Ray waits forever for resources no node has: check the cluster first, fail such runs at once.
+            cluster_gpus = float(ray.cluster_resources().get("GPU", 0.0))
             pending = {}
             for run in runs:
                 gpus = self.gpus_per_run if run.config.device.startswith("cuda") else 0
+                if gpus > cluster_gpus:
+                    error = (f"device {run.config.device!r} needs {gpus:g} GPU but the Ray cluster has "
+                             f"{cluster_gpus:g}; set device = \"cpu\" or add GPU nodes")
+                    _write_status(run.directory(out), {"status": "failed", "error": error})
+                    yield RunResult(run.key, "failed", error=error)
+                    continue
                 ref = remote.options(num_cpus=1, num_gpus=gpus).remote(run, out)
                 pending[ref] = run
             while pending:
@@ -336,8 +345,13 @@ def import_ray() -> Any:
 
 
 def run_suite(suite: Suite, out: str | Path, runner: Runner | None = None, progress: bool = True) -> list[RunResult]:
-    """Train every run of ``suite`` under ``out`` (writing ``out/suite.json``); results in the suite's run order."""
+    """Train every run of ``suite`` under ``out`` (writing ``out/suite.json``); results in the suite's run order.
+
+    Priors are fitted first, once per (demonstrations, kind, settings), into ``out/priors``
+    (:mod:`nppac.experiments.shared_priors`), and every run reads its shared prior.
+    """
     out = Path(out).expanduser().resolve()  # Ray workers do not share this process's working directory
+    suite = with_shared_priors(suite, out)  # each (demonstrations, kind, settings) prior fitted once
     suite.write_manifest(out)
     runner = runner or LocalRunner()
     results: dict[str, RunResult] = {}

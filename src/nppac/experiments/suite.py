@@ -6,6 +6,7 @@ A suite file is TOML::
     tasks = ["halfcheetah", "door-binary"]
     algos = ["nppac", "ppac-nn", "sac"]
     seeds = 5                              # seeds 0..4, or a list: [0, 3, 7]
+    skip = ["door-binary/sac"]             # optional: task/algo pairs left out of the product
 
     [settings]                             # every run: any TrainConfig field
     steps = 300_000
@@ -35,15 +36,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nppac.agents.kl_sac import ALGOS
 from nppac.errors import NppacError
 from nppac.tasks import list_tasks
 from nppac.training import TrainConfig
+from nppac.training.algorithms import ALGORITHMS
 
 MANIFEST_NAME = "suite.json"
 """The expanded suite, written into the output directory by ``nppac suite run``."""
 
-_TOP_KEYS = ("name", "tasks", "algos", "seeds", "settings", "task", "algo", "report")
+_TOP_KEYS = ("name", "tasks", "algos", "seeds", "skip", "settings", "task", "algo", "report")
 _SET_BY_SUITE = {"task": "tasks", "algo": "algos", "seed": "seeds"}
 _PATH_FIELDS = ("demos", "prior")
 _REPORT_KEYS = ("last_k", "threshold")
@@ -163,17 +164,20 @@ def parse_suite(data: dict[str, Any], source: str | Path = "<suite>") -> Suite:
         raise NppacError(f"{where}: name must be a non-empty string without '/', got {name!r}")
     task_names = [t.name for t in list_tasks()]
     tasks = _names(data, "tasks", task_names, where)
-    algos = _names(data, "algos", list(ALGOS), where)
+    algos = _names(data, "algos", list(ALGORITHMS), where)
     seeds = _seeds(data.get("seeds"), where)
+    skip = _skip(data.get("skip", []), tasks, algos, where)
 
     settings = _overrides(_table(data, "settings", where), "[settings]", where, base)
     per_task = _tables(data, "task", task_names, where, base)
-    per_algo = _tables(data, "algo", list(ALGOS), where, base)
+    per_algo = _tables(data, "algo", list(ALGORITHMS), where, base)
 
     runs = []
     for seed in seeds:
         for task in tasks:
             for algo in algos:
+                if f"{task}/{algo}" in skip:
+                    continue
                 overrides = (*settings, *per_task.get(task, ()), *per_algo.get(algo, ()))
                 config = dataclasses.replace(TrainConfig(), task=task, algo=algo, seed=seed)
                 config = config.with_overrides(list(overrides))
@@ -225,6 +229,17 @@ def _names(data: dict[str, Any], key: str, known: list[str], where: str) -> list
     return value
 
 
+def _skip(value: Any, tasks: list[str], algos: list[str], where: str) -> set[str]:
+    """``skip = ["halfcheetah/bc"]``: task/algorithm pairs of the product that the suite leaves out."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise NppacError(f"{where}: skip must be a list of \"task/algo\" strings, got {value!r}")
+    pairs = {f"{t}/{a}" for t in tasks for a in algos}
+    unknown = [v for v in value if v not in pairs]
+    if unknown:
+        raise NppacError(f"{where}: skip names {unknown[0]!r}, which is not one of the suite's task/algo pairs")
+    return set(value)
+
+
 def _seeds(value: Any, where: str) -> list[int]:
     """``seeds = N`` means seeds 0..N−1; a list names them."""
     if value is None:
@@ -258,24 +273,30 @@ def _tables(data: dict[str, Any], kind: str, known: list[str], where: str, base:
             raise NppacError(f"{where}: [{kind}.{name}]: unknown {kind} {name!r}; choose from: {', '.join(known)}")
         if not isinstance(table, dict):
             raise NppacError(f"{where}: {kind}.{name} must be a table ([{kind}.{name}]), got {table!r}")
-        out[name] = _overrides(table, f"[{kind}.{name}]", where, base)
+        out[name] = _overrides(table, f"[{kind}.{name}]", where, base, algo=name if kind == "algo" else None)
     return out
 
 
-def _overrides(table: dict[str, Any], label: str, where: str, base: Path) -> tuple[str, ...]:
-    """TrainConfig ``key=value`` strings from one table, each checked by parsing it as ``--set`` would."""
-    known = [f.name for f in dataclasses.fields(TrainConfig)]
+def _overrides(table: dict[str, Any], label: str, where: str, base: Path, algo: str | None = None) -> tuple[str, ...]:
+    """``key=value`` strings from one table, each checked by parsing it as ``--set`` would.
+
+    Keys are TrainConfig fields or an algorithm's own settings (``lam`` of awac); the
+    table of one algorithm (``algo``) accepts only that algorithm's.
+    """
+    # An algorithm's own settings (awac's lam) belong in its [algo.NAME] table only.
+    own = {k: a.name for a in ALGORITHMS.values() for k in a.own_settings if a.name == algo}
+    known = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "algo_settings"] + sorted(own)
     pairs = []
     for key, value in table.items():
         if key in _SET_BY_SUITE:
             raise NppacError(f"{where}: {label} {key}: set by the suite's {_SET_BY_SUITE[key]} list, not per table")
         if key not in known:
-            raise NppacError(f"{where}: {label} {key}: unknown TrainConfig field; known fields: {', '.join(known)}")
+            raise NppacError(f"{where}: {label} {key}: unknown setting; known: {', '.join(known)}")
         if key in _PATH_FIELDS and isinstance(value, str):
             value = str(base / Path(value).expanduser())
         pair = f"{key}={_text(value, where, label, key)}"
         try:
-            TrainConfig().with_overrides([pair])
+            TrainConfig(algo=own.get(key, algo or "nppac")).with_overrides([pair])
         except NppacError as err:
             reason = str(err).split(": ", 1)[-1] if str(err).startswith("--set ") else str(err)
             raise NppacError(f"{where}: {label} {key} = {value!r}: {reason}") from None

@@ -1,7 +1,8 @@
 """Behavioral reference policies π0: the GP prior (non-parametric) and the NN prior (MLE baseline).
 
 Both expose π0(·|s) = N(μ0(s), diag σ0²(s)) over normalized actions
-(:class:`~nppac.priors.base.Prior`). Fit one with :func:`fit_prior`, reload it with
+(:class:`~nppac.priors.base.Prior`); :func:`combine_priors` makes the variance
+ablation (one prior's mean, another's σ0). Fit one with :func:`fit_prior`, reload it with
 :func:`load_prior`, summarize it with :func:`prior_metrics`.
 """
 
@@ -16,6 +17,8 @@ import torch
 from nppac.data.demos import Demonstrations
 from nppac.errors import NppacError
 from nppac.priors.base import Prior
+from nppac.priors.combined import KIND as COMBINED_KIND
+from nppac.priors.combined import CombinedPrior, combine_priors
 from nppac.priors.common import Progress, read_settings
 from nppac.priors.gp import GPConfig, GPPrior
 from nppac.priors.kernels import KERNELS
@@ -50,12 +53,15 @@ def fit_prior(demos: Demonstrations, kind: Literal["gp", "nn"], progress: Progre
 def load_prior(directory: str | Path, device: str | torch.device = "cpu") -> Prior:
     """Load a prior saved by ``prior.save(directory)`` (kind read from settings.json)."""
     kind = read_settings(directory)["kind"]
+    if kind == COMBINED_KIND:
+        return CombinedPrior.load(directory, device=device)
     if kind not in PRIOR_KINDS:
         raise NppacError(f"{Path(directory) / 'settings.json'}: unknown prior kind {kind!r}")
     return PRIOR_KINDS[kind][0].load(directory, device=device)
 
 
 __all__ = [
+    "CombinedPrior",
     "GPConfig",
     "GPPrior",
     "KERNELS",
@@ -63,6 +69,7 @@ __all__ = [
     "NNPrior",
     "OFFSETS",
     "PRIOR_KINDS",
+    "combine_priors",
     "Prior",
     "fit_prior",
     "load_prior",

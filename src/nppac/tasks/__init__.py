@@ -46,10 +46,17 @@ class TaskDefaults:
     """Gradient-step mini-batch size."""
     init_epochs: int
     """Epochs of KL(π‖π0) policy initialization on demonstration states."""
+    prior_sigma: Literal["std", "variance"]
+    """How σ0 enters π0: as its std (the math), or the variance in the std's place (the published code).
+
+    Chosen per task family from measurements (docs/conventions.md): the published
+    convention keeps the prior's competence on locomotion; on the hand tasks, where the
+    GP's σ0 on the data is ~0.015, squaring it makes the KL term swamp the critic.
+    """
 
 
-LOCOMOTION = TaskDefaults(0.1, "rbf", "tanh_gaussian", (256, 256), 256, 400)
-HAND = TaskDefaults(0.5, "matern12", "gaussian_tanh_mean", (256, 256, 256, 256), 1024, 400)
+LOCOMOTION = TaskDefaults(0.1, "rbf", "tanh_gaussian", (256, 256), 256, 400, "variance")
+HAND = TaskDefaults(0.5, "matern12", "gaussian_tanh_mean", (256, 256, 256, 256), 1024, 400, "std")
 
 
 @dataclass(frozen=True)
@@ -153,6 +160,11 @@ class Task:
         return "hand" if self.reward == "binary" else "locomotion"
 
     @property
+    def reward_range(self) -> tuple[float, float] | None:
+        """[r_min, r_max] of one step's reward where it is known: binary tasks give −1 or 0."""
+        return (-1.0, 0.0) if self.reward == "binary" else None
+
+    @property
     def eval_episodes(self) -> int:
         """Evaluation episodes per epoch: 5000 steps in all (DESIGN.md §3)."""
         return 5000 // self.horizon
@@ -215,13 +227,13 @@ _TASKS: dict[str, Task] = {
     for t in [
         Task("halfcheetah", "HalfCheetah-v5", 17, 6, 1000, "dense", LOCOMOTION),
         Task("hopper", "Hopper-v5", 11, 3, 1000, "dense", LOCOMOTION),
-        Task("walker2d", "Walker2d-v5", 17, 6, 1000, "dense", TaskDefaults(0.2, "rbf", "tanh_gaussian", (256, 256), 256, 400)),
+        Task("walker2d", "Walker2d-v5", 17, 6, 1000, "dense", TaskDefaults(0.2, "rbf", "tanh_gaussian", (256, 256), 256, 400, "variance")),
         Task("ant", "Ant-v5", 27, 8, 1000, "dense", LOCOMOTION,
              env_kwargs={"include_cfrc_ext_in_observation": False}),
         Task("door-binary", "AdroitHandDoor-v1", 39, 28, 200, "binary", HAND, success_steps=25,
              success_from_obs=DOOR_OPEN),
         Task("pen-binary", "AdroitHandPen-v1", 45, 24, 200, "binary",
-             TaskDefaults(0.1, "matern52", "gaussian_tanh_mean", (256, 256, 256, 256), 1024, 550),
+             TaskDefaults(0.1, "matern52", "gaussian_tanh_mean", (256, 256, 256, 256), 1024, 550, "std"),
              success_steps=20, success_from_obs=PEN_AT_TARGET),
         Task("relocate-binary", "AdroitHandRelocate-v1", 39, 30, 200, "binary", HAND, success_steps=25,
              success_from_obs=BALL_AT_TARGET),

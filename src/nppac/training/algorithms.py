@@ -1,26 +1,29 @@
-"""The algorithm table of the training loop: how each name in :data:`nppac.agents.ALGOS` becomes an agent.
+"""The algorithm table: every algorithm the training loop runs, registered once.
 
-An entry builds the agent from a resolved :class:`~nppac.training.TrainConfig` and
-says where the algorithm's use of the one shared loop differs: whether the
-demonstrations are seeded into the replay buffer, how many gradient steps it takes
-on them before interaction, how many uniform-random warm-up steps it starts with,
-and whether it learns online at all. Add an algorithm by writing its agent in
-``nppac/agents/``, naming its prior in ``ALGOS`` and adding an entry here.
+An entry names the algorithm and its kind of reference policy, gives its own settings
+(a config dataclass whose fields ``--set`` reaches: ``--set lam=0.3`` for awac), builds
+its agent, and says where its use of the one shared loop differs: whether the
+demonstrations are seeded into the replay buffer, how many gradient steps it takes on
+them before interaction and on what batches, how the first steps are collected,
+whether it learns online, whether its critics are bounded, and which defaults it
+changes. Add an algorithm by writing its agent in ``nppac/agents/`` and one entry here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 import torch
 
 from nppac.agents.awac import AWAC, AWACConfig
 from nppac.agents.base import Agent
 from nppac.agents.bc import BC, BCConfig
-from nppac.agents.kl_sac import ALGOS, KLSAC, KLSACConfig
+from nppac.agents.kl_sac import KLSAC, KLSACConfig
 from nppac.agents.sac_bc import SACBC, DemoSampler, SACBCConfig
 from nppac.data.demos import Demonstrations
+from nppac.errors import NppacError
 
 if TYPE_CHECKING:
     from nppac.training.config import TrainConfig
@@ -28,21 +31,76 @@ if TYPE_CHECKING:
 DemoLoader = Callable[[], Demonstrations]
 """Loads the run's demonstrations on first call (only algorithms that read them call it)."""
 
+Warmup = Literal["policy", "uniform"]
+WARMUPS: tuple[str, ...] = ("policy", "uniform")
+
+ABLATION_PRIOR = "gp-mean-nn-std"
+"""The variance ablation's reference policy: the GP's mean with the NN's σ0 (:mod:`nppac.priors.combined`)."""
+
 
 @dataclass(frozen=True)
 class Algorithm:
-    """How the shared loop runs one algorithm."""
+    """One algorithm: its name, prior, own settings, agent builder and how the shared loop runs it."""
 
-    build: Callable[[TrainConfig, DemoLoader, torch.device], Agent]
-    """The agent for a resolved config, its demonstrations on demand, and the training device."""
+    name: str
+    summary: str
+    """One line for ``nppac train --help`` and the docs."""
+    build: Callable[[TrainConfig, Any, DemoLoader, torch.device], Agent]
+    """The agent for a resolved config, the algorithm's own settings object, its demonstrations on demand, the device."""
+    prior: str | None = None
+    """Kind of reference policy cached in its replay buffer: gp, nn, gp-mean-nn-std, or None."""
+    settings: type | None = None
+    """Dataclass of the algorithm's own settings; its fields are ``--set`` keys (stored in ``algo_settings``)."""
     seed_demos: bool = False
     """Default of ``seed_demos``: put D0 into the replay buffer before training."""
     offline_updates: int = 0
     """Default of ``offline_updates``: gradient steps on the seeded buffer before interaction."""
-    warmup_steps: int = 1000
-    """Default of ``warmup_steps``: uniform-random actions before the first update."""
+    offline_batch_size: int | None = None
+    """Default of ``offline_batch_size`` (None: the online batch size)."""
+    warmup: Warmup = "policy"
+    """Default of ``warmup``: who collects the first ``warmup_steps``: the (initialized) policy, or uniform actions."""
     online_updates: bool = True
     """Whether it takes gradient steps while interacting (BC does not: it learns from D0 only)."""
+    bound_q: bool = False
+    """Default of ``bound_q``: clamp the critics to the returns' range where the task's reward range is known.
+
+    Sound only for critics without an entropy or KL term in their target (AWAC's α = 0)."""
+    defaults: dict[str, Any] = field(default_factory=dict)
+    """TrainConfig fields whose default this algorithm changes (before the task's defaults apply)."""
+
+    def make_settings(self, values: dict[str, Any], **given: Any) -> Any:
+        """The settings object from ``given`` (values the loop derives) and the run's ``algo_settings``."""
+        if self.settings is None:
+            if values:
+                raise NppacError(f"algo {self.name} has no settings of its own; got {', '.join(values)}")
+            return None
+        known = {f.name for f in dataclasses.fields(self.settings)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise NppacError(f"unknown setting(s) {', '.join(unknown)} for algo {self.name}; its own settings are: "
+                             f"{', '.join(sorted(known - set(given)))}")
+        typed = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        settings = self.settings(**{**{k: v for k, v in given.items() if k in known}, **typed})
+        return settings.validate() if hasattr(settings, "validate") else settings
+
+    @property
+    def own_settings(self) -> tuple[str, ...]:
+        """The ``--set`` keys this algorithm adds to TrainConfig's."""
+        from nppac.training.config import TrainConfig
+
+        if self.settings is None:
+            return ()
+        shared = {f.name for f in dataclasses.fields(TrainConfig)}
+        return tuple(f.name for f in dataclasses.fields(self.settings) if f.name not in shared)
+
+
+def q_bounds(cfg: TrainConfig) -> tuple[float, float] | None:
+    """[r_min, r_max] / (1 − γ) where the task's reward range is known and ``bound_q`` is on; else None."""
+    reward_range = cfg.task_spec.reward_range
+    if not cfg.bound_q or reward_range is None:
+        return None
+    lo, hi = reward_range
+    return lo / (1.0 - cfg.gamma), hi / (1.0 - cfg.gamma)
 
 
 def kl_sac_config(cfg: TrainConfig) -> KLSACConfig:
@@ -55,42 +113,64 @@ def kl_sac_config(cfg: TrainConfig) -> KLSACConfig:
                        alpha_lr=cfg.alpha_lr, use_prior=use_prior)
 
 
-def _kl_sac(cfg: TrainConfig, demos: DemoLoader, device: torch.device) -> KLSAC:
+def _kl_sac(cfg: TrainConfig, settings: None, demos: DemoLoader, device: torch.device) -> KLSAC:
     task = cfg.task_spec
     return KLSAC(task.obs_dim, task.act_dim, cfg.actor, cfg.actor_hidden, cfg.critic_hidden,  # type: ignore[arg-type]
-                 kl_sac_config(cfg), device)
+                 kl_sac_config(cfg), device, q_bounds=q_bounds(cfg))
 
 
-def _sac_bc(cfg: TrainConfig, demos: DemoLoader, device: torch.device) -> SACBC:
+def _sac_bc(cfg: TrainConfig, settings: SACBCConfig, demos: DemoLoader, device: torch.device) -> SACBC:
     d = demos()
     sampler = DemoSampler(torch.as_tensor(d.states, device=device), torch.as_tensor(d.actions, device=device))
-    # As many demonstration pairs per step as replay transitions: both halves of the actor loss see equal batches.
-    return SACBC(_kl_sac(cfg, demos, device), sampler,
-                 SACBCConfig(bc_weight=cfg.bc_weight, demo_batch_size=cfg.batch_size))  # type: ignore[arg-type]
+    return SACBC(_kl_sac(cfg, None, demos, device), sampler, settings)
 
 
-def _awac(cfg: TrainConfig, demos: DemoLoader, device: torch.device) -> AWAC:
+def _awac(cfg: TrainConfig, settings: AWACConfig, demos: DemoLoader, device: torch.device) -> AWAC:
     task = cfg.task_spec
-    config = AWACConfig(gamma=cfg.gamma, tau=cfg.tau, actor_lr=cfg.actor_lr, critic_lr=cfg.critic_lr,
-                        lam=cfg.awac_lambda, value_samples=cfg.awac_value_samples)
     return AWAC(task.obs_dim, task.act_dim, cfg.actor, cfg.actor_hidden, cfg.critic_hidden,  # type: ignore[arg-type]
-                config, device)
+                settings, device, q_bounds=q_bounds(cfg))
 
 
-def _bc(cfg: TrainConfig, demos: DemoLoader, device: torch.device) -> BC:
+def _bc(cfg: TrainConfig, settings: None, demos: DemoLoader, device: torch.device) -> BC:
     task = cfg.task_spec
     return BC(task.obs_dim, task.act_dim, cfg.actor, cfg.actor_hidden,  # type: ignore[arg-type]
               BCConfig(lr=cfg.actor_lr), device)
 
 
-ALGORITHMS: dict[str, Algorithm] = {
-    "nppac": Algorithm(_kl_sac),
-    "ppac-nn": Algorithm(_kl_sac),
-    "sac": Algorithm(_kl_sac),
-    "sac-bc": Algorithm(_sac_bc),
-    # The pretrained policy explores from the first step: uniform-random actions would only dilute D0.
-    "awac": Algorithm(_awac, seed_demos=True, offline_updates=25_000, warmup_steps=0),
-    "bc": Algorithm(_bc, seed_demos=True, offline_updates=10_000, warmup_steps=0, online_updates=False),
-}
-"""Algorithm name (the keys of :data:`nppac.agents.ALGOS`) → how the loop runs it."""
+def derived_settings(cfg: TrainConfig) -> dict[str, Any]:
+    """The values an algorithm's settings take from TrainConfig (shared hyperparameters, batch sizes)."""
+    return {"gamma": cfg.gamma, "tau": cfg.tau, "actor_lr": cfg.actor_lr, "critic_lr": cfg.critic_lr,
+            # SAC+BC: as many demonstration pairs per step as replay transitions, so both halves of its
+            # actor loss see equal batches.
+            "demo_batch_size": cfg.batch_size}
 
+
+_TABLE = [
+    Algorithm("nppac", "N-PPAC: KL-regularized SAC toward a GP reference policy", _kl_sac, prior="gp"),
+    Algorithm("ppac-nn", "PPAC with an MLE neural reference policy (BRAC-style, the pathological baseline)",
+              _kl_sac, prior="nn"),
+    Algorithm("nppac-nn-std", "the variance ablation: N-PPAC toward a prior with the GP's mean and the NN's σ0",
+              _kl_sac, prior=ABLATION_PRIOR),
+    Algorithm("sac", "soft actor-critic, no reference policy", _kl_sac, warmup="uniform"),
+    # SAC+BC's soft Q includes −α log π, which the returns' range does not bound: no clamp by default.
+    Algorithm("sac-bc", "SAC plus a behaviour-cloning log-likelihood term on demonstration batches", _sac_bc,
+              settings=SACBCConfig, warmup="uniform"),
+    # The public hand-task AWAC: 25,000 offline steps on batches of 128 (rlkit's bc_batch_size), a 2 × 256
+    # policy, critics clamped to the returns' range.
+    Algorithm("awac", "AWAC: advantage-weighted actor-critic, offline pretraining then online", _awac,
+              settings=AWACConfig, seed_demos=True, offline_updates=25_000, offline_batch_size=128, bound_q=True,
+              defaults={"actor_hidden": (256, 256)}),
+    Algorithm("bc", "behavioural cloning: the actor fitted to the demonstrations, evaluated by its mean action",
+              _bc, seed_demos=True, offline_updates=10_000, online_updates=False),
+]
+
+ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in _TABLE}
+"""Algorithm name → its entry: the one table of algorithms."""
+
+
+def get_algorithm(name: str) -> Algorithm:
+    """Look an algorithm up by name; unknown names raise a one-line :class:`NppacError`."""
+    try:
+        return ALGORITHMS[name]
+    except KeyError:
+        raise NppacError(f"unknown algorithm {name!r}; choose one of: {', '.join(ALGORITHMS)}") from None

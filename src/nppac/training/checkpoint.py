@@ -29,7 +29,7 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
 
 
 RUN_KEYS = ("epoch", "env_steps", "wall_s", "agent", "replay", "rng")
-"""What every run checkpoint holds (the training loop writes them at the end of each epoch)."""
+"""What every run checkpoint holds (the training loop writes one after every evaluated row)."""
 
 
 def load_checkpoint(

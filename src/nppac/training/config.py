@@ -6,15 +6,15 @@ import dataclasses
 import json
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nppac.agents.kl_sac import ALGOS
 from nppac.agents.networks import ACTOR_KINDS
 from nppac.errors import NppacError
 from nppac.tasks import Task, get_task
-from nppac.training.algorithms import ALGORITHMS, Algorithm
+from nppac.training.algorithms import WARMUPS, Algorithm, get_algorithm
+from nppac.training.prior_cache import SIGMA_CONVENTIONS
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class TrainConfig:
     task: str = "halfcheetah"
     """Registered task name (``nppac tasks``)."""
     algo: str = "nppac"
-    """nppac (GP prior), ppac-nn (NN prior), sac (no prior), or the baselines sac-bc, awac, bc."""
+    """Registered algorithm name (``nppac train --help`` lists them; the table is nppac.training.algorithms)."""
     seed: int = 0
     """Seed of torch, numpy and the environments."""
     device: str = "cpu"
@@ -35,10 +35,16 @@ class TrainConfig:
     """Environment steps collected per epoch."""
     updates_per_epoch: int = 1000
     """Gradient steps per epoch, after its collection (bc takes none: it learns from the demonstrations only)."""
-    warmup_steps: int | None = None
-    """Uniform-random steps before the first update (algorithm default: 1000; 0 for awac and bc)."""
+    warmup_steps: int = 1000
+    """Environment steps collected before the first online gradient step (rlkit's min_num_steps_before_training)."""
+    warmup: str | None = None
+    """Who collects the warm-up steps: policy (the initialized policy, published) or uniform (algorithm default)."""
     offline_updates: int | None = None
     """Gradient steps on the demonstration-seeded replay buffer before interaction (awac 25,000; bc 10,000; else 0)."""
+    offline_batch_size: int | None = None
+    """Mini-batch size of the offline gradient steps (algorithm default; else batch_size)."""
+    offline_eval_every: int = 5000
+    """Offline gradient steps between evaluated progress rows and checkpoints of the offline phase."""
     eval_episodes: int | None = None
     """Deterministic evaluation episodes per epoch (task: 5000 steps in all)."""
     horizon: int | None = None
@@ -85,12 +91,13 @@ class TrainConfig:
     """State kernel of a GP prior fitted here (task default)."""
     prior_iters: int | None = None
     """Optimizer iterations (GP) or epochs (NN) of a prior fitted here (the prior's own default)."""
-    bc_weight: float = 1.0
-    """sac-bc: weight λ of the behaviour-cloning term −λ E_D0[log π(a|s)] in the actor loss."""
-    awac_lambda: float = 1.0
-    """awac: temperature λ of the advantage weights softmax(A/λ) (published hand-task setting)."""
-    awac_value_samples: int = 1
-    """awac: policy actions averaged in V(s) = E_{a~π} min_k Q_k(s, a)."""
+    prior_sigma: str | None = None
+    """How σ0 enters π0: std (the math) or variance (the published code's N(μ0, σ0²) as std); task default."""
+    bound_q: bool | None = None
+    """Clamp the critics to the returns' range [r_min, r_max]/(1 − γ) where the task's reward range is known
+    (binary tasks: [−100, 0] at γ = 0.99); algorithm default (on for awac, whose critic has no entropy term)."""
+    algo_settings: dict[str, Any] = field(default_factory=dict)
+    """The algorithm's own settings (fields of its registered settings class, e.g. awac's ``lam``): ``--set lam=0.3``."""
     allow_pickle: bool = False
     """Allow reading pickle-based demonstration files (only for files you trust)."""
     num_threads: int | None = 1
@@ -98,40 +105,43 @@ class TrainConfig:
 
     @property
     def prior_kind(self) -> str | None:
-        """'gp', 'nn' or None (sac and the baselines)."""
-        return ALGOS[self.algo]
+        """'gp', 'nn', 'gp-mean-nn-std' or None (sac and the baselines)."""
+        return get_algorithm(self.algo).prior
 
     @property
     def algorithm(self) -> Algorithm:
         """How the training loop runs ``algo`` (its entry in the algorithm table)."""
-        return ALGORITHMS[self.algo]
+        return get_algorithm(self.algo)
 
     def validate(self) -> TrainConfig:
         """Raise a one-line :class:`NppacError` for an impossible setting; returns self."""
         get_task(self.task)
-        if self.algo not in ALGOS:
-            raise NppacError(f"unknown algorithm {self.algo!r}; choose one of: {', '.join(ALGOS)}")
+        algorithm = get_algorithm(self.algo)
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             raise NppacError(f"unknown device {self.device!r}; choose cpu or cuda")
-        if self.actor is not None and self.actor not in ACTOR_KINDS:
-            raise NppacError(f"unknown actor head {self.actor!r}; choose one of: {', '.join(ACTOR_KINDS)}")
-        positive = ("steps", "steps_per_epoch", "replay_capacity", "init_batch_size", "eval_episodes", "horizon",
-                    "batch_size", "awac_value_samples")
-        for name in positive:
+        for name, choices in (("actor", ACTOR_KINDS), ("warmup", WARMUPS), ("prior_sigma", SIGMA_CONVENTIONS)):
             value = getattr(self, name)
-            if value is not None and value < 1:
-                raise NppacError(f"config field {name} must be positive, got {value}")
-        for name in ("updates_per_epoch", "warmup_steps", "init_epochs", "offline_updates", "bc_weight"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise NppacError(f"config field {name} must be ≥ 0, got {value}")
-        if not self.awac_lambda > 0:
-            raise NppacError(f"config field awac_lambda must be positive, got {self.awac_lambda}")
+            if value is not None and value not in choices:
+                raise NppacError(f"config field {name}={value!r}; choose one of: {', '.join(choices)}")
+        for name, (lo, hi, lo_open, hi_open) in RANGES.items():
+            values = getattr(self, name)
+            for value in values if isinstance(values, tuple) else (values,):
+                if value is None:
+                    continue
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise NppacError(f"config field {name}={value!r} must be a number ({_describe(lo, hi, lo_open, hi_open)})")
+                if value != value or (value <= lo if lo_open else value < lo) \
+                        or (hi is not None and (value >= hi if hi_open else value > hi)):
+                    raise NppacError(f"config field {name}={value!r} is out of range: must be {_describe(lo, hi, lo_open, hi_open)}")
+        shared = {f.name for f in dataclasses.fields(self)}
+        clash = sorted(set(self.algo_settings) & shared)
+        if clash:
+            raise NppacError(f"algo_settings may not hold TrainConfig fields ({', '.join(clash)}); set them directly")
+        algorithm.make_settings(self.algo_settings)
         if self.steps < self.steps_per_epoch:
             raise NppacError(f"steps={self.steps} is less than one epoch (steps_per_epoch={self.steps_per_epoch})")
         if self.auto_alpha and self.prior_kind is not None and self.target_kl is None:
             raise NppacError(f"auto_alpha with algo {self.algo} needs a target KL: --set target_kl=VALUE")
-        algorithm = self.algorithm
         seed_demos = _or(self.seed_demos, algorithm.seed_demos)
         offline_updates = _or(self.offline_updates, algorithm.offline_updates)
         if not algorithm.online_updates and not (offline_updates and seed_demos):
@@ -143,25 +153,36 @@ class TrainConfig:
         return self
 
     def resolved(self) -> TrainConfig:
-        """A copy with every ``None`` default filled in from the task and the algorithm."""
+        """A copy with every ``None`` default filled in from the algorithm, then the task."""
         task = get_task(self.validate().task)
         d = task.defaults
         algorithm = self.algorithm
+        own = {k: v for k, v in algorithm.defaults.items() if getattr(self, k) is None}
+        cfg = dataclasses.replace(self, **own)
         return dataclasses.replace(
-            self,
-            warmup_steps=_or(self.warmup_steps, algorithm.warmup_steps),
-            offline_updates=_or(self.offline_updates, algorithm.offline_updates),
-            seed_demos=_or(self.seed_demos, algorithm.seed_demos),
-            eval_episodes=_or(self.eval_episodes, task.eval_episodes),
-            horizon=_or(self.horizon, task.horizon),
-            batch_size=_or(self.batch_size, d.batch_size),
-            alpha=_or(self.alpha, d.alpha),
-            target_entropy=_or(self.target_entropy, -float(task.act_dim)),
-            actor=_or(self.actor, d.actor),
-            actor_hidden=_or(self.actor_hidden, tuple(d.actor_hidden)),
-            init_epochs=_or(self.init_epochs, d.init_epochs),
-            prior_kernel=_or(self.prior_kernel, d.kernel),
-        )
+            cfg,
+            warmup=_or(cfg.warmup, algorithm.warmup),
+            offline_updates=_or(cfg.offline_updates, algorithm.offline_updates),
+            offline_batch_size=_or(cfg.offline_batch_size, _or(algorithm.offline_batch_size, _or(cfg.batch_size, d.batch_size))),
+            seed_demos=_or(cfg.seed_demos, algorithm.seed_demos),
+            bound_q=_or(cfg.bound_q, algorithm.bound_q),
+            eval_episodes=_or(cfg.eval_episodes, task.eval_episodes),
+            horizon=_or(cfg.horizon, task.horizon),
+            batch_size=_or(cfg.batch_size, d.batch_size),
+            alpha=_or(cfg.alpha, d.alpha),
+            target_entropy=_or(cfg.target_entropy, -float(task.act_dim)),
+            actor=_or(cfg.actor, d.actor),
+            actor_hidden=_or(cfg.actor_hidden, tuple(d.actor_hidden)),
+            init_epochs=_or(cfg.init_epochs, d.init_epochs),
+            prior_kernel=_or(cfg.prior_kernel, d.kernel),
+            prior_sigma=_or(cfg.prior_sigma, d.prior_sigma),
+        ).validate()
+
+    def algo_config(self) -> Any:
+        """The algorithm's own settings object (None for algorithms without one), from a resolved config."""
+        from nppac.training.algorithms import derived_settings
+
+        return self.algorithm.make_settings(self.algo_settings, **derived_settings(self))
 
     @property
     def task_spec(self) -> Task:
@@ -188,6 +209,12 @@ class TrainConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
     @classmethod
+    def set_keys(cls, algo: str) -> list[str]:
+        """Every ``--set`` key for ``algo``: TrainConfig's fields, then the algorithm's own settings."""
+        return [f.name for f in dataclasses.fields(cls) if f.name != "algo_settings"] + \
+            list(get_algorithm(algo).own_settings)
+
+    @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
         try:
             data = json.loads(Path(path).read_text())
@@ -200,19 +227,64 @@ class TrainConfig:
                              "to match `nppac train --help` / TrainConfig)") from None
 
     def with_overrides(self, pairs: list[str]) -> TrainConfig:
-        """Apply ``key=value`` strings (``--set``); values are parsed by the field's type."""
+        """Apply ``key=value`` strings (``--set``); values are parsed by the field's type.
+
+        A key that is not a TrainConfig field is one of the algorithm's own settings
+        (its registered settings class) and lands in ``algo_settings``.
+        """
         hints = typing.get_type_hints(type(self))
         changes: dict[str, Any] = {}
+        own: dict[str, Any] = dict(self.algo_settings)
         for pair in pairs:
             key, sep, text = pair.partition("=")
             key = key.strip()
             if not sep:
                 raise NppacError(f"--set expects key=value, got {pair!r}")
-            if key not in hints:
-                known = ", ".join(f.name for f in dataclasses.fields(self))
-                raise NppacError(f"unknown config key {key!r} in --set; known keys: {known}")
-            changes[key] = _parse(key, text.strip(), hints[key])
-        return dataclasses.replace(self, **changes)
+            if key in hints and key != "algo_settings":
+                changes[key] = _parse(key, text.strip(), hints[key])
+                continue
+            algo = changes.get("algo", self.algo)
+            algorithm = get_algorithm(algo)
+            if key not in algorithm.own_settings:
+                raise NppacError(f"unknown config key {key!r} in --set for algo {algo}; known keys: "
+                                 f"{', '.join(self.set_keys(algo))}")
+            own[key] = _parse(key, text.strip(), typing.get_type_hints(algorithm.settings)[key])
+        return dataclasses.replace(self, **changes, algo_settings=own)
+
+
+RANGES: dict[str, tuple[float, float | None, bool, bool]] = {
+    # field: (low, high, low open, high open); None: no upper bound. Tuples are checked element-wise.
+    "steps": (1, None, False, False),
+    "steps_per_epoch": (1, None, False, False),
+    "updates_per_epoch": (0, None, False, False),
+    "warmup_steps": (0, None, False, False),
+    "offline_updates": (0, None, False, False),
+    "offline_batch_size": (1, 65_536, False, False),
+    "offline_eval_every": (1, None, False, False),
+    "eval_episodes": (1, None, False, False),
+    "horizon": (1, None, False, False),
+    "replay_capacity": (1, None, False, False),
+    "batch_size": (1, 65_536, False, False),
+    "gamma": (0.0, 1.0, False, True),
+    "tau": (0.0, 1.0, True, False),
+    "actor_lr": (0.0, None, True, False),
+    "critic_lr": (0.0, None, True, False),
+    "alpha": (0.0, None, True, False),
+    "alpha_lr": (0.0, None, True, False),
+    "target_kl": (0.0, None, False, False),
+    "actor_hidden": (1, 65_536, False, False),
+    "critic_hidden": (1, 65_536, False, False),
+    "init_epochs": (0, None, False, False),
+    "init_batch_size": (1, 65_536, False, False),
+    "prior_iters": (1, None, False, False),
+    "num_threads": (0, 1024, False, False),
+}
+"""The valid range of every numeric setting, in one place (checked by :meth:`TrainConfig.validate`)."""
+
+
+def _describe(lo: float, hi: float | None, lo_open: bool, hi_open: bool) -> str:
+    low = f"{'>' if lo_open else '≥'} {lo}"
+    return low if hi is None else f"{low} and {'<' if hi_open else '≤'} {hi}"
 
 
 def _or(value: Any, default: Any) -> Any:
@@ -234,7 +306,8 @@ def _parse(key: str, text: str, hint: Any) -> Any:
                 return False
             raise ValueError(text)
         if typing.get_origin(hint) is tuple:
-            return tuple(int(x) for x in text.split(",") if x.strip())
+            item = typing.get_args(hint)[0]
+            return tuple(item(x) for x in text.split(",") if x.strip())
         return hint(text)
     except (ValueError, TypeError):
         raise NppacError(f"--set {key}={text!r}: cannot parse as {getattr(hint, '__name__', hint)}") from None

@@ -33,7 +33,7 @@ from nppac.agents.networks import Actor, load_actor, save_actor
 from nppac.data.demos import Demonstrations, Trajectory
 from nppac.errors import NppacError
 from nppac.tasks import Task, get_task
-from nppac.training.checkpoint import CHECKPOINT_NAME
+from nppac.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from nppac.training.config import TrainConfig
 from nppac.training.loop import CONFIG_NAME, make_env, train
 
@@ -247,7 +247,7 @@ def train_expert(config: TrainConfig | None, out_dir: str | Path, resume: bool =
 
     def export_if_best(row: dict[str, Any]) -> None:
         nonlocal best
-        if row["eval_return"] > best:
+        if row["phase"] == "online" and row["eval_return"] > best:
             best = float(row["eval_return"])
             export_expert(out, expert_file)
             log.info("new best eval return %.1f at epoch %d: expert written to %s", best, row["epoch"], expert_file)
@@ -277,15 +277,12 @@ def export_expert(run_dir: str | Path, out_file: str | Path) -> dict[str, Any]:
     ckpt_path = run / CHECKPOINT_NAME
     if not ckpt_path.is_file():
         raise NppacError(f"{run} has no {CHECKPOINT_NAME} yet; wait for its first epoch to finish")
-    try:
-        # mmap: only the actor's tensors are read, not the replay buffer stored beside them.
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
-        epoch, actor_state = int(ckpt["epoch"]), ckpt["agent"]["actor"]
-        env_steps = int(ckpt["env_steps"])
-    except (OSError, RuntimeError, EOFError, KeyError) as err:
-        raise NppacError(f"cannot read checkpoint {ckpt_path}: {err.__class__.__name__}: {err}") from None
+    # mmap: only the actor's tensors are read, not the replay buffer stored beside them.
+    ckpt = load_checkpoint(ckpt_path, "cpu", required=("epoch", "env_steps", "agent.actor"), mmap=True)
+    epoch, actor_state, env_steps = int(ckpt["epoch"]), ckpt["agent"]["actor"], int(ckpt["env_steps"])
     task = cfg.task_spec
-    actor = Actor(task.obs_dim, task.act_dim, cfg.actor_hidden, cfg.actor)  # type: ignore[arg-type]
+    actor = Actor(task.obs_dim, task.act_dim, cfg.actor_hidden, cfg.actor,  # type: ignore[arg-type]
+                  getattr(cfg.algo_config(), "log_std_range", None))
     actor.load_state_dict(actor_state)
     save_actor(actor, out)
     meta = {"task": task.name, "algo": cfg.algo, "seed": cfg.seed, "epoch": epoch, "env_steps": env_steps,

@@ -1,4 +1,4 @@
-"""What a run writes as it goes: ``progress.csv`` (one row per epoch) and TensorBoard events."""
+"""What a run writes as it goes: ``progress.csv`` (one row per evaluation) and TensorBoard events."""
 
 from __future__ import annotations
 
@@ -8,43 +8,39 @@ import os
 from pathlib import Path
 from typing import Any
 
-PROGRESS_COLUMNS: tuple[str, ...] = (
-    "epoch", "env_steps", "wall_s", "eval_return", "eval_success", "q_mean", "kl_mean",
-    "prior_log_prob_mean", "policy_grad_norm", "critic_grad_norm", "alpha", "updates_per_s", "env_steps_per_s",
+LEADING_COLUMNS: tuple[str, ...] = (
+    "phase", "epoch", "env_steps", "gradient_steps", "wall_s", "eval_return", "eval_success",
 )
-"""Columns of ``progress.csv``; ``eval_success`` only for binary-reward tasks."""
+"""The first columns of every ``progress.csv``; ``eval_success`` only for binary-reward tasks.
 
-TENSORBOARD_TAGS: dict[str, str] = {
-    "eval_return": "eval/return",
-    "eval_success": "eval/success",
-    "train_return": "charts/train_return",
-    "q_mean": "losses/q_mean",
-    "q_target": "losses/q_target",
-    "critic_loss": "losses/critic_loss",
-    "actor_loss": "losses/actor_loss",
-    "kl_mean": "losses/kl_mean",
-    "target_kl": "losses/target_kl",
-    "prior_log_prob_mean": "losses/prior_log_prob_mean",
-    "bc_log_likelihood": "losses/bc_log_likelihood",
-    "action_mse": "losses/action_mse",
-    "advantage_mean": "losses/advantage_mean",
-    "replay_log_likelihood": "losses/replay_log_likelihood",
-    "awac_weight_max": "charts/awac_weight_max",
-    "policy_grad_norm": "charts/policy_grad_norm",
-    "critic_grad_norm": "charts/critic_grad_norm",
-    "alpha": "charts/alpha",
-    "updates_per_s": "charts/updates_per_s",
-    "env_steps_per_s": "charts/env_steps_per_s",
-}
-"""Epoch metric → TensorBoard tag, grouped by prefix (CleanRL's convention)."""
+``phase`` is init, offline or online; rows with env_steps = 0 evaluate the policy before
+any interaction (the last of them is the step-0 point of a learning curve).
+"""
+
+INIT_COLUMNS: tuple[str, ...] = ("init_kl_start", "init_kl")
+"""KL(π‖π0) in the first and last epoch of policy initialization (runs with a prior; the init row)."""
+
+LOOP_COLUMNS: tuple[str, ...] = ("train_return", "updates_per_s", "env_steps_per_s")
+"""What the loop itself measures, after the agent's metrics."""
 
 
-def progress_columns(binary: bool) -> list[str]:
-    return [c for c in PROGRESS_COLUMNS if binary or c != "eval_success"]
+def progress_columns(binary: bool, metrics: tuple[str, ...], with_init: bool = False) -> list[str]:
+    """The columns of a run's ``progress.csv``: the leading ones, the agent's metrics by name, the loop's."""
+    leading = [c for c in LEADING_COLUMNS if binary or c != "eval_success"]
+    return [*leading, *(INIT_COLUMNS if with_init else ()), *metrics, *LOOP_COLUMNS]
 
 
-def truncate_progress(path: Path, last_epoch: int) -> None:
-    """Keep only the rows of epochs ≤ ``last_epoch`` (a resumed run rewrites the rest), atomically."""
+def tensorboard_tag(column: str) -> str:
+    """TensorBoard tag of a column, grouped by prefix (CleanRL's convention): eval/, charts/ or losses/."""
+    if column.startswith("eval_"):
+        return f"eval/{column[len('eval_'):]}"
+    if column in LOOP_COLUMNS or column in INIT_COLUMNS or column in LEADING_COLUMNS:
+        return f"charts/{column}"
+    return f"losses/{column}"
+
+
+def truncate_progress(path: Path, last_epoch: int, last_gradient_steps: int) -> None:
+    """Keep only the rows up to the checkpoint (epoch, gradient step); a resumed run rewrites the rest, atomically."""
     if not path.exists():
         return
     with path.open(newline="") as f:
@@ -52,8 +48,9 @@ def truncate_progress(path: Path, last_epoch: int) -> None:
     if not rows:
         return
     header, body = rows[0], rows[1:]
+    epoch, grad = header.index("epoch"), header.index("gradient_steps")
     # A row cut short by a kill has too few fields; rows past the checkpoint are rewritten by the resumed run.
-    kept = [r for r in body if len(r) == len(header) and int(r[0]) <= last_epoch]
+    kept = [r for r in body if len(r) == len(header) and (int(r[epoch]), int(r[grad])) <= (last_epoch, last_gradient_steps)]
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", newline="") as f:
         writer = csv.writer(f)
@@ -63,18 +60,23 @@ def truncate_progress(path: Path, last_epoch: int) -> None:
 
 
 class RunLogger:
-    """Appends one ``progress.csv`` row and one set of TensorBoard scalars per epoch.
+    """Appends one ``progress.csv`` row and one set of TensorBoard scalars per evaluation.
 
     ``purge_step`` (the environment step of the checkpoint a run resumes from) drops
-    TensorBoard events that a killed run wrote past its last checkpoint.
+    TensorBoard events that a killed run wrote past its last checkpoint. TensorBoard's
+    step is the environment step: the rows of an offline phase all sit at step 0
+    (``progress.csv`` tells them apart by ``gradient_steps``).
     """
 
-    def __init__(self, out_dir: Path, binary: bool, purge_step: int | None = None) -> None:
+    def __init__(self, out_dir: Path, columns: list[str], purge_step: int | None = None) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self.columns = progress_columns(binary)
         self.path = out_dir / "progress.csv"
         new_file = not self.path.exists() or self.path.stat().st_size == 0
+        if not new_file:  # a resumed run keeps the columns it started with
+            with self.path.open(newline="") as f:
+                columns = next(csv.reader(f), columns)
+        self.columns = columns
         self._file = self.path.open("a", newline="")
         self._csv = csv.DictWriter(self._file, fieldnames=self.columns, extrasaction="ignore")
         if new_file:
@@ -83,15 +85,16 @@ class RunLogger:
         self.tb = SummaryWriter(log_dir=str(out_dir / "tensorboard"), purge_step=purge_step)
 
     def log(self, row: dict[str, Any]) -> None:
-        """Write one epoch: ``row`` holds every progress column plus extra TensorBoard metrics."""
+        """Write one row; every numeric value in it also becomes a TensorBoard scalar."""
         self._csv.writerow({k: _fmt(row.get(k)) for k in self.columns})
         self._file.flush()
         os.fsync(self._file.fileno())
         step = int(row["env_steps"])
-        for key, tag in TENSORBOARD_TAGS.items():
-            value = row.get(key)
-            if value is not None and not (isinstance(value, float) and math.isnan(value)):
-                self.tb.add_scalar(tag, float(value), step)
+        for key, value in row.items():
+            if key in ("phase", "epoch", "env_steps") or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if not math.isnan(value):
+                self.tb.add_scalar(tensorboard_tag(key), float(value), step)
         self.tb.flush()
 
     def close(self) -> None:

@@ -1,20 +1,31 @@
-"""The one online loop shared by every algorithm: collect, update, evaluate, log, checkpoint.
+"""The one loop shared by every algorithm: initialize, pretrain offline, collect, update, evaluate, log, checkpoint.
 
-Protocol (DESIGN.md §3, rlkit style): epochs of ``steps_per_epoch`` environment steps,
-then ``updates_per_epoch`` gradient steps; uniform-random actions for the first
-``warmup_steps``; after every epoch a deterministic evaluation in a separate
-environment, one ``progress.csv`` row, TensorBoard scalars and an atomic checkpoint.
-Before the first epoch, ``offline_updates`` gradient steps on the replay buffer seeded
-with the demonstrations (AWAC's offline pretraining, BC's whole training). The
+A run goes through up to three phases, each visible in ``progress.csv`` (column
+``phase``) and each resumable from its checkpoint:
+
+* ``init`` — fit or load π0, then KL(π‖π0) policy initialization on the demonstration
+  states (DESIGN.md §3); one evaluated row at env_steps = 0.
+* ``offline`` — ``offline_updates`` gradient steps on the replay buffer seeded with the
+  demonstrations (AWAC's pretraining, BC's whole training), an evaluated row and a
+  checkpoint every ``offline_eval_every`` steps; the last of them is the step-0 row.
+* ``online`` — epochs of ``steps_per_epoch`` environment steps, then
+  ``updates_per_epoch`` gradient steps, then a deterministic evaluation in a separate
+  environment, a row, TensorBoard scalars and an atomic checkpoint.
+
+This is the published rlkit order — pretrain; evaluate; then per epoch collect, train,
+evaluate — with each evaluation logged at the environment steps it saw. The first
+``warmup_steps`` are collected before any online update, by the (initialized) policy
+as published, or by uniform-random actions (SAC, which has nothing to start from). The
 algorithm is an :class:`~nppac.agents.base.Agent` built from the table in
-:mod:`nppac.training.algorithms`; metrics it does not report are left empty in
-``progress.csv``, as are all metrics of an epoch without gradient steps.
+:mod:`nppac.training.algorithms`; every metric its update reports by name reaches
+``progress.csv`` and TensorBoard.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import logging
 import math
 import shutil
@@ -27,17 +38,22 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from nppac.agents.base import Agent
+from nppac.agents.base import Agent, Metrics
 from nppac.agents.kl_sac import initialize_policy
 from nppac.agents.networks import Actor, save_actor
 from nppac.data.demos import Demonstrations
 from nppac.data.replay import ReplayBuffer
+from nppac.devices import resolve_device
 from nppac.errors import NonFiniteError, NppacError
+from nppac.outputs import check_output_dir
 from nppac.priors.base import Prior
 from nppac.tasks import Task
+from nppac.training.algorithms import ABLATION_PRIOR
 from nppac.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from nppac.training.config import TrainConfig
-from nppac.training.logger import RunLogger, truncate_progress
+from nppac.training.logger import RunLogger, progress_columns, truncate_progress
+from nppac.training.prior_cache import PriorCache
+from nppac.training.references import REFERENCES_NAME, references, write_references
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +75,13 @@ class EpochMetrics:
         self.first_bad = torch.zeros(len(names), dtype=torch.long, device=device)
         self.count = torch.zeros((), dtype=torch.long, device=device)
 
-    def add(self, stats: torch.Tensor) -> None:
-        """Accumulate one step's metrics (device ops only)."""
+    def add(self, stats: Metrics) -> None:
+        """Accumulate one step's metrics, given by name (device ops only)."""
+        values = torch.stack([stats[k] for k in self.names])
         self.count += 1
-        newly_bad = ~torch.isfinite(stats) & (self.first_bad == 0)
+        newly_bad = ~torch.isfinite(values) & (self.first_bad == 0)
         self.first_bad.copy_(torch.where(newly_bad, self.count, self.first_bad))
-        self.total += stats
+        self.total += values
 
     def read(self) -> tuple[dict[str, float], dict[str, int], int]:
         """(means, first non-finite step of each metric (0: never), steps) in one device→host copy; resets."""
@@ -158,15 +175,16 @@ def make_env(task: Task, horizon: int, seed: int) -> gym.Env:
 def train(config: TrainConfig | None, out_dir: str | Path, resume: bool = False, prior: Prior | None = None,
           demos: Demonstrations | None = None, *, steps: int | None = None, progress: bool = True,
           on_epoch_end: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Train an agent online and return a summary (last and best evaluation, steps, paths).
+    """Train an agent and return a summary (step-0, last and best evaluation, steps, paths).
 
-    ``out_dir`` receives ``config.json``, ``progress.csv``, TensorBoard events, an
-    atomic ``checkpoint.pt`` after every epoch, the prior (``prior/``) and the final
-    actor (``actor.safetensors``). With ``resume`` the stored configuration is used
-    and the run continues from its last checkpoint; ``steps`` then sets a new total
-    (to extend a run, or end it sooner; at least the steps already done). ``prior``/``demos`` supply
-    in-memory objects instead of paths; ``on_epoch_end`` is called with each epoch's
-    row after its checkpoint is written.
+    ``out_dir`` receives ``config.json``, ``progress.csv`` (a row at env_steps = 0, rows
+    of the offline phase, one per online epoch), TensorBoard events, an atomic
+    ``checkpoint.pt`` after every row, the prior (``prior/``) and the final actor
+    (``actor.safetensors``). With ``resume`` the stored configuration is used and the
+    run continues from its last checkpoint, whichever phase it was in; ``steps`` then
+    sets a new total (to extend a run, or end it sooner; at least the steps already
+    done). ``prior``/``demos`` supply in-memory objects instead of paths;
+    ``on_epoch_end`` is called with each row after its checkpoint is written.
     """
     started = time.perf_counter()
     out = Path(out_dir)
@@ -182,119 +200,227 @@ def train(config: TrainConfig | None, out_dir: str | Path, resume: bool = False,
         raise
     if resume and steps is not None:
         cfg.save(out / CONFIG_NAME)
-    task, device, agent, buffer, np_rng = cfg.task_spec, run.agent.device, run.agent, run.buffer, run.np_rng
-    train_env, eval_env = run.envs["train"], run.envs["eval"]
-    start_epoch, env_steps, wall_before = run.start_epoch, run.env_steps, run.wall_before
-    ckpt_path = out / CHECKPOINT_NAME
-
-    learns_online = cfg.algorithm.online_updates
-    collector = Collector(train_env, task.act_dim, device)
-    metrics = EpochMetrics(agent.metrics, device)
-    gradient_step = make_gradient_step(agent, buffer, metrics, cfg.batch_size)  # type: ignore[arg-type]
-    logger = RunLogger(out, binary=task.reward == "binary", purge_step=env_steps + 1 if resume else None)
-    rows: list[dict[str, Any]] = []
+    task, agent = cfg.task_spec, run.agent
+    columns = progress_columns(task.reward == "binary", tuple(agent.metric_terms), with_init=run.prior is not None)
+    # TensorBoard's step is env_steps: events of an offline phase share step 0 and are not purged on resume.
+    logger = RunLogger(out, columns, purge_step=run.state.env_steps + 1 if resume and run.state.step0_done else None)
+    loop = _Loop(cfg, run, logger, out, started, on_epoch_end)
     try:
         with _ProgressBar(progress) as bar:
-            total_steps = cfg.n_epochs * cfg.steps_per_epoch
-            bar.stage("env steps", env_steps, total_steps, f"epoch {start_epoch}/{cfg.n_epochs}")
-            for epoch in range(start_epoch + 1, cfg.n_epochs + 1):
-                t0 = time.perf_counter()
-                n_uniform = max(0, min(cfg.steps_per_epoch, cfg.warmup_steps - env_steps))
-                batch = collector.collect(agent.actor, cfg.steps_per_epoch, n_uniform, np_rng)
-                if learns_online:
-                    buffer.add(**batch)
-                env_steps += cfg.steps_per_epoch
-                t1 = time.perf_counter()
-                updating = learns_online and env_steps >= cfg.warmup_steps  # type: ignore[operator]
-                n_updates = cfg.updates_per_epoch if updating else 0
-                for _ in range(n_updates):
-                    gradient_step()
-                means, first_bad, _ = metrics.read()
-                t2 = time.perf_counter()
-                _check_finite(first_bad, agent, f"at epoch {epoch}", n_updates, ckpt_path)
-                eval_return, eval_success = evaluate(agent.actor, eval_env, task, cfg.eval_episodes, cfg.horizon)  # type: ignore[arg-type]
-                row = {
-                    "epoch": epoch, "env_steps": env_steps,
-                    "wall_s": wall_before + time.perf_counter() - started,
-                    "eval_return": eval_return, "eval_success": eval_success, **(means if n_updates else {}),
-                    "train_return": collector.last_return,
-                    "updates_per_s": n_updates / (t2 - t1) if n_updates else None,
-                    "env_steps_per_s": cfg.steps_per_epoch / (t1 - t0),
-                }
-                logger.log(row)
-                save_checkpoint({
-                    "epoch": epoch, "env_steps": env_steps, "wall_s": row["wall_s"],
-                    "agent": agent.state_dict(), "replay": buffer.state_dict(),
-                    "rng": rng_state(np_rng, run.envs),
-                }, ckpt_path)
-                rows.append(row)
-                bar.stage("env steps", env_steps, total_steps, f"epoch {epoch}/{cfg.n_epochs} · eval "
-                          f"{eval_return:.1f} · train {collector.last_return:.1f}")
-                if on_epoch_end is not None:
-                    on_epoch_end(row)
+            loop.bar = bar
+            if not run.state.step0_done:
+                loop.initial_phases()
+            loop.online()
     finally:
         logger.close()
-        train_env.close()
-        eval_env.close()
+        for env in run.envs.values():
+            env.close()
 
     save_actor(agent.actor, out / ACTOR_NAME)
-    return _summary(out, cfg, rows)
+    return _summary(out, cfg, loop.rows)
+
+
+@dataclass
+class _State:
+    """Where a run stands; saved in every checkpoint."""
+
+    epoch: int = 0
+    """Online epochs done."""
+    env_steps: int = 0
+    gradient_steps: int = 0
+    """Gradient steps taken in all phases."""
+    offline_done: int = 0
+    """Gradient steps of the offline phase taken."""
+    step0_done: bool = False
+    """Whether the row at env_steps = 0 (after initialization and the offline phase) is written."""
+    wall_s: float = 0.0
 
 
 @dataclass
 class _Run:
-    """Everything the epoch loop works on, fresh or restored from a checkpoint."""
+    """Everything the phases work on, fresh or restored from a checkpoint."""
 
     agent: Agent
     buffer: ReplayBuffer
     envs: dict[str, gym.Env]
     np_rng: np.random.Generator
-    start_epoch: int = 0
-    env_steps: int = 0
-    wall_before: float = 0.0
+    prior: PriorCache | None
+    state: _State = dataclasses.field(default_factory=_State)
+    init_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+class _Loop:
+    """The phases of one run, writing a row and a checkpoint after each evaluation."""
+
+    bar: _ProgressBar
+
+    def __init__(self, cfg: TrainConfig, run: _Run, logger: RunLogger, out: Path, started: float,
+                 on_row: Callable[[dict[str, Any]], None] | None) -> None:
+        self.cfg, self.run, self.logger, self.on_row = cfg, run, logger, on_row
+        self.wall_before, self.started = run.state.wall_s, started
+        self.ckpt_path = out / CHECKPOINT_NAME
+        self.metrics = EpochMetrics(tuple(run.agent.metric_terms), run.agent.device)
+        self.rows: list[dict[str, Any]] = []
+
+    def initial_phases(self) -> None:
+        """Offline pretraining (if any), then the evaluated row at env_steps = 0."""
+        cfg, state = self.cfg, self.run.state
+        if not cfg.offline_updates:
+            state.step0_done = True
+            self.write_row("init", dict(self.run.init_metrics))
+            return
+        step = make_gradient_step(self.run.agent, self.run.buffer, self.metrics, cfg.offline_batch_size)  # type: ignore[arg-type]
+        total: int = cfg.offline_updates
+        if state.offline_done == 0:
+            log.info("offline phase: %d gradient steps on %d demonstration transitions (batch %d)", total,
+                     len(self.run.buffer), cfg.offline_batch_size)
+        while state.offline_done < total:
+            n = min(cfg.offline_eval_every, total - state.offline_done)
+            t0 = time.perf_counter()
+            for i in range(1, n + 1):
+                step()
+                if i % 100 == 0:
+                    self.bar.stage("offline updates", state.offline_done + i, total)
+            means, first_bad, _ = self.metrics.read()
+            elapsed = time.perf_counter() - t0
+            _check_finite(first_bad, self.run.agent, "during the offline phase", total, self.ckpt_path,
+                          offset=state.offline_done)
+            first = dict(self.run.init_metrics) if state.offline_done == 0 else {}  # KL after initialization
+            state.offline_done += n
+            state.gradient_steps += n
+            state.step0_done = state.offline_done >= total
+            self.write_row("offline", {**first, **means, "updates_per_s": n / elapsed})
+
+    def online(self) -> None:
+        """The online epochs: collect, update, evaluate, row, checkpoint."""
+        cfg, run, state = self.cfg, self.run, self.run.state
+        task, agent = cfg.task_spec, run.agent
+        learns_online = cfg.algorithm.online_updates
+        collector = Collector(run.envs["train"], task.act_dim, agent.device)
+        gradient_step = make_gradient_step(agent, run.buffer, self.metrics, cfg.batch_size)  # type: ignore[arg-type]
+        total_steps = cfg.n_epochs * cfg.steps_per_epoch
+        self.bar.stage("env steps", state.env_steps, total_steps, f"epoch {state.epoch}/{cfg.n_epochs}")
+        for epoch in range(state.epoch + 1, cfg.n_epochs + 1):
+            t0 = time.perf_counter()
+            n_uniform = max(0, min(cfg.steps_per_epoch, cfg.warmup_steps - state.env_steps)) \
+                if cfg.warmup == "uniform" else 0
+            batch = collector.collect(agent.actor, cfg.steps_per_epoch, n_uniform, run.np_rng)
+            if learns_online:
+                run.buffer.add(**batch)
+            state.env_steps += cfg.steps_per_epoch
+            t1 = time.perf_counter()
+            n_updates = cfg.updates_per_epoch if learns_online and state.env_steps >= cfg.warmup_steps else 0
+            for _ in range(n_updates):
+                gradient_step()
+            means, first_bad, _ = self.metrics.read()
+            t2 = time.perf_counter()
+            _check_finite(first_bad, agent, f"at epoch {epoch}", n_updates, self.ckpt_path)
+            state.epoch = epoch
+            state.gradient_steps += n_updates
+            row = self.write_row("online", {
+                **(means if n_updates else {}), "train_return": collector.last_return,
+                "updates_per_s": n_updates / (t2 - t1) if n_updates else None,
+                "env_steps_per_s": cfg.steps_per_epoch / (t1 - t0),
+            })
+            self.bar.stage("env steps", state.env_steps, total_steps, f"epoch {epoch}/{cfg.n_epochs} · eval "
+                           f"{row['eval_return']:.1f} · train {collector.last_return:.1f}")
+
+    def write_row(self, phase: str, values: dict[str, Any]) -> dict[str, Any]:
+        """Evaluate the deterministic policy, write the row and TensorBoard scalars, then the checkpoint."""
+        cfg, run, state = self.cfg, self.run, self.run.state
+        eval_return, eval_success = evaluate(run.agent.actor, run.envs["eval"], cfg.task_spec,
+                                             cfg.eval_episodes, cfg.horizon)  # type: ignore[arg-type]
+        state.wall_s = self.wall_before + time.perf_counter() - self.started
+        row = {"phase": phase, "epoch": state.epoch, "env_steps": state.env_steps,
+               "gradient_steps": state.gradient_steps, "wall_s": state.wall_s,
+               "eval_return": eval_return, "eval_success": eval_success, **values}
+        self.logger.log(row)
+        save_checkpoint({
+            "epoch": state.epoch, "env_steps": state.env_steps, "wall_s": state.wall_s,
+            "state": dataclasses.asdict(state), "config": json.dumps(cfg.to_dict()),
+            "agent": run.agent.state_dict(), "replay": run.buffer.state_dict(),
+            "rng": rng_state(run.np_rng, run.envs),
+        }, self.ckpt_path)
+        self.rows.append(row)
+        if self.on_row is not None:
+            self.on_row(row)
+        return row
 
 
 def _setup(cfg: TrainConfig, out: Path, resume: bool, prior: Prior | None, demos: Demonstrations | None,
            progress: bool) -> _Run:
-    """Prior, agent, replay buffer and environments; restored from the checkpoint when resuming."""
+    """Prior, agent, replay buffer and environments; restored from the checkpoint when resuming.
+
+    A fresh run is initialized here (KL(π‖π0) on the demonstration states) and its
+    buffer seeded with the demonstrations where the algorithm asks for them.
+    """
     task = cfg.task_spec
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     torch.manual_seed(cfg.seed)
     ckpt_path = out / CHECKPOINT_NAME
     ckpt = load_checkpoint(ckpt_path, device) if resume and ckpt_path.exists() else None
+    if ckpt is not None and "state" not in ckpt:
+        raise NppacError(f"checkpoint {ckpt_path} was written by an nppac version without run phases; "
+                         "finish it with that version or start a new run")
     if ckpt is not None and int(ckpt["env_steps"]) > cfg.n_epochs * cfg.steps_per_epoch:
         raise NppacError(f"the run in {out} has already taken {int(ckpt['env_steps']):,} env steps; "
                          f"--steps must be at least that, got {cfg.steps:,}")
 
     demo_source = _DemoSource(cfg, demos)
-    prior = _resolve_prior(cfg, out, prior, demo_source, progress)
-    agent = cfg.algorithm.build(cfg, demo_source.get, device)
+    resolved_prior = _resolve_prior(cfg, out, prior, demo_source, progress)
+    prior_cache = None if resolved_prior is None else PriorCache(resolved_prior, cfg.prior_sigma, device)  # type: ignore[arg-type]
+    agent = cfg.algorithm.build(cfg, cfg.algo_config(), demo_source.get, device)
     n_seeded = demo_source.get().n_transitions if cfg.seed_demos else 0
     n_online = cfg.n_epochs * cfg.steps_per_epoch if cfg.algorithm.online_updates else 0
     capacity = min(cfg.replay_capacity, n_online + n_seeded)
-    buffer = ReplayBuffer(task.obs_dim, task.act_dim, capacity, device, prior=prior)
+    buffer = ReplayBuffer(task.obs_dim, task.act_dim, capacity, device, prior=prior_cache)
     envs = {"train": make_env(task, cfg.horizon, cfg.seed), "eval": make_env(task, cfg.horizon, cfg.seed + 10_000)}  # type: ignore[arg-type]
-    run = _Run(agent, buffer, envs, np.random.default_rng(cfg.seed))
+    run = _Run(agent, buffer, envs, np.random.default_rng(cfg.seed), prior_cache)
 
     if ckpt is not None:
-        agent.load_state_dict(ckpt["agent"])
-        buffer.load_state_dict(ckpt["replay"])
+        _check_same_run(cfg, ckpt, ckpt_path)
+        try:
+            agent.load_state_dict(ckpt["agent"])
+            buffer.load_state_dict(ckpt["replay"])
+        except (RuntimeError, KeyError, ValueError) as err:
+            raise NppacError(f"checkpoint {ckpt_path} does not fit the run's {CONFIG_NAME} ({str(err).splitlines()[0]}); "
+                             f"was {out / CONFIG_NAME} edited? restore it or start a new run") from None
         restore_rng_state(ckpt["rng"], run.np_rng, envs)
-        run.start_epoch, run.env_steps, run.wall_before = int(ckpt["epoch"]), int(ckpt["env_steps"]), float(ckpt["wall_s"])
-        log.info("resuming %s from epoch %d (%d env steps)", out, run.start_epoch, run.env_steps)
+        run.state = _State(**ckpt["state"])
+        where = f"epoch {run.state.epoch}" if run.state.step0_done else f"offline step {run.state.offline_done}"
+        log.info("resuming %s after %s (%d env steps)", out, where, run.state.env_steps)
     else:
-        if prior is not None and cfg.init_epochs:
-            _initialize_policy(agent, buffer, demo_source.get(), cfg, progress)
+        if not (out / REFERENCES_NAME).exists():
+            demos_for_reference = demo_source.get() if demo_source.available else None
+            write_references(out, references(task, demos_for_reference, resolved_prior, cfg.eval_episodes,  # type: ignore[arg-type]
+                                             cfg.horizon, cfg.seed + 20_000))  # type: ignore[arg-type]
+        if prior_cache is not None and cfg.init_epochs:
+            run.init_metrics = _initialize_policy(agent, prior_cache, demo_source.get(), cfg, progress)
         if cfg.seed_demos:
             flat = demo_source.get().flat()
             buffer.add(flat["observations"], flat["actions"], flat["rewards"], flat["next_observations"],
                        flat["terminals"])
-        if cfg.offline_updates:
-            _train_offline(agent, buffer, cfg, out / CHECKPOINT_NAME, progress)
-    truncate_progress(out / "progress.csv", run.start_epoch)
+    truncate_progress(out / "progress.csv", run.state.epoch, run.state.gradient_steps if ckpt is not None else -1)
     return run
+
+
+RESUMABLE_CHANGES = ("steps", "num_threads", "device")
+"""Settings a resumed run may differ in from the checkpoint it continues."""
+
+
+def _check_same_run(cfg: TrainConfig, ckpt: dict[str, Any], ckpt_path: Path) -> None:
+    """Refuse, in one line, a ``config.json`` edited since the checkpoint was written."""
+    if "config" not in ckpt:
+        return
+    saved = json.loads(ckpt["config"])
+    now = json.loads(json.dumps(cfg.to_dict()))
+    changed = [k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k]]
+    if changed:
+        shown = ", ".join(f"{k}: {saved.get(k)!r} → {now[k]!r}" for k in changed[:3])
+        raise NppacError(f"the run's {CONFIG_NAME} differs from its checkpoint {ckpt_path} in {shown}; "
+                         "restore the file or start a new run")
 
 
 def _prepare_run_dir(config: TrainConfig | None, out: Path, resume: bool) -> TrainConfig:
@@ -312,18 +438,13 @@ def _prepare_run_dir(config: TrainConfig | None, out: Path, resume: bool) -> Tra
         return cfg
     if config is None:
         raise NppacError("a training configuration is required unless resuming")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.is_dir() and any(out.iterdir()):
         raise NppacError(f"output directory {out} already exists; pass --resume to continue it or choose another --out")
+    check_output_dir(out)
     cfg = config.resolved()
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(stored)
     return cfg
-
-
-def _device(name: str) -> torch.device:
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise NppacError(f"device {name!r} requested but torch sees no CUDA device; use --device cpu")
-    return torch.device(name)
 
 
 class _DemoSource:
@@ -331,6 +452,11 @@ class _DemoSource:
 
     def __init__(self, cfg: TrainConfig, demos: Demonstrations | None) -> None:
         self.cfg, self.demos = cfg, demos
+
+    @property
+    def available(self) -> bool:
+        """Whether there are demonstrations to load (given, configured, or bundled with the task)."""
+        return self.demos is not None or self.cfg.demos is not None or self.cfg.task_spec.bundled_demos is not None
 
     def get(self) -> Demonstrations:
         if self.demos is None:
@@ -354,7 +480,8 @@ def _resolve_prior(cfg: TrainConfig, out: Path, prior: Prior | None, demos: _Dem
     """
     if cfg.prior_kind is None:
         if prior is not None:
-            raise NppacError(f"algo {cfg.algo!r} uses no prior; choose nppac or ppac-nn to train with one")
+            raise NppacError(f"algo {cfg.algo!r} uses no prior; choose an algorithm with one (nppac, ppac-nn, "
+                             "nppac-nn-std) to train with it")
         return None
     stored = out / PRIOR_DIR
     if prior is None:
@@ -388,75 +515,76 @@ def _load_prior(directory: str | Path) -> Prior:
 
 
 def _fit_prior(cfg: TrainConfig, demos: Demonstrations, progress: bool) -> Prior:
-    """A GP (task kernel) or NN prior fitted on the demonstrations, with a progress bar on stderr."""
-    from nppac.priors import fit_prior
+    """The algorithm's prior fitted on the demonstrations (GP with the task kernel, NN, or both for the ablation)."""
+    from nppac.priors import combine_priors, fit_prior
 
-    settings: dict[str, Any] = {"seed": cfg.seed, "device": cfg.device}
-    if cfg.prior_kind == "gp":
-        settings["kernel"] = cfg.prior_kernel
-    if cfg.prior_iters is not None:
-        settings["iters"] = cfg.prior_iters
-    log.info("fitting a %s prior on %d demonstration transitions", cfg.prior_kind, demos.n_transitions)
-    with _ProgressBar(progress) as bar:
-        prior, metrics = fit_prior(demos, cfg.prior_kind, progress=bar.stage, **settings)  # type: ignore[arg-type]
-    log.info("prior fitted: %s", {k: v for k, v in metrics.items() if isinstance(v, (int, float))})
-    return prior
+    def fit(kind: str) -> Prior:
+        settings: dict[str, Any] = {"seed": cfg.seed, "device": cfg.device}
+        if kind == "gp":
+            settings["kernel"] = cfg.prior_kernel
+        if cfg.prior_iters is not None:
+            settings["iters"] = cfg.prior_iters
+        log.info("fitting a %s prior on %d demonstration transitions", kind, demos.n_transitions)
+        with _ProgressBar(progress) as bar:
+            prior, metrics = fit_prior(demos, kind, progress=bar.stage, **settings)  # type: ignore[arg-type]
+        log.info("%s prior fitted: %s", kind, {k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+        return prior
+
+    if cfg.prior_kind == ABLATION_PRIOR:
+        return combine_priors(fit("gp"), fit("nn"))
+    return fit(cfg.prior_kind)  # type: ignore[arg-type]
 
 
-def _initialize_policy(agent: Agent, buffer: ReplayBuffer, demos: Demonstrations, cfg: TrainConfig,
-                       progress: bool) -> None:
+def _initialize_policy(agent: Agent, prior: PriorCache, demos: Demonstrations, cfg: TrainConfig,
+                       progress: bool) -> dict[str, float]:
+    """KL(π‖π0) initialization on the demonstration states; returns the KL of its first and last epoch."""
     states = torch.as_tensor(demos.states, device=agent.device)
     log.info("initializing the policy: KL(π‖π0) on %d demonstration states for %d epochs", len(states), cfg.init_epochs)
-    prior_mean, prior_std = buffer.predict_prior(states)
+    prior_mean, prior_std = prior(states)
     with _ProgressBar(progress) as bar:
         history = initialize_policy(agent.actor, states, prior_mean, prior_std, cfg.init_epochs,  # type: ignore[arg-type]
                                     cfg.init_batch_size, cfg.actor_lr, cfg.seed, progress=bar.stage)
     if not math.isfinite(history[-1]):
         raise NonFiniteError("KL(π‖π0) became non-finite during policy initialization; check the prior's σ0")
     log.info("policy initialized: KL(π‖π0) %.3g → %.3g over %d epochs", history[0], history[-1], len(history))
+    return {"init_kl_start": history[0], "init_kl": history[-1]}
 
 
-def _train_offline(agent: Agent, buffer: ReplayBuffer, cfg: TrainConfig, ckpt_path: Path, progress: bool) -> None:
-    """``offline_updates`` gradient steps on the buffer, which holds exactly the demonstrations at this point."""
-    n = cfg.offline_updates
-    log.info("offline training: %d gradient steps on %d demonstration transitions", n, len(buffer))
-    metrics = EpochMetrics(agent.metrics, agent.device)
-    gradient_step = make_gradient_step(agent, buffer, metrics, cfg.batch_size)  # type: ignore[arg-type]
-    with _ProgressBar(progress) as bar:
-        for i in range(1, n + 1):  # type: ignore[operator]
-            gradient_step()
-            if i % 100 == 0 or i == n:
-                bar.stage("offline updates", i, n)  # type: ignore[arg-type]
-    means, first_bad, _ = metrics.read()
-    _check_finite(first_bad, agent, "during offline training", n, ckpt_path)  # type: ignore[arg-type]
-    log.info("offline training done, means over its steps: %s", ", ".join(f"{k} {v:.4g}" for k, v in means.items()))
+def _check_finite(first_bad: dict[str, int], agent: Agent, when: str, n_updates: int, ckpt_path: Path,
+                  offset: int = 0) -> None:
+    """Stop at the first term that became NaN/Inf, before anything of the epoch is saved.
 
-
-def _check_finite(first_bad: dict[str, int], agent: Agent, when: str, n_updates: int, ckpt_path: Path) -> None:
-    """Stop at the first term that became NaN/Inf, before anything of the epoch is saved."""
+    ``offset`` is the number of the phase's steps taken before these (the offline phase is read in chunks).
+    """
     bad = {k: step for k, step in first_bad.items() if step > 0}
     if not bad:
         return
-    term = min(bad, key=lambda k: (bad[k], agent.metrics.index(k)))
+    order = list(agent.metric_terms)
+    term = min(bad, key=lambda k: (bad[k], order.index(k)))
     kept = f"last good checkpoint {ckpt_path} kept" if ckpt_path.exists() else "no checkpoint was written yet"
     raise NonFiniteError(f"{agent.metric_terms[term]} became non-finite {when} "
-                         f"(gradient step {bad[term]} of {n_updates}); run stopped, {kept}")
+                         f"(gradient step {offset + bad[term]} of {n_updates}); run stopped, {kept}")
 
 
 def _summary(out: Path, cfg: TrainConfig, rows: list[dict[str, Any]]) -> dict[str, Any]:
     with (out / "progress.csv").open(newline="") as f:
         history = list(csv.DictReader(f))
+    online = [r for r in history if r["phase"] == "online"]
+    step0 = [r for r in history if r["phase"] != "online"]
     returns = [float(r["eval_return"]) for r in history]
     summary: dict[str, Any] = {
         "out_dir": str(out), "task": cfg.task, "algo": cfg.algo, "seed": cfg.seed,
-        "epochs": len(history), "env_steps": int(history[-1]["env_steps"]) if history else 0,
+        "epochs": len(online), "env_steps": int(history[-1]["env_steps"]) if history else 0,
+        "gradient_steps": int(history[-1]["gradient_steps"]) if history else 0,
         "wall_s": float(history[-1]["wall_s"]) if history else 0.0,
+        "step0_eval_return": float(step0[-1]["eval_return"]) if step0 else math.nan,
         "final_eval_return": returns[-1] if returns else math.nan,
         "best_eval_return": max(returns) if returns else math.nan,
         "actor": str(out / ACTOR_NAME), "checkpoint": str(out / CHECKPOINT_NAME),
-        "epochs_this_call": len(rows),
+        "rows_this_call": len(rows),
     }
     if cfg.task_spec.reward == "binary" and history:
+        summary["step0_eval_success"] = float(step0[-1]["eval_success"]) if step0 else math.nan
         summary["final_eval_success"] = float(history[-1]["eval_success"])
     return summary
 

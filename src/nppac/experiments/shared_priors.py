@@ -1,0 +1,131 @@
+"""Priors fitted once per suite and read by every run that asks for the same one.
+
+The published code fits one GP per task and reuses it for every seed. A suite does the
+same: before any run starts, each distinct (demonstrations, prior kind, fit settings)
+is fitted once, with seed 0, into ``OUT/priors/TASK-KIND-HASH/``, where HASH is taken
+from the demonstration file's content and the settings (content-addressed: a changed
+file or setting gives a new prior, never a stale one). Every run of that task and kind
+then trains with ``prior`` set to that directory, which its ``config.json`` records.
+The variance ablation's prior is the combination of the shared GP and NN priors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import hashlib
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from nppac.errors import NppacError
+from nppac.experiments.suite import RunSpec, Suite
+from nppac.training import TrainConfig
+from nppac.training.algorithms import ABLATION_PRIOR
+
+log = logging.getLogger(__name__)
+
+PRIORS_DIR = "priors"
+FIT_SEED = 0
+"""Seed of every shared fit: one prior per task for all seeds, as published."""
+
+
+def _content_hash(path: Path) -> str:
+    """sha256 of a file, or of every file below a directory (a Minari dataset), names included."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
+        with file.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _demos_path(cfg: TrainConfig) -> Path:
+    path = cfg.demos or cfg.task_spec.bundled_demos
+    if path is None:
+        raise NppacError(f"task {cfg.task} has no bundled demonstrations to fit a prior on; set demos in the suite")
+    return Path(path)
+
+
+def prior_settings(cfg: TrainConfig, kind: str) -> dict[str, Any]:
+    """What a shared prior of ``kind`` depends on, besides the demonstrations' content."""
+    settings: dict[str, Any] = {"task": cfg.task, "kind": kind, "iters": cfg.prior_iters, "seed": FIT_SEED}
+    if kind == "gp":
+        settings["kernel"] = cfg.prior_kernel
+    return settings
+
+
+def shared_prior(cfg: TrainConfig, kind: str, root: Path) -> Path:
+    """The directory of the shared prior of ``kind`` for a resolved run config, fitted here if missing."""
+    if kind == ABLATION_PRIOR:
+        parts = {role: shared_prior(cfg, part, root) for role, part in (("mean", "gp"), ("std", "nn"))}
+        key = hashlib.sha256(json.dumps({k: str(v) for k, v in parts.items()}).encode()).hexdigest()[:12]
+        return _build(root / f"{cfg.task}-{kind}-{key}", lambda tmp: _combine(parts, tmp),
+                      {"kind": kind, "parts": {k: str(v) for k, v in parts.items()}})
+    demos = _demos_path(cfg)
+    settings = prior_settings(cfg, kind)
+    record = {**settings, "demos": str(demos), "demos_sha256": _content_hash(demos)}
+    key = hashlib.sha256(json.dumps({k: v for k, v in record.items() if k != "demos"}, sort_keys=True)
+                         .encode()).hexdigest()[:12]
+    return _build(root / f"{cfg.task}-{kind}-{key}", lambda tmp: _fit(cfg, kind, settings, tmp), record)
+
+
+def _build(target: Path, make: Any, record: dict[str, Any]) -> Path:
+    """``target`` made once by ``make(tmp_dir)``, under a lock, moved into place whole."""
+    if (target / "settings.json").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with (target.parent / f".{target.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second suite process waits for the first one's fit
+        if not (target / "settings.json").exists():
+            tmp = target.with_name(target.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            make(tmp)
+            (tmp / "shared_prior.json").write_text(json.dumps(record, indent=2) + "\n")
+            tmp.rename(target)
+    return target
+
+
+def _fit(cfg: TrainConfig, kind: str, settings: dict[str, Any], tmp: Path) -> None:
+    from nppac.data import load_demos
+    from nppac.priors import fit_prior
+
+    demos = load_demos(_demos_path(cfg), task=cfg.task, allow_pickle=cfg.allow_pickle)
+    fit_settings = {k: v for k, v in settings.items() if k in ("kernel", "iters", "seed") and v is not None}
+    log.info("fitting the shared %s prior of %s on %d transitions", kind, cfg.task, demos.n_transitions)
+    prior, metrics = fit_prior(demos, kind, **fit_settings)  # type: ignore[arg-type]
+    prior.save(tmp)
+    (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+
+
+def _combine(parts: dict[str, Path], tmp: Path) -> None:
+    from nppac.priors import combine_priors, load_prior
+
+    combine_priors(load_prior(parts["mean"]), load_prior(parts["std"])).save(tmp)
+
+
+def with_shared_priors(suite: Suite, out: Path) -> Suite:
+    """The suite with every run that would fit its own prior pointed at the shared one (fitted here if missing).
+
+    A prior that cannot be fitted (missing or bad demonstrations) is left to its runs,
+    which fail with the one-line error in their ``status.json`` while the suite goes on.
+    """
+    runs = []
+    for run in suite.runs:
+        cfg = run.config.resolved()
+        kind = cfg.prior_kind
+        if kind is None or cfg.prior is not None:
+            runs.append(run)
+            continue
+        try:
+            path = shared_prior(cfg, kind, out / PRIORS_DIR)
+        except (NppacError, OSError) as err:  # the run itself then fails with this error, recorded in its status
+            log.warning("%s: no shared prior (%s); the run fits its own", run.key, err)
+            runs.append(run)
+            continue
+        runs.append(RunSpec(dataclasses.replace(run.config, prior=str(path)), run.overrides))
+    return dataclasses.replace(suite, runs=tuple(runs))

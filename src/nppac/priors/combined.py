@@ -1,0 +1,90 @@
+"""The variance ablation: a reference policy whose mean is one prior's and whose σ0 is another's.
+
+The paper isolates the cause of the pathology with π0(·|s) = N(μ_GP(s), σ_NN²(s)): the
+GP's mean with the MLE network's collapsing variance. Against the full GP prior only
+σ0 differs, so any gap in online learning is the variance's doing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nppac.data.demos import Demonstrations
+from nppac.distributions import gaussian_log_prob
+from nppac.errors import NppacError
+from nppac.priors.base import Prior
+from nppac.priors.common import SETTINGS, Progress, read_settings
+
+KIND = "combined"
+"""``kind`` in a combined prior's ``settings.json``; its parts live in ``mean/`` and ``std/`` beside it."""
+
+
+class CombinedPrior:
+    """π0(·|s) = N(μ0 of ``mean_prior`` at s, σ0 of ``std_prior`` at s); its ``kind`` reads e.g. ``gp-mean-nn-std``."""
+
+    squashed = False
+
+    def __init__(self, mean_prior: Prior, std_prior: Prior) -> None:
+        for role, part in (("mean", mean_prior), ("std", std_prior)):
+            if part.squashed:
+                raise NppacError(f"the {role} prior is tanh-squashed; combine Gaussian priors only "
+                                 "(fit the NN prior with --variant gaussian or fixed_std)")
+        if (mean_prior.obs_dim, mean_prior.act_dim) != (std_prior.obs_dim, std_prior.act_dim):
+            raise NppacError(f"cannot combine a mean prior for obs_dim={mean_prior.obs_dim}, act_dim={mean_prior.act_dim} "
+                             f"with a std prior for obs_dim={std_prior.obs_dim}, act_dim={std_prior.act_dim}")
+        self.mean_prior, self.std_prior = mean_prior, std_prior
+        self.kind = f"{mean_prior.kind}-mean-{std_prior.kind}-std"
+        self.obs_dim, self.act_dim = mean_prior.obs_dim, mean_prior.act_dim
+
+    @property
+    def fit_seconds(self) -> float | None:
+        times = [p.fit_seconds for p in (self.mean_prior, self.std_prior)]
+        return None if None in times else float(sum(times))  # type: ignore[arg-type]
+
+    def fit(self, demos: Demonstrations, progress: Progress | None = None) -> dict[str, Any]:
+        """Fit both parts to the demonstrations; returns their fit summaries under ``mean`` and ``std``."""
+        info = {"mean": self.mean_prior.fit(demos, progress=progress), "std": self.std_prior.fit(demos, progress=progress)}
+        self.obs_dim, self.act_dim = self.mean_prior.obs_dim, self.mean_prior.act_dim
+        return info
+
+    def predict(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, _ = self.mean_prior.predict(states)
+        _, std = self.std_prior.predict(states)
+        return mean, std
+
+    def log_prob(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        mean, std = self.predict(states)
+        return gaussian_log_prob(actions, mean, std)
+
+    def to(self, device: torch.device | str) -> CombinedPrior:
+        self.mean_prior.to(device)
+        self.std_prior.to(device)
+        return self
+
+    def save(self, directory: str | Path) -> None:
+        """``settings.json`` (kind ``combined``) with the two parts saved in ``mean/`` and ``std/``."""
+        out = Path(directory)
+        self.mean_prior.save(out / "mean")
+        self.std_prior.save(out / "std")
+        settings = {"kind": KIND, "format_version": 1, "obs_dim": self.obs_dim, "act_dim": self.act_dim,
+                    "mean": self.mean_prior.kind, "std": self.std_prior.kind}
+        (out / SETTINGS).write_text(json.dumps(settings, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> CombinedPrior:
+        """Read a prior written by :meth:`save`, onto ``device``."""
+        from nppac.priors import load_prior
+
+        root = Path(directory)
+        if read_settings(root)["kind"] != KIND:
+            raise NppacError(f"{root / SETTINGS}: not a combined prior")
+        return cls(load_prior(root / "mean", device), load_prior(root / "std", device))
+
+
+def combine_priors(mean_prior: Prior, std_prior: Prior) -> CombinedPrior:
+    """The ablation prior N(μ0 of ``mean_prior``, σ0² of ``std_prior``) (e.g. the GP's mean, the NN's σ0)."""
+    return CombinedPrior(mean_prior, std_prior)

@@ -1,0 +1,71 @@
+"""What a learning curve should be read against: the demonstrations' return and the prior's mean action.
+
+A curve that climbs from 458 to 2,222 on halfcheetah looks like learning until one
+sees that the prior's mean action alone scores 5,558. Every run therefore writes
+``references.json`` when it starts, and every learning-curve figure draws these lines.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nppac.data.demos import Demonstrations
+from nppac.data.validate import inspect_demos
+from nppac.priors.base import Prior
+from nppac.priors.metrics import mean_action
+from nppac.tasks import Task
+
+REFERENCES_NAME = "references.json"
+
+
+class _MeanAction:
+    """The prior's mean action as a policy with the actor's ``act`` interface."""
+
+    def __init__(self, prior: Prior) -> None:
+        self.prior = prior
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        state = torch.as_tensor(np.asarray(obs, dtype=np.float32)).reshape(1, -1)
+        return mean_action(self.prior, state)[0].cpu().numpy()
+
+
+def references(task: Task, demos: Demonstrations | None, prior: Prior | None, episodes: int, horizon: int,
+               seed: int) -> dict[str, Any]:
+    """The demonstrations' mean return (and success rate), and the prior's mean action evaluated like the agent."""
+    from nppac.training.loop import evaluate, make_env
+
+    out: dict[str, Any] = {"task": task.name}
+    if demos is not None:
+        summary = inspect_demos(demos, task.name)
+        out["demos"] = {"return": summary["return_mean"], "success": summary.get("success_rate"),
+                        "trajectories": summary["n_trajectories"]}
+    if prior is not None:
+        env = make_env(task, horizon, seed)
+        try:
+            ret, success = evaluate(_MeanAction(prior), env, task, episodes, horizon)  # type: ignore[arg-type]
+        finally:
+            env.close()
+        out["prior_mean_action"] = {"kind": prior.kind, "return": ret, "success": success, "episodes": episodes}
+    return out
+
+
+def write_references(out_dir: Path, values: dict[str, Any]) -> None:
+    path = out_dir / REFERENCES_NAME
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(values, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def read_references(run_dir: Path) -> dict[str, Any]:
+    """A run's ``references.json``, or {} for runs written before it existed (or a broken file)."""
+    try:
+        data = json.loads((run_dir / REFERENCES_NAME).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
