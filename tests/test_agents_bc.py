@@ -40,7 +40,7 @@ def test_cloning_a_smooth_one_dimensional_policy_reaches_low_action_error(kind):
     a = 0.8 * torch.sin(2.5 * s) + 0.01 * torch.randn(n, 1)
     buf = ReplayBuffer(1, 1, capacity=n)
     buf.add(s, a, torch.zeros(n), s, torch.zeros(n))
-    agent = BC(1, 1, kind, (64, 64), BCConfig(lr=3e-3))
+    agent = BC(1, 1, kind, (64, 64), BCConfig(actor_lr=3e-3))
     for _ in range(400):
         stats = {k: float(v) for k, v in bc_update(agent, buf.sample(128)).items()}
     grid = torch.linspace(-1, 1, 101).unsqueeze(1)

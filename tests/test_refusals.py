@@ -233,6 +233,21 @@ def edited_config(**fields: object) -> Callable[[Context], list[str]]:
     return setup
 
 
+def suite_into(prepare: Callable[[Path], None], *flags: str) -> Callable[[Context], list[str]]:
+    """``suite run`` of a one-run suite named "mine" into an output that ``prepare`` made."""
+    def setup(ctx: Context) -> list[str]:
+        path = ctx.folder / "mine.toml"
+        path.write_text('tasks = ["halfcheetah"]\nalgos = ["sac"]\nseeds = 1\n[settings]\nsteps = 1000\n')
+        prepare(ctx.folder / "out")
+        return ["suite", "run", str(path), "--out", str(ctx.folder / "out"), *flags]
+    return setup
+
+
+def other_suite(out: Path) -> None:
+    out.mkdir()
+    (out / "suite.json").write_text(json.dumps({"name": "theirs", "runs": []}))
+
+
 # The table ---------------------------------------------------------------------------------------
 
 REFUSALS = [
@@ -299,6 +314,12 @@ REFUSALS = [
     Refusal("resume with a non-numeric setting", edited_config(steps="abc"), ("steps='abc'", "must be a number")),
     Refusal("resume with another task", edited_config(task="hopper"),
             ("differs from its checkpoint", "task: 'halfcheetah' → 'hopper'")),
+    # Suite outputs
+    Refusal("suite into another suite's output", suite_into(other_suite), ("holds the runs of suite 'theirs'",),
+            ("out/halfcheetah",)),
+    Refusal("dry run into another suite's output", suite_into(other_suite, "--dry-run"),
+            ("holds the runs of suite 'theirs'",)),
+    Refusal("suite onto a file", suite_into(lambda out: out.write_text("x")), ("is a file",)),
     # Usage errors caught by the parser
     Refusal("not an integer", lambda ctx: ["train", "--steps", "abc", "--out", str(ctx.folder / "run")],
             ("Invalid value for '--steps'", "nppac train --help"), ("run",)),

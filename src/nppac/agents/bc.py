@@ -5,6 +5,14 @@ prior is, but with the actor's own head, and its mean action is the policy:
 
     actor loss:  −E_{(s,a)~D0} [ log π(a|s) ]
 
+The policy's log σ is one learned value per action dimension, independent of the
+state, in [−6, 0] (the policy of the public AWAC code, whose BC pretraining uses it).
+With a state-dependent σ(s) maximum likelihood is unstable: σ collapses on the
+demonstrations it fits and the others' log-likelihood and gradients explode (on pen,
+a mean log-likelihood of −3.5·10⁶ and gradient norms of 10⁹ over the first 5,000
+steps, and a mean action 0.18 off in squared error); with a shared σ the mean's loss
+is a scaled squared error. ``log_std_range=None`` gives the state-dependent head.
+
 The training loop runs these steps only before interaction, on the replay buffer
 seeded with D0 (``offline_updates``), and none online: BC never learns from its own
 rollouts, it is evaluated after every epoch like the other algorithms so that its
@@ -21,6 +29,7 @@ import torch
 from nppac.agents.base import Metrics, adam, optimizer_step
 from nppac.agents.networks import Actor, ActorKind
 from nppac.data.replay import Batch
+from nppac.errors import NppacError
 
 BC_METRIC_TERMS: dict[str, str] = {
     "bc_log_likelihood": "behaviour-cloning log-likelihood log π(a|s) of demonstration actions",
@@ -34,8 +43,16 @@ BC_METRIC_TERMS: dict[str, str] = {
 class BCConfig:
     """Hyperparameters of behavioural cloning."""
 
-    lr: float = 3e-4
+    actor_lr: float = 3e-4
     """Adam learning rate of the actor."""
+    log_std_range: tuple[float, float] | None = (-6.0, 0.0)
+    """State-independent log σ kept in this range (rlkit's AWAC policy); None: a state-dependent σ(s) head."""
+
+    def validate(self) -> BCConfig:
+        """Raise a one-line :class:`NppacError` for an impossible setting; returns self."""
+        if self.log_std_range is not None and not self.log_std_range[0] < self.log_std_range[1]:
+            raise NppacError(f"bc setting log_std_range={self.log_std_range!r} must be low,high with low < high")
+        return self
 
 
 def bc_loss(actor: Actor, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
@@ -52,8 +69,8 @@ class BC:
                  config: BCConfig, device: str | torch.device = "cpu") -> None:
         self.config = config
         self.device = torch.device(device)
-        self.actor = Actor(obs_dim, act_dim, actor_hidden, actor_kind).to(self.device)
-        self.actor_opt = adam(self.actor.parameters(), config.lr, self.device)
+        self.actor = Actor(obs_dim, act_dim, actor_hidden, actor_kind, config.log_std_range).to(self.device)
+        self.actor_opt = adam(self.actor.parameters(), config.actor_lr, self.device)
 
     def update(self, batch: Batch) -> Metrics:
         """One maximum-likelihood step on the (s, a) of ``batch``; its :data:`BC_METRIC_TERMS` by name."""

@@ -56,6 +56,7 @@ def run(
     from nppac.experiments.runners import import_ray
 
     suite = load_suite(suite_file)
+    suite.check_output(out)  # the dry run refuses what the real run would
     if dry_run:
         _list_runs(suite, out, json_out)
         return

@@ -351,6 +351,7 @@ def run_suite(suite: Suite, out: str | Path, runner: Runner | None = None, progr
     (:mod:`nppac.experiments.shared_priors`), and every run reads its shared prior.
     """
     out = Path(out).expanduser().resolve()  # Ray workers do not share this process's working directory
+    suite.check_output(out)  # before any prior is fitted into it
     suite = with_shared_priors(suite, out)  # each (demonstrations, kind, settings) prior fitted once
     suite.write_manifest(out)
     runner = runner or LocalRunner()

@@ -124,17 +124,24 @@ class Suite:
         return {"name": self.name, "source": self.source, "tasks": self.tasks, "algos": self.algos,
                 "seeds": self.seeds, "report": self.report.to_json(), "runs": [r.to_json() for r in self.runs]}
 
-    def write_manifest(self, out: str | Path) -> Path:
-        """Write the expanded suite to ``OUT/suite.json``; refuses an output that holds another suite."""
-        path = Path(out) / MANIFEST_NAME
-        if path.exists():
+    def check_output(self, out: str | Path) -> None:
+        """Refuse, in one line, an output that is a file or holds the runs of another suite."""
+        out = Path(out)
+        if out.exists() and not out.is_dir():
+            raise NppacError(f"{out} is a file; --out must be a directory (new, or this suite's earlier output)")
+        if (out / MANIFEST_NAME).exists():
             try:
                 previous = read_manifest(out).name
-            except NppacError:  # unreadable: rewritten below
+            except NppacError:  # unreadable: rewritten by write_manifest
                 previous = self.name
             if previous != self.name:
                 raise NppacError(f"{out} holds the runs of suite {previous!r}, not {self.name!r}; "
                                  "choose another --out (or rename the suite)")
+
+    def write_manifest(self, out: str | Path) -> Path:
+        """Write the expanded suite to ``OUT/suite.json``; refuses an output that holds another suite."""
+        self.check_output(out)
+        path = Path(out) / MANIFEST_NAME
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")

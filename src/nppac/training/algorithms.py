@@ -131,10 +131,9 @@ def _awac(cfg: TrainConfig, settings: AWACConfig, demos: DemoLoader, device: tor
                 settings, device, q_bounds=q_bounds(cfg))
 
 
-def _bc(cfg: TrainConfig, settings: None, demos: DemoLoader, device: torch.device) -> BC:
+def _bc(cfg: TrainConfig, settings: BCConfig, demos: DemoLoader, device: torch.device) -> BC:
     task = cfg.task_spec
-    return BC(task.obs_dim, task.act_dim, cfg.actor, cfg.actor_hidden,  # type: ignore[arg-type]
-              BCConfig(lr=cfg.actor_lr), device)
+    return BC(task.obs_dim, task.act_dim, cfg.actor, cfg.actor_hidden, settings, device)  # type: ignore[arg-type]
 
 
 def derived_settings(cfg: TrainConfig) -> dict[str, Any]:
@@ -161,7 +160,7 @@ _TABLE = [
               settings=AWACConfig, seed_demos=True, offline_updates=25_000, offline_batch_size=128, bound_q=True,
               defaults={"actor_hidden": (256, 256)}),
     Algorithm("bc", "behavioural cloning: the actor fitted to the demonstrations, evaluated by its mean action",
-              _bc, seed_demos=True, offline_updates=10_000, online_updates=False),
+              _bc, settings=BCConfig, seed_demos=True, offline_updates=10_000, online_updates=False),
 ]
 
 ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in _TABLE}
