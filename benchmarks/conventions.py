@@ -1,0 +1,205 @@
+"""How σ0 enters π0 and who collects the warm-up: N-PPAC's step-0 and first-epoch returns per setting.
+
+The published code builds π0 with the GP's variance where a std belongs, and collects
+its first 1,000 steps with the initialized policy; nppac offers both as settings
+(``prior_sigma``, ``warmup``). This script measures what each choice does to the
+policy's competence right after initialization: for every task × setting × seed it
+trains ``nppac`` for a few epochs from the same fitted GP prior (fitted once per task,
+reused by every run) and records the evaluated return (or success) at env_steps = 0
+and after each epoch, plus the prior's own mean-action return.
+
+    python benchmarks/conventions.py --out /tmp/conventions --tasks hopper halfcheetah --seeds 0 1
+    python benchmarks/conventions.py --out /tmp/conventions --report docs/figures/conventions
+
+Runs live in ``OUT/runs/TASK/SETTING/seed-S`` and resume where they stopped; ``--report``
+writes ``conventions.json`` and ``conventions.png`` from whatever runs are finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import multiprocessing as mp
+import sys
+from pathlib import Path
+from typing import Any
+
+SETTINGS: dict[str, dict[str, str]] = {
+    "std+uniform": {"prior_sigma": "std", "warmup": "uniform"},
+    "std+policy": {"prior_sigma": "std", "warmup": "policy"},
+    "variance+policy": {"prior_sigma": "variance", "warmup": "policy"},
+    "variance+uniform": {"prior_sigma": "variance", "warmup": "uniform"},
+}
+"""Setting name → TrainConfig fields. ``variance+policy`` is the published code's pair."""
+
+
+def _prior_dir(out: Path, task: str) -> Path:
+    return out / "priors" / task
+
+
+def _fit_prior(out: Path, task: str, demos: str | None, allow_pickle: bool) -> None:
+    """The task's GP prior (its default kernel), fitted once and saved for every run."""
+    import torch
+
+    from nppac.data import load_demos
+    from nppac.priors import fit_prior
+    from nppac.tasks import get_task
+
+    torch.set_num_threads(1)
+    target = _prior_dir(out, task)
+    if (target / "settings.json").exists():
+        return
+    spec = get_task(task)
+    data = load_demos(demos or spec.bundled_demos, task=task, allow_pickle=allow_pickle)
+    prior, metrics = fit_prior(data, "gp", kernel=spec.defaults.kernel)
+    tmp = target.with_name(target.name + ".tmp")
+    prior.save(tmp)
+    metrics["mean_action"] = _prior_return(prior, task)
+    (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+    tmp.rename(target)
+
+
+def _prior_return(prior: Any, task: str) -> dict[str, float | None]:
+    """The prior's mean action rolled out like a run's references.json (the task's evaluation protocol)."""
+    from nppac.tasks import get_task
+    from nppac.training.references import references
+
+    spec = get_task(task)
+    values = references(spec, None, prior, spec.eval_episodes, spec.horizon, seed=20_000)["prior_mean_action"]
+    return {"return": values["return"], "success": values["success"]}
+
+
+def _run(job: tuple[str, str, int, int, str, str | None, bool]) -> str:
+    out_s, task, seed, epochs, setting, demos, allow_pickle = job
+    from nppac.training import TrainConfig, train
+
+    logging.basicConfig(level=logging.WARNING)
+    out = Path(out_s)
+    run_dir = out / "runs" / task / setting / f"seed-{seed}"
+    if (run_dir / "actor.safetensors").exists():
+        return f"{run_dir} done"
+    cfg = TrainConfig(task=task, algo="nppac", seed=seed, steps=epochs * 1000, prior=str(_prior_dir(out, task)),
+                      demos=demos, allow_pickle=allow_pickle, num_threads=1, **SETTINGS[setting])  # type: ignore[arg-type]
+    resume = (run_dir / "config.json").exists()
+    summary = train(None if resume else cfg, run_dir, resume=resume, progress=False)
+    return f"{run_dir}: step 0 {summary['step0_eval_return']:.1f} → {summary['final_eval_return']:.1f}"
+
+
+def _read(run_dir: Path) -> list[dict[str, str]]:
+    with (run_dir / "progress.csv").open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def report(out: Path, dest: Path) -> None:
+    """conventions.json and conventions.png from the finished runs under ``out``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    result: dict[str, Any] = {}
+    for task_dir in sorted((out / "runs").iterdir()):
+        task = task_dir.name
+        prior_metrics = json.loads((_prior_dir(out, task) / "metrics.json").read_text())
+        entry: dict[str, Any] = {"prior_mean_action": prior_metrics["mean_action"], "settings": {}}
+        for setting_dir in sorted(task_dir.iterdir()):
+            runs = {}
+            for run_dir in sorted(setting_dir.glob("seed-*")):
+                if not (run_dir / "actor.safetensors").exists():
+                    continue
+                rows = _read(run_dir)
+                column = "eval_success" if rows[0].get("eval_success") not in (None, "") else "eval_return"
+                runs[run_dir.name] = {
+                    "metric": column,
+                    "evals": [float(r[column]) for r in rows],
+                    "env_steps": [int(r["env_steps"]) for r in rows],
+                    "kl_mean": [float(r["kl_mean"]) if r.get("kl_mean") else None for r in rows],
+                    "q_mean": [float(r["q_mean"]) if r.get("q_mean") else None for r in rows],
+                    "init_kl": float(rows[0]["init_kl"]) if rows[0].get("init_kl") else None,
+                }
+            if runs:
+                entry["settings"][setting_dir.name] = runs
+        result[task] = entry
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "conventions.json").write_text(json.dumps(result, indent=1) + "\n")
+    (dest / "conventions.md").write_text(_table(result))
+
+    tasks = list(result)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.6), squeeze=False)
+    colors = {"std+uniform": "tab:gray", "std+policy": "tab:blue", "variance+policy": "tab:red",
+              "variance+uniform": "tab:orange"}
+    for ax, task in zip(axes[0], tasks):
+        entry = result[task]
+        metric = "eval_return"
+        for setting, runs in entry["settings"].items():
+            for i, run in enumerate(runs.values()):
+                metric = run["metric"]
+                ax.plot(np.asarray(run["env_steps"]) / 1000, run["evals"], "o-", color=colors.get(setting, "k"),
+                        alpha=0.75, ms=3, label=setting if i == 0 else None)
+        prior_value = entry["prior_mean_action"]["success" if metric == "eval_success" else "return"]
+        ax.axhline(prior_value, color="k", ls="--", lw=1, label="prior's mean action")
+        ax.set_title(task)
+        ax.set_xlabel("env steps (thousands)")
+        ax.set_ylabel("success rate" if metric == "eval_success" else "return")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("N-PPAC after initialization (step 0) and epochs 1–5, per σ0 convention + warm-up; one line per seed",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(dest / "conventions.png", dpi=110)
+    print(f"wrote {dest / 'conventions.json'} and {dest / 'conventions.png'}")
+
+
+def _table(result: dict[str, Any]) -> str:
+    """A markdown table: per task and setting, step-0 and epoch-1…N evaluations, one cell per seed."""
+    lines = ["| task | setting | seed | step 0 | epochs 1… | min(epochs) / step 0 | KL after init |",
+             "|---|---|---|---|---|---|---|"]
+    for task, entry in result.items():
+        for setting, runs in entry["settings"].items():
+            for seed, run in runs.items():
+                evals = run["evals"]
+                fmt = (lambda v: f"{v:.2f}") if run["metric"] == "eval_success" else (lambda v: f"{v:,.0f}")
+                ratio = min(evals[1:]) / evals[0] if evals[0] > 0 and len(evals) > 1 else float("nan")
+                init_kl = f"{run['init_kl']:.3g}" if run["init_kl"] is not None else ""
+                lines.append(f"| {task} | {setting} | {seed.removeprefix('seed-')} | {fmt(evals[0])} | "
+                             f"{', '.join(fmt(v) for v in evals[1:])} | {ratio:.2f} | {init_kl} |")
+        prior = entry["prior_mean_action"]
+        shown = f"{prior['success']:.2f} success" if prior.get("success") is not None else f"{prior['return']:,.0f}"
+        lines.append(f"| {task} | prior's mean action | | {shown} | | | |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="Directory of priors and runs (outside the repository).")
+    parser.add_argument("--tasks", nargs="*", default=[])
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1])
+    parser.add_argument("--settings", nargs="*", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--demos", default=None, help="Demonstrations (default: the task's bundled set).")
+    parser.add_argument("--allow-pickle", action="store_true")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--report", type=Path, default=None, help="Write conventions.json/.png here and stop.")
+    args = parser.parse_args()
+    if args.report is not None:
+        report(args.out, args.report)
+        return
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(args.workers) as pool:
+        for _ in pool.imap_unordered(_fit_one, [(str(args.out), t, args.demos, args.allow_pickle) for t in args.tasks]):
+            pass
+        jobs = [(str(args.out), t, s, args.epochs, setting, args.demos, args.allow_pickle)
+                for t in args.tasks for s in args.seeds for setting in args.settings]
+        for line in pool.imap_unordered(_run, jobs):
+            print(line, file=sys.stderr, flush=True)
+
+
+def _fit_one(job: tuple[str, str, str | None, bool]) -> None:
+    out, task, demos, allow_pickle = job
+    _fit_prior(Path(out), task, demos, allow_pickle)
+
+
+if __name__ == "__main__":
+    main()
