@@ -6,13 +6,16 @@
 Each run is ``nppac train --task pen-binary --algo ALGO --demos DEMOS --allow-pickle --steps STEPS
 --seed S --out OUT/ALGO/seed-S`` (AWAC: the published 25,000 offline steps, then online epochs;
 BC: 10,000 offline steps). Finished runs are skipped. ``--report`` writes ``summary.md`` (the
-numbers) and ``compare.png`` (``nppac compare`` of all runs).
+numbers) and ``compare.png`` (``nppac compare`` of all runs), reading only each run's
+``config.json``, ``progress.csv`` and ``references.json``: ``results/awac-pen`` holds those of
+the measured runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +28,16 @@ def _rows(run: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def _finished(run: Path) -> bool:
+    """Whether a run reached its configured steps (config.json and progress.csv tell)."""
+    try:
+        steps = json.loads((run / "config.json").read_text())["steps"]
+        rows = _rows(run)
+    except (OSError, ValueError, KeyError):
+        return False
+    return bool(rows) and int(rows[-1]["env_steps"]) >= int(steps)
+
+
 def _num(text: str | None) -> float | None:
     return float(text) if text not in (None, "") else None
 
@@ -34,7 +47,7 @@ def summary(out: Path) -> str:
              "awac_weight_ess | policy_std |", "|---|---|---|---|---|---|---|---|---|---|"]
     for algo in ALGOS:
         for run in sorted((out / algo).glob("seed-*")):
-            if not (run / "actor.safetensors").exists():
+            if not _finished(run):
                 continue
             for r in _rows(run):
                 cells = [_num(r.get(k)) for k in ("q_mean", "awac_weight_max", "awac_weight_ess", "policy_std")]
@@ -58,7 +71,7 @@ def main() -> None:
         for seed in args.seeds:
             for algo in ALGOS:
                 run = args.out / algo / f"seed-{seed}"
-                if (run / "actor.safetensors").exists():
+                if _finished(run):
                     continue
                 cmd = [sys.executable, "-m", "nppac", "train", "--task", "pen-binary", "--algo", algo, "--demos",
                        str(args.demos), "--allow-pickle", "--steps", str(args.steps), "--seed", str(seed),
@@ -69,8 +82,7 @@ def main() -> None:
         return
     args.report.mkdir(parents=True, exist_ok=True)
     (args.report / "summary.md").write_text(summary(args.out))
-    runs = [str(r) for algo in ALGOS for r in sorted((args.out / algo).glob("seed-*"))
-            if (r / "actor.safetensors").exists()]
+    runs = [str(r) for algo in ALGOS for r in sorted((args.out / algo).glob("seed-*")) if _finished(r)]
     subprocess.run([sys.executable, "-m", "nppac", "compare", *runs, "--out", str(args.report / "compare.png")],
                    check=True, stdout=subprocess.DEVNULL)
     print(f"wrote {args.report / 'summary.md'} and {args.report / 'compare.png'}")

@@ -12,7 +12,9 @@ and after each epoch, plus the prior's own mean-action return.
     python benchmarks/conventions.py --out /tmp/conventions --report docs/figures/conventions
 
 Runs live in ``OUT/runs/TASK/SETTING/seed-S`` and resume where they stopped; ``--report``
-writes ``conventions.json`` and ``conventions.png`` from whatever runs are finished.
+writes ``conventions.json``, ``conventions.md`` and ``conventions.png`` from whatever runs
+are finished. It reads only each run's ``config.json`` and ``progress.csv`` and each
+prior's ``metrics.json``: ``results/conventions`` holds those of the measured runs.
 """
 
 from __future__ import annotations
@@ -78,13 +80,23 @@ def _run(job: tuple[str, str, int, int, str, str | None, bool]) -> str:
     logging.basicConfig(level=logging.WARNING)
     out = Path(out_s)
     run_dir = out / "runs" / task / setting / f"seed-{seed}"
-    if (run_dir / "actor.safetensors").exists():
+    if _finished(run_dir):
         return f"{run_dir} done"
     cfg = TrainConfig(task=task, algo="nppac", seed=seed, steps=epochs * 1000, prior=str(_prior_dir(out, task)),
                       demos=demos, allow_pickle=allow_pickle, num_threads=1, **SETTINGS[setting])  # type: ignore[arg-type]
     resume = (run_dir / "config.json").exists()
     summary = train(None if resume else cfg, run_dir, resume=resume, progress=False)
     return f"{run_dir}: step 0 {summary['step0_eval_return']:.1f} → {summary['final_eval_return']:.1f}"
+
+
+def _finished(run_dir: Path) -> bool:
+    """Whether a run reached its configured steps (its config.json and progress.csv are enough to tell)."""
+    try:
+        steps = json.loads((run_dir / "config.json").read_text())["steps"]
+        rows = _read(run_dir)
+    except (OSError, ValueError, KeyError):
+        return False
+    return bool(rows) and int(rows[-1]["env_steps"]) >= int(steps)
 
 
 def _read(run_dir: Path) -> list[dict[str, str]]:
@@ -108,7 +120,7 @@ def report(out: Path, dest: Path) -> None:
         for setting_dir in sorted(task_dir.iterdir()):
             runs = {}
             for run_dir in sorted(setting_dir.glob("seed-*")):
-                if not (run_dir / "actor.safetensors").exists():
+                if not _finished(run_dir):
                     continue
                 rows = _read(run_dir)
                 column = "eval_success" if rows[0].get("eval_success") not in (None, "") else "eval_return"
