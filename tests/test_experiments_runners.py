@@ -9,6 +9,7 @@ import math
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -205,3 +206,31 @@ def test_ray_fails_a_cuda_run_at_once_when_the_cluster_has_no_gpu(tmp_path):
     assert [(r.key, r.outcome) for r in results] == [("halfcheetah/sac/seed-0", "failed")]
     assert "needs 1 GPU but the Ray cluster has 0" in results[0].error
     assert time.perf_counter() - started < 120  # not Ray's endless wait for a GPU
+
+
+def test_priors_are_fitted_once_per_task_and_kind_and_recorded_in_each_run(tmp_path):
+    from nppac.data import save_npz
+    from tests.test_training_loop import tiny_demos
+
+    save_npz(tiny_demos(), tmp_path / "demos.npz")
+    extra = 'demos = "demos.npz"\nprior_iters = 3\ninit_epochs = 1\n'
+    path = tmp_path / "shared.toml"
+    path.write_text(textwrap.dedent(f'name = "shared"\ntasks = ["halfcheetah"]\nalgos = ["nppac", "nppac-nn-std"]\n'
+                                    f"seeds = 2\n[settings]{TINY}{extra}"))
+    out = tmp_path / "out"
+    results = run_suite(load_suite(path), out, LocalRunner(workers=1), progress=False)
+    assert [r.outcome for r in results] == ["finished"] * 4
+    shared = sorted(p.name.rsplit("-", 1)[0] for p in (out / "priors").iterdir() if not p.name.startswith("."))
+    assert shared == ["halfcheetah-gp", "halfcheetah-gp-mean-nn-std", "halfcheetah-nn"]
+    used = {}
+    for run in load_suite(path).runs:
+        config = json.loads((run.directory(out) / "config.json").read_text())
+        used.setdefault(run.algo, set()).add(config["prior"])
+    # Both seeds of an algorithm read the same prior; the ablation's is the combination of the shared two.
+    assert all(len(paths) == 1 for paths in used.values()) and used["nppac"] != used["nppac-nn-std"]
+    record = json.loads((Path(next(iter(used["nppac"]))) / "shared_prior.json").read_text())
+    assert record["kind"] == "gp" and record["seed"] == 0 and len(record["demos_sha256"]) == 64
+    # A second invocation finds every prior in place and fits nothing.
+    before = {p: p.stat().st_mtime for p in (out / "priors").rglob("settings.json")}
+    assert [r.outcome for r in run_suite(load_suite(path), out, progress=False)] == ["skipped"] * 4
+    assert {p: p.stat().st_mtime for p in (out / "priors").rglob("settings.json")} == before
