@@ -191,3 +191,17 @@ def test_an_algorithms_own_setting_belongs_in_its_table(tmp_path):
     path.write_text('tasks = ["pen-binary"]\nalgos = ["awac", "sac"]\nseeds = 1\n[settings]\nlam = 0.3\n')
     with pytest.raises(NppacError, match=r"\[settings\] lam: unknown setting"):
         load_suite(path)
+
+
+def test_dry_run_piped_keeps_every_run_name_whole(tmp_path, capsys):
+    from nppac.cli import main
+
+    path = tmp_path / "long.toml"
+    # A long setting of one task only: it stays in the table, beside the run names.
+    path.write_text('tasks = ["relocate-binary", "hammer-binary"]\nalgos = ["nppac-nn-std"]\nseeds = [12345]\n'
+                    '[task.relocate-binary]\ndemos = "a/very/long/path/to/some/demonstrations/relocate-binary.npz"\n')
+    with pytest.raises(SystemExit) as exit_info:
+        main(["suite", "run", str(path), "--out", str(tmp_path / "out"), "--dry-run"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "relocate-binary/nppac-nn-std/seed-12345" in out and "…" not in out

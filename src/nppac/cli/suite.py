@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 from typer.core import TyperCommand
 
-from nppac.cli.common import emit_json
+from nppac.cli.common import emit_json, print_table
 
 if TYPE_CHECKING:
     from nppac.experiments import Suite
@@ -93,7 +93,6 @@ def _list_runs(suite: Suite, out: Path, json_out: bool) -> None:
     if json_out:
         emit_json({"suite": suite.name, "out": str(out), "runs": rows})
         return
-    from rich.console import Console
     from rich.table import Table
 
     shared = [o for o in suite.runs[0].overrides if all(o in r.overrides for r in suite.runs)]
@@ -104,7 +103,7 @@ def _list_runs(suite: Suite, out: Path, json_out: bool) -> None:
     for spec, row in zip(suite.runs, rows):
         own = [o for o in spec.overrides if o not in shared]
         table.add_row(spec.key, row["state"], f"{row['epochs']}/{row['n_epochs']}", " ".join(own))
-    Console().print(table)
+    print_table(table)
 
 
 @app.command("report")
