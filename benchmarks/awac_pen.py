@@ -14,28 +14,13 @@ the measured runs.
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import subprocess
 import sys
 from pathlib import Path
 
+from run_files import finished, read_rows
+
 ALGOS = ("awac", "bc")
-
-
-def _rows(run: Path) -> list[dict[str, str]]:
-    with (run / "progress.csv").open(newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _finished(run: Path) -> bool:
-    """Whether a run reached its configured steps (config.json and progress.csv tell)."""
-    try:
-        steps = json.loads((run / "config.json").read_text())["steps"]
-        rows = _rows(run)
-    except (OSError, ValueError, KeyError):
-        return False
-    return bool(rows) and int(rows[-1]["env_steps"]) >= int(steps)
 
 
 def _num(text: str | None) -> float | None:
@@ -47,9 +32,9 @@ def summary(out: Path) -> str:
              "awac_weight_ess | policy_std |", "|---|---|---|---|---|---|---|---|---|---|"]
     for algo in ALGOS:
         for run in sorted((out / algo).glob("seed-*")):
-            if not _finished(run):
+            if not finished(run):
                 continue
-            for r in _rows(run):
+            for r in read_rows(run):
                 cells = [_num(r.get(k)) for k in ("q_mean", "awac_weight_max", "awac_weight_ess", "policy_std")]
                 shown = ["" if v is None else f"{v:.3g}" for v in cells]
                 lines.append(f"| {algo} | {run.name.removeprefix('seed-')} | {r['phase']} | {int(r['env_steps']):,} | "
@@ -71,7 +56,7 @@ def main() -> None:
         for seed in args.seeds:
             for algo in ALGOS:
                 run = args.out / algo / f"seed-{seed}"
-                if _finished(run):
+                if finished(run):
                     continue
                 cmd = [sys.executable, "-m", "nppac", "train", "--task", "pen-binary", "--algo", algo, "--demos",
                        str(args.demos), "--allow-pickle", "--steps", str(args.steps), "--seed", str(seed),
@@ -82,7 +67,7 @@ def main() -> None:
         return
     args.report.mkdir(parents=True, exist_ok=True)
     (args.report / "summary.md").write_text(summary(args.out))
-    runs = [str(r) for algo in ALGOS for r in sorted((args.out / algo).glob("seed-*")) if _finished(r)]
+    runs = [str(r) for algo in ALGOS for r in sorted((args.out / algo).glob("seed-*")) if finished(r)]
     subprocess.run([sys.executable, "-m", "nppac", "compare", *runs, "--out", str(args.report / "compare.png")],
                    check=True, stdout=subprocess.DEVNULL)
     print(f"wrote {args.report / 'summary.md'} and {args.report / 'compare.png'}")

@@ -20,13 +20,14 @@ prior's ``metrics.json``: ``results/conventions`` holds those of the measured ru
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import multiprocessing as mp
 import sys
 from pathlib import Path
 from typing import Any
+
+from run_files import finished, read_rows
 
 SETTINGS: dict[str, dict[str, str]] = {
     "std+uniform": {"prior_sigma": "std", "warmup": "uniform"},
@@ -80,28 +81,13 @@ def _run(job: tuple[str, str, int, int, str, str | None, bool]) -> str:
     logging.basicConfig(level=logging.WARNING)
     out = Path(out_s)
     run_dir = out / "runs" / task / setting / f"seed-{seed}"
-    if _finished(run_dir):
+    if finished(run_dir):
         return f"{run_dir} done"
     cfg = TrainConfig(task=task, algo="nppac", seed=seed, steps=epochs * 1000, prior=str(_prior_dir(out, task)),
                       demos=demos, allow_pickle=allow_pickle, num_threads=1, **SETTINGS[setting])  # type: ignore[arg-type]
     resume = (run_dir / "config.json").exists()
     summary = train(None if resume else cfg, run_dir, resume=resume, progress=False)
     return f"{run_dir}: step 0 {summary['step0_eval_return']:.1f} → {summary['final_eval_return']:.1f}"
-
-
-def _finished(run_dir: Path) -> bool:
-    """Whether a run reached its configured steps (its config.json and progress.csv are enough to tell)."""
-    try:
-        steps = json.loads((run_dir / "config.json").read_text())["steps"]
-        rows = _read(run_dir)
-    except (OSError, ValueError, KeyError):
-        return False
-    return bool(rows) and int(rows[-1]["env_steps"]) >= int(steps)
-
-
-def _read(run_dir: Path) -> list[dict[str, str]]:
-    with (run_dir / "progress.csv").open(newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def report(out: Path, dest: Path) -> None:
@@ -120,9 +106,9 @@ def report(out: Path, dest: Path) -> None:
         for setting_dir in sorted(task_dir.iterdir()):
             runs = {}
             for run_dir in sorted(setting_dir.glob("seed-*")):
-                if not _finished(run_dir):
+                if not finished(run_dir):
                     continue
-                rows = _read(run_dir)
+                rows = read_rows(run_dir)
                 column = "eval_success" if rows[0].get("eval_success") not in (None, "") else "eval_return"
                 runs[run_dir.name] = {
                     "metric": column,
