@@ -120,6 +120,17 @@ def test_runs_with_other_step_grids_are_interpolated(tmp_path: Path):
     np.testing.assert_allclose(c.per_run[1], [5.0, 15.0, 25.0])
 
 
+def test_kl_panel_leaves_out_runs_without_a_prior(tmp_path: Path):
+    # SAC logs log π − 0 under kl_mean (its penalty with no prior): −entropy, not a KL, so it is not drawn.
+    with_prior = write_run(tmp_path, "nppac", {"algo": "nppac", "prior": "priors/gp"},
+                           {"env_steps": [1000, 2000], "eval_return": [1.0, 2.0], "kl_mean": [3.0, 4.0]})
+    without = write_run(tmp_path, "sac", {"algo": "sac", "prior": None},
+                        {"env_steps": [1000, 2000], "eval_return": [1.0, 2.0], "kl_mean": [-2.0, -2.5]})
+    groups = {g.name: g for g in compare_runs([load_run(with_prior), load_run(without)]).groups}
+    assert "kl_mean" in groups["nppac"].curves and "kl_mean" not in groups["sac"].curves
+    assert "q_mean" in groups["sac"].curves  # other panels keep every run
+
+
 def test_t_interval_ignores_missing_values():
     values = np.array([[1.0, np.nan], [3.0, 4.0], [5.0, np.nan]])
     mean, lo, hi, n = t_interval(values)

@@ -11,7 +11,8 @@ import pytest
 
 from nppac.errors import NppacError
 from nppac.experiments import parse_suite, write_report
-from nppac.experiments.report import final_performance, normalized_auc, steps_to_threshold
+from nppac.experiments.report import (final_performance, initial_performance, normalized_auc, steps_to_threshold,
+                                      welch_difference)
 from tests.test_experiments_suite import nppac_in_process
 
 T_975_2 = 4.302652729911275
@@ -33,7 +34,54 @@ def test_final_auc_and_threshold_closed_forms():
     assert steps_to_threshold(steps, np.array([0.0, 2.0, 5.0, 1.0]), 9.0) is None
 
 
-def _write_run(directory, rows, status, config, binary=False):
+def test_initial_performance_and_welch_difference_closed_forms():
+    from scipy import stats
+
+    assert initial_performance(np.array([0.0, 100.0]), np.array([7.0, 9.0])) == 7.0
+    assert initial_performance(np.array([100.0, 200.0]), np.array([7.0, 9.0])) is None
+    # a = (1, 2, 3), b = (4, 6, 8): Δ = −4, s_a² = 1, s_b² = 4, se² = 1/3 + 4/3 = 5/3,
+    # Welch–Satterthwaite ν = (5/3)² / ((1/3)²/2 + (4/3)²/2) = 50/17.
+    diff, lo, hi = welch_difference([1.0, 2.0, 3.0], [4.0, 6.0, 8.0])
+    half = stats.t.ppf(0.975, 50 / 17) * math.sqrt(5 / 3)
+    assert (diff, lo, hi) == pytest.approx((-4.0, -4.0 - half, -4.0 + half))
+    assert math.isnan(welch_difference([1.0], [4.0, 6.0])[1])  # one seed: no interval
+    assert welch_difference([1.0, 1.0], [3.0, 3.0]) == (-2.0, -2.0, -2.0)  # no spread: the difference is exact
+
+
+def test_report_step_zero_and_differences_against_the_baseline(tmp_path):
+    suite = parse_suite({"name": "diff", "tasks": ["hopper"], "algos": ["nppac", "sac"], "seeds": 3,
+                         "settings": {"steps": 300, "steps_per_epoch": 100}, "report": {"last_k": 1}})
+    out = tmp_path / "out"
+    suite.write_manifest(out)
+    # Rows at env_steps 0, 100, 200, 300. nppac finals 10, 20, 30; sac finals 50, 60, 70 (clearly better);
+    # nppac starts at 5, 6, 7 (step 0); sac's middle evaluations (−100, 0, 100) spread its AUCs
+    # ((y0 + y3)/6 + 2m/3) far wider than their difference from nppac's.
+    finals = {"nppac": [10.0, 20.0, 30.0], "sac": [50.0, 60.0, 70.0]}
+    starts = {"nppac": [5.0, 6.0, 7.0], "sac": [0.0, 0.0, 0.0]}
+    middles = {"nppac": [0.0, 0.0, 0.0], "sac": [-100.0, 0.0, 100.0]}
+    for spec in suite.runs:
+        y0, m, y3 = starts[spec.algo][spec.seed], middles[spec.algo][spec.seed], finals[spec.algo][spec.seed]
+        rows = [(y0,), (m,), (m,), (y3,)]
+        _write_run(spec.directory(out), rows, {"status": "finished"}, spec.config.to_dict(), first_step=0)
+    numbers = json.loads(json.dumps(write_report(out, figures=False)[0].to_json()))
+    hopper = numbers["tasks"]["hopper"]
+    assert hopper["algos"]["nppac"]["initial"]["eval_return"]["values"] == [5.0, 6.0, 7.0]
+    assert hopper["baseline"] == "nppac" and set(hopper["differences"]) == {"sac"}
+    final = hopper["differences"]["sac"]["final"]
+    assert final["diff"] == pytest.approx(40.0) and final["supported"] is True
+    assert final["lo"] > 0
+    auc = hopper["differences"]["sac"]["auc"]
+    assert auc["supported"] is False and auc["lo"] < 0 < auc["hi"]
+    markdown = (out / "report.md").read_text()
+    assert "Against nppac (return):" in markdown and "**✓**" in markdown
+    # Against sac instead, nppac is the one compared.
+    flipped = write_report(out, figures=False, baseline="sac")[0].to_json()["tasks"]["hopper"]["differences"]
+    assert flipped["nppac"]["final"]["diff"] == pytest.approx(-40.0)
+    with pytest.raises(NppacError, match="--baseline awac is not an algorithm of suite diff"):
+        write_report(out, figures=False, baseline="awac")
+
+
+def _write_run(directory, rows, status, config, binary=False, first_step=100):
     directory.mkdir(parents=True)
     (directory / "config.json").write_text(json.dumps(config))
     columns = ["epoch", "env_steps", "eval_return", *(["eval_success"] if binary else []), "q_mean"]
@@ -41,7 +89,7 @@ def _write_run(directory, rows, status, config, binary=False):
         writer = csv.writer(f)
         writer.writerow(columns)
         for i, row in enumerate(rows, start=1):
-            writer.writerow([i, 100 * i, *row, 1.0])
+            writer.writerow([i, first_step + 100 * (i - 1), *row, 1.0])
     if status is not None:
         (directory / "status.json").write_text(json.dumps(status))
 
@@ -112,7 +160,7 @@ def test_report_tables_intervals_and_incomplete_runs(suite_out):
     assert numbers["counts"] == {"finished": 5, "failed": 1, "unfinished": 1, "pending": 5}
 
     markdown = (suite_out / "report.md").read_text()
-    assert f"| nppac | 3 | 400 | 25 [{25 - half:.4g}, {25 + half:.4g}] |" in markdown
+    assert f"| nppac | 3 | 400 | — | 25 [{25 - half:.4g}, {25 + half:.4g}] |" in markdown
     assert "| hopper/sac/seed-1 | failed | 0/4 | loss became NaN |" in markdown
     assert "| hopper/sac/seed-2 | unfinished | 2/4 |  |" in markdown
     assert "2/3 reached" in markdown

@@ -115,12 +115,14 @@ def report(
                                                              "(default: the suite's report.last_k, 3)."),
     thresholds: list[str] = typer.Option([], "--threshold", help="TASK=LEVEL: also report steps until the primary "
                                                                  "metric reaches LEVEL (repeatable)."),
+    baseline: str | None = typer.Option(None, "--baseline", help="Algorithm the others are compared with "
+                                                                  "(Welch 95 % interval; default: the suite's first)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report's numbers as one JSON document."),
 ) -> None:
     """Final performance and sample efficiency per task and algorithm (mean, 95 % t-interval), with curves."""
     from nppac.experiments import write_report
 
-    summary, written = write_report(out, report_path, last_k, _thresholds(thresholds))
+    summary, written = write_report(out, report_path, last_k, _thresholds(thresholds), baseline=baseline)
     if json_out:
         emit_json(summary.to_json())
         return

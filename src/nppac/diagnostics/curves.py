@@ -50,13 +50,16 @@ class Metric:
     symlog: bool = False
     """Either sign and may span orders of magnitude (an NN prior's KL of 1e10 beside a GP's of 10):
     symmetric-log y axis, linear within ±1, arithmetic mean over seeds."""
+    prior_only: bool = False
+    """Meaningful only for runs with a reference policy: a run whose config has ``prior: null`` (SAC,
+    SAC+BC) logs log π − 0 = −entropy under this column's name, which is left out of the panel."""
 
 
 SUCCESS = Metric("eval_success", "evaluation success rate")
 RETURN = Metric("eval_return", "evaluation return")
 PANELS = (
     Metric("q_mean", "mean Q-value (symlog axis)", symlog=True),
-    Metric("kl_mean", "KL(π ‖ π0) (mean; symlog axis)", symlog=True),
+    Metric("kl_mean", "KL(π ‖ π0) (mean; symlog axis)", symlog=True, prior_only=True),
     Metric("policy_grad_norm", "policy gradient norm (geometric mean)", log=True),
 )
 """The panels after the first (return or success)."""
@@ -80,6 +83,11 @@ class Run:
     def has(self, column: str) -> bool:
         """Whether the column exists with at least one finite value."""
         return column in self.columns and bool(np.isfinite(self.columns[column]).any())
+
+    def shows(self, metric: Metric) -> bool:
+        """Whether ``metric`` is drawn for this run: logged, and with a prior where it needs one."""
+        without_prior = "prior" in self.config and self.config["prior"] is None
+        return self.has(metric.column) and not (metric.prior_only and without_prior)
 
 
 def _float(text: str | None) -> float:
@@ -215,7 +223,7 @@ def curve(runs: Sequence[Run], metric: Metric, grid: np.ndarray) -> Curve:
     """Each run's metric on ``grid`` (exact where the steps match, else linear interpolation)."""
     column = metric.column
     per_run = np.stack([
-        np.interp(grid, r.env_steps, r.columns[column]) if column in r.columns else np.full(grid.shape, np.nan)
+        np.interp(grid, r.env_steps, r.columns[column]) if r.shows(metric) else np.full(grid.shape, np.nan)
         for r in runs
     ])
     return Curve(grid, per_run, geometric=metric.log)
@@ -273,7 +281,7 @@ def compare_runs(runs: Sequence[Run], group_by: str = "algo") -> Comparison:
         if longer:
             log.info("group %s: curves end at %s env steps, where every run has data; cut %s",
                      name, f"{grid[-1]:,.0f}", ", ".join(str(r.directory) for r in longer))
-        curves = {m.column: curve(members, m, grid) for m in metrics if any(r.has(m.column) for r in members)}
+        curves = {m.column: curve(members, m, grid) for m in metrics if any(r.shows(m) for r in members)}
         groups.append(Group(name, members, curves))
     return Comparison(group_by, primary, groups)
 

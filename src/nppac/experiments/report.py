@@ -8,12 +8,21 @@ steps s_1 < … < s_N (``progress.csv``):
 * sample efficiency, the normalized area under the learning curve (trapezoidal rule):
   A_i = 1/(s_N − s_1) · Σ_{j=2}^{N} (s_j − s_{j−1}) (y_j + y_{j−1})/2, the curve's
   average height over the steps it covers (A_i = y_1 when N = 1);
+* the initial performance: y at s = 0, the policy before any environment step (after
+  initialization toward the prior or an offline phase; DESIGN.md §5, claim 2);
 * optionally the steps to a threshold: the first s_j with y_j ≥ level.
 
 Across the n finished seeds of an algorithm, each is summarized by its mean and the
 Student-t 95 % interval of :func:`nppac.diagnostics.curves.t_interval`
 (mean ± t_{0.975, n−1} · s/√n, s with ddof = 1; a single seed has no width). Steps to
 a threshold are averaged over the seeds that reached it, and the count is reported.
+
+Each algorithm is also compared with a baseline algorithm (the suite's first, unless
+told otherwise) on the primary metric: the difference of means, Δ = mean(algo) −
+mean(baseline), with Welch's 95 % interval (unequal variances, Welch–Satterthwaite
+degrees of freedom). A difference is marked as supported by the seeds when that
+interval excludes 0; with 3 seeds per side few differences are, and an unmarked one
+is not evidence of equality.
 
 Only finished runs enter the tables and the learning-curve figures (so that every
 seed of a row ran the same schedule); failed, unfinished and pending runs are listed
@@ -43,6 +52,9 @@ INTERVAL = ("mean and 95% Student-t interval across seeds: mean ± t(0.975, n−
 FINAL = "final: mean of a run's last K evaluations (all of them when it has fewer)"
 AUC = ("auc: normalized area under the learning curve, 1/(s_N − s_1) Σ_j (s_j − s_{j−1})(y_j + y_{j−1})/2 "
        "over the run's evaluations (trapezoidal rule)")
+INITIAL = "initial: the evaluation at env_steps = 0 (after initialization or an offline phase)"
+DIFFERENCE = ("difference: mean(algo) − mean(baseline) with Welch's 95% interval (unequal variances); "
+              "supported = the interval excludes 0 (needs ≥ 2 seeds on each side)")
 THRESHOLD = "steps_to_threshold: first env_steps with an evaluation ≥ the level, averaged over the seeds reaching it"
 
 METRIC_LABELS = {"eval_return": "return", "eval_success": "success rate"}
@@ -59,6 +71,24 @@ def normalized_auc(steps: np.ndarray, values: np.ndarray) -> float:
         return float(values[0])
     area = np.sum(np.diff(steps) * (values[1:] + values[:-1]) / 2)
     return float(area / (steps[-1] - steps[0]))
+
+
+def initial_performance(steps: np.ndarray, values: np.ndarray) -> float | None:
+    """The evaluation logged at env_steps = 0 (None when the run has no step-0 row)."""
+    return float(values[0]) if len(steps) and steps[0] == 0 else None
+
+
+def welch_difference(a: list[float], b: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """(mean(a) − mean(b), lo, hi): Welch's interval of the difference of means; lo = hi = NaN below 2 seeds a side."""
+    from scipy import stats
+
+    diff = float(np.mean(a) - np.mean(b))
+    if len(a) < 2 or len(b) < 2:
+        return diff, math.nan, math.nan
+    if np.var(a) == 0 and np.var(b) == 0:
+        return diff, diff, diff
+    interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(level)
+    return diff, float(interval.low), float(interval.high)
 
 
 def steps_to_threshold(steps: np.ndarray, values: np.ndarray, level: float) -> float | None:
@@ -98,6 +128,36 @@ class Estimate:
 
 
 @dataclass(frozen=True)
+class Difference:
+    """One algorithm against the baseline on one summary (final or AUC) of the primary metric."""
+
+    algo: str
+    baseline: str
+    summary: str
+    """final or auc."""
+    diff: float
+    lo: float
+    hi: float
+
+    @property
+    def supported(self) -> bool | None:
+        """Whether the seeds support a difference (the interval excludes 0); None without an interval."""
+        if not (math.isfinite(self.lo) and math.isfinite(self.hi)):
+            return None
+        return self.lo > 0 or self.hi < 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"diff": _finite(self.diff), "lo": _finite(self.lo), "hi": _finite(self.hi),
+                "supported": self.supported}
+
+    def text(self) -> str:
+        if self.supported is None:
+            return f"{self.diff:+.4g} (no interval: < 2 seeds)"
+        mark = " **✓**" if self.supported else ""
+        return f"{self.diff:+.4g} [{self.lo:+.4g}, {self.hi:+.4g}]{mark}"
+
+
+@dataclass(frozen=True)
 class RunEntry:
     """One run of the suite as found on disk."""
 
@@ -121,7 +181,8 @@ class RunEntry:
             for column in METRIC_LABELS:
                 if self.run.has(column):
                     steps, values = _curve(self.run, column)
-                    entry[column] = {"final": final_performance(values, settings.last_k),
+                    entry[column] = {"initial": initial_performance(steps, values),
+                                     "final": final_performance(values, settings.last_k),
                                      "auc": normalized_auc(steps, values), "last": float(values[-1])}
         return entry
 
@@ -138,11 +199,14 @@ class AlgoSummary:
     """Metric column → normalized area under the learning curve over seeds."""
     env_steps: float
     """Steps of the longest of its runs."""
+    initial: dict[str, Estimate] = field(default_factory=dict)
+    """Metric column → the step-0 evaluation over the seeds that logged one."""
     threshold: Estimate | None = None
     """Steps to the task's threshold over the seeds that reached it (None without a threshold)."""
 
     def to_json(self, n_threshold_runs: int) -> dict[str, Any]:
         out: dict[str, Any] = {"n": len(self.seeds), "seeds": self.seeds, "env_steps": self.env_steps,
+                               "initial": {k: e.to_json() for k, e in self.initial.items()},
                                "final": {k: e.to_json() for k, e in self.final.items()},
                                "auc": {k: e.to_json() for k, e in self.auc.items()}}
         if self.threshold is not None:
@@ -162,11 +226,18 @@ class TaskReport:
     algos: list[AlgoSummary]
     threshold: float | None = None
     figure: Path | None = None
+    baseline: str | None = None
+    """The algorithm the others are compared with (None when it has no finished run)."""
+    differences: list[Difference] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
+        differences: dict[str, dict[str, Any]] = {}
+        for d in self.differences:
+            differences.setdefault(d.algo, {})[d.summary] = d.to_json()
         return {"primary_metric": self.primary, "metrics": self.metrics, "threshold": self.threshold,
                 "figure": str(self.figure) if self.figure else None,
-                "algos": {a.algo: a.to_json(len(a.seeds)) for a in self.algos}}
+                "algos": {a.algo: a.to_json(len(a.seeds)) for a in self.algos},
+                "baseline": self.baseline, "differences": differences}
 
 
 @dataclass(frozen=True)
@@ -191,7 +262,8 @@ class SuiteReport:
             counts[entry.state] = counts.get(entry.state, 0) + 1
         return {
             "suite": self.name, "out": str(self.out), "created": self.created, "last_k": self.settings.last_k,
-            "definitions": {"interval": INTERVAL, "final": FINAL, "auc": AUC, "threshold": THRESHOLD},
+            "definitions": {"interval": INTERVAL, "initial": INITIAL, "final": FINAL, "auc": AUC,
+                            "difference": DIFFERENCE, "threshold": THRESHOLD},
             "counts": counts,
             "tasks": {t.task: t.to_json() for t in self.tasks},
             "runs": [e.to_json(self.settings) for e in self.entries],
@@ -204,9 +276,13 @@ class SuiteReport:
         lines = [f"# Suite report: {self.name}", "",
                  f"Runs in `{self.out}` ({len(self.entries)} in the suite, {len(self.entries) - len(self.incomplete)} "
                  f"finished), {self.created}.", "",
-                 f"- **final**: mean of a run's last {k} evaluations; **AUC**: area under its learning curve "
-                 "divided by the steps it covers (trapezoidal rule), i.e. the curve's average height.",
-                 "- Cells: mean [95 % Student-t interval] over the finished seeds (n).", ""]
+                 f"- **step 0**: the evaluation before any environment step; **final**: mean of a run's last {k} "
+                 "evaluations; **AUC**: area under its learning curve divided by the steps it covers "
+                 "(trapezoidal rule), i.e. the curve's average height.",
+                 "- Cells: mean [95 % Student-t interval] over the finished seeds (n).",
+                 "- Differences: mean(algo) − mean(baseline) [Welch 95 % interval]; **✓** marks an interval "
+                 "that excludes 0, a difference these seeds support. An unmarked difference is not evidence "
+                 "of equality.", ""]
         for task in self.tasks:
             lines += [f"## {task.task}", ""]
             if task.figure is not None:
@@ -218,19 +294,27 @@ class SuiteReport:
             header = ["algo", "n", "env steps"]
             for column in task.metrics:
                 label = METRIC_LABELS[column]
-                header += [f"final {label}", f"AUC {label}"]
+                header += [f"step-0 {label}", f"final {label}", f"AUC {label}"]
             if task.threshold is not None:
                 header.append(f"steps to {METRIC_LABELS[task.primary]} ≥ {task.threshold:g}")
             lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
             for algo in task.algos:
                 row = [algo.algo, str(len(algo.seeds)), f"{algo.env_steps:,.0f}"]
                 for column in task.metrics:
-                    row += [_cell(algo.final.get(column)), _cell(algo.auc.get(column))]
+                    row += [_cell(algo.initial.get(column)), _cell(algo.final.get(column)), _cell(algo.auc.get(column))]
                 if algo.threshold is not None:
                     reached = f"{algo.threshold.n}/{len(algo.seeds)} reached"
                     row.append(f"{algo.threshold.text()}, {reached}" if algo.threshold.n else reached)
                 lines.append("| " + " | ".join(row) + " |")
             lines.append("")
+            if task.differences:
+                label = METRIC_LABELS[task.primary]
+                lines += [f"Against {task.baseline} ({label}):", "",
+                          f"| algo | Δ final {label} | Δ AUC {label} |", "|---|---|---|"]
+                for algo in dict.fromkeys(d.algo for d in task.differences):
+                    cells = {d.summary: d.text() for d in task.differences if d.algo == algo}
+                    lines.append(f"| {algo} | {cells.get('final', '—')} | {cells.get('auc', '—')} |")
+                lines.append("")
         lines += ["## Runs not in the tables", ""]
         if not self.incomplete:
             lines += ["None: every run finished.", ""]
@@ -281,8 +365,14 @@ def collect_runs(out: str | Path) -> tuple[Suite, list[RunEntry]]:
     return suite, entries
 
 
-def summarize(suite: Suite, entries: list[RunEntry], settings: ReportSettings, out: Path) -> SuiteReport:
-    """The numbers of the report (no files written)."""
+def summarize(suite: Suite, entries: list[RunEntry], settings: ReportSettings, out: Path,
+              baseline: str | None = None) -> SuiteReport:
+    """The numbers of the report (no files written); differences are taken against ``baseline``
+    (default: the suite's first algorithm)."""
+    baseline = baseline or suite.algos[0]
+    if baseline not in suite.algos:
+        raise NppacError(f"--baseline {baseline} is not an algorithm of suite {suite.name} "
+                         f"(its algorithms: {', '.join(suite.algos)})")
     tasks = []
     for task in suite.tasks:
         finished = [(e.spec, e.run) for e in entries if e.spec.task == task and e.run is not None]
@@ -295,9 +385,11 @@ def summarize(suite: Suite, entries: list[RunEntry], settings: ReportSettings, o
             mine = [(spec.seed, run) for spec, run in finished if spec.algo == algo]
             if not mine:
                 continue
-            final, auc = {}, {}
+            initial, final, auc = {}, {}, {}
             for column in metrics:
                 curves = [_curve(run, column) for _, run in mine]
+                starts = [initial_performance(s, v) for s, v in curves]
+                initial[column] = Estimate.of([v for v in starts if v is not None])
                 final[column] = Estimate.of([final_performance(v, settings.last_k) for _, v in curves])
                 auc[column] = Estimate.of([normalized_auc(s, v) for s, v in curves])
             threshold = None
@@ -305,17 +397,30 @@ def summarize(suite: Suite, entries: list[RunEntry], settings: ReportSettings, o
                 hits = [steps_to_threshold(*_curve(run, primary), level) for _, run in mine]
                 threshold = Estimate.of([h for h in hits if h is not None])
             env_steps = max(float(run.env_steps[-1]) for _, run in mine)
-            algos.append(AlgoSummary(algo, [seed for seed, _ in mine], final, auc, env_steps, threshold))
-        tasks.append(TaskReport(task, primary, metrics, algos, level))
+            algos.append(AlgoSummary(algo, [seed for seed, _ in mine], final, auc, env_steps, initial, threshold))
+        reference = next((a for a in algos if a.algo == baseline), None)
+        differences = []
+        if reference is not None:
+            for other in algos:
+                if other is reference:
+                    continue
+                for name in ("final", "auc"):
+                    ours = getattr(other, name)[primary].values
+                    theirs = getattr(reference, name)[primary].values
+                    differences.append(Difference(other.algo, baseline, name, *welch_difference(ours, theirs)))
+        tasks.append(TaskReport(task, primary, metrics, algos, level, baseline=baseline if reference is not None else None,
+                                differences=differences))
     return SuiteReport(suite.name, out, settings, tasks, entries)
 
 
 def write_report(out: str | Path, path: str | Path | None = None, last_k: int | None = None,
-                 thresholds: dict[str, float] | None = None, figures: bool = True) -> tuple[SuiteReport, list[Path]]:
+                 thresholds: dict[str, float] | None = None, figures: bool = True,
+                 baseline: str | None = None) -> tuple[SuiteReport, list[Path]]:
     """Write ``REPORT.md``, ``REPORT.json`` and one learning-curve PNG per task; returns the report and the files.
 
     ``path`` defaults to ``OUT/report.md``; figures go to ``<report dir>/figures/<task>.png``.
-    ``last_k`` and ``thresholds`` override the suite file's ``[report]`` settings.
+    ``last_k`` and ``thresholds`` override the suite file's ``[report]`` settings; ``baseline`` is the
+    algorithm the others are compared with (default: the suite's first).
     """
     out = Path(out)
     suite, entries = collect_runs(out)
@@ -323,7 +428,7 @@ def write_report(out: str | Path, path: str | Path | None = None, last_k: int | 
                               {**suite.report.thresholds, **(thresholds or {})})
     if settings.last_k < 1:
         raise NppacError(f"--last-k must be at least 1, got {settings.last_k}")
-    report = summarize(suite, entries, settings, out)
+    report = summarize(suite, entries, settings, out, baseline)
     path = Path(path) if path is not None else out / "report.md"
     if path.suffix != ".md":
         raise NppacError(f"report path {path} must end in .md (the JSON is written beside it)")
