@@ -83,6 +83,14 @@ def test_second_invocation_skips_finished_runs_and_retries_failed(tiny):
     assert {s: (out / f"halfcheetah/sac/seed-{s}/progress.csv").read_text() for s in (0, 1)} == before
 
 
+def test_only_trains_the_matching_runs_and_keeps_the_whole_manifest(tiny):
+    suite, out, _ = tiny
+    results = run_suite(suite, out, progress=False, only=["*/ppac-nn/*"])
+    assert [(r.key, r.outcome) for r in results] == [("halfcheetah/ppac-nn/seed-0", "failed"),
+                                                     ("halfcheetah/ppac-nn/seed-1", "failed")]
+    assert len(json.loads((out / "suite.json").read_text())["runs"]) == 4
+
+
 def test_report_numbers_equal_those_computed_from_progress_files(tiny):
     suite, out, _ = tiny
     report, written = write_report(out, last_k=2)

@@ -173,6 +173,18 @@ def test_example_suites_expand():
     assert smoke.runs[0].config.n_epochs == 3
 
 
+def test_select_runs_by_shell_patterns(tmp_path):
+    suite = load_suite(_write(tmp_path, SUITE))
+    assert suite.select([]) == suite.runs
+    one_task = suite.select([f"{suite.tasks[0]}/*"])
+    assert one_task and {r.task for r in one_task} == {suite.tasks[0]}
+    either = suite.select([f"*/{suite.algos[0]}/*", "*/seed-0"])
+    assert {r.key for r in either} == {r.key for r in suite.runs if r.algo == suite.algos[0] or r.seed == 0}
+    assert [r.key for r in either] == [r.key for r in suite.runs if r in either]  # the suite's order
+    with pytest.raises(NppacError, match=r"--only 'door/\*' matches no run of suite priors; runs are named"):
+        suite.select(["door/*"])
+
+
 def test_skip_leaves_task_algo_pairs_out_of_the_product(tmp_path):
     path = tmp_path / "s.toml"
     path.write_text('tasks = ["halfcheetah", "hopper"]\nalgos = ["sac", "bc"]\nseeds = 2\nskip = ["hopper/bc"]\n')

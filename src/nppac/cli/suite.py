@@ -12,7 +12,10 @@ from typer.core import TyperCommand
 from nppac.cli.common import emit_json, print_table
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from nppac.experiments import Suite
+    from nppac.experiments.suite import RunSpec
 
 app = typer.Typer(help="Experiment suites: run tasks × algorithms × seeds locally or on Ray, then report.",
                   no_args_is_help=True)
@@ -43,6 +46,9 @@ def run(
         help="Run on Ray, one task per run: alone for a local Ray, or a cluster address (auto, ray://HOST:10001). "
              "Cluster nodes must share OUT."),
     gpus_per_run: float = typer.Option(1.0, "--gpus-per-run", help="With --ray: GPUs per run whose device is cuda."),
+    only: list[str] = typer.Option([], "--only", metavar="PATTERN",
+                                    help="Train only the runs whose TASK/ALGO/seed-S matches this shell pattern "
+                                         "(repeatable): 'halfcheetah/*', '*/nppac/*', '*/seed-0'."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List the expanded runs and their state; train nothing."),
     json_out: bool = typer.Option(False, "--json", help="Print the runs (or their results) as one JSON document."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
@@ -57,8 +63,9 @@ def run(
 
     suite = load_suite(suite_file)
     suite.check_output(out)  # the dry run refuses what the real run would
+    selected = suite.select(only)
     if dry_run:
-        _list_runs(suite, out, json_out)
+        _list_runs(suite, selected, out, json_out)
         return
     if ray is not None:
         if workers != 1:
@@ -69,7 +76,7 @@ def run(
         runner = RayRunner(None if ray == _LOCAL_RAY else ray, gpus_per_run)
     else:
         runner = LocalRunner(workers)
-    results = run_suite(suite, out, runner, progress=not quiet)
+    results = run_suite(suite, out, runner, progress=not quiet, only=only)
     failed = [r for r in results if r.outcome == "failed"]
     if json_out:
         emit_json({"suite": suite.name, "out": str(out), "runs": [r.to_json() for r in results]})
@@ -84,23 +91,24 @@ def run(
         raise typer.Exit(1)
 
 
-def _list_runs(suite: Suite, out: Path, json_out: bool) -> None:
+def _list_runs(suite: Suite, runs: Sequence[RunSpec], out: Path, json_out: bool) -> None:
     from nppac.experiments import run_state
     from nppac.experiments.runners import completed_epochs
 
     rows = [{**r.to_json(), "dir": str(r.directory(out)), "state": run_state(r.directory(out)),
-             "epochs": completed_epochs(r.directory(out)), "n_epochs": r.config.n_epochs} for r in suite.runs]
+             "epochs": completed_epochs(r.directory(out)), "n_epochs": r.config.n_epochs} for r in runs]
     if json_out:
         emit_json({"suite": suite.name, "out": str(out), "runs": rows})
         return
     from rich.table import Table
 
     shared = [o for o in suite.runs[0].overrides if all(o in r.overrides for r in suite.runs)]
-    table = Table(title=f"suite {suite.name}: {len(rows)} runs in {out}",
+    of = f" of {len(suite.runs)}" if len(runs) < len(suite.runs) else ""
+    table = Table(title=f"suite {suite.name}: {len(rows)}{of} runs in {out}",
                   caption=f"every run: {' '.join(shared)}" if shared else None)
     for column in ("run", "state", "epochs", "own settings"):
         table.add_column(column)
-    for spec, row in zip(suite.runs, rows):
+    for spec, row in zip(runs, rows):
         own = [o for o in spec.overrides if o not in shared]
         table.add_row(spec.key, row["state"], f"{row['epochs']}/{row['n_epochs']}", " ".join(own))
     print_table(table)

@@ -344,20 +344,26 @@ def import_ray() -> Any:
     return ray
 
 
-def run_suite(suite: Suite, out: str | Path, runner: Runner | None = None, progress: bool = True) -> list[RunResult]:
+def run_suite(suite: Suite, out: str | Path, runner: Runner | None = None, progress: bool = True,
+              only: Sequence[str] = ()) -> list[RunResult]:
     """Train every run of ``suite`` under ``out`` (writing ``out/suite.json``); results in the suite's run order.
+
+    ``only`` restricts training to the runs matching its shell-style patterns (:meth:`Suite.select`);
+    the manifest still names every run, so the report lists the others as pending.
 
     Priors are fitted first, once per (demonstrations, kind, settings), into ``out/priors``
     (:mod:`nppac.experiments.shared_priors`), and every run reads its shared prior.
     """
     out = Path(out).expanduser().resolve()  # Ray workers do not share this process's working directory
     suite.check_output(out)  # before any prior is fitted into it
+    selected = {r.key for r in suite.select(only)}
     suite = with_shared_priors(suite, out)  # each (demonstrations, kind, settings) prior fitted once
     suite.write_manifest(out)
     runner = runner or LocalRunner()
     results: dict[str, RunResult] = {}
-    with _SuiteProgress(suite, enabled=progress) as bar:
-        for result in runner.execute(suite.runs, out, bar.event):
+    runs = [r for r in suite.runs if r.key in selected]
+    with _SuiteProgress(suite.name, len(runs), enabled=progress) as bar:
+        for result in runner.execute(runs, out, bar.event):
             results[result.key] = result
             bar.done(result)
             if result.outcome == "failed":
@@ -368,8 +374,8 @@ def run_suite(suite: Suite, out: str | Path, runner: Runner | None = None, progr
 class _SuiteProgress:
     """Rich progress on stderr: one row for the suite, one per run being trained (epochs, last evaluation)."""
 
-    def __init__(self, suite: Suite, enabled: bool) -> None:
-        self.suite, self.enabled = suite, enabled
+    def __init__(self, name: str, n_runs: int, enabled: bool) -> None:
+        self.name, self.n_runs, self.enabled = name, n_runs, enabled
         self.rows: dict[str, Any] = {}
         self.counts = {"finished": 0, "skipped": 0, "failed": 0, "busy": 0}
 
@@ -382,7 +388,7 @@ class _SuiteProgress:
                                      TextColumn("{task.fields[note]}"), TimeElapsedColumn(),
                                      console=Console(stderr=True))
             self.progress.start()
-            self.total = self.progress.add_task(f"suite {self.suite.name}", total=len(self.suite.runs), note="")
+            self.total = self.progress.add_task(f"suite {self.name}", total=self.n_runs, note="")
         return self
 
     def event(self, event: dict[str, Any]) -> None:

@@ -30,11 +30,12 @@ suite file's directory. Each run lives in ``OUT/task/algo/seed-S``.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from nppac.errors import NppacError
 from nppac.tasks import list_tasks
@@ -119,6 +120,21 @@ class Suite:
     @property
     def seeds(self) -> list[int]:
         return list(dict.fromkeys(r.seed for r in self.runs))
+
+    def select(self, patterns: Sequence[str]) -> tuple[RunSpec, ...]:
+        """The runs whose key (task/algo/seed-S) matches any of the shell-style ``patterns``; all without any.
+
+        ``halfcheetah/*`` is one task, ``*/nppac/*`` one algorithm, ``*/seed-0`` one seed. A pattern
+        that matches no run is refused, naming the suite's tasks and algorithms.
+        """
+        if not patterns:
+            return self.runs
+        for pattern in patterns:
+            if not any(fnmatch.fnmatchcase(r.key, pattern) for r in self.runs):
+                raise NppacError(f"--only {pattern!r} matches no run of suite {self.name}; runs are named "
+                                 f"TASK/ALGO/seed-S with tasks {', '.join(self.tasks)} and algorithms "
+                                 f"{', '.join(self.algos)} (e.g. --only '{self.tasks[0]}/*')")
+        return tuple(r for r in self.runs if any(fnmatch.fnmatchcase(r.key, p) for p in patterns))
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "source": self.source, "tasks": self.tasks, "algos": self.algos,
