@@ -111,6 +111,16 @@ def test_success_is_primary_for_binary_tasks_and_group_by_any_key(tmp_path: Path
     assert n.tolist() == [2, 2]
 
 
+def test_group_by_a_combination_of_keys(tmp_path: Path):
+    runs = [load_run(write_run(tmp_path, f"r{i}", {"algo": algo, "prior_sigma": sigma},
+                               {"env_steps": [1000, 2000], "eval_return": [1.0, 2.0]}))
+            for i, (algo, sigma) in enumerate([("nppac", "std"), ("nppac", "variance"), ("nppac", "std")])]
+    groups = compare_runs(runs, group_by="algo, prior_sigma").groups
+    assert [(g.name, len(g.runs)) for g in groups] == [("nppac / std", 2), ("nppac / variance", 1)]
+    with pytest.raises(NppacError, match="has no 'seed' to group by"):
+        compare_runs(runs, group_by="algo,seed")
+
+
 def test_runs_with_other_step_grids_are_interpolated(tmp_path: Path):
     a = write_run(tmp_path, "a", {"algo": "x"}, {"env_steps": [1000, 2000, 3000], "eval_return": [1.0, 2.0, 3.0]})
     b = write_run(tmp_path, "b", {"algo": "x"}, {"env_steps": [500, 1500, 2500, 3500], "eval_return": [0.0, 10.0, 20.0, 30.0]})

@@ -131,7 +131,8 @@ def compare(
     runs: list[Path] = typer.Argument(..., help="Run directories (each with config.json and progress.csv)."),
     out: Path = typer.Option(..., "--out", help=_OUT_HELP),
     group_by: str = typer.Option(
-        "algo", "--group-by", help="config.json key that groups runs (dots reach nested keys)."),
+        "algo", "--group-by",
+        help="config.json key that groups runs (dots reach nested keys; commas combine keys: algo,prior_sigma)."),
     json_out: bool = typer.Option(False, "--json", help=_JSON_HELP),
 ) -> None:
     """Learning curves across runs: mean and 95 % t-interval over seeds, per group."""

@@ -138,14 +138,21 @@ def load_run(directory: str | Path) -> Run:
 
 
 def group_key(run: Run, by: str) -> str:
-    """The run's value of config key ``by`` (dots reach into nested dicts), as text."""
-    value: Any = run.config
-    for part in by.split("."):
-        if not isinstance(value, dict) or part not in value:
-            keys = ", ".join(sorted(run.config)) or "none: config.json is missing or empty"
-            raise NppacError(f"{run.directory}/config.json has no '{by}' to group by (keys: {keys})")
-        value = value[part]
-    return str(value)
+    """The run's value of config key ``by`` (dots reach into nested dicts), as text.
+
+    Several comma-separated keys (``algo,prior_sigma``) group by their combination, named
+    by the values joined with " / " (``nppac / std``).
+    """
+    names = []
+    for key in (k.strip() for k in by.split(",")):
+        value: Any = run.config
+        for part in key.split("."):
+            if not isinstance(value, dict) or part not in value:
+                keys = ", ".join(sorted(run.config)) or "none: config.json is missing or empty"
+                raise NppacError(f"{run.directory}/config.json has no '{key}' to group by (keys: {keys})")
+            value = value[part]
+        names.append(str(value))
+    return " / ".join(names)
 
 
 def group_runs(runs: Sequence[Run], by: str) -> dict[str, list[Run]]:
