@@ -91,6 +91,32 @@ def test_only_trains_the_matching_runs_and_keeps_the_whole_manifest(tiny):
     assert len(json.loads((out / "suite.json").read_text())["runs"]) == 4
 
 
+def test_export_copies_what_the_report_needs_and_nothing_heavy(tiny, tmp_path, monkeypatch, capsys):
+    from nppac.errors import NppacError
+    from nppac.experiments import export_suite
+
+    suite, out, _ = tiny
+    dest = tmp_path / "export"
+    code, _, stderr = nppac_in_process(monkeypatch, capsys, "suite", "export", str(out), str(dest))
+    assert code == 0 and "report: nppac suite report" in stderr
+    copied = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+    # Finished runs only (the failed ppac-nn runs are not), and no checkpoints or logs.
+    assert copied == sorted(["suite.json", *(f"halfcheetah/sac/seed-{s}/{n}" for s in (0, 1)
+                                            for n in ("config.json", "progress.csv", "references.json",
+                                                      "status.json"))])
+    ours = write_report(dest, figures=False)[0].to_json()["tasks"]["halfcheetah"]["algos"]["sac"]
+    theirs = write_report(out, figures=False)[0].to_json()["tasks"]["halfcheetah"]["algos"]["sac"]
+    assert ours == theirs
+    assert export_suite(out, dest)  # an earlier export of the same suite is refreshed
+    with pytest.raises(NppacError, match="is the suite directory itself"):
+        export_suite(out, out)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep")
+    with pytest.raises(NppacError, match="exists and is not empty"):
+        export_suite(out, other)
+
+
 def test_report_numbers_equal_those_computed_from_progress_files(tiny):
     suite, out, _ = tiny
     report, written = write_report(out, last_k=2)

@@ -114,6 +114,21 @@ def _list_runs(suite: Suite, runs: Sequence[RunSpec], out: Path, json_out: bool)
     print_table(table)
 
 
+@app.command("export")
+def export(
+    out: Path = typer.Argument(..., metavar="OUT", help="Suite directory written by `nppac suite run --out`."),
+    dest: Path = typer.Argument(..., metavar="DEST", help="Where the small files go (new, empty, or an earlier "
+                                                          "export of the same suite)."),
+) -> None:
+    """Copy what the report is made from (configs, progress, status, references, prior records); no weights."""
+    from nppac.experiments import export_suite
+
+    written = export_suite(out, dest)
+    size = sum(p.stat().st_size for p in written)
+    print(f"exported {len(written)} files ({size / 1e6:.1f} MB) to {dest}; report: nppac suite report {dest}",
+          file=sys.stderr)
+
+
 @app.command("report")
 def report(
     out: Path = typer.Argument(..., metavar="OUT", help="Suite directory written by `nppac suite run --out`."),

@@ -3,16 +3,18 @@
 * :mod:`nppac.experiments.suite` — suite files (TOML) expanded into runs.
 * :mod:`nppac.experiments.runners` — training the runs: skip finished, resume
   interrupted, record failures; in this process, a process pool or Ray.
+* :mod:`nppac.experiments.export` — a suite's small files copied out (for sharing or committing).
 * :mod:`nppac.experiments.report` — final performance and sample efficiency per task
   and algorithm with 95 % intervals over seeds, plus learning-curve figures.
 """
 
+from nppac.experiments.export import export_suite
 from nppac.experiments.report import SuiteReport, collect_runs, summarize, write_report
 from nppac.experiments.runners import LocalRunner, RayRunner, RunResult, execute_run, run_state, run_suite
 from nppac.experiments.suite import ReportSettings, RunSpec, Suite, load_suite, parse_suite, read_manifest
 
 __all__ = [
     "LocalRunner", "RayRunner", "ReportSettings", "RunResult", "RunSpec", "Suite", "SuiteReport", "collect_runs",
-    "execute_run", "load_suite", "parse_suite", "read_manifest", "run_state", "run_suite", "summarize",
+    "execute_run", "export_suite", "load_suite", "parse_suite", "read_manifest", "run_state", "run_suite", "summarize",
     "write_report",
 ]
