@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from nppac.diagnostics.curves import compare_runs, load_run, t_interval
+from nppac.diagnostics.curves import PANELS, compare_runs, load_run, t_interval
 from nppac.errors import NppacError
 from tests.conftest import run_cli
 
@@ -139,6 +139,17 @@ def test_kl_panel_leaves_out_runs_without_a_prior(tmp_path: Path):
     groups = {g.name: g for g in compare_runs([load_run(with_prior), load_run(without)]).groups}
     assert "kl_mean" in groups["nppac"].curves and "kl_mean" not in groups["sac"].curves
     assert "q_mean" in groups["sac"].curves  # other panels keep every run
+
+
+def test_axis_limits_follow_the_runs_not_the_interval():
+    from nppac.diagnostics.curves import RETURN, _run_limits
+
+    # Two seeds: t(0.975, 1) = 12.7 puts the band at about ±64 around these runs; the axis stays near them.
+    runs = [np.array([[0.0, 10.0], [5.0, 7.0]])]
+    assert _run_limits(runs, RETURN) == pytest.approx((-0.5, 10.5))
+    grad = next(m for m in PANELS if m.log)
+    assert _run_limits([np.array([[1.0, 100.0, -1.0]])], grad) == pytest.approx((1 / 1.5, 150.0))
+    assert _run_limits([np.full((2, 2), np.nan)], RETURN) is None
 
 
 def test_t_interval_ignores_missing_values():

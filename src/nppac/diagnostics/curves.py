@@ -330,14 +330,39 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
             if not drawn:
                 ax.text(0.5, 0.5, f"{metric.column} not logged", transform=ax.transAxes,
                         ha="center", va="center", color="gray")
+            else:
+                limits = _run_limits([g.curves[metric.column].per_run for _, g in drawn], metric)
+                if limits is not None:
+                    ax.set_ylim(*limits)
         _draw_references(axes.flat[0], comparison)
         if len(comparison.tasks) == 1:
             fig.suptitle(comparison.tasks[0])
         handles, labels = axes.flat[0].get_legend_handles_labels()
         if handles:
             fig.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 4),
-                       title=f"{comparison.group_by}: mean and 95 % t-interval over seeds")
+                       title=f"{comparison.group_by}: mean and 95 % t-interval over seeds "
+                             "(axes span the runs' own values)")
         return style.save_figure(fig, path)
+
+
+def _run_limits(per_run: list[np.ndarray], metric: Metric) -> tuple[float, float] | None:
+    """Y limits spanning every run's own values, with a margin.
+
+    A t-interval over 2–3 seeds (t_{0.975} = 12.7 for two) can reach far beyond anything
+    a run logged; the axis follows the runs so that the means stay readable, and the
+    band is cut at the axis.
+    """
+    values = np.concatenate([v.ravel() for v in per_run])
+    values = values[np.isfinite(values) & ((values > 0) if metric.log else True)]
+    if values.size == 0:
+        return None
+    lo, hi = float(values.min()), float(values.max())
+    if metric.log:
+        return lo / 1.5, hi * 1.5
+    if metric.symlog:
+        return lo - 0.3 * abs(lo) - 0.5, hi + 0.3 * abs(hi) + 0.5
+    pad = 0.05 * (hi - lo) or 0.05 * max(abs(hi), 1.0)
+    return lo - pad, hi + pad
 
 
 def reference_lines(comparison: Comparison) -> dict[str, float]:
@@ -363,5 +388,10 @@ def reference_lines(comparison: Comparison) -> dict[str, float]:
 
 
 def _draw_references(ax: Any, comparison: Comparison) -> None:
-    for (label, level), style_ in zip(reference_lines(comparison).items(), (":", "--")):
+    lines = reference_lines(comparison)
+    for (label, level), style_ in zip(lines.items(), (":", "--")):
         ax.axhline(level, color="0.25", linestyle=style_, linewidth=1.0, label=label)
+    if lines:  # keep the reference levels on the axis the runs' values set
+        lo, hi = ax.get_ylim()
+        pad = 0.05 * (hi - lo)
+        ax.set_ylim(min(lo, min(lines.values()) - pad), max(hi, max(lines.values()) + pad))

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Regenerate every table and figure of docs/RESULTS.md from the committed run files.
+#
+#   benchmarks/results_figures.sh [RESULTS_DIR] [FIGURES_DIR]   (defaults: results docs/figures/results)
+#
+# The suites themselves (hours on a 2-core CPU) are run with
+#   nice nppac suite run benchmarks/suites/cpu.toml     --out ~/nppac-results/cpu     --workers 2
+#   nice nppac suite run benchmarks/suites/cpu_std.toml --out ~/nppac-results/cpu-std --workers 2
+# and copied into results/ with `nppac suite export ~/nppac-results/SUITE results/SUITE`.
+set -euo pipefail
+results=${1:-results} figures=${2:-docs/figures/results}
+nppac=${NPPAC:-nppac}
+mkdir -p "$figures"
+# Each suite's report: tables (markdown, JSON) and one figure per task.
+for suite in cpu cpu-std; do
+  if [ -f "$results/$suite/suite.json" ]; then
+    $nppac suite report "$results/$suite" --out "$figures/$suite/report.md" > /dev/null
+  fi
+done
+# Claim 1 under both conventions of σ0: the three prior variants on halfcheetah, grouped by algo and convention.
+runs=()
+for suite in cpu cpu-std; do
+  for algo in nppac ppac-nn nppac-nn-std; do
+    for dir in "$results/$suite/halfcheetah/$algo"/seed-*; do
+      [ -f "$dir/status.json" ] && grep -q '"finished"' "$dir/status.json" && runs+=("$dir")
+    done
+  done
+done
+if [ ${#runs[@]} -gt 0 ]; then
+  $nppac compare "${runs[@]}" --group-by algo,prior_sigma --out "$figures/halfcheetah-conventions.png" > /dev/null
+fi
+echo "wrote $figures/{cpu,cpu-std}/report.{md,json}, their figures and $figures/halfcheetah-conventions.{png,json}"
