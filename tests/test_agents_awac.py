@@ -125,6 +125,16 @@ def test_config_defaults_and_validation():
             cfg.actor_hidden) == (1024, 25_000, 128, True, "policy", True, (256, 256))
     assert cfg.algo_config() == AWACConfig(lam=0.5, score_clip=0.5, value_at_mean=True, actor_weight_decay=1e-4,
                                            log_std_range=(-6.0, 0.0))
+    assert cfg.actor == "gaussian_tanh_mean"
+    # Locomotion: rlkit's mujoco configuration; --set still wins over a family default.
+    loco = TrainConfig(algo="awac", task="halfcheetah").resolved()
+    assert (loco.actor, loco.actor_hidden, loco.batch_size, loco.offline_updates, loco.offline_batch_size) == (
+        "gaussian_tanh_mean", (256, 256, 256, 256), 1024, 50_000, 128)
+    assert loco.algo_config() == AWACConfig(lam=2.0, score_clip=math.inf, value_at_mean=False,
+                                            actor_weight_decay=1e-4, log_std_range=(-6.0, 0.0))
+    mine = TrainConfig(algo="awac", task="halfcheetah", batch_size=256).with_overrides(["lam=0.7"]).resolved()
+    assert (mine.batch_size, mine.algo_config().lam, mine.algo_config().score_clip) == (256, 0.7, math.inf)
+    assert TrainConfig(algo="bc", task="halfcheetah").resolved().actor == "gaussian_tanh_mean"
     sac = TrainConfig(algo="sac").resolved()
     assert (sac.offline_updates, sac.seed_demos, sac.warmup_steps, sac.warmup) == (0, False, 1000, "uniform")
     with pytest.raises(NppacError, match="seed_demos=true"):
@@ -133,6 +143,22 @@ def test_config_defaults_and_validation():
     assert TrainConfig(algo="awac").with_overrides(["lam=0.3"]).resolved().algo_config().lam == 0.3
     with pytest.raises(NppacError, match="unknown config key 'lam'.*algo sac"):
         TrainConfig(algo="sac").with_overrides(["lam=0.3"])
+
+
+def test_awac_policy_fits_actions_at_the_bounds():
+    # Demonstrations recorded at the action bounds (23 % of halfcheetah's bundled entries are ±1). Under a
+    # tanh-squashed Gaussian their likelihood hangs on u = atanh(1 − 1e-6) ≈ 7.25, so maximizing it drives
+    # the pre-tanh mean toward ±7; under the AWAC policy (tanh on the mean) a = ±1 is an ordinary point.
+    from nppac.agents.networks import Actor
+
+    torch.manual_seed(0)
+    obs, action = torch.zeros(4, 3), torch.tensor([[1.0, -1.0], [1.0, 1.0], [-1.0, 0.5], [0.2, -1.0]])
+    nll = {kind: -Actor(3, 2, (16,), kind, log_std_range=(-6.0, 0.0)).log_prob(obs, action)
+           for kind in ("gaussian_tanh_mean", "tanh_gaussian")}
+    # Same σ = e^−3 for both: the Gaussian term alone is (a − tanh μ)²/(2σ²) ≤ 2² · e^6 / 2 per entry.
+    assert torch.isfinite(nll["gaussian_tanh_mean"]).all()
+    assert (nll["gaussian_tanh_mean"] < 2 * 2.0**2 * math.exp(6.0) / 2 + 10).all()
+    assert (nll["tanh_gaussian"] > 20 * nll["gaussian_tanh_mean"]).all()
 
 
 def test_two_epoch_run_pretrains_offline_then_learns_online(tmp_path):

@@ -67,6 +67,14 @@ class Algorithm:
     Sound only for critics without an entropy or KL term in their target (AWAC's α = 0)."""
     defaults: dict[str, Any] = field(default_factory=dict)
     """TrainConfig fields whose default this algorithm changes (before the task's defaults apply)."""
+    family_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Task family (locomotion, hand) → TrainConfig defaults of this algorithm on that family, over ``defaults``."""
+    family_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Task family → defaults of the algorithm's own settings on that family (``--set`` still overrides them)."""
+
+    def defaults_for(self, family: str) -> dict[str, Any]:
+        """TrainConfig defaults of this algorithm on a task of ``family``."""
+        return {**self.defaults, **self.family_defaults.get(family, {})}
 
     def make_settings(self, values: dict[str, Any], **given: Any) -> Any:
         """The settings object from ``given`` (values the loop derives) and the run's ``algo_settings``."""
@@ -137,8 +145,9 @@ def _bc(cfg: TrainConfig, settings: BCConfig, demos: DemoLoader, device: torch.d
 
 
 def derived_settings(cfg: TrainConfig) -> dict[str, Any]:
-    """The values an algorithm's settings take from TrainConfig (shared hyperparameters, batch sizes)."""
-    return {"gamma": cfg.gamma, "tau": cfg.tau, "actor_lr": cfg.actor_lr, "critic_lr": cfg.critic_lr,
+    """The values an algorithm's settings take from TrainConfig (shared hyperparameters, batch sizes)
+    and from its defaults on the task's family."""
+    return {**cfg.algorithm.family_settings.get(cfg.task_spec.family, {}), "gamma": cfg.gamma, "tau": cfg.tau, "actor_lr": cfg.actor_lr, "critic_lr": cfg.critic_lr,
             # SAC+BC: as many demonstration pairs per step as replay transitions, so both halves of its
             # actor loss see equal batches.
             "demo_batch_size": cfg.batch_size}
@@ -154,13 +163,23 @@ _TABLE = [
     # SAC+BC's soft Q includes −α log π, which the returns' range does not bound: no clamp by default.
     Algorithm("sac-bc", "SAC plus a behaviour-cloning log-likelihood term on demonstration batches", _sac_bc,
               settings=SACBCConfig, warmup="uniform"),
-    # The public hand-task AWAC: 25,000 offline steps on batches of 128 (rlkit's bc_batch_size), a 2 × 256
-    # policy, critics clamped to the returns' range.
+    # The public AWAC configurations (rlkit examples/awac/hand and examples/awac/mujoco; docs/baselines.md):
+    # rlkit's GaussianPolicy (tanh on the mean, state-independent log σ) on every task, offline steps on
+    # batches of 128 (rlkit's bc_batch_size), critics clamped to the returns' range where it is known.
+    # Hand: 25,000 offline steps, a 2 × 256 policy, λ = 0.5, advantages clipped at 0.5, V at the mean.
+    # Locomotion: 50,000 offline steps, a 4 × 256 policy, batch 1024, λ = 2, no clip, V at a sampled action.
     Algorithm("awac", "AWAC: advantage-weighted actor-critic, offline pretraining then online", _awac,
               settings=AWACConfig, seed_demos=True, offline_updates=25_000, offline_batch_size=128, bound_q=True,
-              defaults={"actor_hidden": (256, 256)}),
+              defaults={"actor": "gaussian_tanh_mean"},
+              family_defaults={"hand": {"actor_hidden": (256, 256)},
+                               "locomotion": {"actor_hidden": (256, 256, 256, 256), "batch_size": 1024,
+                                              "offline_updates": 50_000}},
+              family_settings={"locomotion": {"lam": 2.0, "score_clip": float("inf"), "value_at_mean": False}}),
+    # BC's policy is AWAC's: a tanh-squashed Gaussian cannot fit demonstrations recorded at the action bounds
+    # (23 % of halfcheetah's bundled action entries are ±1, where atanh diverges).
     Algorithm("bc", "behavioural cloning: the actor fitted to the demonstrations, evaluated by its mean action",
-              _bc, settings=BCConfig, seed_demos=True, offline_updates=10_000, online_updates=False),
+              _bc, settings=BCConfig, seed_demos=True, offline_updates=10_000, online_updates=False,
+              defaults={"actor": "gaussian_tanh_mean"}),
 ]
 
 ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in _TABLE}

@@ -157,7 +157,7 @@ class TrainConfig:
         task = get_task(self.validate().task)
         d = task.defaults
         algorithm = self.algorithm
-        own = {k: v for k, v in algorithm.defaults.items() if getattr(self, k) is None}
+        own = {k: v for k, v in algorithm.defaults_for(task.family).items() if getattr(self, k) is None}
         cfg = dataclasses.replace(self, **own)
         return dataclasses.replace(
             cfg,
