@@ -1,0 +1,72 @@
+"""Claim 1 of docs/RESULTS.md run by run: when each prior-regularized run loses its prior's competence,
+and how large its KL, policy-gradient norm and Q-values grow.
+
+    python benchmarks/pathology_table.py results/cpu results/cpu-std [--task halfcheetah]
+
+For every finished run of the task (each suite directory holds TASK/ALGO/seed-S), from its
+progress.csv: the step-0 return y_0, the first epoch whose evaluation falls below half of it
+("drop"; "—" when none does), the mean of its last 3 evaluations, and the largest
+epoch-mean KL(π‖π0), policy-gradient norm and |Q| it logged. Prints one Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from run_files import finished, read_rows
+
+ALGOS = ("nppac", "ppac-nn", "nppac-nn-std", "sac", "sac-bc", "awac")
+
+
+def _values(rows: list[dict[str, str]], column: str) -> list[float]:
+    out = []
+    for row in rows:
+        try:
+            out.append(float(row[column]))
+        except (KeyError, TypeError, ValueError):
+            out.append(math.nan)
+    return out
+
+
+def summarize(run: Path) -> dict[str, object]:
+    rows = [r for r in read_rows(run) if r.get("phase") != "offline"]
+    config = json.loads((run / "config.json").read_text())
+    returns = _values(rows, "eval_return")
+    epochs = [int(r["epoch"]) for r in rows]
+    start = returns[0]
+    drop = next((e for e, y in zip(epochs[1:], returns[1:]) if y < 0.5 * start), None) if start > 0 else None
+
+    def peak(column: str, absolute: bool = False) -> float:
+        values = [abs(v) if absolute else v for v in _values(rows[1:], column) if math.isfinite(v)]
+        return max(values) if values else math.nan
+
+    last = returns[-3:]
+    return {"algo": config["algo"], "sigma": config.get("prior_sigma"), "seed": config["seed"],
+            "has_prior": config.get("prior") is not None, "step0": start, "drop": drop,
+            "final": sum(last) / len(last), "kl": peak("kl_mean"), "grad": peak("policy_grad_norm"),
+            "q": peak("q_mean", absolute=True)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("suites", nargs="+", type=Path, help="suite directories (or their exported copies)")
+    parser.add_argument("--task", default="halfcheetah")
+    args = parser.parse_args()
+    runs = [r for suite in args.suites for algo in ALGOS
+            for r in sorted((suite / args.task / algo).glob("seed-*")) if finished(r)]
+    print("| algo | σ0 convention | seed | step 0 | drop below ½ step 0 at epoch | final (last 3) "
+          "| max KL | max policy-grad norm | max abs Q |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for run in runs:
+        s = summarize(run)
+        kl = f"{s['kl']:.3g}" if s["has_prior"] else "—"
+        sigma = s["sigma"] if s["has_prior"] else "—"
+        print(f"| {s['algo']} | {sigma} | {s['seed']} | {s['step0']:,.0f} | {s['drop'] or '—'} | {s['final']:,.0f} "
+              f"| {kl} | {s['grad']:.3g} | {s['q']:.3g} |")
+
+
+if __name__ == "__main__":
+    main()
