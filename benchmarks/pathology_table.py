@@ -5,7 +5,8 @@ and how large its KL, policy-gradient norm and Q-values grow.
 
 For every finished run of the task (each suite directory holds TASK/ALGO/seed-S), from its
 progress.csv: the step-0 return y_0, the first epoch whose evaluation falls below half of it
-("drop"; "—" when none does), the mean of its last 3 evaluations, and the largest
+("drop"; "—" when none does), its lowest evaluation after step 0, the mean of its last 3
+evaluations, and the largest
 epoch-mean KL(π‖π0), policy-gradient norm and |Q| it logged. Prints one Markdown table.
 """
 
@@ -45,7 +46,7 @@ def summarize(run: Path) -> dict[str, object]:
 
     last = returns[-3:]
     return {"algo": config["algo"], "sigma": config.get("prior_sigma"), "seed": config["seed"],
-            "has_prior": config.get("prior") is not None, "step0": start, "drop": drop,
+            "has_prior": config.get("prior") is not None, "step0": start, "drop": drop, "lowest": min(returns[1:]),
             "final": sum(last) / len(last), "kl": peak("kl_mean"), "grad": peak("policy_grad_norm"),
             "q": peak("q_mean", absolute=True)}
 
@@ -57,14 +58,15 @@ def main() -> None:
     args = parser.parse_args()
     runs = [r for suite in args.suites for algo in ALGOS
             for r in sorted((suite / args.task / algo).glob("seed-*")) if finished(r)]
-    print("| algo | σ0 convention | seed | step 0 | drop below ½ step 0 at epoch | final (last 3) "
-          "| max KL | max policy-grad norm | max abs Q |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| algo | σ0 convention | seed | step 0 | drop below ½ step 0 at epoch | lowest after step 0 "
+          "| final (last 3) | max KL | max policy-grad norm | max abs Q |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for run in runs:
         s = summarize(run)
         kl = f"{s['kl']:.3g}" if s["has_prior"] else "—"
         sigma = s["sigma"] if s["has_prior"] else "—"
-        print(f"| {s['algo']} | {sigma} | {s['seed']} | {s['step0']:,.0f} | {s['drop'] or '—'} | {s['final']:,.0f} "
+        print(f"| {s['algo']} | {sigma} | {s['seed']} | {s['step0']:,.0f} | {s['drop'] or '—'} | {s['lowest']:,.0f} "
+              f"| {s['final']:,.0f} "
               f"| {kl} | {s['grad']:.3g} | {s['q']:.3g} |")
 
 

@@ -3,6 +3,8 @@
 #
 #   benchmarks/results_figures.sh [RESULTS_DIR] [FIGURES_DIR]   (defaults: results docs/figures/results)
 #
+# Needs nppac on PATH (the project's .venv activated).
+#
 # The suites themselves (hours on a 2-core CPU) are run with
 #   nice nppac suite run benchmarks/suites/cpu.toml     --out ~/nppac-results/cpu     --workers 2
 #   nice nppac suite run benchmarks/suites/cpu_std.toml --out ~/nppac-results/cpu-std --workers 2
@@ -11,10 +13,10 @@ set -euo pipefail
 results=${1:-results} figures=${2:-docs/figures/results}
 nppac=${NPPAC:-nppac}
 mkdir -p "$figures"
-# Each suite's report: tables (markdown, JSON) and one figure per task.
+# Each suite's report, where `nppac suite report` puts it: RESULTS/SUITE/report.{md,json} and figures/TASK.png.
 for suite in cpu cpu-std; do
   if [ -f "$results/$suite/suite.json" ]; then
-    $nppac suite report "$results/$suite" --out "$figures/$suite/report.md" > /dev/null
+    $nppac suite report "$results/$suite" > /dev/null
   fi
 done
 # Claim 1 under both conventions of σ0: the three prior variants on halfcheetah, grouped by algo and convention.
@@ -29,4 +31,6 @@ done
 if [ ${#runs[@]} -gt 0 ]; then
   $nppac compare "${runs[@]}" --group-by algo,prior_sigma --out "$figures/halfcheetah-conventions.png" > /dev/null
 fi
-echo "wrote $figures/{cpu,cpu-std}/report.{md,json}, their figures and $figures/halfcheetah-conventions.{png,json}"
+python "$(dirname "$0")/pathology_table.py" "$results/cpu" "$results/cpu-std" > "$figures/halfcheetah-runs.md"
+echo "wrote $results/{cpu,cpu-std}/report.{md,json} and figures/, $figures/halfcheetah-conventions.{png,json}" \
+     "and $figures/halfcheetah-runs.md"
