@@ -369,8 +369,9 @@ def summarize(suite: Suite, entries: list[RunEntry], settings: ReportSettings, o
               baseline: str | None = None) -> SuiteReport:
     """The numbers of the report (no files written); differences are taken against ``baseline``
     (default: the suite's first algorithm)."""
-    baseline = baseline or suite.algos[0]
-    if baseline not in suite.algos:
+    if baseline is None:
+        baseline = suite.algos[0] if suite.algos else None
+    elif baseline not in suite.algos:
         raise NppacError(f"--baseline {baseline} is not an algorithm of suite {suite.name} "
                          f"(its algorithms: {', '.join(suite.algos)})")
     tasks = []
