@@ -33,7 +33,10 @@ def _values(rows: list[dict[str, str]], column: str) -> list[float]:
 
 
 def summarize(run: Path) -> dict[str, object]:
-    rows = [r for r in read_rows(run) if r.get("phase") != "offline"]
+    # An offline phase's rows all sit at env_steps = 0; its last one is the run's step-0 evaluation.
+    every = read_rows(run)
+    offline = [r for r in every if r.get("phase") == "offline"]
+    rows = offline[-1:] + [r for r in every if r.get("phase") != "offline"]
     config = json.loads((run / "config.json").read_text())
     returns = _values(rows, "eval_return")
     epochs = [int(r["epoch"]) for r in rows]
