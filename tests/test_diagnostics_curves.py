@@ -119,6 +119,12 @@ def test_group_by_a_combination_of_keys(tmp_path: Path):
     assert [(g.name, len(g.runs)) for g in groups] == [("nppac / std", 2), ("nppac / variance", 1)]
     with pytest.raises(NppacError, match="has no 'seed' to group by"):
         compare_runs(runs, group_by="algo,seed")
+    # Combined keys: the color follows the first value, the line style the rest.
+    from nppac.diagnostics.curves import _group_styles
+
+    looks = _group_styles(["nppac / std", "nppac / variance", "sac / std"])
+    assert looks[0][0] == looks[1][0] != looks[2][0] and looks[0][1] == looks[2][1] != looks[1][1]
+    assert {line for _, line in _group_styles(["nppac", "sac"])} == {"-"}
 
 
 def test_runs_with_other_step_grids_are_interpolated(tmp_path: Path):

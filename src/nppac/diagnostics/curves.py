@@ -311,14 +311,15 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
         fig, axes = style.subplots(2, nrows=2)
         for ax, metric in zip(axes.flat, comparison.panels):
             drawn = [(i, g) for i, g in enumerate(comparison.groups) if metric.column in g.curves]
+            looks = _group_styles([g.name for g in comparison.groups])
             for i, group in drawn:
                 c = group.curves[metric.column]
                 mean, lo, hi, _ = c.summary()
-                color = style.COLORS[i % len(style.COLORS)]
+                color, linestyle = looks[i]
                 ax.fill_between(c.env_steps, lo, hi, color=color, alpha=0.2, linewidth=0)
                 # Few epochs: mark the logged points so that straight segments are not read as data.
                 marker = "o" if len(c.env_steps) <= 20 else None
-                ax.plot(c.env_steps, mean, color=color, marker=marker, markersize=3,
+                ax.plot(c.env_steps, mean, color=color, linestyle=linestyle, marker=marker, markersize=3,
                         label=f"{group.name} (n={len(group.runs)})")
             ax.set_ylabel(metric.label)
             ax.set_xlabel("environment steps")
@@ -343,6 +344,20 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
                        title=f"{comparison.group_by}: mean and 95 % t-interval over seeds "
                              "(axes span the runs' own values)")
         return style.save_figure(fig, path)
+
+
+def _group_styles(names: list[str]) -> list[tuple[str, str]]:
+    """(color, line style) per group: one color per group, or, for groups named by several keys
+    ("nppac / std"), one color per first value and one line style per the rest."""
+    from nppac.diagnostics import style
+
+    if not all(" / " in n for n in names):
+        return [(style.COLORS[i % len(style.COLORS)], "-") for i in range(len(names))]
+    firsts = list(dict.fromkeys(n.split(" / ", 1)[0] for n in names))
+    rests = list(dict.fromkeys(n.split(" / ", 1)[1] for n in names))
+    lines = ("-", "--", ":", "-.")
+    return [(style.COLORS[firsts.index(n.split(" / ", 1)[0]) % len(style.COLORS)],
+             lines[rests.index(n.split(" / ", 1)[1]) % len(lines)]) for n in names]
 
 
 def _run_limits(per_run: list[np.ndarray], metric: Metric) -> tuple[float, float] | None:
