@@ -10,7 +10,7 @@ from torch import nn
 
 from nppac.agents import AWAC, AWACConfig, advantage_weights, awac_policy_loss, awac_update
 from nppac.data.replay import ReplayBuffer
-from nppac.errors import NonFiniteError, NppacError
+from nppac.errors import DivergedError, NppacError
 from nppac.training import TrainConfig, train
 from nppac.training.checkpoint import load_checkpoint
 from tests.builders import one_thread_per_test  # noqa: F401 (autouse fixture)
@@ -184,6 +184,6 @@ def test_two_epoch_run_pretrains_offline_then_learns_online(tmp_path):
 def test_non_finite_weights_are_named(tmp_path):
     # λ at float32's smallest positive value: A/λ overflows, and the softmax of +∞ is NaN.
     config = TrainConfig(algo="awac", offline_updates=5, **TINY).with_overrides(["lam=1e-45", "score_clip=inf"])
-    with pytest.raises(NonFiniteError, match=r"AWAC advantage weights softmax\(A/λ\) became non-finite during "
+    with pytest.raises(DivergedError, match=r"AWAC advantage weights softmax\(A/λ\) became non-finite during "
                                              r"the offline phase \(gradient step 1 of 5\)"):
         train(config, tmp_path / "run", demos=tiny_demos(), progress=False)

@@ -268,3 +268,86 @@ def test_priors_are_fitted_once_per_task_and_kind_and_recorded_in_each_run(tmp_p
     before = {p: p.stat().st_mtime for p in (out / "priors").rglob("settings.json")}
     assert [r.outcome for r in run_suite(load_suite(path), out, progress=False)] == ["skipped"] * 4
     assert {p: p.stat().st_mtime for p in (out / "priors").rglob("settings.json")} == before
+
+
+@pytest.fixture(scope="module")
+def diverging(tmp_path_factory):
+    """Two seeds of SAC; seed 1's losses 'become non-finite' after its second epoch (raised from its epoch hook)."""
+    import pytest as _pytest
+
+    from nppac.errors import DivergedError
+    from nppac.experiments import runners
+
+    root = tmp_path_factory.mktemp("diverging")
+    suite = load_suite(_suite_file(root, algos='["sac"]', name="diverging"))
+    out = root / "out"
+    real_train = runners.train
+
+    def train_that_diverges(config, directory, **kwargs):
+        hook = kwargs["on_epoch_end"]
+
+        def on_epoch_end(row):
+            hook(row)
+            if directory.name == "seed-1" and row["phase"] == "online" and int(row["epoch"]) == 2:
+                raise DivergedError("critic loss became non-finite at epoch 3 (gradient step 5 of 20); run stopped")
+        return real_train(config, directory, **{**kwargs, "on_epoch_end": on_epoch_end})
+
+    with _pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runners, "train", train_that_diverges)
+        results = run_suite(suite, out, LocalRunner(workers=1), progress=False)
+    return suite, out, results
+
+
+def test_a_diverged_run_is_recorded_as_such_and_not_trained_again(diverging, monkeypatch):
+    from nppac.experiments import runners
+
+    suite, out, results = diverging
+    assert [(r.key, r.outcome) for r in results] == [("halfcheetah/sac/seed-0", "finished"),
+                                                     ("halfcheetah/sac/seed-1", "diverged")]
+    directory = out / "halfcheetah/sac/seed-1"
+    status = json.loads((directory / "status.json").read_text())
+    assert status["status"] == "diverged" and status["error"] == results[1].error
+    assert "non-finite" in status["error"] and "traceback" not in status
+    assert run_state(directory) == "diverged"
+    monkeypatch.setattr(runners, "train", lambda *a, **k: pytest.fail("a diverged run was trained again"))
+    again = run_suite(suite, out, progress=False)
+    assert [r.outcome for r in again] == ["skipped", "skipped"] and again[1].error == status["error"]
+
+
+def test_a_diverged_run_counts_in_the_report_with_its_last_evaluation_held(diverging, tmp_path):
+    from nppac.experiments import export_suite
+
+    _, out, _ = diverging
+    rows = _progress(out / "halfcheetah/sac/seed-1")
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]  # stopped before its third epoch
+    returns = [float(r["eval_return"]) for r in rows]
+    report, _ = write_report(out, last_k=2, figures=False)
+    numbers = report.to_json()
+    sac = numbers["tasks"]["halfcheetah"]["algos"]["sac"]
+    assert sac["seeds"] == [0, 1] and sac["diverged"] == [1] and numbers["incomplete"] == []
+    # Held: the schedule's step 300 scores the last evaluation (step 200) again.
+    assert sac["final"]["eval_return"]["values"][1] == pytest.approx(returns[-1])
+    held = [*returns, returns[-1]]
+    auc = sum(100 * (held[i - 1] + held[i]) / 2 for i in range(1, 4)) / 300
+    assert sac["auc"]["eval_return"]["values"][1] == pytest.approx(auc)
+    markdown = report.to_markdown()
+    assert "| sac | 2 (1 diverged) | 300 |" in markdown
+    assert "## Diverged runs" in markdown and "| halfcheetah/sac/seed-1 | 2/3 | critic loss" in markdown
+    # An export keeps the diverged run, so the report made from it is the same.
+    dest = tmp_path / "export"
+    export_suite(out, dest)
+    assert write_report(dest, last_k=2, figures=False)[0].to_json()["tasks"] == numbers["tasks"]
+
+
+def test_held_to_schedule_holds_evaluations_only():
+    from nppac.diagnostics.curves import Run
+    from nppac.experiments.report import held_to_schedule
+
+    run = Run(Path("r"), {}, {"env_steps": np.array([0.0, 100.0]), "eval_return": np.array([5.0, 7.0]),
+                              "eval_success": np.array([0.5, np.nan]), "kl_mean": np.array([np.nan, 3.0])})
+    held = held_to_schedule(run, 400, 100)
+    assert held.columns["env_steps"].tolist() == [0, 100, 200, 300, 400]
+    assert held.columns["eval_return"].tolist() == [5, 7, 7, 7, 7]
+    assert held.columns["eval_success"][2:].tolist() == [0.5, 0.5, 0.5]  # the last finite evaluation
+    assert np.isnan(held.columns["kl_mean"][2:]).all()
+    assert held_to_schedule(held, 400, 100) is held

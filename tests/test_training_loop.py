@@ -11,7 +11,7 @@ import torch
 
 from nppac.agents import load_actor
 from nppac.data.demos import Demonstrations, Trajectory
-from nppac.errors import NonFiniteError, NppacError
+from nppac.errors import DivergedError, NppacError
 from nppac.agents import METRIC_TERMS
 from nppac.training import TrainConfig, progress_columns, train
 from nppac.training.checkpoint import load_checkpoint
@@ -162,7 +162,7 @@ class CollapsingPrior(LinearGaussianPrior):
 def test_non_finite_loss_stops_with_message_and_keeps_last_checkpoint(tmp_path):
     out = tmp_path / "run"
     config = TrainConfig(algo="ppac-nn", **{**TINY, "steps": 450, "init_epochs": 0})
-    with pytest.raises(NonFiniteError, match=r"KL penalty \(log π − log π0\).* non-finite at epoch 2"):
+    with pytest.raises(DivergedError, match=r"KL penalty \(log π − log π0\).* non-finite at epoch 2"):
         train(config, out, prior=CollapsingPrior(17, 6, kind="nn"), progress=False)
     assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
     _, rows = _rows(out)

@@ -12,3 +12,11 @@ class NppacError(Exception):
 
 class NonFiniteError(NppacError):
     """A loss or gradient became NaN/Inf during training (names the offending term)."""
+
+
+class DivergedError(NonFiniteError):
+    """Training diverged: a loss or gradient of a gradient step became NaN/Inf.
+
+    The run's last good checkpoint is kept. A suite records such a run as *diverged*, an
+    outcome of the algorithm, not a failure to retry.
+    """

@@ -55,7 +55,9 @@ def run(
 ) -> None:
     """Train every run of a suite; finished runs are skipped, interrupted ones resumed, failures recorded.
 
-    Exits 1 when a run failed (its error is in OUT/task/algo/seed-S/status.json), 0 otherwise.
+    A run whose losses become non-finite is recorded as diverged (stopped at its last good
+    checkpoint) and not trained again: it is a result. Exits 1 when a run failed (its error
+    is in OUT/task/algo/seed-S/status.json), 0 otherwise.
     """
     from nppac.errors import NppacError
     from nppac.experiments import LocalRunner, RayRunner, load_suite, run_suite
@@ -81,11 +83,13 @@ def run(
     if json_out:
         emit_json({"suite": suite.name, "out": str(out), "runs": [r.to_json() for r in results]})
     else:
-        counts = {k: sum(r.outcome == k for r in results) for k in ("finished", "skipped", "failed", "busy")}
+        counts = {k: sum(r.outcome == k for r in results)
+                  for k in ("finished", "diverged", "skipped", "failed", "busy")}
         text = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
         print(f"suite {suite.name}: {text} → {out}", file=sys.stderr)
-        for result in failed:
-            print(f"  failed {result.key}: {result.error}", file=sys.stderr)
+        for result in results:
+            if result.outcome in ("diverged", "failed"):
+                print(f"  {result.outcome} {result.key}: {result.error}", file=sys.stderr)
         print(f"report: nppac suite report {out}", file=sys.stderr)
     if failed:
         raise typer.Exit(1)

@@ -1,11 +1,11 @@
 """A suite's small outputs, copied out for sharing or committing: what its report is made from.
 
-``export_suite(OUT, DEST)`` copies the manifest (``suite.json``), each *finished* run's
+``export_suite(OUT, DEST)`` copies the manifest (``suite.json``), each finished or diverged run's
 ``config.json``, ``progress.csv``, ``status.json`` and ``references.json``, and the
 JSON records of the shared priors (settings, fit metrics, provenance). Checkpoints,
 replay buffers, weights and TensorBoard logs stay behind. ``nppac suite report DEST``
 then regenerates the report from the copy alone (the other runs show as pending), and
-``nppac suite run`` into a copy skips its finished runs and trains the rest from the
+``nppac suite run`` into a copy skips its finished and diverged runs and trains the rest from the
 start: a run in progress has no checkpoint in the copy to resume from, so it is not copied.
 """
 
@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 from nppac.errors import NppacError
-from nppac.experiments.runners import run_state
+from nppac.experiments.runners import DONE_STATES, run_state
 from nppac.experiments.suite import MANIFEST_NAME, read_manifest
 from nppac.outputs import check_output_dir
 
@@ -42,7 +42,7 @@ def export_suite(out: str | Path, dest: str | Path) -> list[Path]:
     written = [_copy(out / MANIFEST_NAME, dest / MANIFEST_NAME)]
     for spec in suite.runs:
         source = spec.directory(out)
-        if run_state(source) != "finished":
+        if run_state(source) not in DONE_STATES:
             continue
         for name in RUN_FILES:
             if (source / name).is_file():

@@ -24,9 +24,14 @@ degrees of freedom). A difference is marked as supported by the seeds when that
 interval excludes 0; with 3 seeds per side few differences are, and an unmarked one
 is not evidence of equality.
 
-Only finished runs enter the tables and the learning-curve figures (so that every
-seed of a row ran the same schedule); failed, unfinished and pending runs are listed
-with their progress and error.
+Finished and diverged runs enter the tables and the learning-curve figures; failed,
+unfinished and pending runs are listed with their progress and error. A diverged run
+(its losses became non-finite and training stopped at its last good checkpoint) is an
+outcome of the algorithm on that seed, so leaving it out would flatter the algorithm:
+it enters with its last evaluation held at every remaining epoch of its schedule, which
+is what its checkpoint scores, and its training metrics (KL, Q, gradient norms) end
+where it stopped. Every row thus covers the same schedule, and each row says how many
+of its seeds diverged.
 """
 
 from __future__ import annotations
@@ -55,6 +60,8 @@ AUC = ("auc: normalized area under the learning curve, 1/(s_N − s_1) Σ_j (s_j
 INITIAL = "initial: the evaluation at env_steps = 0 (after initialization or an offline phase)"
 DIFFERENCE = ("difference: mean(algo) − mean(baseline) with Welch's 95% interval (unequal variances); "
               "supported = the interval excludes 0 (needs ≥ 2 seeds on each side)")
+DIVERGED = ("diverged: a run stopped by a non-finite loss enters with its last evaluation held to the end of "
+            "its schedule; its other metrics end where it stopped")
 THRESHOLD = "steps_to_threshold: first env_steps with an evaluation ≥ the level, averaged over the seeds reaching it"
 
 METRIC_LABELS = {"eval_return": "return", "eval_success": "success rate"}
@@ -89,6 +96,27 @@ def welch_difference(a: list[float], b: list[float], level: float = 0.95) -> tup
         return diff, diff, diff
     interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(level)
     return diff, float(interval.low), float(interval.high)
+
+
+def held_to_schedule(run: Run, total_steps: int, steps_per_epoch: int) -> Run:
+    """A stopped run's curve completed to ``total_steps``: one row per remaining epoch, its last evaluation held.
+
+    Only the evaluation columns are held; every other column is NaN in the added rows.
+    """
+    last = float(run.env_steps[-1])
+    added = np.arange(last + steps_per_epoch, total_steps + 0.5, steps_per_epoch, dtype=float)
+    if added.size == 0:
+        return run
+    columns = {}
+    for name, values in run.columns.items():
+        if name == "env_steps":
+            tail = added
+        elif name in METRIC_LABELS and np.isfinite(values).any():
+            tail = np.full(added.shape, values[np.isfinite(values)][-1])
+        else:
+            tail = np.full(added.shape, np.nan)
+        columns[name] = np.concatenate([values, tail])
+    return dataclasses.replace(run, columns=columns)
 
 
 def steps_to_threshold(steps: np.ndarray, values: np.ndarray, level: float) -> float | None:
@@ -164,12 +192,12 @@ class RunEntry:
     spec: RunSpec
     directory: Path
     state: str
-    """finished, failed, unfinished or pending (:func:`nppac.experiments.runners.run_state`)."""
+    """finished, diverged, failed, unfinished or pending (:func:`nppac.experiments.runners.run_state`)."""
     epochs: int
     """Evaluations logged so far."""
     error: str | None = None
     run: Run | None = None
-    """Its progress, for a finished run."""
+    """Its progress, for a finished run; for a diverged one, completed by :func:`held_to_schedule`."""
 
     def to_json(self, settings: ReportSettings) -> dict[str, Any]:
         entry: dict[str, Any] = {"key": self.spec.key, "task": self.spec.task, "algo": self.spec.algo,
@@ -203,9 +231,12 @@ class AlgoSummary:
     """Metric column → the step-0 evaluation over the seeds that logged one."""
     threshold: Estimate | None = None
     """Steps to the task's threshold over the seeds that reached it (None without a threshold)."""
+    diverged: list[int] = field(default_factory=list)
+    """The seeds among ``seeds`` whose training diverged (their last evaluation held to the end)."""
 
     def to_json(self, n_threshold_runs: int) -> dict[str, Any]:
-        out: dict[str, Any] = {"n": len(self.seeds), "seeds": self.seeds, "env_steps": self.env_steps,
+        out: dict[str, Any] = {"n": len(self.seeds), "seeds": self.seeds, "diverged": self.diverged,
+                               "env_steps": self.env_steps,
                                "initial": {k: e.to_json() for k, e in self.initial.items()},
                                "final": {k: e.to_json() for k, e in self.final.items()},
                                "auc": {k: e.to_json() for k, e in self.auc.items()}}
@@ -263,7 +294,7 @@ class SuiteReport:
         return {
             "suite": self.name, "out": str(self.out), "created": self.created, "last_k": self.settings.last_k,
             "definitions": {"interval": INTERVAL, "initial": INITIAL, "final": FINAL, "auc": AUC,
-                            "difference": DIFFERENCE, "threshold": THRESHOLD},
+                            "difference": DIFFERENCE, "threshold": THRESHOLD, "diverged": DIVERGED},
             "counts": counts,
             "tasks": {t.task: t.to_json() for t in self.tasks},
             "runs": [e.to_json(self.settings) for e in self.entries],
@@ -275,11 +306,14 @@ class SuiteReport:
         k = self.settings.last_k
         lines = [f"# Suite report: {self.name}", "",
                  f"Runs in `{self.out}` ({len(self.entries)} in the suite, {len(self.entries) - len(self.incomplete)} "
-                 f"finished), {self.created}.", "",
+                 f"in the tables), {self.created}.", "",
                  f"- **step 0**: the evaluation before any environment step; **final**: mean of a run's last {k} "
                  "evaluations; **AUC**: area under its learning curve divided by the steps it covers "
                  "(trapezoidal rule), i.e. the curve's average height.",
-                 "- Cells: mean [95 % Student-t interval] over the finished seeds (n).",
+                 "- Cells: mean [95 % Student-t interval] over the finished and diverged seeds (n).",
+                 "- A **diverged** run (its losses became non-finite; training stopped at its last good checkpoint) "
+                 "counts with its last evaluation held to the end of its schedule; its other metrics end where "
+                 "it stopped.",
                  "- Differences: mean(algo) − mean(baseline) [Welch 95 % interval]; **✓** marks an interval "
                  "that excludes 0, a difference these seeds support. An unmarked difference is not evidence "
                  "of equality.", ""]
@@ -299,7 +333,8 @@ class SuiteReport:
                 header.append(f"steps to {METRIC_LABELS[task.primary]} ≥ {task.threshold:g}")
             lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
             for algo in task.algos:
-                row = [algo.algo, str(len(algo.seeds)), f"{algo.env_steps:,.0f}"]
+                n = f"{len(algo.seeds)} ({len(algo.diverged)} diverged)" if algo.diverged else str(len(algo.seeds))
+                row = [algo.algo, n, f"{algo.env_steps:,.0f}"]
                 for column in task.metrics:
                     row += [_cell(algo.initial.get(column)), _cell(algo.final.get(column)), _cell(algo.auc.get(column))]
                 if algo.threshold is not None:
@@ -315,6 +350,14 @@ class SuiteReport:
                     cells = {d.summary: d.text() for d in task.differences if d.algo == algo}
                     lines.append(f"| {algo} | {cells.get('final', '—')} | {cells.get('auc', '—')} |")
                 lines.append("")
+        diverged = [e for e in self.entries if e.state == "diverged" and e.run is not None]
+        if diverged:
+            lines += ["## Diverged runs", "", "In the tables with their last evaluation held to the end of "
+                      "their schedule.", "", "| run | stopped after epoch | error |", "|---|---|---|"]
+            for entry in diverged:
+                error = (entry.error or "").replace("|", "\\|")
+                lines.append(f"| {entry.spec.key} | {entry.epochs}/{entry.spec.config.n_epochs} | {error} |")
+            lines.append("")
         lines += ["## Runs not in the tables", ""]
         if not self.incomplete:
             lines += ["None: every run finished.", ""]
@@ -354,13 +397,16 @@ def collect_runs(out: str | Path) -> tuple[Suite, list[RunEntry]]:
         directory = spec.directory(out)
         state = run_state(directory)
         status = read_status(directory) or {}
-        error = status.get("error") if state == "failed" else None
+        error = status.get("error") if state in ("failed", "diverged") else None
         run = None
-        if state == "finished":
+        if state in ("finished", "diverged"):
             try:
                 run = load_run(directory)
             except NppacError as err:
                 state, error = "unreadable", str(err)
+            else:
+                if state == "diverged":
+                    run = held_to_schedule(run, spec.config.steps, spec.config.steps_per_epoch)
         entries.append(RunEntry(spec, directory, state, completed_epochs(directory), error, run))
     return suite, entries
 
@@ -376,14 +422,16 @@ def summarize(suite: Suite, entries: list[RunEntry], settings: ReportSettings, o
                          f"(its algorithms: {', '.join(suite.algos)})")
     tasks = []
     for task in suite.tasks:
-        finished = [(e.spec, e.run) for e in entries if e.spec.task == task and e.run is not None]
-        has_success = bool(finished) and all(run.has("eval_success") for _, run in finished)
+        tabled = [(e.spec, e.run) for e in entries if e.spec.task == task and e.run is not None]
+        has_success = bool(tabled) and all(run.has("eval_success") for _, run in tabled)
         metrics = ["eval_success", "eval_return"] if has_success else ["eval_return"]
         primary = metrics[0]
         level = settings.thresholds.get(task)
         algos = []
         for algo in suite.algos:
-            mine = [(spec.seed, run) for spec, run in finished if spec.algo == algo]
+            mine = [(spec.seed, run) for spec, run in tabled if spec.algo == algo]
+            diverged = [e.spec.seed for e in entries
+                        if e.spec.task == task and e.spec.algo == algo and e.state == "diverged" and e.run is not None]
             if not mine:
                 continue
             initial, final, auc = {}, {}, {}
@@ -398,7 +446,8 @@ def summarize(suite: Suite, entries: list[RunEntry], settings: ReportSettings, o
                 hits = [steps_to_threshold(*_curve(run, primary), level) for _, run in mine]
                 threshold = Estimate.of([h for h in hits if h is not None])
             env_steps = max(float(run.env_steps[-1]) for _, run in mine)
-            algos.append(AlgoSummary(algo, [seed for seed, _ in mine], final, auc, env_steps, initial, threshold))
+            algos.append(AlgoSummary(algo, [seed for seed, _ in mine], final, auc, env_steps, initial, threshold,
+                                     diverged))
         reference = next((a for a in algos if a.algo == baseline), None)
         differences = []
         if reference is not None:

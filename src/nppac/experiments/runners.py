@@ -2,9 +2,13 @@
 
 A run's directory ``OUT/task/algo/seed-S`` is what ``nppac train --out`` writes, plus
 ``status.json`` once the runner is done with it: ``{"status": "finished", "summary":
-…}`` or ``{"status": "failed", "error": "<one line>"}``. That makes a suite idempotent:
+…}``, ``{"status": "diverged", "error": "<one line>"}`` (a loss became non-finite:
+training stopped at its last good checkpoint) or ``{"status": "failed", "error": "<one
+line>"}``. That makes a suite idempotent:
 
-* finished runs are skipped;
+* finished and diverged runs are skipped: a divergence is the algorithm's outcome on
+  that seed, and retrying until a seed does not diverge would select seeds (delete the
+  run's ``status.json`` to retry it anyway);
 * runs with a ``config.json`` but no finished status (interrupted, or failed part-way)
   continue from their last checkpoint (``train(None, dir, resume=True)``);
 * everything else starts fresh.
@@ -34,7 +38,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
-from nppac.errors import NppacError
+from nppac.errors import DivergedError, NppacError
 from nppac.experiments.shared_priors import with_shared_priors
 from nppac.experiments.suite import RunSpec, Suite
 from nppac.training import TrainConfig, train
@@ -42,7 +46,10 @@ from nppac.training import TrainConfig, train
 log = logging.getLogger(__name__)
 
 STATUS_NAME = "status.json"
-"""The runner's record of a run: finished with its summary, or failed with its error."""
+"""The runner's record of a run: finished with its summary, diverged or failed with its error."""
+
+DONE_STATES = ("finished", "diverged")
+"""States a suite does not train again."""
 
 Notify = Callable[[dict[str, Any]], None]
 """Receives progress events: ``{"key", "epoch", "n_epochs", "eval_return"}`` (``eval_return`` None at a start)."""
@@ -54,7 +61,8 @@ class RunResult:
 
     key: str
     outcome: str
-    """finished (trained to the end now), skipped (already finished), failed, or busy (another process holds it)."""
+    """finished (trained to the end now), diverged (stopped now by a non-finite loss), skipped (finished or
+    diverged before), failed, or busy (another process holds it)."""
     error: str | None = None
     """The failure as one line."""
     summary: dict[str, Any] | None = None
@@ -78,10 +86,10 @@ def read_status(directory: str | Path) -> dict[str, Any] | None:
 
 
 def run_state(directory: str | Path) -> str:
-    """finished, failed, unfinished (started, not finished) or pending (never started)."""
+    """finished, diverged, failed, unfinished (started, not finished) or pending (never started)."""
     directory = Path(directory)
     status = read_status(directory)
-    if status is not None and status.get("status") in ("finished", "failed"):
+    if status is not None and status.get("status") in (*DONE_STATES, "failed"):
         return str(status["status"])
     return "unfinished" if (directory / "config.json").exists() else "pending"
 
@@ -111,9 +119,9 @@ def execute_run(run: RunSpec, out: str | Path, notify: Notify | None = None) -> 
         if not locked:
             return RunResult(run.key, "busy", error="another process is training this run")
         status = read_status(directory)
-        if status is not None and status.get("status") == "finished":
+        if status is not None and status.get("status") in DONE_STATES:
             _warn_if_changed(run, directory)
-            return RunResult(run.key, "skipped", summary=status.get("summary"))
+            return RunResult(run.key, "skipped", error=status.get("error"), summary=status.get("summary"))
         _clear_status(directory)
         resume = (directory / "config.json").exists()
         if resume:
@@ -133,11 +141,12 @@ def execute_run(run: RunSpec, out: str | Path, notify: Notify | None = None) -> 
                             on_epoch_end=on_epoch_end)
         except Exception as err:  # one run's failure is recorded, not raised: the suite goes on
             error = one_line(err)
-            record: dict[str, Any] = {"status": "failed", "error": error}
+            outcome = "diverged" if isinstance(err, DivergedError) else "failed"
+            record: dict[str, Any] = {"status": outcome, "error": error}
             if not isinstance(err, NppacError):
                 record["traceback"] = traceback.format_exc()
             _write_status(directory, record)
-            return RunResult(run.key, "failed", error=error, resumed_at=done, wall_s=time.perf_counter() - started)
+            return RunResult(run.key, outcome, error=error, resumed_at=done, wall_s=time.perf_counter() - started)
         _write_status(directory, {"status": "finished", "summary": summary})
         return RunResult(run.key, "finished", summary=summary, resumed_at=done, wall_s=time.perf_counter() - started)
 
@@ -366,8 +375,8 @@ def run_suite(suite: Suite, out: str | Path, runner: Runner | None = None, progr
         for result in runner.execute(runs, out, bar.event):
             results[result.key] = result
             bar.done(result)
-            if result.outcome == "failed":
-                log.warning("%s failed: %s", result.key, result.error)
+            if result.outcome in ("failed", "diverged"):
+                log.warning("%s %s: %s", result.key, result.outcome, result.error)
     return [results[r.key] for r in suite.runs if r.key in results]
 
 
@@ -377,7 +386,7 @@ class _SuiteProgress:
     def __init__(self, name: str, n_runs: int, enabled: bool) -> None:
         self.name, self.n_runs, self.enabled = name, n_runs, enabled
         self.rows: dict[str, Any] = {}
-        self.counts = {"finished": 0, "skipped": 0, "failed": 0, "busy": 0}
+        self.counts = {"finished": 0, "diverged": 0, "skipped": 0, "failed": 0, "busy": 0}
 
     def __enter__(self) -> _SuiteProgress:
         if self.enabled:

@@ -44,7 +44,7 @@ from nppac.agents.networks import Actor, save_actor
 from nppac.data.demos import Demonstrations
 from nppac.data.replay import ReplayBuffer
 from nppac.devices import resolve_device
-from nppac.errors import NonFiniteError, NppacError
+from nppac.errors import DivergedError, NonFiniteError, NppacError
 from nppac.outputs import check_output_dir
 from nppac.priors.base import Prior
 from nppac.tasks import Task
@@ -562,7 +562,7 @@ def _check_finite(first_bad: dict[str, int], agent: Agent, when: str, n_updates:
     order = list(agent.metric_terms)
     term = min(bad, key=lambda k: (bad[k], order.index(k)))
     kept = f"last good checkpoint {ckpt_path} kept" if ckpt_path.exists() else "no checkpoint was written yet"
-    raise NonFiniteError(f"{agent.metric_terms[term]} became non-finite {when} "
+    raise DivergedError(f"{agent.metric_terms[term]} became non-finite {when} "
                          f"(gradient step {offset + bad[term]} of {n_updates}); run stopped, {kept}")
 
 
