@@ -95,3 +95,23 @@ def test_two_epoch_run_writes_finite_metrics(tmp_path):
         assert all(math.isfinite(float(row[c])) for c in header if c != "phase"), row
     assert "prior_log_prob_mean" not in header  # no prior: log π0 ≡ 0 is not reported
     assert summary["algo"] == "sac-bc" and not (out / "prior").exists()
+
+
+@pytest.mark.parametrize("algo", ["sac", "sac-bc"])
+def test_prior_free_sac_on_hand_tasks_bounds_its_log_std(algo):
+    """Without a prior the entropy bonus would drive the hand tasks' untanh-ed Gaussian to log σ = 2 (σ ≈ 7.4)."""
+    from nppac.training.algorithms import _kl_sac, kl_sac_config
+
+    hand = TrainConfig(task="pen-binary", algo=algo).resolved()
+    assert hand.actor == "gaussian_tanh_mean" and hand.actor_log_std_range == (-6.0, 0.0)
+    assert TrainConfig(task="halfcheetah", algo=algo).resolved().actor_log_std_range is None
+    assert TrainConfig(task="pen-binary", algo="nppac").resolved().actor_log_std_range is None  # the prior bounds it
+    agent = _kl_sac(hand, None, lambda: None, torch.device("cpu"))
+    assert agent.actor.log_std_range == (-6.0, 0.0)
+    # However the weights move, σ stays at most 1: the entropy of 24 dimensions at most 24 · ½ log(2πe).
+    with torch.no_grad():
+        for p in agent.actor.parameters():
+            p.add_(100.0)
+        _, log_prob = agent.actor.sample(torch.zeros(512, hand.task_spec.obs_dim))
+    assert -log_prob.mean().item() <= 24 * 0.5 * math.log(2 * math.pi * math.e) + 1.0
+    assert kl_sac_config(hand).use_prior is False

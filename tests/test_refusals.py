@@ -306,6 +306,8 @@ REFUSALS = [
     Refusal("negative learning rate", train_with("actor_lr=-1"), ("actor_lr=-1", "> 0.0"), ("run",)),
     Refusal("negative thread count", train_with("num_threads=-2"), ("num_threads=-2", "≥ 0"), ("run",)),
     Refusal("zero-width layer", train_with("actor_hidden=0,-3"), ("actor_hidden=0", "≥ 1"), ("run",)),
+    Refusal("empty log σ range", train_with("actor_log_std_range=0,-6"), ("actor_log_std_range=(0.0, -6.0)", "low < high"),
+            ("run",)),
     Refusal("batch larger than memory", train_with("batch_size=100000000"), ("batch_size=100000000", "≤ 65536"),
             ("run",)),
     Refusal("awac temperature zero", lambda ctx: ["train", "--task", "pen-binary", "--algo", "awac", "--set", "lam=0",

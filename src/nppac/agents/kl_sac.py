@@ -98,9 +98,10 @@ class KLSAC(ActorCritic):
 
     def __init__(self, obs_dim: int, act_dim: int, actor_kind: ActorKind, actor_hidden: tuple[int, ...],
                  critic_hidden: tuple[int, ...], config: KLSACConfig, device: str | torch.device = "cpu",
-                 q_bounds: tuple[float, float] | None = None) -> None:
+                 q_bounds: tuple[float, float] | None = None,
+                 log_std_range: tuple[float, float] | None = None) -> None:
         super().__init__(obs_dim, act_dim, actor_kind, actor_hidden, critic_hidden, config.actor_lr,
-                         config.critic_lr, device, q_bounds=q_bounds)
+                         config.critic_lr, device, q_bounds=q_bounds, log_std_range=log_std_range)
         self.config = config
         self.log_alpha = torch.tensor(math.log(config.alpha), device=self.device, requires_grad=config.auto_alpha)
         self.alpha_opt = adam([self.log_alpha], config.alpha_lr, self.device) if config.auto_alpha else None

@@ -124,7 +124,7 @@ def kl_sac_config(cfg: TrainConfig) -> KLSACConfig:
 def _kl_sac(cfg: TrainConfig, settings: None, demos: DemoLoader, device: torch.device) -> KLSAC:
     task = cfg.task_spec
     return KLSAC(task.obs_dim, task.act_dim, cfg.actor, cfg.actor_hidden, cfg.critic_hidden,  # type: ignore[arg-type]
-                 kl_sac_config(cfg), device, q_bounds=q_bounds(cfg))
+                 kl_sac_config(cfg), device, q_bounds=q_bounds(cfg), log_std_range=cfg.actor_log_std_range)
 
 
 def _sac_bc(cfg: TrainConfig, settings: SACBCConfig, demos: DemoLoader, device: torch.device) -> SACBC:
@@ -159,10 +159,15 @@ _TABLE = [
               _kl_sac, prior="nn"),
     Algorithm("nppac-nn-std", "the variance ablation: N-PPAC toward a prior with the GP's mean and the NN's σ0",
               _kl_sac, prior=ABLATION_PRIOR),
-    Algorithm("sac", "soft actor-critic, no reference policy", _kl_sac, warmup="uniform"),
+    # Without a prior nothing bounds the entropy bonus −α log π of the hand tasks' untanh-ed Gaussian: its
+    # state-dependent log σ runs to the clamp's 2 (σ ≈ 7.4 on a [−1, 1] action box) within an epoch and the
+    # critics, trained at such actions, diverge (pen-binary sac-bc: Q 518 → 46,545 in 3 epochs). So the
+    # prior-free SAC variants take AWAC's and BC's policy there: one log σ per dimension in [−6, 0].
+    Algorithm("sac", "soft actor-critic, no reference policy", _kl_sac, warmup="uniform",
+              family_defaults={"hand": {"actor_log_std_range": (-6.0, 0.0)}}),
     # SAC+BC's soft Q includes −α log π, which the returns' range does not bound: no clamp by default.
     Algorithm("sac-bc", "SAC plus a behaviour-cloning log-likelihood term on demonstration batches", _sac_bc,
-              settings=SACBCConfig, warmup="uniform"),
+              settings=SACBCConfig, warmup="uniform", family_defaults={"hand": {"actor_log_std_range": (-6.0, 0.0)}}),
     # The public AWAC configurations (rlkit examples/awac/hand and examples/awac/mujoco; docs/baselines.md):
     # rlkit's GaussianPolicy (tanh on the mean, state-independent log σ) on every task, offline steps on
     # batches of 128 (rlkit's bc_batch_size), critics clamped to the returns' range where it is known.

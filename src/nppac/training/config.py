@@ -75,6 +75,9 @@ class TrainConfig:
     """Actor head: tanh_gaussian or gaussian_tanh_mean (task default)."""
     actor_hidden: tuple[int, ...] | None = None
     """Actor hidden widths (task: 2×256 locomotion, 4×256 hand)."""
+    actor_log_std_range: tuple[float, float] | None = None
+    """KL-SAC actors: one learned log σ per action dimension in [low, high] (rlkit's std_architecture="values")
+    instead of a state-dependent log σ clamped to [−20, 2]; algorithm default (sac, sac-bc on hand tasks: −6,0)."""
     critic_hidden: tuple[int, ...] = (256, 256)
     """Hidden widths of each critic."""
     init_epochs: int | None = None
@@ -138,6 +141,10 @@ class TrainConfig:
         if clash:
             raise NppacError(f"algo_settings may not hold TrainConfig fields ({', '.join(clash)}); set them directly")
         algorithm.make_settings(self.algo_settings)
+        if self.actor_log_std_range is not None and not (
+                len(self.actor_log_std_range) == 2 and self.actor_log_std_range[0] < self.actor_log_std_range[1]):
+            raise NppacError(f"config field actor_log_std_range={self.actor_log_std_range!r}: give low,high with "
+                             "low < high (e.g. --set actor_log_std_range=-6,0)")
         if self.steps < self.steps_per_epoch:
             raise NppacError(f"steps={self.steps} is less than one epoch (steps_per_epoch={self.steps_per_epoch})")
         if self.auto_alpha and self.prior_kind is not None and self.target_kl is None:
