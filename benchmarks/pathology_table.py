@@ -1,13 +1,14 @@
-"""Claim 1 of docs/RESULTS.md run by run: when each prior-regularized run loses its prior's competence,
+"""Claims 1 and 3 of docs/RESULTS.md run by run: when each run loses its initial competence,
 and how large its KL, policy-gradient norm and Q-values grow.
 
     python benchmarks/pathology_table.py results/cpu results/cpu-std [--task halfcheetah]
 
-For every finished run of the task (each suite directory holds TASK/ALGO/seed-S), from its
-progress.csv: the step-0 return y_0, the first epoch whose evaluation falls below half of it
+For every finished or diverged run of the task (each suite directory holds
+TASK/ALGO/seed-S), from its progress.csv: the step-0 evaluation y_0 (success rate where the
+task logs one, else return), the first epoch whose evaluation falls below half of it
 ("drop"; "—" when none does), its lowest evaluation after step 0, the mean of its last 3
-evaluations, and the largest
-epoch-mean KL(π‖π0), policy-gradient norm and |Q| it logged. Prints one Markdown table.
+logged evaluations, the largest epoch-mean KL(π‖π0), policy-gradient norm and |Q| it
+logged, and the epoch after which a diverged run was stopped. Prints one Markdown table.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import json
 import math
 from pathlib import Path
 
-from run_files import finished, read_rows
+from run_files import done, read_rows, state
 
-ALGOS = ("nppac", "ppac-nn", "nppac-nn-std", "sac", "sac-bc", "awac")
+ALGOS = ("nppac", "ppac-nn", "nppac-nn-std", "sac", "sac-bc", "awac", "bc")
 
 
 def _values(rows: list[dict[str, str]], column: str) -> list[float]:
@@ -38,7 +39,9 @@ def summarize(run: Path) -> dict[str, object]:
     offline = [r for r in every if r.get("phase") == "offline"]
     rows = offline[-1:] + [r for r in every if r.get("phase") != "offline"]
     config = json.loads((run / "config.json").read_text())
-    returns = _values(rows, "eval_return")
+    success = _values(rows, "eval_success")
+    metric = "success" if all(math.isfinite(v) for v in success) else "return"
+    returns = success if metric == "success" else _values(rows, "eval_return")
     epochs = [int(r["epoch"]) for r in rows]
     start = returns[0]
     drop = next((e for e, y in zip(epochs[1:], returns[1:]) if y < 0.5 * start), None) if start > 0 else None
@@ -48,7 +51,8 @@ def summarize(run: Path) -> dict[str, object]:
         return max(values) if values else math.nan
 
     last = returns[-3:]
-    return {"algo": config["algo"], "sigma": config.get("prior_sigma"), "seed": config["seed"],
+    return {"algo": config["algo"], "sigma": config.get("prior_sigma"), "seed": config["seed"], "metric": metric,
+            "stopped": epochs[-1] if state(run) == "diverged" else None,
             "has_prior": config.get("prior") is not None, "step0": start, "drop": drop, "lowest": min(returns[1:]),
             "final": sum(last) / len(last), "kl": peak("kl_mean"), "grad": peak("policy_grad_norm"),
             "q": peak("q_mean", absolute=True)}
@@ -60,17 +64,19 @@ def main() -> None:
     parser.add_argument("--task", default="halfcheetah")
     args = parser.parse_args()
     runs = [r for suite in args.suites for algo in ALGOS
-            for r in sorted((suite / args.task / algo).glob("seed-*")) if finished(r)]
-    print("| algo | σ0 convention | seed | step 0 | drop below ½ step 0 at epoch | lowest after step 0 "
-          "| final (last 3) | max KL | max policy-grad norm | max abs Q |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for run in runs:
-        s = summarize(run)
+            for r in sorted((suite / args.task / algo).glob("seed-*")) if done(r)]
+    summaries = [summarize(run) for run in runs]
+    metric = summaries[0]["metric"] if summaries else "return"
+    print(f"| algo | σ0 convention | seed | step-0 {metric} | drop below ½ step 0 at epoch | lowest after step 0 "
+          "| final (last 3 logged) | max KL | max policy-grad norm | max abs Q | diverged after epoch |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    number = "{:.2f}" if metric == "success" else "{:,.0f}"
+    for s in summaries:
         kl = f"{s['kl']:.3g}" if s["has_prior"] else "—"
         sigma = s["sigma"] if s["has_prior"] else "—"
-        print(f"| {s['algo']} | {sigma} | {s['seed']} | {s['step0']:,.0f} | {s['drop'] or '—'} | {s['lowest']:,.0f} "
-              f"| {s['final']:,.0f} "
-              f"| {kl} | {s['grad']:.3g} | {s['q']:.3g} |")
+        cells = [number.format(s[k]) for k in ("step0", "lowest", "final")]
+        print(f"| {s['algo']} | {sigma} | {s['seed']} | {cells[0]} | {s['drop'] or '—'} | {cells[1]} | {cells[2]} "
+              f"| {kl} | {s['grad']:.3g} | {s['q']:.3g} | {s['stopped'] or '—'} |")
 
 
 if __name__ == "__main__":

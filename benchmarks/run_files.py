@@ -21,3 +21,16 @@ def finished(run: Path) -> bool:
     except (OSError, ValueError, KeyError):
         return False
     return bool(rows) and int(rows[-1]["env_steps"]) >= int(steps)
+
+
+def state(run: Path) -> str | None:
+    """The suite runner's record of the run (``status.json``): finished, diverged, failed; None without one."""
+    try:
+        return str(json.loads((run / "status.json").read_text())["status"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def done(run: Path) -> bool:
+    """Finished, or stopped for good by training's non-finite guard (a diverged run is a result too)."""
+    return finished(run) or state(run) == "diverged"
