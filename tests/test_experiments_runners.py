@@ -350,4 +350,9 @@ def test_held_to_schedule_holds_evaluations_only():
     assert held.columns["eval_return"].tolist() == [5, 7, 7, 7, 7]
     assert held.columns["eval_success"][2:].tolist() == [0.5, 0.5, 0.5]  # the last finite evaluation
     assert np.isnan(held.columns["kl_mean"][2:]).all()
+    assert held.stopped_at == 100 and run.stopped_at is None
+    from nppac.diagnostics.curves import Group, _label
+
+    assert _label(Group("sac", [run, held], {})) == "sac (n=2, 1 diverged, last evaluation held)"
+    assert _label(Group("sac", [run], {})) == "sac (n=1)"
     assert held_to_schedule(held, 400, 100) is held

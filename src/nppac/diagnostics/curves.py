@@ -75,6 +75,8 @@ class Run:
     """Column name → float array, one entry per progress row (NaN where empty)."""
     references: dict[str, Any] = field(default_factory=dict)
     """The run's ``references.json``: the demonstrations' and the prior's mean-action return/success."""
+    stopped_at: float | None = None
+    """For a diverged run completed to its schedule: the env steps where training stopped (evaluations held after)."""
 
     @property
     def env_steps(self) -> np.ndarray:
@@ -293,6 +295,11 @@ def compare_runs(runs: Sequence[Run], group_by: str = "algo") -> Comparison:
     return Comparison(group_by, primary, groups)
 
 
+def _label(group: Group) -> str:
+    diverged = sum(r.stopped_at is not None for r in group.runs)
+    return f"{group.name} (n={len(group.runs)}" + (f", {diverged} diverged, last evaluation held)" if diverged else ")")
+
+
 def _steps_formatter(value: float, _: Any) -> str:
     if abs(value) >= 1e6:
         return f"{value / 1e6:g}M"
@@ -320,7 +327,7 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
                 # Few epochs: mark the logged points so that straight segments are not read as data.
                 marker = "o" if len(c.env_steps) <= 20 else None
                 ax.plot(c.env_steps, mean, color=color, linestyle=linestyle, marker=marker, markersize=3,
-                        label=f"{group.name} (n={len(group.runs)})")
+                        label=_label(group))
             ax.set_ylabel(metric.label)
             ax.set_xlabel("environment steps")
             ax.xaxis.set_major_formatter(FuncFormatter(_steps_formatter))

@@ -116,7 +116,7 @@ def held_to_schedule(run: Run, total_steps: int, steps_per_epoch: int) -> Run:
         else:
             tail = np.full(added.shape, np.nan)
         columns[name] = np.concatenate([values, tail])
-    return dataclasses.replace(run, columns=columns)
+    return dataclasses.replace(run, columns=columns, stopped_at=last)
 
 
 def steps_to_threshold(steps: np.ndarray, values: np.ndarray, level: float) -> float | None:
