@@ -71,12 +71,15 @@ def main() -> None:
           "| final (last 3 logged) | max KL | max policy-grad norm | max abs Q | diverged after epoch |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     number = "{:.2f}" if metric == "success" else "{:,.0f}"
+    def g(x: float) -> str:
+        return f"{x:.3g}" if math.isfinite(x) else "—"
+
     for s in summaries:
-        kl = f"{s['kl']:.3g}" if s["has_prior"] else "—"
+        kl = g(s["kl"]) if s["has_prior"] else "—"
         sigma = s["sigma"] if s["has_prior"] else "—"
         cells = [number.format(s[k]) for k in ("step0", "lowest", "final")]
         print(f"| {s['algo']} | {sigma} | {s['seed']} | {cells[0]} | {s['drop'] or '—'} | {cells[1]} | {cells[2]} "
-              f"| {kl} | {s['grad']:.3g} | {s['q']:.3g} | {s['stopped'] or '—'} |")
+              f"| {kl} | {g(s['grad'])} | {g(s['q'])} | {s['stopped'] or '—'} |")
 
 
 if __name__ == "__main__":
