@@ -356,3 +356,6 @@ def test_held_to_schedule_holds_evaluations_only():
     assert _label(Group("sac", [run, held], {})) == "sac (n=2, 1 diverged, last evaluation held)"
     assert _label(Group("sac", [run], {})) == "sac (n=1)"
     assert held_to_schedule(held, 400, 100) is held
+    stopped_last = held_to_schedule(Run(Path("r"), {}, {"env_steps": np.array([0.0, 400.0]),
+                                                       "eval_return": np.array([5.0, 7.0])}), 400, 100)
+    assert stopped_last.stopped_at == 400 and stopped_last.columns["env_steps"].tolist() == [0, 400]

@@ -101,12 +101,14 @@ def welch_difference(a: list[float], b: list[float], level: float = 0.95) -> tup
 def held_to_schedule(run: Run, total_steps: int, steps_per_epoch: int) -> Run:
     """A stopped run's curve completed to ``total_steps``: one row per remaining epoch, its last evaluation held.
 
-    Only the evaluation columns are held; every other column is NaN in the added rows.
+    Only the evaluation columns are held; every other column is NaN in the added rows. The result's
+    ``stopped_at`` is the step of the last logged row, also when nothing is left to add (a run that stopped
+    in its last epoch), so that figures can say the run diverged.
     """
     last = float(run.env_steps[-1])
     added = np.arange(last + steps_per_epoch, total_steps + 0.5, steps_per_epoch, dtype=float)
     if added.size == 0:
-        return run
+        return run if run.stopped_at is not None else dataclasses.replace(run, stopped_at=last)
     columns = {}
     for name, values in run.columns.items():
         if name == "env_steps":
