@@ -254,3 +254,23 @@ def test_tanh_squashed_prior_is_refused(tmp_path):
     cfg = TrainConfig(task="halfcheetah", algo="ppac-nn", steps=100, steps_per_epoch=100)
     with pytest.raises(NppacError, match="tanh-squashed prior"):
         train(cfg, tmp_path / "run", prior=prior, demos=demos, progress=False)
+
+
+def test_training_learns_from_the_executed_clipped_demonstration_actions(tmp_path, caplog):
+    # DAPG's door set has actions up to 1.37; the environment executes clip(a, -1, 1), so training
+    # (replay buffer, prior, offline phases) must see the clipped action, not the recorded one.
+    from dataclasses import replace
+
+    from nppac.data import save_npz
+    from nppac.training.loop import _DemoSource
+
+    demos = tiny_demos(episodes=1, length=20)
+    wide = replace(demos, trajectories=[replace(t, actions=np.linspace(-1.5, 1.5, t.actions.size, dtype=np.float32)
+                                                           .reshape(t.actions.shape)) for t in demos])
+    assert np.abs(np.concatenate([t.actions for t in wide])).max() > 1.0
+    path = save_npz(wide, tmp_path / "wide.npz")
+    with caplog.at_level("INFO", logger="nppac.data.validate"):
+        loaded = _DemoSource(TrainConfig(algo="nppac", demos=str(path), **TINY), None).get()
+    actions = np.concatenate([t.actions for t in loaded])
+    np.testing.assert_allclose(actions, np.clip(np.concatenate([t.actions for t in wide]), -1, 1))
+    assert "clipped" in caplog.text

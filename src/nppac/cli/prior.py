@@ -105,7 +105,7 @@ def fit(
     check_output_dir(out, reuse=lambda folder: (folder / SETTINGS).is_file())
     settings = _fit_settings(kind, task, kernel, rank, iters, fit_subset, variant, device, seed, optimizer,
                              predict_rtol)
-    demos = load_demos(data, task=task, allow_pickle=allow_pickle)
+    demos = load_demos(data, task=task, allow_pickle=allow_pickle, clip_actions=True)
     _stderr.print(f"fitting a {kind} prior to {demos.n_transitions} transitions from {data}")
     with _progress_bar() as bar:
         tasks: dict[str, Any] = {}

@@ -46,7 +46,7 @@ def quickstart(
     out_dir = out if out is not None else Path("runs") / f"quickstart-{task}-{time.strftime('%Y%m%d-%H%M%S')}"
     check_output_dir(out_dir)
 
-    data = load_demos(source, task=task, allow_pickle=allow_pickle)
+    data = load_demos(source, task=task, allow_pickle=allow_pickle, clip_actions=True)
     say = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
     say(f"[1/3] fitting the GP prior ({spec.defaults.kernel}) on {data.n_transitions} demonstrated states "
         f"from {source}")

@@ -94,7 +94,7 @@ def _fit(cfg: TrainConfig, kind: str, settings: dict[str, Any], tmp: Path) -> No
     from nppac.data import load_demos
     from nppac.priors import fit_prior
 
-    demos = load_demos(_demos_path(cfg), task=cfg.task, allow_pickle=cfg.allow_pickle)
+    demos = load_demos(_demos_path(cfg), task=cfg.task, allow_pickle=cfg.allow_pickle, clip_actions=True)
     fit_settings = {k: v for k, v in settings.items() if k in ("kernel", "iters", "seed") and v is not None}
     log.info("fitting the shared %s prior of %s on %d transitions", kind, cfg.task, demos.n_transitions)
     prior, metrics = fit_prior(demos, kind, **fit_settings)  # type: ignore[arg-type]

@@ -468,7 +468,8 @@ class _DemoSource:
                 hint = " (or --prior DIR with --set init_epochs=0)" if self.cfg.prior_kind else ""
                 raise NppacError(f"algo {self.cfg.algo} on task {task.name!r} needs demonstrations but the task has "
                                  f"no bundled set; pass --demos PATH{hint}")
-            self.demos = load_demos(path, task=task.name, allow_pickle=self.cfg.allow_pickle)
+            # Clipped to the action box: the environment executes clip(a), so that is the action to learn from.
+            self.demos = load_demos(path, task=task.name, allow_pickle=self.cfg.allow_pickle, clip_actions=True)
         return self.demos
 
 
