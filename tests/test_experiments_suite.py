@@ -217,3 +217,13 @@ def test_dry_run_piped_keeps_every_run_name_whole(tmp_path, capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "relocate-binary/nppac-nn-std/seed-12345" in out and "…" not in out
+
+
+@pytest.mark.parametrize(("name", "count"), [("cpu", 36), ("cpu_std", 9), ("cpu_door", 9), ("paper", 210)])
+def test_shipped_suite_files_expand(name, count, tmp_path):
+    """The suites under benchmarks/suites parse, and their dry run lists every run without training one."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "suites" / f"{name}.toml"
+    assert len(load_suite(path).runs) == count
+    proc = run_cli("suite", "run", str(path), "--out", str(tmp_path / "out"), "--dry-run", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "out").exists()
