@@ -8,13 +8,14 @@
 # The suites themselves (hours on a 2-core CPU) are run with
 #   nice nppac suite run benchmarks/suites/cpu.toml     --out ~/nppac-results/cpu     --workers 2
 #   nice nppac suite run benchmarks/suites/cpu_std.toml --out ~/nppac-results/cpu-std --workers 2
+#   nice nppac suite run benchmarks/suites/cpu_door.toml --out ~/nppac-results/cpu-door --workers 2
 # and copied into results/ with `nppac suite export ~/nppac-results/SUITE results/SUITE`.
 set -euo pipefail
 results=${1:-results} figures=${2:-docs/figures/results}
 nppac=${NPPAC:-nppac}
 mkdir -p "$figures"
 # Each suite's report, where `nppac suite report` puts it: RESULTS/SUITE/report.{md,json} and figures/TASK.png.
-for suite in cpu cpu-std; do
+for suite in cpu cpu-std cpu-door; do
   if [ -f "$results/$suite/suite.json" ]; then
     $nppac suite report "$results/$suite" > /dev/null
   fi
@@ -34,5 +35,9 @@ fi
 # Run by run: claim 1 on halfcheetah (both conventions), claim 3 on pen-binary.
 python "$(dirname "$0")/pathology_table.py" "$results/cpu" "$results/cpu-std" > "$figures/halfcheetah-runs.md"
 python "$(dirname "$0")/pathology_table.py" "$results/cpu" --task pen-binary > "$figures/pen-binary-runs.md"
-echo "wrote $results/{cpu,cpu-std}/report.{md,json} and figures/, $figures/halfcheetah-conventions.{png,json}," \
-     "$figures/halfcheetah-runs.md and $figures/pen-binary-runs.md"
+wrote="$figures/halfcheetah-runs.md, $figures/pen-binary-runs.md"
+if [ -f "$results/cpu-door/suite.json" ]; then
+  python "$(dirname "$0")/pathology_table.py" "$results/cpu-door" --task door-binary > "$figures/door-binary-runs.md"
+  wrote="$wrote, $figures/door-binary-runs.md"
+fi
+echo "wrote each suite's report.{md,json} and figures/ under $results, $figures/halfcheetah-conventions.{png,json}, $wrote"
