@@ -359,3 +359,30 @@ def test_held_to_schedule_holds_evaluations_only():
     stopped_last = held_to_schedule(Run(Path("r"), {}, {"env_steps": np.array([0.0, 400.0]),
                                                        "eval_return": np.array([5.0, 7.0])}), 400, 100)
     assert stopped_last.stopped_at == 400 and stopped_last.columns["env_steps"].tolist() == [0, 400]
+
+
+def test_worker_flushes_its_events_before_returning(monkeypatch):
+    # A worker's result travels back through the pool while its events sit in the queue's
+    # feeder thread; unflushed, the parent can miss the last epoch's event.
+    from nppac.experiments import runners
+
+    calls = []
+
+    class Queue:
+        def put(self, event):
+            calls.append(("put", event))
+
+        def close(self):
+            calls.append(("close",))
+
+        def join_thread(self):
+            calls.append(("join_thread",))
+
+    def fake_run(run, out, notify):
+        notify({"epoch": 3})
+        return "result"
+
+    monkeypatch.setattr(runners, "_worker_events", Queue())
+    monkeypatch.setattr(runners, "execute_run", fake_run)
+    assert runners._execute_in_worker(None, Path("out")) == "result"
+    assert calls == [("put", {"epoch": 3}), ("close",), ("join_thread",)]

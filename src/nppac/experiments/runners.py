@@ -263,7 +263,15 @@ def _init_worker(events: Any) -> None:
 
 
 def _execute_in_worker(run: RunSpec, out: Path) -> RunResult:
-    return execute_run(run, out, _worker_events.put if _worker_events is not None else None)
+    try:
+        return execute_run(run, out, _worker_events.put if _worker_events is not None else None)
+    finally:
+        # The queue's feeder thread may still hold the last events when the result goes back
+        # through the pool, and the parent would miss them. Flush them first: close() and
+        # join_thread() return once every event is in the pipe. (Each worker runs one task.)
+        if _worker_events is not None:
+            _worker_events.close()
+            _worker_events.join_thread()
 
 
 def _drain(events: Any, notify: Notify) -> None:
