@@ -182,7 +182,7 @@ def test_overrides_parse_by_field_type_and_reject_unknown_keys():
         TrainConfig(algo="nppac", auto_alpha=True).validate()
     hand = TrainConfig(task="pen-binary", algo="nppac").resolved()
     assert (hand.alpha, hand.actor, hand.actor_hidden, hand.batch_size, hand.init_epochs, hand.eval_episodes,
-            hand.horizon, hand.prior_kernel) == (0.1, "gaussian_tanh_mean", (256,) * 4, 1024, 550, 25, 200, "matern52")
+            hand.eval_horizon, hand.prior_kernel) == (0.1, "gaussian_tanh_mean", (256,) * 4, 1024, 550, 25, 200, "matern52")
 
 
 def test_failed_setup_leaves_no_directory(tmp_path):

@@ -150,21 +150,79 @@ def _load_states(path: Path) -> np.ndarray:
     return states
 
 
+@app.command("import")
+def import_(
+    gpytorch_ckpt: Path = typer.Option(..., "--gpytorch", help="A gpytorch multitask GP's state dict (torch.save), "
+                                       "e.g. the published N-PPAC prior; read without unpickling code."),
+    data: Path = typer.Option(..., "--data", help="The demonstrations the checkpoint was trained on (its states "
+                              "and actions condition the GP)."),
+    kernel: str = typer.Option(..., "--kernel", help="The checkpoint's state kernel: rbf, matern12, matern32, matern52 "
+                               "(a state dict does not name it)."),
+    out: Path = typer.Option(..., "--out", help="Directory to write the prior into (new, empty, or holding an "
+                             "earlier prior, which is replaced)."),
+    task: Optional[str] = typer.Option(None, "--task", help="Check dimensions against this task (and relabel hand "
+                                       "demonstrations with its binary reward)."),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow pickled demonstrations (rlkit .npy, mjrl "
+                                      ".pkl); only for files you trust."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    json_out: bool = typer.Option(False, "--json", help="Print metrics.json on stdout."),
+) -> None:
+    """Import a published gpytorch GP prior: its hyperparameters, conditioned on its demonstrations."""
+    from nppac.data import load_demos
+    from nppac.priors import prior_metrics
+    from nppac.priors.common import SETTINGS
+    from nppac.priors.gpytorch_import import import_gpytorch
+
+    check_output_dir(out, reuse=lambda folder: (folder / SETTINGS).is_file())
+    resolve_device(device)
+    demos = load_demos(data, task=task, allow_pickle=allow_pickle, clip_actions=True)
+    if task is not None:
+        from nppac.tasks import get_task
+
+        spec = get_task(task)
+        if (spec.obs_dim, spec.act_dim) != (demos.states.shape[1], demos.actions.shape[1]):
+            raise NppacError(f"{data}: {demos.states.shape[1]}-dim states and {demos.actions.shape[1]}-dim actions, "
+                             f"but task {task} has {spec.obs_dim} and {spec.act_dim}")
+    _stderr.print(f"importing {gpytorch_ckpt} and conditioning it on {demos.n_transitions} transitions from {data}")
+    prior = import_gpytorch(gpytorch_ckpt, demos, kernel, {"device": device})
+    metrics = prior_metrics(prior, demos)
+    metrics |= {"fit": prior.fit_info, "data": str(data), "task": task}
+    prior.save(out)
+    (out / "metrics.json").write_text(to_json_text(metrics) + "\n")
+    if json_out:
+        emit_json(metrics)
+    else:
+        print(f"wrote {out} (gp, imported): train_rmse {metrics['train_rmse']:.4f}, "
+              f"std_on_data {metrics['std_on_data']:.4f} (exact variance)")
+
+
 @app.command("predict")
 def predict(
-    prior_dir: Path = typer.Option(..., "--prior", help="Directory written by `nppac prior fit`."),
+    prior_dir: Path = typer.Option(..., "--prior", help="Directory written by `nppac prior fit` or `prior import`."),
     states_path: Path = typer.Option(..., "--states", help="(n, obs_dim) states as .npy."),
     out: Path = typer.Option(..., "--out", help="Output .npz with arrays mean and std, (n, act_dim) each."),
+    variance: str = typer.Option("exact", "--variance", help="GP priors: exact, or love (gpytorch 1.0.1's LOVE "
+                                 "estimate, the published code's). std is √(predictive variance with noise), "
+                                 "before any σ0 convention."),
+    seed: int = typer.Option(0, "--seed", help="Seed of LOVE's random Lanczos start vector."),
+    rank: int = typer.Option(100, "--rank", help="LOVE's Lanczos iterations (published: 100)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
 ) -> None:
     """Predict μ0(s) and σ0(s) for a batch of states."""
     import torch
 
-    from nppac.priors import load_prior
+    from nppac.priors import load_prior, use_variance
+    from nppac.priors.gp import VARIANCE_ESTIMATES
 
     check_output_file(out, ".npz")
     resolve_device(device)
+    if variance not in VARIANCE_ESTIMATES:
+        raise NppacError(f"--variance {variance!r}; choose one of: {', '.join(VARIANCE_ESTIMATES)}")
+    if rank < 1:
+        raise NppacError(f"--rank must be ≥ 1, got {rank}")
     prior = load_prior(prior_dir, device=device)
+    if not use_variance(prior, variance, rank, seed) and variance == "love":
+        raise NppacError(f"--variance love needs a GP prior's σ0; the prior in {prior_dir} is {prior.kind}")
     states = _load_states(states_path)
     if states.ndim != 2 or states.shape[1] != prior.obs_dim:
         raise NppacError(f"{states_path}: states have shape {states.shape}, "

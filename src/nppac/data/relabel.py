@@ -41,6 +41,19 @@ def is_binary(rewards: np.ndarray) -> bool:
     return bool(np.isin(rewards, (SUCCESS_REWARD, FAILURE_REWARD)).all())
 
 
+def as_binary_reward(rewards: np.ndarray, name: str) -> np.ndarray:
+    """Rewards labelled 0 (goal) / −1 (not) rewritten with the values of the binary reward ``name``
+    (:data:`nppac.tasks.BINARY_REWARDS`): AWAC's labels for a run on N-PPAC's 0/1 protocol."""
+    from nppac.tasks import BINARY_REWARDS
+
+    success, failure = BINARY_REWARDS[name]
+    if (success, failure) == (SUCCESS_REWARD, FAILURE_REWARD):
+        return rewards
+    if not is_binary(rewards):
+        raise NppacError("rewards to relabel are not the binary reward's 0 / −1")
+    return np.where(rewards == SUCCESS_REWARD, success, failure).astype(np.float32)
+
+
 def binary_rewards(demos: Demonstrations, task: Task) -> Demonstrations:
     """``demos`` with the binary reward of ``task`` (a validated set; module docs for the rules).
 

@@ -56,6 +56,9 @@ def prior_settings(cfg: TrainConfig, kind: str) -> dict[str, Any]:
     settings: dict[str, Any] = {"task": cfg.task, "kind": kind, "iters": cfg.prior_iters, "seed": FIT_SEED}
     if kind == "gp":
         settings["kernel"] = cfg.prior_kernel
+        if cfg.prior_gpytorch is not None:
+            settings["gpytorch"] = cfg.prior_gpytorch
+            settings["gpytorch_sha256"] = _content_hash(Path(cfg.prior_gpytorch))
     return settings
 
 
@@ -69,7 +72,7 @@ def shared_prior(cfg: TrainConfig, kind: str, root: Path) -> Path:
     demos = _demos_path(cfg)
     settings = prior_settings(cfg, kind)
     record = {**settings, "demos": str(demos), "demos_sha256": _content_hash(demos)}
-    key = hashlib.sha256(json.dumps({k: v for k, v in record.items() if k != "demos"}, sort_keys=True)
+    key = hashlib.sha256(json.dumps({k: v for k, v in record.items() if k not in ("demos", "gpytorch")}, sort_keys=True)
                          .encode()).hexdigest()[:12]
     return _build(root / f"{cfg.task}-{kind}-{key}", lambda tmp: _fit(cfg, kind, settings, tmp), record)
 
@@ -97,7 +100,7 @@ def _fit(cfg: TrainConfig, kind: str, settings: dict[str, Any], tmp: Path) -> No
     demos = load_demos(_demos_path(cfg), task=cfg.task, allow_pickle=cfg.allow_pickle, clip_actions=True)
     fit_settings = {k: v for k, v in settings.items() if k in ("kernel", "iters", "seed") and v is not None}
     log.info("fitting the shared %s prior of %s on %d transitions", kind, cfg.task, demos.n_transitions)
-    prior, metrics = fit_prior(demos, kind, **fit_settings)  # type: ignore[arg-type]
+    prior, metrics = fit_prior(demos, kind, from_gpytorch=settings.get("gpytorch"), **fit_settings)  # type: ignore[arg-type]
     prior.save(tmp)
     (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
 

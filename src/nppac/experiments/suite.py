@@ -47,7 +47,7 @@ MANIFEST_NAME = "suite.json"
 
 _TOP_KEYS = ("name", "tasks", "algos", "seeds", "skip", "settings", "task", "algo", "report")
 _SET_BY_SUITE = {"task": "tasks", "algo": "algos", "seed": "seeds"}
-_PATH_FIELDS = ("demos", "prior")
+_PATH_FIELDS = ("demos", "prior", "prior_gpytorch")
 _REPORT_KEYS = ("last_k", "threshold")
 
 

@@ -41,13 +41,39 @@ def make_prior(kind: Literal["gp", "nn"], **settings: Any) -> Prior:
 
 
 def fit_prior(demos: Demonstrations, kind: Literal["gp", "nn"], progress: Progress | None = None,
-              **settings: Any) -> tuple[Prior, dict[str, Any]]:
-    """Fit a prior of ``kind`` to ``demos``; returns (prior, :func:`prior_metrics` + the fit summary under "fit")."""
+              from_gpytorch: str | Path | None = None, **settings: Any) -> tuple[Prior, dict[str, Any]]:
+    """Fit a prior of ``kind`` to ``demos``; returns (prior, :func:`prior_metrics` + the fit summary under "fit").
+
+    ``from_gpytorch`` (GP only): take the hyperparameters of that gpytorch checkpoint instead of learning them
+    (:mod:`nppac.priors.gpytorch_import`); ``settings`` must then name the kernel.
+    """
+    if from_gpytorch is not None:
+        from nppac.priors.gpytorch_import import import_gpytorch
+
+        if kind != "gp":
+            raise NppacError(f"a gpytorch checkpoint gives a GP prior, not a {kind} prior")
+        settings = {k: v for k, v in settings.items() if k not in ("iters", "seed")}
+        prior: Prior = import_gpytorch(from_gpytorch, demos, settings.pop("kernel", "matern52"), settings)
+        metrics = prior_metrics(prior, demos)
+        metrics["fit"] = dict(prior.fit_info)  # type: ignore[attr-defined]
+        return prior, metrics
     prior = make_prior(kind, **settings)
     fit_info = prior.fit(demos, progress=progress)
     metrics = prior_metrics(prior, demos)
     metrics["fit"] = fit_info
     return prior, metrics
+
+
+def use_variance(prior: Prior, estimate: str, rank: int = 100, seed: int = 0) -> bool:
+    """Make a GP prior (or a combined prior's GP σ0) predict the ``estimate`` variance (exact or love).
+
+    Returns whether σ0 comes from a GP that now uses it; NN priors have no LOVE estimate and keep their σ0.
+    """
+    target = prior.std_prior if isinstance(prior, CombinedPrior) else prior
+    if isinstance(target, GPPrior):
+        target.set_variance(estimate, rank=rank, seed=seed)  # type: ignore[arg-type]
+        return True
+    return False
 
 
 def load_prior(directory: str | Path, device: str | torch.device = "cpu") -> Prior:
@@ -78,4 +104,5 @@ __all__ = [
     "offset_states",
     "prior_metrics",
     "tanh_gaussian_log_prob",
+    "use_variance",
 ]

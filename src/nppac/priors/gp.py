@@ -30,7 +30,7 @@ import copy
 import hashlib
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Literal
 
@@ -54,6 +54,10 @@ from nppac.priors.common import (
     write_saved,
 )
 from nppac.priors.kernels import KernelName, check_kernel, kernel_matrix
+from nppac.priors.love import PUBLISHED_RANK, love_root, love_variance
+
+VarianceEstimate = Literal["exact", "love"]
+VARIANCE_ESTIMATES: tuple[str, ...] = ("exact", "love")
 
 DTYPE = torch.float64
 PLATEAU_WINDOW = 100
@@ -95,6 +99,13 @@ class GPConfig:
     """Device for fitting and prediction (cpu or cuda)."""
     seed: int = 0
     """Seed of the subset, the inducing states and the initialization of W."""
+    variance: VarianceEstimate = "exact"
+    """Which predictive variance σ0² is: the exact posterior's, or LOVE's (gpytorch 1.0.1's ``fast_pred_var``,
+    the published code's; :mod:`nppac.priors.love`). The mean is the exact posterior mean either way."""
+    love_rank: int = PUBLISHED_RANK
+    """Lanczos iterations of the LOVE estimate (published: 100)."""
+    love_seed: int = 0
+    """Seed of LOVE's random Lanczos start vector."""
 
     def validate(self) -> GPConfig:
         """Check the values; raises :class:`NppacError` naming the bad field."""
@@ -104,7 +115,8 @@ class GPConfig:
             "rank": self.rank >= 1, "iters": self.iters >= 0, "lr": self.lr > 0, "tol": self.tol >= 0,
             "fit_subset": self.fit_subset >= 0, "min_noise": self.min_noise > 0,
             "max_exact": self.max_exact >= 1, "num_inducing": self.num_inducing >= 1,
-            "predict_rtol": self.predict_rtol >= 0,
+            "predict_rtol": self.predict_rtol >= 0, "love_rank": self.love_rank >= 1,
+            "variance": self.variance in VARIANCE_ESTIMATES,
             "optimizer": self.optimizer in ("adam", "lbfgs"),
             "conditioning": self.conditioning in ("auto", "exact", "inducing"),
         }
@@ -386,6 +398,7 @@ class GPPrior:
         self.fit_info: dict[str, Any] = {}
         self._train_mll: tuple[str, float] | None = None
         self._full_posterior: Posterior | None = None
+        self._love: torch.Tensor | None = None
 
     # ---------------------------------------------------------------- fitting
     @property
@@ -490,7 +503,7 @@ class GPPrior:
     @torch.no_grad()
     def _condition(self, x: torch.Tensor, y: torch.Tensor, fingerprint: str, generator: torch.Generator) -> None:
         self.x_train, self.y_train = x, y
-        self._full_posterior = None
+        self._full_posterior = self._love = None
         if self._use_exact(len(x)):
             self.conditioning = "exact"
             self.posterior, mll = _exact_posterior(x, y, self.hyper, self.config.kernel, self.config.predict_rtol,
@@ -528,24 +541,55 @@ class GPPrior:
             raise NppacError("GP prior is not fitted: call fit() or load a saved prior first")
         return self.posterior
 
+    def set_variance(self, estimate: VarianceEstimate, rank: int | None = None, seed: int | None = None) -> GPPrior:
+        """Choose which predictive variance :meth:`predict` returns (exact or LOVE's); returns self.
+
+        LOVE's root is computed on the first prediction that needs it and kept.
+        """
+        config = replace(self.config, variance=estimate, love_rank=self.config.love_rank if rank is None else rank,
+                         love_seed=self.config.love_seed if seed is None else seed).validate()
+        if (config.variance, config.love_rank, config.love_seed) != \
+                (self.config.variance, self.config.love_rank, self.config.love_seed):
+            self._love = None
+        self.config = config
+        return self
+
+    @torch.no_grad()
+    def _love_root(self) -> torch.Tensor:
+        if self._love is None:
+            if self.conditioning != "exact" or self.x_train is None:
+                raise NppacError(f"the LOVE variance needs a GP conditioned exactly on its data; this one uses "
+                                 f"{self.conditioning or 'no'} conditioning (n = {0 if self.x_train is None else len(self.x_train)}"
+                                 f" > max_exact = {self.config.max_exact}); use the exact variance")
+            kx = kernel_matrix(self.x_train, self.x_train, self.hyper.lengthscale, self.config.kernel)
+            self._love = love_root(kx, self.hyper.task_covariance, self.hyper.noise, self.config.love_rank,
+                                   self.config.love_seed)
+        return self._love
+
     @torch.no_grad()
     def predict(self, states: torch.Tensor, exact: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """(μ0, σ0), each (batch, act_dim), on the device and in the float dtype of ``states``.
 
-        ``exact=True`` keeps every eigen-component of K_x (one extra eigendecomposition,
-        cached); with inducing points the approximation is already evaluated in full.
+        σ0² is the exact predictive variance, or LOVE's estimate where the config's
+        ``variance`` is "love" (:meth:`set_variance`). ``exact=True`` keeps every
+        eigen-component of K_x (one extra eigendecomposition, cached); with inducing
+        points the approximation is already evaluated in full.
         """
         posterior = self._require_posterior()
         if exact and self.conditioning == "exact":
             posterior = self._exact_full_posterior()
         check_states(states, self.obs_dim)
+        love = self._love_root() if self.config.variance == "love" else None
         out_dtype = states.dtype if states.is_floating_point() else torch.float32
         x = self.standardize(states)
         ls, kernel = self.hyper.lengthscale, self.config.kernel
         rows = max(1, _CHUNK_ELEMENTS // max(1, len(posterior.basis)))
         means, variances = [], []
         for block in torch.split(x, rows):
-            mean, var = posterior.predict(kernel_matrix(block, posterior.basis, ls, kernel))
+            kstar = kernel_matrix(block, posterior.basis, ls, kernel)
+            mean, var = posterior.predict(kstar)
+            if love is not None:
+                var = love_variance(kstar, love, posterior.b_diag, posterior.noise)
             means.append(mean)
             variances.append(var)
         mean = torch.cat(means) if means else x.new_zeros(0, self.act_dim)
@@ -594,6 +638,7 @@ class GPPrior:
         self.y_train = None if self.y_train is None else self.y_train.to(device)
         self.posterior = None if self.posterior is None else self.posterior.to(device)
         self._full_posterior = None if self._full_posterior is None else self._full_posterior.to(device)
+        self._love = None if self._love is None else self._love.to(device)
         return self
 
     def save(self, directory: str | Path) -> None:

@@ -159,10 +159,12 @@ class Task:
     def family(self) -> Literal["locomotion", "hand"]:
         return "hand" if self.reward == "binary" else "locomotion"
 
-    @property
-    def reward_range(self) -> tuple[float, float] | None:
-        """[r_min, r_max] of one step's reward where it is known: binary tasks give −1 or 0."""
-        return (-1.0, 0.0) if self.reward == "binary" else None
+    def reward_range(self, binary_reward: BinaryRewardName = "minus_one_zero") -> tuple[float, float] | None:
+        """[r_min, r_max] of one step's reward where it is known: binary tasks give −1/0 or 0/1."""
+        if self.reward != "binary":
+            return None
+        success, failure = BINARY_REWARDS[binary_reward]
+        return min(success, failure), max(success, failure)
 
     @property
     def eval_episodes(self) -> int:
@@ -175,8 +177,11 @@ class Task:
         path = Path(str(resources.files("nppac") / "assets" / "demos" / f"{self.name}.npz"))
         return path if path.exists() else None
 
-    def make_env(self, seed: int | None = None) -> gym.Env:
-        """Build the environment; with ``seed`` it is reset once and its action space seeded."""
+    def make_env(self, seed: int | None = None, binary_reward: BinaryRewardName = "minus_one_zero") -> gym.Env:
+        """Build the environment; with ``seed`` it is reset once and its action space seeded.
+
+        Binary tasks reward success and failure as ``binary_reward`` says (:data:`BINARY_REWARDS`).
+        """
         if self.reward == "binary":
             _register_adroit()
         with _quiet_mujoco():
@@ -185,7 +190,7 @@ class Task:
         if not (np.allclose(low, -1.0) and np.allclose(high, 1.0)):
             env = gym.wrappers.RescaleAction(env, -1.0, 1.0)
         if self.reward == "binary":
-            env = BinaryReward(env)
+            env = BinaryReward(env, *BINARY_REWARDS[binary_reward])
         if seed is not None:
             env.reset(seed=seed)
             env.action_space.seed(seed)
@@ -209,17 +214,57 @@ class Task:
 
 
 class BinaryReward(gym.Wrapper):
-    """AWAC's binary sparse reward: 0 when the success predicate holds after the step, else −1.
+    """The binary sparse reward: ``success`` when the predicate holds after the step, else ``failure``.
 
-    The environment's own reward is kept in ``info["dense_reward"]``.
+    AWAC's is 0 / −1 (the default), N-PPAC's mj_envs fork's 1 / 0. The environment's own
+    reward is kept in ``info["dense_reward"]``.
     """
+
+    def __init__(self, env: gym.Env, success: float = 0.0, failure: float = -1.0) -> None:
+        super().__init__(env)
+        self.success, self.failure = success, failure
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
         info = dict(info)
         info["dense_reward"] = float(reward)
         success = bool(info.get("success", False))
-        return obs, 0.0 if success else -1.0, terminated, truncated, info
+        return obs, self.success if success else self.failure, terminated, truncated, info
+
+
+BinaryRewardName = Literal["minus_one_zero", "zero_one"]
+BINARY_REWARDS: dict[str, tuple[float, float]] = {"minus_one_zero": (0.0, -1.0), "zero_one": (1.0, 0.0)}
+"""Binary reward name → (reward when the goal holds after the step, reward otherwise)."""
+
+
+@dataclass(frozen=True)
+class HandProtocol:
+    """How a hand task is trained: the reward's values, the episode length, and what a time limit means.
+
+    Two are published (DESIGN.md §4). AWAC's ``*-binary-v0``: reward −1 / 0, 200-step
+    episodes, the time limit bootstrapped through. N-PPAC's mj_envs fork ``*-zero-one-v0``:
+    reward 0 / 1, pen episodes of 100 steps (the other tasks 200), and the time limit
+    stored as a terminal (gym 0.12's TimeLimit returned done=True and rlkit stored it).
+    """
+
+    name: str
+    binary_reward: BinaryRewardName
+    timeout_terminal: bool
+    horizons: dict[str, int] = field(default_factory=dict)
+    """Task name → training episode length where it differs from the task's horizon."""
+    description: str = ""
+
+    def horizon(self, task: Task) -> int:
+        return self.horizons.get(task.name, task.horizon)
+
+
+HAND_PROTOCOLS: dict[str, HandProtocol] = {
+    "awac": HandProtocol("awac", "minus_one_zero", False, {},
+                         "AWAC's *-binary-v0: reward −1/0, 200-step episodes, time limits bootstrapped"),
+    "nppac": HandProtocol("nppac", "zero_one", True, {"pen-binary": 100},
+                          "N-PPAC's *-zero-one-v0: reward 0/1, pen episodes of 100 steps, time limits as terminals"),
+}
+"""The published hand-task training protocols by name (``--set hand_protocol=...``)."""
 
 
 _TASKS: dict[str, Task] = {

@@ -65,6 +65,9 @@ class Algorithm:
     """Default of ``bound_q``: clamp the critics to the returns' range where the task's reward range is known.
 
     Sound only for critics without an entropy or KL term in their target (AWAC's α = 0)."""
+    hand_protocol: str = "nppac"
+    """Default of ``hand_protocol`` on hand tasks: the published training protocol of the paper whose numbers
+    the algorithm's comparison reproduces (N-PPAC's for the KL-SAC family, AWAC's for awac and bc)."""
     defaults: dict[str, Any] = field(default_factory=dict)
     """TrainConfig fields whose default this algorithm changes (before the task's defaults apply)."""
     family_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -104,7 +107,7 @@ class Algorithm:
 
 def q_bounds(cfg: TrainConfig) -> tuple[float, float] | None:
     """[r_min, r_max] / (1 − γ) where the task's reward range is known and ``bound_q`` is on; else None."""
-    reward_range = cfg.task_spec.reward_range
+    reward_range = cfg.task_spec.reward_range(cfg.binary_reward or "minus_one_zero")  # type: ignore[arg-type]
     if not cfg.bound_q or reward_range is None:
         return None
     lo, hi = reward_range
@@ -175,6 +178,7 @@ _TABLE = [
     # Locomotion: 50,000 offline steps, a 4 × 256 policy, batch 1024, λ = 2, no clip, V at a sampled action.
     Algorithm("awac", "AWAC: advantage-weighted actor-critic, offline pretraining then online", _awac,
               settings=AWACConfig, seed_demos=True, offline_updates=25_000, offline_batch_size=128, bound_q=True,
+              hand_protocol="awac",
               defaults={"actor": "gaussian_tanh_mean"},
               family_defaults={"hand": {"actor_hidden": (256, 256)},
                                "locomotion": {"actor_hidden": (256, 256, 256, 256), "batch_size": 1024,
@@ -183,7 +187,7 @@ _TABLE = [
     # BC's policy is AWAC's: a tanh-squashed Gaussian cannot fit demonstrations recorded at the action bounds
     # (23 % of halfcheetah's bundled action entries are ±1, where atanh diverges).
     Algorithm("bc", "behavioural cloning: the actor fitted to the demonstrations, evaluated by its mean action",
-              _bc, settings=BCConfig, seed_demos=True, offline_updates=10_000, online_updates=False,
+              _bc, settings=BCConfig, seed_demos=True, offline_updates=10_000, online_updates=False, hand_protocol="awac",
               defaults={"actor": "gaussian_tanh_mean"}),
 ]
 

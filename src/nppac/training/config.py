@@ -12,9 +12,19 @@ from typing import Any
 
 from nppac.agents.networks import ACTOR_KINDS
 from nppac.errors import NppacError
-from nppac.tasks import Task, get_task
+from nppac.priors.gp import VARIANCE_ESTIMATES
+from nppac.tasks import BINARY_REWARDS, HAND_PROTOCOLS, Task, get_task
 from nppac.training.algorithms import WARMUPS, Algorithm, get_algorithm
 from nppac.training.prior_cache import SIGMA_CONVENTIONS
+
+
+PRIOR_CONVENTIONS: dict[str, tuple[str, str]] = {
+    "published": ("variance", "love"),
+    "exact-variance": ("variance", "exact"),
+    "std": ("std", "exact"),
+    "love-std": ("std", "love"),
+}
+"""Named (prior_sigma, prior_variance) pairs; ``published`` is the published code's prior N(μ0, (σ²_LOVE)²)."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +58,20 @@ class TrainConfig:
     eval_episodes: int | None = None
     """Deterministic evaluation episodes per epoch (task: 5000 steps in all)."""
     horizon: int | None = None
-    """Episode length cap of training and evaluation (task: 1000 locomotion, 200 hand)."""
+    """Episode length cap of training (task: 1000 locomotion, 200 hand; the hand protocol's: pen 100 under nppac's)."""
+    eval_horizon: int | None = None
+    """Episode length cap of evaluation: a ``horizon`` given explicitly, else the task's (1000 locomotion, 200 hand),
+    whatever the hand protocol's training horizon."""
+    hand_protocol: str | None = None
+    """Hand tasks' training protocol: nppac (reward 0/1, pen 100 steps, time limit a terminal) or awac
+    (reward −1/0, 200 steps, bootstrapped) (nppac.tasks.HAND_PROTOCOLS); algorithm default. Evaluation is the same
+    under both: the task's horizon and AWAC's −1/0 return, so success rates compare across protocols."""
+    binary_reward: str | None = None
+    """Hand tasks' training reward: minus_one_zero (0 at the goal, else −1) or zero_one (1 at the goal, else 0);
+    the hand protocol's."""
+    timeout_terminal: bool | None = None
+    """Store a time-limit step as a terminal (no bootstrap through it), as the published rlkit code did;
+    the hand protocol's on hand tasks, else false."""
     replay_capacity: int = 1_000_000
     """Replay capacity (allocated: min(capacity, steps + seeded demonstrations))."""
     batch_size: int | None = None
@@ -90,12 +113,25 @@ class TrainConfig:
     """Demonstration file (default: the task's bundled set)."""
     prior: str | None = None
     """Directory of a saved prior (default: fit one from the demonstrations)."""
+    prior_gpytorch: str | None = None
+    """A gpytorch GP checkpoint (state dict) whose hyperparameters the run's GP prior takes instead of learning
+    them, conditioned on the run's demonstrations (the published prior; ``nppac prior import``)."""
     prior_kernel: str | None = None
     """State kernel of a GP prior fitted here (task default)."""
     prior_iters: int | None = None
     """Optimizer iterations (GP) or epochs (NN) of a prior fitted here (the prior's own default)."""
     prior_sigma: str | None = None
     """How σ0 enters π0: std (the math) or variance (the published code's N(μ0, σ0²) as std); task default."""
+    prior_variance: str | None = None
+    """Which GP predictive variance σ0² is: exact, or love (gpytorch 1.0.1's LOVE estimate, the published
+    code's; nppac.priors.love). NN priors have no LOVE estimate: their σ0 is exact either way. Default exact."""
+    love_rank: int = 100
+    """Lanczos iterations of the LOVE variance (published: 100)."""
+    love_seed: int = 0
+    """Seed of LOVE's random Lanczos start vector."""
+    prior_convention: str | None = None
+    """A named (prior_sigma, prior_variance) pair: published = (variance, love), the published code's prior;
+    exact-variance = (variance, exact); std = (std, exact); love-std = (std, love)."""
     bound_q: bool | None = None
     """Clamp the critics to the returns' range [r_min, r_max]/(1 − γ) where the task's reward range is known
     (binary tasks: [−100, 0] at γ = 0.99); algorithm default (on for awac, whose critic has no entropy term)."""
@@ -122,7 +158,9 @@ class TrainConfig:
         algorithm = get_algorithm(self.algo)
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             raise NppacError(f"unknown device {self.device!r}; choose cpu or cuda")
-        for name, choices in (("actor", ACTOR_KINDS), ("warmup", WARMUPS), ("prior_sigma", SIGMA_CONVENTIONS)):
+        for name, choices in (("actor", ACTOR_KINDS), ("warmup", WARMUPS), ("prior_sigma", SIGMA_CONVENTIONS),
+                              ("prior_variance", VARIANCE_ESTIMATES), ("prior_convention", tuple(PRIOR_CONVENTIONS)),
+                              ("hand_protocol", tuple(HAND_PROTOCOLS)), ("binary_reward", tuple(BINARY_REWARDS))):
             value = getattr(self, name)
             if value is not None and value not in choices:
                 raise NppacError(f"config field {name}={value!r}; choose one of: {', '.join(choices)}")
@@ -136,6 +174,15 @@ class TrainConfig:
                 if value != value or (value <= lo if lo_open else value < lo) \
                         or (hi is not None and (value >= hi if hi_open else value > hi)):
                     raise NppacError(f"config field {name}={value!r} is out of range: must be {_describe(lo, hi, lo_open, hi_open)}")
+        if get_task(self.task).reward != "binary":
+            given = [name for name in ("hand_protocol", "binary_reward") if getattr(self, name) is not None]
+            if given:
+                raise NppacError(f"config field {given[0]} applies to the binary hand tasks only, not to {self.task}")
+        if self.prior_convention is not None:
+            for name, value in zip(("prior_sigma", "prior_variance"), PRIOR_CONVENTIONS[self.prior_convention]):
+                if getattr(self, name) not in (None, value):
+                    raise NppacError(f"prior_convention={self.prior_convention} sets {name}={value}, but "
+                                     f"{name}={getattr(self, name)} was given; drop one of the two")
         shared = {f.name for f in dataclasses.fields(self)}
         clash = sorted(set(self.algo_settings) & shared)
         if clash:
@@ -166,15 +213,22 @@ class TrainConfig:
         algorithm = self.algorithm
         own = {k: v for k, v in algorithm.defaults_for(task.family).items() if getattr(self, k) is None}
         cfg = dataclasses.replace(self, **own)
+        protocol = HAND_PROTOCOLS[_or(cfg.hand_protocol, algorithm.hand_protocol)] if task.family == "hand" else None
+        sigma, variance = PRIOR_CONVENTIONS.get(cfg.prior_convention or "", (None, None))
         return dataclasses.replace(
             cfg,
+            hand_protocol=None if protocol is None else protocol.name,
+            binary_reward=None if protocol is None else _or(cfg.binary_reward, protocol.binary_reward),
+            timeout_terminal=_or(cfg.timeout_terminal, False if protocol is None else protocol.timeout_terminal),
+            eval_horizon=_or(cfg.eval_horizon, _or(cfg.horizon, task.horizon)),
+            prior_variance=_or(cfg.prior_variance, _or(variance, "exact")),
             warmup=_or(cfg.warmup, algorithm.warmup),
             offline_updates=_or(cfg.offline_updates, algorithm.offline_updates),
             offline_batch_size=_or(cfg.offline_batch_size, _or(algorithm.offline_batch_size, _or(cfg.batch_size, d.batch_size))),
             seed_demos=_or(cfg.seed_demos, algorithm.seed_demos),
             bound_q=_or(cfg.bound_q, algorithm.bound_q),
             eval_episodes=_or(cfg.eval_episodes, task.eval_episodes),
-            horizon=_or(cfg.horizon, task.horizon),
+            horizon=_or(cfg.horizon, task.horizon if protocol is None else protocol.horizon(task)),
             batch_size=_or(cfg.batch_size, d.batch_size),
             alpha=_or(cfg.alpha, d.alpha),
             target_entropy=_or(cfg.target_entropy, -float(task.act_dim)),
@@ -182,7 +236,7 @@ class TrainConfig:
             actor_hidden=_or(cfg.actor_hidden, tuple(d.actor_hidden)),
             init_epochs=_or(cfg.init_epochs, d.init_epochs),
             prior_kernel=_or(cfg.prior_kernel, d.kernel),
-            prior_sigma=_or(cfg.prior_sigma, d.prior_sigma),
+            prior_sigma=_or(cfg.prior_sigma, _or(sigma, d.prior_sigma)),
         ).validate()
 
     def algo_config(self) -> Any:
@@ -223,12 +277,15 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
+        """A stored run config; settings added since it was written take the values that run used."""
         try:
             data = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as err:
             raise NppacError(f"cannot read run config {path}: {err}") from None
+        if not isinstance(data, dict):
+            raise NppacError(f"run config {path} is not a JSON object; restore it or start a new run")
         try:
-            return cls.from_dict(data)
+            return cls.from_dict(with_legacy_values(data))
         except NppacError as err:
             raise NppacError(f"{path}: {err} (written by another nppac version? rename or remove the key "
                              "to match `nppac train --help` / TrainConfig)") from None
@@ -259,6 +316,21 @@ class TrainConfig:
         return dataclasses.replace(self, **changes, algo_settings=own)
 
 
+def with_legacy_values(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored (resolved) run config with the settings added since nppac 0.1's first runs filled in as those
+    runs used them: hand tasks on AWAC's protocol, time limits bootstrapped, the exact GP variance, evaluation
+    over the training horizon."""
+    filled: dict[str, Any] = {"timeout_terminal": False, "prior_variance": "exact", "eval_horizon": stored.get("horizon")}
+    task = stored.get("task")
+    try:
+        hand = isinstance(task, str) and get_task(task).family == "hand"
+    except NppacError:
+        hand = False
+    if hand:
+        filled |= {"hand_protocol": "awac", "binary_reward": "minus_one_zero"}
+    return {**filled, **stored}
+
+
 RANGES: dict[str, tuple[float, float | None, bool, bool]] = {
     # field: (low, high, low open, high open); None: no upper bound. Tuples are checked element-wise.
     "steps": (1, None, False, False),
@@ -284,6 +356,8 @@ RANGES: dict[str, tuple[float, float | None, bool, bool]] = {
     "init_epochs": (0, None, False, False),
     "init_batch_size": (1, 65_536, False, False),
     "prior_iters": (1, None, False, False),
+    "eval_horizon": (1, None, False, False),
+    "love_rank": (1, None, False, False),
     "num_threads": (0, 1024, False, False),
 }
 """The valid range of every numeric setting, in one place (checked by :meth:`TrainConfig.validate`)."""

@@ -42,15 +42,17 @@ from nppac.agents.base import Agent, Metrics
 from nppac.agents.kl_sac import initialize_policy
 from nppac.agents.networks import Actor, save_actor
 from nppac.data.demos import Demonstrations
+from nppac.data.relabel import as_binary_reward
 from nppac.data.replay import ReplayBuffer
 from nppac.devices import resolve_device
 from nppac.errors import DivergedError, NonFiniteError, NppacError
 from nppac.outputs import check_output_dir
+from nppac.priors import use_variance
 from nppac.priors.base import Prior
 from nppac.tasks import Task
 from nppac.training.algorithms import ABLATION_PRIOR
 from nppac.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, restore_rng_state, rng_state, save_checkpoint
-from nppac.training.config import TrainConfig
+from nppac.training.config import TrainConfig, with_legacy_values
 from nppac.training.logger import RunLogger, progress_columns, truncate_progress
 from nppac.training.prior_cache import PriorCache
 from nppac.training.references import REFERENCES_NAME, references, write_references
@@ -108,8 +110,9 @@ def make_gradient_step(agent: Agent, buffer: ReplayBuffer, metrics: EpochMetrics
 class Collector:
     """Steps the training environment across epochs, keeping the current episode between calls."""
 
-    def __init__(self, env: gym.Env, act_dim: int, device: torch.device) -> None:
+    def __init__(self, env: gym.Env, act_dim: int, device: torch.device, timeout_terminal: bool = False) -> None:
         self.env, self.act_dim, self.device = env, act_dim, device
+        self.timeout_terminal = timeout_terminal
         self.obs: np.ndarray | None = None
         self.episode_return = 0.0
         self.last_return = math.nan
@@ -134,8 +137,9 @@ class Collector:
             act_buf.append(action)
             rew_buf.append(reward)
             next_buf.append(next_obs)
-            # Bootstrap through time-limit truncation: only a true terminal state ends the return.
-            done_buf.append(terminated)
+            # Bootstrap through time-limit truncation (only a true terminal state ends the return), unless the
+            # run reproduces the published code, which stored the time limit as a terminal.
+            done_buf.append(terminated or (truncated and self.timeout_terminal))
             self.episode_return += float(reward)
             self.obs = next_obs
             if terminated or truncated:
@@ -164,9 +168,12 @@ def evaluate(actor: Actor, env: gym.Env, task: Task, episodes: int, horizon: int
     return float(np.mean(returns)), (float(np.mean(successes)) if task.reward == "binary" else None)
 
 
-def make_env(task: Task, horizon: int, seed: int) -> gym.Env:
-    """The task's environment, with the episode cap lowered to ``horizon`` when that is shorter."""
-    env = task.make_env(seed=seed)
+def make_env(task: Task, horizon: int, seed: int, binary_reward: str | None = None) -> gym.Env:
+    """The task's environment, with the episode cap lowered to ``horizon`` when that is shorter.
+
+    ``binary_reward`` names a hand task's reward values (default AWAC's −1/0, the evaluation's).
+    """
+    env = task.make_env(seed=seed, binary_reward=binary_reward or "minus_one_zero")  # type: ignore[arg-type]
     if horizon < task.horizon:
         env = gym.wrappers.TimeLimit(env, max_episode_steps=horizon)
     return env
@@ -296,7 +303,7 @@ class _Loop:
         cfg, run, state = self.cfg, self.run, self.run.state
         task, agent = cfg.task_spec, run.agent
         learns_online = cfg.algorithm.online_updates
-        collector = Collector(run.envs["train"], task.act_dim, agent.device)
+        collector = Collector(run.envs["train"], task.act_dim, agent.device, bool(cfg.timeout_terminal))
         gradient_step = make_gradient_step(agent, run.buffer, self.metrics, cfg.batch_size)  # type: ignore[arg-type]
         total_steps = cfg.n_epochs * cfg.steps_per_epoch
         self.bar.stage("env steps", state.env_steps, total_steps, f"epoch {state.epoch}/{cfg.n_epochs}")
@@ -329,7 +336,7 @@ class _Loop:
         """Evaluate the deterministic policy, write the row and TensorBoard scalars, then the checkpoint."""
         cfg, run, state = self.cfg, self.run, self.run.state
         eval_return, eval_success = evaluate(run.agent.actor, run.envs["eval"], cfg.task_spec,
-                                             cfg.eval_episodes, cfg.horizon)  # type: ignore[arg-type]
+                                             cfg.eval_episodes, cfg.eval_horizon)  # type: ignore[arg-type]
         state.wall_s = self.wall_before + time.perf_counter() - self.started
         row = {"phase": phase, "epoch": state.epoch, "env_steps": state.env_steps,
                "gradient_steps": state.gradient_steps, "wall_s": state.wall_s,
@@ -370,13 +377,17 @@ def _setup(cfg: TrainConfig, out: Path, resume: bool, prior: Prior | None, demos
 
     demo_source = _DemoSource(cfg, demos)
     resolved_prior = _resolve_prior(cfg, out, prior, demo_source, progress)
+    if resolved_prior is not None and not use_variance(resolved_prior, cfg.prior_variance, cfg.love_rank,  # type: ignore[arg-type]
+                                                       cfg.love_seed) and cfg.prior_variance == "love":
+        log.info("the %s prior's σ0 has no LOVE estimate; it stays exact", resolved_prior.kind)
     prior_cache = None if resolved_prior is None else PriorCache(resolved_prior, cfg.prior_sigma, device)  # type: ignore[arg-type]
     agent = cfg.algorithm.build(cfg, cfg.algo_config(), demo_source.get, device)
     n_seeded = demo_source.get().n_transitions if cfg.seed_demos else 0
     n_online = cfg.n_epochs * cfg.steps_per_epoch if cfg.algorithm.online_updates else 0
     capacity = min(cfg.replay_capacity, n_online + n_seeded)
     buffer = ReplayBuffer(task.obs_dim, task.act_dim, capacity, device, prior=prior_cache)
-    envs = {"train": make_env(task, cfg.horizon, cfg.seed), "eval": make_env(task, cfg.horizon, cfg.seed + 10_000)}  # type: ignore[arg-type]
+    envs = {"train": make_env(task, cfg.horizon, cfg.seed, cfg.binary_reward),  # type: ignore[arg-type]
+            "eval": make_env(task, cfg.eval_horizon, cfg.seed + 10_000)}  # type: ignore[arg-type]
     run = _Run(agent, buffer, envs, np.random.default_rng(cfg.seed), prior_cache)
 
     if ckpt is not None:
@@ -395,13 +406,13 @@ def _setup(cfg: TrainConfig, out: Path, resume: bool, prior: Prior | None, demos
         if not (out / REFERENCES_NAME).exists():
             demos_for_reference = demo_source.get() if demo_source.available else None
             write_references(out, references(task, demos_for_reference, resolved_prior, cfg.eval_episodes,  # type: ignore[arg-type]
-                                             cfg.horizon, cfg.seed + 20_000))  # type: ignore[arg-type]
+                                             cfg.eval_horizon, cfg.seed + 20_000))  # type: ignore[arg-type]
         if prior_cache is not None and cfg.init_epochs:
             run.init_metrics = _initialize_policy(agent, prior_cache, demo_source.get(), cfg, progress)
         if cfg.seed_demos:
             flat = demo_source.get().flat()
-            buffer.add(flat["observations"], flat["actions"], flat["rewards"], flat["next_observations"],
-                       flat["terminals"])
+            buffer.add(flat["observations"], flat["actions"], training_rewards(flat["rewards"], cfg),
+                       flat["next_observations"], flat["terminals"])
     truncate_progress(out / "progress.csv", run.state.epoch, run.state.gradient_steps if ckpt is not None else -1)
     return run
 
@@ -410,11 +421,16 @@ RESUMABLE_CHANGES = ("steps", "num_threads", "device")
 """Settings a resumed run may differ in from the checkpoint it continues."""
 
 
+def training_rewards(rewards: np.ndarray, cfg: TrainConfig) -> np.ndarray:
+    """Demonstration rewards as the run trains on them: a hand task's binary reward in the protocol's values."""
+    return rewards if cfg.binary_reward is None else as_binary_reward(rewards, cfg.binary_reward)
+
+
 def _check_same_run(cfg: TrainConfig, ckpt: dict[str, Any], ckpt_path: Path) -> None:
     """Refuse, in one line, a ``config.json`` edited since the checkpoint was written."""
     if "config" not in ckpt:
         return
-    saved = json.loads(ckpt["config"])
+    saved = with_legacy_values(json.loads(ckpt["config"]))
     now = json.loads(json.dumps(cfg.to_dict()))
     changed = [k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k]]
     if changed:
@@ -523,6 +539,7 @@ def _fit_prior(cfg: TrainConfig, demos: Demonstrations, progress: bool) -> Prior
         settings: dict[str, Any] = {"seed": cfg.seed, "device": cfg.device}
         if kind == "gp":
             settings["kernel"] = cfg.prior_kernel
+            settings["from_gpytorch"] = cfg.prior_gpytorch
         if cfg.prior_iters is not None:
             settings["iters"] = cfg.prior_iters
         log.info("fitting a %s prior on %d demonstration transitions", kind, demos.n_transitions)
