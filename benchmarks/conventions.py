@@ -6,9 +6,14 @@ its first 1,000 steps with the initialized policy; nppac offers both as settings
 policy's competence right after initialization: for every task × setting × seed it
 trains ``nppac`` for a few epochs from the same fitted GP prior (fitted once per task,
 reused by every run) and records the evaluated return (or success) at env_steps = 0
-and after each epoch, plus the prior's own mean-action return.
+and after each epoch, plus the prior's own mean-action return. ``--settings conventions``
+(the default) screens the σ0 scale, the GP's variance estimate (exact or LOVE's) and, on
+hand tasks, the two published protocols; ``--settings remedies`` screens the remedies of
+N-PPAC's competence loss (critic warm start, automatic α presets, LayerNorm critics, a
+delayed actor) against today's default.
 
     python benchmarks/conventions.py --out /tmp/conventions --tasks hopper halfcheetah --seeds 0 1
+    python benchmarks/conventions.py --out /tmp/remedies --tasks hopper --settings remedies --epochs 10
     python benchmarks/conventions.py --out /tmp/conventions --report docs/figures/conventions
 
 Runs live in ``OUT/runs/TASK/SETTING/seed-S`` and resume where they stopped; ``--report``
@@ -29,20 +34,48 @@ from typing import Any
 
 from run_files import finished, read_rows
 
-SETTINGS: dict[str, dict[str, str]] = {
+SETTINGS: dict[str, dict[str, Any]] = {
     "std+uniform": {"prior_sigma": "std", "warmup": "uniform"},
     "std+policy": {"prior_sigma": "std", "warmup": "policy"},
     "variance+policy": {"prior_sigma": "variance", "warmup": "policy"},
     "variance+uniform": {"prior_sigma": "variance", "warmup": "uniform"},
+    # The GP's variance estimate: LOVE's (gpytorch 1.0.1's, the published code's) against the exact one.
+    "love-variance+policy": {"prior_convention": "published", "warmup": "policy"},
+    "love-std+policy": {"prior_convention": "love-std", "warmup": "policy"},
+    # The hand tasks' two published protocols under each scale (locomotion runs skip these).
+    "std+policy@awac": {"prior_sigma": "std", "warmup": "policy", "hand_protocol": "awac"},
+    "std+policy@nppac": {"prior_sigma": "std", "warmup": "policy", "hand_protocol": "nppac"},
+    "love-variance+policy@awac": {"prior_convention": "published", "warmup": "policy", "hand_protocol": "awac"},
+    "love-variance+policy@nppac": {"prior_convention": "published", "warmup": "policy", "hand_protocol": "nppac"},
+    # The remedies of N-PPAC's competence loss, each alone on top of the task's defaults.
+    "default": {},
+    "warmstart-demos": {"critic_warmstart_steps": 5000, "critic_warmstart_data": "demos"},
+    "warmstart-warmup": {"critic_warmstart_steps": 5000, "critic_warmstart_data": "warmup"},
+    "alpha-kl-act-dim": {"auto_alpha_target": "act-dim"},
+    "alpha-kl-init": {"auto_alpha_target": "init-kl"},
+    "layernorm": {"critic_layernorm": True},
+    "actor-delay": {"actor_delay_updates": 3000},
 }
-"""Setting name → TrainConfig fields. ``variance+policy`` is the published code's pair."""
+"""Setting name → TrainConfig fields. ``variance+policy`` is the published code's scale with the exact GP variance;
+``love-variance+policy`` is the published prior itself. Settings with ``@`` fix a hand protocol."""
+CONVENTIONS = ["std+uniform", "std+policy", "variance+policy", "variance+uniform", "love-variance+policy",
+               "love-std+policy", "std+policy@awac", "std+policy@nppac", "love-variance+policy@awac",
+               "love-variance+policy@nppac"]
+REMEDIES = ["default", "warmstart-demos", "warmstart-warmup", "alpha-kl-act-dim", "alpha-kl-init", "layernorm",
+            "actor-delay"]
+"""The two screens: σ0 conventions and protocols (--settings conventions) and remedies (--settings remedies)."""
+
+
+def applies(setting: str, task: str) -> bool:
+    """Hand-protocol settings are for the binary hand tasks only."""
+    return "hand_protocol" not in SETTINGS[setting] or task.endswith("-binary")
 
 
 def _prior_dir(out: Path, task: str) -> Path:
     return out / "priors" / task
 
 
-def _fit_prior(out: Path, task: str, demos: str | None, allow_pickle: bool) -> None:
+def _fit_prior(out: Path, task: str, demos: str | None, allow_pickle: bool, gpytorch: str | None = None) -> None:
     """The task's GP prior (its default kernel), fitted once and saved for every run."""
     import torch
 
@@ -56,7 +89,7 @@ def _fit_prior(out: Path, task: str, demos: str | None, allow_pickle: bool) -> N
         return
     spec = get_task(task)
     data = load_demos(demos or spec.bundled_demos, task=task, allow_pickle=allow_pickle)
-    prior, metrics = fit_prior(data, "gp", kernel=spec.defaults.kernel)
+    prior, metrics = fit_prior(data, "gp", kernel=spec.defaults.kernel, from_gpytorch=gpytorch)
     tmp = target.with_name(target.name + ".tmp")
     prior.save(tmp)
     metrics["mean_action"] = _prior_return(prior, task)
@@ -127,8 +160,8 @@ def report(out: Path, dest: Path) -> None:
 
     tasks = list(result)
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.6), squeeze=False)
-    colors = {"std+uniform": "tab:gray", "std+policy": "tab:blue", "variance+policy": "tab:red",
-              "variance+uniform": "tab:orange"}
+    palette = plt.get_cmap("tab20").colors
+    colors = {name: palette[i % len(palette)] for i, name in enumerate(SETTINGS)}
     for ax, task in zip(axes[0], tasks):
         entry = result[task]
         metric = "eval_return"
@@ -152,20 +185,25 @@ def report(out: Path, dest: Path) -> None:
 
 def _table(result: dict[str, Any]) -> str:
     """A markdown table: per task and setting, step-0 and epoch-1…N evaluations, one cell per seed."""
-    lines = ["| task | setting | seed | step 0 | epochs 1… | min(epochs) / step 0 | KL after init |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| task | setting | seed | step 0 | epochs 1… | min(epochs) / step 0 | min(epochs) / prior's mean action "
+             "| KL after init |",
+             "|---|---|---|---|---|---|---|---|"]
     for task, entry in result.items():
+        prior = entry["prior_mean_action"]
         for setting, runs in entry["settings"].items():
             for seed, run in runs.items():
                 evals = run["evals"]
-                fmt = (lambda v: f"{v:.2f}") if run["metric"] == "eval_success" else (lambda v: f"{v:,.0f}")
-                ratio = min(evals[1:]) / evals[0] if evals[0] > 0 and len(evals) > 1 else float("nan")
+                success = run["metric"] == "eval_success"
+                fmt = (lambda v: f"{v:.2f}") if success else (lambda v: f"{v:,.0f}")
+                reference = prior["success"] if success else prior["return"]
+                lowest = min(evals[1:]) if len(evals) > 1 else float("nan")
+                ratio = lowest / evals[0] if evals[0] > 0 else float("nan")
+                vs_prior = lowest / reference if reference and reference > 0 else float("nan")
                 init_kl = f"{run['init_kl']:.3g}" if run["init_kl"] is not None else ""
                 lines.append(f"| {task} | {setting} | {seed.removeprefix('seed-')} | {fmt(evals[0])} | "
-                             f"{', '.join(fmt(v) for v in evals[1:])} | {ratio:.2f} | {init_kl} |")
-        prior = entry["prior_mean_action"]
+                             f"{', '.join(fmt(v) for v in evals[1:])} | {ratio:.2f} | {vs_prior:.2f} | {init_kl} |")
         shown = f"{prior['success']:.2f} success" if prior.get("success") is not None else f"{prior['return']:,.0f}"
-        lines.append(f"| {task} | prior's mean action | | {shown} | | | |")
+        lines.append(f"| {task} | prior's mean action | | {shown} | | | | |")
     return "\n".join(lines) + "\n"
 
 
@@ -174,7 +212,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="Directory of priors and runs (outside the repository).")
     parser.add_argument("--tasks", nargs="*", default=[])
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1])
-    parser.add_argument("--settings", nargs="*", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--settings", nargs="*", default=CONVENTIONS,
+                        help="setting names, or 'conventions' / 'remedies' for a whole screen "
+                             f"(known: {', '.join(SETTINGS)})")
+    parser.add_argument("--gpytorch", default=None, help="A gpytorch GP checkpoint to import as the prior "
+                        "(e.g. the published pen GP) instead of fitting one.")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--demos", default=None, help="Demonstrations (default: the task's bundled set).")
     parser.add_argument("--allow-pickle", action="store_true")
@@ -184,19 +226,25 @@ def main() -> None:
     if args.report is not None:
         report(args.out, args.report)
         return
+    settings = [name for given in args.settings
+                for name in {"conventions": CONVENTIONS, "remedies": REMEDIES}.get(given, [given])]
+    unknown = [name for name in settings if name not in SETTINGS]
+    if unknown:
+        parser.error(f"unknown setting {unknown[0]!r}; known: {', '.join(SETTINGS)}")
     ctx = mp.get_context("spawn")
     with ctx.Pool(args.workers) as pool:
-        for _ in pool.imap_unordered(_fit_one, [(str(args.out), t, args.demos, args.allow_pickle) for t in args.tasks]):
+        for _ in pool.imap_unordered(_fit_one, [(str(args.out), t, args.demos, args.allow_pickle, args.gpytorch)
+                                                for t in args.tasks]):
             pass
         jobs = [(str(args.out), t, s, args.epochs, setting, args.demos, args.allow_pickle)
-                for t in args.tasks for s in args.seeds for setting in args.settings]
+                for t in args.tasks for s in args.seeds for setting in settings if applies(setting, t)]
         for line in pool.imap_unordered(_run, jobs):
             print(line, file=sys.stderr, flush=True)
 
 
-def _fit_one(job: tuple[str, str, str | None, bool]) -> None:
-    out, task, demos, allow_pickle = job
-    _fit_prior(Path(out), task, demos, allow_pickle)
+def _fit_one(job: tuple[str, str, str | None, bool, str | None]) -> None:
+    out, task, demos, allow_pickle, gpytorch = job
+    _fit_prior(Path(out), task, demos, allow_pickle, gpytorch)
 
 
 if __name__ == "__main__":

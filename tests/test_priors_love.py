@@ -222,3 +222,18 @@ def test_published_pen_prior_reproduces_the_exact_and_love_variances(pen_prior_d
     exact_far = prior.predict(far)[1].pow(2)
     love_far = prior.set_variance("love").predict(far)[1].pow(2)
     assert float((love_far / exact_far).median()) == pytest.approx(1.0, abs=0.10)
+
+
+def test_diagnostics_draw_a_gp_with_either_variance_or_both(tmp_path):
+    from nppac.diagnostics.inputs import load_labelled_priors
+
+    prior = random_prior(*problem())
+    prior.save(tmp_path / "gp")
+    labels = [p.label for p in load_labelled_priors([tmp_path / "gp"], "both")]
+    assert len(labels) == 2 and labels[1] == labels[0] + " (LOVE)"
+    exact, love = load_labelled_priors([tmp_path / "gp"], "both")
+    test = torch.randn(3, D, dtype=torch.float64)
+    assert bool((love.prior.predict(test)[1] >= exact.prior.predict(test)[1] * (1 - 1e-9)).all())
+    assert load_labelled_priors([tmp_path / "gp"], "love")[0].prior.config.variance == "love"
+    with pytest.raises(NppacError, match="--variance 'both-ways'"):
+        load_labelled_priors([tmp_path / "gp"], "both-ways")

@@ -48,10 +48,12 @@ class ActorCritic:
     def __init__(self, obs_dim: int, act_dim: int, actor_kind: ActorKind, actor_hidden: tuple[int, ...],
                  critic_hidden: tuple[int, ...], actor_lr: float, critic_lr: float,
                  device: str | torch.device = "cpu", *, log_std_range: tuple[float, float] | None = None,
-                 q_bounds: tuple[float, float] | None = None, actor_weight_decay: float = 0.0) -> None:
+                 q_bounds: tuple[float, float] | None = None, actor_weight_decay: float = 0.0,
+                 critic_layernorm: bool = False) -> None:
         self.device = torch.device(device)
         self.actor = Actor(obs_dim, act_dim, actor_hidden, actor_kind, log_std_range).to(self.device)
-        self.critic = TwinCritic(obs_dim, act_dim, critic_hidden, bounds=q_bounds).to(self.device)
+        self.critic = TwinCritic(obs_dim, act_dim, critic_hidden, bounds=q_bounds,
+                                 layernorm=critic_layernorm).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_opt = adam(self.actor.parameters(), actor_lr, self.device, weight_decay=actor_weight_decay)
         self.critic_opt = adam(self.critic.parameters(), critic_lr, self.device)

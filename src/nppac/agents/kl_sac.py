@@ -62,6 +62,10 @@ class KLSACConfig:
     """Adam learning rate of log α (automatic α only)."""
     use_prior: bool = True
     """Regularize toward the cached prior π0; False gives SAC (log π0 ≡ 0)."""
+    actor_delay_updates: int = 0
+    """The critics learn alone for this many updates before the actor's (and α's) first step."""
+    critic_layernorm: bool = False
+    """Layer-normalize the critics' hidden layers (RLPD)."""
 
 
 def critic_target(reward: torch.Tensor, done: torch.Tensor, q_next_min: torch.Tensor, next_log_pi: torch.Tensor,
@@ -101,18 +105,32 @@ class KLSAC(ActorCritic):
                  q_bounds: tuple[float, float] | None = None,
                  log_std_range: tuple[float, float] | None = None) -> None:
         super().__init__(obs_dim, act_dim, actor_kind, actor_hidden, critic_hidden, config.actor_lr,
-                         config.critic_lr, device, q_bounds=q_bounds, log_std_range=log_std_range)
+                         config.critic_lr, device, q_bounds=q_bounds, log_std_range=log_std_range,
+                         critic_layernorm=config.critic_layernorm)
         self.config = config
         self.log_alpha = torch.tensor(math.log(config.alpha), device=self.device, requires_grad=config.auto_alpha)
         self.alpha_opt = adam([self.log_alpha], config.alpha_lr, self.device) if config.auto_alpha else None
+        self.penalty_target = torch.tensor(float(config.penalty_target), device=self.device)
+        """Target of E[log π − log π0] for automatic α (a tensor: a run may set it once initialization measured it)."""
+        self.updates = 0
+        """Gradient steps taken by :meth:`update` (the actor waits for ``actor_delay_updates`` of them)."""
 
     def update(self, batch: Batch) -> Metrics:
         """One gradient step on ``batch``; its :data:`METRIC_TERMS` by name."""
-        return kl_sac_update(self, batch)
+        metrics = kl_sac_update(self, batch, actor_step=self.updates >= self.config.actor_delay_updates)
+        self.updates += 1
+        return metrics
+
+    def critic_update(self, batch: Batch) -> Metrics:
+        """A policy-evaluation step: the critics regress on the KL-regularized target of the current policy,
+        the actor and α stay as they are (the critic warm start). Same metrics as :meth:`update`."""
+        return kl_sac_update(self, batch, actor_step=False)
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         state["log_alpha"] = self.log_alpha.detach().clone()
+        state["penalty_target"] = self.penalty_target.clone()
+        state["updates"] = self.updates
         if self.alpha_opt is not None:
             state["alpha_opt"] = self.alpha_opt.state_dict()
         return state
@@ -121,13 +139,19 @@ class KLSAC(ActorCritic):
         super().load_state_dict(state)
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
+            if "penalty_target" in state:
+                self.penalty_target.copy_(state["penalty_target"])
+        # Checkpoints from before the actor delay count every update as taken.
+        self.updates = int(state.get("updates", self.config.actor_delay_updates))
         if self.alpha_opt is not None:
             self.alpha_opt.load_state_dict(state["alpha_opt"])
 
 
-def kl_sac_update(agent: KLSAC, batch: Batch) -> Metrics:
+def kl_sac_update(agent: KLSAC, batch: Batch, actor_step: bool = True) -> Metrics:
     """One gradient step of critics, actor and (optionally) α; no host syncs, no branching on values.
 
+    With ``actor_step=False`` only the critics (and their targets) learn; the actor's
+    loss, penalty and prior density are still measured, its gradient norm reads 0.
     Returns the :data:`METRIC_TERMS` by name, as tensors on the training device.
     """
     cfg = agent.config
@@ -137,15 +161,20 @@ def kl_sac_update(agent: KLSAC, batch: Batch) -> Metrics:
 
     # The actor's gradient flows through Q(s, f_φ(ε; s)); the critic's own weights need none.
     agent.critic.requires_grad_(False)
-    action, log_pi = agent.actor.sample(batch.obs)
-    log_prior = prior_log_prob(action, prior_mean, prior_std)
-    q_min = agent.critic(batch.obs, action).min(0).values
-    actor_loss = policy_loss(log_pi, log_prior, q_min, alpha)
-    policy_grad_norm = optimizer_step(agent.actor_opt, actor_loss, agent.actor.parameters())
+    with torch.set_grad_enabled(actor_step):
+        action, log_pi = agent.actor.sample(batch.obs)
+        log_prior = prior_log_prob(action, prior_mean, prior_std)
+        q_min = agent.critic(batch.obs, action).min(0).values
+        actor_loss = policy_loss(log_pi, log_prior, q_min, alpha)
+    if actor_step:
+        policy_grad_norm = optimizer_step(agent.actor_opt, actor_loss, agent.actor.parameters())
+    else:
+        policy_grad_norm = torch.zeros((), device=agent.device)
     agent.critic.requires_grad_(True)
 
     penalty = (log_pi - log_prior).detach()
-    temperature_step(agent, penalty)
+    if actor_step:
+        temperature_step(agent, penalty)
     soft_update(agent.critic_target, agent.critic, cfg.tau)
 
     return {
@@ -177,7 +206,7 @@ def temperature_step(agent: KLSAC, penalty: torch.Tensor) -> None:
     if agent.alpha_opt is None:
         return
     # α rises while E[log π − log π0] exceeds its target, and falls below it.
-    alpha_loss = -(agent.log_alpha * (penalty - agent.config.penalty_target)).mean()
+    alpha_loss = -(agent.log_alpha * (penalty - agent.penalty_target)).mean()
     agent.alpha_opt.zero_grad(set_to_none=True)
     alpha_loss.backward()
     agent.alpha_opt.step()

@@ -130,25 +130,42 @@ class EnsembleLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight)
 
 
+class EnsembleLayerNorm(nn.Module):
+    """Layer normalization of each ensemble member's (n, batch, width) activations, with its own gain and bias."""
+
+    def __init__(self, n: int, width: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(n, 1, width))
+        self.bias = nn.Parameter(torch.zeros(n, 1, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, x.shape[-1:]) * self.weight + self.bias
+
+
 class TwinCritic(nn.Module):
     """Q_k(s, a), k = 1, 2: two independent MLPs evaluated together; ``forward`` returns (2, batch).
 
-    With ``bounds=(lo, hi)`` the outputs are clamped to that interval.
+    With ``bounds=(lo, hi)`` the outputs are clamped to that interval. With ``layernorm``
+    every hidden layer is normalized before its ReLU (RLPD's remedy for a critic that
+    extrapolates to large values at actions it has not seen; Ball et al. 2023).
     """
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], n: int = 2,
-                 bounds: tuple[float, float] | None = None) -> None:
+                 bounds: tuple[float, float] | None = None, layernorm: bool = False) -> None:
         super().__init__()
         sizes = [obs_dim + act_dim, *hidden, 1]
         self.n = n
         self.bounds = bounds
         self.layers = nn.ModuleList(EnsembleLinear(n, i, o) for i, o in zip(sizes[:-1], sizes[1:]))
+        self.norms = nn.ModuleList(EnsembleLayerNorm(n, width) for width in hidden) if layernorm else None
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         x = torch.cat([obs, action], dim=-1).expand(self.n, -1, -1)
         for i, layer in enumerate(self.layers):
             x = layer(x)
             if i < len(self.layers) - 1:
+                if self.norms is not None:
+                    x = self.norms[i](x)
                 x = torch.relu(x)
         x = x.squeeze(-1)
         if self.bounds is not None:

@@ -23,6 +23,8 @@ _DATA_HELP = "Demonstrations the priors were fitted on (any format `nppac data i
 _PICKLE_HELP = "Allow pickle-based demonstration files (.pkl, object .npy); only for trusted files."
 _OUT_HELP = "Figure to write (.png, .pdf or .svg); the numbers go beside it with a .json suffix."
 _JSON_HELP = "Also print the numbers as one JSON document on stdout."
+_VARIANCE_HELP = ("GP priors' σ0: exact, love (gpytorch 1.0.1's LOVE estimate, the published code's), or both "
+                  "(each GP drawn with each).")
 
 
 @contextmanager
@@ -61,6 +63,7 @@ def variance(
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help=_PICKLE_HELP),
     grid: int = typer.Option(80, "--grid", help="Grid cells per principal component."),
     extent: float = typer.Option(3.0, "--extent", help="Grid width per component, as a multiple of the data's range."),
+    variance: str = typer.Option("exact", "--variance", help=_VARIANCE_HELP),
     json_out: bool = typer.Option(False, "--json", help=_JSON_HELP),
 ) -> None:
     """Map each prior's predictive std over the demonstrations' first two principal components."""
@@ -72,7 +75,7 @@ def variance(
     # `--priors A B` leaves B as an extra argument: click options take one value each.
     directories = [*priors, *(Path(a) for a in ctx.args)]
     states = inputs.demonstration_states(data, allow_pickle)
-    labelled = inputs.load_labelled_priors(directories)
+    labelled = inputs.load_labelled_priors(directories, variance)
     inputs.check_dims(states, labelled, data)
     with _progress("predicting σ0 on the grid", len(labelled)) as advance:
         vmap = variance_map(states, labelled, config, progress=advance)
@@ -92,6 +95,7 @@ def gradients(
     out: Path = typer.Option(..., "--out", help=_OUT_HELP),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help=_PICKLE_HELP),
     alpha: float = typer.Option(0.1, "--alpha", help="KL temperature α of the actor loss (the norms scale with it)."),
+    variance: str = typer.Option("exact", "--variance", help=_VARIANCE_HELP),
     json_out: bool = typer.Option(False, "--json", help=_JSON_HELP),
 ) -> None:
     """Proposition 1 measured: actor-loss gradient norm against σ0, and under the prior on and off the data."""
@@ -104,7 +108,7 @@ def gradients(
     out = style.check_figure_path(out)
     config = ProbeConfig(alpha=alpha)
     states = inputs.demonstration_states(data, allow_pickle)
-    labelled = inputs.load_labelled_priors(prior)
+    labelled = inputs.load_labelled_priors(prior, variance)
     inputs.check_dims(states, labelled, data)
     act_dims = {p.prior.act_dim for p in labelled}
     if len(act_dims) > 1:

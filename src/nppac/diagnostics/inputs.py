@@ -61,10 +61,20 @@ def prior_label(kind: str, directory: str | Path | None = None) -> str:
     return f"{label} · {directory.name}"
 
 
-def load_labelled_priors(directories: Sequence[str | Path]) -> list[LabelledPrior]:
-    """Load each saved prior (``nppac.priors.load_prior``) and label it."""
-    from nppac.priors import load_prior
+VARIANCE_CHOICES = ("exact", "love", "both")
+"""Which GP variance the diagnostics draw: exact, LOVE's (the published code's), or each GP once with each."""
 
+
+def load_labelled_priors(directories: Sequence[str | Path], variance: str = "exact") -> list[LabelledPrior]:
+    """Load each saved prior (``nppac.priors.load_prior``) and label it.
+
+    ``variance`` (:data:`VARIANCE_CHOICES`) sets a GP's σ0 estimate; with "both" each GP
+    appears twice, its LOVE copy labelled "(LOVE)". Priors without a GP σ0 appear once.
+    """
+    from nppac.priors import load_prior, use_variance
+
+    if variance not in VARIANCE_CHOICES:
+        raise NppacError(f"--variance {variance!r}; choose one of: {', '.join(VARIANCE_CHOICES)}")
     loaded = []
     for directory in directories:
         directory = Path(directory)
@@ -73,7 +83,13 @@ def load_labelled_priors(directories: Sequence[str | Path]) -> list[LabelledPrio
                 f"prior directory {directory} does not exist; pass a directory written by `nppac prior fit`"
             )
         prior = load_prior(directory)
-        loaded.append(LabelledPrior(prior_label(prior.kind, directory), prior, str(directory)))
+        label = prior_label(prior.kind, directory)
+        is_gp = use_variance(prior, "love" if variance == "love" else "exact")
+        loaded.append(LabelledPrior(label + (" (LOVE)" if is_gp and variance == "love" else ""), prior, str(directory)))
+        if is_gp and variance == "both":
+            love = load_prior(directory)
+            use_variance(love, "love")
+            loaded.append(LabelledPrior(label + " (LOVE)", love, str(directory)))
     return loaded
 
 

@@ -65,6 +65,9 @@ class Algorithm:
     """Default of ``bound_q``: clamp the critics to the returns' range where the task's reward range is known.
 
     Sound only for critics without an entropy or KL term in their target (AWAC's α = 0)."""
+    remedies: bool = False
+    """Whether the KL-SAC remedies apply (critic warm start, automatic α presets, LayerNorm critics, a delayed
+    actor): the algorithms whose agent is :class:`~nppac.agents.kl_sac.KLSAC`."""
     hand_protocol: str = "nppac"
     """Default of ``hand_protocol`` on hand tasks: the published training protocol of the paper whose numbers
     the algorithm's comparison reproduces (N-PPAC's for the KL-SAC family, AWAC's for awac and bc)."""
@@ -119,9 +122,14 @@ def kl_sac_config(cfg: TrainConfig) -> KLSACConfig:
     use_prior = cfg.prior_kind is not None
     # Automatic α tracks E[log π − log π0]: −H̄ for SAC (log π0 ≡ 0), the KL target with a prior.
     target = cfg.target_kl if use_prior else -cfg.target_entropy  # type: ignore[operator]
-    return KLSACConfig(gamma=cfg.gamma, tau=cfg.tau, alpha=cfg.alpha, auto_alpha=cfg.auto_alpha,  # type: ignore[arg-type]
+    if cfg.auto_alpha_target == "act-dim":
+        target = float(cfg.task_spec.act_dim)
+    # "init-kl": the run sets the target once initialization has measured the KL (training.loop).
+    return KLSACConfig(gamma=cfg.gamma, tau=cfg.tau, alpha=cfg.alpha,  # type: ignore[arg-type]
+                       auto_alpha=cfg.auto_alpha or cfg.auto_alpha_target is not None,
                        penalty_target=float(target or 0.0), actor_lr=cfg.actor_lr, critic_lr=cfg.critic_lr,
-                       alpha_lr=cfg.alpha_lr, use_prior=use_prior)
+                       alpha_lr=cfg.alpha_lr, use_prior=use_prior, actor_delay_updates=cfg.actor_delay_updates,
+                       critic_layernorm=cfg.critic_layernorm)
 
 
 def _kl_sac(cfg: TrainConfig, settings: None, demos: DemoLoader, device: torch.device) -> KLSAC:
@@ -157,16 +165,16 @@ def derived_settings(cfg: TrainConfig) -> dict[str, Any]:
 
 
 _TABLE = [
-    Algorithm("nppac", "N-PPAC: KL-regularized SAC toward a GP reference policy", _kl_sac, prior="gp"),
+    Algorithm("nppac", "N-PPAC: KL-regularized SAC toward a GP reference policy", _kl_sac, prior="gp", remedies=True),
     Algorithm("ppac-nn", "PPAC with an MLE neural reference policy (BRAC-style, the pathological baseline)",
-              _kl_sac, prior="nn"),
+              _kl_sac, prior="nn", remedies=True),
     Algorithm("nppac-nn-std", "the variance ablation: N-PPAC toward a prior with the GP's mean and the NN's σ0",
-              _kl_sac, prior=ABLATION_PRIOR),
+              _kl_sac, prior=ABLATION_PRIOR, remedies=True),
     # Without a prior nothing bounds the entropy bonus −α log π of the hand tasks' untanh-ed Gaussian: its
     # state-dependent log σ runs to the clamp's 2 (σ ≈ 7.4 on a [−1, 1] action box) within an epoch and the
     # critics, trained at such actions, diverge (pen-binary sac-bc: Q 518 → 46,545 in 3 epochs). So the
     # prior-free SAC variants take AWAC's and BC's policy there: one log σ per dimension in [−6, 0].
-    Algorithm("sac", "soft actor-critic, no reference policy", _kl_sac, warmup="uniform",
+    Algorithm("sac", "soft actor-critic, no reference policy", _kl_sac, warmup="uniform", remedies=True,
               family_defaults={"hand": {"actor_log_std_range": (-6.0, 0.0)}}),
     # SAC+BC's soft Q includes −α log π, which the returns' range does not bound: no clamp by default.
     Algorithm("sac-bc", "SAC plus a behaviour-cloning log-likelihood term on demonstration batches", _sac_bc,

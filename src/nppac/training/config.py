@@ -14,9 +14,14 @@ from nppac.agents.networks import ACTOR_KINDS
 from nppac.errors import NppacError
 from nppac.priors.gp import VARIANCE_ESTIMATES
 from nppac.tasks import BINARY_REWARDS, HAND_PROTOCOLS, Task, get_task
-from nppac.training.algorithms import WARMUPS, Algorithm, get_algorithm
+from nppac.training.algorithms import ALGORITHMS, WARMUPS, Algorithm, get_algorithm
 from nppac.training.prior_cache import SIGMA_CONVENTIONS
 
+
+AUTO_ALPHA_TARGETS: tuple[str, ...] = ("act-dim", "init-kl")
+"""Named KL targets of automatic α (``auto_alpha_target``)."""
+WARMSTART_DATA: tuple[str, ...] = ("demos", "warmup")
+"""What the critic warm start learns from (``critic_warmstart_data``)."""
 
 PRIOR_CONVENTIONS: dict[str, tuple[str, str]] = {
     "published": ("variance", "love"),
@@ -94,6 +99,21 @@ class TrainConfig:
     """KL target of automatic α for the prior variants (required with auto_alpha)."""
     alpha_lr: float = 3e-4
     """Adam learning rate of log α."""
+    auto_alpha_target: str | None = None
+    """Automatic α toward a named KL target (turns auto_alpha on): act-dim (the published trainer's automatic
+    tuning with a GP prior: KL = the action dimension) or init-kl (the KL measured at the end of policy
+    initialization). KL-SAC algorithms only."""
+    critic_warmstart_steps: int = 0
+    """Critic warm start: this many policy-evaluation steps (the critics regress on the initialized policy's
+    KL-regularized value; actor and α frozen) before the first online update. KL-SAC algorithms only."""
+    critic_warmstart_data: str = "demos"
+    """Data of the critic warm start: demos (the demonstrations with the run's reward; a phase of its own,
+    logged like an offline phase before the row at env_steps = 0) or warmup (the warm-up steps the initialized
+    policy collected, just before the first online update)."""
+    critic_layernorm: bool = False
+    """Layer-normalize the critics' hidden layers (RLPD's remedy for critic extrapolation). KL-SAC algorithms only."""
+    actor_delay_updates: int = 0
+    """The critics learn alone for the first N online updates; then the actor (and α) join. KL-SAC algorithms only."""
     actor: str | None = None
     """Actor head: tanh_gaussian or gaussian_tanh_mean (task default)."""
     actor_hidden: tuple[int, ...] | None = None
@@ -159,6 +179,7 @@ class TrainConfig:
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             raise NppacError(f"unknown device {self.device!r}; choose cpu or cuda")
         for name, choices in (("actor", ACTOR_KINDS), ("warmup", WARMUPS), ("prior_sigma", SIGMA_CONVENTIONS),
+                              ("auto_alpha_target", AUTO_ALPHA_TARGETS), ("critic_warmstart_data", WARMSTART_DATA),
                               ("prior_variance", VARIANCE_ESTIMATES), ("prior_convention", tuple(PRIOR_CONVENTIONS)),
                               ("hand_protocol", tuple(HAND_PROTOCOLS)), ("binary_reward", tuple(BINARY_REWARDS))):
             value = getattr(self, name)
@@ -194,7 +215,23 @@ class TrainConfig:
                              "low < high (e.g. --set actor_log_std_range=-6,0)")
         if self.steps < self.steps_per_epoch:
             raise NppacError(f"steps={self.steps} is less than one epoch (steps_per_epoch={self.steps_per_epoch})")
-        if self.auto_alpha and self.prior_kind is not None and self.target_kl is None:
+        remedies = {"auto_alpha_target": self.auto_alpha_target is not None,
+                    "critic_warmstart_steps": self.critic_warmstart_steps > 0, "critic_layernorm": self.critic_layernorm,
+                    "actor_delay_updates": self.actor_delay_updates > 0}
+        used = [name for name, on in remedies.items() if on]
+        if used and not algorithm.remedies:
+            raise NppacError(f"config field {used[0]} applies to the KL-SAC algorithms only "
+                             f"({', '.join(a for a in ALGORITHMS if ALGORITHMS[a].remedies)}), not to {self.algo}")
+        if self.auto_alpha_target is not None and self.prior_kind is None:
+            raise NppacError(f"auto_alpha_target targets a KL to the prior; algo {self.algo} has no prior "
+                             "(use auto_alpha with target_entropy)")
+        if self.critic_warmstart_steps and self.critic_warmstart_data == "demos" and self.offline_updates:
+            raise NppacError("critic_warmstart_data=demos is a phase before interaction, like offline_updates; "
+                             "use one of the two")
+        if self.auto_alpha_target is not None and self.target_kl is not None:
+            raise NppacError(f"auto_alpha_target={self.auto_alpha_target} sets the KL target; drop target_kl "
+                             f"({self.target_kl}) or auto_alpha_target")
+        if self.auto_alpha and self.prior_kind is not None and self.target_kl is None and self.auto_alpha_target is None:
             raise NppacError(f"auto_alpha with algo {self.algo} needs a target KL: --set target_kl=VALUE")
         seed_demos = _or(self.seed_demos, algorithm.seed_demos)
         offline_updates = _or(self.offline_updates, algorithm.offline_updates)
@@ -357,6 +394,8 @@ RANGES: dict[str, tuple[float, float | None, bool, bool]] = {
     "init_batch_size": (1, 65_536, False, False),
     "prior_iters": (1, None, False, False),
     "eval_horizon": (1, None, False, False),
+    "critic_warmstart_steps": (0, None, False, False),
+    "actor_delay_updates": (0, None, False, False),
     "love_rank": (1, None, False, False),
     "num_threads": (0, 1024, False, False),
 }

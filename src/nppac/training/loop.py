@@ -98,11 +98,15 @@ class EpochMetrics:
 
 
 def make_gradient_step(agent: Agent, buffer: ReplayBuffer, metrics: EpochMetrics,
-                       batch_size: int) -> Callable[[], None]:
-    """The whole gradient step (replay sampling, update, metric accumulation) as one tensor-only function."""
+                       batch_size: int, update: Callable[[Any], Metrics] | None = None) -> Callable[[], None]:
+    """The whole gradient step (replay sampling, update, metric accumulation) as one tensor-only function.
+
+    ``update`` replaces ``agent.update`` (the critic warm start's ``agent.critic_update``).
+    """
+    step = agent.update if update is None else update
 
     def gradient_step() -> None:
-        metrics.add(agent.update(buffer.sample(batch_size)))
+        metrics.add(step(buffer.sample(batch_size)))
 
     return gradient_step
 
@@ -240,6 +244,8 @@ class _State:
     """Gradient steps of the offline phase taken."""
     step0_done: bool = False
     """Whether the row at env_steps = 0 (after initialization and the offline phase) is written."""
+    warmstart_done: bool = False
+    """Whether the critic warm start on the warm-up data has run (``critic_warmstart_data = "warmup"``)."""
     wall_s: float = 0.0
 
 
@@ -252,6 +258,8 @@ class _Run:
     envs: dict[str, gym.Env]
     np_rng: np.random.Generator
     prior: PriorCache | None
+    warmstart_buffer: ReplayBuffer | None = None
+    """The demonstrations with the run's reward and cached prior, for the critic warm start on them."""
     state: _State = dataclasses.field(default_factory=_State)
     init_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
 
@@ -270,17 +278,24 @@ class _Loop:
         self.rows: list[dict[str, Any]] = []
 
     def initial_phases(self) -> None:
-        """Offline pretraining (if any), then the evaluated row at env_steps = 0."""
-        cfg, state = self.cfg, self.run.state
-        if not cfg.offline_updates:
+        """Offline pretraining or the critic warm start on the demonstrations (if any), then the evaluated row at
+        env_steps = 0. Both are logged as the offline phase: gradient steps on fixed data before interaction."""
+        cfg, state, run = self.cfg, self.run.state, self.run
+        if run.warmstart_buffer is not None:
+            buffer, total, batch_size = run.warmstart_buffer, cfg.critic_warmstart_steps, cfg.batch_size
+            step = make_gradient_step(run.agent, buffer, self.metrics, batch_size, run.agent.critic_update)  # type: ignore[attr-defined]
+            what = "critic warm start (policy evaluation, actor frozen)"
+        else:
+            buffer, total, batch_size = run.buffer, cfg.offline_updates or 0, cfg.offline_batch_size or 0
+            step = make_gradient_step(run.agent, buffer, self.metrics, batch_size)
+            what = "offline phase"
+        if not total:
             state.step0_done = True
             self.write_row("init", dict(self.run.init_metrics))
             return
-        step = make_gradient_step(self.run.agent, self.run.buffer, self.metrics, cfg.offline_batch_size)  # type: ignore[arg-type]
-        total: int = cfg.offline_updates
         if state.offline_done == 0:
-            log.info("offline phase: %d gradient steps on %d demonstration transitions (batch %d)", total,
-                     len(self.run.buffer), cfg.offline_batch_size)
+            log.info("%s: %d gradient steps on %d demonstration transitions (batch %d)", what, total,
+                     len(buffer), batch_size)
         while state.offline_done < total:
             n = min(cfg.offline_eval_every, total - state.offline_done)
             t0 = time.perf_counter()
@@ -297,6 +312,22 @@ class _Loop:
             state.gradient_steps += n
             state.step0_done = state.offline_done >= total
             self.write_row("offline", {**first, **means, "updates_per_s": n / elapsed})
+
+    def _warm_start_on_replay(self, epoch: int) -> None:
+        """The critic warm start on the warm-up steps in the buffer, before the first online update."""
+        cfg, run, state = self.cfg, self.run, self.run.state
+        n = cfg.critic_warmstart_steps
+        if n:
+            step = make_gradient_step(run.agent, run.buffer, self.metrics, cfg.batch_size,  # type: ignore[arg-type]
+                                      run.agent.critic_update)  # type: ignore[attr-defined]
+            log.info("critic warm start: %d policy-evaluation steps on %d warm-up transitions", n, len(run.buffer))
+            for _ in range(n):
+                step()
+            means, first_bad, _ = self.metrics.read()
+            _check_finite(first_bad, run.agent, f"during the critic warm start of epoch {epoch}", n, self.ckpt_path)
+            log.info("critic warm start done: mean Q %.3g, critic loss %.3g", means["q_mean"], means["critic_loss"])
+            state.gradient_steps += n
+        state.warmstart_done = True
 
     def online(self) -> None:
         """The online epochs: collect, update, evaluate, row, checkpoint."""
@@ -317,6 +348,8 @@ class _Loop:
             state.env_steps += cfg.steps_per_epoch
             t1 = time.perf_counter()
             n_updates = cfg.updates_per_epoch if learns_online and state.env_steps >= cfg.warmup_steps else 0
+            if n_updates and cfg.critic_warmstart_data == "warmup" and not state.warmstart_done:
+                self._warm_start_on_replay(epoch)
             for _ in range(n_updates):
                 gradient_step()
             means, first_bad, _ = self.metrics.read()
@@ -389,6 +422,8 @@ def _setup(cfg: TrainConfig, out: Path, resume: bool, prior: Prior | None, demos
     envs = {"train": make_env(task, cfg.horizon, cfg.seed, cfg.binary_reward),  # type: ignore[arg-type]
             "eval": make_env(task, cfg.eval_horizon, cfg.seed + 10_000)}  # type: ignore[arg-type]
     run = _Run(agent, buffer, envs, np.random.default_rng(cfg.seed), prior_cache)
+    if cfg.critic_warmstart_steps and cfg.critic_warmstart_data == "demos":
+        run.warmstart_buffer = _demonstration_buffer(cfg, demo_source.get(), prior_cache, device)
 
     if ckpt is not None:
         _check_same_run(cfg, ckpt, ckpt_path)
@@ -409,6 +444,12 @@ def _setup(cfg: TrainConfig, out: Path, resume: bool, prior: Prior | None, demos
                                              cfg.eval_horizon, cfg.seed + 20_000))  # type: ignore[arg-type]
         if prior_cache is not None and cfg.init_epochs:
             run.init_metrics = _initialize_policy(agent, prior_cache, demo_source.get(), cfg, progress)
+        if cfg.auto_alpha_target == "init-kl":
+            if "init_kl" not in run.init_metrics:
+                raise NppacError("auto_alpha_target=init-kl needs the KL measured by policy initialization; "
+                                 "set init_epochs > 0 or choose auto_alpha_target=act-dim")
+            agent.penalty_target.fill_(run.init_metrics["init_kl"])  # type: ignore[attr-defined]
+            log.info("automatic α targets the KL after initialization, %.3g", run.init_metrics["init_kl"])
         if cfg.seed_demos:
             flat = demo_source.get().flat()
             buffer.add(flat["observations"], flat["actions"], training_rewards(flat["rewards"], cfg),
@@ -419,6 +460,16 @@ def _setup(cfg: TrainConfig, out: Path, resume: bool, prior: Prior | None, demos
 
 RESUMABLE_CHANGES = ("steps", "num_threads", "device")
 """Settings a resumed run may differ in from the checkpoint it continues."""
+
+
+def _demonstration_buffer(cfg: TrainConfig, demos: Demonstrations, prior: PriorCache | None,
+                          device: torch.device) -> ReplayBuffer:
+    """The demonstrations as a replay buffer of their own, with the run's reward and cached prior."""
+    task, flat = cfg.task_spec, demos.flat()
+    buffer = ReplayBuffer(task.obs_dim, task.act_dim, demos.n_transitions, device, prior=prior)
+    buffer.add(flat["observations"], flat["actions"], training_rewards(flat["rewards"], cfg),
+               flat["next_observations"], flat["terminals"])
+    return buffer
 
 
 def training_rewards(rewards: np.ndarray, cfg: TrainConfig) -> np.ndarray:
