@@ -237,3 +237,20 @@ def test_diagnostics_draw_a_gp_with_either_variance_or_both(tmp_path):
     assert load_labelled_priors([tmp_path / "gp"], "love")[0].prior.config.variance == "love"
     with pytest.raises(NppacError, match="--variance 'both-ways'"):
         load_labelled_priors([tmp_path / "gp"], "both-ways")
+
+
+def test_cli_refusals_are_one_line_with_exit_code_2(tmp_path):
+    states, actions = problem()
+    (tmp_path / "ckpt.pt").write_text("not a checkpoint")
+    from nppac.data import save_npz
+
+    save_npz(make_demos(states, actions), tmp_path / "d.npz")
+    proc = run_cli("prior", "import", "--gpytorch", str(tmp_path / "ckpt.pt"), "--data", str(tmp_path / "d.npz"),
+                   "--kernel", "matern52", "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "not a torch state dict" in proc.stderr
+    assert not (tmp_path / "out").exists()
+    random_prior(states, actions).save(tmp_path / "gp")
+    np.save(tmp_path / "s.npy", states[:3])
+    proc = run_cli("prior", "predict", "--prior", str(tmp_path / "gp"), "--states", str(tmp_path / "s.npy"),
+                   "--variance", "sampled", "--out", str(tmp_path / "p.npz"))
+    assert proc.returncode == 2 and "--variance 'sampled'; choose one of: exact, love" in proc.stderr

@@ -171,10 +171,11 @@ def import_(
     from nppac.data import load_demos
     from nppac.priors import prior_metrics
     from nppac.priors.common import SETTINGS
-    from nppac.priors.gpytorch_import import import_gpytorch
+    from nppac.priors.gpytorch_import import hyperparameters, import_gpytorch, read_state_dict
 
     check_output_dir(out, reuse=lambda folder: (folder / SETTINGS).is_file())
     resolve_device(device)
+    hyperparameters(read_state_dict(gpytorch_ckpt), gpytorch_ckpt)  # refuse a wrong file before the work
     demos = load_demos(data, task=task, allow_pickle=allow_pickle, clip_actions=True)
     if task is not None:
         from nppac.tasks import get_task

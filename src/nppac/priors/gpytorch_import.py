@@ -41,8 +41,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 (torch raises many kinds for a file that is not a checkpoint)
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise NppacError(f"{path}: not a torch state dict of tensors ({first[:160]})") from None
+        raise NppacError(f"{path}: not a torch state dict of tensors (torch.load without unpickling code "
+                         f"failed: {type(err).__name__}); pass the gpytorch model's saved state_dict()") from None
     if not isinstance(data, dict) or not data or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise NppacError(f"{path}: expected a gpytorch model's state dict (names → tensors), "
                          f"found a {type(data).__name__}")
