@@ -195,7 +195,8 @@ def train(config: TrainConfig | None, out_dir: str | Path, resume: bool = False,
     run continues from its last checkpoint, whichever phase it was in; ``steps`` then
     sets a new total (to extend a run, or end it sooner; at least the steps already
     done). ``prior``/``demos`` supply in-memory objects instead of paths;
-    ``on_epoch_end`` is called with each row after its checkpoint is written.
+    ``on_epoch_end`` is called with each row after its checkpoint is written; returning False
+    stops the run after that row (resumable like a killed run).
     """
     started = time.perf_counter()
     out = Path(out_dir)
@@ -221,7 +222,8 @@ def train(config: TrainConfig | None, out_dir: str | Path, resume: bool = False,
             loop.bar = bar
             if not run.state.step0_done:
                 loop.initial_phases()
-            loop.online()
+            if not loop.stopped:
+                loop.online()
     finally:
         logger.close()
         for env in run.envs.values():
@@ -276,6 +278,8 @@ class _Loop:
         self.ckpt_path = out / CHECKPOINT_NAME
         self.metrics = EpochMetrics(tuple(run.agent.metric_terms), run.agent.device)
         self.rows: list[dict[str, Any]] = []
+        self.stopped = False
+        """Whether the epoch callback asked to stop (the run stays resumable where it stopped)."""
 
     def initial_phases(self) -> None:
         """Offline pretraining or the critic warm start on the demonstrations (if any), then the evaluated row at
@@ -312,6 +316,8 @@ class _Loop:
             state.gradient_steps += n
             state.step0_done = state.offline_done >= total
             self.write_row("offline", {**first, **means, "updates_per_s": n / elapsed})
+            if self.stopped:
+                return
 
     def _warm_start_on_replay(self, epoch: int) -> None:
         """The critic warm start on the warm-up steps in the buffer, before the first online update."""
@@ -364,6 +370,8 @@ class _Loop:
             })
             self.bar.stage("env steps", state.env_steps, total_steps, f"epoch {epoch}/{cfg.n_epochs} · eval "
                            f"{row['eval_return']:.1f} · train {collector.last_return:.1f}")
+            if self.stopped:
+                return
 
     def write_row(self, phase: str, values: dict[str, Any]) -> dict[str, Any]:
         """Evaluate the deterministic policy, write the row and TensorBoard scalars, then the checkpoint."""
@@ -382,8 +390,10 @@ class _Loop:
             "rng": rng_state(run.np_rng, run.envs),
         }, self.ckpt_path)
         self.rows.append(row)
-        if self.on_row is not None:
-            self.on_row(row)
+        if self.on_row is not None and self.on_row(row) is False:
+            log.info("stopped after this row (%s, env step %d): the epoch callback returned False", phase,
+                     state.env_steps)
+            self.stopped = True
         return row
 
 
