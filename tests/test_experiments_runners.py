@@ -6,6 +6,7 @@ import csv
 import fcntl
 import json
 import math
+import shutil
 import sys
 import textwrap
 import time
@@ -170,6 +171,26 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
     assert (result.outcome, result.resumed_at, result.summary["rows_this_call"]) == ("finished", 1, 2)
     assert [int(r["epoch"]) for r in _progress(directory)] == [0, 1, 2, 3]
     assert [e["epoch"] for e in events] == [1, 2, 3] and events[0]["eval_return"] is None
+
+
+def test_a_finished_run_is_extended_when_the_suite_asks_for_more_steps(tiny, tmp_path):
+    suite, out, _ = tiny
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    longer = load_suite(_suite_file(tmp_path, extra="[algo.sac]\nsteps = 500\n"))
+    (result,) = run_suite(longer, copy, progress=False, only=["*/sac/seed-0"])
+    assert (result.outcome, result.resumed_at, result.summary["epochs"]) == ("finished", 3, 5)
+    seed0 = copy / "halfcheetah/sac/seed-0"
+    assert [int(r["epoch"]) for r in _progress(seed0)] == [0, 1, 2, 3, 4, 5]
+    assert json.loads((seed0 / "config.json").read_text())["steps"] == 500
+    # Until seed 1 is extended too, the report keeps it out of the row instead of mixing 300 and 500 steps.
+    numbers = write_report(copy, figures=False)[0].to_json()
+    assert numbers["tasks"]["halfcheetah"]["algos"]["sac"]["seeds"] == [0]
+    (outdated,) = [r for r in numbers["runs"] if r["status"] == "outdated"]
+    assert outdated["key"] == "halfcheetah/sac/seed-1" and "run `nppac suite run` again" in outdated["error"]
+    assert [r.outcome for r in run_suite(longer, copy, progress=False, only=["*/sac/*"])] == ["skipped", "finished"]
+    sac = write_report(copy, figures=False)[0].to_json()["tasks"]["halfcheetah"]["algos"]["sac"]
+    assert sac["seeds"] == [0, 1] and sac["env_steps"] == 500
 
 
 def test_finished_run_keeps_its_settings_and_a_held_run_is_busy(tiny, tmp_path, caplog):

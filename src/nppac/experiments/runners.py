@@ -9,8 +9,11 @@ line>"}``. That makes a suite idempotent:
 * finished and diverged runs are skipped: a divergence is the algorithm's outcome on
   that seed, and retrying until a seed does not diverge would select seeds (delete the
   run's ``status.json`` to retry it anyway);
+* a finished run the suite now asks for more epochs (``steps`` raised) is extended from
+  its last checkpoint, so that every seed of a row runs the same schedule;
 * runs with a ``config.json`` but no finished status (interrupted, or failed part-way)
-  continue from their last checkpoint (``train(None, dir, resume=True)``);
+  continue from their last checkpoint (``train(None, dir, resume=True, steps=…)``, with
+  the suite's current ``steps``);
 * everything else starts fresh.
 
 An exception in one run is written to its ``status.json`` and the suite goes on.
@@ -42,6 +45,7 @@ from nppac.errors import DivergedError, NppacError
 from nppac.experiments.shared_priors import with_shared_priors
 from nppac.experiments.suite import RunSpec, Suite
 from nppac.training import TrainConfig, train
+from nppac.training.checkpoint import CHECKPOINT_NAME
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +123,17 @@ def execute_run(run: RunSpec, out: str | Path, notify: Notify | None = None) -> 
         if not locked:
             return RunResult(run.key, "busy", error="another process is training this run")
         status = read_status(directory)
-        if status is not None and status.get("status") in DONE_STATES:
+        extend = status is not None and status.get("status") == "finished" and _asks_longer(run, directory)
+        if status is not None and status.get("status") in DONE_STATES and not extend:
             _warn_if_changed(run, directory)
             return RunResult(run.key, "skipped", error=status.get("error"), summary=status.get("summary"))
         _clear_status(directory)
         resume = (directory / "config.json").exists()
+        if extend:
+            log.info("%s: the suite asks for %s env steps; extending the finished run", run.key,
+                     f"{run.config.steps:,}")
         if resume:
-            _warn_if_changed(run, directory)
+            _warn_if_changed(run, directory, resumable=("steps",))
         done = completed_epochs(directory) if resume else 0
         n_epochs = run.config.n_epochs
         if notify is not None:
@@ -137,8 +145,9 @@ def execute_run(run: RunSpec, out: str | Path, notify: Notify | None = None) -> 
                         "eval_return": float(row["eval_return"])})
 
         try:
-            summary = train(None if resume else run.config, directory, resume=resume, progress=False,
-                            on_epoch_end=on_epoch_end)
+            # A resumed run takes the suite's current steps: every seed of a row runs the same schedule.
+            summary = train(None if resume else run.config, directory, resume=resume,
+                            steps=run.config.steps if resume else None, progress=False, on_epoch_end=on_epoch_end)
         except Exception as err:  # one run's failure is recorded, not raised: the suite goes on
             error = one_line(err)
             outcome = "diverged" if isinstance(err, DivergedError) else "failed"
@@ -197,14 +206,25 @@ def _clear_status(directory: Path) -> None:
         directory.rmdir()
 
 
-def _warn_if_changed(run: RunSpec, directory: Path) -> None:
-    """A run keeps the settings it was started with; say so when the suite now asks for others."""
+def _asks_longer(run: RunSpec, directory: Path) -> bool:
+    """Whether the suite now asks a finished run for more epochs of the same length than it was trained for,
+    and its checkpoint is there to continue from (an exported copy has none)."""
+    try:
+        stored = TrainConfig.load(directory / "config.json")
+    except NppacError:
+        return False
+    return (stored.steps_per_epoch == run.config.steps_per_epoch and run.config.n_epochs > stored.n_epochs
+            and (directory / CHECKPOINT_NAME).is_file())
+
+
+def _warn_if_changed(run: RunSpec, directory: Path, resumable: tuple[str, ...] = ()) -> None:
+    """A run keeps the settings it was started with (but ``resumable``); say so when the suite now asks for others."""
     try:
         stored = TrainConfig.load(directory / "config.json").to_dict()
         wanted = run.config.resolved().to_dict()
     except NppacError:
         return
-    changed = [k for k, v in wanted.items() if stored.get(k) != v]
+    changed = [k for k, v in wanted.items() if stored.get(k) != v and k not in resumable]
     if changed:
         log.warning("%s keeps the settings it was started with (differs from the suite in: %s); "
                     "delete %s to rerun it", run.key, ", ".join(changed), directory)
