@@ -118,6 +118,25 @@ def test_export_copies_what_the_report_needs_and_nothing_heavy(tiny, tmp_path, m
         export_suite(out, other)
 
 
+def test_export_again_mirrors_the_suite(tiny, tmp_path):
+    from nppac.experiments import export_suite
+
+    suite, out, _ = tiny
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    dest = tmp_path / "export"
+    export_suite(copy, dest)
+    assert (dest / "halfcheetah/sac/seed-1/progress.csv").is_file()
+    (copy / "halfcheetah/sac/seed-1/status.json").unlink()  # to retry it: OUT no longer calls it finished
+    (copy / "halfcheetah/sac/seed-0/references.json").unlink()
+    export_suite(copy, dest)
+    assert not (dest / "halfcheetah/sac/seed-1").exists()
+    assert sorted(p.name for p in (dest / "halfcheetah/sac/seed-0").iterdir()) == [
+        "config.json", "progress.csv", "status.json"]
+    states = {r["key"]: r["status"] for r in write_report(dest, figures=False)[0].to_json()["runs"]}
+    assert states["halfcheetah/sac/seed-1"] == "pending"
+
+
 def test_report_numbers_equal_those_computed_from_progress_files(tiny):
     suite, out, _ = tiny
     report, written = write_report(out, last_k=2)
