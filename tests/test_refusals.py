@@ -9,6 +9,7 @@ the whole table takes seconds.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ import pickle
 import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
@@ -40,6 +41,8 @@ class Context:
     folder: Path
     priors: dict[str, Path]
     monkeypatch: pytest.MonkeyPatch
+    kept: list[object] = field(default_factory=list)
+    """What a row holds open while its command runs (a lock of another process)."""
 
     def prior(self, kind: str) -> Path:
         """A private copy of the saved ``kind`` prior, free to damage."""
@@ -233,6 +236,18 @@ def edited_config(**fields: object) -> Callable[[Context], list[str]]:
     return setup
 
 
+def trainer_holds(directory: str, *argv: str) -> Callable[[Context], list[str]]:
+    """``nppac train ARGV --out DIRECTORY`` while another trainer (pid 4242) holds the directory's lock."""
+    def setup(ctx: Context) -> list[str]:
+        lock = (ctx.folder / f".{directory}.lock").open("w")
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        lock.write("4242\n")
+        lock.flush()
+        ctx.kept.append(lock)
+        return ["train", *argv, "--quiet", "--out", str(ctx.folder / directory)]
+    return setup
+
+
 def suite_into(prepare: Callable[[Path], None], *flags: str) -> Callable[[Context], list[str]]:
     """``suite run`` of a one-run suite named "mine" into an output that ``prepare`` made."""
     def setup(ctx: Context) -> list[str]:
@@ -316,6 +331,11 @@ REFUSALS = [
     Refusal("resume with a non-numeric setting", edited_config(steps="abc"), ("steps='abc'", "must be a number")),
     Refusal("resume with another task", edited_config(task="hopper"),
             ("differs from its checkpoint", "task: 'halfcheetah' → 'hopper'")),
+    Refusal("a second trainer on one --out", trainer_holds("run", "--task", "halfcheetah", "--algo", "sac",
+                                                                   "--steps", "1000"),
+            ("run is in use: process 4242 holds", ".run.lock", "choose another --out"), ("run",)),
+    Refusal("a second trainer resuming a run", trainer_holds("run", "--resume"),
+            ("run is in use: process 4242 holds",), ("run",)),
     # Suite outputs
     Refusal("suite into another suite's output", suite_into(other_suite), ("holds the runs of suite 'theirs'",),
             ("out/halfcheetah",)),
@@ -373,7 +393,8 @@ def run_nppac(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int,
 def test_refusal(row: Refusal, tmp_path, saved_priors, monkeypatch, capsys):
     if "cuda" in row.name and torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    argv = row.setup(Context(tmp_path, saved_priors, monkeypatch))
+    ctx = Context(tmp_path, saved_priors, monkeypatch)  # kept to the end: what it holds open stays open
+    argv = row.setup(ctx)
     code, err = run_nppac(argv, capsys)
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2, err

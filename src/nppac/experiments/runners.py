@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import csv
-import fcntl
 import json
 import logging
 import math
@@ -44,6 +43,7 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 from nppac.errors import DivergedError, NppacError
 from nppac.experiments.shared_priors import with_shared_priors
 from nppac.experiments.suite import RunSpec, Suite
+from nppac.outputs import DirectoryLock
 from nppac.training import TrainConfig, train
 from nppac.training.checkpoint import CHECKPOINT_NAME
 
@@ -118,10 +118,10 @@ def execute_run(run: RunSpec, out: str | Path, notify: Notify | None = None) -> 
     started = time.perf_counter()
     directory = run.directory(out)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    # An OS lock, released however the holder dies, keeps two suite processes off one run.
-    with _RunLock(directory.with_name(f".{directory.name}.lock")) as locked:
-        if not locked:
-            return RunResult(run.key, "busy", error="another process is training this run")
+    # An OS lock, released however the holder dies, keeps two processes off one run; train() takes it again.
+    with DirectoryLock(directory) as lock:
+        if not lock.acquired:
+            return RunResult(run.key, "busy", error=f"{lock.busy()}: it is training this run")
         status = read_status(directory)
         extend = status is not None and status.get("status") == "finished" and _asks_longer(run, directory)
         if status is not None and status.get("status") in DONE_STATES and not extend:
@@ -158,31 +158,6 @@ def execute_run(run: RunSpec, out: str | Path, notify: Notify | None = None) -> 
             return RunResult(run.key, outcome, error=error, resumed_at=done, wall_s=time.perf_counter() - started)
         _write_status(directory, {"status": "finished", "summary": summary})
         return RunResult(run.key, "finished", summary=summary, resumed_at=done, wall_s=time.perf_counter() - started)
-
-
-class _RunLock:
-    """A non-blocking exclusive ``flock`` on a file beside the run directory; enters as True when acquired."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fd: int | None = None
-
-    def __enter__(self) -> bool:
-        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        except OSError as err:  # some network filesystems have no locks: go on without one
-            log.debug("cannot lock %s (%s); running without a lock", self.path, err)
-        self.fd = fd
-        return True
-
-    def __exit__(self, *exc: object) -> None:
-        if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
 
 
 def _write_status(directory: Path, record: dict[str, Any]) -> None:

@@ -45,7 +45,7 @@ from nppac.data.demos import Demonstrations
 from nppac.data.replay import ReplayBuffer
 from nppac.devices import resolve_device
 from nppac.errors import DivergedError, NonFiniteError, NppacError
-from nppac.outputs import check_output_dir
+from nppac.outputs import check_output_dir, one_writer
 from nppac.priors.base import Prior
 from nppac.tasks import Task
 from nppac.training.algorithms import ABLATION_PRIOR
@@ -172,6 +172,7 @@ def make_env(task: Task, horizon: int, seed: int) -> gym.Env:
     return env
 
 
+@one_writer("out_dir")
 def train(config: TrainConfig | None, out_dir: str | Path, resume: bool = False, prior: Prior | None = None,
           demos: Demonstrations | None = None, *, steps: int | None = None, progress: bool = True,
           on_epoch_end: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
