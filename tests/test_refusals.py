@@ -236,6 +236,16 @@ def edited_config(**fields: object) -> Callable[[Context], list[str]]:
     return setup
 
 
+def resume_as(*argv: str) -> Callable[[Context], list[str]]:
+    """``nppac train --resume`` of a halfcheetah/sac run (seed 0) with options that define another run."""
+    def setup(ctx: Context) -> list[str]:
+        run = ctx.folder / "run"
+        run.mkdir()
+        TrainConfig(task="halfcheetah", algo="sac", steps=1000).validate().save(run / "config.json")
+        return ["train", "--resume", "--quiet", "--out", str(run), *argv]
+    return setup
+
+
 def trainer_holds(directory: str, *argv: str) -> Callable[[Context], list[str]]:
     """``nppac train ARGV --out DIRECTORY`` while another trainer (pid 4242) holds the directory's lock."""
     def setup(ctx: Context) -> list[str]:
@@ -331,6 +341,11 @@ REFUSALS = [
     Refusal("resume with a non-numeric setting", edited_config(steps="abc"), ("steps='abc'", "must be a number")),
     Refusal("resume with another task", edited_config(task="hopper"),
             ("differs from its checkpoint", "task: 'halfcheetah' → 'hopper'")),
+    Refusal("resume as another algorithm and seed", resume_as("--algo", "awac", "--seed", "3"),
+            ("--algo awac (the run's algo is sac), --seed 3 (the run's seed is 0)", "another --out"),
+            ("run/progress.csv",)),
+    Refusal("resume as another task", resume_as("--task", "hopper", "--algo", "sac"),
+            ("--task hopper (the run's task is halfcheetah);",), ("run/progress.csv",)),
     Refusal("a second trainer on one --out", trainer_holds("run", "--task", "halfcheetah", "--algo", "sac",
                                                                    "--steps", "1000"),
             ("run is in use: process 4242 holds", ".run.lock", "choose another --out"), ("run",)),
