@@ -6,7 +6,9 @@ import csv
 import fcntl
 import json
 import math
+import os
 import shutil
+import subprocess
 import sys
 import textwrap
 import time
@@ -221,10 +223,32 @@ def test_finished_run_keeps_its_settings_and_a_held_run_is_busy(tiny, tmp_path, 
     assert "differs from the suite in: updates_per_epoch" in caplog.text
 
     run = suite.runs[2]
-    with open(out / "halfcheetah" / "sac" / f".seed-{run.seed}.lock", "w") as held:
+    lock = out / "halfcheetah" / "sac" / f".seed-{run.seed}.lock"
+    with open(lock, "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        assert execute_run(run, out).outcome == "busy"
+        held.write("4242\n")  # what a holder writes: its pid
+        held.flush()
+        busy = execute_run(run, out)
+        assert busy.outcome == "busy" and busy.error == f"process 4242 holds {lock}: it is training this run"
     assert execute_run(run, out).outcome == "skipped"
+
+
+def test_a_worker_stops_when_its_suite_process_ends():
+    from nppac.experiments import runners
+
+    suite = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # stands for the suite process
+    worker = os.fork()
+    if worker == 0:  # the worker: exit code 0 would mean it outlived its suite
+        try:
+            runners.exit_with(suite.pid, every=0.05)
+            time.sleep(20)
+        finally:
+            os._exit(0)
+    suite.kill()
+    suite.wait()
+    started = time.perf_counter()
+    _, status = os.waitpid(worker, 0)
+    assert os.waitstatus_to_exitcode(status) == 1 and time.perf_counter() - started < 5
 
 
 def test_process_pool_trains_in_worker_processes(tmp_path):

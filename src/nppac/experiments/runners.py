@@ -34,6 +34,7 @@ import logging
 import math
 import multiprocessing
 import os
+import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass
@@ -232,7 +233,7 @@ class LocalRunner:
         context.set_forkserver_preload([__name__])
         events = context.Queue()
         with cf.ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
-                                    initargs=(events,), max_tasks_per_child=1) as pool:
+                                    initargs=(events, os.getpid()), max_tasks_per_child=1) as pool:
             pending = {pool.submit(_execute_in_worker, run, out): run for run in runs}
             try:
                 while pending:
@@ -252,9 +253,42 @@ class LocalRunner:
 _worker_events: Any = None
 
 
-def _init_worker(events: Any) -> None:
+def _init_worker(events: Any, suite_pid: int) -> None:
     global _worker_events
     _worker_events = events
+    exit_with(suite_pid)
+
+
+def exit_with(suite_pid: int, every: float = 1.0) -> None:
+    """End this worker process once the suite process ``suite_pid`` has ended, however it ended.
+
+    A worker killed with its suite would otherwise train on as an orphan, holding its run's
+    lock. A thread checks every ``every`` seconds that the worker's parent (the fork server,
+    which exits with the suite) is still the one it started with, and that the suite process
+    still exists (for a suite that ended before the first check). The run keeps its last
+    checkpoint and is resumed by the next ``nppac suite run``.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(every)
+            if os.getppid() != parent or not _alive(suite_pid):
+                log.warning("the suite process %d has ended; this worker (pid %d) stops, its run resumes "
+                            "from its last checkpoint on the next `nppac suite run`", suite_pid, os.getpid())
+                os._exit(1)
+
+    threading.Thread(target=watch, name="nppac-exit-with-suite", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by someone else
+        return True
+    return True
 
 
 def _execute_in_worker(run: RunSpec, out: Path) -> RunResult:
