@@ -258,6 +258,15 @@ def trainer_holds(directory: str, *argv: str) -> Callable[[Context], list[str]]:
     return setup
 
 
+def compare_cut_run(ctx: Context) -> list[str]:
+    """``nppac compare`` of a run whose last row was cut mid-number (0.976797 written as far as 0.97)."""
+    run = ctx.folder / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"task": "hopper", "algo": "sac", "seed": 0}))
+    (run / "progress.csv").write_text("epoch,env_steps,eval_return\n0,0,0.5\n1,100,0.97")
+    return ["compare", str(run), "--out", str(ctx.folder / "c.png")]
+
+
 def suite_into(prepare: Callable[[Path], None], *flags: str) -> Callable[[Context], list[str]]:
     """``suite run`` of a one-run suite named "mine" into an output that ``prepare`` made."""
     def setup(ctx: Context) -> list[str]:
@@ -351,6 +360,8 @@ REFUSALS = [
             ("run is in use: process 4242 holds", ".run.lock", "choose another --out"), ("run",)),
     Refusal("a second trainer resuming a run", trainer_holds("run", "--resume"),
             ("run is in use: process 4242 holds",), ("run",)),
+    Refusal("compare a run whose last row is cut", compare_cut_run,
+            ("progress.csv is cut or edited", "its last line (3) has no line end"), ("c.png",)),
     # Suite outputs
     Refusal("suite into another suite's output", suite_into(other_suite), ("holds the runs of suite 'theirs'",),
             ("out/halfcheetah",)),
