@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -162,6 +164,19 @@ def test_policy_initialization_reduces_kl_to_prior(kind):
             final = (logp - gaussian_log_prob(a, mu0.repeat(20, 1), sigma0.repeat(20, 1))).mean().item()
     assert len(history) == 15
     assert final < 0.3 * history[0]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_saved_actor_has_the_mode_of_any_other_file(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        save_actor(Actor(3, 2, (4,), "gaussian_tanh_mean"), tmp_path / "a.safetensors")
+        (tmp_path / "other.json").write_text("{}")
+    finally:
+        os.umask(previous)
+    mode = stat.S_IMODE((tmp_path / "a.safetensors").stat().st_mode)
+    assert mode == stat.S_IMODE((tmp_path / "other.json").stat().st_mode) == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
 
 
 def test_save_load_actor_round_trip(tmp_path):

@@ -62,7 +62,7 @@ def test_report_step_zero_and_differences_against_the_baseline(tmp_path):
     for spec in suite.runs:
         y0, m, y3 = starts[spec.algo][spec.seed], middles[spec.algo][spec.seed], finals[spec.algo][spec.seed]
         rows = [(y0,), (m,), (m,), (y3,)]
-        _write_run(spec.directory(out), rows, {"status": "finished"}, spec.config.to_dict(), first_step=0)
+        _write_run(spec.directory(out), rows, {"status": "finished"}, spec.config.to_dict())
     numbers = json.loads(json.dumps(write_report(out, figures=False)[0].to_json()))
     hopper = numbers["tasks"]["hopper"]
     assert hopper["algos"]["nppac"]["initial"]["eval_return"]["values"] == [5.0, 6.0, 7.0]
@@ -81,15 +81,16 @@ def test_report_step_zero_and_differences_against_the_baseline(tmp_path):
         write_report(out, figures=False, baseline="awac")
 
 
-def _write_run(directory, rows, status, config, binary=False, first_step=100):
+def _write_run(directory, rows, status, config, binary=False):
+    """A run as `nppac train` writes it: the step-0 row, then one row per epoch of 100 steps."""
     directory.mkdir(parents=True)
     (directory / "config.json").write_text(json.dumps(config))
-    columns = ["epoch", "env_steps", "eval_return", *(["eval_success"] if binary else []), "q_mean"]
+    columns = ["phase", "epoch", "env_steps", "eval_return", *(["eval_success"] if binary else []), "q_mean"]
     with (directory / "progress.csv").open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(columns)
-        for i, row in enumerate(rows, start=1):
-            writer.writerow([i, first_step + 100 * (i - 1), *row, 1.0])
+        for i, row in enumerate(rows):
+            writer.writerow(["online" if i else "init", i, 100 * i, *row, 1.0])
     if status is not None:
         (directory / "status.json").write_text(json.dumps(status))
 
@@ -99,7 +100,7 @@ def suite_out(tmp_path):
     """hopper × {nppac, sac} × 3 seeds and door-binary × sac × 1 seed, with every kind of unfinished run."""
     suite = parse_suite({
         "name": "known", "tasks": ["hopper", "door-binary"], "algos": ["nppac", "sac"], "seeds": 3,
-        "settings": {"steps": 400, "steps_per_epoch": 100},
+        "settings": {"steps": 300, "steps_per_epoch": 100},
         "report": {"last_k": 2, "threshold": {"hopper": 25.0}},
     })
     out = tmp_path / "out"
@@ -113,7 +114,7 @@ def suite_out(tmp_path):
 
     for seed, last in enumerate([10.0, 20.0, 30.0]):
         write(f"hopper/nppac/seed-{seed}", [(0.0,), (0.0,), (last,), (last + 10,)], finished)
-    # hopper/sac: one finished seed, one failed, one interrupted after 2 of 4 epochs.
+    # hopper/sac: one finished seed, one failed, one interrupted after 1 of 3 epochs.
     write("hopper/sac/seed-0", [(1.0,), (2.0,), (3.0,), (4.0,)], finished)
     write("hopper/sac/seed-1", [], {"status": "failed", "error": "loss became NaN"})
     write("hopper/sac/seed-2", [(1.0,), (2.0,)], None)
@@ -133,12 +134,12 @@ def test_report_tables_intervals_and_incomplete_runs(suite_out):
     final = nppac["final"]["eval_return"]
     assert final["values"] == [15.0, 25.0, 35.0] and final["n"] == 3
     assert (final["mean"], final["lo"], final["hi"]) == pytest.approx((25.0, 25.0 - half, 25.0 + half))
-    # AUC of (0, 0, y, y+10) at steps 100..400: (0 + y/2 + y + 5) · 100 / 300.
+    # AUC of (0, 0, y, y+10) at steps 0..300: (0 + y/2 + y + 5) · 100 / 300.
     aucs = [(1.5 * y + 5) / 3 for y in (10.0, 20.0, 30.0)]
     assert nppac["auc"]["eval_return"]["values"] == pytest.approx(aucs)
     assert nppac["auc"]["eval_return"]["mean"] == pytest.approx(np.mean(aucs))
-    # Steps to 25: seed 0 never (10, 20), seed 1 at 400 (30), seed 2 at 300 (30).
-    assert nppac["steps_to_threshold"]["values"] == [400.0, 300.0]
+    # Steps to 25: seed 0 never (10, 20), seed 1 at 300 (30), seed 2 at 200 (30).
+    assert nppac["steps_to_threshold"]["values"] == [300.0, 200.0]
     assert (nppac["steps_to_threshold"]["reached"], nppac["steps_to_threshold"]["of"]) == (2, 3)
     sac = hopper["algos"]["sac"]
     assert sac["n"] == 1 and sac["final"]["eval_return"] == {"mean": 3.5, "lo": 3.5, "hi": 3.5, "n": 1,
@@ -160,9 +161,9 @@ def test_report_tables_intervals_and_incomplete_runs(suite_out):
     assert numbers["counts"] == {"finished": 5, "failed": 1, "unfinished": 1, "pending": 5}
 
     markdown = (suite_out / "report.md").read_text()
-    assert f"| nppac | 3 | 400 | — | 25 [{25 - half:.4g}, {25 + half:.4g}] |" in markdown
-    assert "| hopper/sac/seed-1 | failed | 0/4 | loss became NaN |" in markdown
-    assert "| hopper/sac/seed-2 | unfinished | 2/4 |  |" in markdown
+    assert f"| nppac | 3 | 300 | 0 [0, 0] | 25 [{25 - half:.4g}, {25 + half:.4g}] |" in markdown
+    assert "| hopper/sac/seed-1 | failed | 0/3 | loss became NaN |" in markdown
+    assert "| hopper/sac/seed-2 | unfinished | 1/3 |  |" in markdown
     assert "2/3 reached" in markdown
     assert sorted(p.name for p in written) == ["door-binary.png", "hopper.png", "report.json", "report.md"]
 
@@ -176,8 +177,92 @@ def test_cli_report_json_and_overrides(suite_out, tmp_path, monkeypatch, capsys)
     nppac = numbers["tasks"]["hopper"]["algos"]["nppac"]
     assert numbers["last_k"] == 1 and nppac["final"]["eval_return"]["values"] == [20.0, 30.0, 40.0]
     # Only seed 2 (…, 30, 40) reaches 35.
-    assert nppac["steps_to_threshold"]["values"] == [400.0] and nppac["steps_to_threshold"]["reached"] == 1
+    assert nppac["steps_to_threshold"]["values"] == [300.0] and nppac["steps_to_threshold"]["reached"] == 1
     assert json.loads((tmp_path / "elsewhere" / "summary.json").read_text())["last_k"] == 1
     assert (tmp_path / "elsewhere" / "figures" / "hopper.png").exists()
     with pytest.raises(NppacError, match="has no suite.json; pass the --out directory of `nppac suite run`"):
         write_report(tmp_path / "nothing")
+
+
+def _cut(text: str) -> str:
+    """The last row cut inside its evaluation: 0.976797 read back would be 0.97."""
+    return text[:text.rindex("0.976797") + 4]
+
+
+def _no_line_end(text: str) -> str:
+    """The last row cut inside its last field (q_mean 1.0 → 1.)."""
+    return text.rstrip("\r\n")[:-1]
+
+
+def _short_row(text: str) -> str:
+    """The last row with a field lost but its line end kept."""
+    lines = text.splitlines(keepends=True)
+    return "".join(lines[:-1]) + lines[-1].rsplit(",", 1)[0] + "\r\n"
+
+
+def _without_middle(text: str) -> str:
+    lines = text.splitlines(keepends=True)
+    return "".join(lines[:3] + lines[5:])
+
+
+def _without_last(text: str) -> str:
+    return "".join(text.splitlines(keepends=True)[:-1])
+
+
+def _nan_last(text: str) -> str:
+    return text.replace("0.976797", "nan")
+
+
+def _shuffled(text: str) -> str:
+    lines = text.splitlines(keepends=True)
+    return "".join([lines[0], lines[2], lines[1], *lines[3:]])
+
+
+@pytest.mark.parametrize("damage, says", [
+    (_cut, "line 7 has 4 of 5 fields"),
+    (_no_line_end, "its last line (7) has no line end"),
+    (_short_row, "line 7 has 4 of 5 fields"),
+    (_without_middle, "lacks the rows at env_steps 200, 300"),
+    (_without_last, "lacks the rows at env_steps 500"),
+    (_nan_last, "eval_return is not a finite number at env_steps 500"),
+    (_shuffled, "env_steps must be finite and increasing"),
+], ids=["cut mid-field", "no line end", "row without a field", "rows deleted", "last row missing", "NaN evaluation", "shuffled"])
+def test_a_damaged_curve_is_listed_not_averaged(tmp_path, damage, says):
+    suite = parse_suite({"name": "damage", "tasks": ["hopper"], "algos": ["sac"], "seeds": 2,
+                         "settings": {"steps": 500, "steps_per_epoch": 100}, "report": {"last_k": 1}})
+    out = tmp_path / "out"
+    suite.write_manifest(out)
+    for spec in suite.runs:
+        _write_run(spec.directory(out), [(0.1,), (0.2,), (0.3,), (0.4,), (0.5,), (0.976797,)],
+                   {"status": "finished"}, spec.config.to_dict())
+    progress = suite.runs[1].directory(out) / "progress.csv"
+    with progress.open(newline="") as f:
+        text = f.read()
+    with progress.open("w", newline="") as f:
+        f.write(damage(text))
+    report, _ = write_report(out, figures=False)
+    numbers = report.to_json()
+    sac = numbers["tasks"]["hopper"]["algos"]["sac"]
+    assert sac["seeds"] == [0] and sac["final"]["eval_return"]["values"] == [0.976797]
+    assert numbers["counts"] == {"finished": 1, "damaged": 1} and numbers["incomplete"] == ["hopper/sac/seed-1"]
+    (entry,) = [r for r in numbers["runs"] if r["status"] == "damaged"]
+    assert says in entry["error"] and str(progress) in entry["error"]
+    assert f"| hopper/sac/seed-1 | damaged | " in report.to_markdown()
+
+
+def test_a_run_of_another_schedule_is_listed_as_outdated(tmp_path):
+    # The suite's steps were raised from 300 to 500 after its runs finished; seed 1 has been extended since.
+    suite = parse_suite({"name": "longer", "tasks": ["hopper"], "algos": ["sac"], "seeds": 2,
+                         "settings": {"steps": 500, "steps_per_epoch": 100}})
+    out = tmp_path / "out"
+    suite.write_manifest(out)
+    seed0, seed1 = suite.runs
+    _write_run(seed0.directory(out), [(1.0,)] * 4, {"status": "finished"}, {**seed0.config.to_dict(), "steps": 300})
+    _write_run(seed1.directory(out), [(2.0,)] * 6, {"status": "finished"}, seed1.config.to_dict())
+    numbers = write_report(out, figures=False)[0].to_json()
+    sac = numbers["tasks"]["hopper"]["algos"]["sac"]
+    assert sac["seeds"] == [1] and sac["env_steps"] == 500
+    (entry,) = [r for r in numbers["runs"] if r["status"] == "outdated"]
+    assert entry["key"] == "hopper/sac/seed-0"
+    assert "ran 300 env steps in epochs of 100; the suite asks for 500" in entry["error"]
+    assert "run `nppac suite run` again to extend it" in entry["error"]

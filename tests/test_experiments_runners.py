@@ -6,6 +6,9 @@ import csv
 import fcntl
 import json
 import math
+import os
+import shutil
+import subprocess
 import sys
 import textwrap
 import time
@@ -117,6 +120,25 @@ def test_export_copies_what_the_report_needs_and_nothing_heavy(tiny, tmp_path, m
         export_suite(out, other)
 
 
+def test_export_again_mirrors_the_suite(tiny, tmp_path):
+    from nppac.experiments import export_suite
+
+    suite, out, _ = tiny
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    dest = tmp_path / "export"
+    export_suite(copy, dest)
+    assert (dest / "halfcheetah/sac/seed-1/progress.csv").is_file()
+    (copy / "halfcheetah/sac/seed-1/status.json").unlink()  # to retry it: OUT no longer calls it finished
+    (copy / "halfcheetah/sac/seed-0/references.json").unlink()
+    export_suite(copy, dest)
+    assert not (dest / "halfcheetah/sac/seed-1").exists()
+    assert sorted(p.name for p in (dest / "halfcheetah/sac/seed-0").iterdir()) == [
+        "config.json", "progress.csv", "status.json"]
+    states = {r["key"]: r["status"] for r in write_report(dest, figures=False)[0].to_json()["runs"]}
+    assert states["halfcheetah/sac/seed-1"] == "pending"
+
+
 def test_report_numbers_equal_those_computed_from_progress_files(tiny):
     suite, out, _ = tiny
     report, written = write_report(out, last_k=2)
@@ -172,6 +194,26 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
     assert [e["epoch"] for e in events] == [1, 2, 3] and events[0]["eval_return"] is None
 
 
+def test_a_finished_run_is_extended_when_the_suite_asks_for_more_steps(tiny, tmp_path):
+    suite, out, _ = tiny
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    longer = load_suite(_suite_file(tmp_path, extra="[algo.sac]\nsteps = 500\n"))
+    (result,) = run_suite(longer, copy, progress=False, only=["*/sac/seed-0"])
+    assert (result.outcome, result.resumed_at, result.summary["epochs"]) == ("finished", 3, 5)
+    seed0 = copy / "halfcheetah/sac/seed-0"
+    assert [int(r["epoch"]) for r in _progress(seed0)] == [0, 1, 2, 3, 4, 5]
+    assert json.loads((seed0 / "config.json").read_text())["steps"] == 500
+    # Until seed 1 is extended too, the report keeps it out of the row instead of mixing 300 and 500 steps.
+    numbers = write_report(copy, figures=False)[0].to_json()
+    assert numbers["tasks"]["halfcheetah"]["algos"]["sac"]["seeds"] == [0]
+    (outdated,) = [r for r in numbers["runs"] if r["status"] == "outdated"]
+    assert outdated["key"] == "halfcheetah/sac/seed-1" and "run `nppac suite run` again" in outdated["error"]
+    assert [r.outcome for r in run_suite(longer, copy, progress=False, only=["*/sac/*"])] == ["skipped", "finished"]
+    sac = write_report(copy, figures=False)[0].to_json()["tasks"]["halfcheetah"]["algos"]["sac"]
+    assert sac["seeds"] == [0, 1] and sac["env_steps"] == 500
+
+
 def test_finished_run_keeps_its_settings_and_a_held_run_is_busy(tiny, tmp_path, caplog):
     suite, out, _ = tiny
     changed = load_suite(_suite_file(tmp_path, extra="[algo.sac]\nupdates_per_epoch = 7\n"))
@@ -181,10 +223,32 @@ def test_finished_run_keeps_its_settings_and_a_held_run_is_busy(tiny, tmp_path, 
     assert "differs from the suite in: updates_per_epoch" in caplog.text
 
     run = suite.runs[2]
-    with open(out / "halfcheetah" / "sac" / f".seed-{run.seed}.lock", "w") as held:
+    lock = out / "halfcheetah" / "sac" / f".seed-{run.seed}.lock"
+    with open(lock, "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        assert execute_run(run, out).outcome == "busy"
+        held.write("4242\n")  # what a holder writes: its pid
+        held.flush()
+        busy = execute_run(run, out)
+        assert busy.outcome == "busy" and busy.error == f"process 4242 holds {lock}: it is training this run"
     assert execute_run(run, out).outcome == "skipped"
+
+
+def test_a_worker_stops_when_its_suite_process_ends():
+    from nppac.experiments import runners
+
+    suite = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # stands for the suite process
+    worker = os.fork()
+    if worker == 0:  # the worker: exit code 0 would mean it outlived its suite
+        try:
+            runners.exit_with(suite.pid, every=0.05)
+            time.sleep(20)
+        finally:
+            os._exit(0)
+    suite.kill()
+    suite.wait()
+    started = time.perf_counter()
+    _, status = os.waitpid(worker, 0)
+    assert os.waitstatus_to_exitcode(status) == 1 and time.perf_counter() - started < 5
 
 
 def test_process_pool_trains_in_worker_processes(tmp_path):

@@ -1,6 +1,8 @@
 """The MLE neural prior: its densities, variants, persistence and the variance collapse."""
 
 import math
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -97,3 +99,16 @@ def test_bad_settings_and_unfitted_use_are_user_errors():
         NNConfig(variant="beta").validate()
     with pytest.raises(NppacError, match="not fitted"):
         NNPrior(NNConfig(), 2, 1).predict(torch.zeros(1, 2))
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_saved_prior_weights_have_the_mode_of_its_settings(tmp_path, umask):
+    prior = NNPrior(NNConfig(hidden=(4,), iters=1))
+    prior.fit(toy_1d(20))
+    previous = os.umask(umask)
+    try:
+        prior.save(tmp_path / "prior")
+    finally:
+        os.umask(previous)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "prior").iterdir()}
+    assert modes == {"settings.json": 0o666 & ~umask, "weights.safetensors": 0o666 & ~umask}

@@ -9,6 +9,7 @@ the whole table takes seconds.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ import pickle
 import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
@@ -40,6 +41,8 @@ class Context:
     folder: Path
     priors: dict[str, Path]
     monkeypatch: pytest.MonkeyPatch
+    kept: list[object] = field(default_factory=list)
+    """What a row holds open while its command runs (a lock of another process)."""
 
     def prior(self, kind: str) -> Path:
         """A private copy of the saved ``kind`` prior, free to damage."""
@@ -233,6 +236,37 @@ def edited_config(**fields: object) -> Callable[[Context], list[str]]:
     return setup
 
 
+def resume_as(*argv: str) -> Callable[[Context], list[str]]:
+    """``nppac train --resume`` of a halfcheetah/sac run (seed 0) with options that define another run."""
+    def setup(ctx: Context) -> list[str]:
+        run = ctx.folder / "run"
+        run.mkdir()
+        TrainConfig(task="halfcheetah", algo="sac", steps=1000).validate().save(run / "config.json")
+        return ["train", "--resume", "--quiet", "--out", str(run), *argv]
+    return setup
+
+
+def trainer_holds(directory: str, *argv: str) -> Callable[[Context], list[str]]:
+    """``nppac train ARGV --out DIRECTORY`` while another trainer (pid 4242) holds the directory's lock."""
+    def setup(ctx: Context) -> list[str]:
+        lock = (ctx.folder / f".{directory}.lock").open("w")
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        lock.write("4242\n")
+        lock.flush()
+        ctx.kept.append(lock)
+        return ["train", *argv, "--quiet", "--out", str(ctx.folder / directory)]
+    return setup
+
+
+def compare_cut_run(ctx: Context) -> list[str]:
+    """``nppac compare`` of a run whose last row was cut mid-number (0.976797 written as far as 0.97)."""
+    run = ctx.folder / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"task": "hopper", "algo": "sac", "seed": 0}))
+    (run / "progress.csv").write_text("epoch,env_steps,eval_return\n0,0,0.5\n1,100,0.97")
+    return ["compare", str(run), "--out", str(ctx.folder / "c.png")]
+
+
 def suite_into(prepare: Callable[[Path], None], *flags: str) -> Callable[[Context], list[str]]:
     """``suite run`` of a one-run suite named "mine" into an output that ``prepare`` made."""
     def setup(ctx: Context) -> list[str]:
@@ -316,6 +350,18 @@ REFUSALS = [
     Refusal("resume with a non-numeric setting", edited_config(steps="abc"), ("steps='abc'", "must be a number")),
     Refusal("resume with another task", edited_config(task="hopper"),
             ("differs from its checkpoint", "task: 'halfcheetah' → 'hopper'")),
+    Refusal("resume as another algorithm and seed", resume_as("--algo", "awac", "--seed", "3"),
+            ("--algo awac (the run's algo is sac), --seed 3 (the run's seed is 0)", "another --out"),
+            ("run/progress.csv",)),
+    Refusal("resume as another task", resume_as("--task", "hopper", "--algo", "sac"),
+            ("--task hopper (the run's task is halfcheetah);",), ("run/progress.csv",)),
+    Refusal("a second trainer on one --out", trainer_holds("run", "--task", "halfcheetah", "--algo", "sac",
+                                                                   "--steps", "1000"),
+            ("run is in use: process 4242 holds", ".run.lock", "choose another --out"), ("run",)),
+    Refusal("a second trainer resuming a run", trainer_holds("run", "--resume"),
+            ("run is in use: process 4242 holds",), ("run",)),
+    Refusal("compare a run whose last row is cut", compare_cut_run,
+            ("progress.csv is cut or edited", "its last line (3) has no line end"), ("c.png",)),
     # Suite outputs
     Refusal("suite into another suite's output", suite_into(other_suite), ("holds the runs of suite 'theirs'",),
             ("out/halfcheetah",)),
@@ -373,7 +419,8 @@ def run_nppac(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int,
 def test_refusal(row: Refusal, tmp_path, saved_priors, monkeypatch, capsys):
     if "cuda" in row.name and torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    argv = row.setup(Context(tmp_path, saved_priors, monkeypatch))
+    ctx = Context(tmp_path, saved_priors, monkeypatch)  # kept to the end: what it holds open stays open
+    argv = row.setup(ctx)
     code, err = run_nppac(argv, capsys)
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2, err

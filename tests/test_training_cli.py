@@ -50,6 +50,22 @@ def test_resume_with_a_config_it_does_not_know_names_the_file_and_key(tmp_path):
     assert len(lines) == 1 and str(run / "config.json") in lines[0] and "old_name" in lines[0]
     assert (run / "config.json").read_text() == text
 
+def test_resume_names_each_option_it_ignores(tmp_path, monkeypatch, capsys):
+    from nppac.training import TrainConfig
+    from tests.test_experiments_suite import nppac_in_process
+
+    run = tmp_path / "r"
+    run.mkdir()
+    TrainConfig(task="halfcheetah", algo="sac", steps=1000).save(run / "config.json")
+    (run / "checkpoint.pt").write_bytes(b"not a checkpoint")  # refused after the note: nothing trains
+    code, _, stderr = nppac_in_process(monkeypatch, capsys, "train", "--resume", "--out", str(run), "--algo", "sac",
+                                       "--device", "cpu", "--set", "gamma=0.9", "--demos", "d.npz", "--quiet")
+    note, error = stderr.strip().splitlines()
+    assert code == 2 and error.startswith("error: ") and "checkpoint.pt" in error
+    assert note.endswith("ignoring --demos d.npz, --device cpu, --set gamma=0.9 (only --steps may change)")
+    assert "--algo" not in note  # the run's own algorithm, not ignored
+
+
 def test_killed_run_resumes_with_each_epoch_once(tmp_path):
     from nppac.data import save_npz
     from tests.test_training_loop import tiny_demos

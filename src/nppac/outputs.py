@@ -4,19 +4,25 @@ Every command that writes checks its output first, so a clash (a directory where
 file is due, an existing file where a directory is due, a missing or read-only
 folder) fails in a second, not after an hour of fitting. Files are written to a
 temporary sibling and renamed (:func:`atomic_file`): a reader, or a crash, never
-meets half a file.
+meets half a file. A run directory has one writer at a time (:class:`DirectoryLock`).
 """
 
 from __future__ import annotations
 
+import fcntl
+import functools
+import inspect
+import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from nppac.errors import NppacError
+
+log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
 
@@ -78,6 +84,97 @@ def atomic_file(path: PathLike) -> Iterator[IO[bytes]]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+class DirectoryLock:
+    """An exclusive, non-blocking ``flock`` on ``.NAME.lock`` beside the directory ``NAME``.
+
+    The OS releases it however its holder ends (a kill included). The holder writes its pid
+    into the file, so that a process turned away can name it (:attr:`holder`). Re-entrant
+    within a process: a suite run holds its run's lock and calls ``train``, which takes it
+    again. Where the filesystem has no locks (some network mounts), or the lock file cannot
+    be created, the lock is skipped and the work goes on, as it would without one.
+    """
+
+    _held: dict[Path, int] = {}
+    """Lock files this process holds → how many times it entered them."""
+
+    def __init__(self, directory: PathLike) -> None:
+        directory = Path(directory)
+        self.path = directory.with_name(f".{directory.name}.lock")
+        self.key = self.path.absolute()
+        self.fd: int | None = None
+        self.acquired = False
+        self.holder: int | None = None
+        """The pid written by the process holding the lock, when another one does."""
+
+    def __enter__(self) -> DirectoryLock:
+        if self.key in self._held:
+            self._held[self.key] += 1
+            self.acquired = True
+            return self
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o666)
+        except OSError as err:  # a read-only or missing folder: the checks of the work itself report it
+            log.debug("cannot create the lock %s (%s); going on without it", self.path, err)
+            self.acquired = True
+            return self
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.holder = _read_pid(fd)
+            os.close(fd)
+            return self
+        except OSError as err:
+            log.debug("cannot lock %s (%s); going on without a lock", self.path, err)
+            os.close(fd)
+            self.acquired = True
+            return self
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd, self.acquired = fd, True
+        self._held[self.key] = 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.acquired or self.key not in self._held:
+            return
+        self._held[self.key] -= 1
+        if self._held[self.key] == 0:  # the outermost entry, which opened the file: closing it unlocks
+            del self._held[self.key]
+            if self.fd is not None:
+                os.close(self.fd)
+
+    def busy(self) -> str:
+        """Who holds the lock, as words for a message."""
+        who = f"process {self.holder}" if self.holder is not None else "another process"
+        return f"{who} holds {self.path}"
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        return int(os.pread(fd, 32, 0).decode().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def one_writer(argument: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate a function that writes into the directory passed as ``argument``: each call holds its
+    :class:`DirectoryLock`, and a call while another process holds it raises :class:`NppacError`."""
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(func)
+
+        @functools.wraps(func)
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            directory = Path(signature.bind(*args, **kwargs).arguments[argument])
+            with DirectoryLock(directory) as lock:
+                if not lock.acquired:
+                    raise NppacError(f"{directory} is in use: {lock.busy()} and is writing into it; wait for it "
+                                     "to end (or stop it) before training there, or choose another --out")
+                return func(*args, **kwargs)
+        return locked
+    return decorate
 
 
 def _nearest_existing(folder: Path) -> Path:

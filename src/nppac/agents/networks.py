@@ -9,11 +9,12 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 from nppac.distributions import gaussian_log_prob
 from nppac.errors import NppacError
+from nppac.outputs import atomic_file
 
 ActorKind = Literal["tanh_gaussian", "gaussian_tanh_mean"]
 ACTOR_KINDS: tuple[str, ...] = ("tanh_gaussian", "gaussian_tanh_mean")
@@ -182,10 +183,9 @@ def save_actor(actor: Actor, path: str | Path) -> None:
     if actor.log_std_range is not None:
         meta["log_std_range"] = ",".join(str(v) for v in actor.log_std_range)
     tensors = {k: v.detach().cpu().contiguous() for k, v in actor.state_dict().items()}
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    tmp.replace(path)
+    # Bytes through atomic_file: safetensors' own save_file creates files with mode 0600.
+    with atomic_file(path) as f:
+        f.write(save(tensors, metadata=meta))
 
 
 def load_actor(path: str | Path, device: str | torch.device = "cpu") -> Actor:

@@ -49,9 +49,11 @@ def train(
                  "seed_demos": seed_demos or None}
         config = dataclasses.replace(TrainConfig(), **{k: v for k, v in flags.items() if v is not None})
         config = config.with_overrides(overrides).validate()
-    elif overrides or any(v is not None for v in (task, algo, demos, prior, seed, device)):
-        print("note: --resume continues with the configuration stored in the run directory (only --steps may change)",
-              file=sys.stderr)
+    else:
+        options = {"--demos": demos, "--prior": prior, "--device": device, "--allow-pickle": allow_pickle or None,
+                   "--seed-demos": seed_demos or None, **{f"--set {o}": True for o in overrides}}
+        _check_resume(out, {"task": task, "algo": algo, "seed": seed},
+                      [k if v is True else f"{k} {v}" for k, v in options.items() if v is not None])
     summary = run_training(config, out, resume=resume, steps=steps if resume else None, progress=not quiet)
     if json_out:
         emit_json(summary)
@@ -59,6 +61,26 @@ def train(
         print(f"{summary['algo']} on {summary['task']}: {summary['epochs']} epochs, {summary['env_steps']} env steps, "
               f"eval return {summary['step0_eval_return']:.2f} at step 0, final {summary['final_eval_return']:.2f} "
               f"→ {summary['out_dir']}", file=sys.stderr)
+
+
+def _check_resume(out: Path, identity: dict[str, object], ignored: list[str]) -> None:
+    """Refuse ``--task``/``--algo``/``--seed`` that differ from the run being resumed (they define it);
+    name every other option that ``--resume`` ignores."""
+    from nppac.errors import NppacError
+    from nppac.training import TrainConfig
+
+    stored = out / "config.json"
+    if not stored.is_file():
+        return  # train() says there is nothing to resume
+    cfg = TrainConfig.load(stored)
+    differ = [f"--{k} {v} (the run's {k} is {getattr(cfg, k)})" for k, v in identity.items()
+              if v is not None and v != getattr(cfg, k)]
+    if differ:
+        raise NppacError(f"--resume continues the run in {out} as it was started, but {', '.join(differ)}; "
+                         "drop those options, or start a new run with another --out")
+    if ignored:
+        print(f"note: --resume continues with the configuration stored in {stored}; ignoring {', '.join(ignored)} "
+              "(only --steps may change)", file=sys.stderr)
 
 
 def _str(path: Path | None) -> str | None:

@@ -32,6 +32,11 @@ it enters with its last evaluation held at every remaining epoch of its schedule
 is what its checkpoint scores, and its training metrics (KL, Q, gradient norms) end
 where it stopped. Every row thus covers the same schedule, and each row says how many
 of its seeds diverged.
+
+The curve is checked before it is averaged (:func:`check_curve`): a finished run whose
+``progress.csv`` does not hold one whole, finite row per step of its schedule is
+*damaged*, one trained to another schedule than the suite now asks for is *outdated*;
+both are listed with the reason instead of entering a row.
 """
 
 from __future__ import annotations
@@ -121,6 +126,56 @@ def held_to_schedule(run: Run, total_steps: int, steps_per_epoch: int) -> Run:
     return dataclasses.replace(run, columns=columns, stopped_at=last)
 
 
+def check_curve(run: Run, spec: RunSpec, diverged: bool) -> None:
+    """Raise a one-line :class:`NppacError` unless a finished or diverged run's rows are whole and on schedule.
+
+    A run's ``config.json`` records its schedule, ``steps // steps_per_epoch`` epochs: one row at
+    env_steps = 0 and one per epoch. A finished run must have exactly these rows, a diverged one the
+    first of them; every evaluation must be finite. Otherwise the run is *damaged* (its
+    ``progress.csv`` was cut, edited or partly lost) and is not averaged in. A run trained to another
+    schedule than the suite's ``spec`` (its ``steps`` changed since) raises :class:`ScheduleError`:
+    averaging it in would mix schedules in one row.
+    """
+    progress = run.directory / "progress.csv"
+    try:
+        per, epochs = int(run.config["steps_per_epoch"]), int(run.config["steps"]) // int(run.config["steps_per_epoch"])
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        raise NppacError(f"{run.directory / 'config.json'} has no positive integer steps and steps_per_epoch; "
+                         "the run's schedule is unknown") from None
+    schedule = np.arange(epochs + 1, dtype=float) * per
+    steps = run.env_steps
+    expected = schedule[:len(steps)] if diverged else schedule
+    if not np.array_equal(steps, expected):
+        off = [s for s in steps if s not in set(schedule)]
+        what = (f"has rows off its schedule (env_steps {_steps_list(off)})" if off else
+                f"lacks the rows at env_steps {_steps_list([s for s in expected if s not in set(steps)])}")
+        raise NppacError(f"{progress} {what}: a run of {epochs} epochs × {per:,} steps writes one row at "
+                         "env_steps 0 and one per epoch; the file was cut or edited, train the run again")
+    for column in METRIC_LABELS:
+        if column in run.columns and not np.isfinite(run.columns[column]).all():
+            bad = steps[~np.isfinite(run.columns[column])]
+            raise NppacError(f"{progress}: {column} is not a finite number at env_steps {_steps_list(bad)}; "
+                             "the file was cut or edited, train the run again")
+    ran, per_asked = epochs * per, spec.config.steps_per_epoch
+    asked = spec.config.n_epochs * per_asked
+    if per == per_asked and (steps[-1] <= asked if diverged else ran == asked):
+        return
+    extend = not diverged and per == per_asked and ran < asked
+    raise ScheduleError(f"{run.directory} ran {ran:,} env steps in epochs of {per:,}; the suite asks for {asked:,} "
+                        f"in epochs of {per_asked:,}: " + ("run `nppac suite run` again to extend it" if extend else
+                                                           "delete the run's directory to train it again"))
+
+
+class ScheduleError(NppacError):
+    """A run trained to another schedule than its suite asks for (the suite's ``steps`` changed since)."""
+
+
+def _steps_list(steps: list[float] | np.ndarray, shown: int = 3) -> str:
+    """``1,000, 2,000, 3,000, … (12 rows)``: the first few env steps of a list."""
+    text = ", ".join(f"{s:,.0f}" for s in list(steps)[:shown])
+    return f"{text}, … ({len(steps)} rows)" if len(steps) > shown else text
+
+
 def steps_to_threshold(steps: np.ndarray, values: np.ndarray, level: float) -> float | None:
     """The first logged step whose evaluation reaches ``level`` (None when none does)."""
     reached = np.flatnonzero(values >= level)
@@ -194,7 +249,9 @@ class RunEntry:
     spec: RunSpec
     directory: Path
     state: str
-    """finished, diverged, failed, unfinished or pending (:func:`nppac.experiments.runners.run_state`)."""
+    """finished, diverged, failed, unfinished or pending (:func:`nppac.experiments.runners.run_state`); damaged
+    (a finished or diverged run whose progress.csv is cut, edited or off its schedule) or outdated (trained to
+    another schedule than the suite's): :func:`check_curve`."""
     epochs: int
     """Evaluations logged so far."""
     error: str | None = None
@@ -286,7 +343,7 @@ class SuiteReport:
 
     @property
     def incomplete(self) -> list[RunEntry]:
-        """Runs that are not in the tables: failed, unfinished, pending or unreadable."""
+        """Runs that are not in the tables: failed, unfinished, pending, damaged or outdated."""
         return [e for e in self.entries if e.run is None]
 
     def to_json(self) -> dict[str, Any]:
@@ -404,8 +461,9 @@ def collect_runs(out: str | Path) -> tuple[Suite, list[RunEntry]]:
         if state in ("finished", "diverged"):
             try:
                 run = load_run(directory)
+                check_curve(run, spec, diverged=state == "diverged")
             except NppacError as err:
-                state, error = "unreadable", str(err)
+                state, error, run = "outdated" if isinstance(err, ScheduleError) else "damaged", str(err), None
             else:
                 if state == "diverged":
                     run = held_to_schedule(run, spec.config.steps, spec.config.steps_per_epoch)

@@ -9,8 +9,11 @@ line>"}``. That makes a suite idempotent:
 * finished and diverged runs are skipped: a divergence is the algorithm's outcome on
   that seed, and retrying until a seed does not diverge would select seeds (delete the
   run's ``status.json`` to retry it anyway);
+* a finished run the suite now asks for more epochs (``steps`` raised) is extended from
+  its last checkpoint, so that every seed of a row runs the same schedule;
 * runs with a ``config.json`` but no finished status (interrupted, or failed part-way)
-  continue from their last checkpoint (``train(None, dir, resume=True)``);
+  continue from their last checkpoint (``train(None, dir, resume=True, steps=…)``, with
+  the suite's current ``steps``);
 * everything else starts fresh.
 
 An exception in one run is written to its ``status.json`` and the suite goes on.
@@ -26,12 +29,12 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import csv
-import fcntl
 import json
 import logging
 import math
 import multiprocessing
 import os
+import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass
@@ -41,7 +44,9 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 from nppac.errors import DivergedError, NppacError
 from nppac.experiments.shared_priors import with_shared_priors
 from nppac.experiments.suite import RunSpec, Suite
+from nppac.outputs import DirectoryLock
 from nppac.training import TrainConfig, train
+from nppac.training.checkpoint import CHECKPOINT_NAME
 
 log = logging.getLogger(__name__)
 
@@ -114,18 +119,22 @@ def execute_run(run: RunSpec, out: str | Path, notify: Notify | None = None) -> 
     started = time.perf_counter()
     directory = run.directory(out)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    # An OS lock, released however the holder dies, keeps two suite processes off one run.
-    with _RunLock(directory.with_name(f".{directory.name}.lock")) as locked:
-        if not locked:
-            return RunResult(run.key, "busy", error="another process is training this run")
+    # An OS lock, released however the holder dies, keeps two processes off one run; train() takes it again.
+    with DirectoryLock(directory) as lock:
+        if not lock.acquired:
+            return RunResult(run.key, "busy", error=f"{lock.busy()}: it is training this run")
         status = read_status(directory)
-        if status is not None and status.get("status") in DONE_STATES:
+        extend = status is not None and status.get("status") == "finished" and _asks_longer(run, directory)
+        if status is not None and status.get("status") in DONE_STATES and not extend:
             _warn_if_changed(run, directory)
             return RunResult(run.key, "skipped", error=status.get("error"), summary=status.get("summary"))
         _clear_status(directory)
         resume = (directory / "config.json").exists()
+        if extend:
+            log.info("%s: the suite asks for %s env steps; extending the finished run", run.key,
+                     f"{run.config.steps:,}")
         if resume:
-            _warn_if_changed(run, directory)
+            _warn_if_changed(run, directory, resumable=("steps",))
         done = completed_epochs(directory) if resume else 0
         n_epochs = run.config.n_epochs
         if notify is not None:
@@ -137,8 +146,9 @@ def execute_run(run: RunSpec, out: str | Path, notify: Notify | None = None) -> 
                         "eval_return": float(row["eval_return"])})
 
         try:
-            summary = train(None if resume else run.config, directory, resume=resume, progress=False,
-                            on_epoch_end=on_epoch_end)
+            # A resumed run takes the suite's current steps: every seed of a row runs the same schedule.
+            summary = train(None if resume else run.config, directory, resume=resume,
+                            steps=run.config.steps if resume else None, progress=False, on_epoch_end=on_epoch_end)
         except Exception as err:  # one run's failure is recorded, not raised: the suite goes on
             error = one_line(err)
             outcome = "diverged" if isinstance(err, DivergedError) else "failed"
@@ -149,31 +159,6 @@ def execute_run(run: RunSpec, out: str | Path, notify: Notify | None = None) -> 
             return RunResult(run.key, outcome, error=error, resumed_at=done, wall_s=time.perf_counter() - started)
         _write_status(directory, {"status": "finished", "summary": summary})
         return RunResult(run.key, "finished", summary=summary, resumed_at=done, wall_s=time.perf_counter() - started)
-
-
-class _RunLock:
-    """A non-blocking exclusive ``flock`` on a file beside the run directory; enters as True when acquired."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fd: int | None = None
-
-    def __enter__(self) -> bool:
-        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        except OSError as err:  # some network filesystems have no locks: go on without one
-            log.debug("cannot lock %s (%s); running without a lock", self.path, err)
-        self.fd = fd
-        return True
-
-    def __exit__(self, *exc: object) -> None:
-        if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
 
 
 def _write_status(directory: Path, record: dict[str, Any]) -> None:
@@ -197,14 +182,25 @@ def _clear_status(directory: Path) -> None:
         directory.rmdir()
 
 
-def _warn_if_changed(run: RunSpec, directory: Path) -> None:
-    """A run keeps the settings it was started with; say so when the suite now asks for others."""
+def _asks_longer(run: RunSpec, directory: Path) -> bool:
+    """Whether the suite now asks a finished run for more epochs of the same length than it was trained for,
+    and its checkpoint is there to continue from (an exported copy has none)."""
+    try:
+        stored = TrainConfig.load(directory / "config.json")
+    except NppacError:
+        return False
+    return (stored.steps_per_epoch == run.config.steps_per_epoch and run.config.n_epochs > stored.n_epochs
+            and (directory / CHECKPOINT_NAME).is_file())
+
+
+def _warn_if_changed(run: RunSpec, directory: Path, resumable: tuple[str, ...] = ()) -> None:
+    """A run keeps the settings it was started with (but ``resumable``); say so when the suite now asks for others."""
     try:
         stored = TrainConfig.load(directory / "config.json").to_dict()
         wanted = run.config.resolved().to_dict()
     except NppacError:
         return
-    changed = [k for k, v in wanted.items() if stored.get(k) != v]
+    changed = [k for k, v in wanted.items() if stored.get(k) != v and k not in resumable]
     if changed:
         log.warning("%s keeps the settings it was started with (differs from the suite in: %s); "
                     "delete %s to rerun it", run.key, ", ".join(changed), directory)
@@ -237,7 +233,7 @@ class LocalRunner:
         context.set_forkserver_preload([__name__])
         events = context.Queue()
         with cf.ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
-                                    initargs=(events,), max_tasks_per_child=1) as pool:
+                                    initargs=(events, os.getpid()), max_tasks_per_child=1) as pool:
             pending = {pool.submit(_execute_in_worker, run, out): run for run in runs}
             try:
                 while pending:
@@ -257,9 +253,42 @@ class LocalRunner:
 _worker_events: Any = None
 
 
-def _init_worker(events: Any) -> None:
+def _init_worker(events: Any, suite_pid: int) -> None:
     global _worker_events
     _worker_events = events
+    exit_with(suite_pid)
+
+
+def exit_with(suite_pid: int, every: float = 1.0) -> None:
+    """End this worker process once the suite process ``suite_pid`` has ended, however it ended.
+
+    A worker killed with its suite would otherwise train on as an orphan, holding its run's
+    lock. A thread checks every ``every`` seconds that the worker's parent (the fork server,
+    which exits with the suite) is still the one it started with, and that the suite process
+    still exists (for a suite that ended before the first check). The run keeps its last
+    checkpoint and is resumed by the next ``nppac suite run``.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(every)
+            if os.getppid() != parent or not _alive(suite_pid):
+                log.warning("the suite process %d has ended; this worker (pid %d) stops, its run resumes "
+                            "from its last checkpoint on the next `nppac suite run`", suite_pid, os.getpid())
+                os._exit(1)
+
+    threading.Thread(target=watch, name="nppac-exit-with-suite", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by someone else
+        return True
+    return True
 
 
 def _execute_in_worker(run: RunSpec, out: Path) -> RunResult:

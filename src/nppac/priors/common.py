@@ -14,9 +14,10 @@ from typing import Any, Callable, TypeVar
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from nppac.errors import NppacError
+from nppac.outputs import atomic_file
 
 Progress = Callable[[str, int, int], None]
 """Called as ``progress(stage, completed, total)`` during fitting (e.g. to drive a progress bar)."""
@@ -54,7 +55,8 @@ def write_saved(directory: str | Path, settings: dict[str, Any], tensors: dict[s
     """Write ``settings.json`` and ``weights.safetensors`` into ``directory`` (created if needed)."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(out / WEIGHTS))
+    with atomic_file(out / WEIGHTS) as f:  # not save_file, which creates files with mode 0600
+        f.write(save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}))
     (out / SETTINGS).write_text(json.dumps(settings, indent=2) + "\n")
 
 

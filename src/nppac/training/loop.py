@@ -46,7 +46,7 @@ from nppac.data.relabel import as_binary_reward
 from nppac.data.replay import ReplayBuffer
 from nppac.devices import resolve_device
 from nppac.errors import DivergedError, NonFiniteError, NppacError
-from nppac.outputs import check_output_dir
+from nppac.outputs import check_output_dir, one_writer
 from nppac.priors import use_variance
 from nppac.priors.base import Prior
 from nppac.tasks import Task
@@ -183,6 +183,7 @@ def make_env(task: Task, horizon: int, seed: int, binary_reward: str | None = No
     return env
 
 
+@one_writer("out_dir")
 def train(config: TrainConfig | None, out_dir: str | Path, resume: bool = False, prior: Prior | None = None,
           demos: Demonstrations | None = None, *, steps: int | None = None, progress: bool = True,
           on_epoch_end: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
