@@ -20,8 +20,8 @@ import torch
 
 from nppac.data.loaders import load_demos
 from nppac.training import TrainConfig
-from nppac.training.algorithms import kl_sac_config
 from nppac.training.checkpoint import load_checkpoint
+from nppac.training.setup import kl_sac_config
 
 
 def probe(run: Path, states: torch.Tensor) -> str:

@@ -100,13 +100,14 @@ def test_two_epoch_run_writes_finite_metrics(tmp_path):
 @pytest.mark.parametrize("algo", ["sac", "sac-bc"])
 def test_prior_free_sac_on_hand_tasks_bounds_its_log_std(algo):
     """Without a prior the entropy bonus would drive the hand tasks' untanh-ed Gaussian to log σ = 2 (σ ≈ 7.4)."""
-    from nppac.training.algorithms import _kl_sac, kl_sac_config
+    from nppac.training.algorithms import ALGORITHMS
+    from nppac.training.setup import agent_spec, kl_sac_config
 
     hand = TrainConfig(task="pen-binary", algo=algo).resolved()
     assert hand.actor == "gaussian_tanh_mean" and hand.actor_log_std_range == (-6.0, 0.0)
     assert TrainConfig(task="halfcheetah", algo=algo).resolved().actor_log_std_range is None
     assert TrainConfig(task="pen-binary", algo="nppac").resolved().actor_log_std_range is None  # the prior bounds it
-    agent = _kl_sac(hand, None, lambda: None, torch.device("cpu"))
+    agent = ALGORITHMS["sac"].build(agent_spec(hand, lambda: None, torch.device("cpu")))  # SAC+BC's KL-SAC part
     assert agent.actor.log_std_range == (-6.0, 0.0)
     # However the weights move, σ stays at most 1: the entropy of 24 dimensions at most 24 · ½ log(2πe).
     with torch.no_grad():

@@ -11,9 +11,9 @@ from nppac.data.relabel import as_binary_reward
 from nppac.errors import NppacError
 from nppac.tasks import get_task
 from nppac.training import TrainConfig
-from nppac.training.algorithms import q_bounds
 from nppac.training.config import with_legacy_values
-from nppac.training.loop import Collector, make_env
+from nppac.training.envs import Collector, make_env
+from nppac.training.setup import q_bounds
 
 
 @pytest.mark.parametrize("algo, protocol, reward, horizon, terminal", [

@@ -93,7 +93,7 @@ def test_layernorm_critics_only_when_asked():
 
 def test_remedy_settings_are_checked():
     cfg = TrainConfig(task="halfcheetah", algo="nppac", auto_alpha_target="act-dim").resolved()
-    from nppac.training.algorithms import kl_sac_config
+    from nppac.training.setup import kl_sac_config
 
     assert kl_sac_config(cfg).auto_alpha and kl_sac_config(cfg).penalty_target == 6.0
     for kwargs, message in (

@@ -15,7 +15,7 @@ from nppac.errors import DivergedError, NppacError
 from nppac.agents import METRIC_TERMS
 from nppac.training import TrainConfig, progress_columns, train
 from nppac.training.checkpoint import load_checkpoint
-from nppac.training.loop import Collector
+from nppac.training.envs import Collector
 from tests.test_replay import LinearGaussianPrior
 
 TINY = dict(task="halfcheetah", steps=300, steps_per_epoch=150, updates_per_epoch=40, warmup_steps=150,
@@ -262,7 +262,7 @@ def test_training_learns_from_the_executed_clipped_demonstration_actions(tmp_pat
     from dataclasses import replace
 
     from nppac.data import save_npz
-    from nppac.training.loop import _DemoSource
+    from nppac.training.setup import DemoSource
 
     demos = tiny_demos(episodes=1, length=20)
     wide = replace(demos, trajectories=[replace(t, actions=np.linspace(-1.5, 1.5, t.actions.size, dtype=np.float32)
@@ -270,7 +270,7 @@ def test_training_learns_from_the_executed_clipped_demonstration_actions(tmp_pat
     assert np.abs(np.concatenate([t.actions for t in wide])).max() > 1.0
     path = save_npz(wide, tmp_path / "wide.npz")
     with caplog.at_level("INFO", logger="nppac.data.validate"):
-        loaded = _DemoSource(TrainConfig(algo="nppac", demos=str(path), **TINY), None).get()
+        loaded = DemoSource(TrainConfig(algo="nppac", demos=str(path), **TINY), None).get()
     actions = np.concatenate([t.actions for t in loaded])
     np.testing.assert_allclose(actions, np.clip(np.concatenate([t.actions for t in wide]), -1, 1))
     assert "clipped" in caplog.text

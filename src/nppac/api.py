@@ -32,9 +32,9 @@ from nppac.data.demos import Demonstrations
 from nppac.errors import NppacError
 from nppac.priors.base import Prior
 from nppac.training.algorithms import ALGORITHMS, get_algorithm
-from nppac.training.config import TrainConfig
-from nppac.training.loop import ACTOR_NAME, CONFIG_NAME
+from nppac.training.config import TrainConfig, own_settings
 from nppac.training.loop import train as run_training
+from nppac.training.rundir import ACTOR_NAME, CONFIG_NAME
 
 Callback = Callable[[dict[str, Any]], Any]
 """Called with every progress row (after its checkpoint); returning False stops training after that row."""
@@ -56,7 +56,7 @@ class Model:
         fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"algo_settings"}
         shared = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items() if k in fields}
         own = {k: v for k, v in settings.items() if k not in fields}
-        unknown = sorted(set(own) - set(get_algorithm(name).own_settings))
+        unknown = sorted(set(own) - set(own_settings(get_algorithm(name))))
         if unknown:
             raise NppacError(f"unknown setting(s) {', '.join(unknown)} for {name}; known: "
                              f"{', '.join(TrainConfig.set_keys(name))}")

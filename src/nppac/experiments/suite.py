@@ -41,6 +41,7 @@ from nppac.errors import NppacError
 from nppac.tasks import list_tasks
 from nppac.training import TrainConfig
 from nppac.training.algorithms import ALGORITHMS
+from nppac.training.config import own_settings
 
 MANIFEST_NAME = "suite.json"
 """The expanded suite, written into the output directory by ``nppac suite run``."""
@@ -307,7 +308,7 @@ def _overrides(table: dict[str, Any], label: str, where: str, base: Path, algo: 
     table of one algorithm (``algo``) accepts only that algorithm's.
     """
     # An algorithm's own settings (awac's lam) belong in its [algo.NAME] table only.
-    own = {k: a.name for a in ALGORITHMS.values() for k in a.own_settings if a.name == algo}
+    own = {k: a.name for a in ALGORITHMS.values() for k in own_settings(a) if a.name == algo}
     known = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "algo_settings"] + sorted(own)
     pairs = []
     for key, value in table.items():

@@ -8,15 +8,14 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
-from nppac.agents.networks import ACTOR_KINDS
+from nppac.agents.networks import ACTOR_KINDS, ActorKind
 from nppac.errors import NppacError
-from nppac.priors.gp import VARIANCE_ESTIMATES
-from nppac.tasks import BINARY_REWARDS, HAND_PROTOCOLS, Task, get_task
-from nppac.training.algorithms import ALGORITHMS, WARMUPS, Algorithm, get_algorithm
-from nppac.training.prior_cache import SIGMA_CONVENTIONS
-
+from nppac.priors.gp import VARIANCE_ESTIMATES, VarianceEstimate
+from nppac.tasks import BINARY_REWARDS, HAND_PROTOCOLS, BinaryRewardName, Task, get_task
+from nppac.training.algorithms import ALGORITHMS, WARMUPS, Algorithm, Warmup, get_algorithm
+from nppac.training.prior_cache import SIGMA_CONVENTIONS, SigmaConvention
 
 AUTO_ALPHA_TARGETS: tuple[str, ...] = ("act-dim", "init-kl")
 """Named KL targets of automatic α (``auto_alpha_target``)."""
@@ -172,7 +171,7 @@ class TrainConfig:
         """How the training loop runs ``algo`` (its entry in the algorithm table)."""
         return get_algorithm(self.algo)
 
-    def validate(self) -> TrainConfig:
+    def validate(self) -> Self:
         """Raise a one-line :class:`NppacError` for an impossible setting; returns self."""
         get_task(self.task)
         algorithm = get_algorithm(self.algo)
@@ -243,7 +242,7 @@ class TrainConfig:
                              "add --set seed_demos=true (or --set offline_updates=0)")
         return self
 
-    def resolved(self) -> TrainConfig:
+    def resolved(self) -> ResolvedConfig:
         """A copy with every ``None`` default filled in from the algorithm, then the task."""
         task = get_task(self.validate().task)
         d = task.defaults
@@ -252,35 +251,29 @@ class TrainConfig:
         cfg = dataclasses.replace(self, **own)
         protocol = HAND_PROTOCOLS[_or(cfg.hand_protocol, algorithm.hand_protocol)] if task.family == "hand" else None
         sigma, variance = PRIOR_CONVENTIONS.get(cfg.prior_convention or "", (None, None))
-        return dataclasses.replace(
-            cfg,
-            hand_protocol=None if protocol is None else protocol.name,
-            binary_reward=None if protocol is None else _or(cfg.binary_reward, protocol.binary_reward),
-            timeout_terminal=_or(cfg.timeout_terminal, False if protocol is None else protocol.timeout_terminal),
-            eval_horizon=_or(cfg.eval_horizon, _or(cfg.horizon, task.horizon)),
-            prior_variance=_or(cfg.prior_variance, _or(variance, "exact")),
-            warmup=_or(cfg.warmup, algorithm.warmup),
-            offline_updates=_or(cfg.offline_updates, algorithm.offline_updates),
-            offline_batch_size=_or(cfg.offline_batch_size, _or(algorithm.offline_batch_size, _or(cfg.batch_size, d.batch_size))),
-            seed_demos=_or(cfg.seed_demos, algorithm.seed_demos),
-            bound_q=_or(cfg.bound_q, algorithm.bound_q),
-            eval_episodes=_or(cfg.eval_episodes, task.eval_episodes),
-            horizon=_or(cfg.horizon, task.horizon if protocol is None else protocol.horizon(task)),
-            batch_size=_or(cfg.batch_size, d.batch_size),
-            alpha=_or(cfg.alpha, d.alpha),
-            target_entropy=_or(cfg.target_entropy, -float(task.act_dim)),
-            actor=_or(cfg.actor, d.actor),
-            actor_hidden=_or(cfg.actor_hidden, tuple(d.actor_hidden)),
-            init_epochs=_or(cfg.init_epochs, d.init_epochs),
-            prior_kernel=_or(cfg.prior_kernel, d.kernel),
-            prior_sigma=_or(cfg.prior_sigma, _or(sigma, d.prior_sigma)),
-        ).validate()
-
-    def algo_config(self) -> Any:
-        """The algorithm's own settings object (None for algorithms without one), from a resolved config."""
-        from nppac.training.algorithms import derived_settings
-
-        return self.algorithm.make_settings(self.algo_settings, **derived_settings(self))
+        return ResolvedConfig(**{
+            **_values(cfg),
+            "hand_protocol": None if protocol is None else protocol.name,
+            "binary_reward": None if protocol is None else _or(cfg.binary_reward, protocol.binary_reward),
+            "timeout_terminal": _or(cfg.timeout_terminal, False if protocol is None else protocol.timeout_terminal),
+            "eval_horizon": _or(cfg.eval_horizon, _or(cfg.horizon, task.horizon)),
+            "prior_variance": _or(cfg.prior_variance, _or(variance, "exact")),
+            "warmup": _or(cfg.warmup, algorithm.warmup),
+            "offline_updates": _or(cfg.offline_updates, algorithm.offline_updates),
+            "offline_batch_size": _or(cfg.offline_batch_size, _or(algorithm.offline_batch_size, _or(cfg.batch_size, d.batch_size))),
+            "seed_demos": _or(cfg.seed_demos, algorithm.seed_demos),
+            "bound_q": _or(cfg.bound_q, algorithm.bound_q),
+            "eval_episodes": _or(cfg.eval_episodes, task.eval_episodes),
+            "horizon": _or(cfg.horizon, task.horizon if protocol is None else protocol.horizon(task)),
+            "batch_size": _or(cfg.batch_size, d.batch_size),
+            "alpha": _or(cfg.alpha, d.alpha),
+            "target_entropy": _or(cfg.target_entropy, -float(task.act_dim)),
+            "actor": _or(cfg.actor, d.actor),
+            "actor_hidden": _or(cfg.actor_hidden, tuple(d.actor_hidden)),
+            "init_epochs": _or(cfg.init_epochs, d.init_epochs),
+            "prior_kernel": _or(cfg.prior_kernel, d.kernel),
+            "prior_sigma": _or(cfg.prior_sigma, _or(sigma, d.prior_sigma)),
+        }).validate()
 
     @property
     def task_spec(self) -> Task:
@@ -304,13 +297,14 @@ class TrainConfig:
         if unknown:
             raise NppacError(f"unknown config key(s): {', '.join(unknown)}")
         # JSON has no tuples: the hidden-width lists come back as lists.
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**values)
 
     @classmethod
     def set_keys(cls, algo: str) -> list[str]:
         """Every ``--set`` key for ``algo``: TrainConfig's fields, then the algorithm's own settings."""
         return [f.name for f in dataclasses.fields(cls) if f.name != "algo_settings"] + \
-            list(get_algorithm(algo).own_settings)
+            list(own_settings(get_algorithm(algo)))
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
@@ -333,7 +327,7 @@ class TrainConfig:
         A key that is not a TrainConfig field is one of the algorithm's own settings
         (its registered settings class) and lands in ``algo_settings``.
         """
-        hints = typing.get_type_hints(type(self))
+        hints = typing.get_type_hints(TrainConfig)
         changes: dict[str, Any] = {}
         own: dict[str, Any] = dict(self.algo_settings)
         for pair in pairs:
@@ -346,12 +340,69 @@ class TrainConfig:
                 continue
             algo = changes.get("algo", self.algo)
             algorithm = get_algorithm(algo)
-            if key not in algorithm.own_settings:
+            if key not in own_settings(algorithm):
                 raise NppacError(f"unknown config key {key!r} in --set for algo {algo}; known keys: "
                                  f"{', '.join(self.set_keys(algo))}")
             own[key] = _parse(key, text.strip(), typing.get_type_hints(algorithm.settings)[key])
         return dataclasses.replace(self, **changes, algo_settings=own)
 
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResolvedConfig(TrainConfig):
+    """The settings a run trains with: a :class:`TrainConfig` with every default filled in (:meth:`~TrainConfig.resolved`).
+
+    Its fields are TrainConfig's, in the same order (so its ``config.json`` is the same);
+    those a default always fills are typed here without ``None``. Those still optional
+    are so by meaning: no hand protocol off the hand tasks, no prior path, no KL target.
+    """
+
+    warmup: Warmup
+    offline_updates: int
+    offline_batch_size: int
+    eval_episodes: int
+    horizon: int
+    eval_horizon: int
+    binary_reward: BinaryRewardName | None
+    timeout_terminal: bool
+    batch_size: int
+    alpha: float
+    target_entropy: float
+    actor: ActorKind
+    actor_hidden: tuple[int, ...]
+    init_epochs: int
+    seed_demos: bool
+    prior_kernel: str
+    prior_sigma: SigmaConvention
+    prior_variance: VarianceEstimate
+    bound_q: bool
+
+    def algo_config(self) -> Any:
+        """The algorithm's own settings object (None for algorithms without one)."""
+        return self.algorithm.make_settings(self.algo_settings, **_derived_settings(self))
+
+
+def own_settings(algorithm: Algorithm) -> tuple[str, ...]:
+    """The ``--set`` keys ``algorithm`` adds to TrainConfig's: the fields of its settings class TrainConfig lacks."""
+    if algorithm.settings is None:
+        return ()
+    shared = {f.name for f in dataclasses.fields(TrainConfig)}
+    return tuple(f.name for f in dataclasses.fields(algorithm.settings) if f.name not in shared)
+
+
+def _derived_settings(cfg: ResolvedConfig) -> dict[str, Any]:
+    """The values an algorithm's settings take from TrainConfig (shared hyperparameters, batch sizes)
+    and from its defaults on the task's family."""
+    return {**cfg.algorithm.family_settings.get(cfg.task_spec.family, {}), "gamma": cfg.gamma, "tau": cfg.tau,
+            "actor_lr": cfg.actor_lr, "critic_lr": cfg.critic_lr,
+            # SAC+BC: as many demonstration pairs per step as replay transitions, so both halves of its
+            # actor loss see equal batches.
+            "demo_batch_size": cfg.batch_size}
+
+
+def _values(cfg: TrainConfig) -> dict[str, Any]:
+    """The fields of ``cfg`` by name (not copied)."""
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
 
 def with_legacy_values(stored: dict[str, Any]) -> dict[str, Any]:
     """A stored (resolved) run config with the settings added since nppac 0.1's first runs filled in as those

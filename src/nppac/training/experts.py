@@ -35,7 +35,9 @@ from nppac.errors import NppacError
 from nppac.tasks import Task, get_task
 from nppac.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from nppac.training.config import TrainConfig
-from nppac.training.loop import CONFIG_NAME, make_env, train
+from nppac.training.envs import make_env
+from nppac.training.loop import train
+from nppac.training.rundir import CONFIG_NAME
 
 log = logging.getLogger(__name__)
 
