@@ -213,11 +213,11 @@ def predict(
     import torch
 
     from nppac.priors import load_prior, use_variance
-    from nppac.priors.gp import VARIANCE_ESTIMATES
+    from nppac.priors.gp import VARIANCE_ESTIMATES, is_variance_estimate
 
     check_output_file(out, ".npz")
     resolve_device(device)
-    if variance not in VARIANCE_ESTIMATES:
+    if not is_variance_estimate(variance):
         raise NppacError(f"--variance {variance!r}; choose one of: {', '.join(VARIANCE_ESTIMATES)}")
     if rank < 1:
         raise NppacError(f"--rank must be ≥ 1, got {rank}")

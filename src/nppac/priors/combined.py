@@ -18,6 +18,7 @@ from nppac.distributions import gaussian_log_prob
 from nppac.errors import NppacError
 from nppac.priors.base import Prior
 from nppac.priors.common import SETTINGS, Progress, read_settings
+from nppac.priors.kinds import LOADERS, load_prior
 
 KIND = "combined"
 """``kind`` in a combined prior's ``settings.json``; its parts live in ``mean/`` and ``std/`` beside it."""
@@ -42,8 +43,8 @@ class CombinedPrior:
 
     @property
     def fit_seconds(self) -> float | None:
-        times = [p.fit_seconds for p in (self.mean_prior, self.std_prior)]
-        return None if None in times else float(sum(times))  # type: ignore[arg-type]
+        mean_s, std_s = self.mean_prior.fit_seconds, self.std_prior.fit_seconds
+        return None if mean_s is None or std_s is None else float(mean_s + std_s)
 
     def fit(self, demos: Demonstrations, progress: Progress | None = None) -> dict[str, Any]:
         """Fit both parts to the demonstrations; returns their fit summaries under ``mean`` and ``std``."""
@@ -77,12 +78,13 @@ class CombinedPrior:
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> CombinedPrior:
         """Read a prior written by :meth:`save`, onto ``device``."""
-        from nppac.priors import load_prior
-
         root = Path(directory)
         if read_settings(root)["kind"] != KIND:
             raise NppacError(f"{root / SETTINGS}: not a combined prior")
         return cls(load_prior(root / "mean", device), load_prior(root / "std", device))
+
+
+LOADERS[KIND] = CombinedPrior.load
 
 
 def combine_priors(mean_prior: Prior, std_prior: Prior) -> CombinedPrior:

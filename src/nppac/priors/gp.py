@@ -32,7 +32,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, TypeGuard
 
 import numpy as np
 import torch
@@ -58,6 +58,11 @@ from nppac.priors.love import PUBLISHED_RANK, love_root, love_variance
 
 VarianceEstimate = Literal["exact", "love"]
 VARIANCE_ESTIMATES: tuple[str, ...] = ("exact", "love")
+
+
+def is_variance_estimate(name: str) -> TypeGuard[VarianceEstimate]:
+    """Whether ``name`` is one of :data:`VARIANCE_ESTIMATES`."""
+    return name in VARIANCE_ESTIMATES
 
 DTYPE = torch.float64
 PLATEAU_WINDOW = 100
