@@ -23,6 +23,7 @@ from nppac.priors.kinds import PRIOR_KINDS, load_prior
 from nppac.priors.metrics import OFFSETS, mean_action, offset_states, prior_metrics
 from nppac.priors.nn import NNConfig, NNPrior, tanh_gaussian_log_prob
 
+
 def make_prior(kind: str, **settings: Any) -> Prior:
     """An unfitted prior of ``kind`` whose config takes ``settings`` (field names of GPConfig / NNConfig)."""
     if kind not in PRIOR_KINDS:

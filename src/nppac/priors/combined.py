@@ -35,8 +35,9 @@ class CombinedPrior:
                 raise NppacError(f"the {role} prior is tanh-squashed; combine Gaussian priors only "
                                  "(fit the NN prior with --variant gaussian or fixed_std)")
         if (mean_prior.obs_dim, mean_prior.act_dim) != (std_prior.obs_dim, std_prior.act_dim):
-            raise NppacError(f"cannot combine a mean prior for obs_dim={mean_prior.obs_dim}, act_dim={mean_prior.act_dim} "
-                             f"with a std prior for obs_dim={std_prior.obs_dim}, act_dim={std_prior.act_dim}")
+            raise NppacError(f"cannot combine a mean prior for obs_dim={mean_prior.obs_dim}, "
+                             f"act_dim={mean_prior.act_dim} with a std prior for obs_dim={std_prior.obs_dim}, "
+                             f"act_dim={std_prior.act_dim}")
         self.mean_prior, self.std_prior = mean_prior, std_prior
         self.kind = f"{mean_prior.kind}-mean-{std_prior.kind}-std"
         self.obs_dim, self.act_dim = mean_prior.obs_dim, mean_prior.act_dim
@@ -48,7 +49,8 @@ class CombinedPrior:
 
     def fit(self, demos: Demonstrations, progress: Progress | None = None) -> dict[str, Any]:
         """Fit both parts to the demonstrations; returns their fit summaries under ``mean`` and ``std``."""
-        info = {"mean": self.mean_prior.fit(demos, progress=progress), "std": self.std_prior.fit(demos, progress=progress)}
+        info = {"mean": self.mean_prior.fit(demos, progress=progress),
+                "std": self.std_prior.fit(demos, progress=progress)}
         self.obs_dim, self.act_dim = self.mean_prior.obs_dim, self.mean_prior.act_dim
         return info
 

@@ -7,8 +7,9 @@ parts it reads through this table.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -18,7 +19,10 @@ from nppac.priors.common import SETTINGS, read_settings
 from nppac.priors.gp import GPConfig, GPPrior
 from nppac.priors.nn import NNConfig, NNPrior
 
-PRIOR_KINDS: dict[str, tuple[type[GPPrior] | type[NNPrior], Any]] = {"gp": (GPPrior, GPConfig), "nn": (NNPrior, NNConfig)}
+PRIOR_KINDS: dict[str, tuple[type[GPPrior] | type[NNPrior], Any]] = {
+    "gp": (GPPrior, GPConfig),
+    "nn": (NNPrior, NNConfig),
+}
 """Kind of a fitted prior → (its class, its config dataclass)."""
 
 Loader = Callable[[str | Path, str | torch.device], Prior]

@@ -12,8 +12,9 @@ changes. Add an algorithm by writing its agent in ``nppac/agents/`` and one entr
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import torch
 
@@ -38,7 +39,7 @@ ABLATION_PRIOR = "gp-mean-nn-std"
 
 @dataclass(frozen=True)
 class AgentSpec:
-    """What a builder reads of a run, made from its resolved configuration (:func:`nppac.training.setup.build_agent`)."""
+    """What a builder reads of a run, made from its resolved configuration (:func:`nppac.training.setup.agent_spec`)."""
 
     obs_dim: int
     act_dim: int
@@ -170,7 +171,8 @@ _TABLE = [
     # BC's policy is AWAC's: a tanh-squashed Gaussian cannot fit demonstrations recorded at the action bounds
     # (23 % of halfcheetah's bundled action entries are ±1, where atanh diverges).
     Algorithm("bc", "behavioural cloning: the actor fitted to the demonstrations, evaluated by its mean action",
-              _bc, settings=BCConfig, seed_demos=True, offline_updates=10_000, online_updates=False, hand_protocol="awac",
+              _bc, settings=BCConfig, seed_demos=True, offline_updates=10_000, online_updates=False,
+              hand_protocol="awac",
               defaults={"actor": "gaussian_tanh_mean"}),
 ]
 

@@ -155,7 +155,8 @@ class TrainConfig:
     """Clamp the critics to the returns' range [r_min, r_max]/(1 − γ) where the task's reward range is known
     (binary tasks: [−100, 0] at γ = 0.99); algorithm default (on for awac, whose critic has no entropy term)."""
     algo_settings: dict[str, Any] = field(default_factory=dict)
-    """The algorithm's own settings (fields of its registered settings class, e.g. awac's ``lam``): ``--set lam=0.3``."""
+    """The algorithm's own settings (fields of its registered settings class, e.g. awac's ``lam``):
+    ``--set lam=0.3``."""
     allow_pickle: bool = False
     """Allow reading pickle-based demonstration files (only for files you trust)."""
     num_threads: int | None = 1
@@ -190,10 +191,12 @@ class TrainConfig:
                 if value is None:
                     continue
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise NppacError(f"config field {name}={value!r} must be a number ({_describe(lo, hi, lo_open, hi_open)})")
+                    raise NppacError(f"config field {name}={value!r} must be a number "
+                                     f"({_describe(lo, hi, lo_open, hi_open)})")
                 if value != value or (value <= lo if lo_open else value < lo) \
                         or (hi is not None and (value >= hi if hi_open else value > hi)):
-                    raise NppacError(f"config field {name}={value!r} is out of range: must be {_describe(lo, hi, lo_open, hi_open)}")
+                    raise NppacError(f"config field {name}={value!r} is out of range: "
+                                     f"must be {_describe(lo, hi, lo_open, hi_open)}")
         if get_task(self.task).reward != "binary":
             given = [name for name in ("hand_protocol", "binary_reward") if getattr(self, name) is not None]
             if given:
@@ -215,7 +218,8 @@ class TrainConfig:
         if self.steps < self.steps_per_epoch:
             raise NppacError(f"steps={self.steps} is less than one epoch (steps_per_epoch={self.steps_per_epoch})")
         remedies = {"auto_alpha_target": self.auto_alpha_target is not None,
-                    "critic_warmstart_steps": self.critic_warmstart_steps > 0, "critic_layernorm": self.critic_layernorm,
+                    "critic_warmstart_steps": self.critic_warmstart_steps > 0,
+                    "critic_layernorm": self.critic_layernorm,
                     "actor_delay_updates": self.actor_delay_updates > 0}
         used = [name for name, on in remedies.items() if on]
         if used and not algorithm.remedies:
@@ -230,7 +234,8 @@ class TrainConfig:
         if self.auto_alpha_target is not None and self.target_kl is not None:
             raise NppacError(f"auto_alpha_target={self.auto_alpha_target} sets the KL target; drop target_kl "
                              f"({self.target_kl}) or auto_alpha_target")
-        if self.auto_alpha and self.prior_kind is not None and self.target_kl is None and self.auto_alpha_target is None:
+        if self.auto_alpha and self.prior_kind is not None and self.target_kl is None \
+                and self.auto_alpha_target is None:
             raise NppacError(f"auto_alpha with algo {self.algo} needs a target KL: --set target_kl=VALUE")
         seed_demos = _or(self.seed_demos, algorithm.seed_demos)
         offline_updates = _or(self.offline_updates, algorithm.offline_updates)
@@ -260,7 +265,8 @@ class TrainConfig:
             "prior_variance": _or(cfg.prior_variance, _or(variance, "exact")),
             "warmup": _or(cfg.warmup, algorithm.warmup),
             "offline_updates": _or(cfg.offline_updates, algorithm.offline_updates),
-            "offline_batch_size": _or(cfg.offline_batch_size, _or(algorithm.offline_batch_size, _or(cfg.batch_size, d.batch_size))),
+            "offline_batch_size": _or(cfg.offline_batch_size,
+                                      _or(algorithm.offline_batch_size, _or(cfg.batch_size, d.batch_size))),
             "seed_demos": _or(cfg.seed_demos, algorithm.seed_demos),
             "bound_q": _or(cfg.bound_q, algorithm.bound_q),
             "eval_episodes": _or(cfg.eval_episodes, task.eval_episodes),
@@ -350,7 +356,7 @@ class TrainConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class ResolvedConfig(TrainConfig):
-    """The settings a run trains with: a :class:`TrainConfig` with every default filled in (:meth:`~TrainConfig.resolved`).
+    """The settings a run trains with: a :class:`TrainConfig` with every default filled in (by its ``resolved()``).
 
     Its fields are TrainConfig's, in the same order (so its ``config.json`` is the same);
     those a default always fills are typed here without ``None``. Those still optional
@@ -408,7 +414,8 @@ def with_legacy_values(stored: dict[str, Any]) -> dict[str, Any]:
     """A stored (resolved) run config with the settings added since nppac 0.1's first runs filled in as those
     runs used them: hand tasks on AWAC's protocol, time limits bootstrapped, the exact GP variance, evaluation
     over the training horizon."""
-    filled: dict[str, Any] = {"timeout_terminal": False, "prior_variance": "exact", "eval_horizon": stored.get("horizon")}
+    filled: dict[str, Any] = {"timeout_terminal": False, "prior_variance": "exact",
+                              "eval_horizon": stored.get("horizon")}
     task = stored.get("task")
     try:
         hand = isinstance(task, str) and get_task(task).family == "hand"
