@@ -23,8 +23,8 @@ from nppac.agents import (
 from nppac.data.replay import ReplayBuffer
 from nppac.distributions import gaussian_kl, gaussian_log_prob
 from nppac.errors import NppacError
-from tests.builders import one_thread_per_test  # noqa: F401 (autouse fixture)
 from nppac.training.prior_cache import PriorCache
+from tests.builders import one_thread_per_test  # noqa: F401 (autouse fixture)
 from tests.test_replay import LinearGaussianPrior, _transitions
 
 

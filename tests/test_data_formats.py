@@ -66,7 +66,8 @@ def assert_matches_episodes(demos: Demonstrations, episodes: list[dict], next_kn
         np.testing.assert_array_equal(traj.observations, ep["states"][:steps].astype(np.float32))
         np.testing.assert_array_equal(traj.actions, ep["actions"].astype(np.float32))
         np.testing.assert_array_equal(traj.rewards, ep["rewards"].astype(np.float32))
-        expected_next = ep["states"][1:] if next_known else np.concatenate([ep["states"][1:steps], ep["states"][steps - 1:steps]])
+        expected_next = ep["states"][1:] if next_known else \
+            np.concatenate([ep["states"][1:steps], ep["states"][steps - 1:steps]])
         np.testing.assert_array_equal(traj.next_observations, expected_next.astype(np.float32))
         last = np.arange(steps) == steps - 1
         np.testing.assert_array_equal(traj.terminals, last & ep["terminal"])
@@ -78,7 +79,8 @@ def test_npz_round_trip_is_exact(tmp_path):
     demos = Demonstrations(
         [Trajectory(
             ep["states"][:-1].astype(np.float32), ep["actions"].astype(np.float32), ep["rewards"].astype(np.float32),
-            np.eye(len(ep["actions"]), dtype=bool)[-1] & ep["terminal"], np.eye(len(ep["actions"]), dtype=bool)[-1] & (not ep["terminal"]),
+            np.eye(len(ep["actions"]), dtype=bool)[-1] & ep["terminal"],
+            np.eye(len(ep["actions"]), dtype=bool)[-1] & (not ep["terminal"]),
             ep["states"][1:].astype(np.float32), {"success": ep["success"]},
         ) for ep in episodes],
         source="memory", format="rlkit", task=None, meta={"note": [1, 2]},
@@ -100,7 +102,8 @@ def test_npz_keeps_the_task(tmp_path):
     episodes = raw_episodes(lengths=(4,), obs_dim=11, act_dim=3)
     path = tmp_path / "hop.pkl"
     with open(path, "wb") as f:
-        pickle.dump([{"observations": e["states"][:-1], "actions": e["actions"], "rewards": e["rewards"]} for e in episodes], f)
+        pickle.dump([{"observations": e["states"][:-1], "actions": e["actions"], "rewards": e["rewards"]}
+                     for e in episodes], f)
     saved = save_npz(load_demos(path, task="hopper", allow_pickle=True), tmp_path / "hop.npz")
     assert load_demos(saved).task == "hopper"
 
@@ -210,7 +213,8 @@ def write_minari(folder: pathlib.Path, monkeypatch, episodes: list[dict], infos:
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(folder))
     observation_space = gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
     if dict_observations:
-        observation_space = gym.spaces.Dict({"joints": observation_space, "goal": gym.spaces.Box(-1, 1, (1,), np.float32)})
+        observation_space = gym.spaces.Dict({"joints": observation_space,
+                                             "goal": gym.spaces.Box(-1, 1, (1,), np.float32)})
     buffers = []
     for i, ep in enumerate(episodes):
         steps = len(ep["actions"])
@@ -223,7 +227,8 @@ def write_minari(folder: pathlib.Path, monkeypatch, episodes: list[dict], infos:
         }[infos]
         buffers.append(EpisodeBuffer(
             id=i,
-            observations={"joints": states, "goal": np.zeros((steps + 1, 1), np.float32)} if dict_observations else states,
+            observations={"joints": states, "goal": np.zeros((steps + 1, 1), np.float32)}
+            if dict_observations else states,
             actions=ep["actions"].astype(np.float32),
             rewards=list(ep["rewards"]),
             terminations=list((np.arange(steps) == steps - 1) & ep["terminal"]),
@@ -279,7 +284,8 @@ def test_published_pen_set(pen_file):
     raw = np.load(pen_file, allow_pickle=True)
     for traj, path in zip(demos, raw):
         assert traj.observations.dtype == np.float32 and traj.actions.dtype == np.float32
-        np.testing.assert_array_equal(traj.observations, np.array([o["state_observation"] for o in path["observations"]], dtype=np.float32))
+        observations = np.array([o["state_observation"] for o in path["observations"]], dtype=np.float32)
+        np.testing.assert_array_equal(traj.observations, observations)
         np.testing.assert_array_equal(traj.rewards, path["rewards"][:len(path["actions"])].astype(np.float32))
         assert not traj.terminals.any()
         np.testing.assert_array_equal(np.flatnonzero(traj.timeouts), [len(traj) - 1])

@@ -229,7 +229,8 @@ def test_inspect_numbers(tmp_path):
     returns = np.array([p["rewards"].sum() for p in paths])  # = k - 30
     summary = inspect_demos(load_demos(write(tmp_path, paths), allow_pickle=True), task="pen-binary")
     assert summary["format"] == "mjrl"
-    assert (summary["n_trajectories"], summary["n_transitions"], summary["obs_dim"], summary["act_dim"]) == (4, 120, 45, 24)
+    assert (summary["n_trajectories"], summary["n_transitions"], summary["obs_dim"], summary["act_dim"]) == \
+        (4, 120, 45, 24)
     assert summary["return_mean"] == pytest.approx(np.mean(returns)) == -(30 * 4 - 69) / 4
     assert summary["return_std"] == pytest.approx(np.sqrt(np.mean((returns - returns.mean()) ** 2)))
     assert (summary["return_min"], summary["return_max"]) == (-27.0, -5.0)

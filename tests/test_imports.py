@@ -32,8 +32,9 @@ def _imports(tree: ast.Module, package: str, modules: set[str]) -> set[str]:
             found.update(alias.name for alias in node.names if alias.name in modules)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
-            if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            if node.level:  # relative: level 1 is the package itself
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([base] if base else []))
             for alias in node.names:
                 submodule = f"{base}.{alias.name}"
                 if submodule in modules:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from nppac.data import save_npz
 from nppac.cli.prior import _fit_settings
+from nppac.data import save_npz
 from nppac.data.demos import Demonstrations, Trajectory
 from nppac.errors import NppacError
 from tests.conftest import run_cli

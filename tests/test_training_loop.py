@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from nppac.agents import load_actor
+from nppac.agents import METRIC_TERMS, load_actor
 from nppac.data.demos import Demonstrations, Trajectory
 from nppac.errors import DivergedError, NppacError
-from nppac.agents import METRIC_TERMS
 from nppac.training import TrainConfig, progress_columns, train
 from nppac.training.checkpoint import load_checkpoint
 from nppac.training.envs import Collector
@@ -48,8 +47,8 @@ def tiny_demos(task: str = "halfcheetah", episodes: int = 2, length: int = 60, s
         obs, _ = env.reset()
         rows = []
         for _ in range(length):
-            action = np.clip(0.5 * np.tanh(obs[: env.action_space.shape[0]]) + 0.1 * rng.normal(size=env.action_space.shape),
-                             -1, 1).astype(np.float32)
+            smooth = 0.5 * np.tanh(obs[: env.action_space.shape[0]])
+            action = np.clip(smooth + 0.1 * rng.normal(size=env.action_space.shape), -1, 1).astype(np.float32)
             nxt, reward, terminated, _, _ = env.step(action)
             rows.append((obs, action, reward, terminated, nxt))
             obs = nxt
@@ -182,7 +181,8 @@ def test_overrides_parse_by_field_type_and_reject_unknown_keys():
         TrainConfig(algo="nppac", auto_alpha=True).validate()
     hand = TrainConfig(task="pen-binary", algo="nppac").resolved()
     assert (hand.alpha, hand.actor, hand.actor_hidden, hand.batch_size, hand.init_epochs, hand.eval_episodes,
-            hand.eval_horizon, hand.prior_kernel) == (0.1, "gaussian_tanh_mean", (256,) * 4, 1024, 550, 25, 200, "matern52")
+            hand.eval_horizon, hand.prior_kernel) == \
+        (0.1, "gaussian_tanh_mean", (256,) * 4, 1024, 550, 25, 200, "matern52")
 
 
 def test_failed_setup_leaves_no_directory(tmp_path):
