@@ -22,9 +22,12 @@ from nppac.data.replay import ReplayBuffer
 from nppac.distributions import gaussian_log_prob
 from nppac.errors import NppacError
 from nppac.training import TrainConfig, train
-from tests.builders import one_thread_per_test  # noqa: F401 (autouse fixture)
-from tests.test_replay import _transitions
-from tests.test_training_loop import TINY, tiny_demos
+from tests.builders import (
+    TINY,
+    one_thread_per_test,  # noqa: F401 (autouse fixture)
+    tiny_demos,
+    transitions,
+)
 
 
 def test_policy_loss_adds_minus_lambda_times_the_demo_log_likelihood():
@@ -39,7 +42,7 @@ def _agents(bc_weight: float, demo_obs: torch.Tensor, demo_action: torch.Tensor)
     sac = KLSAC(5, 2, "tanh_gaussian", (16, 16), (16, 16), KLSACConfig(alpha=0.3, gamma=0.9, use_prior=False))
     sac_bc = SACBC(copy.deepcopy(sac), DemoSampler(demo_obs, demo_action), SACBCConfig(bc_weight, demo_batch_size=8))
     buf = ReplayBuffer(5, 2, capacity=64)
-    buf.add(*_transitions(64))
+    buf.add(*transitions(64))
     return sac, sac_bc, buf.sample(32)
 
 

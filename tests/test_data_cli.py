@@ -8,9 +8,8 @@ import pickle
 import numpy as np
 
 from nppac.data import load_demos, load_npz
+from tests.builders import assert_same, binary_paths
 from tests.conftest import run_cli
-from tests.test_data_formats import assert_same
-from tests.test_data_validate import binary_paths
 
 
 def write_pickle(path, paths):

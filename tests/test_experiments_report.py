@@ -18,7 +18,7 @@ from nppac.experiments.report import (
     steps_to_threshold,
     welch_difference,
 )
-from tests.test_experiments_suite import nppac_in_process
+from tests.builders import nppac_in_process
 
 T_975_2 = 4.302652729911275
 """t_{0.975} with 2 degrees of freedom (three seeds)."""

@@ -123,7 +123,7 @@ def test_a_run_with_the_published_convention_caches_loves_variance_as_the_scale(
     from nppac.priors import fit_prior
     from nppac.training import train
     from nppac.training.checkpoint import load_checkpoint
-    from tests.test_training_loop import TINY, tiny_demos
+    from tests.builders import TINY, tiny_demos
 
     demos = tiny_demos()
     prior, _ = fit_prior(demos, "gp", kernel="rbf", iters=5)

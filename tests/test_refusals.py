@@ -30,8 +30,7 @@ from nppac.cli import main
 from nppac.data import Demonstrations, Trajectory, save_npz
 from nppac.priors import fit_prior
 from nppac.training import TrainConfig
-from tests.builders import torch_threads
-from tests.test_data_formats import raw_episodes, write_minari
+from tests.builders import raw_episodes, torch_threads, write_minari
 
 
 @dataclass

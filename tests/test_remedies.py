@@ -116,7 +116,7 @@ def _phases(run) -> list[tuple[str, int]]:
 def test_a_run_warm_starts_its_critics_on_the_demonstrations_or_the_warmup(tmp_path):
     from nppac.priors import fit_prior
     from nppac.training.checkpoint import load_checkpoint
-    from tests.test_training_loop import TINY, tiny_demos
+    from tests.builders import TINY, tiny_demos
 
     demos = tiny_demos()
     prior, _ = fit_prior(demos, "gp", kernel="rbf", iters=5)

@@ -15,12 +15,7 @@ from nppac.errors import DivergedError, NppacError
 from nppac.training import TrainConfig, progress_columns, train
 from nppac.training.checkpoint import load_checkpoint
 from nppac.training.envs import Collector
-from tests.test_replay import LinearGaussianPrior
-
-TINY = dict(task="halfcheetah", steps=300, steps_per_epoch=150, updates_per_epoch=40, warmup_steps=150,
-            eval_episodes=1, horizon=60, batch_size=32, actor_hidden=(32, 32), critic_hidden=(32, 32),
-            init_epochs=2, num_threads=1, prior_sigma="std")
-"""Two 150-step epochs of 40 updates with 32-wide networks: seconds, but every stage runs."""
+from tests.builders import TINY, LinearGaussianPrior, tiny_demos
 
 
 @pytest.fixture(autouse=True)
@@ -34,30 +29,6 @@ def _rows(out):
     with (out / "progress.csv").open(newline="") as f:
         reader = csv.DictReader(f)
         return reader.fieldnames, list(reader)
-
-
-def tiny_demos(task: str = "halfcheetah", episodes: int = 2, length: int = 60, seed: int = 0) -> Demonstrations:
-    """Short rollouts of a fixed smooth policy: enough for a prior and policy initialization in tests."""
-    from nppac.tasks import get_task
-
-    env = get_task(task).make_env(seed=seed)
-    rng = np.random.default_rng(seed)
-    trajectories = []
-    for _ in range(episodes):
-        obs, _ = env.reset()
-        rows = []
-        for _ in range(length):
-            smooth = 0.5 * np.tanh(obs[: env.action_space.shape[0]])
-            action = np.clip(smooth + 0.1 * rng.normal(size=env.action_space.shape), -1, 1).astype(np.float32)
-            nxt, reward, terminated, _, _ = env.step(action)
-            rows.append((obs, action, reward, terminated, nxt))
-            obs = nxt
-        o, a, r, d, n = (np.asarray(x, dtype=np.float32) for x in zip(*rows))
-        timeouts = np.zeros(length, bool)
-        timeouts[-1] = True
-        trajectories.append(Trajectory(o, a, r, d.astype(bool), timeouts, n))
-    env.close()
-    return Demonstrations(trajectories, source="test rollouts", format="memory", task=task)
 
 
 @pytest.mark.parametrize("algo", ["nppac", "ppac-nn", "sac"])

@@ -12,9 +12,12 @@ from nppac.training import TrainConfig, train
 from nppac.training.algorithms import ALGORITHMS
 from nppac.training.checkpoint import load_checkpoint
 from nppac.training.setup import build_agent
-from tests.builders import one_thread_per_test  # noqa: F401 (autouse fixture)
-from tests.test_replay import LinearGaussianPrior
-from tests.test_training_loop import TINY, tiny_demos
+from tests.builders import (
+    TINY,
+    LinearGaussianPrior,
+    one_thread_per_test,  # noqa: F401 (autouse fixture)
+    tiny_demos,
+)
 
 
 def _rows(out):
