@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.nppac-installed
 
-.PHONY: run test install bench clean
+.PHONY: run test lint install bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,11 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/nppac quickstart
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(PY) -m ruff check src tests benchmarks examples
+	$(PY) -m mypy
+
+test: lint
 	$(PY) -m pytest -q
 
 clean:

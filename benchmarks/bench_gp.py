@@ -120,7 +120,8 @@ def worker(n: int, iters: int, conditioning: str, device: str, threads: int | No
     predict_s = min(_timed(lambda: prior.predict(probes), device)[0] for _ in range(3))
     row = {
         "n": n, "data": source, "device": device, "threads": torch.get_num_threads(), "iters": info["iterations"],
-        "subset": info["subset"], "predict_rtol": predict_rtol, "conditioning": info["conditioning"], "predict_rank": info["predict_rank"],
+        "subset": info["subset"], "predict_rtol": predict_rtol, "conditioning": info["conditioning"],
+        "predict_rank": info["predict_rank"],
         "predict_float64_rank": info.get("predict_float64_rank"),
         "learn_s": info["learn_seconds"], "condition_s": info["condition_seconds"], "fit_s": info["fit_seconds"],
         "fit_cpu_s": fit_cpu, "mll_per_entry": info["mll_per_entry"], "predict_1000_s": predict_s,
@@ -180,7 +181,8 @@ def main() -> None:
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
             if proc.returncode != 0:
-                rows.append({"n": n, "error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"})
+                error = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"
+                rows.append({"n": n, "error": error})
             else:
                 rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         except subprocess.TimeoutExpired:

@@ -62,12 +62,12 @@ def main() -> None:
             u = kstar @ q
             base = kstar.pow(2).sum(1, keepdim=True) * post.g0
 
-            def std(quad: torch.Tensor) -> torch.Tensor:
+            def std(quad: torch.Tensor, base: torch.Tensor = base) -> torch.Tensor:
                 return ((post.b_diag - base - quad).clamp_min(0.0) + post.noise).sqrt()
 
             exact = std(u.pow(2) @ delta_g)
 
-            def error(quad: torch.Tensor) -> float:
+            def error(quad: torch.Tensor, exact: torch.Tensor = exact) -> float:
                 return float(((std(quad) - exact).abs() / exact).max())
 
             for k in [k for k in args.ks if k <= len(q)]:

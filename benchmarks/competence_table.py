@@ -105,7 +105,8 @@ def main() -> None:
     def fmt(x: float, pattern: str = "{:.2f}") -> str:
         return pattern.format(x) if math.isfinite(x) else "—"
 
-    print(f"| algo | prior setting | seed | prior's mean action | step 0 | min ÷ prior | min ÷ step 0 | final ({metric}) |")
+    print(f"| algo | prior setting | seed | prior's mean action | step 0 | min ÷ prior | min ÷ step 0 "
+          f"| final ({metric}) |")
     print("|---|---|---|---|---|---|---|---|")
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for s in summaries:
@@ -116,12 +117,13 @@ def main() -> None:
             print(f"| {algo} | {name} | {s['seed']} | {fmt(s['prior'], number)} | {fmt(s['step0'], number)} "
                   f"| {fmt(s['min_vs_prior'])} | {fmt(s['min_vs_step0'])} | {fmt(s['final'], number)}{note} |")
         if len(runs) > 1:
-            def mean(key: str) -> float:
+            def mean(key: str, runs: list[dict] = runs) -> float:
                 vals = [r[key] for r in runs if math.isfinite(r[key])]
                 return sum(vals) / len(vals) if vals else math.nan
 
             print(f"| **{algo}** | **{name}** | mean of {len(runs)} | | {fmt(mean('step0'), number)} "
-                  f"| **{fmt(mean('min_vs_prior'))}** | **{fmt(mean('min_vs_step0'))}** | {fmt(mean('final'), number)} |")
+                  f"| **{fmt(mean('min_vs_prior'))}** | **{fmt(mean('min_vs_step0'))}** "
+                  f"| {fmt(mean('final'), number)} |")
 
 
 if __name__ == "__main__":

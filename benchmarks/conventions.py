@@ -209,7 +209,8 @@ def _table(result: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True, help="Directory of priors and runs (outside the repository).")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="Directory of priors and runs (outside the repository).")
     parser.add_argument("--tasks", nargs="*", default=[])
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1])
     parser.add_argument("--settings", nargs="*", default=CONVENTIONS,

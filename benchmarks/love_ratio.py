@@ -119,7 +119,8 @@ def main() -> None:
                 f"| {r['task']} | {r['gp']} | {r['kernel']} | {r['n']:,} | {where} "
                 f"| {m['exact_median']:.2g} ({m['exact_min']:.2g}–{m['exact_max']:.2g}) "
                 f"| {m['love_median']:.2g} ({m['love_min']:.2g}–{m['love_max']:.2g}) | {m['ratio_median']:.3g}× "
-                f"| {s['std · exact']:.3g} | {s['variance · exact']:.3g} | {s['std · love']:.3g} | {s['variance · love']:.3g} |")
+                f"| {s['std · exact']:.3g} | {s['variance · exact']:.3g} "
+                f"| {s['std · love']:.3g} | {s['variance · love']:.3g} |")
     args.report.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print(f"wrote {args.report.with_suffix('.md')} and .json")
 

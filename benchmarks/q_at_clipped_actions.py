@@ -1,6 +1,7 @@
 """Does a KL-SAC critic overestimate because it is queried outside the action box?
 
-    python benchmarks/q_at_clipped_actions.py RUN_DIR [RUN_DIR ...] --demos ../shared/data/pen2_sparse.npy --allow-pickle
+    python benchmarks/q_at_clipped_actions.py RUN_DIR [RUN_DIR ...] \\
+        --demos ../shared/data/pen2_sparse.npy --allow-pickle
 
 The training loop stores the executed (clipped) action in the replay buffer, while the
 critic target and the actor loss query Q at the Gaussian head's raw samples, which may
@@ -20,8 +21,8 @@ import torch
 
 from nppac.data.loaders import load_demos
 from nppac.training import TrainConfig
-from nppac.training.algorithms import kl_sac_config
 from nppac.training.checkpoint import load_checkpoint
+from nppac.training.setup import kl_sac_config
 
 
 def probe(run: Path, states: torch.Tensor) -> str:
@@ -29,7 +30,7 @@ def probe(run: Path, states: torch.Tensor) -> str:
 
     cfg = TrainConfig.load(run / "config.json").resolved()
     task = cfg.task_spec
-    agent = KLSAC(task.obs_dim, task.act_dim, cfg.actor, cfg.actor_hidden, cfg.critic_hidden,  # type: ignore[arg-type]
+    agent = KLSAC(task.obs_dim, task.act_dim, cfg.actor, cfg.actor_hidden, cfg.critic_hidden,
                   kl_sac_config(cfg), log_std_range=cfg.actor_log_std_range)
     state = load_checkpoint(run / "checkpoint.pt", "cpu", required=("agent.actor", "agent.critic"), mmap=True)["agent"]
     agent.actor.load_state_dict(state["actor"])

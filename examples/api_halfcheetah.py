@@ -9,11 +9,10 @@ keyword arguments, and the trajectory subset, for them).
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import tempfile
 from pathlib import Path
-
-import dataclasses
 
 import numpy as np
 

@@ -1,13 +1,20 @@
-"""Shared test builders: single-threaded torch fixtures and demonstration sets from arrays."""
+"""Shared test builders: single-threaded torch fixtures, demonstration sets, stand-in priors, tiny run settings."""
 
+import json
+import pickle
+import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from nppac.data import save_npz
 from nppac.data.demos import Demonstrations, Trajectory
+from nppac.distributions import gaussian_log_prob
 
 
 @contextmanager
@@ -41,3 +48,203 @@ def make_demos(states: np.ndarray, actions: np.ndarray) -> Demonstrations:
     traj = Trajectory(states.astype(np.float32), actions.astype(np.float32), np.zeros(n, np.float32),
                       np.zeros(n, bool), np.zeros(n, bool), states.astype(np.float32))
     return Demonstrations([traj])
+
+
+# ---------------------------------------------------------------- demonstrations
+
+LENGTHS = (5, 7, 3)
+"""Steps of the episodes :func:`raw_episodes` makes by default."""
+OBS_DIM, ACT_DIM = 3, 2
+
+
+def raw_episodes(seed: int = 0, lengths=LENGTHS, obs_dim: int = OBS_DIM, act_dim: int = ACT_DIM) -> list[dict]:
+    """Float64 episodes with T + 1 states each; only the first ends in a terminal."""
+    rng = np.random.default_rng(seed)
+    episodes = []
+    for i, steps in enumerate(lengths):
+        episodes.append({
+            "states": rng.normal(size=(steps + 1, obs_dim)),
+            "actions": rng.uniform(-1, 1, size=(steps, act_dim)),
+            "rewards": rng.normal(size=steps),
+            "terminal": i == 0,
+            "success": rng.random(steps) < 0.5,
+        })
+    return episodes
+
+
+def assert_same(a: Demonstrations, b: Demonstrations) -> None:
+    """Same trajectories, bit for bit, with the same dtypes and infos."""
+    assert len(a) == len(b)
+    for ta, tb in zip(a, b):
+        for name in ("observations", "actions", "rewards", "terminals", "timeouts", "next_observations"):
+            x, y = getattr(ta, name), getattr(tb, name)
+            assert x.dtype == y.dtype, name
+            np.testing.assert_array_equal(x, y, err_msg=name)
+        assert sorted(ta.infos) == sorted(tb.infos)
+        for key in ta.infos:
+            assert ta.infos[key].dtype == tb.infos[key].dtype
+            np.testing.assert_array_equal(ta.infos[key], tb.infos[key])
+
+
+def write_pickle(tmp_path, paths, name: str = "demos.pkl"):
+    """``paths`` pickled into ``tmp_path / name`` (an mjrl-style demonstration file); returns the path."""
+    path = tmp_path / name
+    with open(path, "wb") as f:
+        pickle.dump(paths, f)
+    return path
+
+
+def binary_paths(successes: list[int], steps: int = 30, obs_dim: int = 45, act_dim: int = 24) -> list[dict]:
+    """Pen-shaped trajectories whose first ``k`` steps succeed (binary reward 0), the rest −1."""
+    rng = np.random.default_rng(1)
+    return [{
+        "observations": rng.normal(size=(steps, obs_dim)),
+        "actions": rng.uniform(-1, 1, size=(steps, act_dim)),
+        "rewards": np.where(np.arange(steps) < k, 0.0, -1.0),
+    } for k in successes]
+
+
+def toy_npz(path, n=120, obs_dim=3, act_dim=2, seed=0):
+    """One trajectory of ``n`` random states and actions tanh(s[:act_dim]), saved as nppac ``.npz`` at ``path``."""
+    rng = np.random.default_rng(seed)
+    states = rng.normal(size=(n, obs_dim)).astype(np.float32)
+    actions = np.tanh(states[:, :act_dim]).astype(np.float32)
+    traj = Trajectory(states, actions, np.zeros(n, np.float32), np.zeros(n, bool),
+                      np.r_[np.zeros(n - 1, bool), True], states.copy())
+    save_npz(Demonstrations([traj]), path)
+    return path
+
+
+def write_minari(folder: Path, monkeypatch, episodes: list[dict], infos: str = "success",
+                 dict_observations: bool = False) -> Path:
+    """A local Minari dataset written with Minari's own API; returns its folder.
+
+    ``infos``: "success" (a success flag per step), "other" (infos without one) or
+    "none" (no infos given: Minari then stores none).
+    """
+    gym = pytest.importorskip("gymnasium")
+    minari = pytest.importorskip("minari")
+    from minari.data_collector.episode_buffer import EpisodeBuffer
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(folder))
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
+    if dict_observations:
+        observation_space = gym.spaces.Dict({"joints": observation_space,
+                                             "goal": gym.spaces.Box(-1, 1, (1,), np.float32)})
+    buffers = []
+    for i, ep in enumerate(episodes):
+        steps = len(ep["actions"])
+        states = ep["states"].astype(np.float32)
+        extra = {
+            # Minari keeps the reset info first
+            "success": {"infos": {"success": np.concatenate([[False], ep["success"]])}},
+            "other": {"infos": {"distance": np.arange(steps + 1, dtype=np.float64)}},
+            "none": {},
+        }[infos]
+        buffers.append(EpisodeBuffer(
+            id=i,
+            observations={"joints": states, "goal": np.zeros((steps + 1, 1), np.float32)}
+            if dict_observations else states,
+            actions=ep["actions"].astype(np.float32),
+            rewards=list(ep["rewards"]),
+            terminations=list((np.arange(steps) == steps - 1) & ep["terminal"]),
+            truncations=list((np.arange(steps) == steps - 1) & (not ep["terminal"])),
+            **extra,
+        ))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Minari's reminders about missing eval_env/env_spec metadata
+        minari.create_dataset_from_buffers(
+            "nppac-test-v0", buffers,
+            observation_space=observation_space,
+            action_space=gym.spaces.Box(-1.0, 1.0, (ACT_DIM,), np.float32),
+            author="nppac", author_email="nppac@example.org", code_permalink="tests", algorithm_name="synthetic",
+            description="test set",
+        )
+    return folder / "nppac-test-v0"
+
+
+# ---------------------------------------------------------------- training runs
+
+TINY = dict(task="halfcheetah", steps=300, steps_per_epoch=150, updates_per_epoch=40, warmup_steps=150,
+            eval_episodes=1, horizon=60, batch_size=32, actor_hidden=(32, 32), critic_hidden=(32, 32),
+            init_epochs=2, num_threads=1, prior_sigma="std")
+"""Two 150-step epochs of 40 updates with 32-wide networks: seconds, but every stage runs."""
+
+
+TINY_SETS = ["--set", "steps_per_epoch=150", "--set", "updates_per_epoch=60", "--set", "warmup_steps=150",
+             "--set", "eval_episodes=1", "--set", "horizon=50", "--set", "batch_size=32",
+             "--set", "actor_hidden=32,32", "--set", "critic_hidden=32,32", "--set", "num_threads=1"]
+"""The TINY settings of a run as ``--set`` flags of ``nppac train`` (150-step epochs, 32-wide networks)."""
+
+
+def tiny_demos(task: str = "halfcheetah", episodes: int = 2, length: int = 60, seed: int = 0) -> Demonstrations:
+    """Short rollouts of a fixed smooth policy: enough for a prior and policy initialization in tests."""
+    from nppac.tasks import get_task
+
+    env = get_task(task).make_env(seed=seed)
+    rng = np.random.default_rng(seed)
+    trajectories = []
+    for _ in range(episodes):
+        obs, _ = env.reset()
+        rows = []
+        for _ in range(length):
+            smooth = 0.5 * np.tanh(obs[: env.action_space.shape[0]])
+            action = np.clip(smooth + 0.1 * rng.normal(size=env.action_space.shape), -1, 1).astype(np.float32)
+            nxt, reward, terminated, _, _ = env.step(action)
+            rows.append((obs, action, reward, terminated, nxt))
+            obs = nxt
+        o, a, r, d, n = (np.asarray(x, dtype=np.float32) for x in zip(*rows))
+        timeouts = np.zeros(length, bool)
+        timeouts[-1] = True
+        trajectories.append(Trajectory(o, a, r, d.astype(bool), timeouts, n))
+    env.close()
+    return Demonstrations(trajectories, source="test rollouts", format="memory", task=task)
+
+
+class LinearGaussianPrior:
+    """A fixed stand-in reference policy: π0(·|s) = N(tanh(s W), diag σ0²(s)), σ0 = 0.2 + 0.1·|tanh(s v)|."""
+
+    def __init__(self, obs_dim: int, act_dim: int, kind: str = "gp", seed: int = 0) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.kind, self.obs_dim, self.act_dim = kind, obs_dim, act_dim
+        self.W = 0.3 * torch.randn(obs_dim, act_dim, generator=g)
+        self.v = torch.randn(obs_dim, act_dim, generator=g)
+        self.calls = 0
+
+    def predict(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.calls += 1
+        s = states.float().cpu()
+        return torch.tanh(s @ self.W).to(states.device), (0.2 + 0.1 * torch.tanh(s @ self.v).abs()).to(states.device)
+
+    def log_prob(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        mean, std = self.predict(states)
+        return gaussian_log_prob(actions, mean, std)
+
+    def fit(self, demos):
+        return {}
+
+    def save(self, directory: str | Path) -> None:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        (Path(directory) / "stand_in.json").write_text(json.dumps({"kind": self.kind}))
+
+
+def transitions(n: int, obs_dim: int = 5, act_dim: int = 2, seed: int = 0):
+    """``n`` random (obs, action, reward, next_obs, done) arrays; rewards count up, every 7th step is done."""
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(n, obs_dim)), rng.uniform(-1, 1, (n, act_dim)), np.arange(n, dtype=float),
+            rng.normal(size=(n, obs_dim)), (np.arange(n) % 7 == 0).astype(float))
+
+
+def nppac_in_process(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """``nppac ARGS`` through the console entry point in this process: (exit code, stdout, stderr).
+
+    Cheaper than a subprocess (no second torch import); one end-to-end subprocess test remains.
+    """
+    from nppac.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["nppac", *args])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    captured = capsys.readouterr()
+    return int(exit_info.value.code or 0), captured.out, captured.err

@@ -13,9 +13,12 @@ from nppac.data.replay import ReplayBuffer
 from nppac.errors import DivergedError, NppacError
 from nppac.training import TrainConfig, train
 from nppac.training.checkpoint import load_checkpoint
-from tests.builders import one_thread_per_test  # noqa: F401 (autouse fixture)
-from tests.test_replay import _transitions
-from tests.test_training_loop import TINY, tiny_demos
+from tests.builders import (
+    TINY,
+    one_thread_per_test,  # noqa: F401 (autouse fixture)
+    tiny_demos,
+    transitions,
+)
 
 
 def test_advantage_weights_are_a_softmax_over_the_batch():
@@ -38,7 +41,7 @@ def test_update_uses_the_awac_formulas(value_at_mean):
     cfg = AWACConfig(gamma=0.9, lam=0.7, score_clip=0.05, value_at_mean=value_at_mean)
     agent = AWAC(5, 2, "gaussian_tanh_mean", (16, 16), (16, 16), cfg, q_bounds=(-10.0, 0.0))
     buf = ReplayBuffer(5, 2, capacity=64)
-    buf.add(*_transitions(64))
+    buf.add(*transitions(64))
     batch = buf.sample(32)
     ref = copy.deepcopy(agent)
     # Replay the step's random draws: a′ ~ π(·|s′) for the target (clipped to the box), then V(s).

@@ -15,10 +15,13 @@ from nppac.data.replay import ReplayBuffer
 from nppac.errors import NppacError
 from nppac.training import TrainConfig, train
 from nppac.training.checkpoint import load_checkpoint
-from tests.builders import one_thread_per_test  # noqa: F401 (autouse fixture)
+from tests.builders import (
+    TINY,
+    TINY_SETS,
+    one_thread_per_test,  # noqa: F401 (autouse fixture)
+    tiny_demos,
+)
 from tests.conftest import run_cli
-from tests.test_training_cli import TINY_SETS
-from tests.test_training_loop import TINY, tiny_demos
 
 
 def test_loss_is_the_negative_gaussian_log_likelihood():

@@ -23,9 +23,12 @@ from nppac.agents import (
 from nppac.data.replay import ReplayBuffer
 from nppac.distributions import gaussian_kl, gaussian_log_prob
 from nppac.errors import NppacError
-from tests.builders import one_thread_per_test  # noqa: F401 (autouse fixture)
 from nppac.training.prior_cache import PriorCache
-from tests.test_replay import LinearGaussianPrior, _transitions
+from tests.builders import (
+    LinearGaussianPrior,
+    one_thread_per_test,  # noqa: F401 (autouse fixture)
+    transitions,
+)
 
 
 def test_one_sample_kl_estimate_matches_closed_form_for_gaussian_head():
@@ -85,7 +88,7 @@ def _agent_and_batch(use_prior: bool, kind: str = "tanh_gaussian"):
     torch.manual_seed(0)
     agent = KLSAC(5, 2, kind, (16, 16), (16, 16), KLSACConfig(alpha=0.3, gamma=0.9, use_prior=use_prior))
     buf = ReplayBuffer(5, 2, capacity=64, prior=PriorCache(LinearGaussianPrior(5, 2)))
-    buf.add(*_transitions(64))
+    buf.add(*transitions(64))
     return agent, buf.sample(32)
 
 
@@ -141,7 +144,7 @@ def test_automatic_alpha_moves_toward_the_target():
     agent = KLSAC(5, 2, "tanh_gaussian", (16,), (16,), KLSACConfig(alpha=1.0, auto_alpha=True, penalty_target=20.0,
                                                                     alpha_lr=0.05, use_prior=False))
     buf = ReplayBuffer(5, 2, capacity=64)
-    buf.add(*_transitions(64))
+    buf.add(*transitions(64))
     for _ in range(20):
         agent.update(buf.sample(32))
     assert agent.log_alpha.exp().item() < 0.5

@@ -22,9 +22,12 @@ from nppac.data.replay import ReplayBuffer
 from nppac.distributions import gaussian_log_prob
 from nppac.errors import NppacError
 from nppac.training import TrainConfig, train
-from tests.builders import one_thread_per_test  # noqa: F401 (autouse fixture)
-from tests.test_replay import _transitions
-from tests.test_training_loop import TINY, tiny_demos
+from tests.builders import (
+    TINY,
+    one_thread_per_test,  # noqa: F401 (autouse fixture)
+    tiny_demos,
+    transitions,
+)
 
 
 def test_policy_loss_adds_minus_lambda_times_the_demo_log_likelihood():
@@ -39,7 +42,7 @@ def _agents(bc_weight: float, demo_obs: torch.Tensor, demo_action: torch.Tensor)
     sac = KLSAC(5, 2, "tanh_gaussian", (16, 16), (16, 16), KLSACConfig(alpha=0.3, gamma=0.9, use_prior=False))
     sac_bc = SACBC(copy.deepcopy(sac), DemoSampler(demo_obs, demo_action), SACBCConfig(bc_weight, demo_batch_size=8))
     buf = ReplayBuffer(5, 2, capacity=64)
-    buf.add(*_transitions(64))
+    buf.add(*transitions(64))
     return sac, sac_bc, buf.sample(32)
 
 
@@ -100,13 +103,14 @@ def test_two_epoch_run_writes_finite_metrics(tmp_path):
 @pytest.mark.parametrize("algo", ["sac", "sac-bc"])
 def test_prior_free_sac_on_hand_tasks_bounds_its_log_std(algo):
     """Without a prior the entropy bonus would drive the hand tasks' untanh-ed Gaussian to log σ = 2 (σ ≈ 7.4)."""
-    from nppac.training.algorithms import _kl_sac, kl_sac_config
+    from nppac.training.algorithms import ALGORITHMS
+    from nppac.training.setup import agent_spec, kl_sac_config
 
     hand = TrainConfig(task="pen-binary", algo=algo).resolved()
     assert hand.actor == "gaussian_tanh_mean" and hand.actor_log_std_range == (-6.0, 0.0)
     assert TrainConfig(task="halfcheetah", algo=algo).resolved().actor_log_std_range is None
     assert TrainConfig(task="pen-binary", algo="nppac").resolved().actor_log_std_range is None  # the prior bounds it
-    agent = _kl_sac(hand, None, lambda: None, torch.device("cpu"))
+    agent = ALGORITHMS["sac"].build(agent_spec(hand, lambda: None, torch.device("cpu")))  # SAC+BC's KL-SAC part
     assert agent.actor.log_std_range == (-6.0, 0.0)
     # However the weights move, σ stays at most 1: the entropy of 24 dimensions at most 24 · ½ log(2πe).
     with torch.no_grad():

@@ -8,9 +8,8 @@ import pickle
 import numpy as np
 
 from nppac.data import load_demos, load_npz
+from tests.builders import assert_same, binary_paths
 from tests.conftest import run_cli
-from tests.test_data_formats import assert_same
-from tests.test_data_validate import binary_paths
 
 
 def write_pickle(path, paths):
@@ -44,7 +43,8 @@ def test_inspect_json_matches_independent_numbers(tmp_path):
     proc = run_cli("data", "inspect", str(path), "--task", "pen-binary", "--allow-pickle", "--json", check=True)
     summary = json.loads(proc.stdout)
     assert summary["format"] == "mjrl" and summary["task"] == "pen-binary"
-    assert (summary["n_trajectories"], summary["n_transitions"], summary["obs_dim"], summary["act_dim"]) == (5, 150, 45, 24)
+    assert (summary["n_trajectories"], summary["n_transitions"], summary["obs_dim"], summary["act_dim"]) == \
+        (5, 150, 45, 24)
     assert summary["return_mean"] == np.mean(returns) == -(150 - 92) / 5
     assert np.isclose(summary["return_std"], np.std(returns))
     assert (summary["return_min"], summary["return_max"]) == (-30.0, 0.0)
@@ -64,7 +64,8 @@ def test_convert_then_load_equals_original(tmp_path):
     source = write_pickle(tmp_path / "pen.pkl", paths)
     out = tmp_path / "pen.npz"
     out.write_bytes(b"old")  # an explicit output is replaced
-    proc = run_cli("data", "convert", str(source), str(out), "--allow-pickle", "--task", "pen-binary", "--clip-actions", check=True)
+    proc = run_cli("data", "convert", str(source), str(out), "--allow-pickle", "--task", "pen-binary", "--clip-actions",
+                   check=True)
     assert "2 trajectories, 60 transitions" in proc.stdout
     converted = load_npz(out)
     assert converted.task == "pen-binary" and converted.meta["origin"] == {"source": str(source), "format": "mjrl"}
@@ -89,7 +90,8 @@ def test_pen_inspect(pen_file):
     returns = np.array([r.sum() for r in rewards])
     proc = run_cli("data", "inspect", str(pen_file), "--task", "pen-binary", "--allow-pickle", "--json", check=True)
     summary = json.loads(proc.stdout)
-    assert (summary["n_trajectories"], summary["n_transitions"], summary["obs_dim"], summary["act_dim"]) == (25, 4975, 45, 24)
+    assert (summary["n_trajectories"], summary["n_transitions"], summary["obs_dim"], summary["act_dim"]) == \
+        (25, 4975, 45, 24)
     assert np.isclose(summary["return_mean"], returns.mean()) and np.isclose(summary["return_std"], returns.std())
     assert (summary["return_min"], summary["return_max"]) == (returns.min(), returns.max())
     assert summary["success_rate"] == np.mean([np.sum(r == 0) > 20 for r in rewards])

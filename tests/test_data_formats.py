@@ -5,7 +5,6 @@ from __future__ import annotations
 import pathlib
 import pickle
 import re
-import warnings
 
 import h5py
 import numpy as np
@@ -23,38 +22,7 @@ from nppac.data import (
     save_npz,
 )
 from nppac.errors import NppacError
-
-LENGTHS = (5, 7, 3)
-OBS_DIM, ACT_DIM = 3, 2
-
-
-def raw_episodes(seed: int = 0, lengths=LENGTHS, obs_dim: int = OBS_DIM, act_dim: int = ACT_DIM) -> list[dict]:
-    """Float64 episodes with T + 1 states each; only the first ends in a terminal."""
-    rng = np.random.default_rng(seed)
-    episodes = []
-    for i, steps in enumerate(lengths):
-        episodes.append({
-            "states": rng.normal(size=(steps + 1, obs_dim)),
-            "actions": rng.uniform(-1, 1, size=(steps, act_dim)),
-            "rewards": rng.normal(size=steps),
-            "terminal": i == 0,
-            "success": rng.random(steps) < 0.5,
-        })
-    return episodes
-
-
-def assert_same(a: Demonstrations, b: Demonstrations) -> None:
-    """Same trajectories, bit for bit, with the same dtypes and infos."""
-    assert len(a) == len(b)
-    for ta, tb in zip(a, b):
-        for name in ("observations", "actions", "rewards", "terminals", "timeouts", "next_observations"):
-            x, y = getattr(ta, name), getattr(tb, name)
-            assert x.dtype == y.dtype, name
-            np.testing.assert_array_equal(x, y, err_msg=name)
-        assert sorted(ta.infos) == sorted(tb.infos)
-        for key in ta.infos:
-            assert ta.infos[key].dtype == tb.infos[key].dtype
-            np.testing.assert_array_equal(ta.infos[key], tb.infos[key])
+from tests.builders import LENGTHS, OBS_DIM, assert_same, raw_episodes, write_minari
 
 
 def assert_matches_episodes(demos: Demonstrations, episodes: list[dict], next_known: bool = True) -> None:
@@ -66,7 +34,8 @@ def assert_matches_episodes(demos: Demonstrations, episodes: list[dict], next_kn
         np.testing.assert_array_equal(traj.observations, ep["states"][:steps].astype(np.float32))
         np.testing.assert_array_equal(traj.actions, ep["actions"].astype(np.float32))
         np.testing.assert_array_equal(traj.rewards, ep["rewards"].astype(np.float32))
-        expected_next = ep["states"][1:] if next_known else np.concatenate([ep["states"][1:steps], ep["states"][steps - 1:steps]])
+        expected_next = ep["states"][1:] if next_known else \
+            np.concatenate([ep["states"][1:steps], ep["states"][steps - 1:steps]])
         np.testing.assert_array_equal(traj.next_observations, expected_next.astype(np.float32))
         last = np.arange(steps) == steps - 1
         np.testing.assert_array_equal(traj.terminals, last & ep["terminal"])
@@ -78,7 +47,8 @@ def test_npz_round_trip_is_exact(tmp_path):
     demos = Demonstrations(
         [Trajectory(
             ep["states"][:-1].astype(np.float32), ep["actions"].astype(np.float32), ep["rewards"].astype(np.float32),
-            np.eye(len(ep["actions"]), dtype=bool)[-1] & ep["terminal"], np.eye(len(ep["actions"]), dtype=bool)[-1] & (not ep["terminal"]),
+            np.eye(len(ep["actions"]), dtype=bool)[-1] & ep["terminal"],
+            np.eye(len(ep["actions"]), dtype=bool)[-1] & (not ep["terminal"]),
             ep["states"][1:].astype(np.float32), {"success": ep["success"]},
         ) for ep in episodes],
         source="memory", format="rlkit", task=None, meta={"note": [1, 2]},
@@ -100,7 +70,8 @@ def test_npz_keeps_the_task(tmp_path):
     episodes = raw_episodes(lengths=(4,), obs_dim=11, act_dim=3)
     path = tmp_path / "hop.pkl"
     with open(path, "wb") as f:
-        pickle.dump([{"observations": e["states"][:-1], "actions": e["actions"], "rewards": e["rewards"]} for e in episodes], f)
+        pickle.dump([{"observations": e["states"][:-1], "actions": e["actions"], "rewards": e["rewards"]}
+                     for e in episodes], f)
     saved = save_npz(load_demos(path, task="hopper", allow_pickle=True), tmp_path / "hop.npz")
     assert load_demos(saved).task == "hopper"
 
@@ -196,52 +167,6 @@ def test_d4rl_hdf5_splits_at_terminals_and_timeouts(tmp_path, with_next):
     assert_same(load_demos(path), demos)
 
 
-def write_minari(folder: pathlib.Path, monkeypatch, episodes: list[dict], infos: str = "success",
-                 dict_observations: bool = False) -> pathlib.Path:
-    """A local Minari dataset written with Minari's own API; returns its folder.
-
-    ``infos``: "success" (a success flag per step), "other" (infos without one) or
-    "none" (no infos given: Minari then stores none).
-    """
-    gym = pytest.importorskip("gymnasium")
-    minari = pytest.importorskip("minari")
-    from minari.data_collector.episode_buffer import EpisodeBuffer
-
-    monkeypatch.setenv("MINARI_DATASETS_PATH", str(folder))
-    observation_space = gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
-    if dict_observations:
-        observation_space = gym.spaces.Dict({"joints": observation_space, "goal": gym.spaces.Box(-1, 1, (1,), np.float32)})
-    buffers = []
-    for i, ep in enumerate(episodes):
-        steps = len(ep["actions"])
-        states = ep["states"].astype(np.float32)
-        extra = {
-            # Minari keeps the reset info first
-            "success": {"infos": {"success": np.concatenate([[False], ep["success"]])}},
-            "other": {"infos": {"distance": np.arange(steps + 1, dtype=np.float64)}},
-            "none": {},
-        }[infos]
-        buffers.append(EpisodeBuffer(
-            id=i,
-            observations={"joints": states, "goal": np.zeros((steps + 1, 1), np.float32)} if dict_observations else states,
-            actions=ep["actions"].astype(np.float32),
-            rewards=list(ep["rewards"]),
-            terminations=list((np.arange(steps) == steps - 1) & ep["terminal"]),
-            truncations=list((np.arange(steps) == steps - 1) & (not ep["terminal"])),
-            **extra,
-        ))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Minari's reminders about missing eval_env/env_spec metadata
-        minari.create_dataset_from_buffers(
-            "nppac-test-v0", buffers,
-            observation_space=observation_space,
-            action_space=gym.spaces.Box(-1.0, 1.0, (ACT_DIM,), np.float32),
-            author="nppac", author_email="nppac@example.org", code_permalink="tests", algorithm_name="synthetic",
-            description="test set",
-        )
-    return folder / "nppac-test-v0"
-
-
 def test_minari_round_trip(tmp_path, monkeypatch):
     episodes = raw_episodes()
     folder = write_minari(tmp_path, monkeypatch, episodes)
@@ -279,7 +204,8 @@ def test_published_pen_set(pen_file):
     raw = np.load(pen_file, allow_pickle=True)
     for traj, path in zip(demos, raw):
         assert traj.observations.dtype == np.float32 and traj.actions.dtype == np.float32
-        np.testing.assert_array_equal(traj.observations, np.array([o["state_observation"] for o in path["observations"]], dtype=np.float32))
+        observations = np.array([o["state_observation"] for o in path["observations"]], dtype=np.float32)
+        np.testing.assert_array_equal(traj.observations, observations)
         np.testing.assert_array_equal(traj.rewards, path["rewards"][:len(path["actions"])].astype(np.float32))
         assert not traj.terminals.any()
         np.testing.assert_array_equal(np.flatnonzero(traj.timeouts), [len(traj) - 1])

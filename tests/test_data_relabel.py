@@ -12,7 +12,7 @@ from nppac.data import inspect_demos, load_demos, load_npz, save_npz
 from nppac.data.relabel import FROM_INFOS
 from nppac.errors import NppacError
 from nppac.tasks import DOOR_OPEN, get_task
-from tests.test_data_validate import binary_paths, write
+from tests.builders import binary_paths, write_pickle
 
 
 def door_paths(opened_at: list[int | None], steps: int = 40) -> list[dict]:
@@ -28,7 +28,7 @@ def door_paths(opened_at: list[int | None], steps: int = 40) -> list[dict]:
 
 
 def test_door_rewards_follow_the_hinge_of_the_next_observation(tmp_path, caplog):
-    path = write(tmp_path, door_paths([10, None, 39]))
+    path = write_pickle(tmp_path, door_paths([10, None, 39]))
     with caplog.at_level(logging.INFO, logger="nppac.data.relabel"):
         demos = load_demos(path, task="door-binary", allow_pickle=True)
     # After step t the state is observation t + 1: the goal first holds after step k − 1.
@@ -46,7 +46,7 @@ def test_door_rewards_follow_the_hinge_of_the_next_observation(tmp_path, caplog)
 
 
 def test_relabelling_is_kept_through_npz_and_not_repeated(tmp_path):
-    demos = load_demos(write(tmp_path, door_paths([5])), task="door-binary", allow_pickle=True)
+    demos = load_demos(write_pickle(tmp_path, door_paths([5])), task="door-binary", allow_pickle=True)
     again = load_npz(save_npz(demos, tmp_path / "door.npz"))
     assert again.task == "door-binary" and again.meta["reward_relabelled"] == DOOR_OPEN.description
     np.testing.assert_array_equal(again.trajectories[0].rewards, demos.trajectories[0].rewards)
@@ -54,14 +54,14 @@ def test_relabelling_is_kept_through_npz_and_not_repeated(tmp_path):
 
 def test_without_a_task_or_on_a_dense_task_rewards_are_kept(tmp_path):
     paths = door_paths([5])
-    demos = load_demos(write(tmp_path, paths), allow_pickle=True)
+    demos = load_demos(write_pickle(tmp_path, paths), allow_pickle=True)
     np.testing.assert_array_equal(demos.trajectories[0].rewards, paths[0]["rewards"].astype(np.float32))
     assert "reward_relabelled" not in demos.meta
 
 
 def test_binary_rewards_are_the_sets_own_labels(tmp_path):
     paths = binary_paths([25, 3])
-    demos = load_demos(write(tmp_path, paths), task="pen-binary", allow_pickle=True)
+    demos = load_demos(write_pickle(tmp_path, paths), task="pen-binary", allow_pickle=True)
     for traj, path in zip(demos, paths):
         np.testing.assert_array_equal(traj.rewards, path["rewards"].astype(np.float32))
         assert traj.infos == {}
@@ -81,13 +81,13 @@ def hammer_paths(with_success: bool) -> list[dict]:
 
 
 def test_without_a_predicate_success_flags_are_read(tmp_path):
-    demos = load_demos(write(tmp_path, hammer_paths(with_success=True)), task="hammer-binary", allow_pickle=True)
+    demos = load_demos(write_pickle(tmp_path, hammer_paths(with_success=True)), task="hammer-binary", allow_pickle=True)
     assert demos.meta["reward_relabelled"] == FROM_INFOS
     assert [float(t.rewards.sum()) for t in demos] == [-8.0, -12.0]
 
 
 def test_without_a_predicate_or_success_flags_the_set_is_refused(tmp_path):
-    path = write(tmp_path, hammer_paths(with_success=False))
+    path = write_pickle(tmp_path, hammer_paths(with_success=False))
     with pytest.raises(NppacError, match=r"rewards are not binary .*\(task 'hammer-binary' has no success predicate"):
         load_demos(path, task="hammer-binary", allow_pickle=True)
 

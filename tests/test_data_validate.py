@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import pickle
 
 import h5py
 import numpy as np
@@ -12,7 +11,7 @@ import pytest
 
 from nppac.data import Demonstrations, inspect_demos, load_demos, validate
 from nppac.errors import NppacError
-from tests.test_data_formats import raw_episodes
+from tests.builders import binary_paths, raw_episodes, write_pickle
 
 
 def mjrl_paths(seed: int = 0, lengths=(5, 7, 3), obs_dim: int = 3, act_dim: int = 2) -> list[dict]:
@@ -20,13 +19,6 @@ def mjrl_paths(seed: int = 0, lengths=(5, 7, 3), obs_dim: int = 3, act_dim: int 
         {"observations": ep["states"][:-1], "actions": ep["actions"], "rewards": ep["rewards"]}
         for ep in raw_episodes(seed, lengths, obs_dim, act_dim)
     ]
-
-
-def write(tmp_path, paths, name: str = "demos.pkl"):
-    path = tmp_path / name
-    with open(path, "wb") as f:
-        pickle.dump(paths, f)
-    return path
 
 
 def error_for(path, **kwargs) -> str:
@@ -40,26 +32,26 @@ def error_for(path, **kwargs) -> str:
 def test_missing_field(tmp_path):
     paths = mjrl_paths()
     del paths[1]["actions"]
-    assert "trajectory 1: field 'actions': missing" in error_for(write(tmp_path, paths))
+    assert "trajectory 1: field 'actions': missing" in error_for(write_pickle(tmp_path, paths))
 
 
 def test_ragged_observations(tmp_path):
     paths = mjrl_paths()
     paths[2]["observations"] = [np.zeros(3), np.zeros(4), np.zeros(3)]
-    assert "trajectory 2: field 'observations': is ragged" in error_for(write(tmp_path, paths))
+    assert "trajectory 2: field 'observations': is ragged" in error_for(write_pickle(tmp_path, paths))
 
 
 def test_mismatched_lengths(tmp_path):
     paths = mjrl_paths()
     paths[1]["rewards"] = paths[1]["rewards"][:-2]
-    assert "trajectory 1: field 'rewards': has 5 steps but 'actions' has 7" in error_for(write(tmp_path, paths))
+    assert "trajectory 1: field 'rewards': has 5 steps but 'actions' has 7" in error_for(write_pickle(tmp_path, paths))
 
 
 @pytest.mark.parametrize("field, value", [("observations", np.nan), ("rewards", np.inf), ("actions", -np.inf)])
 def test_non_finite_values(tmp_path, field, value):
     paths = mjrl_paths()
     paths[2][field][1] = value
-    message = error_for(write(tmp_path, paths))
+    message = error_for(write_pickle(tmp_path, paths))
     assert f"trajectory 2: field '{field}': has" in message and "NaN/Inf" in message and "first at step 1" in message
 
 
@@ -90,33 +82,34 @@ def test_hdf5_missing_field_and_row_mismatch(tmp_path):
 @pytest.mark.parametrize("field, dims, expected", [("observations", 10, 11), ("actions", 4, 3)])
 def test_dimensions_must_match_the_task(tmp_path, field, dims, expected):
     paths = mjrl_paths(obs_dim=11 if field == "actions" else dims, act_dim=3 if field == "observations" else dims)
-    message = error_for(write(tmp_path, paths), task="hopper")
+    message = error_for(write_pickle(tmp_path, paths), task="hopper")
     assert f"trajectory 0: field '{field}': has {dims} dims but task 'hopper' expects {expected}" in message
 
 
 def test_dimensions_must_agree_across_trajectories(tmp_path):
     paths = mjrl_paths()
     paths[2]["actions"] = np.zeros((3, 5))
-    assert "trajectory 2: field 'actions': has 5 dims but trajectory 0 has 2" in error_for(write(tmp_path, paths))
+    message = error_for(write_pickle(tmp_path, paths))
+    assert "trajectory 2: field 'actions': has 5 dims but trajectory 0 has 2" in message
 
 
 def test_empty_dataset_and_empty_trajectory(tmp_path):
-    assert "no trajectories" in error_for(write(tmp_path, []))
+    assert "no trajectories" in error_for(write_pickle(tmp_path, []))
     paths = mjrl_paths()
     paths[1] = {"observations": np.zeros((0, 3)), "actions": np.zeros((0, 2)), "rewards": np.zeros(0)}
-    assert "trajectory 1: field 'actions': is empty" in error_for(write(tmp_path, paths, "b.pkl"))
+    assert "trajectory 1: field 'actions': is empty" in error_for(write_pickle(tmp_path, paths, "b.pkl"))
 
 
 def test_terminals_must_be_flags(tmp_path):
     paths = mjrl_paths()
     paths[0]["terminals"] = np.full(5, 0.5)
-    assert "trajectory 0: field 'terminals': holds values other than 0/1" in error_for(write(tmp_path, paths))
+    assert "trajectory 0: field 'terminals': holds values other than 0/1" in error_for(write_pickle(tmp_path, paths))
 
 
 def write_flat(tmp_path, fmt: str, arrays: dict[str, np.ndarray]):
     """One trajectory of flat per-step ``arrays`` in ``fmt``: mjrl pickle, D4RL HDF5 or nppac .npz."""
     if fmt == "mjrl":
-        return write(tmp_path, [arrays])
+        return write_pickle(tmp_path, [arrays])
     if fmt == "d4rl":
         path = tmp_path / "demos.h5"
         with h5py.File(path, "w") as f:
@@ -167,7 +160,7 @@ def test_finite_in_float64_but_not_in_float32_is_refused(tmp_path, fmt):
 def test_success_flags_must_cover_every_step(tmp_path):
     paths = mjrl_paths()
     paths[1]["env_infos"] = {"success": np.zeros(6, dtype=bool)}
-    message = error_for(write(tmp_path, paths))
+    message = error_for(write_pickle(tmp_path, paths))
     assert "trajectory 1: field 'infos.success': has 6 steps but 'actions' has 7" in message
 
 
@@ -181,7 +174,7 @@ def out_of_range_demos(tmp_path) -> tuple:
     paths[0]["actions"][0, 0] = 1.5
     paths[1]["actions"][2, 1] = -1.25
     paths[2]["actions"][0, 0] = 1.0005  # within the tolerance: neither reported nor counted
-    return write(tmp_path, paths), paths
+    return write_pickle(tmp_path, paths), paths
 
 
 def test_out_of_range_actions_warn(tmp_path, caplog):
@@ -213,23 +206,14 @@ def test_validate_leaves_its_input_alone(tmp_path):
     assert clipped.trajectories[0].actions.max() == 1.0
 
 
-def binary_paths(successes: list[int], steps: int = 30, obs_dim: int = 45, act_dim: int = 24) -> list[dict]:
-    """Pen-shaped trajectories whose first ``k`` steps succeed (binary reward 0), the rest −1."""
-    rng = np.random.default_rng(1)
-    return [{
-        "observations": rng.normal(size=(steps, obs_dim)),
-        "actions": rng.uniform(-1, 1, size=(steps, act_dim)),
-        "rewards": np.where(np.arange(steps) < k, 0.0, -1.0),
-    } for k in successes]
-
-
 def test_inspect_numbers(tmp_path):
     successes = [25, 21, 20, 3]  # pen succeeds with more than 20 successful steps: 2 of 4
     paths = binary_paths(successes)
     returns = np.array([p["rewards"].sum() for p in paths])  # = k - 30
-    summary = inspect_demos(load_demos(write(tmp_path, paths), allow_pickle=True), task="pen-binary")
+    summary = inspect_demos(load_demos(write_pickle(tmp_path, paths), allow_pickle=True), task="pen-binary")
     assert summary["format"] == "mjrl"
-    assert (summary["n_trajectories"], summary["n_transitions"], summary["obs_dim"], summary["act_dim"]) == (4, 120, 45, 24)
+    assert (summary["n_trajectories"], summary["n_transitions"], summary["obs_dim"], summary["act_dim"]) == \
+        (4, 120, 45, 24)
     assert summary["return_mean"] == pytest.approx(np.mean(returns)) == -(30 * 4 - 69) / 4
     assert summary["return_std"] == pytest.approx(np.sqrt(np.mean((returns - returns.mean()) ** 2)))
     assert (summary["return_min"], summary["return_max"]) == (-27.0, -5.0)
@@ -240,17 +224,18 @@ def test_inspect_prefers_success_flags(tmp_path):
     paths = binary_paths([25, 25, 0, 0])
     for p, flags in zip(paths, [30, 0, 30, 0]):
         p["env_infos"] = {"goal_achieved": np.arange(30) < flags}
-    summary = inspect_demos(load_demos(write(tmp_path, paths), allow_pickle=True, task="pen-binary"))
+    summary = inspect_demos(load_demos(write_pickle(tmp_path, paths), allow_pickle=True, task="pen-binary"))
     assert summary["success_rate"] == 0.5 and summary["success_from"] == "infos"
 
 
 def test_inspect_without_binary_task_has_no_success_rate(tmp_path, caplog):
-    demos = load_demos(write(tmp_path, binary_paths([25])), allow_pickle=True)
+    demos = load_demos(write_pickle(tmp_path, binary_paths([25])), allow_pickle=True)
     assert "success_rate" not in inspect_demos(demos)
     dense = binary_paths([25])
     dense[0]["rewards"] = dense[0]["rewards"] + 0.5
     with caplog.at_level(logging.WARNING, logger="nppac.data"):
-        summary = inspect_demos(load_demos(write(tmp_path, dense, "dense.pkl"), allow_pickle=True), task="pen-binary")
+        demos = load_demos(write_pickle(tmp_path, dense, "dense.pkl"), allow_pickle=True)
+        summary = inspect_demos(demos, task="pen-binary")
     assert "success_rate" not in summary and "not binary" in caplog.text
 
 

@@ -99,8 +99,10 @@ def test_cli_mean_and_interval_match_independent_computation(runs: list[Path], t
 
 def test_success_is_primary_for_binary_tasks_and_group_by_any_key(tmp_path: Path):
     runs = [
-        load_run(write_run(tmp_path, f"r{seed}", {"task": "pen-binary", "algo": "nppac", "seed": seed, "prior": {"kind": k}},
-                           {"env_steps": [1000, 2000], "eval_return": [-200, -150], "eval_success": [0.0, 0.4 + 0.2 * seed]}))
+        load_run(write_run(tmp_path, f"r{seed}",
+                           {"task": "pen-binary", "algo": "nppac", "seed": seed, "prior": {"kind": k}},
+                           {"env_steps": [1000, 2000], "eval_return": [-200, -150],
+                            "eval_success": [0.0, 0.4 + 0.2 * seed]}))
         for seed, k in enumerate(["gp", "gp", "nn"])
     ]
     comparison = compare_runs(runs, group_by="prior.kind")
@@ -129,7 +131,8 @@ def test_group_by_a_combination_of_keys(tmp_path: Path):
 
 def test_runs_with_other_step_grids_are_interpolated(tmp_path: Path):
     a = write_run(tmp_path, "a", {"algo": "x"}, {"env_steps": [1000, 2000, 3000], "eval_return": [1.0, 2.0, 3.0]})
-    b = write_run(tmp_path, "b", {"algo": "x"}, {"env_steps": [500, 1500, 2500, 3500], "eval_return": [0.0, 10.0, 20.0, 30.0]})
+    b = write_run(tmp_path, "b", {"algo": "x"},
+                  {"env_steps": [500, 1500, 2500, 3500], "eval_return": [0.0, 10.0, 20.0, 30.0]})
     (group,) = compare_runs([load_run(a), load_run(b)]).groups
     c = group.curves["eval_return"]
     np.testing.assert_allclose(c.env_steps, [1000, 2000, 3000])

@@ -12,7 +12,8 @@ from nppac.errors import NppacError
 
 def toy_states(n: int = 300, obs_dim: int = 6, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    return (rng.normal(size=(n, 2)) @ rng.normal(size=(2, obs_dim)) + 0.05 * rng.normal(size=(n, obs_dim))).astype(np.float32)
+    low_rank = rng.normal(size=(n, 2)) @ rng.normal(size=(2, obs_dim))
+    return (low_rank + 0.05 * rng.normal(size=(n, obs_dim))).astype(np.float32)
 
 
 def test_sweep_grows_monotonically_and_like_inverse_square():
@@ -41,7 +42,8 @@ def test_sweep_matches_closed_form():
     params = list(policy.parameters())
     g_pi = torch.autograd.grad(alpha * log_pi.mean(), params, retain_graph=True)
     g_a = torch.autograd.grad(alpha * a.sum(-1).mean(), params)
-    expected = [float(torch.sqrt(sum(((gp + d / s0**2 * ga) ** 2).sum() for gp, ga in zip(g_pi, g_a)))) for s0 in sigma0]
+    expected = [float(torch.sqrt(sum(((gp + d / s0**2 * ga) ** 2).sum() for gp, ga in zip(g_pi, g_a))))
+                for s0 in sigma0]
 
     measured = sweep_grad_norms(policy, states, eps, sigma0, d, alpha)
     np.testing.assert_allclose(measured, expected, rtol=1e-4)

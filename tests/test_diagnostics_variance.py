@@ -14,7 +14,8 @@ from nppac.errors import NppacError
 def toy_states(n: int = 200, obs_dim: int = 6, seed: int = 0) -> np.ndarray:
     """States near a 2-D plane in ``obs_dim`` dimensions."""
     rng = np.random.default_rng(seed)
-    return (rng.normal(size=(n, 2)) @ rng.normal(size=(2, obs_dim)) + 0.01 * rng.normal(size=(n, obs_dim))).astype(np.float32)
+    low_rank = rng.normal(size=(n, 2)) @ rng.normal(size=(2, obs_dim))
+    return (low_rank + 0.01 * rng.normal(size=(n, obs_dim))).astype(np.float32)
 
 
 class CollapsedNN:

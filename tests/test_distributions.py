@@ -17,6 +17,7 @@ def test_kl_matches_torch_and_is_zero_for_equal():
     g = torch.Generator().manual_seed(1)
     mp, mq = torch.randn(4, 2, generator=g), torch.randn(4, 2, generator=g)
     sp, sq = torch.rand(4, 2, generator=g) + 0.2, torch.rand(4, 2, generator=g) + 0.2
-    ref = torch.distributions.kl_divergence(torch.distributions.Normal(mp, sp), torch.distributions.Normal(mq, sq)).sum(-1)
+    ref = torch.distributions.kl_divergence(torch.distributions.Normal(mp, sp),
+                                            torch.distributions.Normal(mq, sq)).sum(-1)
     torch.testing.assert_close(gaussian_kl(mp, sp, mq, sq), ref)
     assert math.isclose(float(gaussian_kl(mp, sp, mp, sp).abs().max()), 0.0, abs_tol=1e-6)

@@ -11,9 +11,14 @@ import pytest
 
 from nppac.errors import NppacError
 from nppac.experiments import parse_suite, write_report
-from nppac.experiments.report import (final_performance, initial_performance, normalized_auc, steps_to_threshold,
-                                      welch_difference)
-from tests.test_experiments_suite import nppac_in_process
+from nppac.experiments.report import (
+    final_performance,
+    initial_performance,
+    normalized_auc,
+    steps_to_threshold,
+    welch_difference,
+)
+from tests.builders import nppac_in_process
 
 T_975_2 = 4.302652729911275
 """t_{0.975} with 2 degrees of freedom (three seeds)."""
@@ -226,7 +231,8 @@ def _shuffled(text: str) -> str:
     (_without_last, "lacks the rows at env_steps 500"),
     (_nan_last, "eval_return is not a finite number at env_steps 500"),
     (_shuffled, "env_steps must be finite and increasing"),
-], ids=["cut mid-field", "no line end", "row without a field", "rows deleted", "last row missing", "NaN evaluation", "shuffled"])
+], ids=["cut mid-field", "no line end", "row without a field", "rows deleted", "last row missing", "NaN evaluation",
+        "shuffled"])
 def test_a_damaged_curve_is_listed_not_averaged(tmp_path, damage, says):
     suite = parse_suite({"name": "damage", "tasks": ["hopper"], "algos": ["sac"], "seeds": 2,
                          "settings": {"steps": 500, "steps_per_epoch": 100}, "report": {"last_k": 1}})
@@ -247,7 +253,7 @@ def test_a_damaged_curve_is_listed_not_averaged(tmp_path, damage, says):
     assert numbers["counts"] == {"finished": 1, "damaged": 1} and numbers["incomplete"] == ["hopper/sac/seed-1"]
     (entry,) = [r for r in numbers["runs"] if r["status"] == "damaged"]
     assert says in entry["error"] and str(progress) in entry["error"]
-    assert f"| hopper/sac/seed-1 | damaged | " in report.to_markdown()
+    assert "| hopper/sac/seed-1 | damaged | " in report.to_markdown()
 
 
 def test_a_run_of_another_schedule_is_listed_as_outdated(tmp_path):

@@ -20,7 +20,7 @@ from scipy import stats
 
 from nppac.experiments import LocalRunner, RayRunner, execute_run, load_suite, run_state, run_suite, write_report
 from nppac.training import train
-from tests.test_experiments_suite import nppac_in_process
+from tests.builders import nppac_in_process
 
 TINY = """
 steps = 300
@@ -253,13 +253,18 @@ def test_a_worker_stops_when_its_suite_process_ends():
 
 def test_process_pool_trains_in_worker_processes(tmp_path):
     suite = load_suite(_suite_file(tmp_path, seeds="[0]", name="pool"))
-    events = []
-    results = list(LocalRunner(workers=2).execute(suite.runs, tmp_path / "out", events.append))
+    events, results, arrived_with_result = [], [], {}
+    for result in LocalRunner(workers=2).execute(suite.runs, tmp_path / "out", events.append):
+        results.append(result)
+        arrived_with_result[result.key] = [e["epoch"] for e in events if e["key"] == result.key]
     assert sorted((r.key, r.outcome) for r in results) == [
         ("halfcheetah/ppac-nn/seed-0", "failed"), ("halfcheetah/sac/seed-0", "finished")]
     # Epoch events travel back from the worker processes through the pool's queue.
     sac_events = [e["epoch"] for e in events if e["key"] == "halfcheetah/sac/seed-0"]
     assert sac_events == [0, 1, 2, 3]
+    # Every event of a run arrives before its result, the last epoch's too (a worker's queue holds events
+    # in a feeder thread while its result travels back through the pool).
+    assert arrived_with_result["halfcheetah/sac/seed-0"] == [0, 1, 2, 3]
     assert len(_progress(tmp_path / "out" / "halfcheetah" / "sac" / "seed-0")) == 4
 
 
@@ -308,7 +313,7 @@ def test_ray_fails_a_cuda_run_at_once_when_the_cluster_has_no_gpu(tmp_path):
 
 def test_priors_are_fitted_once_per_task_and_kind_and_recorded_in_each_run(tmp_path):
     from nppac.data import save_npz
-    from tests.test_training_loop import tiny_demos
+    from tests.builders import tiny_demos
 
     save_npz(tiny_demos(), tmp_path / "demos.npz")
     extra = 'demos = "demos.npz"\nprior_iters = 3\ninit_epochs = 1\n'
@@ -423,30 +428,3 @@ def test_held_to_schedule_holds_evaluations_only():
     stopped_last = held_to_schedule(Run(Path("r"), {}, {"env_steps": np.array([0.0, 400.0]),
                                                        "eval_return": np.array([5.0, 7.0])}), 400, 100)
     assert stopped_last.stopped_at == 400 and stopped_last.columns["env_steps"].tolist() == [0, 400]
-
-
-def test_worker_flushes_its_events_before_returning(monkeypatch):
-    # A worker's result travels back through the pool while its events sit in the queue's
-    # feeder thread; unflushed, the parent can miss the last epoch's event.
-    from nppac.experiments import runners
-
-    calls = []
-
-    class Queue:
-        def put(self, event):
-            calls.append(("put", event))
-
-        def close(self):
-            calls.append(("close",))
-
-        def join_thread(self):
-            calls.append(("join_thread",))
-
-    def fake_run(run, out, notify):
-        notify({"epoch": 3})
-        return "result"
-
-    monkeypatch.setattr(runners, "_worker_events", Queue())
-    monkeypatch.setattr(runners, "execute_run", fake_run)
-    assert runners._execute_in_worker(None, Path("out")) == "result"
-    assert calls == [("put", {"epoch": 3}), ("close",), ("join_thread",)]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import textwrap
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 
 from nppac.errors import NppacError
 from nppac.experiments import load_suite, read_manifest
+from tests.builders import nppac_in_process
 from tests.conftest import run_cli
 
 SUITE = """
@@ -38,21 +38,6 @@ auto_alpha = true
 last_k = 4
 threshold = { door-binary = 0.5 }
 """
-
-
-def nppac_in_process(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """``nppac ARGS`` through the console entry point in this process: (exit code, stdout, stderr).
-
-    Cheaper than a subprocess (no second torch import); one end-to-end subprocess test remains.
-    """
-    from nppac.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["nppac", *args])
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return int(exit_info.value.code or 0), captured.out, captured.err
 
 
 def _write(tmp_path, text, name="suite.toml"):

@@ -15,8 +15,8 @@ from nppac.training.experts import (
     bundled_expert_path,
     collect_demos,
     evaluate_expert,
-    export_expert,
     expert_config,
+    export_expert,
     load_expert,
     train_expert,
 )

@@ -7,24 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from nppac.data import save_npz
 from nppac.cli.prior import _fit_settings
-from nppac.data.demos import Demonstrations, Trajectory
 from nppac.errors import NppacError
+from tests.builders import toy_npz
 from tests.conftest import run_cli
 
 PEN_PEAK_RSS_MB = 2500
 """Peak resident memory allowed for a GP fit on the pen set (4,975 states × 24 actions)."""
-
-
-def toy_npz(path, n=120, obs_dim=3, act_dim=2, seed=0):
-    rng = np.random.default_rng(seed)
-    states = rng.normal(size=(n, obs_dim)).astype(np.float32)
-    actions = np.tanh(states[:, :act_dim]).astype(np.float32)
-    traj = Trajectory(states, actions, np.zeros(n, np.float32), np.zeros(n, bool),
-                      np.r_[np.zeros(n - 1, bool), True], states.copy())
-    save_npz(Demonstrations([traj]), path)
-    return path
 
 
 def child_peak_rss_mb() -> float:

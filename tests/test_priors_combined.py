@@ -6,9 +6,8 @@ import torch
 
 from nppac.errors import NppacError
 from nppac.priors import combine_priors, fit_prior, load_prior
-from tests.builders import make_demos, one_thread  # noqa: F401 (autouse fixture)
+from tests.builders import make_demos, one_thread, toy_npz  # noqa: F401 (autouse fixture)
 from tests.conftest import run_cli
-from tests.test_priors_cli import toy_npz
 
 
 @pytest.fixture(scope="module")

@@ -151,7 +151,8 @@ def test_imported_gpytorch_model_predicts_what_gpytorch_predicts(tmp_path):
     test = x[:8] + 0.3 * torch.randn(8, D, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     model.eval()
     likelihood.eval()
-    with torch.no_grad(), gpytorch.settings.fast_pred_var(False), gpytorch.settings.fast_computations(False, False, False):
+    with torch.no_grad(), gpytorch.settings.fast_pred_var(False), \
+            gpytorch.settings.fast_computations(False, False, False):
         pred = likelihood(model(test))
     mean, std = prior.predict(test)
     torch.testing.assert_close(mean, pred.mean, rtol=1e-5, atol=1e-7)

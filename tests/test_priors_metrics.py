@@ -6,7 +6,7 @@ import torch
 
 from nppac.errors import NppacError
 from nppac.priors import GPPrior, fit_prior, load_prior, make_prior, offset_states, prior_metrics
-from tests.test_priors_gp import make_demos
+from tests.builders import make_demos
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -11,9 +11,9 @@ from nppac.data.relabel import as_binary_reward
 from nppac.errors import NppacError
 from nppac.tasks import get_task
 from nppac.training import TrainConfig
-from nppac.training.algorithms import q_bounds
 from nppac.training.config import with_legacy_values
-from nppac.training.loop import Collector, make_env
+from nppac.training.envs import Collector, make_env
+from nppac.training.setup import q_bounds
 
 
 @pytest.mark.parametrize("algo, protocol, reward, horizon, terminal", [
@@ -123,7 +123,7 @@ def test_a_run_with_the_published_convention_caches_loves_variance_as_the_scale(
     from nppac.priors import fit_prior
     from nppac.training import train
     from nppac.training.checkpoint import load_checkpoint
-    from tests.test_training_loop import TINY, tiny_demos
+    from tests.builders import TINY, tiny_demos
 
     demos = tiny_demos()
     prior, _ = fit_prior(demos, "gp", kernel="rbf", iters=5)

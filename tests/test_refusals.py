@@ -30,8 +30,7 @@ from nppac.cli import main
 from nppac.data import Demonstrations, Trajectory, save_npz
 from nppac.priors import fit_prior
 from nppac.training import TrainConfig
-from tests.builders import torch_threads
-from tests.test_data_formats import raw_episodes, write_minari
+from tests.builders import raw_episodes, torch_threads, write_minari
 
 
 @dataclass
@@ -136,7 +135,10 @@ def states_file(ctx: Context, values: np.ndarray) -> Path:
     return path
 
 
-def predict(prior: Callable[[Context], Path], states: np.ndarray = np.zeros((4, 3), np.float32),
+_FOUR_STATES = np.zeros((4, 3), np.float32)
+
+
+def predict(prior: Callable[[Context], Path], states: np.ndarray = _FOUR_STATES,
             out: str = "p.npz", *extra: str) -> Callable[[Context], list[str]]:
     def setup(ctx: Context) -> list[str]:
         return ["prior", "predict", "--prior", str(prior(ctx)), "--states", str(states_file(ctx, states)),
@@ -167,7 +169,8 @@ def edited_obs_dim(ctx: Context) -> Path:
     return prior
 
 
-def fit_to(out: str, *extra: str, prepare: Callable[[Context], None] = lambda ctx: None) -> Callable[[Context], list[str]]:
+def fit_to(out: str, *extra: str,
+           prepare: Callable[[Context], None] = lambda ctx: None) -> Callable[[Context], list[str]]:
     def setup(ctx: Context) -> list[str]:
         data = save_npz(toy_demos(), ctx.folder / "toy.npz")
         prepare(ctx)
@@ -292,7 +295,8 @@ REFUSALS = [
     Refusal("npz meta not an object", inspect_npz(meta=np.array("[1, 2]")), ("'meta'", "JSON list")),
     Refusal("npz float lengths", inspect_npz(lengths=np.array([30.0])), ("'lengths'", "integers")),
     Refusal("npz negative lengths", inspect_npz(lengths=np.array([45, -15])), ("trajectory 1 has length -15", "≥ 0")),
-    Refusal("minari dict observations", minari_dict_observations, ("'observations'", "Dict space", "keys goal, joints")),
+    Refusal("minari dict observations", minari_dict_observations,
+            ("'observations'", "Dict space", "keys goal, joints")),
     # Data accepted that should not be
     Refusal("hdf5 terminal 0.5", hdf5_with_terminal(0.5), ("demos.h5", "'terminals'", "other than 0/1 (e.g. 0.5)")),
     Refusal("hdf5 terminal 7", hdf5_with_terminal(7.0), ("'terminals'", "other than 0/1 (e.g. 7.0)")),
@@ -305,8 +309,8 @@ REFUSALS = [
     Refusal("prior with NaN weights", predict(nan_weights), ("weights.safetensors", "'mean_head.bias'", "NaN"),
             ("p.npz",)),
     # Files that crashed
-    Refusal("truncated prior weights", predict(truncated_weights), ("weights.safetensors", "not a readable safetensors"),
-            ("p.npz",)),
+    Refusal("truncated prior weights", predict(truncated_weights),
+            ("weights.safetensors", "not a readable safetensors"), ("p.npz",)),
     Refusal("prior obs_dim edited", predict(edited_obs_dim), ("weights.safetensors", "do not belong together"),
             ("p.npz",)),
     Refusal("predict into a missing folder", predict(lambda ctx: ctx.prior("nn"), out="missing/p.npz"),
@@ -321,15 +325,16 @@ REFUSALS = [
             ("existing is a directory",), ("existing/out.npz",)),
     Refusal("convert into a read-only folder", convert_to("locked/out.npz", read_only), ("locked", "no permission"),
             ("locked/out.npz",)),
-    Refusal("convert into a missing folder", convert_to("missing/out.npz"), ("missing", "does not exist"), ("missing",)),
+    Refusal("convert into a missing folder", convert_to("missing/out.npz"), ("missing", "does not exist"),
+            ("missing",)),
     Refusal("resume from random bytes", resume(random_bytes), ("checkpoint.pt", "not a complete checkpoint"),
             ("run/progress.csv",)),
-    Refusal("resume from a checkpoint without its entries", resume(without_keys), ("checkpoint.pt", "no entry 'env_steps'"),
-            ("run/progress.csv",)),
+    Refusal("resume from a checkpoint without its entries", resume(without_keys),
+            ("checkpoint.pt", "no entry 'env_steps'"), ("run/progress.csv",)),
     Refusal("export from random bytes", export(random_bytes), ("checkpoint.pt", "not a complete checkpoint"),
             ("expert.safetensors",)),
-    Refusal("export from a code-running pickle", export(code_running_pickle), ("checkpoint.pt", "not a complete checkpoint"),
-            ("expert.safetensors", "run/ran")),
+    Refusal("export from a code-running pickle", export(code_running_pickle),
+            ("checkpoint.pt", "not a complete checkpoint"), ("expert.safetensors", "run/ran")),
     Refusal("export from a checkpoint without its entries", export(without_keys), ("no entry 'env_steps'",),
             ("expert.safetensors",)),
     Refusal("export into a missing folder", export(without_keys, "missing/expert.safetensors"), ("does not exist",),
@@ -340,8 +345,8 @@ REFUSALS = [
     Refusal("negative learning rate", train_with("actor_lr=-1"), ("actor_lr=-1", "> 0.0"), ("run",)),
     Refusal("negative thread count", train_with("num_threads=-2"), ("num_threads=-2", "≥ 0"), ("run",)),
     Refusal("zero-width layer", train_with("actor_hidden=0,-3"), ("actor_hidden=0", "≥ 1"), ("run",)),
-    Refusal("empty log σ range", train_with("actor_log_std_range=0,-6"), ("actor_log_std_range=(0.0, -6.0)", "low < high"),
-            ("run",)),
+    Refusal("empty log σ range", train_with("actor_log_std_range=0,-6"),
+            ("actor_log_std_range=(0.0, -6.0)", "low < high"), ("run",)),
     Refusal("batch larger than memory", train_with("batch_size=100000000"), ("batch_size=100000000", "≤ 65536"),
             ("run",)),
     Refusal("awac temperature zero", lambda ctx: ["train", "--task", "pen-binary", "--algo", "awac", "--set", "lam=0",

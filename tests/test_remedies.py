@@ -93,7 +93,7 @@ def test_layernorm_critics_only_when_asked():
 
 def test_remedy_settings_are_checked():
     cfg = TrainConfig(task="halfcheetah", algo="nppac", auto_alpha_target="act-dim").resolved()
-    from nppac.training.algorithms import kl_sac_config
+    from nppac.training.setup import kl_sac_config
 
     assert kl_sac_config(cfg).auto_alpha and kl_sac_config(cfg).penalty_target == 6.0
     for kwargs, message in (
@@ -116,7 +116,7 @@ def _phases(run) -> list[tuple[str, int]]:
 def test_a_run_warm_starts_its_critics_on_the_demonstrations_or_the_warmup(tmp_path):
     from nppac.priors import fit_prior
     from nppac.training.checkpoint import load_checkpoint
-    from tests.test_training_loop import TINY, tiny_demos
+    from tests.builders import TINY, tiny_demos
 
     demos = tiny_demos()
     prior, _ = fit_prior(demos, "gp", kernel="rbf", iters=5)

@@ -1,61 +1,24 @@
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-import numpy as np
 import pytest
 import torch
 
 from nppac.data.replay import ReplayBuffer
-from nppac.distributions import gaussian_log_prob
 from nppac.errors import NonFiniteError, NppacError
 from nppac.training.prior_cache import PriorCache
-
-
-class LinearGaussianPrior:
-    """A fixed stand-in reference policy: π0(·|s) = N(tanh(s W), diag σ0²(s)), σ0 = 0.2 + 0.1·|tanh(s v)|."""
-
-    def __init__(self, obs_dim: int, act_dim: int, kind: str = "gp", seed: int = 0) -> None:
-        g = torch.Generator().manual_seed(seed)
-        self.kind, self.obs_dim, self.act_dim = kind, obs_dim, act_dim
-        self.W = 0.3 * torch.randn(obs_dim, act_dim, generator=g)
-        self.v = torch.randn(obs_dim, act_dim, generator=g)
-        self.calls = 0
-
-    def predict(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        self.calls += 1
-        s = states.float().cpu()
-        return torch.tanh(s @ self.W).to(states.device), (0.2 + 0.1 * torch.tanh(s @ self.v).abs()).to(states.device)
-
-    def log_prob(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        mean, std = self.predict(states)
-        return gaussian_log_prob(actions, mean, std)
-
-    def fit(self, demos):
-        return {}
-
-    def save(self, directory: str | Path) -> None:
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        (Path(directory) / "stand_in.json").write_text(json.dumps({"kind": self.kind}))
-
-
-def _transitions(n: int, obs_dim: int = 5, act_dim: int = 2, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    return (rng.normal(size=(n, obs_dim)), rng.uniform(-1, 1, (n, act_dim)), np.arange(n, dtype=float),
-            rng.normal(size=(n, obs_dim)), (np.arange(n) % 7 == 0).astype(float))
+from tests.builders import LinearGaussianPrior, transitions
 
 
 def test_cached_prior_values_equal_direct_predictions():
     prior = LinearGaussianPrior(5, 2)
     buf = ReplayBuffer(5, 2, capacity=100, prior=PriorCache(prior, chunk=16))
-    obs, act, rew, nxt, done = _transitions(40)
+    obs, act, rew, nxt, done = transitions(40)
     buf.add(obs, act, rew, nxt, done)
-    buf.add(*_transitions(10, seed=1))
+    buf.add(*transitions(10, seed=1))
     assert len(buf) == 50
-    all_obs = torch.cat([torch.as_tensor(obs, dtype=torch.float32), torch.as_tensor(_transitions(10, seed=1)[0],
+    all_obs = torch.cat([torch.as_tensor(obs, dtype=torch.float32), torch.as_tensor(transitions(10, seed=1)[0],
                                                                                     dtype=torch.float32)])
-    all_next = torch.cat([torch.as_tensor(nxt, dtype=torch.float32), torch.as_tensor(_transitions(10, seed=1)[3],
+    all_next = torch.cat([torch.as_tensor(nxt, dtype=torch.float32), torch.as_tensor(transitions(10, seed=1)[3],
                                                                                      dtype=torch.float32)])
     mean, std = prior.predict(all_obs)
     next_mean, next_std = prior.predict(all_next)
@@ -74,7 +37,7 @@ def test_cached_prior_values_equal_direct_predictions():
 def test_prior_is_called_once_per_add_in_chunks():
     prior = LinearGaussianPrior(5, 2)
     buf = ReplayBuffer(5, 2, capacity=1000, prior=PriorCache(prior, chunk=1000))
-    buf.add(*_transitions(300))  # s and s' of 300 transitions: 600 states, one chunk
+    buf.add(*transitions(300))  # s and s' of 300 transitions: 600 states, one chunk
     assert prior.calls == 1
     buf.sample(64)
     assert prior.calls == 1  # sampling never evaluates the prior
@@ -82,13 +45,13 @@ def test_prior_is_called_once_per_add_in_chunks():
 
 def test_ring_buffer_keeps_newest_and_samples_only_stored():
     buf = ReplayBuffer(5, 2, capacity=8)
-    obs, act, rew, nxt, done = _transitions(11)
+    obs, act, rew, nxt, done = transitions(11)
     buf.add(obs[:6], act[:6], rew[:6], nxt[:6], done[:6])
     buf.add(obs[6:], act[6:], rew[6:], nxt[6:], done[6:])
     assert len(buf) == 8 and buf.ptr == 3
     assert sorted(buf.storage["reward"].tolist()) == [3, 4, 5, 6, 7, 8, 9, 10]
     small = ReplayBuffer(5, 2, capacity=50)
-    small.add(*_transitions(5))
+    small.add(*transitions(5))
     torch.manual_seed(0)
     rewards = small.sample(2000).reward
     assert set(rewards.tolist()) == {0.0, 1.0, 2.0, 3.0, 4.0}  # uniform over the 5 stored, nothing else
@@ -97,7 +60,7 @@ def test_ring_buffer_keeps_newest_and_samples_only_stored():
 
 def test_state_dict_round_trip():
     buf = ReplayBuffer(5, 2, capacity=20, prior=PriorCache(LinearGaussianPrior(5, 2)))
-    buf.add(*_transitions(13))
+    buf.add(*transitions(13))
     other = ReplayBuffer(5, 2, capacity=20, prior=PriorCache(LinearGaussianPrior(5, 2)))
     other.load_state_dict(buf.state_dict())
     assert (other.ptr, other.size) == (13, 13)
@@ -111,20 +74,20 @@ def test_state_dict_round_trip():
 @pytest.mark.parametrize("capacity", [4, 8, 30])
 def test_state_loads_into_another_capacity_keeping_the_newest_in_order(added, capacity):
     buf = ReplayBuffer(5, 2, capacity=8)
-    buf.add(*_transitions(added))
+    buf.add(*transitions(added))
     other = ReplayBuffer(5, 2, capacity=capacity)
     other.load_state_dict(buf.state_dict())
     kept = list(range(added))[-min(added, 8, capacity):]  # rewards are the insertion indices
     assert len(other) == len(kept) and other.storage["reward"][: len(kept)].tolist() == kept
     # The ring then overwrites the oldest kept transition first.
-    other.add(*(x[:1] for x in _transitions(1, seed=1)))
+    other.add(*(x[:1] for x in transitions(1, seed=1)))
     expected = kept[1:] + [0] if len(kept) == capacity else kept + [0]
     assert sorted(other.storage["reward"][: len(other)].tolist()) == sorted(expected)
 
 
 def test_bad_prior_is_refused():
     with pytest.raises(NppacError, match=r"expected \(6, 2\)"):
-        ReplayBuffer(5, 2, capacity=10, prior=PriorCache(LinearGaussianPrior(5, 3))).add(*_transitions(3))
+        ReplayBuffer(5, 2, capacity=10, prior=PriorCache(LinearGaussianPrior(5, 3))).add(*transitions(3))
 
     class ZeroStd(LinearGaussianPrior):
         def predict(self, states):
@@ -132,16 +95,16 @@ def test_bad_prior_is_refused():
             return mean, 0 * std
 
     with pytest.raises(NonFiniteError, match="non-positive std"):
-        ReplayBuffer(5, 2, capacity=10, prior=PriorCache(ZeroStd(5, 2))).add(*_transitions(3))
+        ReplayBuffer(5, 2, capacity=10, prior=PriorCache(ZeroStd(5, 2))).add(*transitions(3))
 
 
 def test_variance_convention_caches_the_variance_in_the_std_place():
     prior = LinearGaussianPrior(5, 2)
-    states = torch.as_tensor(_transitions(20)[0], dtype=torch.float32)
+    states = torch.as_tensor(transitions(20)[0], dtype=torch.float32)
     mean, std = prior.predict(states)
     for sigma, expected in (("std", std), ("variance", std ** 2)):
         buf = ReplayBuffer(5, 2, capacity=20, prior=PriorCache(prior, sigma=sigma))
-        buf.add(*_transitions(20))
+        buf.add(*transitions(20))
         torch.testing.assert_close(buf.storage["prior_mean"], mean)
         torch.testing.assert_close(buf.storage["prior_std"], expected)
     with pytest.raises(NppacError, match="choose one of: std, variance"):

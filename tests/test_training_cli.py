@@ -7,11 +7,8 @@ import subprocess
 import sys
 import time
 
+from tests.builders import TINY_SETS
 from tests.conftest import run_cli
-
-TINY_SETS = ["--set", "steps_per_epoch=150", "--set", "updates_per_epoch=60", "--set", "warmup_steps=150",
-             "--set", "eval_episodes=1", "--set", "horizon=50", "--set", "batch_size=32",
-             "--set", "actor_hidden=32,32", "--set", "critic_hidden=32,32", "--set", "num_threads=1"]
 
 
 def _epochs(out):
@@ -52,7 +49,7 @@ def test_resume_with_a_config_it_does_not_know_names_the_file_and_key(tmp_path):
 
 def test_resume_names_each_option_it_ignores(tmp_path, monkeypatch, capsys):
     from nppac.training import TrainConfig
-    from tests.test_experiments_suite import nppac_in_process
+    from tests.builders import nppac_in_process
 
     run = tmp_path / "r"
     run.mkdir()
@@ -68,7 +65,7 @@ def test_resume_names_each_option_it_ignores(tmp_path, monkeypatch, capsys):
 
 def test_killed_run_resumes_with_each_epoch_once(tmp_path):
     from nppac.data import save_npz
-    from tests.test_training_loop import tiny_demos
+    from tests.builders import tiny_demos
 
     demos = save_npz(tiny_demos(), tmp_path / "demos.npz")
     out = tmp_path / "run"

@@ -9,19 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from nppac.agents import load_actor
+from nppac.agents import METRIC_TERMS, load_actor
 from nppac.data.demos import Demonstrations, Trajectory
 from nppac.errors import DivergedError, NppacError
-from nppac.agents import METRIC_TERMS
 from nppac.training import TrainConfig, progress_columns, train
 from nppac.training.checkpoint import load_checkpoint
-from nppac.training.loop import Collector
-from tests.test_replay import LinearGaussianPrior
-
-TINY = dict(task="halfcheetah", steps=300, steps_per_epoch=150, updates_per_epoch=40, warmup_steps=150,
-            eval_episodes=1, horizon=60, batch_size=32, actor_hidden=(32, 32), critic_hidden=(32, 32),
-            init_epochs=2, num_threads=1, prior_sigma="std")
-"""Two 150-step epochs of 40 updates with 32-wide networks: seconds, but every stage runs."""
+from nppac.training.envs import Collector
+from tests.builders import TINY, LinearGaussianPrior, tiny_demos
 
 
 @pytest.fixture(autouse=True)
@@ -35,30 +29,6 @@ def _rows(out):
     with (out / "progress.csv").open(newline="") as f:
         reader = csv.DictReader(f)
         return reader.fieldnames, list(reader)
-
-
-def tiny_demos(task: str = "halfcheetah", episodes: int = 2, length: int = 60, seed: int = 0) -> Demonstrations:
-    """Short rollouts of a fixed smooth policy: enough for a prior and policy initialization in tests."""
-    from nppac.tasks import get_task
-
-    env = get_task(task).make_env(seed=seed)
-    rng = np.random.default_rng(seed)
-    trajectories = []
-    for _ in range(episodes):
-        obs, _ = env.reset()
-        rows = []
-        for _ in range(length):
-            action = np.clip(0.5 * np.tanh(obs[: env.action_space.shape[0]]) + 0.1 * rng.normal(size=env.action_space.shape),
-                             -1, 1).astype(np.float32)
-            nxt, reward, terminated, _, _ = env.step(action)
-            rows.append((obs, action, reward, terminated, nxt))
-            obs = nxt
-        o, a, r, d, n = (np.asarray(x, dtype=np.float32) for x in zip(*rows))
-        timeouts = np.zeros(length, bool)
-        timeouts[-1] = True
-        trajectories.append(Trajectory(o, a, r, d.astype(bool), timeouts, n))
-    env.close()
-    return Demonstrations(trajectories, source="test rollouts", format="memory", task=task)
 
 
 @pytest.mark.parametrize("algo", ["nppac", "ppac-nn", "sac"])
@@ -182,7 +152,8 @@ def test_overrides_parse_by_field_type_and_reject_unknown_keys():
         TrainConfig(algo="nppac", auto_alpha=True).validate()
     hand = TrainConfig(task="pen-binary", algo="nppac").resolved()
     assert (hand.alpha, hand.actor, hand.actor_hidden, hand.batch_size, hand.init_epochs, hand.eval_episodes,
-            hand.eval_horizon, hand.prior_kernel) == (0.1, "gaussian_tanh_mean", (256,) * 4, 1024, 550, 25, 200, "matern52")
+            hand.eval_horizon, hand.prior_kernel) == \
+        (0.1, "gaussian_tanh_mean", (256,) * 4, 1024, 550, 25, 200, "matern52")
 
 
 def test_failed_setup_leaves_no_directory(tmp_path):
@@ -262,7 +233,7 @@ def test_training_learns_from_the_executed_clipped_demonstration_actions(tmp_pat
     from dataclasses import replace
 
     from nppac.data import save_npz
-    from nppac.training.loop import _DemoSource
+    from nppac.training.setup import DemoSource
 
     demos = tiny_demos(episodes=1, length=20)
     wide = replace(demos, trajectories=[replace(t, actions=np.linspace(-1.5, 1.5, t.actions.size, dtype=np.float32)
@@ -270,7 +241,7 @@ def test_training_learns_from_the_executed_clipped_demonstration_actions(tmp_pat
     assert np.abs(np.concatenate([t.actions for t in wide])).max() > 1.0
     path = save_npz(wide, tmp_path / "wide.npz")
     with caplog.at_level("INFO", logger="nppac.data.validate"):
-        loaded = _DemoSource(TrainConfig(algo="nppac", demos=str(path), **TINY), None).get()
+        loaded = DemoSource(TrainConfig(algo="nppac", demos=str(path), **TINY), None).get()
     actions = np.concatenate([t.actions for t in loaded])
     np.testing.assert_allclose(actions, np.clip(np.concatenate([t.actions for t in wide]), -1, 1))
     assert "clipped" in caplog.text

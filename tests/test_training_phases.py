@@ -11,9 +11,13 @@ import torch
 from nppac.training import TrainConfig, train
 from nppac.training.algorithms import ALGORITHMS
 from nppac.training.checkpoint import load_checkpoint
-from tests.builders import one_thread_per_test  # noqa: F401 (autouse fixture)
-from tests.test_replay import LinearGaussianPrior
-from tests.test_training_loop import TINY, tiny_demos
+from nppac.training.setup import build_agent
+from tests.builders import (
+    TINY,
+    LinearGaussianPrior,
+    one_thread_per_test,  # noqa: F401 (autouse fixture)
+    tiny_demos,
+)
 
 
 def _rows(out):
@@ -40,8 +44,7 @@ def test_every_algorithm_writes_an_evaluated_step0_row_and_all_its_metrics(tmp_p
     assert math.isfinite(float(first["eval_return"]))
     assert summary["step0_eval_return"] == pytest.approx(float(first["eval_return"]), rel=1e-4)
     # Every metric the update reports by name has its column, filled once updates happen.
-    agent_metrics = ALGORITHMS[algo].build(config.resolved(), config.resolved().algo_config(), tiny_demos,
-                                           torch.device("cpu")).metric_terms
+    agent_metrics = build_agent(config.resolved(), tiny_demos, torch.device("cpu")).metric_terms
     assert set(agent_metrics) <= set(header)
     updated = [r for r in rows if int(r["gradient_steps"]) > 0 and r["updates_per_s"]]
     assert updated, rows

@@ -21,8 +21,9 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -32,16 +33,19 @@ from nppac.data.demos import Demonstrations
 from nppac.errors import NppacError
 from nppac.priors.base import Prior
 from nppac.training.algorithms import ALGORITHMS, get_algorithm
-from nppac.training.config import TrainConfig
-from nppac.training.loop import ACTOR_NAME, CONFIG_NAME
+from nppac.training.config import TrainConfig, own_settings
 from nppac.training.loop import train as run_training
+from nppac.training.rundir import ACTOR_NAME, CONFIG_NAME
 
 Callback = Callable[[dict[str, Any]], Any]
 """Called with every progress row (after its checkpoint); returning False stops training after that row."""
 
 
 class Model:
-    """One algorithm of the algorithm table on one task; subclasses fix ``algo`` (``Model(task, algo=...)`` also works)."""
+    """One algorithm of the algorithm table on one task.
+
+    Subclasses fix ``algo`` (``Model(task, algo=...)`` also works).
+    """
 
     algo: ClassVar[str | None] = None
 
@@ -54,9 +58,9 @@ class Model:
         if type(self).algo is not None and algo not in (None, type(self).algo):
             raise NppacError(f"{type(self).__name__} trains {type(self).algo}, not {algo}; use Model(task, algo=...)")
         fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"algo_settings"}
-        shared = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items() if k in fields}
+        shared: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items() if k in fields}
         own = {k: v for k, v in settings.items() if k not in fields}
-        unknown = sorted(set(own) - set(get_algorithm(name).own_settings))
+        unknown = sorted(set(own) - set(own_settings(get_algorithm(name))))
         if unknown:
             raise NppacError(f"unknown setting(s) {', '.join(unknown)} for {name}; known: "
                              f"{', '.join(TrainConfig.set_keys(name))}")
@@ -176,7 +180,7 @@ class BC(Model):
     algo = "bc"
 
 
-MODELS: dict[str, type[Model]] = {m.algo: m for m in (NPPAC, PPACNN, NPPACNNStd, SAC, SACBC, AWAC, BC)}  # type: ignore[misc]
+MODELS: dict[str, type[Model]] = {m.algo: m for m in (NPPAC, PPACNN, NPPACNNStd, SAC, SACBC, AWAC, BC)}
 """Algorithm name → its model class (one per entry of the algorithm table)."""
 
 
@@ -197,6 +201,6 @@ def fit_prior(data: Demonstrations | str | Path, task: str | None = None, kind: 
 
         settings["kernel"] = get_task(task).defaults.kernel
     report = (lambda stage, done, total: print(f"\r{stage}: {done}/{total}", end="", flush=True)) if progress else None
-    prior, metrics = fit(demos, kind, progress=report, **settings)  # type: ignore[arg-type]
-    prior.metrics = metrics  # type: ignore[attr-defined]
+    prior, metrics = fit(demos, kind, progress=report, **settings)
+    prior.metrics = metrics  # type: ignore[attr-defined]  # handed back on the prior, beside the Prior interface
     return prior

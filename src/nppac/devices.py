@@ -30,5 +30,6 @@ def resolve_device(name: str | torch.device) -> torch.device:
             raise NppacError(f"device {str(name)!r} requested but {why}; use cpu")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise NppacError(f"device {str(name)!r} requested but torch sees only "
-                             f"{torch.cuda.device_count()} CUDA device(s); use cuda:0 … cuda:{torch.cuda.device_count() - 1}")
+                             f"{torch.cuda.device_count()} CUDA device(s); "
+                             f"use cuda:0 … cuda:{torch.cuda.device_count() - 1}")
     return device

@@ -91,7 +91,8 @@ class AWACConfig:
         if bad:
             rules = {"lam": "> 0", "score_clip": "a number (inf: no clip)", "actor_weight_decay": "≥ 0",
                      "log_std_range": "low,high with low < high"}
-            raise NppacError(f"awac setting {bad[0]}={getattr(self, bad[0])!r} is out of range: must be {rules[bad[0]]}")
+            raise NppacError(f"awac setting {bad[0]}={getattr(self, bad[0])!r} is out of range: "
+                             f"must be {rules[bad[0]]}")
         return self
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterable, Protocol
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -25,9 +26,13 @@ class Agent(Protocol):
     actor's weights.
     """
 
-    actor: Actor
-    device: torch.device
     metric_terms: dict[str, str]
+
+    @property
+    def actor(self) -> Actor: ...
+
+    @property
+    def device(self) -> torch.device: ...
 
     def update(self, batch: Batch) -> Metrics:
         """One gradient step; its metrics by name."""
@@ -85,7 +90,8 @@ class ActorCritic:
         return q.detach(), critic_loss.detach(), critic_grad_norm
 
 
-def adam(params: Iterable[nn.Parameter], lr: float, device: torch.device, weight_decay: float = 0.0) -> torch.optim.Adam:
+def adam(params: Iterable[torch.Tensor], lr: float, device: torch.device,
+         weight_decay: float = 0.0) -> torch.optim.Adam:
     """Adam: fused on the CPU (the same result, faster), with its step counter on the device on CUDA.
 
     The CUDA variant is ``capturable``: no host syncs, so the step can sit in a CUDA graph.

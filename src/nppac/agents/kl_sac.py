@@ -13,8 +13,9 @@ itself; with no prior log π0 ≡ 0 and the losses are SAC's.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -179,7 +180,8 @@ def kl_sac_update(agent: KLSAC, batch: Batch, actor_step: bool = True) -> Metric
 
     return {
         "target_kl": target_penalty, "q_target": y.mean(), "q_mean": q.mean(), "critic_loss": critic_loss,
-        "critic_grad_norm": critic_grad_norm, "kl_mean": penalty.mean(), "prior_log_prob_mean": log_prior.detach().mean(),
+        "critic_grad_norm": critic_grad_norm, "kl_mean": penalty.mean(),
+        "prior_log_prob_mean": log_prior.detach().mean(),
         "actor_loss": actor_loss.detach(), "policy_grad_norm": policy_grad_norm, "alpha": alpha,
     }
 

@@ -91,7 +91,8 @@ class Actor(nn.Module):
 
     def log_prob(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """log π_φ(a|s) of given actions (for ``tanh_gaussian`` actions are clipped just inside (−1, 1))."""
-        return self.density(*self(obs), action)
+        mean, std = self(obs)
+        return self.density(mean, std, action)
 
     def density(self, mean: torch.Tensor, std: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """log π_φ(a|s) from the head's (mean, std) at s, as :meth:`forward` returns them."""
@@ -199,9 +200,11 @@ def load_actor(path: str | Path, device: str | torch.device = "cpu") -> Actor:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
         hidden = tuple(int(h) for h in meta["hidden"].split(",") if h)
-        log_std_range = tuple(float(v) for v in meta["log_std_range"].split(",")) if "log_std_range" in meta else None
-        actor = Actor(int(meta["obs_dim"]), int(meta["act_dim"]), hidden, meta["kind"],  # type: ignore[arg-type]
-                      log_std_range)  # type: ignore[arg-type]
+        log_std_range = None
+        if "log_std_range" in meta:
+            low, high = (float(v) for v in meta["log_std_range"].split(","))
+            log_std_range = (low, high)
+        actor = Actor(int(meta["obs_dim"]), int(meta["act_dim"]), hidden, meta["kind"], log_std_range)
         actor.load_state_dict(load_file(str(path)))
     except (KeyError, ValueError, RuntimeError, OSError, SafetensorError) as err:
         raise NppacError(f"{path} is not an nppac actor file ({err.__class__.__name__}: {err}); "

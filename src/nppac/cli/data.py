@@ -13,7 +13,8 @@ from nppac.outputs import check_output_file
 
 app = typer.Typer(help="Inspect and convert demonstration sets.", no_args_is_help=True)
 
-_PATH_HELP = "Demonstrations: .npz (nppac), .npy (rlkit), .pkl/.pickle (mjrl), .h5/.hdf5 (D4RL) or a Minari dataset folder."
+_PATH_HELP = ("Demonstrations: .npz (nppac), .npy (rlkit), .pkl/.pickle (mjrl), .h5/.hdf5 (D4RL) "
+              "or a Minari dataset folder.")
 _PICKLE_HELP = "Allow pickle-based files (.pkl, object .npy); loading a pickle can run code, so only for trusted files."
 _TASK_HELP = ("Check dimensions against this task (see `nppac tasks`); binary tasks get the binary reward "
               "(relabelled if needed) and report the success rate.")
@@ -45,7 +46,8 @@ def convert_command(
     out: Path = typer.Argument(..., help="Output .npz file (replaced atomically if it exists)."),
     task: str | None = typer.Option(None, "--task", help=_TASK_HELP),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help=_PICKLE_HELP),
-    clip_actions: bool = typer.Option(False, "--clip-actions", help="Clip actions outside [-1, 1] instead of only warning."),
+    clip_actions: bool = typer.Option(False, "--clip-actions",
+                                      help="Clip actions outside [-1, 1] instead of only warning."),
 ) -> None:
     """Validate a demonstration set and write it in nppac's .npz format."""
     check_output_file(out, ".npz")

@@ -6,9 +6,10 @@ Every command writes the figure to ``--out`` and its numbers to the same path wi
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import typer
 from rich.console import Console

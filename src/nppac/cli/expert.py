@@ -21,7 +21,8 @@ _HORIZON_HELP = "Cap each episode at this many steps (default: the task's horizo
 @expert_app.command("train")
 def train_command(
     task: str | None = typer.Option(None, "--task", help=_TASK_HELP),
-    steps: int | None = typer.Option(None, "--steps", help="Total environment steps (default 1,000,000; with --resume: a new total)."),
+    steps: int | None = typer.Option(
+        None, "--steps", help="Total environment steps (default 1,000,000; with --resume: a new total)."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     out: Path = typer.Option(..., "--out", help="Run directory (must not exist unless --resume)."),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import typer
@@ -74,18 +74,23 @@ def fit(
     kind: str = typer.Option("gp", "--kind", help="gp (non-parametric, N-PPAC) or nn (MLE baseline)."),
     out: Path = typer.Option(..., "--out", help="Directory to write the prior and metrics.json into "
                              "(new, empty, or holding an earlier prior, which is replaced)."),
-    task: Optional[str] = typer.Option(None, "--task", help="Check dimensions against this task; its GP kernel is the default."),
-    kernel: Optional[str] = typer.Option(None, "--kernel", help="GP state kernel: rbf, matern12, matern32, matern52 "
+    task: str | None = typer.Option(
+        None, "--task", help="Check dimensions against this task; its GP kernel is the default."),
+    kernel: str | None = typer.Option(None, "--kernel", help="GP state kernel: rbf, matern12, matern32, matern52 "
                                          f"(default: the task's, else {DEFAULT_KERNEL})."),
-    rank: Optional[int] = typer.Option(None, "--rank", help="GP task-covariance rank r (default 1)."),
-    iters: Optional[int] = typer.Option(None, "--iters", help="GP: optimizer iterations (default 1000); NN: max epochs (default 300)."),
-    fit_subset: Optional[int] = typer.Option(None, "--fit-subset", help="GP: learn hyperparameters on at most this many states (default 500, 0 = all)."),
-    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="GP: adam (published, default) or lbfgs."),
-    predict_rtol: Optional[float] = typer.Option(None, "--predict-rtol", help="GP: relative σ0 error allowed to fast "
+    rank: int | None = typer.Option(None, "--rank", help="GP task-covariance rank r (default 1)."),
+    iters: int | None = typer.Option(
+        None, "--iters", help="GP: optimizer iterations (default 1000); NN: max epochs (default 300)."),
+    fit_subset: int | None = typer.Option(
+        None, "--fit-subset", help="GP: learn hyperparameters on at most this many states (default 500, 0 = all)."),
+    optimizer: str | None = typer.Option(None, "--optimizer", help="GP: adam (published, default) or lbfgs."),
+    predict_rtol: float | None = typer.Option(None, "--predict-rtol", help="GP: relative σ0 error allowed to fast "
                                                  "prediction, checked on probe states (default 0.002; 0 = exact)."),
-    variant: Optional[str] = typer.Option(None, "--variant", help="NN: gaussian, tanh_gaussian or fixed_std (default gaussian)."),
+    variant: str | None = typer.Option(
+        None, "--variant", help="NN: gaussian, tanh_gaussian or fixed_std (default gaussian)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
-    allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow pickled inputs (rlkit .npy, mjrl .pkl); only for files you trust."),
+    allow_pickle: bool = typer.Option(
+        False, "--allow-pickle", help="Allow pickled inputs (rlkit .npy, mjrl .pkl); only for files you trust."),
     seed: int = typer.Option(0, "--seed", help="Seed of subsets, splits and initialization."),
     threads: int = typer.Option(1, "--threads", help="torch CPU threads (0: torch's default). 1 by default: the "
                                 "hyperparameter search ran 15× slower with 2 threads while the other core was busy."),
@@ -160,7 +165,7 @@ def import_(
                                "(a state dict does not name it)."),
     out: Path = typer.Option(..., "--out", help="Directory to write the prior into (new, empty, or holding an "
                              "earlier prior, which is replaced)."),
-    task: Optional[str] = typer.Option(None, "--task", help="Check dimensions against this task (and relabel hand "
+    task: str | None = typer.Option(None, "--task", help="Check dimensions against this task (and relabel hand "
                                        "demonstrations with its binary reward)."),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow pickled demonstrations (rlkit .npy, mjrl "
                                       ".pkl); only for files you trust."),
@@ -213,11 +218,11 @@ def predict(
     import torch
 
     from nppac.priors import load_prior, use_variance
-    from nppac.priors.gp import VARIANCE_ESTIMATES
+    from nppac.priors.gp import VARIANCE_ESTIMATES, is_variance_estimate
 
     check_output_file(out, ".npz")
     resolve_device(device)
-    if variance not in VARIANCE_ESTIMATES:
+    if not is_variance_estimate(variance):
         raise NppacError(f"--variance {variance!r}; choose one of: {', '.join(VARIANCE_ESTIMATES)}")
     if rank < 1:
         raise NppacError(f"--rank must be ≥ 1, got {rank}")
@@ -238,7 +243,7 @@ def predict(
 def evaluate(
     prior_dir: Path = typer.Option(..., "--prior", help="Directory written by `nppac prior fit`."),
     task_name: str = typer.Option(..., "--task", help="Task to roll the prior's mean action out in."),
-    episodes: Optional[int] = typer.Option(None, "--episodes", help="Episodes (default: the task's evaluation count)."),
+    episodes: int | None = typer.Option(None, "--episodes", help="Episodes (default: the task's evaluation count)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the first episode (episode k uses seed + k)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
@@ -284,5 +289,6 @@ def evaluate(
         emit_json(result)
     else:
         success = "" if result["success_rate"] is None else f", success rate {result['success_rate']:.2f}"
-        print(f"{task.name}: return {result['return_mean']:.1f} ± {result['return_std']:.1f} over {n_episodes} episodes{success}")
+        print(f"{task.name}: return {result['return_mean']:.1f} ± {result['return_std']:.1f} "
+              f"over {n_episodes} episodes{success}")
 

@@ -18,7 +18,8 @@ def quickstart(
     demos: Path | None = typer.Option(None, "--demos", help="Demonstrations (default: the task's bundled set)."),
     steps: int = typer.Option(5000, "--steps", help="Environment steps of the N-PPAC run (1000 per epoch)."),
     prior_iters: int = typer.Option(100, "--prior-iters", help="Adam iterations of the GP marginal likelihood."),
-    inducing: int = typer.Option(1000, "--inducing", help="Inducing states of the GP posterior (0: exact on all states)."),
+    inducing: int = typer.Option(
+        1000, "--inducing", help="Inducing states of the GP posterior (0: exact on all states)."),
     init_epochs: int = typer.Option(5, "--init-epochs", help="Epochs of KL(π‖π0) policy initialization."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow pickle-based demonstration files."),

@@ -27,7 +27,8 @@ _LOCAL_RAY = "local"
 class _OptionalRayAddress(TyperCommand):
     """Lets ``--ray`` stand alone (a local Ray) or take an ADDRESS; click options otherwise always need a value."""
 
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+    # typer passes its Context; the base class names the Context of the click typer vendors (a private module).
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
         args = list(args)
         for i, arg in enumerate(args):
             if arg == "--ray" and (i + 1 == len(args) or args[i + 1].startswith("-")):
@@ -61,7 +62,7 @@ def run(
     """
     from nppac.errors import NppacError
     from nppac.experiments import LocalRunner, RayRunner, load_suite, run_suite
-    from nppac.experiments.runners import import_ray
+    from nppac.experiments.runners import Runner, import_ray
 
     suite = load_suite(suite_file)
     suite.check_output(out)  # the dry run refuses what the real run would
@@ -75,7 +76,7 @@ def run(
         if ray.endswith(".toml"):
             raise NppacError(f"--ray took {ray!r} as its address; put the suite file before --ray")
         import_ray()
-        runner = RayRunner(None if ray == _LOCAL_RAY else ray, gpus_per_run)
+        runner: Runner = RayRunner(None if ray == _LOCAL_RAY else ray, gpus_per_run)
     else:
         runner = LocalRunner(workers)
     results = run_suite(suite, out, runner, progress=not quiet, only=only)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -27,7 +28,8 @@ def train(
     seed: int | None = typer.Option(None, "--seed", help="Random seed."),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda."),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow pickle-based demonstration files."),
-    seed_demos: bool = typer.Option(False, "--seed-demos", help="Put the demonstrations into the replay buffer (default for awac and bc)."),
+    seed_demos: bool = typer.Option(
+        False, "--seed-demos", help="Put the demonstrations into the replay buffer (default for awac and bc)."),
     out: Path = typer.Option(..., "--out", help="Run directory (must not exist unless --resume)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
     overrides: list[str] = typer.Option([], "--set", help="Override any config field (TrainConfig, or the "
@@ -44,7 +46,7 @@ def train(
     if not resume:
         if task is None or algo is None:
             raise NppacError("--task and --algo are required for a new run (or pass --resume --out DIR)")
-        flags = {"task": task, "algo": algo, "demos": _str(demos), "prior": _str(prior), "steps": steps,
+        flags: dict[str, Any] = {"task": task, "algo": algo, "demos": _str(demos), "prior": _str(prior), "steps": steps,
                  "seed": seed, "device": device, "allow_pickle": allow_pickle or None,
                  "seed_demos": seed_demos or None}
         config = dataclasses.replace(TrainConfig(), **{k: v for k, v in flags.items() if v is not None})

@@ -144,7 +144,7 @@ def save_npz(demos: Demonstrations, path: PathLike) -> Path:
         arrays[_INFO_PREFIX + key] = np.concatenate([t.infos[key] for t in demos])
     arrays["meta"] = np.array(header_text)
     with atomic_file(out) as f:
-        np.savez_compressed(f, **arrays)
+        np.savez_compressed(f, **arrays)  # type: ignore[arg-type]  # numpy's stub lets ** fill allow_pickle: bool
     return out
 
 

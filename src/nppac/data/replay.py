@@ -10,7 +10,8 @@ demonstrations. The training side hands the buffer the function that computes th
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch

@@ -44,7 +44,7 @@ def where(source: str, index: int | None = None, field: str | None = None) -> st
 
 def dtype_problem(dtype: np.dtype) -> str | None:
     """Why an array of ``dtype`` cannot hold demonstration data; None for bool, integer and real floats."""
-    if dtype == bool or np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating):
+    if dtype == np.dtype(bool) or np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating):
         return None
     if np.issubdtype(dtype, np.complexfloating):
         return f"holds complex numbers (dtype {dtype}); only real values can be read"

@@ -23,9 +23,10 @@ import json
 import logging
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -411,7 +412,8 @@ def reference_lines(comparison: Comparison) -> dict[str, float]:
     demos = [v for v in demos if isinstance(v, (int, float))]
     if demos:
         lines["demonstrations (mean)"] = float(demos[0])
-    priors = [r.references["prior_mean_action"] for r in runs if isinstance(r.references.get("prior_mean_action"), dict)]
+    priors = [r.references["prior_mean_action"] for r in runs
+              if isinstance(r.references.get("prior_mean_action"), dict)]
     priors = sorted((p for p in priors if isinstance(p.get(key), (int, float))), key=lambda p: p.get("kind") != "gp")
     if priors:
         lines[f"{priors[0].get('kind', 'prior')} prior's mean action"] = float(priors[0][key])

@@ -21,9 +21,10 @@ Two measurements:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -155,7 +156,7 @@ class OffsetProbe:
 
 def _grad_norm(loss: torch.Tensor, policy: nn.Module) -> float:
     grads = torch.autograd.grad(loss, list(policy.parameters()))
-    return float(torch.sqrt(sum(g.pow(2).sum() for g in grads)))
+    return float(torch.sqrt(sum((g.pow(2).sum() for g in grads), torch.zeros((), device=loss.device))))
 
 
 def _sample(states: np.ndarray, n: int, generator: torch.Generator) -> torch.Tensor:

@@ -7,7 +7,7 @@ machines and in tests.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -18,6 +18,9 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from nppac.outputs import check_output_file  # noqa: E402
 
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
 PANEL_SIZE = (5.0, 3.8)
 """Width and height of one panel, in inches."""
 DPI = 150
@@ -27,7 +30,7 @@ FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 """Line colours, one per group, in a fixed order so that figures stay comparable."""
 
-_RC: dict[str, Any] = {
+_RC: dict[RcKeyType, Any] = {
     "font.size": 10,
     "axes.titlesize": 11,
     "axes.labelsize": 10,

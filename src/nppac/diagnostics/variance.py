@@ -10,9 +10,10 @@ pathology behind Proposition 1.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -197,10 +198,10 @@ def plot_variance_map(vmap: VarianceMap, path: str | Path) -> Path:
 
     with style.context():
         fig, axes = style.subplots(len(vmap.priors))
-        mesh = None
+        meshes = []
         for ax, m in zip(axes[0], vmap.priors):
-            mesh = ax.pcolormesh(vmap.pc1_edges, vmap.pc2_edges, np.clip(m.std_grid, vmin, None),
-                                 norm=norm, cmap="viridis", shading="flat", rasterized=True)
+            meshes.append(ax.pcolormesh(vmap.pc1_edges, vmap.pc2_edges, np.clip(m.std_grid, vmin, None),
+                                        norm=norm, cmap="viridis", shading="flat", rasterized=True))
             ax.scatter(vmap.data_coords[:, 0], vmap.data_coords[:, 1], s=3, c="white",
                        edgecolors="black", linewidths=0.2, alpha=0.7, label="demonstrations")
             ax.set_title(f"{m.label}\n" + rf"$\sigma_0$ at data {m.std_at_data:.3g}, outer ring {m.std_outer_ring:.3g}")
@@ -210,6 +211,6 @@ def plot_variance_map(vmap: VarianceMap, path: str | Path) -> Path:
             ax.set_ylim(vmap.pc2_edges[0], vmap.pc2_edges[-1])
             ax.grid(False)
         axes[0][0].legend(loc="upper left", markerscale=4, facecolor="0.75", framealpha=0.9)
-        bar = fig.colorbar(mesh, ax=axes[0].tolist(), shrink=0.9)
+        bar = fig.colorbar(meshes[-1], ax=axes[0].tolist(), shrink=0.9)
         bar.set_label(r"predictive std $\sigma_0$ (mean over action dims)")
         return style.save_figure(fig, path)

@@ -405,9 +405,9 @@ class SuiteReport:
                 label = METRIC_LABELS[task.primary]
                 lines += [f"Against {task.baseline} ({label}):", "",
                           f"| algo | Δ final {label} | Δ AUC {label} |", "|---|---|---|"]
-                for algo in dict.fromkeys(d.algo for d in task.differences):
-                    cells = {d.summary: d.text() for d in task.differences if d.algo == algo}
-                    lines.append(f"| {algo} | {cells.get('final', '—')} | {cells.get('auc', '—')} |")
+                for name in dict.fromkeys(d.algo for d in task.differences):
+                    cells = {d.summary: d.text() for d in task.differences if d.algo == name}
+                    lines.append(f"| {name} | {cells.get('final', '—')} | {cells.get('auc', '—')} |")
                 lines.append("")
         diverged = [e for e in self.entries if e.state == "diverged" and e.run is not None]
         if diverged:
@@ -517,9 +517,9 @@ def summarize(suite: Suite, entries: list[RunEntry], settings: ReportSettings, o
                 for name in ("final", "auc"):
                     ours = getattr(other, name)[primary].values
                     theirs = getattr(reference, name)[primary].values
-                    differences.append(Difference(other.algo, baseline, name, *welch_difference(ours, theirs)))
-        tasks.append(TaskReport(task, primary, metrics, algos, level, baseline=baseline if reference is not None else None,
-                                differences=differences))
+                    differences.append(Difference(other.algo, reference.algo, name, *welch_difference(ours, theirs)))
+        tasks.append(TaskReport(task, primary, metrics, algos, level,
+                                baseline=baseline if reference is not None else None, differences=differences))
     return SuiteReport(suite.name, out, settings, tasks, entries)
 
 

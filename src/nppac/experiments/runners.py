@@ -37,9 +37,10 @@ import os
 import threading
 import time
 import traceback
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Protocol
 
 from nppac.errors import DivergedError, NppacError
 from nppac.experiments.shared_priors import with_shared_priors
@@ -336,7 +337,8 @@ class RayRunner:
     """
 
     address: str | None = None
-    """Cluster address for ``ray.init`` (``auto``, ``ray://host:10001``); None starts a local Ray (or uses RAY_ADDRESS)."""
+    """Cluster address for ``ray.init`` (``auto``, ``ray://host:10001``); None starts a local Ray
+    (or uses RAY_ADDRESS)."""
     gpus_per_run: float = 1.0
     """GPUs reserved by each run whose device is cuda (a fraction lets small runs share one)."""
     init_kwargs: dict[str, Any] | None = None

@@ -100,7 +100,7 @@ def _fit(cfg: TrainConfig, kind: str, settings: dict[str, Any], tmp: Path) -> No
     demos = load_demos(_demos_path(cfg), task=cfg.task, allow_pickle=cfg.allow_pickle, clip_actions=True)
     fit_settings = {k: v for k, v in settings.items() if k in ("kernel", "iters", "seed") and v is not None}
     log.info("fitting the shared %s prior of %s on %d transitions", kind, cfg.task, demos.n_transitions)
-    prior, metrics = fit_prior(demos, kind, from_gpytorch=settings.get("gpytorch"), **fit_settings)  # type: ignore[arg-type]
+    prior, metrics = fit_prior(demos, kind, from_gpytorch=settings.get("gpytorch"), **fit_settings)
     prior.save(tmp)
     (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
 

@@ -33,14 +33,16 @@ import dataclasses
 import fnmatch
 import json
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from nppac.errors import NppacError
 from nppac.tasks import list_tasks
 from nppac.training import TrainConfig
 from nppac.training.algorithms import ALGORITHMS
+from nppac.training.config import own_settings
 
 MANIFEST_NAME = "suite.json"
 """The expanded suite, written into the output directory by ``nppac suite run``."""
@@ -220,10 +222,11 @@ def read_manifest(out: str | Path) -> Suite:
         data = json.loads(path.read_text())
         runs = tuple(RunSpec(TrainConfig.from_dict(r["config"]), tuple(r["overrides"])) for r in data["runs"])
         report = data.get("report", {})
-        return Suite(data["name"], runs, ReportSettings(int(report.get("last_k", 3)), dict(report.get("threshold", {}))),
-                     data.get("source"))
+        settings = ReportSettings(int(report.get("last_k", 3)), dict(report.get("threshold", {})))
+        return Suite(data["name"], runs, settings, data.get("source"))
     except OSError as err:
-        raise NppacError(f"cannot read {path}: {err.strerror or err}; is {out} the --out of `nppac suite run`?") from None
+        raise NppacError(f"cannot read {path}: {err.strerror or err}; "
+                         f"is {out} the --out of `nppac suite run`?") from None
     except (ValueError, KeyError, TypeError) as err:
         raise NppacError(f"{path} is not a suite manifest ({err.__class__.__name__}: {err}); "
                          "rerun `nppac suite run` to rewrite it") from None
@@ -307,7 +310,7 @@ def _overrides(table: dict[str, Any], label: str, where: str, base: Path, algo: 
     table of one algorithm (``algo``) accepts only that algorithm's.
     """
     # An algorithm's own settings (awac's lam) belong in its [algo.NAME] table only.
-    own = {k: a.name for a in ALGORITHMS.values() for k in a.own_settings if a.name == algo}
+    own = {k: a.name for a in ALGORITHMS.values() for k in own_settings(a) if a.name == algo}
     known = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "algo_settings"] + sorted(own)
     pairs = []
     for key, value in table.items():

@@ -10,25 +10,21 @@ from __future__ import annotations
 
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Literal
-
-import torch
+from typing import Any
 
 from nppac.data.demos import Demonstrations
 from nppac.errors import NppacError
 from nppac.priors.base import Prior
-from nppac.priors.combined import KIND as COMBINED_KIND
 from nppac.priors.combined import CombinedPrior, combine_priors
-from nppac.priors.common import Progress, read_settings
-from nppac.priors.gp import GPConfig, GPPrior
+from nppac.priors.common import Progress
+from nppac.priors.gp import GPConfig, GPPrior, VarianceEstimate
 from nppac.priors.kernels import KERNELS
+from nppac.priors.kinds import PRIOR_KINDS, load_prior
 from nppac.priors.metrics import OFFSETS, mean_action, offset_states, prior_metrics
 from nppac.priors.nn import NNConfig, NNPrior, tanh_gaussian_log_prob
 
-PRIOR_KINDS = {"gp": (GPPrior, GPConfig), "nn": (NNPrior, NNConfig)}
 
-
-def make_prior(kind: Literal["gp", "nn"], **settings: Any) -> Prior:
+def make_prior(kind: str, **settings: Any) -> Prior:
     """An unfitted prior of ``kind`` whose config takes ``settings`` (field names of GPConfig / NNConfig)."""
     if kind not in PRIOR_KINDS:
         raise NppacError(f"unknown prior kind {kind!r}; choose one of: {', '.join(PRIOR_KINDS)}")
@@ -40,7 +36,7 @@ def make_prior(kind: Literal["gp", "nn"], **settings: Any) -> Prior:
     return cls(config_cls(**settings))
 
 
-def fit_prior(demos: Demonstrations, kind: Literal["gp", "nn"], progress: Progress | None = None,
+def fit_prior(demos: Demonstrations, kind: str, progress: Progress | None = None,
               from_gpytorch: str | Path | None = None, **settings: Any) -> tuple[Prior, dict[str, Any]]:
     """Fit a prior of ``kind`` to ``demos``; returns (prior, :func:`prior_metrics` + the fit summary under "fit").
 
@@ -53,10 +49,10 @@ def fit_prior(demos: Demonstrations, kind: Literal["gp", "nn"], progress: Progre
         if kind != "gp":
             raise NppacError(f"a gpytorch checkpoint gives a GP prior, not a {kind} prior")
         settings = {k: v for k, v in settings.items() if k not in ("iters", "seed")}
-        prior: Prior = import_gpytorch(from_gpytorch, demos, settings.pop("kernel", "matern52"), settings)
-        metrics = prior_metrics(prior, demos)
-        metrics["fit"] = dict(prior.fit_info)  # type: ignore[attr-defined]
-        return prior, metrics
+        imported = import_gpytorch(from_gpytorch, demos, settings.pop("kernel", "matern52"), settings)
+        metrics = prior_metrics(imported, demos)
+        metrics["fit"] = dict(imported.fit_info)
+        return imported, metrics
     prior = make_prior(kind, **settings)
     fit_info = prior.fit(demos, progress=progress)
     metrics = prior_metrics(prior, demos)
@@ -64,26 +60,16 @@ def fit_prior(demos: Demonstrations, kind: Literal["gp", "nn"], progress: Progre
     return prior, metrics
 
 
-def use_variance(prior: Prior, estimate: str, rank: int = 100, seed: int = 0) -> bool:
+def use_variance(prior: Prior, estimate: VarianceEstimate, rank: int = 100, seed: int = 0) -> bool:
     """Make a GP prior (or a combined prior's GP σ0) predict the ``estimate`` variance (exact or love).
 
     Returns whether σ0 comes from a GP that now uses it; NN priors have no LOVE estimate and keep their σ0.
     """
     target = prior.std_prior if isinstance(prior, CombinedPrior) else prior
     if isinstance(target, GPPrior):
-        target.set_variance(estimate, rank=rank, seed=seed)  # type: ignore[arg-type]
+        target.set_variance(estimate, rank=rank, seed=seed)
         return True
     return False
-
-
-def load_prior(directory: str | Path, device: str | torch.device = "cpu") -> Prior:
-    """Load a prior saved by ``prior.save(directory)`` (kind read from settings.json)."""
-    kind = read_settings(directory)["kind"]
-    if kind == COMBINED_KIND:
-        return CombinedPrior.load(directory, device=device)
-    if kind not in PRIOR_KINDS:
-        raise NppacError(f"{Path(directory) / 'settings.json'}: unknown prior kind {kind!r}")
-    return PRIOR_KINDS[kind][0].load(directory, device=device)
 
 
 __all__ = [

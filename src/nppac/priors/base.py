@@ -8,6 +8,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 
 from nppac.data.demos import Demonstrations
+from nppac.priors.common import Progress
 
 
 @runtime_checkable
@@ -19,23 +20,38 @@ class Prior(Protocol):
     tanh Jacobian.
     """
 
-    kind: str
-    obs_dim: int
-    act_dim: int
-    squashed: bool
-    fit_seconds: float | None
+    @property
+    def kind(self) -> str: ...
 
-    def fit(self, demos: Demonstrations) -> dict[str, Any]:
-        """Fit to the demonstrations; returns a summary of fit metrics."""
+    @property
+    def obs_dim(self) -> int: ...
+
+    @property
+    def act_dim(self) -> int: ...
+
+    @property
+    def squashed(self) -> bool: ...
+
+    @property
+    def fit_seconds(self) -> float | None: ...
+
+    def fit(self, demos: Demonstrations, progress: Progress | None = None) -> dict[str, Any]:
+        """Fit to the demonstrations, reporting ``progress(stage, completed, total)``; returns a summary of fit
+        metrics."""
+        ...
 
     def predict(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mean, std), each (batch, act_dim), on the device of ``states``."""
+        """(mean, std), each (batch, act_dim), on the device of ``states`` (which may be any device)."""
+        ...
 
     def log_prob(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """log π0(a|s) summed over action dimensions, shape (batch,)."""
+        ...
 
     def to(self, device: torch.device | str) -> Prior:
         """Move the prior's computations to ``device``; returns the prior."""
+        ...
 
     def save(self, directory: str | Path) -> None:
         """Write ``settings.json`` and ``weights.safetensors`` into ``directory``."""
+        ...

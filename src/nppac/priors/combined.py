@@ -18,6 +18,7 @@ from nppac.distributions import gaussian_log_prob
 from nppac.errors import NppacError
 from nppac.priors.base import Prior
 from nppac.priors.common import SETTINGS, Progress, read_settings
+from nppac.priors.kinds import LOADERS, load_prior
 
 KIND = "combined"
 """``kind`` in a combined prior's ``settings.json``; its parts live in ``mean/`` and ``std/`` beside it."""
@@ -34,20 +35,22 @@ class CombinedPrior:
                 raise NppacError(f"the {role} prior is tanh-squashed; combine Gaussian priors only "
                                  "(fit the NN prior with --variant gaussian or fixed_std)")
         if (mean_prior.obs_dim, mean_prior.act_dim) != (std_prior.obs_dim, std_prior.act_dim):
-            raise NppacError(f"cannot combine a mean prior for obs_dim={mean_prior.obs_dim}, act_dim={mean_prior.act_dim} "
-                             f"with a std prior for obs_dim={std_prior.obs_dim}, act_dim={std_prior.act_dim}")
+            raise NppacError(f"cannot combine a mean prior for obs_dim={mean_prior.obs_dim}, "
+                             f"act_dim={mean_prior.act_dim} with a std prior for obs_dim={std_prior.obs_dim}, "
+                             f"act_dim={std_prior.act_dim}")
         self.mean_prior, self.std_prior = mean_prior, std_prior
         self.kind = f"{mean_prior.kind}-mean-{std_prior.kind}-std"
         self.obs_dim, self.act_dim = mean_prior.obs_dim, mean_prior.act_dim
 
     @property
     def fit_seconds(self) -> float | None:
-        times = [p.fit_seconds for p in (self.mean_prior, self.std_prior)]
-        return None if None in times else float(sum(times))  # type: ignore[arg-type]
+        mean_s, std_s = self.mean_prior.fit_seconds, self.std_prior.fit_seconds
+        return None if mean_s is None or std_s is None else float(mean_s + std_s)
 
     def fit(self, demos: Demonstrations, progress: Progress | None = None) -> dict[str, Any]:
         """Fit both parts to the demonstrations; returns their fit summaries under ``mean`` and ``std``."""
-        info = {"mean": self.mean_prior.fit(demos, progress=progress), "std": self.std_prior.fit(demos, progress=progress)}
+        info = {"mean": self.mean_prior.fit(demos, progress=progress),
+                "std": self.std_prior.fit(demos, progress=progress)}
         self.obs_dim, self.act_dim = self.mean_prior.obs_dim, self.mean_prior.act_dim
         return info
 
@@ -77,12 +80,13 @@ class CombinedPrior:
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> CombinedPrior:
         """Read a prior written by :meth:`save`, onto ``device``."""
-        from nppac.priors import load_prior
-
         root = Path(directory)
         if read_settings(root)["kind"] != KIND:
             raise NppacError(f"{root / SETTINGS}: not a combined prior")
         return cls(load_prior(root / "mean", device), load_prior(root / "std", device))
+
+
+LOADERS[KIND] = CombinedPrior.load
 
 
 def combine_priors(mean_prior: Prior, std_prior: Prior) -> CombinedPrior:

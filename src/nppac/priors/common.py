@@ -7,9 +7,10 @@ fit summary) and ``weights.safetensors`` (tensors).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -22,7 +23,15 @@ from nppac.outputs import atomic_file
 Progress = Callable[[str, int, int], None]
 """Called as ``progress(stage, completed, total)`` during fitting (e.g. to drive a progress bar)."""
 
-C = TypeVar("C")
+
+class _DeviceConfig(Protocol):
+    """A prior's config: a dataclass with a ``device``."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+    device: str
+
+
+C = TypeVar("C", bound=_DeviceConfig)
 
 SETTINGS = "settings.json"
 WEIGHTS = "weights.safetensors"
@@ -128,7 +137,7 @@ def load_weights(module: torch.nn.Module, tensors: dict[str, torch.Tensor], dire
 
 def config_from_settings(config_cls: type[C], settings: dict[str, Any], device: str | torch.device) -> C:
     """The saved ``settings["config"]`` as ``config_cls`` on ``device``; keys it no longer has are ignored."""
-    known = {f.name for f in fields(config_cls)}  # type: ignore[arg-type]
+    known = {f.name for f in fields(config_cls)}
     config = config_cls(**{k: v for k, v in settings["config"].items() if k in known})
-    config.device = str(device)  # type: ignore[attr-defined]
+    config.device = str(device)
     return config

@@ -30,9 +30,10 @@ import copy
 import hashlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal, TypeGuard
 
 import numpy as np
 import torch
@@ -59,7 +60,15 @@ from nppac.priors.love import PUBLISHED_RANK, love_root, love_variance
 VarianceEstimate = Literal["exact", "love"]
 VARIANCE_ESTIMATES: tuple[str, ...] = ("exact", "love")
 
+
+def is_variance_estimate(name: str) -> TypeGuard[VarianceEstimate]:
+    """Whether ``name`` is one of :data:`VARIANCE_ESTIMATES`."""
+    return name in VARIANCE_ESTIMATES
+
 DTYPE = torch.float64
+
+_NO_TAIL = torch.empty(0)
+"""Default of :attr:`Posterior.proj_tail`: no further components (replaced by an empty (m, 0) block)."""
 PLATEAU_WINDOW = 100
 """Iterations over which Adam's progress is compared with ``GPConfig.tol``."""
 _CHUNK_ELEMENTS = 1 << 21
@@ -94,7 +103,8 @@ class GPConfig:
     num_inducing: int = 2000
     """Number of inducing states (a random subset of the demonstrations)."""
     predict_rtol: float = 2e-3
-    """Fast prediction keeps the fewest eigen-components whose σ0 is within this relative error on probe states (0: all)."""
+    """Fast prediction keeps the fewest eigen-components whose σ0 is within this relative error on probe states
+    (0: all)."""
     device: str = "cpu"
     """Device for fitting and prediction (cpu or cuda)."""
     seed: int = 0
@@ -199,13 +209,13 @@ class Posterior:
     """(T,) c."""
     tail_from_kernel: bool
     """Exact: the left-out components carry ‖k*‖² − ‖u‖² (so use ‖k*‖²); Nyström: they carry nothing (use ‖u‖²)."""
-    proj_tail: torch.Tensor | None = None
+    proj_tail: torch.Tensor = _NO_TAIL
     """(m, k − h) U_t: further kept components in float32 (exact posteriors only; orthogonal to U_h)."""
 
     _TENSORS = ("basis", "mean_weights", "proj", "delta_g", "g0", "b_diag", "noise", "mean", "proj_tail")
 
     def __post_init__(self) -> None:
-        if self.proj_tail is None:
+        if self.proj_tail is _NO_TAIL:
             self.proj_tail = self.proj.new_zeros((self.proj.shape[0], 0), dtype=torch.float32)
 
     @property
@@ -318,7 +328,8 @@ def _fast_components(posterior: Posterior, kernel_rows: Callable[[torch.Tensor],
     while 3 * head < high:
         residual = kstar - u[:, :head] @ posterior.proj[:, keep[:head]].T
         u_tail = (residual.to(torch.float32) @ posterior.proj[:, keep[head:]].to(torch.float32)).to(DTYPE)
-        if error(u_sq[:, :head] @ delta_g[:head] + u_tail.pow(2) @ delta_g[head:high], truncated) <= ROUNDING_SHARE * rtol:
+        quad = u_sq[:, :head] @ delta_g[:head] + u_tail.pow(2) @ delta_g[head:high]
+        if error(quad, truncated) <= ROUNDING_SHARE * rtol:
             return keep, head
         head *= 2
     return keep, high
@@ -431,6 +442,7 @@ class GPPrior:
         if progress:
             progress(f"conditioning on {n} states", 0, 1)
         self._condition(x, y, _fingerprint(states, actions), generator)
+        posterior = self._require_posterior()
         if progress:
             progress(f"conditioning on {n} states", 1, 1)
         self.fit_seconds = time.perf_counter() - start
@@ -438,8 +450,8 @@ class GPPrior:
             "optimizer": self.config.optimizer, "iterations": history["iterations"], "subset": m,
             "subset_mll_per_entry": history["best_mll_per_entry"],
             "mll_per_entry": self._train_mll[1] / (n * self.act_dim) if self._train_mll else None,
-            "conditioning": self.conditioning, "predict_rank": self.posterior.rank,
-            "predict_float64_rank": int(self.posterior.proj.shape[1]),
+            "conditioning": self.conditioning, "predict_rank": posterior.rank,
+            "predict_float64_rank": int(posterior.proj.shape[1]),
             **self.hyperparameter_summary(), "learn_seconds": learned - start,
             "condition_seconds": self.fit_seconds - (learned - start), "fit_seconds": self.fit_seconds,
         }
@@ -455,46 +467,47 @@ class GPPrior:
         cfg, entries = self.config, y.numel()
         params = list(self.hyper.parameters())
         stage = f"GP hyperparameters ({cfg.optimizer}, {len(x)} states)"
-        state = {"evals": 0, "best": -math.inf, "best_params": copy.deepcopy(self.hyper.state_dict())}
+        evals, best, best_params = 0, -math.inf, copy.deepcopy(self.hyper.state_dict())
 
         def objective() -> torch.Tensor:
+            nonlocal evals, best, best_params
             for p in params:
                 p.grad = None
             loss = -self._subset_mll(x, y) / entries
             if not torch.isfinite(loss):
-                raise NonFiniteError(f"GP marginal likelihood became {loss.item()} at iteration {state['evals']}; "
+                raise NonFiniteError(f"GP marginal likelihood became {loss.item()} at iteration {evals}; "
                                      "try a smaller --iters or lr, or another kernel")
             loss.backward()
-            state["evals"] += 1
-            if -loss.item() > state["best"]:
-                state["best"] = -loss.item()
-                state["best_params"] = copy.deepcopy(self.hyper.state_dict())
+            evals += 1
+            if -loss.item() > best:
+                best = -loss.item()
+                best_params = copy.deepcopy(self.hyper.state_dict())
             if progress:
-                progress(stage, state["evals"], cfg.iters)
+                progress(stage, evals, cfg.iters)
             return loss
 
         if cfg.iters > 0 and cfg.optimizer == "adam":
-            opt = torch.optim.Adam(params, lr=cfg.lr)
+            adam = torch.optim.Adam(params, lr=cfg.lr)
             trace: list[float] = []
             for _ in range(cfg.iters):
                 objective()
-                opt.step()
-                trace.append(state["best"])
+                adam.step()
+                trace.append(best)
                 # The published 1000 iterations spend their second half creeping the noise toward its floor.
                 if cfg.tol > 0 and len(trace) > PLATEAU_WINDOW and trace[-1] - trace[-1 - PLATEAU_WINDOW] < cfg.tol:
                     break
         elif cfg.iters > 0:
-            opt = torch.optim.LBFGS(params, lr=1.0, max_iter=cfg.iters, max_eval=cfg.iters,
-                                    line_search_fn="strong_wolfe", tolerance_grad=1e-7, tolerance_change=1e-10)
-            opt.step(objective)
-        if progress and state["evals"]:
-            progress(stage, state["evals"], state["evals"])
+            lbfgs = torch.optim.LBFGS(params, lr=1.0, max_iter=cfg.iters, max_eval=cfg.iters,
+                                      line_search_fn="strong_wolfe", tolerance_grad=1e-7, tolerance_change=1e-10)
+            lbfgs.step(objective)
+        if progress and evals:
+            progress(stage, evals, evals)
         # Adam oscillates around the optimum at lr 0.1: keep the best iterate seen.
-        self.hyper.load_state_dict(state["best_params"])
-        if not math.isfinite(state["best"]):
+        self.hyper.load_state_dict(best_params)
+        if not math.isfinite(best):
             with torch.no_grad():
-                state["best"] = float(self._subset_mll(x, y)) / entries
-        return {"iterations": state["evals"], "best_mll_per_entry": state["best"]}
+                best = float(self._subset_mll(x, y)) / entries
+        return {"iterations": evals, "best_mll_per_entry": best}
 
     def _use_exact(self, n: int) -> bool:
         mode = self.config.conditioning
@@ -541,6 +554,12 @@ class GPPrior:
             raise NppacError("GP prior is not fitted: call fit() or load a saved prior first")
         return self.posterior
 
+    def _require_training_data(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (standardized) states and actions the posterior is conditioned on."""
+        if self.x_train is None or self.y_train is None:
+            raise NppacError("GP prior is not fitted: call fit() or load a saved prior first")
+        return self.x_train, self.y_train
+
     def set_variance(self, estimate: VarianceEstimate, rank: int | None = None, seed: int | None = None) -> GPPrior:
         """Choose which predictive variance :meth:`predict` returns (exact or LOVE's); returns self.
 
@@ -558,8 +577,9 @@ class GPPrior:
     def _love_root(self) -> torch.Tensor:
         if self._love is None:
             if self.conditioning != "exact" or self.x_train is None:
+                n = 0 if self.x_train is None else len(self.x_train)
                 raise NppacError(f"the LOVE variance needs a GP conditioned exactly on its data; this one uses "
-                                 f"{self.conditioning or 'no'} conditioning (n = {0 if self.x_train is None else len(self.x_train)}"
+                                 f"{self.conditioning or 'no'} conditioning (n = {n}"
                                  f" > max_exact = {self.config.max_exact}); use the exact variance")
             kx = kernel_matrix(self.x_train, self.x_train, self.hyper.lengthscale, self.config.kernel)
             self._love = love_root(kx, self.hyper.task_covariance, self.hyper.noise, self.config.love_rank,
@@ -643,15 +663,15 @@ class GPPrior:
 
     def save(self, directory: str | Path) -> None:
         """Write ``settings.json`` and ``weights.safetensors`` (hyperparameters, scaler, data, posterior)."""
-        posterior = self._require_posterior()
+        posterior, (x_train, y_train) = self._require_posterior(), self._require_training_data()
         tensors = {f"hyper.{k}": v for k, v in self.hyper.state_dict().items()}
         # Exact conditioning predicts against the training states themselves: store them once.
         tensors |= {f"posterior.{k}": v for k, v in posterior.tensors().items()
                     if not (k == "basis" and self.conditioning == "exact")}
-        tensors |= {"x_mean": self.x_mean, "x_scale": self.x_scale, "x_train": self.x_train, "y_train": self.y_train}
+        tensors |= {"x_mean": self.x_mean, "x_scale": self.x_scale, "x_train": x_train, "y_train": y_train}
         settings = {
             "kind": self.kind, "format_version": 1, "obs_dim": self.obs_dim, "act_dim": self.act_dim,
-            "config": asdict(self.config), "conditioning": self.conditioning, "n": len(self.x_train),
+            "config": asdict(self.config), "conditioning": self.conditioning, "n": len(x_train),
             "train_mll": None if self._train_mll is None else list(self._train_mll),
             "fit_seconds": self.fit_seconds, "fit": self.fit_info,
         }
@@ -674,7 +694,9 @@ class GPPrior:
         saved = {k[len("posterior."):]: v for k, v in tensors.items() if k.startswith("posterior.")}
         saved.setdefault("basis", prior.x_train)
         prior.posterior = Posterior(**saved, tail_from_kernel=prior.conditioning == "exact")
-        prior._train_mll = tuple(settings["train_mll"]) if settings.get("train_mll") else None  # type: ignore[assignment]
+        if settings.get("train_mll"):
+            fingerprint, mll = settings["train_mll"]
+            prior._train_mll = (str(fingerprint), float(mll))
         prior.fit_seconds, prior.fit_info = settings.get("fit_seconds"), settings.get("fit", {})
         return prior.to(device)
 

@@ -12,7 +12,7 @@ here has k_x(s, s) = 1. With r = ‖(s − s') / ℓ‖ (one lengthscale per dim
 from __future__ import annotations
 
 import math
-from typing import Literal, get_args
+from typing import Literal, TypeGuard, get_args
 
 import torch
 
@@ -24,9 +24,13 @@ KERNELS: tuple[str, ...] = get_args(KernelName)
 
 def check_kernel(name: str) -> KernelName:
     """Return ``name`` if it is a known kernel, else raise a one-line :class:`NppacError`."""
-    if name not in KERNELS:
+    if not _is_kernel(name):
         raise NppacError(f"unknown kernel {name!r}; choose one of: {', '.join(KERNELS)}")
-    return name  # type: ignore[return-value]
+    return name
+
+
+def _is_kernel(name: str) -> TypeGuard[KernelName]:
+    return name in KERNELS
 
 
 def scaled_sq_dist(x1: torch.Tensor, x2: torch.Tensor, lengthscale: torch.Tensor) -> torch.Tensor:

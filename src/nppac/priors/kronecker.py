@@ -122,14 +122,14 @@ class _ExactMLL(torch.autograd.Function):
     """L(K_x, B, D, c) with the analytic matrix gradients in place of eigh's backward."""
 
     @staticmethod
-    def forward(ctx, kx, b, d, c, y):  # type: ignore[override]
+    def forward(ctx, kx, b, d, c, y):
         spec, a, value = condition(kx, b, d, c, y)
         if any(ctx.needs_input_grad[:4]):
             ctx.save_for_backward(*matrix_gradients(spec, b, a))
         return value
 
     @staticmethod
-    def backward(ctx, grad_output):  # type: ignore[override]
+    def backward(ctx, grad_output):
         grad_kx, grad_b, grad_d, grad_c = ctx.saved_tensors
         return grad_output * grad_kx, grad_output * grad_b, grad_output * grad_d, grad_output * grad_c, None
 

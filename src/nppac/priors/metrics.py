@@ -10,6 +10,7 @@ import torch
 from nppac.data.demos import Demonstrations
 from nppac.priors.base import Prior
 from nppac.priors.common import as_numpy
+from nppac.priors.gp import GPPrior
 
 OFFSETS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
 """Multiples c of the per-dimension state std used by ``std_offset``."""
@@ -48,7 +49,7 @@ def prior_metrics(prior: Prior, demos: Demonstrations) -> dict[str, Any]:
     _, std = prior.predict(states)
     rmse = (mean_action(prior, states) - actions).pow(2).mean().sqrt()
     nll = -prior.log_prob(states, actions).sum() / (n * act_dim)
-    mll = prior.log_marginal_likelihood(states_np, actions_np) / (n * act_dim) if prior.kind == "gp" else None
+    mll = prior.log_marginal_likelihood(states_np, actions_np) / (n * act_dim) if isinstance(prior, GPPrior) else None
     std_offset = {
         f"{c:g}": float(prior.predict(torch.from_numpy(offset_states(states_np, c)))[1].mean()) for c in OFFSETS
     }

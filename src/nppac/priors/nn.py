@@ -97,6 +97,9 @@ class NNConfig:
 class GaussianMLP(nn.Module):
     """Standardized state → (μ, log σ) through a ReLU MLP with two linear heads."""
 
+    x_mean: torch.Tensor
+    x_scale: torch.Tensor
+
     def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], learn_std: bool) -> None:
         super().__init__()
         layers: list[nn.Module] = []

@@ -186,9 +186,9 @@ class Task:
             _register_adroit()
         with _quiet_mujoco():
             env = gym.make(self.env_id, max_episode_steps=self.horizon, **self.env_kwargs)
-        low, high = env.action_space.low, env.action_space.high
-        if not (np.allclose(low, -1.0) and np.allclose(high, 1.0)):
-            env = gym.wrappers.RescaleAction(env, -1.0, 1.0)
+        box = env.action_space
+        if isinstance(box, gym.spaces.Box) and not (np.allclose(box.low, -1.0) and np.allclose(box.high, 1.0)):
+            env = gym.wrappers.RescaleAction(env, np.float64(-1.0), np.float64(1.0))
         if self.reward == "binary":
             env = BinaryReward(env, *BINARY_REWARDS[binary_reward])
         if seed is not None:
@@ -272,7 +272,8 @@ _TASKS: dict[str, Task] = {
     for t in [
         Task("halfcheetah", "HalfCheetah-v5", 17, 6, 1000, "dense", LOCOMOTION),
         Task("hopper", "Hopper-v5", 11, 3, 1000, "dense", LOCOMOTION),
-        Task("walker2d", "Walker2d-v5", 17, 6, 1000, "dense", TaskDefaults(0.2, "rbf", "tanh_gaussian", (256, 256), 256, 400, "variance")),
+        Task("walker2d", "Walker2d-v5", 17, 6, 1000, "dense",
+             TaskDefaults(0.2, "rbf", "tanh_gaussian", (256, 256), 256, 400, "variance")),
         Task("ant", "Ant-v5", 27, 8, 1000, "dense", LOCOMOTION,
              env_kwargs={"include_cfrc_ext_in_observation": False}),
         Task("door-binary", "AdroitHandDoor-v1", 39, 28, 200, "binary", HAND, success_steps=25,

@@ -12,8 +12,9 @@ changes. Add an algorithm by writing its agent in ``nppac/agents/`` and one entr
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from typing import Any, Literal
 
 import torch
 
@@ -21,12 +22,10 @@ from nppac.agents.awac import AWAC, AWACConfig
 from nppac.agents.base import Agent
 from nppac.agents.bc import BC, BCConfig
 from nppac.agents.kl_sac import KLSAC, KLSACConfig
+from nppac.agents.networks import ActorKind
 from nppac.agents.sac_bc import SACBC, DemoSampler, SACBCConfig
 from nppac.data.demos import Demonstrations
 from nppac.errors import NppacError
-
-if TYPE_CHECKING:
-    from nppac.training.config import TrainConfig
 
 DemoLoader = Callable[[], Demonstrations]
 """Loads the run's demonstrations on first call (only algorithms that read them call it)."""
@@ -39,14 +38,36 @@ ABLATION_PRIOR = "gp-mean-nn-std"
 
 
 @dataclass(frozen=True)
+class AgentSpec:
+    """What a builder reads of a run, made from its resolved configuration (:func:`nppac.training.setup.agent_spec`)."""
+
+    obs_dim: int
+    act_dim: int
+    actor: ActorKind
+    actor_hidden: tuple[int, ...]
+    critic_hidden: tuple[int, ...]
+    actor_log_std_range: tuple[float, float] | None
+    """KL-SAC actors: one learned log σ per action dimension in this range (None: state-dependent)."""
+    q_bounds: tuple[float, float] | None
+    """Clamp of the critics, [r_min, r_max] / (1 − γ), where the run bounds them."""
+    kl_sac: KLSACConfig
+    """The KL-SAC hyperparameters (read by the builders of the KL-SAC family only)."""
+    settings: Any
+    """The algorithm's own settings object (None for algorithms without one)."""
+    demos: DemoLoader
+    """The run's demonstrations on demand (only algorithms that read them call it)."""
+    device: torch.device
+
+
+@dataclass(frozen=True)
 class Algorithm:
     """One algorithm: its name, prior, own settings, agent builder and how the shared loop runs it."""
 
     name: str
     summary: str
     """One line for ``nppac train --help`` and the docs."""
-    build: Callable[[TrainConfig, Any, DemoLoader, torch.device], Agent]
-    """The agent for a resolved config, the algorithm's own settings object, its demonstrations on demand, the device."""
+    build: Callable[[AgentSpec], Agent]
+    """The agent for what the run gives it (dimensions, networks, hyperparameters, demonstrations, device)."""
     prior: str | None = None
     """Kind of reference policy cached in its replay buffer: gp, nn, gp-mean-nn-std, or None."""
     settings: type | None = None
@@ -97,71 +118,26 @@ class Algorithm:
         settings = self.settings(**{**{k: v for k, v in given.items() if k in known}, **typed})
         return settings.validate() if hasattr(settings, "validate") else settings
 
-    @property
-    def own_settings(self) -> tuple[str, ...]:
-        """The ``--set`` keys this algorithm adds to TrainConfig's."""
-        from nppac.training.config import TrainConfig
 
-        if self.settings is None:
-            return ()
-        shared = {f.name for f in dataclasses.fields(TrainConfig)}
-        return tuple(f.name for f in dataclasses.fields(self.settings) if f.name not in shared)
+def _kl_sac(spec: AgentSpec) -> KLSAC:
+    return KLSAC(spec.obs_dim, spec.act_dim, spec.actor, spec.actor_hidden, spec.critic_hidden, spec.kl_sac,
+                 spec.device, q_bounds=spec.q_bounds, log_std_range=spec.actor_log_std_range)
 
 
-def q_bounds(cfg: TrainConfig) -> tuple[float, float] | None:
-    """[r_min, r_max] / (1 − γ) where the task's reward range is known and ``bound_q`` is on; else None."""
-    reward_range = cfg.task_spec.reward_range(cfg.binary_reward or "minus_one_zero")  # type: ignore[arg-type]
-    if not cfg.bound_q or reward_range is None:
-        return None
-    lo, hi = reward_range
-    return lo / (1.0 - cfg.gamma), hi / (1.0 - cfg.gamma)
+def _sac_bc(spec: AgentSpec) -> SACBC:
+    d = spec.demos()
+    sampler = DemoSampler(torch.as_tensor(d.states, device=spec.device),
+                          torch.as_tensor(d.actions, device=spec.device))
+    return SACBC(_kl_sac(spec), sampler, spec.settings)
 
 
-def kl_sac_config(cfg: TrainConfig) -> KLSACConfig:
-    """KL-SAC hyperparameters from a resolved config: with a prior for nppac / ppac-nn, without for sac, sac-bc."""
-    use_prior = cfg.prior_kind is not None
-    # Automatic α tracks E[log π − log π0]: −H̄ for SAC (log π0 ≡ 0), the KL target with a prior.
-    target = cfg.target_kl if use_prior else -cfg.target_entropy  # type: ignore[operator]
-    if cfg.auto_alpha_target == "act-dim":
-        target = float(cfg.task_spec.act_dim)
-    # "init-kl": the run sets the target once initialization has measured the KL (training.loop).
-    return KLSACConfig(gamma=cfg.gamma, tau=cfg.tau, alpha=cfg.alpha,  # type: ignore[arg-type]
-                       auto_alpha=cfg.auto_alpha or cfg.auto_alpha_target is not None,
-                       penalty_target=float(target or 0.0), actor_lr=cfg.actor_lr, critic_lr=cfg.critic_lr,
-                       alpha_lr=cfg.alpha_lr, use_prior=use_prior, actor_delay_updates=cfg.actor_delay_updates,
-                       critic_layernorm=cfg.critic_layernorm)
+def _awac(spec: AgentSpec) -> AWAC:
+    return AWAC(spec.obs_dim, spec.act_dim, spec.actor, spec.actor_hidden, spec.critic_hidden, spec.settings,
+                spec.device, q_bounds=spec.q_bounds)
 
 
-def _kl_sac(cfg: TrainConfig, settings: None, demos: DemoLoader, device: torch.device) -> KLSAC:
-    task = cfg.task_spec
-    return KLSAC(task.obs_dim, task.act_dim, cfg.actor, cfg.actor_hidden, cfg.critic_hidden,  # type: ignore[arg-type]
-                 kl_sac_config(cfg), device, q_bounds=q_bounds(cfg), log_std_range=cfg.actor_log_std_range)
-
-
-def _sac_bc(cfg: TrainConfig, settings: SACBCConfig, demos: DemoLoader, device: torch.device) -> SACBC:
-    d = demos()
-    sampler = DemoSampler(torch.as_tensor(d.states, device=device), torch.as_tensor(d.actions, device=device))
-    return SACBC(_kl_sac(cfg, None, demos, device), sampler, settings)
-
-
-def _awac(cfg: TrainConfig, settings: AWACConfig, demos: DemoLoader, device: torch.device) -> AWAC:
-    task = cfg.task_spec
-    return AWAC(task.obs_dim, task.act_dim, cfg.actor, cfg.actor_hidden, cfg.critic_hidden,  # type: ignore[arg-type]
-                settings, device, q_bounds=q_bounds(cfg))
-
-
-def _bc(cfg: TrainConfig, settings: BCConfig, demos: DemoLoader, device: torch.device) -> BC:
-    task = cfg.task_spec
-    return BC(task.obs_dim, task.act_dim, cfg.actor, cfg.actor_hidden, settings, device)  # type: ignore[arg-type]
-
-
-def derived_settings(cfg: TrainConfig) -> dict[str, Any]:
-    """The values an algorithm's settings take from TrainConfig (shared hyperparameters, batch sizes)
-    and from its defaults on the task's family."""
-    return {**cfg.algorithm.family_settings.get(cfg.task_spec.family, {}), "gamma": cfg.gamma, "tau": cfg.tau, "actor_lr": cfg.actor_lr, "critic_lr": cfg.critic_lr,
-            # SAC+BC: as many demonstration pairs per step as replay transitions, so both halves of its
-            # actor loss see equal batches.
-            "demo_batch_size": cfg.batch_size}
+def _bc(spec: AgentSpec) -> BC:
+    return BC(spec.obs_dim, spec.act_dim, spec.actor, spec.actor_hidden, spec.settings, spec.device)
 
 
 _TABLE = [
@@ -195,7 +171,8 @@ _TABLE = [
     # BC's policy is AWAC's: a tanh-squashed Gaussian cannot fit demonstrations recorded at the action bounds
     # (23 % of halfcheetah's bundled action entries are ±1, where atanh diverges).
     Algorithm("bc", "behavioural cloning: the actor fitted to the demonstrations, evaluated by its mean action",
-              _bc, settings=BCConfig, seed_demos=True, offline_updates=10_000, online_updates=False, hand_protocol="awac",
+              _bc, settings=BCConfig, seed_demos=True, offline_updates=10_000, online_updates=False,
+              hand_protocol="awac",
               defaults={"actor": "gaussian_tanh_mean"}),
 ]
 

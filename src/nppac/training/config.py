@@ -8,15 +8,14 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
-from nppac.agents.networks import ACTOR_KINDS
+from nppac.agents.networks import ACTOR_KINDS, ActorKind
 from nppac.errors import NppacError
-from nppac.priors.gp import VARIANCE_ESTIMATES
-from nppac.tasks import BINARY_REWARDS, HAND_PROTOCOLS, Task, get_task
-from nppac.training.algorithms import ALGORITHMS, WARMUPS, Algorithm, get_algorithm
-from nppac.training.prior_cache import SIGMA_CONVENTIONS
-
+from nppac.priors.gp import VARIANCE_ESTIMATES, VarianceEstimate
+from nppac.tasks import BINARY_REWARDS, HAND_PROTOCOLS, BinaryRewardName, Task, get_task
+from nppac.training.algorithms import ALGORITHMS, WARMUPS, Algorithm, Warmup, get_algorithm
+from nppac.training.prior_cache import SIGMA_CONVENTIONS, SigmaConvention
 
 AUTO_ALPHA_TARGETS: tuple[str, ...] = ("act-dim", "init-kl")
 """Named KL targets of automatic α (``auto_alpha_target``)."""
@@ -156,7 +155,8 @@ class TrainConfig:
     """Clamp the critics to the returns' range [r_min, r_max]/(1 − γ) where the task's reward range is known
     (binary tasks: [−100, 0] at γ = 0.99); algorithm default (on for awac, whose critic has no entropy term)."""
     algo_settings: dict[str, Any] = field(default_factory=dict)
-    """The algorithm's own settings (fields of its registered settings class, e.g. awac's ``lam``): ``--set lam=0.3``."""
+    """The algorithm's own settings (fields of its registered settings class, e.g. awac's ``lam``):
+    ``--set lam=0.3``."""
     allow_pickle: bool = False
     """Allow reading pickle-based demonstration files (only for files you trust)."""
     num_threads: int | None = 1
@@ -172,7 +172,7 @@ class TrainConfig:
         """How the training loop runs ``algo`` (its entry in the algorithm table)."""
         return get_algorithm(self.algo)
 
-    def validate(self) -> TrainConfig:
+    def validate(self) -> Self:
         """Raise a one-line :class:`NppacError` for an impossible setting; returns self."""
         get_task(self.task)
         algorithm = get_algorithm(self.algo)
@@ -191,10 +191,12 @@ class TrainConfig:
                 if value is None:
                     continue
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise NppacError(f"config field {name}={value!r} must be a number ({_describe(lo, hi, lo_open, hi_open)})")
+                    raise NppacError(f"config field {name}={value!r} must be a number "
+                                     f"({_describe(lo, hi, lo_open, hi_open)})")
                 if value != value or (value <= lo if lo_open else value < lo) \
                         or (hi is not None and (value >= hi if hi_open else value > hi)):
-                    raise NppacError(f"config field {name}={value!r} is out of range: must be {_describe(lo, hi, lo_open, hi_open)}")
+                    raise NppacError(f"config field {name}={value!r} is out of range: "
+                                     f"must be {_describe(lo, hi, lo_open, hi_open)}")
         if get_task(self.task).reward != "binary":
             given = [name for name in ("hand_protocol", "binary_reward") if getattr(self, name) is not None]
             if given:
@@ -216,7 +218,8 @@ class TrainConfig:
         if self.steps < self.steps_per_epoch:
             raise NppacError(f"steps={self.steps} is less than one epoch (steps_per_epoch={self.steps_per_epoch})")
         remedies = {"auto_alpha_target": self.auto_alpha_target is not None,
-                    "critic_warmstart_steps": self.critic_warmstart_steps > 0, "critic_layernorm": self.critic_layernorm,
+                    "critic_warmstart_steps": self.critic_warmstart_steps > 0,
+                    "critic_layernorm": self.critic_layernorm,
                     "actor_delay_updates": self.actor_delay_updates > 0}
         used = [name for name, on in remedies.items() if on]
         if used and not algorithm.remedies:
@@ -231,7 +234,8 @@ class TrainConfig:
         if self.auto_alpha_target is not None and self.target_kl is not None:
             raise NppacError(f"auto_alpha_target={self.auto_alpha_target} sets the KL target; drop target_kl "
                              f"({self.target_kl}) or auto_alpha_target")
-        if self.auto_alpha and self.prior_kind is not None and self.target_kl is None and self.auto_alpha_target is None:
+        if self.auto_alpha and self.prior_kind is not None and self.target_kl is None \
+                and self.auto_alpha_target is None:
             raise NppacError(f"auto_alpha with algo {self.algo} needs a target KL: --set target_kl=VALUE")
         seed_demos = _or(self.seed_demos, algorithm.seed_demos)
         offline_updates = _or(self.offline_updates, algorithm.offline_updates)
@@ -243,7 +247,7 @@ class TrainConfig:
                              "add --set seed_demos=true (or --set offline_updates=0)")
         return self
 
-    def resolved(self) -> TrainConfig:
+    def resolved(self) -> ResolvedConfig:
         """A copy with every ``None`` default filled in from the algorithm, then the task."""
         task = get_task(self.validate().task)
         d = task.defaults
@@ -252,35 +256,30 @@ class TrainConfig:
         cfg = dataclasses.replace(self, **own)
         protocol = HAND_PROTOCOLS[_or(cfg.hand_protocol, algorithm.hand_protocol)] if task.family == "hand" else None
         sigma, variance = PRIOR_CONVENTIONS.get(cfg.prior_convention or "", (None, None))
-        return dataclasses.replace(
-            cfg,
-            hand_protocol=None if protocol is None else protocol.name,
-            binary_reward=None if protocol is None else _or(cfg.binary_reward, protocol.binary_reward),
-            timeout_terminal=_or(cfg.timeout_terminal, False if protocol is None else protocol.timeout_terminal),
-            eval_horizon=_or(cfg.eval_horizon, _or(cfg.horizon, task.horizon)),
-            prior_variance=_or(cfg.prior_variance, _or(variance, "exact")),
-            warmup=_or(cfg.warmup, algorithm.warmup),
-            offline_updates=_or(cfg.offline_updates, algorithm.offline_updates),
-            offline_batch_size=_or(cfg.offline_batch_size, _or(algorithm.offline_batch_size, _or(cfg.batch_size, d.batch_size))),
-            seed_demos=_or(cfg.seed_demos, algorithm.seed_demos),
-            bound_q=_or(cfg.bound_q, algorithm.bound_q),
-            eval_episodes=_or(cfg.eval_episodes, task.eval_episodes),
-            horizon=_or(cfg.horizon, task.horizon if protocol is None else protocol.horizon(task)),
-            batch_size=_or(cfg.batch_size, d.batch_size),
-            alpha=_or(cfg.alpha, d.alpha),
-            target_entropy=_or(cfg.target_entropy, -float(task.act_dim)),
-            actor=_or(cfg.actor, d.actor),
-            actor_hidden=_or(cfg.actor_hidden, tuple(d.actor_hidden)),
-            init_epochs=_or(cfg.init_epochs, d.init_epochs),
-            prior_kernel=_or(cfg.prior_kernel, d.kernel),
-            prior_sigma=_or(cfg.prior_sigma, _or(sigma, d.prior_sigma)),
-        ).validate()
-
-    def algo_config(self) -> Any:
-        """The algorithm's own settings object (None for algorithms without one), from a resolved config."""
-        from nppac.training.algorithms import derived_settings
-
-        return self.algorithm.make_settings(self.algo_settings, **derived_settings(self))
+        return ResolvedConfig(**{
+            **_values(cfg),
+            "hand_protocol": None if protocol is None else protocol.name,
+            "binary_reward": None if protocol is None else _or(cfg.binary_reward, protocol.binary_reward),
+            "timeout_terminal": _or(cfg.timeout_terminal, False if protocol is None else protocol.timeout_terminal),
+            "eval_horizon": _or(cfg.eval_horizon, _or(cfg.horizon, task.horizon)),
+            "prior_variance": _or(cfg.prior_variance, _or(variance, "exact")),
+            "warmup": _or(cfg.warmup, algorithm.warmup),
+            "offline_updates": _or(cfg.offline_updates, algorithm.offline_updates),
+            "offline_batch_size": _or(cfg.offline_batch_size,
+                                      _or(algorithm.offline_batch_size, _or(cfg.batch_size, d.batch_size))),
+            "seed_demos": _or(cfg.seed_demos, algorithm.seed_demos),
+            "bound_q": _or(cfg.bound_q, algorithm.bound_q),
+            "eval_episodes": _or(cfg.eval_episodes, task.eval_episodes),
+            "horizon": _or(cfg.horizon, task.horizon if protocol is None else protocol.horizon(task)),
+            "batch_size": _or(cfg.batch_size, d.batch_size),
+            "alpha": _or(cfg.alpha, d.alpha),
+            "target_entropy": _or(cfg.target_entropy, -float(task.act_dim)),
+            "actor": _or(cfg.actor, d.actor),
+            "actor_hidden": _or(cfg.actor_hidden, tuple(d.actor_hidden)),
+            "init_epochs": _or(cfg.init_epochs, d.init_epochs),
+            "prior_kernel": _or(cfg.prior_kernel, d.kernel),
+            "prior_sigma": _or(cfg.prior_sigma, _or(sigma, d.prior_sigma)),
+        }).validate()
 
     @property
     def task_spec(self) -> Task:
@@ -304,13 +303,14 @@ class TrainConfig:
         if unknown:
             raise NppacError(f"unknown config key(s): {', '.join(unknown)}")
         # JSON has no tuples: the hidden-width lists come back as lists.
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**values)
 
     @classmethod
     def set_keys(cls, algo: str) -> list[str]:
         """Every ``--set`` key for ``algo``: TrainConfig's fields, then the algorithm's own settings."""
         return [f.name for f in dataclasses.fields(cls) if f.name != "algo_settings"] + \
-            list(get_algorithm(algo).own_settings)
+            list(own_settings(get_algorithm(algo)))
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
@@ -333,7 +333,7 @@ class TrainConfig:
         A key that is not a TrainConfig field is one of the algorithm's own settings
         (its registered settings class) and lands in ``algo_settings``.
         """
-        hints = typing.get_type_hints(type(self))
+        hints = typing.get_type_hints(TrainConfig)
         changes: dict[str, Any] = {}
         own: dict[str, Any] = dict(self.algo_settings)
         for pair in pairs:
@@ -346,18 +346,76 @@ class TrainConfig:
                 continue
             algo = changes.get("algo", self.algo)
             algorithm = get_algorithm(algo)
-            if key not in algorithm.own_settings:
+            if key not in own_settings(algorithm):
                 raise NppacError(f"unknown config key {key!r} in --set for algo {algo}; known keys: "
                                  f"{', '.join(self.set_keys(algo))}")
             own[key] = _parse(key, text.strip(), typing.get_type_hints(algorithm.settings)[key])
         return dataclasses.replace(self, **changes, algo_settings=own)
 
 
+
+@dataclass(frozen=True, kw_only=True)
+class ResolvedConfig(TrainConfig):
+    """The settings a run trains with: a :class:`TrainConfig` with every default filled in (by its ``resolved()``).
+
+    Its fields are TrainConfig's, in the same order (so its ``config.json`` is the same);
+    those a default always fills are typed here without ``None``. Those still optional
+    are so by meaning: no hand protocol off the hand tasks, no prior path, no KL target.
+    """
+
+    warmup: Warmup
+    offline_updates: int
+    offline_batch_size: int
+    eval_episodes: int
+    horizon: int
+    eval_horizon: int
+    binary_reward: BinaryRewardName | None
+    timeout_terminal: bool
+    batch_size: int
+    alpha: float
+    target_entropy: float
+    actor: ActorKind
+    actor_hidden: tuple[int, ...]
+    init_epochs: int
+    seed_demos: bool
+    prior_kernel: str
+    prior_sigma: SigmaConvention
+    prior_variance: VarianceEstimate
+    bound_q: bool
+
+    def algo_config(self) -> Any:
+        """The algorithm's own settings object (None for algorithms without one)."""
+        return self.algorithm.make_settings(self.algo_settings, **_derived_settings(self))
+
+
+def own_settings(algorithm: Algorithm) -> tuple[str, ...]:
+    """The ``--set`` keys ``algorithm`` adds to TrainConfig's: the fields of its settings class TrainConfig lacks."""
+    if algorithm.settings is None:
+        return ()
+    shared = {f.name for f in dataclasses.fields(TrainConfig)}
+    return tuple(f.name for f in dataclasses.fields(algorithm.settings) if f.name not in shared)
+
+
+def _derived_settings(cfg: ResolvedConfig) -> dict[str, Any]:
+    """The values an algorithm's settings take from TrainConfig (shared hyperparameters, batch sizes)
+    and from its defaults on the task's family."""
+    return {**cfg.algorithm.family_settings.get(cfg.task_spec.family, {}), "gamma": cfg.gamma, "tau": cfg.tau,
+            "actor_lr": cfg.actor_lr, "critic_lr": cfg.critic_lr,
+            # SAC+BC: as many demonstration pairs per step as replay transitions, so both halves of its
+            # actor loss see equal batches.
+            "demo_batch_size": cfg.batch_size}
+
+
+def _values(cfg: TrainConfig) -> dict[str, Any]:
+    """The fields of ``cfg`` by name (not copied)."""
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+
 def with_legacy_values(stored: dict[str, Any]) -> dict[str, Any]:
     """A stored (resolved) run config with the settings added since nppac 0.1's first runs filled in as those
     runs used them: hand tasks on AWAC's protocol, time limits bootstrapped, the exact GP variance, evaluation
     over the training horizon."""
-    filled: dict[str, Any] = {"timeout_terminal": False, "prior_variance": "exact", "eval_horizon": stored.get("horizon")}
+    filled: dict[str, Any] = {"timeout_terminal": False, "prior_variance": "exact",
+                              "eval_horizon": stored.get("horizon")}
     task = stored.get("task")
     try:
         hand = isinstance(task, str) and get_task(task).family == "hand"

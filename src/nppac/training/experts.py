@@ -21,9 +21,10 @@ import json
 import logging
 import math
 import os
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -35,7 +36,9 @@ from nppac.errors import NppacError
 from nppac.tasks import Task, get_task
 from nppac.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from nppac.training.config import TrainConfig
-from nppac.training.loop import CONFIG_NAME, make_env, train
+from nppac.training.envs import make_env
+from nppac.training.loop import train
+from nppac.training.rundir import CONFIG_NAME
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +186,9 @@ def _return_stats(demos: Demonstrations) -> dict[str, Any]:
         "return_min": float(returns.min()), "return_max": float(returns.max()),
         "returns": returns.tolist(), "lengths": [len(t) for t in demos],
     }
-    task = get_task(demos.task)  # type: ignore[arg-type]
+    if demos.task is None:
+        raise NppacError("expert demonstrations name no task")
+    task = get_task(demos.task)
     if task.reward == "binary":
         stats["success_rate"] = float(np.mean([task.episode_success(t.infos["success"]) for t in demos]))
     return stats
@@ -238,8 +243,8 @@ def train_expert(config: TrainConfig | None, out_dir: str | Path, resume: bool =
     that epoch's checkpoint is exported (with ``expert.json``), so the expert on
     disk is always the best-evaluated actor; the loop's final actor stays in
     ``actor.safetensors``. With ``resume`` the run continues from its checkpoint and
-    ``config`` may be None (``steps``: a new total, as in :func:`nppac.training.train`). Returns the loop's summary plus ``expert`` (the path)
-    and ``expert_eval_return``.
+    ``config`` may be None (``steps``: a new total, as in :func:`nppac.training.train`). Returns the loop's
+    summary plus ``expert`` (the path) and ``expert_eval_return``.
     """
     out = Path(out_dir)
     expert_file = out / EXPERT_NAME
@@ -281,7 +286,7 @@ def export_expert(run_dir: str | Path, out_file: str | Path) -> dict[str, Any]:
     ckpt = load_checkpoint(ckpt_path, "cpu", required=("epoch", "env_steps", "agent.actor"), mmap=True)
     epoch, actor_state, env_steps = int(ckpt["epoch"]), ckpt["agent"]["actor"], int(ckpt["env_steps"])
     task = cfg.task_spec
-    actor = Actor(task.obs_dim, task.act_dim, cfg.actor_hidden, cfg.actor,  # type: ignore[arg-type]
+    actor = Actor(task.obs_dim, task.act_dim, cfg.actor_hidden, cfg.actor,
                   getattr(cfg.algo_config(), "log_std_range", None))
     actor.load_state_dict(actor_state)
     save_actor(actor, out)

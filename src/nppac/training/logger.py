@@ -50,7 +50,8 @@ def truncate_progress(path: Path, last_epoch: int, last_gradient_steps: int) -> 
     header, body = rows[0], rows[1:]
     epoch, grad = header.index("epoch"), header.index("gradient_steps")
     # A row cut short by a kill has too few fields; rows past the checkpoint are rewritten by the resumed run.
-    kept = [r for r in body if len(r) == len(header) and (int(r[epoch]), int(r[grad])) <= (last_epoch, last_gradient_steps)]
+    kept = [r for r in body
+            if len(r) == len(header) and (int(r[epoch]), int(r[grad])) <= (last_epoch, last_gradient_steps)]
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", newline="") as f:
         writer = csv.writer(f)

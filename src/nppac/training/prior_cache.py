@@ -42,9 +42,8 @@ class PriorCache:
     @torch.no_grad()
     def __call__(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         means, stds = [], []
-        prior_device = getattr(self.prior, "device", None)  # a prior may live on another device than the buffer
-        for chunk in states.split(self.chunk):
-            mean, std = self.prior.predict(chunk if prior_device is None else chunk.to(prior_device))
+        for chunk in states.split(self.chunk):  # predict takes states on any device and answers on theirs
+            mean, std = self.prior.predict(chunk)
             means.append(mean.to(self.device, torch.float32))
             stds.append(std.to(self.device, torch.float32))
         mean, std = torch.cat(means), torch.cat(stds)

@@ -19,6 +19,7 @@ from nppac.data.validate import inspect_demos
 from nppac.priors.base import Prior
 from nppac.priors.metrics import mean_action
 from nppac.tasks import Task
+from nppac.training.envs import evaluate, make_env
 
 REFERENCES_NAME = "references.json"
 
@@ -38,8 +39,6 @@ class _MeanAction:
 def references(task: Task, demos: Demonstrations | None, prior: Prior | None, episodes: int, horizon: int,
                seed: int) -> dict[str, Any]:
     """The demonstrations' mean return (and success rate), and the prior's mean action evaluated like the agent."""
-    from nppac.training.loop import evaluate, make_env
-
     out: dict[str, Any] = {"task": task.name}
     if demos is not None:
         summary = inspect_demos(demos, task.name)
@@ -48,7 +47,7 @@ def references(task: Task, demos: Demonstrations | None, prior: Prior | None, ep
     if prior is not None:
         env = make_env(task, horizon, seed)
         try:
-            ret, success = evaluate(_MeanAction(prior), env, task, episodes, horizon)  # type: ignore[arg-type]
+            ret, success = evaluate(_MeanAction(prior), env, task, episodes, horizon)
         finally:
             env.close()
         out["prior_mean_action"] = {"kind": prior.kind, "return": ret, "success": success, "episodes": episodes}

@@ -1,0 +1,312 @@
+"""Everything a run works on, built before its first phase: demonstrations, π0, the agent, buffers, environments.
+
+:func:`restore_or_start_run` builds them and then either restores the run from its
+checkpoint (resuming) or starts it fresh: writes ``references.json``, initializes the
+policy toward π0 (KL(π‖π0) on the demonstration states, DESIGN.md §3) and seeds the
+replay buffer with the demonstrations where the algorithm asks for them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from nppac.agents.base import Agent
+from nppac.agents.kl_sac import KLSAC, KLSACConfig, initialize_policy
+from nppac.data.demos import Demonstrations
+from nppac.data.relabel import as_binary_reward
+from nppac.data.replay import ReplayBuffer
+from nppac.devices import resolve_device
+from nppac.errors import NonFiniteError, NppacError
+from nppac.priors import combine_priors, fit_prior, load_prior, use_variance
+from nppac.priors.base import Prior
+from nppac.training.algorithms import ABLATION_PRIOR, AgentSpec, DemoLoader
+from nppac.training.checkpoint import CHECKPOINT_NAME, restore_rng_state
+from nppac.training.config import ResolvedConfig, TrainConfig
+from nppac.training.envs import make_env
+from nppac.training.logger import truncate_progress
+from nppac.training.prior_cache import PriorCache
+from nppac.training.progress import ProgressBar
+from nppac.training.references import REFERENCES_NAME, references, write_references
+from nppac.training.rundir import CONFIG_NAME, PRIOR_DIR, check_same_run, load_resume_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunState:
+    """Where a run stands; saved in every checkpoint."""
+
+    epoch: int = 0
+    """Online epochs done."""
+    env_steps: int = 0
+    gradient_steps: int = 0
+    """Gradient steps taken in all phases."""
+    offline_done: int = 0
+    """Gradient steps of the offline phase taken."""
+    step0_done: bool = False
+    """Whether the row at env_steps = 0 (after initialization and the offline phase) is written."""
+    warmstart_done: bool = False
+    """Whether the critic warm start on the warm-up data has run (``critic_warmstart_data = "warmup"``)."""
+    wall_s: float = 0.0
+
+
+@dataclass
+class Run:
+    """Everything the phases work on, fresh or restored from a checkpoint."""
+
+    agent: Agent
+    buffer: ReplayBuffer
+    envs: dict[str, gym.Env]
+    np_rng: np.random.Generator
+    prior: PriorCache | None
+    warmstart_buffer: ReplayBuffer | None = None
+    """The demonstrations with the run's reward and cached prior, for the critic warm start on them."""
+    state: RunState = dataclasses.field(default_factory=RunState)
+    init_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+def restore_or_start_run(cfg: ResolvedConfig, out: Path, resume: bool, prior: Prior | None,
+                         demos: Demonstrations | None, progress: bool) -> Run:
+    """Prior, agent, replay buffer and environments; then the run restored from its checkpoint when resuming
+    (and one was written), else started fresh: policy initialization, the buffer seeded with the demonstrations."""
+    device = resolve_device(cfg.device)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    torch.manual_seed(cfg.seed)
+    ckpt = load_resume_checkpoint(cfg, out, device) if resume else None
+    demo_source = DemoSource(cfg, demos)
+    resolved_prior = resolve_prior(cfg, out, prior, demo_source, progress)
+    run = _build_run(cfg, resolved_prior, demo_source, device)
+    if ckpt is not None:
+        _restore(run, cfg, out, ckpt)
+    else:
+        _start_fresh(run, cfg, out, resolved_prior, demo_source, progress)
+    truncate_progress(out / "progress.csv", run.state.epoch, run.state.gradient_steps if ckpt is not None else -1)
+    return run
+
+
+def _build_run(cfg: ResolvedConfig, prior: Prior | None, demo_source: DemoSource, device: torch.device) -> Run:
+    """The run's cached prior, agent, replay buffer(s), environments and numpy generator, before any training."""
+    task = cfg.task_spec
+    if prior is not None and not use_variance(prior, cfg.prior_variance, cfg.love_rank, cfg.love_seed) \
+            and cfg.prior_variance == "love":
+        log.info("the %s prior's σ0 has no LOVE estimate; it stays exact", prior.kind)
+    prior_cache = None if prior is None else PriorCache(prior, cfg.prior_sigma, device)
+    agent = build_agent(cfg, demo_source.get, device)
+    n_seeded = demo_source.get().n_transitions if cfg.seed_demos else 0
+    n_online = cfg.n_epochs * cfg.steps_per_epoch if cfg.algorithm.online_updates else 0
+    capacity = min(cfg.replay_capacity, n_online + n_seeded)
+    buffer = ReplayBuffer(task.obs_dim, task.act_dim, capacity, device, prior=prior_cache)
+    envs = {"train": make_env(task, cfg.horizon, cfg.seed, cfg.binary_reward),
+            "eval": make_env(task, cfg.eval_horizon, cfg.seed + 10_000)}
+    run = Run(agent, buffer, envs, np.random.default_rng(cfg.seed), prior_cache)
+    if cfg.critic_warmstart_steps and cfg.critic_warmstart_data == "demos":
+        run.warmstart_buffer = demonstration_buffer(cfg, demo_source.get(), prior_cache, device)
+    return run
+
+
+def _restore(run: Run, cfg: ResolvedConfig, out: Path, ckpt: dict[str, Any]) -> None:
+    """Agent, replay buffer, generators and phase state from the checkpoint (refused if it is another run's)."""
+    ckpt_path = out / CHECKPOINT_NAME
+    check_same_run(cfg, ckpt, ckpt_path)
+    try:
+        run.agent.load_state_dict(ckpt["agent"])
+        run.buffer.load_state_dict(ckpt["replay"])
+    except (RuntimeError, KeyError, ValueError) as err:
+        raise NppacError(f"checkpoint {ckpt_path} does not fit the run's {CONFIG_NAME} ({str(err).splitlines()[0]}); "
+                         f"was {out / CONFIG_NAME} edited? restore it or start a new run") from None
+    restore_rng_state(ckpt["rng"], run.np_rng, run.envs)
+    run.state = RunState(**ckpt["state"])
+    where = f"epoch {run.state.epoch}" if run.state.step0_done else f"offline step {run.state.offline_done}"
+    log.info("resuming %s after %s (%d env steps)", out, where, run.state.env_steps)
+
+
+def _start_fresh(run: Run, cfg: ResolvedConfig, out: Path, prior: Prior | None, demo_source: DemoSource,
+                 progress: bool) -> None:
+    """``references.json``, policy initialization toward π0 (and the KL target it sets), demonstrations seeded."""
+    task = cfg.task_spec
+    if not (out / REFERENCES_NAME).exists():
+        demos_for_reference = demo_source.get() if demo_source.available else None
+        write_references(out, references(task, demos_for_reference, prior, cfg.eval_episodes, cfg.eval_horizon,
+                                         cfg.seed + 20_000))
+    if run.prior is not None and cfg.init_epochs:
+        run.init_metrics = initialize_toward_prior(run.agent, run.prior, demo_source.get(), cfg, progress)
+    if cfg.auto_alpha_target == "init-kl":
+        if "init_kl" not in run.init_metrics:
+            raise NppacError("auto_alpha_target=init-kl needs the KL measured by policy initialization; "
+                             "set init_epochs > 0 or choose auto_alpha_target=act-dim")
+        kl_sac_agent(run.agent, "auto_alpha_target=init-kl").penalty_target.fill_(run.init_metrics["init_kl"])
+        log.info("automatic α targets the KL after initialization, %.3g", run.init_metrics["init_kl"])
+    if cfg.seed_demos:
+        flat = demo_source.get().flat()
+        run.buffer.add(flat["observations"], flat["actions"], training_rewards(flat["rewards"], cfg),
+                       flat["next_observations"], flat["terminals"])
+
+
+def kl_sac_agent(agent: Agent, what: str) -> KLSAC:
+    """``agent`` as the KL-SAC agent that ``what`` needs (TrainConfig.validate allows it for those only)."""
+    if not isinstance(agent, KLSAC):
+        raise NppacError(f"{what} needs a KL-SAC agent, not {type(agent).__name__}")
+    return agent
+
+
+def q_bounds(cfg: ResolvedConfig) -> tuple[float, float] | None:
+    """[r_min, r_max] / (1 − γ) where the task's reward range is known and ``bound_q`` is on; else None."""
+    reward_range = cfg.task_spec.reward_range(cfg.binary_reward or "minus_one_zero")
+    if not cfg.bound_q or reward_range is None:
+        return None
+    lo, hi = reward_range
+    return lo / (1.0 - cfg.gamma), hi / (1.0 - cfg.gamma)
+
+
+def kl_sac_config(cfg: ResolvedConfig) -> KLSACConfig:
+    """KL-SAC hyperparameters from a resolved config: with a prior for nppac / ppac-nn, without for sac, sac-bc."""
+    use_prior = cfg.prior_kind is not None
+    # Automatic α tracks E[log π − log π0]: −H̄ for SAC (log π0 ≡ 0), the KL target with a prior.
+    target = cfg.target_kl if use_prior else -cfg.target_entropy
+    if cfg.auto_alpha_target == "act-dim":
+        target = float(cfg.task_spec.act_dim)
+    # "init-kl": the run sets the target once initialization has measured the KL (training.setup).
+    return KLSACConfig(gamma=cfg.gamma, tau=cfg.tau, alpha=cfg.alpha,
+                       auto_alpha=cfg.auto_alpha or cfg.auto_alpha_target is not None,
+                       penalty_target=float(target or 0.0), actor_lr=cfg.actor_lr, critic_lr=cfg.critic_lr,
+                       alpha_lr=cfg.alpha_lr, use_prior=use_prior, actor_delay_updates=cfg.actor_delay_updates,
+                       critic_layernorm=cfg.critic_layernorm)
+
+
+def agent_spec(cfg: ResolvedConfig, demos: DemoLoader, device: torch.device) -> AgentSpec:
+    """What the algorithm's builder reads of a resolved config (``demos`` loads the demonstrations on demand)."""
+    task = cfg.task_spec
+    return AgentSpec(obs_dim=task.obs_dim, act_dim=task.act_dim, actor=cfg.actor, actor_hidden=cfg.actor_hidden,
+                     critic_hidden=cfg.critic_hidden, actor_log_std_range=cfg.actor_log_std_range,
+                     q_bounds=q_bounds(cfg), kl_sac=kl_sac_config(cfg), settings=cfg.algo_config(), demos=demos,
+                     device=device)
+
+
+def build_agent(cfg: ResolvedConfig, demos: DemoLoader, device: torch.device) -> Agent:
+    """The algorithm's agent for a resolved config (``demos`` loads the demonstrations if its builder reads them)."""
+    return cfg.algorithm.build(agent_spec(cfg, demos, device))
+
+
+def demonstration_buffer(cfg: ResolvedConfig, demos: Demonstrations, prior: PriorCache | None,
+                         device: torch.device) -> ReplayBuffer:
+    """The demonstrations as a replay buffer of their own, with the run's reward and cached prior."""
+    task, flat = cfg.task_spec, demos.flat()
+    buffer = ReplayBuffer(task.obs_dim, task.act_dim, demos.n_transitions, device, prior=prior)
+    buffer.add(flat["observations"], flat["actions"], training_rewards(flat["rewards"], cfg),
+               flat["next_observations"], flat["terminals"])
+    return buffer
+
+
+def training_rewards(rewards: np.ndarray, cfg: ResolvedConfig) -> np.ndarray:
+    """Demonstration rewards as the run trains on them: a hand task's binary reward in the protocol's values."""
+    return rewards if cfg.binary_reward is None else as_binary_reward(rewards, cfg.binary_reward)
+
+
+class DemoSource:
+    """Demonstrations loaded on first use: the given object, ``config.demos`` or the task's bundled set."""
+
+    def __init__(self, cfg: TrainConfig, demos: Demonstrations | None) -> None:
+        self.cfg, self.demos = cfg, demos
+
+    @property
+    def available(self) -> bool:
+        """Whether there are demonstrations to load (given, configured, or bundled with the task)."""
+        return self.demos is not None or self.cfg.demos is not None or self.cfg.task_spec.bundled_demos is not None
+
+    def get(self) -> Demonstrations:
+        if self.demos is None:
+            from nppac.data import load_demos
+
+            task = self.cfg.task_spec
+            path = self.cfg.demos or task.bundled_demos
+            if path is None:
+                hint = " (or --prior DIR with --set init_epochs=0)" if self.cfg.prior_kind else ""
+                raise NppacError(f"algo {self.cfg.algo} on task {task.name!r} needs demonstrations but the task has "
+                                 f"no bundled set; pass --demos PATH{hint}")
+            # Clipped to the action box: the environment executes clip(a), so that is the action to learn from.
+            self.demos = load_demos(path, task=task.name, allow_pickle=self.cfg.allow_pickle, clip_actions=True)
+        return self.demos
+
+
+def resolve_prior(cfg: ResolvedConfig, out: Path, prior: Prior | None, demos: DemoSource,
+                  progress: bool) -> Prior | None:
+    """π0 for this run: given, stored in the run directory, loaded from ``config.prior``, or fitted here.
+
+    A copy is kept in ``out/prior`` so that a resumed run needs nothing outside its directory.
+    """
+    if cfg.prior_kind is None:
+        if prior is not None:
+            raise NppacError(f"algo {cfg.algo!r} uses no prior; choose an algorithm with one (nppac, ppac-nn, "
+                             "nppac-nn-std) to train with it")
+        return None
+    stored = out / PRIOR_DIR
+    if prior is None:
+        if (stored / "settings.json").exists():
+            prior = load_prior(stored)
+        elif cfg.prior is not None:
+            prior = load_prior(cfg.prior)
+            shutil.copytree(cfg.prior, stored, dirs_exist_ok=True)
+        else:
+            prior = fit_run_prior(cfg, cfg.prior_kind, demos.get(), progress)
+            prior.save(stored)
+    elif not stored.exists():
+        prior.save(stored)
+    task = cfg.task_spec
+    if (prior.obs_dim, prior.act_dim) != (task.obs_dim, task.act_dim):
+        raise NppacError(f"prior has obs_dim={prior.obs_dim}, act_dim={prior.act_dim} but task {task.name} has "
+                         f"obs_dim={task.obs_dim}, act_dim={task.act_dim}")
+    if getattr(prior, "squashed", False):  # a prior given in memory may be any object with predict
+        # The replay buffer caches (μ0, σ0) and the update evaluates a plain Gaussian log π0 from them.
+        raise NppacError("a tanh-squashed prior cannot be cached as a Gaussian; fit the NN prior with "
+                         "--variant gaussian (the default) or fixed_std")
+    if prior.kind != cfg.prior_kind:
+        log.warning("algo %s expects a %s prior but was given a %s prior", cfg.algo, cfg.prior_kind, prior.kind)
+    return prior
+
+
+def fit_run_prior(cfg: ResolvedConfig, kind: str, demos: Demonstrations, progress: bool) -> Prior:
+    """A prior of ``kind`` fitted on the demonstrations with the run's settings: the GP with the run's kernel,
+    the NN, or both for the ablation (:data:`~nppac.training.algorithms.ABLATION_PRIOR`)."""
+
+    def fit(kind: str) -> Prior:
+        settings: dict[str, Any] = {"seed": cfg.seed, "device": cfg.device}
+        if kind == "gp":
+            settings["kernel"] = cfg.prior_kernel
+            settings["from_gpytorch"] = cfg.prior_gpytorch
+        if cfg.prior_iters is not None:
+            settings["iters"] = cfg.prior_iters
+        log.info("fitting a %s prior on %d demonstration transitions", kind, demos.n_transitions)
+        with ProgressBar(progress) as bar:
+            prior, metrics = fit_prior(demos, kind, progress=bar.stage, **settings)
+        log.info("%s prior fitted: %s", kind, {k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+        return prior
+
+    if kind == ABLATION_PRIOR:
+        return combine_priors(fit("gp"), fit("nn"))
+    return fit(kind)
+
+
+def initialize_toward_prior(agent: Agent, prior: PriorCache, demos: Demonstrations, cfg: ResolvedConfig,
+                            progress: bool) -> dict[str, float]:
+    """KL(π‖π0) initialization on the demonstration states; returns the KL of its first and last epoch."""
+    states = torch.as_tensor(demos.states, device=agent.device)
+    log.info("initializing the policy: KL(π‖π0) on %d demonstration states for %d epochs", len(states), cfg.init_epochs)
+    prior_mean, prior_std = prior(states)
+    with ProgressBar(progress) as bar:
+        history = initialize_policy(agent.actor, states, prior_mean, prior_std, cfg.init_epochs,
+                                    cfg.init_batch_size, cfg.actor_lr, cfg.seed, progress=bar.stage)
+    if not math.isfinite(history[-1]):
+        raise NonFiniteError("KL(π‖π0) became non-finite during policy initialization; check the prior's σ0")
+    log.info("policy initialized: KL(π‖π0) %.3g → %.3g over %d epochs", history[0], history[-1], len(history))
+    return {"init_kl_start": history[0], "init_kl": history[-1]}
