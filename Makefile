@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.nppac-installed
 
-.PHONY: run test lint install bench clean
+.PHONY: run test lint install clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
