@@ -21,7 +21,15 @@ from nppac.agents import (
 from nppac.data.replay import ReplayBuffer
 from nppac.distributions import gaussian_kl, gaussian_log_prob
 from nppac.errors import NppacError
-from tests.builders import one_thread_per_test  # noqa: F401 (autouse fixture)
+from tests.builders import (
+    assert_grads_equal,
+    float64_copy,
+    move_targets_away,
+    normal_log_density,
+    one_thread_per_test,  # noqa: F401 (autouse fixture)
+    random_batch,
+    tanh_normal_log_density,
+)
 from nppac.training.prior_cache import PriorCache
 from tests.test_replay import LinearGaussianPrior, _transitions
 
@@ -90,6 +98,7 @@ def _agent_and_batch(use_prior: bool, kind: str = "tanh_gaussian"):
 @pytest.mark.parametrize("use_prior", [True, False])
 def test_update_uses_the_design_formulas(use_prior):
     agent, batch = _agent_and_batch(use_prior)
+    move_targets_away(agent.critic_target)
     ref = copy.deepcopy(agent)
     torch.manual_seed(123)
     with torch.no_grad():
@@ -131,6 +140,60 @@ def test_actor_loss_without_prior_is_sacs():
     stats = {k: float(v) for k, v in kl_sac_update(agent, batch).items()}
     assert stats["actor_loss"] == pytest.approx(sac_loss.item(), rel=1e-4, abs=1e-5)
     assert stats["kl_mean"] == pytest.approx(logp.mean().item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("kind, use_prior", [("tanh_gaussian", True), ("gaussian_tanh_mean", True),
+                                             ("tanh_gaussian", False)])
+def test_actor_step_descends_the_design_actor_loss(kind, use_prior):
+    """E[α (log π(a|s) − log π0(a|s)) − min_k Q_k(s, a)], a = f_φ(ε; s), written out in float64.
+
+    log π0 comes from the batch's cached (μ0, σ0) at s; the noise ε is the update's own
+    (the same seed, drawn in the same order: a′ for the critic target, then a).
+    """
+    torch.manual_seed(0)
+    agent = KLSAC(5, 2, kind, (16, 16), (16, 16), KLSACConfig(alpha=0.3, gamma=0.9, use_prior=use_prior))
+    batch = random_batch(32, 5, 2, seed=1)
+    actor = float64_copy(agent.actor)
+    torch.manual_seed(11)
+    _, eps = torch.randn(32, 2), torch.randn(32, 2)
+    torch.manual_seed(11)
+    stats = {k: float(v) for k, v in kl_sac_update(agent, batch).items()}
+    critic = float64_copy(agent.critic)  # the actor step reads the critics after their own step
+
+    obs = batch.obs.double()
+    mean, std = actor(obs)
+    u = mean + std * eps.double()
+    if kind == "tanh_gaussian":
+        action, log_pi = torch.tanh(u), tanh_normal_log_density(u, mean, std)
+    else:
+        action, log_pi = u, normal_log_density(u, mean, std)
+    log_prior = (normal_log_density(action, batch.prior_mean.double(), batch.prior_std.double()) if use_prior
+                 else torch.zeros_like(log_pi))
+    q = critic(obs, action)
+    loss = (0.3 * (log_pi - log_prior) - torch.minimum(q[0], q[1])).mean()
+
+    assert stats["actor_loss"] == pytest.approx(loss.item(), rel=1e-5, abs=1e-6)
+    assert stats["kl_mean"] == pytest.approx((log_pi - log_prior).mean().item(), rel=1e-5, abs=1e-6)
+    assert stats["prior_log_prob_mean"] == pytest.approx(log_prior.mean().item(), rel=1e-5, abs=1e-6)
+    if use_prior:  # the regularizer is really there: log π0 is far from 0 on this batch
+        assert abs(log_prior.mean().item()) > 0.5
+    # The step descends this loss: log π0's pull on a = f_φ(ε; s) included, the critics' weights held fixed.
+    assert_grads_equal(agent.actor, torch.autograd.grad(loss, list(actor.parameters())))
+    assert stats["policy_grad_norm"] == pytest.approx(
+        torch.cat([p.grad.flatten() for p in agent.actor.parameters()]).norm().item(), rel=1e-6)
+
+
+def test_temperature_step_descends_the_design_alpha_loss():
+    """−log α (E[log π − log π0] − target): α grows while the penalty exceeds its target."""
+    torch.manual_seed(0)
+    config = KLSACConfig(alpha=0.3, auto_alpha=True, penalty_target=-2.0, alpha_lr=0.01)
+    agent = KLSAC(5, 2, "tanh_gaussian", (16,), (16,), config)
+    stats = {k: float(v) for k, v in kl_sac_update(agent, random_batch(32, 5, 2, seed=2)).items()}
+    gap = stats["kl_mean"] - (-2.0)
+    assert stats["alpha"] == pytest.approx(0.3)  # this step's losses use α before its update
+    assert agent.log_alpha.grad.item() == pytest.approx(-gap, rel=1e-5)
+    # Adam's first step moves log α by the learning rate, in the direction of the penalty's excess.
+    assert agent.log_alpha.item() == pytest.approx(math.log(0.3) + 0.01 * math.copysign(1.0, gap), rel=1e-5)
 
 
 def test_automatic_alpha_moves_toward_the_target():
