@@ -45,6 +45,7 @@ def test_step_descends_the_negative_log_likelihood(kind, log_std_range):
     """−E log π(a|s) over the batch's (s, a), written out in float64, and its gradient; bound actions included."""
     torch.manual_seed(0)
     agent = BC(5, 2, kind, (16, 16), BCConfig(log_std_range=log_std_range))
+    assert agent.actor.log_std_range == log_std_range
     batch = random_batch(32, 5, 2, seed=1)
     batch.action[:3] = torch.tensor([[1.0, -1.0], [-1.0, 0.3], [0.5, 1.0]])
     actor = float64_copy(agent.actor)

@@ -16,6 +16,7 @@ from nppac.agents import (
     kl_sac_update,
     load_actor,
     policy_loss,
+    prior_log_prob,
     save_actor,
 )
 from nppac.data.replay import ReplayBuffer
@@ -187,6 +188,7 @@ def test_update_descends_the_design_losses(kind, use_prior):
     loss = (0.3 * (log_pi - log_prior) - torch.minimum(q[0], q[1])).mean()
 
     assert set(stats) == set(agent.metric_terms)
+    assert stats["target_kl"] == pytest.approx((next_log_pi - next_log_prior).mean().item(), rel=1e-5, abs=1e-6)
     assert stats["critic_loss"] == pytest.approx(critic_loss.item(), rel=1e-5)
     assert stats["actor_loss"] == pytest.approx(loss.item(), rel=1e-5, abs=1e-6)
     assert stats["kl_mean"] == pytest.approx((log_pi - log_prior).mean().item(), rel=1e-5, abs=1e-6)
@@ -199,6 +201,14 @@ def test_update_descends_the_design_losses(kind, use_prior):
     assert_grads_equal(agent.critic, torch.autograd.grad(critic_loss, list(critic_before.parameters())))
     assert stats["policy_grad_norm"] == pytest.approx(
         torch.cat([p.grad.flatten() for p in agent.actor.parameters()]).norm().item(), rel=1e-6)
+
+
+def test_without_prior_log_pi0_is_zero_in_the_actions_batch_shape():
+    action = torch.rand(3, 4, 2, dtype=torch.float64) * 2 - 1
+    zero = prior_log_prob(action, None, None)
+    assert zero.shape == (3, 4) and zero.dtype == torch.float64 and not zero.any()
+    mu0, sigma0 = torch.zeros(3, 4, 2, dtype=torch.float64), torch.full((3, 4, 2), 0.5, dtype=torch.float64)
+    torch.testing.assert_close(prior_log_prob(action, mu0, sigma0), normal_log_density(action, mu0, sigma0))
 
 
 def test_temperature_step_descends_the_design_alpha_loss():

@@ -65,9 +65,10 @@ def test_update_is_sac_plus_the_bc_term_with_demo_actions_clamped():
     assert math.isfinite(demo_log_pi)
     assert stats["bc_log_likelihood"] == pytest.approx(demo_log_pi, rel=1e-5)
     assert stats["actor_loss"] == pytest.approx(sac_stats["actor_loss"] - 0.7 * demo_log_pi, rel=1e-5)
-    # The critic step is SAC's, untouched by the demonstrations.
+    # The critic step is SAC's, untouched by the demonstrations; the actor step leaves the critics' gradient alone.
     for a, b in zip(sac.critic.parameters(), sac_bc.sac.critic.parameters()):
         torch.testing.assert_close(a, b)
+        torch.testing.assert_close(a.grad, b.grad)
     assert "prior_log_prob_mean" not in stats and set(stats) == set(sac_bc.metric_terms)
 
 
@@ -111,6 +112,16 @@ def test_actor_step_descends_sac_loss_minus_the_demo_log_likelihood(kind):
     assert stats["actor_loss"] == pytest.approx(loss.item(), rel=1e-5)
     assert stats["kl_mean"] == pytest.approx(log_pi.mean().item(), rel=1e-5)
     assert_grads_equal(agent.actor, torch.autograd.grad(loss, list(actor.parameters())))
+
+
+def test_automatic_alpha_reads_the_entropy_penalty():
+    """With automatic α the temperature loss is SAC's: −log α (E[log π] − target), log π0 ≡ 0."""
+    torch.manual_seed(0)
+    sac = KLSAC(5, 2, "tanh_gaussian", (16,), (16,), KLSACConfig(alpha=0.3, auto_alpha=True, penalty_target=-2.0,
+                                                                  use_prior=False))
+    agent = SACBC(sac, DemoSampler(torch.randn(4, 5), torch.zeros(4, 2)), SACBCConfig(demo_batch_size=4))
+    stats = {k: float(v) for k, v in sac_bc_update(agent, random_batch(32, 5, 2, seed=2)).items()}
+    assert sac.log_alpha.grad.item() == pytest.approx(-(stats["kl_mean"] + 2.0), rel=1e-5)
 
 
 def test_zero_weight_is_sac_exactly():
