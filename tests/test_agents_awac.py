@@ -130,8 +130,10 @@ def test_steps_descend_the_awac_losses(value_at_mean):
     }
     for name, value in expected.items():
         assert stats[name] == pytest.approx(value.item(), rel=1e-5, abs=1e-6), name
-    # Each step descends its own loss: the weights are held fixed in the actor's.
+    # Each step descends its own loss: the weights are held fixed in the actor's, to which Adam adds the
+    # policy's L2 term (AWACConfig.actor_weight_decay).
     assert_grads_equal(agent.actor, torch.autograd.grad(actor_loss, list(actor.parameters())))
+    assert [group["weight_decay"] for group in agent.actor_opt.param_groups] == [cfg.actor_weight_decay] == [1e-4]
     assert_grads_equal(agent.critic, torch.autograd.grad(critic_loss, list(critic.parameters())))
 
 
