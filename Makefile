@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.nppac-installed
 
-.PHONY: run test lint install clean
+.PHONY: run test lint install clean mutate
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,5 +31,12 @@ lint: $(STAMP)
 test: lint
 	$(PY) -m pytest -q
 
+# Mutation testing of the losses (docs/mutation.md); long, and not part of `make test` or CI.
+mutate: $(STAMP)
+	$(PY) -c "import mutmut" 2>/dev/null || $(PY) -m pip install -q -e ".[test,mutation]"
+	rm -rf mutants
+	nice $(VENV)/bin/mutmut run
+	$(VENV)/bin/mutmut results
+
 clean:
-	rm -rf $(VENV) runs build src/*.egg-info
+	rm -rf $(VENV) runs build src/*.egg-info mutants

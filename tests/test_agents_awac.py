@@ -15,7 +15,12 @@ from nppac.training import TrainConfig, train
 from nppac.training.checkpoint import load_checkpoint
 from tests.builders import (
     TINY,
+    assert_grads_equal,
+    float64_copy,
+    move_targets_away,
+    normal_log_density,
     one_thread_per_test,  # noqa: F401 (autouse fixture)
+    random_batch,
     tiny_demos,
     transitions,
 )
@@ -40,6 +45,7 @@ def test_update_uses_the_awac_formulas(value_at_mean):
     torch.manual_seed(0)
     cfg = AWACConfig(gamma=0.9, lam=0.7, score_clip=0.05, value_at_mean=value_at_mean)
     agent = AWAC(5, 2, "gaussian_tanh_mean", (16, 16), (16, 16), cfg, q_bounds=(-10.0, 0.0))
+    move_targets_away(agent.critic_target)
     buf = ReplayBuffer(5, 2, capacity=64)
     buf.add(*transitions(64))
     batch = buf.sample(32)
@@ -72,6 +78,64 @@ def test_update_uses_the_awac_formulas(value_at_mean):
     assert stats["policy_std"] == pytest.approx(math.exp(-3.0), rel=1e-5)  # the middle of log σ ∈ [−6, 0]
     for tp, old, p in zip(agent.critic_target.parameters(), ref.critic_target.parameters(), agent.critic.parameters()):
         torch.testing.assert_close(tp, 0.995 * old + 0.005 * p)
+
+
+@pytest.mark.parametrize("value_at_mean", [True, False])
+def test_steps_descend_the_awac_losses(value_at_mean):
+    """The critic and actor losses of the module docstring, written out in float64, and their gradients.
+
+    The policy is made broad and off-centre, so that sampled actions leave the box [−1, 1]
+    and the clip of a′ (and of V's sampled action) matters. The update's noise is replayed
+    from the same seed, in its order: a′ for the target, then V's action when it is sampled.
+    """
+    torch.manual_seed(0)
+    cfg = AWACConfig(gamma=0.9, lam=0.3, score_clip=0.05, value_at_mean=value_at_mean)
+    agent = AWAC(5, 2, "gaussian_tanh_mean", (16, 16), (16, 16), cfg)
+    with torch.no_grad():
+        agent.actor.trunk[-1].bias.copy_(torch.tensor([1.5, -1.0]))
+        agent.actor.log_std_logits.fill_(3.0)  # log σ = −6 + 6 sigmoid(3) ≈ −0.3
+    batch = random_batch(32, 5, 2, seed=1)
+    actor, critic, critic_target = (float64_copy(m) for m in (agent.actor, agent.critic, agent.critic_target))
+    torch.manual_seed(11)
+    eps_next, eps_value = torch.randn(32, 2).double(), torch.randn(32, 2).double()
+    torch.manual_seed(11)
+    stats = {k: float(v) for k, v in awac_update(agent, batch).items()}
+
+    obs, action = batch.obs.double(), batch.action.double()
+    reward, next_obs, done = batch.reward.double(), batch.next_obs.double(), batch.done.double()
+    with torch.no_grad():
+        next_mean, next_std = actor(next_obs)
+        next_action = next_mean + next_std * eps_next
+        assert next_action.abs().max() > 1.0
+        q_next = critic_target(next_obs, next_action.clamp(-1.0, 1.0))
+        y = reward + 0.9 * (1.0 - done) * torch.minimum(q_next[0], q_next[1])
+        mean, std = actor(obs)
+        policy_action = mean if value_at_mean else mean + std * eps_value
+        q_policy = critic(obs, policy_action.clamp(-1.0, 1.0))
+        q_data = critic(obs, action)
+        advantage = torch.minimum(q_data[0], q_data[1]) - torch.minimum(q_policy[0], q_policy[1])
+        assert (advantage > 0.05).any() and (advantage < 0.05).any()  # the score clip acts on part of the batch
+        score = torch.exp(advantage.clamp(max=0.05) / 0.3)
+        w = score / score.sum()
+    mean, std = actor(obs)
+    log_pi = normal_log_density(action, mean, std)
+    actor_loss = -(w * log_pi).sum()
+    q = critic(obs, action)
+    critic_loss = ((q[0] - y) ** 2).mean() + ((q[1] - y) ** 2).mean()
+
+    expected = {
+        "q_target": y.mean(), "q_mean": q_data.mean(), "critic_loss": critic_loss,
+        "advantage_mean": advantage.mean(), "advantage_std": advantage.std(correction=0),
+        "awac_weight_max": 32 * w.max(), "awac_weight_ess": 1.0 / (32 * w.pow(2).sum()),
+        "replay_log_likelihood": log_pi.mean(), "actor_loss": actor_loss, "policy_std": std.mean(),
+    }
+    for name, value in expected.items():
+        assert stats[name] == pytest.approx(value.item(), rel=1e-5, abs=1e-6), name
+    # Each step descends its own loss: the weights are held fixed in the actor's, to which Adam adds the
+    # policy's L2 term (AWACConfig.actor_weight_decay).
+    assert_grads_equal(agent.actor, torch.autograd.grad(actor_loss, list(actor.parameters())))
+    assert [group["weight_decay"] for group in agent.actor_opt.param_groups] == [cfg.actor_weight_decay] == [1e-4]
+    assert_grads_equal(agent.critic, torch.autograd.grad(critic_loss, list(critic.parameters())))
 
 
 def test_score_clip_bounds_the_weight_of_any_one_transition():

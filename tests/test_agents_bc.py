@@ -18,7 +18,12 @@ from nppac.training.checkpoint import load_checkpoint
 from tests.builders import (
     TINY,
     TINY_SETS,
+    assert_grads_equal,
+    float64_copy,
+    normal_log_density,
     one_thread_per_test,  # noqa: F401 (autouse fixture)
+    random_batch,
+    tanh_normal_log_density,
     tiny_demos,
 )
 from tests.conftest import run_cli
@@ -33,6 +38,30 @@ def test_loss_is_the_negative_gaussian_log_likelihood():
     mu, sigma = math.tanh(0.5), math.exp(-1.0)
     log_lik = [-0.5 * ((a - mu) / sigma) ** 2 - math.log(sigma) - 0.5 * math.log(2 * math.pi) for a in (0.2, 0.9)]
     assert bc_loss(actor, obs, action).item() == pytest.approx(-sum(log_lik) / 2, rel=1e-6)
+
+
+@pytest.mark.parametrize("kind, log_std_range", [("gaussian_tanh_mean", (-6.0, 0.0)), ("tanh_gaussian", (-6.0, 0.0)),
+                                                 ("gaussian_tanh_mean", None)])
+def test_step_descends_the_negative_log_likelihood(kind, log_std_range):
+    """−E log π(a|s) over the batch's (s, a), written out in float64, and its gradient; bound actions included."""
+    torch.manual_seed(0)
+    agent = BC(5, 2, kind, (16, 16), BCConfig(log_std_range=log_std_range))
+    assert agent.actor.log_std_range == log_std_range
+    batch = random_batch(32, 5, 2, seed=1)
+    batch.action[:3] = torch.tensor([[1.0, -1.0], [-1.0, 0.3], [0.5, 1.0]])
+    actor = float64_copy(agent.actor)
+    stats = {k: float(v) for k, v in bc_update(agent, batch).items()}
+
+    mean, std = actor(batch.obs.double())
+    if kind == "tanh_gaussian":  # actions on the bounds are read just inside them, at ±(1 − 1e-6) in float32
+        u = torch.atanh(batch.action.clamp(-1 + 1e-6, 1 - 1e-6).double())
+        log_pi, mean_action = tanh_normal_log_density(u, mean, std), torch.tanh(mean)
+    else:
+        log_pi, mean_action = normal_log_density(batch.action.double(), mean, std), mean
+    loss = -log_pi.mean()
+    assert stats["bc_log_likelihood"] == pytest.approx(-loss.item(), rel=1e-5)
+    assert stats["action_mse"] == pytest.approx((mean_action - batch.action.double()).pow(2).mean().item(), rel=1e-5)
+    assert_grads_equal(agent.actor, torch.autograd.grad(loss, list(actor.parameters())))
 
 
 @pytest.mark.parametrize("kind", ["gaussian_tanh_mean", "tanh_gaussian"])

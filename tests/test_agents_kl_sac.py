@@ -18,6 +18,7 @@ from nppac.agents import (
     kl_sac_update,
     load_actor,
     policy_loss,
+    prior_log_prob,
     save_actor,
 )
 from nppac.data.replay import ReplayBuffer
@@ -26,7 +27,13 @@ from nppac.errors import NppacError
 from nppac.training.prior_cache import PriorCache
 from tests.builders import (
     LinearGaussianPrior,
+    assert_grads_equal,
+    float64_copy,
+    move_targets_away,
+    normal_log_density,
     one_thread_per_test,  # noqa: F401 (autouse fixture)
+    random_batch,
+    tanh_normal_log_density,
     transitions,
 )
 
@@ -95,6 +102,7 @@ def _agent_and_batch(use_prior: bool, kind: str = "tanh_gaussian"):
 @pytest.mark.parametrize("use_prior", [True, False])
 def test_update_uses_the_design_formulas(use_prior):
     agent, batch = _agent_and_batch(use_prior)
+    move_targets_away(agent.critic_target)
     ref = copy.deepcopy(agent)
     torch.manual_seed(123)
     with torch.no_grad():
@@ -136,6 +144,87 @@ def test_actor_loss_without_prior_is_sacs():
     stats = {k: float(v) for k, v in kl_sac_update(agent, batch).items()}
     assert stats["actor_loss"] == pytest.approx(sac_loss.item(), rel=1e-4, abs=1e-5)
     assert stats["kl_mean"] == pytest.approx(logp.mean().item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("kind, use_prior", [("tanh_gaussian", True), ("gaussian_tanh_mean", True),
+                                             ("tanh_gaussian", False)])
+def test_update_descends_the_design_losses(kind, use_prior):
+    """DESIGN.md §3's critic and actor losses, written out in float64, and their gradients.
+
+    actor loss: E[α (log π(a|s) − log π0(a|s)) − min_k Q_k(s, a)], a = f_φ(ε; s), with log π0
+    from the batch's cached (μ0, σ0) at s. The noise is the update's own: the same seed,
+    drawn in the same order (a′ for the critic target, then a).
+    """
+    torch.manual_seed(0)
+    agent = KLSAC(5, 2, kind, (16, 16), (16, 16), KLSACConfig(alpha=0.3, gamma=0.9, use_prior=use_prior))
+    move_targets_away(agent.critic_target)
+    batch = random_batch(32, 5, 2, seed=1)
+    actor, critic_before, critic_target = (float64_copy(m) for m in (agent.actor, agent.critic, agent.critic_target))
+    torch.manual_seed(11)
+    eps_next, eps = torch.randn(32, 2).double(), torch.randn(32, 2).double()
+    torch.manual_seed(11)
+    stats = {k: float(v) for k, v in kl_sac_update(agent, batch).items()}
+    critic = float64_copy(agent.critic)  # the actor step reads the critics after their own step
+
+    def policy(obs: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, std = actor(obs)
+        u = mean + std * noise
+        if kind == "tanh_gaussian":
+            return torch.tanh(u), tanh_normal_log_density(u, mean, std)
+        return u, normal_log_density(u, mean, std)
+
+    def prior_log_density(action: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        return normal_log_density(action, mean.double(), std.double()) if use_prior else torch.zeros(len(action))
+
+    obs, next_obs = batch.obs.double(), batch.next_obs.double()
+    with torch.no_grad():
+        next_action, next_log_pi = policy(next_obs, eps_next)
+        next_log_prior = prior_log_density(next_action, batch.next_prior_mean, batch.next_prior_std)
+        q_next = critic_target(next_obs, next_action)
+        y = batch.reward.double() + 0.9 * (1 - batch.done.double()) * (
+            torch.minimum(q_next[0], q_next[1]) - 0.3 * (next_log_pi - next_log_prior))
+    q_data = critic_before(obs, batch.action.double())
+    critic_loss = ((q_data[0] - y) ** 2).mean() + ((q_data[1] - y) ** 2).mean()
+    action, log_pi = policy(obs, eps)
+    log_prior = prior_log_density(action, batch.prior_mean, batch.prior_std)
+    q = critic(obs, action)
+    loss = (0.3 * (log_pi - log_prior) - torch.minimum(q[0], q[1])).mean()
+
+    assert set(stats) == set(agent.metric_terms)
+    assert stats["target_kl"] == pytest.approx((next_log_pi - next_log_prior).mean().item(), rel=1e-5, abs=1e-6)
+    assert stats["critic_loss"] == pytest.approx(critic_loss.item(), rel=1e-5)
+    assert stats["actor_loss"] == pytest.approx(loss.item(), rel=1e-5, abs=1e-6)
+    assert stats["kl_mean"] == pytest.approx((log_pi - log_prior).mean().item(), rel=1e-5, abs=1e-6)
+    assert stats["prior_log_prob_mean"] == pytest.approx(log_prior.mean().item(), rel=1e-5, abs=1e-6)
+    if use_prior:  # the regularizer is really there: log π0 is far from 0 on this batch
+        assert abs(log_prior.mean().item()) > 0.5
+    # The actor step descends its loss, log π0's pull on a = f_φ(ε; s) included; the critics' gradient
+    # is their own loss's alone (the actor loss leaves their weights out).
+    assert_grads_equal(agent.actor, torch.autograd.grad(loss, list(actor.parameters())))
+    assert_grads_equal(agent.critic, torch.autograd.grad(critic_loss, list(critic_before.parameters())))
+    assert stats["policy_grad_norm"] == pytest.approx(
+        torch.cat([p.grad.flatten() for p in agent.actor.parameters()]).norm().item(), rel=1e-6)
+
+
+def test_without_prior_log_pi0_is_zero_in_the_actions_batch_shape():
+    action = torch.rand(3, 4, 2, dtype=torch.float64) * 2 - 1
+    zero = prior_log_prob(action, None, None)
+    assert zero.shape == (3, 4) and zero.dtype == torch.float64 and not zero.any()
+    mu0, sigma0 = torch.zeros(3, 4, 2, dtype=torch.float64), torch.full((3, 4, 2), 0.5, dtype=torch.float64)
+    torch.testing.assert_close(prior_log_prob(action, mu0, sigma0), normal_log_density(action, mu0, sigma0))
+
+
+def test_temperature_step_descends_the_design_alpha_loss():
+    """−log α (E[log π − log π0] − target): α grows while the penalty exceeds its target."""
+    torch.manual_seed(0)
+    config = KLSACConfig(alpha=0.3, auto_alpha=True, penalty_target=-2.0, alpha_lr=0.01)
+    agent = KLSAC(5, 2, "tanh_gaussian", (16,), (16,), config)
+    stats = {k: float(v) for k, v in kl_sac_update(agent, random_batch(32, 5, 2, seed=2)).items()}
+    gap = stats["kl_mean"] - (-2.0)
+    assert stats["alpha"] == pytest.approx(0.3)  # this step's losses use α before its update
+    assert agent.log_alpha.grad.item() == pytest.approx(-gap, rel=1e-5)
+    # Adam's first step moves log α by the learning rate, in the direction of the penalty's excess.
+    assert agent.log_alpha.item() == pytest.approx(math.log(0.3) + 0.01 * math.copysign(1.0, gap), rel=1e-5)
 
 
 def test_automatic_alpha_moves_toward_the_target():
@@ -180,6 +269,45 @@ def test_saved_actor_has_the_mode_of_any_other_file(tmp_path, umask):
     mode = stat.S_IMODE((tmp_path / "a.safetensors").stat().st_mode)
     assert mode == stat.S_IMODE((tmp_path / "other.json").stat().st_mode) == 0o666 & ~umask
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+
+
+@pytest.mark.parametrize("kind", ["gaussian_tanh_mean", "tanh_gaussian"])
+def test_initialization_minimizes_the_kl_to_the_prior_over_shuffled_batches(kind):
+    """KL(π‖π0) in closed form (Gaussian head) or as a one-sample estimate (tanh head), written out in float64.
+
+    With lr = 0 every mini-batch sees the same actor, so each epoch's KL and the last
+    batch's gradient follow from the seed's shuffles and the replayed noise alone.
+    """
+    g = torch.Generator().manual_seed(4)
+    states = torch.randn(40, 5, generator=g)
+    mu0, sigma0 = torch.rand(40, 2, generator=g) * 1.6 - 0.8, 0.2 + 0.6 * torch.rand(40, 2, generator=g)
+    torch.manual_seed(0)
+    actor = Actor(5, 2, (16, 16), kind)
+    ref = float64_copy(actor)
+    rng = np.random.default_rng(7)
+    torch.manual_seed(3)
+    expected = []
+    for _ in range(2):
+        total = 0.0
+        for idx in torch.as_tensor(rng.permutation(40)).split(16):
+            mean, std = ref(states[idx].double())
+            prior = torch.distributions.Normal(mu0[idx].double(), sigma0[idx].double())
+            if kind == "gaussian_tanh_mean":
+                kl = torch.distributions.kl_divergence(torch.distributions.Normal(mean, std), prior).sum(-1).mean()
+            else:
+                u = mean + std * torch.randn(len(idx), 2).double()
+                kl = (tanh_normal_log_density(u, mean, std) - prior.log_prob(torch.tanh(u)).sum(-1)).mean()
+            total += kl.item() * len(idx)
+        expected.append(total / 40)
+    calls = []
+    torch.manual_seed(3)
+    history = initialize_policy(actor, states, mu0, sigma0, epochs=2, batch_size=16, lr=0.0, seed=7,
+                                progress=lambda *args: calls.append(args))
+    assert history == pytest.approx(expected, rel=1e-5)
+    assert_grads_equal(actor, torch.autograd.grad(kl, list(ref.parameters())))
+    assert calls == [("policy initialization", 1, 2), ("policy initialization", 2, 2)]
+    with pytest.raises(NppacError, match="40 states but 39 prior predictions"):
+        initialize_policy(actor, states, mu0[:39], sigma0[:39], epochs=1)
 
 
 def test_save_load_actor_round_trip(tmp_path):

@@ -24,7 +24,12 @@ from nppac.errors import NppacError
 from nppac.training import TrainConfig, train
 from tests.builders import (
     TINY,
+    assert_grads_equal,
+    float64_copy,
+    normal_log_density,
     one_thread_per_test,  # noqa: F401 (autouse fixture)
+    random_batch,
+    tanh_normal_log_density,
     tiny_demos,
     transitions,
 )
@@ -61,10 +66,63 @@ def test_update_is_sac_plus_the_bc_term_with_demo_actions_clamped():
     assert math.isfinite(demo_log_pi)
     assert stats["bc_log_likelihood"] == pytest.approx(demo_log_pi, rel=1e-5)
     assert stats["actor_loss"] == pytest.approx(sac_stats["actor_loss"] - 0.7 * demo_log_pi, rel=1e-5)
-    # The critic step is SAC's, untouched by the demonstrations.
+    # The critic step is SAC's, untouched by the demonstrations; the actor step leaves the critics' gradient alone.
     for a, b in zip(sac.critic.parameters(), sac_bc.sac.critic.parameters()):
         torch.testing.assert_close(a, b)
+        torch.testing.assert_close(a.grad, b.grad)
     assert "prior_log_prob_mean" not in stats and set(stats) == set(sac_bc.metric_terms)
+
+
+@pytest.mark.parametrize("kind", ["tanh_gaussian", "gaussian_tanh_mean"])
+def test_actor_step_descends_sac_loss_minus_the_demo_log_likelihood(kind):
+    """E[α log π(a|s) − min_k Q_k(s, a)] − λ E_D0[log π(a_demo|s_demo)], written out in float64.
+
+    The update's noise and demonstration indices are replayed from the same seed, in its
+    order: a′ for the critic target, a for the actor, then the demonstration batch.
+    """
+    g = torch.Generator().manual_seed(5)
+    demo_obs, demo_action = torch.randn(10, 5, generator=g), torch.rand(10, 2, generator=g) * 2 - 1
+    demo_action[:3] = torch.tensor([[1.0, -1.0], [-1.0, 0.3], [0.5, 1.0]])  # on the bounds, as recorded
+    torch.manual_seed(0)
+    sac = KLSAC(5, 2, kind, (16, 16), (16, 16), KLSACConfig(alpha=0.3, gamma=0.9, use_prior=False))
+    agent = SACBC(sac, DemoSampler(demo_obs, demo_action), SACBCConfig(bc_weight=0.7, demo_batch_size=8))
+    batch = random_batch(32, 5, 2, seed=1)
+    actor = float64_copy(agent.actor)
+    torch.manual_seed(11)
+    _, eps, idx = torch.randn(32, 2), torch.randn(32, 2), torch.randint(0, 10, (8,))
+    torch.manual_seed(11)
+    stats = {k: float(v) for k, v in sac_bc_update(agent, batch).items()}
+    critic = float64_copy(sac.critic)  # the actor step reads the critics after their own step
+
+    obs = batch.obs.double()
+    mean, std = actor(obs)
+    demo_mean, demo_std = actor(demo_obs[idx].double())
+    u = mean + std * eps.double()
+    if kind == "tanh_gaussian":
+        action, log_pi = torch.tanh(u), tanh_normal_log_density(u, mean, std)
+        # Demonstrations on the bounds are read just inside them, at ±(1 − 1e-6) in float32.
+        demo_u = torch.atanh(demo_action[idx].clamp(-1 + 1e-6, 1 - 1e-6).double())
+        demo_log_pi = tanh_normal_log_density(demo_u, demo_mean, demo_std)
+    else:
+        action, log_pi = u, normal_log_density(u, mean, std)
+        demo_log_pi = normal_log_density(demo_action[idx].double(), demo_mean, demo_std)
+    q = critic(obs, action)
+    loss = (0.3 * log_pi - torch.minimum(q[0], q[1])).mean() - 0.7 * demo_log_pi.mean()
+
+    assert stats["bc_log_likelihood"] == pytest.approx(demo_log_pi.mean().item(), rel=1e-5)
+    assert stats["actor_loss"] == pytest.approx(loss.item(), rel=1e-5)
+    assert stats["kl_mean"] == pytest.approx(log_pi.mean().item(), rel=1e-5)
+    assert_grads_equal(agent.actor, torch.autograd.grad(loss, list(actor.parameters())))
+
+
+def test_automatic_alpha_reads_the_entropy_penalty():
+    """With automatic α the temperature loss is SAC's: −log α (E[log π] − target), log π0 ≡ 0."""
+    torch.manual_seed(0)
+    sac = KLSAC(5, 2, "tanh_gaussian", (16,), (16,), KLSACConfig(alpha=0.3, auto_alpha=True, penalty_target=-2.0,
+                                                                  use_prior=False))
+    agent = SACBC(sac, DemoSampler(torch.randn(4, 5), torch.zeros(4, 2)), SACBCConfig(demo_batch_size=4))
+    stats = {k: float(v) for k, v in sac_bc_update(agent, random_batch(32, 5, 2, seed=2)).items()}
+    assert sac.log_alpha.grad.item() == pytest.approx(-(stats["kl_mean"] + 2.0), rel=1e-5)
 
 
 def test_zero_weight_is_sac_exactly():

@@ -21,3 +21,13 @@ def test_kl_matches_torch_and_is_zero_for_equal():
                                             torch.distributions.Normal(mq, sq)).sum(-1)
     torch.testing.assert_close(gaussian_kl(mp, sp, mq, sq), ref)
     assert math.isclose(float(gaussian_kl(mp, sp, mp, sp).abs().max()), 0.0, abs_tol=1e-6)
+
+
+def test_densities_sum_over_the_last_dimension_only():
+    """A stack of batches (k, n, d) reduces to (k, n): the action dimensions, never the batch."""
+    g = torch.Generator().manual_seed(2)
+    x, m = torch.randn(2, 3, 4, generator=g), torch.randn(2, 3, 4, generator=g)
+    s, s2 = torch.rand(2, 3, 4, generator=g) + 0.1, torch.rand(2, 3, 4, generator=g) + 0.1
+    torch.testing.assert_close(gaussian_log_prob(x, m, s), torch.distributions.Normal(m, s).log_prob(x).sum(-1))
+    ref = torch.distributions.kl_divergence(torch.distributions.Normal(x, s), torch.distributions.Normal(m, s2))
+    torch.testing.assert_close(gaussian_kl(x, s, m, s2), ref.sum(-1))
