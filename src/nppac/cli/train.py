@@ -30,6 +30,9 @@ def train(
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow pickle-based demonstration files."),
     seed_demos: bool = typer.Option(
         False, "--seed-demos", help="Put the demonstrations into the replay buffer (default for awac and bc)."),
+    config_file: Path | None = typer.Option(
+        None, "--config", help="A run described in a file: a .toml like a suite cell (task, algo, seed, steps, "
+        "[settings]) or a past run's config.json; the other options and --set override it."),
     out: Path = typer.Option(..., "--out", help="Run directory (must not exist unless --resume)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
     overrides: list[str] = typer.Option([], "--set", help="Override any config field (TrainConfig, or the "
@@ -43,13 +46,17 @@ def train(
     from nppac.training import train as run_training
 
     config = None
+    if resume and config_file is not None:
+        raise NppacError("--resume continues the run in --out with its stored configuration; drop --config")
     if not resume:
-        if task is None or algo is None:
-            raise NppacError("--task and --algo are required for a new run (or pass --resume --out DIR)")
+        base, given = TrainConfig.from_file(config_file) if config_file is not None else (TrainConfig(), set())
+        if (task is None and "task" not in given) or (algo is None and "algo" not in given):
+            raise NppacError("--task and --algo are required for a new run (or --config FILE naming them, or "
+                             "--resume --out DIR)")
         flags: dict[str, Any] = {"task": task, "algo": algo, "demos": _str(demos), "prior": _str(prior), "steps": steps,
                  "seed": seed, "device": device, "allow_pickle": allow_pickle or None,
                  "seed_demos": seed_demos or None}
-        config = dataclasses.replace(TrainConfig(), **{k: v for k, v in flags.items() if v is not None})
+        config = dataclasses.replace(base, **{k: v for k, v in flags.items() if v is not None})
         config = config.with_overrides(overrides).validate()
     else:
         options = {"--demos": demos, "--prior": prior, "--device": device, "--allow-pickle": allow_pickle or None,

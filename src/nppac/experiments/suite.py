@@ -42,14 +42,14 @@ from nppac.errors import NppacError
 from nppac.tasks import list_tasks
 from nppac.training import TrainConfig
 from nppac.training.algorithms import ALGORITHMS
-from nppac.training.config import own_settings
+from nppac.training.config import PATH_FIELDS, own_settings
 
 MANIFEST_NAME = "suite.json"
 """The expanded suite, written into the output directory by ``nppac suite run``."""
 
 _TOP_KEYS = ("name", "tasks", "algos", "seeds", "skip", "settings", "task", "algo", "report")
 _SET_BY_SUITE = {"task": "tasks", "algo": "algos", "seed": "seeds"}
-_PATH_FIELDS = ("demos", "prior", "prior_gpytorch")
+_PATH_FIELDS = PATH_FIELDS
 _REPORT_KEYS = ("last_k", "threshold")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,6 +22,9 @@ AUTO_ALPHA_TARGETS: tuple[str, ...] = ("act-dim", "init-kl")
 """Named KL targets of automatic α (``auto_alpha_target``)."""
 WARMSTART_DATA: tuple[str, ...] = ("demos", "warmup")
 """What the critic warm start learns from (``critic_warmstart_data``)."""
+
+PATH_FIELDS: tuple[str, ...] = ("demos", "prior", "prior_gpytorch")
+"""Settings that name files: relative to the run or suite file that gives them."""
 
 PRIOR_CONVENTIONS: dict[str, tuple[str, str]] = {
     "published": ("variance", "love"),
@@ -326,6 +330,50 @@ class TrainConfig:
         except NppacError as err:
             raise NppacError(f"{path}: {err} (written by another nppac version? rename or remove the key "
                              "to match `nppac train --help` / TrainConfig)") from None
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> tuple[TrainConfig, set[str]]:
+        """A run described in a file, and the keys the file sets.
+
+        ``.json``: a run's ``config.json`` (rerun any past run). ``.toml``: like a suite
+        cell, any TrainConfig field or the algorithm's own setting at the top level or in a
+        ``[settings]`` table (which wins); relative ``demos``, ``prior`` and ``prior_gpytorch``
+        paths are taken from the file's directory. Unknown keys are refused in one line.
+        """
+        path = Path(path)
+        if path.suffix == ".json":
+            cfg = cls.load(path)
+            return cfg, set(json.loads(path.read_text()))
+        if path.suffix != ".toml":
+            raise NppacError(f"--config {path}: expected a .toml run file or a run's config.json")
+        try:
+            data = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as err:
+            raise NppacError(f"cannot read run file {path}: {err}") from None
+        settings = data.pop("settings", {})
+        if not isinstance(settings, dict):
+            raise NppacError(f"{path}: settings must be a table ([settings]), got {settings!r}")
+        merged = {**data, **settings}
+        algo = merged.get("algo", "nppac")
+        if not isinstance(algo, str):
+            raise NppacError(f"{path}: algo = {algo!r}: give an algorithm's name")
+        known = cls.set_keys(get_algorithm(algo).name)
+        for key, value in merged.items():
+            if key not in known:
+                raise NppacError(f"{path}: unknown key {key!r}; known: {', '.join(known)}")
+            if isinstance(value, dict):
+                raise NppacError(f"{path}: {key} is a table; only [settings] may be one")
+        pairs = []
+        for key, value in merged.items():
+            if key in PATH_FIELDS and isinstance(value, str):
+                value = str(path.parent / Path(value).expanduser())
+            text = ",".join(str(v) for v in value) if isinstance(value, list) else \
+                str(value).lower() if isinstance(value, bool) else str(value)
+            pairs.append(f"{key}={text}")
+        try:
+            return cls(algo=algo).with_overrides(pairs), set(merged)
+        except NppacError as err:
+            raise NppacError(f"{path}: {str(err).removeprefix('--set ')}") from None
 
     def with_overrides(self, pairs: list[str]) -> TrainConfig:
         """Apply ``key=value`` strings (``--set``); values are parsed by the field's type.

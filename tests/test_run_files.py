@@ -1,0 +1,67 @@
+"""A run described in a file: ``nppac train --config run.toml`` and reruns of a past run's config.json."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nppac.errors import NppacError
+from nppac.training import TrainConfig
+from tests.conftest import run_cli
+
+RUN_TOML = """\
+task = "hopper"
+algo = "sac"
+seed = 3
+steps = 300
+demos = "demos/hopper.npz"
+
+[settings]
+steps_per_epoch = 150
+updates_per_epoch = 20
+warmup_steps = 150
+eval_episodes = 1
+horizon = 40
+batch_size = 32
+actor_hidden = [32, 32]
+critic_hidden = [32, 32]
+"""
+
+
+def test_a_toml_run_file_reads_like_a_suite_cell(tmp_path):
+    (tmp_path / "run.toml").write_text(RUN_TOML + "auto_alpha = true\n")
+    cfg, given = TrainConfig.from_file(tmp_path / "run.toml")
+    assert (cfg.task, cfg.algo, cfg.seed, cfg.steps, cfg.updates_per_epoch, cfg.actor_hidden, cfg.auto_alpha) == \
+        ("hopper", "sac", 3, 300, 20, (32, 32), True)
+    assert cfg.demos == str(tmp_path / "demos/hopper.npz")
+    assert {"task", "algo", "updates_per_epoch"} <= given
+    (tmp_path / "awac.toml").write_text('task = "hopper"\nalgo = "awac"\n[settings]\nlam = 0.3\n')
+    assert TrainConfig.from_file(tmp_path / "awac.toml")[0].algo_settings == {"lam": 0.3}
+
+
+@pytest.mark.parametrize("text, message", [
+    ('task = "hopper"\nstepz = 3\n', "unknown key 'stepz'"),
+    ('task = "hopper"\nsteps = "many"\n', "steps='many': cannot parse as int"),
+    ('task = "hopper"\nalgo = "sac"\nlam = 0.3\n', "unknown key 'lam'"),
+    ('task = "hopper"\n[settings]\n[settings.steps]\nx = 1\n', "steps is a table"),
+    ('task = "hopper\n', "cannot read run file"),
+])
+def test_a_bad_run_file_is_refused_in_one_line(tmp_path, text, message):
+    (tmp_path / "run.toml").write_text(text)
+    with pytest.raises(NppacError, match=message):
+        TrainConfig.from_file(tmp_path / "run.toml")
+
+
+def test_train_from_a_file_with_overrides_and_rerun_a_past_run_with_another_seed(tmp_path):
+    (tmp_path / "run.toml").write_text(RUN_TOML.replace('demos = "demos/hopper.npz"\n', ""))
+    run_cli("train", "--config", str(tmp_path / "run.toml"), "--set", "updates_per_epoch=10", "--quiet",
+            "--out", str(tmp_path / "a"), check=True)
+    first = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert (first["task"], first["seed"], first["updates_per_epoch"], first["horizon"]) == ("hopper", 3, 10, 40)
+    run_cli("train", "--config", str(tmp_path / "a" / "config.json"), "--seed", "5", "--steps", "150", "--quiet",
+            "--out", str(tmp_path / "b"), check=True)
+    second = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert {k for k in first if first[k] != second[k]} == {"seed", "steps"}
+    proc = run_cli("train", "--config", str(tmp_path / "run.toml"), "--set", "stepz=1", "--out", str(tmp_path / "c"))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "stepz" in proc.stderr
