@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.nppac-installed
 
-.PHONY: run test lint install clean mutate
+.PHONY: run test lint install clean mutate wheel wheel-check
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,5 +38,26 @@ mutate: $(STAMP)
 	nice $(VENV)/bin/mutmut run
 	$(VENV)/bin/mutmut results
 
+# The wheel, with the bundled experts and demonstration sets (dist/nppac-VERSION-py3-none-any.whl).
+wheel: $(STAMP)
+	rm -rf dist build
+	$(PY) -m pip wheel -q --no-deps --no-build-isolation -w dist .
+
+# The wheel installed into a fresh virtual environment outside the checkout: `nppac tasks`, a bundled
+# demonstration set and a 200-step run must work from it alone.
+WHEEL_CHECK_DIR ?= /tmp/nppac-wheel-check
+wheel-check: wheel
+	rm -rf $(WHEEL_CHECK_DIR) && $(PYTHON) -m venv $(WHEEL_CHECK_DIR)/venv
+	$(WHEEL_CHECK_DIR)/venv/bin/python -m pip install -q --upgrade pip
+	$(WHEEL_CHECK_DIR)/venv/bin/python -m pip install -q "$(TORCH_SPEC)"
+	$(WHEEL_CHECK_DIR)/venv/bin/python -m pip install -q dist/nppac-*.whl
+	cd $(WHEEL_CHECK_DIR) && venv/bin/nppac tasks > /dev/null
+	cd $(WHEEL_CHECK_DIR) && venv/bin/nppac data inspect "$$(venv/bin/python -c 'from nppac.tasks import get_task; print(get_task("hopper").bundled_demos)')" --task hopper > /dev/null
+	cd $(WHEEL_CHECK_DIR) && venv/bin/nppac train --task hopper --algo sac --steps 200 --quiet --out run \
+		--set steps_per_epoch=100 --set warmup_steps=100 --set updates_per_epoch=10 --set eval_episodes=1 \
+		--set horizon=50 --set batch_size=32
+	test -f $(WHEEL_CHECK_DIR)/run/actor.safetensors
+	@echo "wheel-check: dist/$$(ls dist) installs and trains from $(WHEEL_CHECK_DIR)"
+
 clean:
-	rm -rf $(VENV) runs build src/*.egg-info mutants
+	rm -rf $(VENV) runs build dist src/*.egg-info mutants
