@@ -170,7 +170,8 @@ def test_report_tables_intervals_and_incomplete_runs(suite_out):
     assert "| hopper/sac/seed-1 | failed | 0/3 | loss became NaN |" in markdown
     assert "| hopper/sac/seed-2 | unfinished | 1/3 |  |" in markdown
     assert "2/3 reached" in markdown
-    assert sorted(p.name for p in written) == ["door-binary.png", "hopper.png", "report.json", "report.md"]
+    assert sorted(p.name for p in written) == ["door-binary.png", "hopper.png", "performance_profile.png",
+                                               "report.json", "report.md"]
 
 
 def test_cli_report_json_and_overrides(suite_out, tmp_path, monkeypatch, capsys):
@@ -272,3 +273,38 @@ def test_a_run_of_another_schedule_is_listed_as_outdated(tmp_path):
     assert entry["key"] == "hopper/sac/seed-0"
     assert "ran 300 env steps in epochs of 100; the suite asks for 500" in entry["error"]
     assert "run `nppac suite run` again to extend it" in entry["error"]
+
+
+def test_aggregates_put_tasks_on_one_scale_and_compare_with_nppac(tmp_path):
+    """Locomotion scores are (R − R_random)/(R_demos − R_random); IQM is the 25 % trimmed mean of the runs' scores;
+    P(X > Y) counts the pairs of runs, ties halved."""
+    from scipy.stats import trim_mean
+
+    from nppac.experiments.aggregate import aggregate, available
+    from nppac.experiments.report import collect_runs, summarize
+    from nppac.experiments.suite import ReportSettings
+
+    if not available():
+        pytest.skip("rliable (nppac[stats]) is not installed")
+    suite = parse_suite({"name": "agg", "tasks": ["hopper"], "algos": ["nppac", "sac"], "seeds": 3,
+                         "settings": {"steps": 300, "steps_per_epoch": 100}, "report": {"last_k": 1}})
+    out = tmp_path / "out"
+    suite.write_manifest(out)
+    finals = {"nppac": [15.0, 25.0, 35.0], "sac": [5.0, 17.0, 29.0]}
+    for run in suite.runs:
+        final = finals[run.algo][run.seed]
+        _write_run(run.directory(out), [(0.0,), (1.0,), (2.0,), (final,)], {"status": "finished"},
+                   run.config.to_dict())
+        (run.directory(out) / "references.json").write_text(json.dumps(
+            {"demos": {"return": 45.0}, "random": {"return": 5.0}}))
+    report_suite, entries = collect_runs(out)
+    report = summarize(report_suite, entries, ReportSettings(1, {}), out, None)
+    result = aggregate(report, entries)
+    scaled = {algo: [(f - 5.0) / 40.0 for f in values] for algo, values in finals.items()}
+    assert result.normalization == {"hopper": {"random": 5.0, "demos": 45.0}}
+    assert result.iqm["nppac"][0] == pytest.approx(trim_mean(scaled["nppac"], 0.25))
+    assert result.mean["sac"][0] == pytest.approx(np.mean(scaled["sac"]))
+    wins = sum((x > y) + 0.5 * (x == y) for x in scaled["nppac"] for y in scaled["sac"]) / 9
+    assert result.improvement["nppac over sac"][0] == pytest.approx(wins)
+    lo, hi = result.iqm["nppac"][1:]
+    assert lo <= result.iqm["nppac"][0] <= hi

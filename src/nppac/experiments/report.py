@@ -547,9 +547,22 @@ def write_report(out: str | Path, path: str | Path | None = None, last_k: int | 
     if figures:
         report = _with_figures(report, entries, path.parent / "figures")
         written += [t.figure for t in report.tasks if t.figure is not None]
-    path.write_text(report.to_markdown(relative_to=path.parent))
+    from nppac.experiments.aggregate import STATS_HINT, aggregate
+
+    across = aggregate(report, entries, path.parent / "figures" if figures else None)
+    markdown = report.to_markdown(relative_to=path.parent)
+    data = report.to_json()
+    if across is not None:
+        markdown += "\n" + "\n".join(across.to_markdown(relative_to=path.parent))
+        data["aggregate"] = across.to_json()
+        if across.profile is not None:
+            written.append(across.profile)
+    else:
+        markdown += "\n" + STATS_HINT + "\n"
+        data["aggregate"] = None
+    path.write_text(markdown)
     json_path = path.with_suffix(".json")
-    json_path.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    json_path.write_text(json.dumps(data, indent=2) + "\n")
     return report, [path, json_path, *written]
 
 

@@ -36,10 +36,33 @@ class _MeanAction:
         return mean_action(self.prior, state)[0].cpu().numpy()
 
 
+class UniformPolicy:
+    """Uniform-random actions in [−1, 1]: the floor of the demonstration-normalized score."""
+
+    def __init__(self, act_dim: int, seed: int) -> None:
+        self.act_dim, self.rng = act_dim, np.random.default_rng(seed)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return self.rng.uniform(-1.0, 1.0, self.act_dim).astype(np.float32)
+
+
+def random_policy_return(task: Task, episodes: int, horizon: int, seed: int) -> float:
+    """The uniform-random policy's mean return, evaluated like the agent (seeded: the same number every time)."""
+    env = make_env(task, horizon, seed)
+    try:
+        return evaluate(UniformPolicy(task.act_dim, seed), env, task, episodes, horizon)[0]
+    finally:
+        env.close()
+
+
 def references(task: Task, demos: Demonstrations | None, prior: Prior | None, episodes: int, horizon: int,
                seed: int) -> dict[str, Any]:
-    """The demonstrations' mean return (and success rate), and the prior's mean action evaluated like the agent."""
+    """The demonstrations' mean return (and success rate), the prior's mean action evaluated like the agent, and,
+    on dense-reward tasks, the uniform-random policy's return (with the demonstrations', the ends of the
+    normalized score of :mod:`nppac.experiments.aggregate`)."""
     out: dict[str, Any] = {"task": task.name}
+    if task.reward != "binary":
+        out["random"] = {"return": random_policy_return(task, episodes, horizon, seed), "episodes": episodes}
     if demos is not None:
         summary = inspect_demos(demos, task.name)
         out["demos"] = {"return": summary["return_mean"], "success": summary.get("success_rate"),

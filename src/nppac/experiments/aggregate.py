@@ -1,0 +1,207 @@
+"""Statistics across tasks with rliable (Agarwal et al., NeurIPS 2021): IQM, mean, probability of improvement,
+performance profiles. Optional: ``pip install 'nppac[stats]'``.
+
+Scores are put on one scale first, one per run, from its final performance (the report's
+mean of its last K evaluations):
+
+* hand tasks: the success rate;
+* locomotion: the demonstration-normalized return (R − R_random) / (R_demos − R_random), with
+  R_demos the demonstrations' mean return and R_random the uniform-random policy's, evaluated
+  like the agent (both in the run's ``references.json``; R_random is measured here, with the
+  same seed, for runs written before it was recorded).
+
+rliable needs the same number of runs of an algorithm on every task: an algorithm missing a
+task is left out of the aggregates (and named), and each keeps its first n seeds per task,
+n the fewest it has. Intervals are stratified-bootstrap 95 % intervals (runs resampled within
+each task).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nppac.tasks import get_task
+from nppac.training.references import random_policy_return, read_references
+
+if TYPE_CHECKING:
+    from nppac.experiments.report import RunEntry, SuiteReport
+
+STATS_HINT = ("Aggregates across tasks (IQM, probability of improvement, performance profiles) need rliable: "
+              "pip install 'nppac[stats]'")
+BOOTSTRAP_REPS = 5_000
+REFERENCE_SEED = 20_000
+"""The seed of a run's reference evaluations (training/setup.py evaluates references with seed + 20,000)."""
+
+
+def available() -> bool:
+    """Whether rliable imports (it needs pandas < 3)."""
+    try:
+        import rliable.library  # noqa: F401
+    except Exception:  # noqa: BLE001 (an incompatible pandas raises at import time, not ImportError only)
+        return False
+    return True
+
+
+@dataclass
+class Aggregate:
+    """The cross-task statistics of one suite report."""
+
+    tasks: list[str]
+    algos: list[str]
+    runs_per_task: dict[str, int]
+    normalization: dict[str, dict[str, float]]
+    iqm: dict[str, tuple[float, float, float]]
+    mean: dict[str, tuple[float, float, float]]
+    improvement: dict[str, tuple[float, float, float]]
+    """"X over Y" → P(X > Y) with its interval."""
+    excluded: dict[str, str] = field(default_factory=dict)
+    profile: Path | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        def triple(v: tuple[float, float, float]) -> dict[str, float]:
+            return {"point": v[0], "lo": v[1], "hi": v[2]}
+
+        return {"tasks": self.tasks, "algos": self.algos, "runs_per_task": self.runs_per_task,
+                "normalization": self.normalization, "iqm": {k: triple(v) for k, v in self.iqm.items()},
+                "mean": {k: triple(v) for k, v in self.mean.items()},
+                "probability_of_improvement": {k: triple(v) for k, v in self.improvement.items()},
+                "excluded": self.excluded, "performance_profile": str(self.profile) if self.profile else None}
+
+    def to_markdown(self, relative_to: Path | None = None) -> list[str]:
+        import os
+
+        lines = ["## Across tasks (rliable)", "",
+                 f"Final performance on one scale: success rate on hand tasks, (R − R_random) / (R_demos − R_random) "
+                 f"on locomotion; tasks {', '.join(self.tasks)}. Point estimate [stratified-bootstrap 95 % interval] "
+                 f"over runs resampled within each task ({BOOTSTRAP_REPS:,} resamples).", ""]
+        for task, ends in self.normalization.items():
+            lines.append(f"- {task}: R_random = {ends['random']:.1f}, R_demos = {ends['demos']:.1f}")
+        for algo, reason in self.excluded.items():
+            lines.append(f"- left out: {algo} ({reason})")
+        lines += ["", "| algo | runs per task | IQM | mean |", "|---|---|---|---|"]
+        for algo in self.algos:
+            iqm, mean = self.iqm[algo], self.mean[algo]
+            lines.append(f"| {algo} | {self.runs_per_task[algo]} | {iqm[0]:.3f} [{iqm[1]:.3f}, {iqm[2]:.3f}] "
+                         f"| {mean[0]:.3f} [{mean[1]:.3f}, {mean[2]:.3f}] |")
+        if self.improvement:
+            lines += ["", "| comparison | probability of improvement |", "|---|---|"]
+            for pair, (p, lo, hi) in self.improvement.items():
+                lines.append(f"| P({pair.replace(' over ', ' > ')}) | {p:.2f} [{lo:.2f}, {hi:.2f}] |")
+        if self.profile is not None:
+            link = os.path.relpath(self.profile, relative_to) if relative_to else str(self.profile)
+            lines += ["", f"![performance profiles]({link})"]
+        return lines + [""]
+
+
+def normalization(report: SuiteReport, entries: list[RunEntry]) -> dict[str, dict[str, float]]:
+    """Task → its R_random and R_demos, for the locomotion tasks of the report."""
+    out: dict[str, dict[str, float]] = {}
+    for task in report.tasks:
+        spec = get_task(task.task)
+        if spec.reward == "binary":
+            continue
+        refs = [read_references(e.directory) for e in entries if e.spec.task == task.task and e.run is not None]
+        demos = next((r["demos"]["return"] for r in refs if r.get("demos")), None)
+        random = next((r["random"]["return"] for r in refs if r.get("random")), None)
+        if random is None:
+            cfg = next(e.spec.config.resolved() for e in entries if e.spec.task == task.task)
+            random = random_policy_return(spec, cfg.eval_episodes, cfg.eval_horizon, cfg.seed + REFERENCE_SEED)
+        if demos is not None:
+            out[task.task] = {"random": float(random), "demos": float(demos)}
+    return out
+
+
+def scores(report: SuiteReport, entries: list[RunEntry], ends: dict[str, dict[str, float]]
+           ) -> dict[str, dict[str, list[float]]]:
+    """Algo → task → per-seed scores on the common scale (seed order)."""
+    from nppac.experiments.report import _curve, final_performance
+
+    out: dict[str, dict[str, list[float]]] = {}
+    for task in report.tasks:
+        if task.primary != "eval_success" and task.task not in ends:
+            continue
+        for entry in sorted((e for e in entries if e.spec.task == task.task and e.run is not None),
+                            key=lambda e: e.spec.seed):
+            _, values = _curve(entry.run, task.primary)  # type: ignore[arg-type]
+            final = final_performance(values, report.settings.last_k)
+            if task.primary != "eval_success":
+                lo, hi = ends[task.task]["random"], ends[task.task]["demos"]
+                final = (final - lo) / (hi - lo)
+            out.setdefault(entry.spec.algo, {}).setdefault(task.task, []).append(final)
+    return out
+
+
+def aggregate(report: SuiteReport, entries: list[RunEntry], figures: Path | None = None,
+              reference: str = "nppac") -> Aggregate | None:
+    """The cross-task statistics (None with fewer than one complete algorithm, or without rliable)."""
+    if not available():
+        return None
+    from rliable import library as rly
+    from rliable import metrics
+
+    ends = normalization(report, entries)
+    by_algo = scores(report, entries, ends)
+    tasks = sorted({t for per in by_algo.values() for t in per})
+    excluded, score_dict = {}, {}
+    for algo, per_task in by_algo.items():
+        missing = [t for t in tasks if t not in per_task]
+        if missing:
+            excluded[algo] = f"no finished run on {', '.join(missing)}"
+            continue
+        n = min(len(v) for v in per_task.values())
+        score_dict[algo] = np.array([per_task[t][:n] for t in tasks]).T  # (runs, tasks)
+    if not score_dict:
+        return None
+    rng = np.random.RandomState(0)
+    iqm: dict[str, tuple[float, float, float]] = {}
+    mean: dict[str, tuple[float, float, float]] = {}
+    for name, func in (("iqm", metrics.aggregate_iqm), ("mean", metrics.aggregate_mean)):
+        points, cis = rly.get_interval_estimates(score_dict, lambda x, f=func: np.array([f(x)]),
+                                                 reps=BOOTSTRAP_REPS, random_state=rng)
+        target = iqm if name == "iqm" else mean
+        for algo in score_dict:
+            target[algo] = (float(points[algo][0]), float(cis[algo][0][0]), float(cis[algo][1][0]))
+    improvement = {}
+    if reference in score_dict:
+        pairs = {f"{reference} over {other}": (score_dict[reference], score_dict[other])
+                 for other in score_dict if other != reference}
+        if pairs:
+            points, cis = rly.get_interval_estimates(pairs, metrics.probability_of_improvement,
+                                                     reps=BOOTSTRAP_REPS // 10, random_state=rng)
+            improvement = {k: (float(np.ravel(points[k])[0]), float(np.ravel(cis[k])[0]), float(np.ravel(cis[k])[1]))
+                           for k in pairs}
+    result = Aggregate(tasks, list(score_dict), {a: int(v.shape[0]) for a, v in score_dict.items()}, ends, iqm,
+                       mean, improvement, excluded)
+    if figures is not None:
+        result.profile = _profile(score_dict, figures / "performance_profile.png")
+    return result
+
+
+def _profile(score_dict: dict[str, np.ndarray], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from rliable import library as rly
+    from rliable import plot_utils
+
+    top = max(1.0, float(max(v.max() for v in score_dict.values())))
+    taus = np.linspace(min(0.0, float(min(v.min() for v in score_dict.values()))), top, 101)
+    profiles, cis = rly.create_performance_profile(score_dict, taus, reps=2000)
+    colors = {algo: f"C{i % 10}" for i, algo in enumerate(score_dict)}
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=cis, ax=ax, colors=colors,
+                                         xlabel=r"score $\tau$", ylabel=r"fraction of runs with score > $\tau$")
+    from matplotlib.lines import Line2D
+
+    ax.legend([Line2D([0], [0], color=c) for c in colors.values()], list(colors), fontsize=8, loc="lower left")
+    ax.set_title("success rate (hand tasks), demonstration-normalized return (locomotion)", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
