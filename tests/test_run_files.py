@@ -65,3 +65,24 @@ def test_train_from_a_file_with_overrides_and_rerun_a_past_run_with_another_seed
     assert {k for k in first if first[k] != second[k]} == {"seed", "steps"}
     proc = run_cli("train", "--config", str(tmp_path / "run.toml"), "--set", "stepz=1", "--out", str(tmp_path / "c"))
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "stepz" in proc.stderr
+
+
+def test_resume_finds_its_demonstrations_from_anywhere_and_refuses_changed_ones(tmp_path):
+    from nppac.data import save_npz
+    from tests.builders import tiny_demos
+
+    work = tmp_path / "work"
+    work.mkdir()
+    save_npz(tiny_demos(), work / "demos.npz")
+    (work / "run.toml").write_text(RUN_TOML.replace('task = "hopper"', 'task = "halfcheetah"')
+                                   .replace('algo = "sac"', 'algo = "sac-bc"')
+                                   .replace('demos = "demos/hopper.npz"\n', ""))
+    run_cli("train", "--config", "run.toml", "--demos", "demos.npz", "--steps", "150", "--quiet", "--out", "run",
+            cwd=work, check=True)
+    record = json.loads((work / "run" / "demos.json").read_text())
+    assert record["path"] == str((work / "demos.npz").resolve())
+    # From another working directory the relative path does not exist; the recorded one is used.
+    run_cli("train", "--resume", "--steps", "300", "--quiet", "--out", str(work / "run"), cwd=tmp_path, check=True)
+    save_npz(tiny_demos(seed=1), work / "demos.npz")
+    proc = run_cli("train", "--resume", "--steps", "450", "--quiet", "--out", str(work / "run"), cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "changed since the run" in proc.stderr

@@ -22,6 +22,7 @@ from typing import Any
 
 from nppac.errors import NppacError
 from nppac.experiments.suite import RunSpec, Suite
+from nppac.outputs import content_hash
 from nppac.training import TrainConfig
 from nppac.training.algorithms import ABLATION_PRIOR
 
@@ -30,18 +31,6 @@ log = logging.getLogger(__name__)
 PRIORS_DIR = "priors"
 FIT_SEED = 0
 """Seed of every shared fit: one prior per task for all seeds, as published."""
-
-
-def _content_hash(path: Path) -> str:
-    """sha256 of a file, or of every file below a directory (a Minari dataset), names included."""
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
-        with file.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def _demos_path(cfg: TrainConfig) -> Path:
@@ -58,7 +47,7 @@ def prior_settings(cfg: TrainConfig, kind: str) -> dict[str, Any]:
         settings["kernel"] = cfg.prior_kernel
         if cfg.prior_gpytorch is not None:
             settings["gpytorch"] = cfg.prior_gpytorch
-            settings["gpytorch_sha256"] = _content_hash(Path(cfg.prior_gpytorch))
+            settings["gpytorch_sha256"] = content_hash(Path(cfg.prior_gpytorch))
     return settings
 
 
@@ -71,7 +60,7 @@ def shared_prior(cfg: TrainConfig, kind: str, root: Path) -> Path:
                       {"kind": kind, "parts": {k: str(v) for k, v in parts.items()}})
     demos = _demos_path(cfg)
     settings = prior_settings(cfg, kind)
-    record = {**settings, "demos": str(demos), "demos_sha256": _content_hash(demos)}
+    record = {**settings, "demos": str(demos), "demos_sha256": content_hash(demos)}
     key = hashlib.sha256(json.dumps({k: v for k, v in record.items() if k not in ("demos", "gpytorch")}, sort_keys=True)
                          .encode()).hexdigest()[:12]
     return _build(root / f"{cfg.task}-{kind}-{key}", lambda tmp: _fit(cfg, kind, settings, tmp), record)

@@ -9,6 +9,7 @@ version, past the steps asked for, or saved under a configuration edited since).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 import torch
 
 from nppac.errors import NppacError
-from nppac.outputs import check_output_dir
+from nppac.outputs import check_output_dir, content_hash
 from nppac.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from nppac.training.config import ResolvedConfig, TrainConfig, with_legacy_values
 
@@ -27,8 +28,11 @@ CONFIG_NAME = "config.json"
 PRIOR_DIR = "prior"
 ACTOR_NAME = "actor.safetensors"
 
-RESUMABLE_CHANGES = ("steps", "num_threads", "device")
-"""Settings a resumed run may differ in from the checkpoint it continues."""
+RESUMABLE_CHANGES = ("steps", "num_threads", "device", "demos")
+"""Settings a resumed run may differ in from the checkpoint it continues (``demos``: the same file, found from
+another working directory; :func:`check_demonstrations` makes sure of it)."""
+DEMOS_RECORD = "demos.json"
+"""The demonstration file a run started from: its absolute path and content hash."""
 
 
 def prepare_run_dir(config: TrainConfig | None, out: Path, resume: bool) -> ResolvedConfig:
@@ -37,7 +41,7 @@ def prepare_run_dir(config: TrainConfig | None, out: Path, resume: bool) -> Reso
     if resume:
         if not stored.exists():
             raise NppacError(f"nothing to resume in {out}: no {CONFIG_NAME}; start a new run without --resume")
-        cfg = TrainConfig.load(stored).resolved()  # fills fields added since the run started
+        cfg = check_demonstrations(TrainConfig.load(stored).resolved(), out)  # fills fields added since the start
         if config is not None:
             given = config.resolved().to_dict()
             differ = [k for k, v in cfg.to_dict().items() if given[k] != v]
@@ -52,7 +56,27 @@ def prepare_run_dir(config: TrainConfig | None, out: Path, resume: bool) -> Reso
     cfg = config.resolved()
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(stored)
+    if cfg.demos is not None and Path(cfg.demos).exists():
+        record = {"path": str(Path(cfg.demos).resolve()), "sha256": content_hash(Path(cfg.demos))}
+        (out / DEMOS_RECORD).write_text(json.dumps(record, indent=2) + "\n")
     return cfg
+
+
+def check_demonstrations(cfg: ResolvedConfig, out: Path) -> ResolvedConfig:
+    """A resumed run's demonstrations are the file it started from: found from any working directory (by the
+    absolute path recorded at the start), and refused in one line when their content changed."""
+    try:
+        record = json.loads((out / DEMOS_RECORD).read_text())
+    except (OSError, ValueError):
+        return cfg  # runs from before the record, or without a demonstration file
+    path = Path(cfg.demos) if cfg.demos is not None and Path(cfg.demos).exists() else Path(record["path"])
+    if not path.exists():
+        raise NppacError(f"the run's demonstrations {cfg.demos} (started from {record['path']}) are gone; "
+                         "restore the file to resume")
+    if content_hash(path) != record["sha256"]:
+        raise NppacError(f"{path} changed since the run in {out} started (sha256 differs from {DEMOS_RECORD}); "
+                         "restore the original demonstrations to resume, or start a new run")
+    return dataclasses.replace(cfg, demos=str(path))
 
 
 def load_resume_checkpoint(cfg: ResolvedConfig, out: Path, device: torch.device) -> dict[str, Any] | None:
