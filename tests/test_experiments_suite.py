@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from nppac.errors import NppacError
-from nppac.experiments import load_suite, read_manifest
+from nppac.experiments import load_suite, parse_suite, read_manifest
 from tests.builders import nppac_in_process
 from tests.conftest import run_cli
 
@@ -109,7 +109,7 @@ BASE = 'tasks = ["halfcheetah"]\nalgos = ["sac"]\nseeds = 2\n'
     (BASE + "[settings]\nsteps = 10\n", "run halfcheetah/sac/seed-0: steps=10 is less than one epoch"),
     ('tasks = ["hopper"]\nalgos = ["sac"]\nseeds = 0\n', "seeds must be at least 1"),
     ('tasks = ["hopper"]\nalgos = ["sac"]\nseeds = [1, 1]\n', "seeds lists a seed twice"),
-    (BASE + "[report]\nthreshold = { ant2 = 1.0 }\n", "report.threshold: unknown task 'ant2'"),
+    (BASE + "[report]\nthreshold = { ant2 = 1.0 }\n", "report.threshold: 'ant2' is not one of the suite's tasks"),
     (BASE + "[report]\nlast_k = 0\n", "report.last_k must be a positive integer"),
     (BASE + "[settings\n", "not valid TOML"),
 ])
@@ -212,3 +212,28 @@ def test_shipped_suite_files_expand(name, count, tmp_path):
     proc = run_cli("suite", "run", str(path), "--out", str(tmp_path / "out"), "--dry-run", "--json")
     assert proc.returncode == 0, proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"task": {"hopper": {"steps": 300}}}, r"\[task.hopper\]: hopper is not in the suite's tasks"),
+    ({"algo": {"awac": {"lam": 0.3}}}, r"\[algo.awac\]: awac is not in the suite's algos"),
+    ({"settings": {"demos": 5}}, "demos = 5: a path must be a string"),
+    ({"report": {"threshold": {"hopper": 1.0}}}, "'hopper' is not one of the suite's tasks"),
+    ({"report": {"threshold": {"halfcheetah": float("nan")}}}, "must be a finite number"),
+    ({"skip": ["halfcheetah/nppac", "halfcheetah/sac"]}, "skip removes every task/algo pair"),
+])
+def test_settings_are_checked_against_the_suite_they_belong_to(extra, message):
+    data = {"tasks": ["halfcheetah"], "algos": ["nppac", "sac"], "seeds": 1, **extra}
+    with pytest.raises(NppacError, match=message):
+        parse_suite(data)
+
+
+def test_a_prior_recorded_for_another_task_is_refused(tmp_path):
+    import json
+
+    from nppac.training.setup import check_prior_task
+
+    (tmp_path / "metrics.json").write_text(json.dumps({"task": "halfcheetah"}))
+    check_prior_task(tmp_path, "halfcheetah")
+    with pytest.raises(NppacError, match="fitted for task halfcheetah \\(metrics.json\\), not walker2d"):
+        check_prior_task(tmp_path, "walker2d")

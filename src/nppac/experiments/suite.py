@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import json
+import math
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -196,6 +197,13 @@ def parse_suite(data: dict[str, Any], source: str | Path = "<suite>") -> Suite:
     settings = _overrides(_table(data, "settings", where), "[settings]", where, base)
     per_task = _tables(data, "task", task_names, where, base)
     per_algo = _tables(data, "algo", list(ALGORITHMS), where, base)
+    for kind, tables, chosen in (("task", per_task, tasks), ("algo", per_algo, algos)):
+        for table_name in tables:
+            if table_name not in chosen:
+                raise NppacError(f"{where}: [{kind}.{table_name}]: {table_name} is not in the suite's {kind}s "
+                                 f"({', '.join(chosen)}); add it there or remove the table")
+    if len(skip) == len(tasks) * len(algos):
+        raise NppacError(f"{where}: skip removes every task/algo pair; the suite would train nothing")
 
     runs = []
     for seed in seeds:
@@ -212,7 +220,7 @@ def parse_suite(data: dict[str, Any], source: str | Path = "<suite>") -> Suite:
                 except NppacError as err:
                     raise NppacError(f"{where}: run {spec.key}: {err}") from None
                 runs.append(spec)
-    return Suite(name, tuple(runs), _report(data, where, task_names), str(source))
+    return Suite(name, tuple(runs), _report(data, where, tasks), str(source))
 
 
 def read_manifest(out: str | Path) -> Suite:
@@ -318,7 +326,9 @@ def _overrides(table: dict[str, Any], label: str, where: str, base: Path, algo: 
             raise NppacError(f"{where}: {label} {key}: set by the suite's {_SET_BY_SUITE[key]} list, not per table")
         if key not in known:
             raise NppacError(f"{where}: {label} {key}: unknown setting; known: {', '.join(known)}")
-        if key in _PATH_FIELDS and isinstance(value, str):
+        if key in _PATH_FIELDS:
+            if not isinstance(value, str):
+                raise NppacError(f"{where}: {label} {key} = {value!r}: a path must be a string (\"path/to/file\")")
             value = str(base / Path(value).expanduser())
         pair = f"{key}={_text(value, where, label, key)}"
         try:
@@ -355,7 +365,8 @@ def _report(data: dict[str, Any], where: str, task_names: list[str]) -> ReportSe
         raise NppacError(f"{where}: report.threshold must be a table of task = level, got {thresholds!r}")
     for task, level in thresholds.items():
         if task not in task_names:
-            raise NppacError(f"{where}: report.threshold: unknown task {task!r}; choose from: {', '.join(task_names)}")
-        if not isinstance(level, (int, float)) or isinstance(level, bool):
-            raise NppacError(f"{where}: report.threshold.{task} must be a number, got {level!r}")
+            raise NppacError(f"{where}: report.threshold: {task!r} is not one of the suite's tasks "
+                             f"({', '.join(task_names)})")
+        if not isinstance(level, (int, float)) or isinstance(level, bool) or not math.isfinite(level):
+            raise NppacError(f"{where}: report.threshold.{task} must be a finite number, got {level!r}")
     return ReportSettings(last_k, {t: float(v) for t, v in thresholds.items()})

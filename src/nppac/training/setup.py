@@ -9,6 +9,7 @@ replay buffer with the demonstrations where the algorithm asks for them.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import shutil
@@ -239,6 +240,19 @@ class DemoSource:
         return self.demos
 
 
+def check_prior_task(directory: Path, task: str) -> None:
+    """Refuse a saved prior recorded as fitted for another task (its metrics.json or shared_prior.json says which);
+    matching dimensions are not enough (halfcheetah's and walker2d's agree)."""
+    for name in ("metrics.json", "shared_prior.json"):
+        try:
+            recorded = json.loads((directory / name).read_text()).get("task")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(recorded, str) and recorded != task:
+            raise NppacError(f"{directory}: this prior was fitted for task {recorded} ({name}), not {task}; "
+                             f"fit one for {task} (nppac prior fit --task {task})")
+
+
 def resolve_prior(cfg: ResolvedConfig, out: Path, prior: Prior | None, demos: DemoSource,
                   progress: bool) -> Prior | None:
     """π0 for this run: given, stored in the run directory, loaded from ``config.prior``, or fitted here.
@@ -255,6 +269,7 @@ def resolve_prior(cfg: ResolvedConfig, out: Path, prior: Prior | None, demos: De
         if (stored / "settings.json").exists():
             prior = load_prior(stored)
         elif cfg.prior is not None:
+            check_prior_task(Path(cfg.prior), cfg.task)
             prior = load_prior(cfg.prior)
             shutil.copytree(cfg.prior, stored, dirs_exist_ok=True)
         else:
