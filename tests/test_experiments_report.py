@@ -280,8 +280,8 @@ def test_aggregates_put_tasks_on_one_scale_and_compare_with_nppac(tmp_path):
     P(X > Y) counts the pairs of runs, ties halved."""
     from scipy.stats import trim_mean
 
-    from nppac.experiments.aggregate import aggregate, available
-    from nppac.experiments.report import collect_runs, summarize
+    from nppac.experiments.aggregate import aggregate, available, normalization
+    from nppac.experiments.report import collect_runs, common_scale_scores, summarize
     from nppac.experiments.suite import ReportSettings
 
     if not available():
@@ -299,7 +299,8 @@ def test_aggregates_put_tasks_on_one_scale_and_compare_with_nppac(tmp_path):
             {"demos": {"return": 45.0}, "random": {"return": 5.0}}))
     report_suite, entries = collect_runs(out)
     report = summarize(report_suite, entries, ReportSettings(1, {}), out, None)
-    result = aggregate(report, entries)
+    ends = normalization(report, entries)
+    result = aggregate(common_scale_scores(report, entries, ends), ends)
     scaled = {algo: [(f - 5.0) / 40.0 for f in values] for algo, values in finals.items()}
     assert result.normalization == {"hopper": {"random": 5.0, "demos": 45.0}}
     assert result.iqm["nppac"][0] == pytest.approx(trim_mean(scaled["nppac"], 0.25))

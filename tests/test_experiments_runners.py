@@ -37,8 +37,9 @@ critic_hidden = [32, 32]
 
 def _suite_file(tmp_path, algos='["sac", "ppac-nn"]', seeds="2", extra="", name="tiny"):
     # ppac-nn reads a demonstration file that does not exist: it fails when it starts, after expansion.
+    failing = '[algo.ppac-nn]\ndemos = "no-such-demos.npz"\n' if "ppac-nn" in algos else ""
     text = (f'name = "{name}"\ntasks = ["halfcheetah"]\nalgos = {algos}\nseeds = {seeds}\n'
-            f"[settings]{TINY}\n[algo.ppac-nn]\ndemos = \"no-such-demos.npz\"\n{extra}")
+            f"[settings]{TINY}\n{failing}{extra}")
     path = tmp_path / f"{name}.toml"
     path.write_text(textwrap.dedent(text))
     return path
@@ -143,6 +144,8 @@ def test_report_numbers_equal_those_computed_from_progress_files(tiny):
     suite, out, _ = tiny
     report, written = write_report(out, last_k=2)
     numbers = json.loads((out / "report.json").read_text())
+    across = numbers.pop("aggregate")  # the rliable section (tests/test_experiments_report.py checks it)
+    assert across is None or across["algos"] == ["sac"]
     assert numbers == json.loads(json.dumps(report.to_json()))
     finals, aucs = [], []
     for seed in (0, 1):

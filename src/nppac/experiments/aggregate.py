@@ -115,36 +115,15 @@ def normalization(report: SuiteReport, entries: list[RunEntry]) -> dict[str, dic
     return out
 
 
-def scores(report: SuiteReport, entries: list[RunEntry], ends: dict[str, dict[str, float]]
-           ) -> dict[str, dict[str, list[float]]]:
-    """Algo → task → per-seed scores on the common scale (seed order)."""
-    from nppac.experiments.report import _curve, final_performance
-
-    out: dict[str, dict[str, list[float]]] = {}
-    for task in report.tasks:
-        if task.primary != "eval_success" and task.task not in ends:
-            continue
-        for entry in sorted((e for e in entries if e.spec.task == task.task and e.run is not None),
-                            key=lambda e: e.spec.seed):
-            _, values = _curve(entry.run, task.primary)  # type: ignore[arg-type]
-            final = final_performance(values, report.settings.last_k)
-            if task.primary != "eval_success":
-                lo, hi = ends[task.task]["random"], ends[task.task]["demos"]
-                final = (final - lo) / (hi - lo)
-            out.setdefault(entry.spec.algo, {}).setdefault(task.task, []).append(final)
-    return out
-
-
-def aggregate(report: SuiteReport, entries: list[RunEntry], figures: Path | None = None,
-              reference: str = "nppac") -> Aggregate | None:
-    """The cross-task statistics (None with fewer than one complete algorithm, or without rliable)."""
+def aggregate(by_algo: dict[str, dict[str, list[float]]], ends: dict[str, dict[str, float]],
+              figures: Path | None = None, reference: str = "nppac") -> Aggregate | None:
+    """The cross-task statistics of per-seed scores on the common scale (algo → task → scores, in seed order;
+    :func:`nppac.experiments.report.common_scale_scores`); None without rliable or without a complete algorithm."""
     if not available():
         return None
     from rliable import library as rly
     from rliable import metrics
 
-    ends = normalization(report, entries)
-    by_algo = scores(report, entries, ends)
     tasks = sorted({t for per in by_algo.values() for t in per})
     excluded, score_dict = {}, {}
     for algo, per_task in by_algo.items():

@@ -523,6 +523,25 @@ def summarize(suite: Suite, entries: list[RunEntry], settings: ReportSettings, o
     return SuiteReport(suite.name, out, settings, tasks, entries)
 
 
+def common_scale_scores(report: SuiteReport, entries: list[RunEntry], ends: dict[str, dict[str, float]]
+           ) -> dict[str, dict[str, list[float]]]:
+    """Algo → task → per-seed final performance on the common scale of :mod:`nppac.experiments.aggregate`
+    (success rate; demonstration-normalized return with the task's ``ends``), in seed order."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for task in report.tasks:
+        if task.primary != "eval_success" and task.task not in ends:
+            continue
+        for entry in sorted((e for e in entries if e.spec.task == task.task and e.run is not None),
+                            key=lambda e: e.spec.seed):
+            _, values = _curve(entry.run, task.primary)  # type: ignore[arg-type]
+            final = final_performance(values, report.settings.last_k)
+            if task.primary != "eval_success":
+                lo, hi = ends[task.task]["random"], ends[task.task]["demos"]
+                final = (final - lo) / (hi - lo)
+            out.setdefault(entry.spec.algo, {}).setdefault(task.task, []).append(final)
+    return out
+
+
 def write_report(out: str | Path, path: str | Path | None = None, last_k: int | None = None,
                  thresholds: dict[str, float] | None = None, figures: bool = True,
                  baseline: str | None = None) -> tuple[SuiteReport, list[Path]]:
@@ -547,9 +566,13 @@ def write_report(out: str | Path, path: str | Path | None = None, last_k: int | 
     if figures:
         report = _with_figures(report, entries, path.parent / "figures")
         written += [t.figure for t in report.tasks if t.figure is not None]
-    from nppac.experiments.aggregate import STATS_HINT, aggregate
+    from nppac.experiments.aggregate import STATS_HINT, aggregate, available, normalization
 
-    across = aggregate(report, entries, path.parent / "figures" if figures else None)
+    across = None
+    if available():
+        ends = normalization(report, entries)
+        across = aggregate(common_scale_scores(report, entries, ends), ends,
+                           path.parent / "figures" if figures else None)
     markdown = report.to_markdown(relative_to=path.parent)
     data = report.to_json()
     if across is not None:
