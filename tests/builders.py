@@ -252,6 +252,8 @@ def nppac_in_process(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
         main()
     captured = capsys.readouterr()
     return int(exit_info.value.code or 0), captured.out, captured.err
+
+
 def random_batch(n: int, obs_dim: int, act_dim: int, seed: int = 0) -> Batch:
     """n random transitions inside the action box, every fifth terminal, with a cached prior (μ0, σ0) at s and
     an unrelated one at s′ (so that reading the prior at the wrong state changes every number)."""

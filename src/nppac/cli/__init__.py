@@ -7,7 +7,9 @@ a missing option) become one line on stderr, ``error: ...``, and exit code 2;
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import sys
 
 import typer
@@ -40,8 +42,38 @@ app.command("quickstart")(quickstart.quickstart)
 app.add_typer(suite.app, name="suite")
 
 
+class _ClosedStream:
+    """Stands in for a standard stream the process was started without: writing to it fails like a closed file."""
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "stdout is closed")
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: runs the command in ``argv`` (default: the process arguments) and exits."""
+    """Console entry point: runs the command in ``argv`` (default: the process arguments) and exits.
+
+    Started with stderr closed, the command still runs (its logs go nowhere); with stdout closed, a
+    command that prints ends with exit code 1 when it tries.
+    """
+    for fd in (1, 2):  # libraries that start helpers (glfw's loader, under gymnasium) need both descriptors open
+        try:
+            os.fstat(fd)
+        except OSError:
+            opened = os.open(os.devnull, os.O_WRONLY)  # takes the lowest free descriptor: fd itself, not inherited
+            if opened != fd:
+                os.dup2(opened, fd)
+                os.close(opened)
+            os.set_inheritable(fd, True)
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (lives as long as the process)
+    if sys.stdout is None:
+        sys.stdout = _ClosedStream()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         # Not standalone: click's own error printing (a framed box under rich) is replaced by one line.
@@ -59,10 +91,31 @@ def main(argv: list[str] | None = None) -> None:
         _fail("aborted", 1)
     except NppacError as err:
         _fail(str(err), 2)
+    except OSError as err:
+        if err.errno in _CLOSED_OUTPUT:  # stdout or stderr closed or gone: nothing left to tell
+            _fail("", 1)
+        if err.errno not in _CANNOT_WRITE:
+            raise
+        where = f"{err.filename}: " if err.filename else ""
+        _fail(f"cannot write {where}{err.strerror or err}; free some space or choose a writable place and rerun "
+              "(files are replaced whole, and a run resumes from its last good checkpoint)", 1)
+    except ValueError as err:
+        if "closed file" not in str(err):
+            raise
+        _fail("", 1)
     sys.exit(code if isinstance(code, int) else 0)
 
 
+_CANNOT_WRITE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+"""Errors of writing output: refused in one line, like a user error, but with exit code 1 (not the input's fault)."""
+_CLOSED_OUTPUT = {errno.EPIPE, errno.EBADF}
+
+
 def _fail(message: str, code: int) -> None:
-    """``error: MESSAGE`` as one line on stderr, then exit with ``code``."""
-    print("error: " + " ".join(message.split()), file=sys.stderr)
+    """``error: MESSAGE`` as one line on stderr (if it can still be written), then exit with ``code``."""
+    if message:
+        try:
+            print("error: " + " ".join(message.split()), file=sys.stderr)
+        except (OSError, ValueError):
+            pass
     sys.exit(code)
