@@ -310,3 +310,21 @@ def test_save_npz_rejects_other_suffixes(tmp_path):
     write_d4rl(source, raw_episodes())
     with pytest.raises(NppacError, match="must end in .npz"):
         save_npz(load_demos(source), tmp_path / "out.npy")
+
+
+@pytest.mark.parametrize("module, suffix, extra", [("h5py", ".hdf5", "hdf5"), ("minari", "", "minari")])
+def test_an_optional_reader_without_its_library_names_the_extra(tmp_path, monkeypatch, module, suffix, extra):
+    import sys
+
+    from nppac.data import load_demos
+
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed: importing it raises ImportError
+    if suffix:
+        path = tmp_path / f"d{suffix}"
+        path.write_bytes(b"")
+    else:
+        path = tmp_path / "dataset"
+        (path / "data").mkdir(parents=True)
+        (path / "data" / "metadata.json").write_text("{}")
+    with pytest.raises(NppacError, match=rf"needs {module}; pip install 'nppac\[{extra}\]'"):
+        load_demos(path)

@@ -381,8 +381,18 @@ def _success_flags(env_infos: Any, source: str, index: int) -> np.ndarray | None
     return None
 
 
+def _optional(module: str, extra: str, path: Path) -> Any:
+    """An optional reader's library, or one line naming the extra that installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise NppacError(f"{path}: reading this format needs {module}; pip install 'nppac[{extra}]'") from None
+
+
 def _read_d4rl_hdf5(path: Path) -> Demonstrations:
-    import h5py
+    h5py = _optional("h5py", "hdf5", path)
 
     try:
         with h5py.File(path, "r") as f:
@@ -447,7 +457,7 @@ def _read_minari(path: Path) -> Demonstrations:
     data_dir = path / "data" if (path / "data" / "metadata.json").exists() else path
     if not (data_dir / "metadata.json").exists():
         raise NppacError(f"{path}: not a Minari dataset folder (no metadata.json in it or in its data/ folder)")
-    from minari import MinariDataset
+    MinariDataset = _optional("minari", "minari", path).MinariDataset  # noqa: N806 (a class)
 
     source = str(path)
     try:
