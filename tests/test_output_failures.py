@@ -47,3 +47,40 @@ def test_a_run_trains_with_stderr_closed(tmp_path):
                + " ".join(f"--set {s}" for s in settings) + " 2>&-")
     proc = subprocess.run(["bash", "-c", command], capture_output=True, text=True)
     assert proc.returncode == 0 and (tmp_path / "run" / "actor.safetensors").exists()
+
+
+def test_a_full_disk_at_a_checkpoint_keeps_the_last_good_one_and_the_run_resumes(tmp_path, monkeypatch, capsys):
+    import nppac.training.loop as loop
+
+    real, calls = loop.save_checkpoint, []
+
+    def full_on_second(state, path):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path) + ".tmp")
+        real(state, path)
+
+    monkeypatch.setattr(loop, "save_checkpoint", full_on_second)
+    args = ["train", "--task", "hopper", "--algo", "sac", "--steps", "200", "--quiet", "--out", str(tmp_path / "run"),
+            *[a for s in ("steps_per_epoch=100", "warmup_steps=100", "updates_per_epoch=5", "eval_episodes=1",
+                          "horizon=20", "batch_size=16") for a in ("--set", s)]]
+    status, _, err = nppac_in_process(monkeypatch, capsys, *args)
+    assert status == 1 and err.count("\n") == 1 and "No space left on device" in err
+    monkeypatch.setattr(loop, "save_checkpoint", real)
+    status, _, err = nppac_in_process(monkeypatch, capsys, "train", "--resume", "--quiet",
+                                      "--out", str(tmp_path / "run"))
+    assert status == 0 and (tmp_path / "run" / "actor.safetensors").exists()
+
+
+def test_a_suite_that_cannot_write_its_manifest_is_one_line(tmp_path, monkeypatch, capsys):
+    from nppac.experiments.suite import Suite
+
+    (tmp_path / "s.toml").write_text('tasks = ["hopper"]\nalgos = ["sac"]\nseeds = 1\n')
+
+    def read_only(self, out):
+        raise OSError(errno.EROFS, "Read-only file system", str(out) + "/suite.json.tmp")
+
+    monkeypatch.setattr(Suite, "write_manifest", read_only)
+    status, _, err = nppac_in_process(monkeypatch, capsys, "suite", "run", str(tmp_path / "s.toml"), "--out",
+                                      str(tmp_path / "out"))
+    assert status == 1 and err.count("\n") == 1 and "suite.json.tmp: Read-only file system" in err
