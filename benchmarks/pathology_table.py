@@ -53,7 +53,8 @@ def summarize(run: Path) -> dict[str, object]:
     last = returns[-3:]
     return {"algo": config["algo"], "sigma": config.get("prior_sigma"), "seed": config["seed"], "metric": metric,
             "stopped": epochs[-1] if state(run) == "diverged" else None,
-            "has_prior": config.get("prior") is not None, "step0": start, "drop": drop, "lowest": min(returns[1:]),
+            "has_prior": config["algo"] in ("nppac", "ppac-nn", "nppac-nn-std"), "step0": start, "drop": drop,
+            "lowest": min(returns[1:]),
             "final": sum(last) / len(last), "kl": peak("kl_mean"), "grad": peak("policy_grad_norm"),
             "q": peak("q_mean", absolute=True)}
 

@@ -145,8 +145,12 @@ def test_kl_panel_leaves_out_runs_without_a_prior(tmp_path: Path):
                            {"env_steps": [1000, 2000], "eval_return": [1.0, 2.0], "kl_mean": [3.0, 4.0]})
     without = write_run(tmp_path, "sac", {"algo": "sac", "prior": None},
                         {"env_steps": [1000, 2000], "eval_return": [1.0, 2.0], "kl_mean": [-2.0, -2.5]})
-    groups = {g.name: g for g in compare_runs([load_run(with_prior), load_run(without)]).groups}
+    # A prior passed as an object (the API, the quickstart) leaves config.json's prior empty: the algorithm decides.
+    in_memory = write_run(tmp_path, "ppac-nn", {"algo": "ppac-nn", "prior": None},
+                          {"env_steps": [1000, 2000], "eval_return": [1.0, 2.0], "kl_mean": [5.0, 6.0]})
+    groups = {g.name: g for g in compare_runs([load_run(with_prior), load_run(without), load_run(in_memory)]).groups}
     assert "kl_mean" in groups["nppac"].curves and "kl_mean" not in groups["sac"].curves
+    assert "kl_mean" in groups["ppac-nn"].curves
     assert "q_mean" in groups["sac"].curves  # other panels keep every run
 
 

@@ -89,8 +89,18 @@ class Run:
 
     def shows(self, metric: Metric) -> bool:
         """Whether ``metric`` is drawn for this run: logged, and with a prior where it needs one."""
-        without_prior = "prior" in self.config and self.config["prior"] is None
-        return self.has(metric.column) and not (metric.prior_only and without_prior)
+        return self.has(metric.column) and not (metric.prior_only and not self.uses_prior)
+
+    @property
+    def uses_prior(self) -> bool:
+        """Whether the run trained against a reference policy: its algorithm's kind says so, however the prior
+        was passed (a path in ``prior``, or an object in the API, which leaves ``prior`` empty)."""
+        from nppac.training.algorithms import ALGORITHMS
+
+        algorithm = ALGORITHMS.get(str(self.config.get("algo")))
+        if algorithm is not None:
+            return algorithm.prior is not None
+        return self.config.get("prior") is not None
 
 
 def _float(text: str | None) -> float:
