@@ -174,9 +174,9 @@ def import_(
 ) -> None:
     """Import a published gpytorch GP prior: its hyperparameters, conditioned on its demonstrations."""
     from nppac.data import load_demos
-    from nppac.priors import prior_metrics
+    from nppac.priors import fit_prior
     from nppac.priors.common import SETTINGS
-    from nppac.priors.gpytorch_import import hyperparameters, import_gpytorch, read_state_dict
+    from nppac.priors.gpytorch_import import hyperparameters, read_state_dict
 
     check_output_dir(out, reuse=lambda folder: (folder / SETTINGS).is_file())
     resolve_device(device)
@@ -190,9 +190,8 @@ def import_(
             raise NppacError(f"{data}: {demos.states.shape[1]}-dim states and {demos.actions.shape[1]}-dim actions, "
                              f"but task {task} has {spec.obs_dim} and {spec.act_dim}")
     _stderr.print(f"importing {gpytorch_ckpt} and conditioning it on {demos.n_transitions} transitions from {data}")
-    prior = import_gpytorch(gpytorch_ckpt, demos, kernel, {"device": device})
-    metrics = prior_metrics(prior, demos)
-    metrics |= {"fit": prior.fit_info, "data": str(data), "task": task}
+    prior, metrics = fit_prior(demos, "gp", from_gpytorch=gpytorch_ckpt, kernel=kernel, device=device)
+    metrics |= {"data": str(data), "task": task}
     prior.save(out)
     (out / "metrics.json").write_text(to_json_text(metrics) + "\n")
     if json_out:
