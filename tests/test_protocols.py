@@ -135,3 +135,20 @@ def test_a_run_with_the_published_convention_caches_loves_variance_as_the_scale(
     _, exact_std = prior.set_variance("exact").predict(states)
     torch.testing.assert_close(storage["prior_std"][:20], love_std.pow(2), rtol=1e-5, atol=1e-7)
     assert float((love_std / exact_std).max()) > 1.01
+
+
+def test_a_run_checkpointed_before_the_remedies_existed_resumes(tmp_path):
+    """A checkpoint whose stored config lacks settings added later (the remedies) matches the config.json
+    beside it, which lacks them too: both read as the remedies off."""
+    from nppac.training.rundir import check_same_run
+
+    stored = TrainConfig(task="halfcheetah", algo="nppac").resolved().to_dict()
+    for key in ("critic_warmstart_steps", "critic_warmstart_data", "critic_layernorm", "actor_delay_updates",
+                "auto_alpha_target"):
+        del stored[key]
+    (tmp_path / "config.json").write_text(json.dumps(stored))
+    cfg = TrainConfig.load(tmp_path / "config.json")
+    check_same_run(cfg, {"config": json.dumps(stored)}, tmp_path / "checkpoint.pt")
+    edited = {**stored, "critic_layernorm": True}
+    with pytest.raises(NppacError, match="critic_layernorm: False → True"):
+        check_same_run(TrainConfig.from_dict(edited), {"config": json.dumps(stored)}, tmp_path / "checkpoint.pt")

@@ -461,7 +461,7 @@ def _values(cfg: TrainConfig) -> dict[str, Any]:
 def with_legacy_values(stored: dict[str, Any]) -> dict[str, Any]:
     """A stored (resolved) run config with the settings added since nppac 0.1's first runs filled in as those
     runs used them: hand tasks on AWAC's protocol, time limits bootstrapped, the exact GP variance, evaluation
-    over the training horizon."""
+    over the training horizon, and the remedies off."""
     filled: dict[str, Any] = {"timeout_terminal": False, "prior_variance": "exact",
                               "eval_horizon": stored.get("horizon")}
     task = stored.get("task")
@@ -471,7 +471,10 @@ def with_legacy_values(stored: dict[str, Any]) -> dict[str, Any]:
         hand = False
     if hand:
         filled |= {"hand_protocol": "awac", "binary_reward": "minus_one_zero"}
-    return {**filled, **stored}
+    # Every other setting added since (the remedies, for one) defaults to what runs without it did.
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)
+                if f.default is not dataclasses.MISSING and f.name not in filled}
+    return {**defaults, **filled, **stored}
 
 
 RANGES: dict[str, tuple[float, float | None, bool, bool]] = {
