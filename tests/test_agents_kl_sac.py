@@ -70,6 +70,23 @@ def test_tanh_head_log_prob_includes_the_jacobian():
     assert action.abs().max() < 1.0
 
 
+@pytest.mark.parametrize("kind", ["tanh_gaussian", "gaussian_tanh_mean"])
+def test_log_density_from_the_heads_output_is_the_log_prob(kind):
+    torch.manual_seed(2)
+    actor = Actor(4, 3, (16,), kind)
+    obs = torch.randn(32, 4)
+    with torch.no_grad():
+        action, _ = actor.sample(obs)
+        mean, std = actor(obs)
+        log_density = actor.log_density(mean, std, action)
+    if kind == "tanh_gaussian":
+        expected = tanh_normal_log_density(torch.atanh(action.clamp(-1 + 1e-6, 1 - 1e-6)), mean, std)
+    else:
+        expected = normal_log_density(action, mean, std)
+    torch.testing.assert_close(log_density, expected, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(actor.log_prob(obs, action), log_density)
+
+
 def test_log_std_is_clamped():
     actor = Actor(2, 1, (4,), "gaussian_tanh_mean")
     with torch.no_grad():
