@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from nppac.agents import METRIC_TERMS, load_actor
+from nppac.agents import KL_SAC_METRIC_TERMS, load_actor
 from nppac.data.demos import Demonstrations, Trajectory
 from nppac.errors import DivergedError, NppacError
 from nppac.training import TrainConfig, progress_columns, train
@@ -38,7 +38,8 @@ def test_two_epoch_run_writes_finite_metrics(tmp_path, algo):
     config = TrainConfig(algo=algo, prior_iters=5, **TINY)
     summary = train(config, out, demos=None if algo == "sac" else tiny_demos(), progress=False)
     header, rows = _rows(out)
-    assert header == progress_columns(False, tuple(METRIC_TERMS), with_init=algo != "sac")  # halfcheetah is dense
+    # halfcheetah is dense: no eval_success
+    assert header == progress_columns(False, tuple(KL_SAC_METRIC_TERMS), with_init=algo != "sac")
     assert [(r["phase"], int(r["epoch"]), int(r["env_steps"]), int(r["gradient_steps"])) for r in rows] == \
         [("init", 0, 0, 0), ("online", 1, 150, 40), ("online", 2, 300, 80)]
     if algo != "sac":  # the step-0 row reports KL(π‖π0) after policy initialization
@@ -169,7 +170,7 @@ def test_hand_task_with_published_demos_seeds_buffer_and_records_success(tmp_pat
                          **{**TINY, "task": "pen-binary", "actor_hidden": (32,) * 4, "init_epochs": 1, "horizon": 30})
     summary = train(config, out, prior=LinearGaussianPrior(45, 24), progress=False)
     header, rows = _rows(out)
-    assert header == progress_columns(True, tuple(METRIC_TERMS), with_init=True)
+    assert header == progress_columns(True, tuple(KL_SAC_METRIC_TERMS), with_init=True)
     assert [float(r["eval_success"]) for r in rows] == [0.0] * 3  # success needs the goal held > 20 of 30 steps
     assert summary["final_eval_success"] == 0.0
     ckpt = load_checkpoint(out / "checkpoint.pt")

@@ -10,8 +10,8 @@ from nppac.agents.awac import AWAC, AWAC_METRIC_TERMS, AWACConfig, advantage_wei
 from nppac.agents.base import ActorCritic, Agent, Metrics, optimizer_step, soft_update
 from nppac.agents.bc import BC, BC_METRIC_TERMS, BCConfig, bc_loss, bc_update
 from nppac.agents.kl_sac import (
+    KL_SAC_METRIC_TERMS,
     KLSAC,
-    METRIC_TERMS,
     KLSACConfig,
     critic_step,
     critic_target,
@@ -37,7 +37,7 @@ __all__ = [
     "AWAC_METRIC_TERMS",
     "BC",
     "BC_METRIC_TERMS",
-    "METRIC_TERMS",
+    "KL_SAC_METRIC_TERMS",
     "KLSAC",
     "SACBC",
     "SAC_BC_METRIC_TERMS",

@@ -26,7 +26,7 @@ from nppac.data.replay import Batch
 from nppac.distributions import gaussian_kl, gaussian_log_prob
 from nppac.errors import NppacError
 
-METRIC_TERMS: dict[str, str] = {
+KL_SAC_METRIC_TERMS: dict[str, str] = {
     "alpha": "temperature α",
     "target_kl": "KL penalty (log π − log π0) at s′ in the critic target",
     "q_target": "critic target y",
@@ -99,7 +99,7 @@ class KLSAC(ActorCritic):
     The gradient step itself is :func:`kl_sac_update`; ``update`` is a shortcut to it.
     """
 
-    metric_terms = METRIC_TERMS
+    metric_terms = KL_SAC_METRIC_TERMS
 
     def __init__(self, obs_dim: int, act_dim: int, actor_kind: ActorKind, actor_hidden: tuple[int, ...],
                  critic_hidden: tuple[int, ...], config: KLSACConfig, device: str | torch.device = "cpu",
@@ -117,7 +117,7 @@ class KLSAC(ActorCritic):
         """Gradient steps taken by :meth:`update` (the actor waits for ``actor_delay_updates`` of them)."""
 
     def update(self, batch: Batch) -> Metrics:
-        """One gradient step on ``batch``; its :data:`METRIC_TERMS` by name."""
+        """One gradient step on ``batch``; its :data:`KL_SAC_METRIC_TERMS` by name."""
         metrics = kl_sac_update(self, batch, actor_step=self.updates >= self.config.actor_delay_updates)
         self.updates += 1
         return metrics
@@ -153,7 +153,7 @@ def kl_sac_update(agent: KLSAC, batch: Batch, actor_step: bool = True) -> Metric
 
     With ``actor_step=False`` only the critics (and their targets) learn; the actor's
     loss, penalty and prior density are still measured, its gradient norm reads 0.
-    Returns the :data:`METRIC_TERMS` by name, as tensors on the training device.
+    Returns the :data:`KL_SAC_METRIC_TERMS` by name, as tensors on the training device.
     """
     cfg = agent.config
     prior_mean, prior_std = (batch.prior_mean, batch.prior_std) if cfg.use_prior else (None, None)

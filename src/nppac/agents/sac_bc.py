@@ -19,16 +19,16 @@ from typing import Any
 import torch
 
 from nppac.agents.base import Metrics, optimizer_step, soft_update
-from nppac.agents.kl_sac import KLSAC, METRIC_TERMS, critic_step, policy_loss, temperature_step
+from nppac.agents.kl_sac import KL_SAC_METRIC_TERMS, KLSAC, critic_step, policy_loss, temperature_step
 from nppac.agents.networks import Actor
 from nppac.data.replay import Batch
 from nppac.errors import NppacError
 
 SAC_BC_METRIC_TERMS: dict[str, str] = {
-    **{k: METRIC_TERMS[k] for k in ("alpha", "target_kl", "q_target", "q_mean", "critic_loss", "critic_grad_norm",
-                                    "kl_mean")},
+    **{k: KL_SAC_METRIC_TERMS[k] for k in ("alpha", "target_kl", "q_target", "q_mean", "critic_loss",
+                                           "critic_grad_norm", "kl_mean")},
     "bc_log_likelihood": "behaviour-cloning log-likelihood log π(a|s) of demonstration actions",
-    **{k: METRIC_TERMS[k] for k in ("actor_loss", "policy_grad_norm")},
+    **{k: KL_SAC_METRIC_TERMS[k] for k in ("actor_loss", "policy_grad_norm")},
 }
 """SAC's metrics (log π0 ≡ 0, so no prior term) with the demonstrations' log-likelihood before the actor loss."""
 
