@@ -12,6 +12,7 @@ from nppac.agents.bc import BC, BC_METRIC_TERMS, BCConfig, bc_loss, bc_update
 from nppac.agents.kl_sac import (
     KL_SAC_METRIC_TERMS,
     KLSAC,
+    SAC_METRIC_TERMS,
     KLSACConfig,
     critic_step,
     critic_target,
@@ -41,6 +42,7 @@ __all__ = [
     "KLSAC",
     "SACBC",
     "SAC_BC_METRIC_TERMS",
+    "SAC_METRIC_TERMS",
     "AWACConfig",
     "Actor",
     "ActorCritic",

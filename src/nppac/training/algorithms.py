@@ -186,3 +186,12 @@ def get_algorithm(name: str) -> Algorithm:
         return ALGORITHMS[name]
     except KeyError:
         raise NppacError(f"unknown algorithm {name!r}; choose one of: {', '.join(ALGORITHMS)}") from None
+
+
+def run_uses_prior(config: dict[str, Any]) -> bool:
+    """Whether the run of a ``config.json`` (read as a dict) trained against a reference policy: its algorithm's
+    entry says so, however the prior was passed (a path in ``prior``, or an object, which leaves it empty)."""
+    algorithm = ALGORITHMS.get(str(config.get("algo")))
+    if algorithm is not None:
+        return algorithm.prior is not None
+    return config.get("prior") is not None
