@@ -111,7 +111,7 @@ def test_critic_target_and_policy_loss_formulas():
 def _agent_and_batch(use_prior: bool, kind: str = "tanh_gaussian"):
     torch.manual_seed(0)
     agent = KLSAC(5, 2, kind, (16, 16), (16, 16), KLSACConfig(alpha=0.3, gamma=0.9, use_prior=use_prior))
-    buf = ReplayBuffer(5, 2, capacity=64, prior=PriorCache(LinearGaussianPrior(5, 2)))
+    buf = ReplayBuffer(5, 2, capacity=64, prior_cache=PriorCache(LinearGaussianPrior(5, 2)))
     buf.add(*transitions(64))
     return agent, buf.sample(32)
 
