@@ -34,7 +34,7 @@ Warmup = Literal["policy", "uniform"]
 WARMUPS: tuple[str, ...] = ("policy", "uniform")
 
 ABLATION_PRIOR = "gp-mean-nn-std"
-"""The variance ablation's reference policy: the GP's mean with the NN's σ0 (:mod:`nppac.priors.combined`)."""
+"""The variance ablation's reference policy: the GP's mean with the NN's σ0 (:mod:`nppac.priors.mean_std`)."""
 
 
 @dataclass(frozen=True)
