@@ -38,8 +38,8 @@ def _step_fn(algo: str, device: torch.device):
     use_prior = algo == "nppac"
     torch.manual_seed(0)
     agent = KLSAC(OBS_DIM, ACT_DIM, "tanh_gaussian", HIDDEN, HIDDEN, KLSACConfig(use_prior=use_prior), device)
-    prior = PriorCache(_CachedPriorStandIn(), device=device) if use_prior else None
-    buffer = ReplayBuffer(OBS_DIM, ACT_DIM, BUFFER, device, prior=prior)
+    prior_cache = PriorCache(_CachedPriorStandIn(), device=device) if use_prior else None
+    buffer = ReplayBuffer(OBS_DIM, ACT_DIM, BUFFER, device, prior_cache=prior_cache)
     g = torch.Generator().manual_seed(1)
     buffer.add(torch.randn(BUFFER, OBS_DIM, generator=g), torch.rand(BUFFER, ACT_DIM, generator=g) * 2 - 1,
                torch.randn(BUFFER, generator=g), torch.randn(BUFFER, OBS_DIM, generator=g), torch.zeros(BUFFER))

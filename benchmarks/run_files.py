@@ -8,9 +8,19 @@ from pathlib import Path
 
 
 def read_rows(run: Path) -> list[dict[str, str]]:
-    """The rows of a run's ``progress.csv``."""
+    """The rows of a run's ``progress.csv``, its columns under today's names (runs of earlier versions too)."""
+    from nppac.training.algorithms import run_uses_prior
+    from nppac.training.logger import current_column_names
+
+    try:
+        config = json.loads((run / "config.json").read_text())
+    except (OSError, ValueError):
+        config = {}
     with (run / "progress.csv").open(newline="") as f:
-        return list(csv.DictReader(f))
+        header = next(csv.reader(f), None)
+        if header is None:
+            return []
+        return list(csv.DictReader(f, fieldnames=current_column_names(header, run_uses_prior(config))))
 
 
 def finished(run: Path) -> bool:

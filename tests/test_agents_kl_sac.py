@@ -70,6 +70,23 @@ def test_tanh_head_log_prob_includes_the_jacobian():
     assert action.abs().max() < 1.0
 
 
+@pytest.mark.parametrize("kind", ["tanh_gaussian", "gaussian_tanh_mean"])
+def test_log_density_from_the_heads_output_is_the_log_prob(kind):
+    torch.manual_seed(2)
+    actor = Actor(4, 3, (16,), kind)
+    obs = torch.randn(32, 4)
+    with torch.no_grad():
+        action, _ = actor.sample(obs)
+        mean, std = actor(obs)
+        log_density = actor.log_density(mean, std, action)
+    if kind == "tanh_gaussian":
+        expected = tanh_normal_log_density(torch.atanh(action.clamp(-1 + 1e-6, 1 - 1e-6)), mean, std)
+    else:
+        expected = normal_log_density(action, mean, std)
+    torch.testing.assert_close(log_density, expected, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(actor.log_prob(obs, action), log_density)
+
+
 def test_log_std_is_clamped():
     actor = Actor(2, 1, (4,), "gaussian_tanh_mean")
     with torch.no_grad():
@@ -94,7 +111,7 @@ def test_critic_target_and_policy_loss_formulas():
 def _agent_and_batch(use_prior: bool, kind: str = "tanh_gaussian"):
     torch.manual_seed(0)
     agent = KLSAC(5, 2, kind, (16, 16), (16, 16), KLSACConfig(alpha=0.3, gamma=0.9, use_prior=use_prior))
-    buf = ReplayBuffer(5, 2, capacity=64, prior=PriorCache(LinearGaussianPrior(5, 2)))
+    buf = ReplayBuffer(5, 2, capacity=64, prior_cache=PriorCache(LinearGaussianPrior(5, 2)))
     buf.add(*transitions(64))
     return agent, buf.sample(32)
 
@@ -117,9 +134,11 @@ def test_update_uses_the_design_formulas(use_prior):
     assert stats["q_target"] == pytest.approx(y.mean().item(), rel=1e-5)
     assert stats["critic_loss"] == pytest.approx(critic_loss.item(), rel=1e-5)
     assert stats["alpha"] == pytest.approx(0.3)
-    if not use_prior:  # SAC: log π0 ≡ 0, the penalty is log π (entropy form)
+    if use_prior:
+        assert stats["next_kl_mean"] == pytest.approx((logp2 - logp0_2).mean().item(), rel=1e-5)
+    else:  # SAC: log π0 ≡ 0, the penalty is log π (entropy form), reported as such
         assert stats["prior_log_prob_mean"] == 0.0
-        assert stats["target_kl"] == pytest.approx(logp2.mean().item(), rel=1e-5)
+        assert stats["next_log_pi_mean"] == pytest.approx(logp2.mean().item(), rel=1e-5)
     # Polyak: Q̄ ← (1 − τ)Q̄ + τQ with the post-step critic.
     for tp, old, p in zip(agent.critic_target.parameters(), ref.critic_target.parameters(), agent.critic.parameters()):
         torch.testing.assert_close(tp, 0.995 * old + 0.005 * p)
@@ -143,7 +162,7 @@ def test_actor_loss_without_prior_is_sacs():
     torch.manual_seed(7)
     stats = {k: float(v) for k, v in kl_sac_update(agent, batch).items()}
     assert stats["actor_loss"] == pytest.approx(sac_loss.item(), rel=1e-4, abs=1e-5)
-    assert stats["kl_mean"] == pytest.approx(logp.mean().item(), rel=1e-5)
+    assert stats["log_pi_mean"] == pytest.approx(logp.mean().item(), rel=1e-5) and "kl_mean" not in stats
 
 
 @pytest.mark.parametrize("kind, use_prior", [("tanh_gaussian", True), ("gaussian_tanh_mean", True),
@@ -191,10 +210,12 @@ def test_update_descends_the_design_losses(kind, use_prior):
     loss = (0.3 * (log_pi - log_prior) - torch.minimum(q[0], q[1])).mean()
 
     assert set(stats) == set(agent.metric_terms)
-    assert stats["target_kl"] == pytest.approx((next_log_pi - next_log_prior).mean().item(), rel=1e-5, abs=1e-6)
+    # With a prior the penalty is a KL; without one (SAC) it is log π, the entropy term, and named so.
+    kl, next_kl = ("kl_mean", "next_kl_mean") if use_prior else ("log_pi_mean", "next_log_pi_mean")
+    assert stats[next_kl] == pytest.approx((next_log_pi - next_log_prior).mean().item(), rel=1e-5, abs=1e-6)
     assert stats["critic_loss"] == pytest.approx(critic_loss.item(), rel=1e-5)
     assert stats["actor_loss"] == pytest.approx(loss.item(), rel=1e-5, abs=1e-6)
-    assert stats["kl_mean"] == pytest.approx((log_pi - log_prior).mean().item(), rel=1e-5, abs=1e-6)
+    assert stats[kl] == pytest.approx((log_pi - log_prior).mean().item(), rel=1e-5, abs=1e-6)
     assert stats["prior_log_prob_mean"] == pytest.approx(log_prior.mean().item(), rel=1e-5, abs=1e-6)
     if use_prior:  # the regularizer is really there: log π0 is far from 0 on this batch
         assert abs(log_prior.mean().item()) > 0.5

@@ -111,7 +111,7 @@ def test_actor_step_descends_sac_loss_minus_the_demo_log_likelihood(kind):
 
     assert stats["bc_log_likelihood"] == pytest.approx(demo_log_pi.mean().item(), rel=1e-5)
     assert stats["actor_loss"] == pytest.approx(loss.item(), rel=1e-5)
-    assert stats["kl_mean"] == pytest.approx(log_pi.mean().item(), rel=1e-5)
+    assert stats["log_pi_mean"] == pytest.approx(log_pi.mean().item(), rel=1e-5)
     assert_grads_equal(agent.actor, torch.autograd.grad(loss, list(actor.parameters())))
 
 
@@ -122,7 +122,7 @@ def test_automatic_alpha_reads_the_entropy_penalty():
                                                                   use_prior=False))
     agent = SACBC(sac, DemoSampler(torch.randn(4, 5), torch.zeros(4, 2)), SACBCConfig(demo_batch_size=4))
     stats = {k: float(v) for k, v in sac_bc_update(agent, random_batch(32, 5, 2, seed=2)).items()}
-    assert sac.log_alpha.grad.item() == pytest.approx(-(stats["kl_mean"] + 2.0), rel=1e-5)
+    assert sac.log_alpha.grad.item() == pytest.approx(-(stats["log_pi_mean"] + 2.0), rel=1e-5)
 
 
 def test_zero_weight_is_sac_exactly():
@@ -155,6 +155,8 @@ def test_two_epoch_run_writes_finite_metrics(tmp_path):
     for row in rows[1:]:
         assert all(math.isfinite(float(row[c])) for c in header if c != "phase"), row
     assert "prior_log_prob_mean" not in header  # no prior: log π0 ≡ 0 is not reported
+    # ... and its penalty terms are log π, logged as such, never as a KL
+    assert {"log_pi_mean", "next_log_pi_mean"} <= set(header) and not {"kl_mean", "next_kl_mean"} & set(header)
     assert summary["algo"] == "sac-bc" and not (out / "prior").exists()
 
 

@@ -11,7 +11,7 @@ from scipy import stats
 
 from nppac.diagnostics.curves import PANELS, compare_runs, load_run, t_interval
 from nppac.errors import NppacError
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli
 
 COLUMNS = ["epoch", "env_steps", "wall_s", "eval_return", "q_mean", "kl_mean", "prior_log_prob_mean",
            "policy_grad_norm", "critic_grad_norm", "alpha", "updates_per_s", "env_steps_per_s"]
@@ -140,7 +140,7 @@ def test_runs_with_other_step_grids_are_interpolated(tmp_path: Path):
 
 
 def test_kl_panel_leaves_out_runs_without_a_prior(tmp_path: Path):
-    # SAC logs log π − 0 under kl_mean (its penalty with no prior): −entropy, not a KL, so it is not drawn.
+    # Earlier versions logged SAC's log π − 0 (−entropy, not a KL) under kl_mean: read as log_pi_mean, not drawn.
     with_prior = write_run(tmp_path, "nppac", {"algo": "nppac", "prior": "priors/gp"},
                            {"env_steps": [1000, 2000], "eval_return": [1.0, 2.0], "kl_mean": [3.0, 4.0]})
     without = write_run(tmp_path, "sac", {"algo": "sac", "prior": None},
@@ -152,6 +152,48 @@ def test_kl_panel_leaves_out_runs_without_a_prior(tmp_path: Path):
     assert "kl_mean" in groups["nppac"].curves and "kl_mean" not in groups["sac"].curves
     assert "kl_mean" in groups["ppac-nn"].curves
     assert "q_mean" in groups["sac"].curves  # other panels keep every run
+    assert load_run(without).columns["log_pi_mean"].tolist() == [-2.0, -2.5]
+
+
+def _today(progress: str, uses_prior: bool) -> str:
+    """A progress.csv of an earlier version with its header written under today's column names."""
+    header, body = progress.split("\n", 1)
+    names = {"target_kl": "next_kl_mean"} if uses_prior else \
+        {"target_kl": "next_log_pi_mean", "kl_mean": "log_pi_mean"}
+    return ",".join(names.get(c, c) for c in header.split(",")) + "\n" + body
+
+
+def test_runs_of_earlier_versions_read_and_compare_as_runs_written_today(tmp_path: Path):
+    # Committed runs, written before the penalty columns were renamed: SAC's and SAC+BC's log π as kl_mean,
+    # every KL-SAC run's critic-target penalty as target_kl.
+    import shutil
+
+    old, new = [], []
+    for algo in ("nppac", "ppac-nn", "sac", "sac-bc"):
+        source = REPO / "results" / "cpu" / "halfcheetah" / algo / "seed-0"
+        assert "target_kl" in (source / "progress.csv").read_text().split("\n", 1)[0]
+        target = tmp_path / "today" / algo
+        shutil.copytree(source, target)
+        with_prior = algo in ("nppac", "ppac-nn")
+        (target / "progress.csv").write_text(_today((source / "progress.csv").read_text(), with_prior))
+        old.append(load_run(source))
+        new.append(load_run(target))
+    for before, after in zip(old, new):
+        assert list(before.columns) == list(after.columns)
+        for name in before.columns:
+            np.testing.assert_array_equal(before.columns[name], after.columns[name])
+        assert "target_kl" not in after.columns
+    sac = old[2].columns
+    assert "log_pi_mean" in sac and "next_log_pi_mean" in sac and "kl_mean" not in sac
+    assert "kl_mean" in old[0].columns and "next_kl_mean" in old[0].columns
+    numbers = compare_runs(old).to_json()
+    today = compare_runs(new).to_json()
+    for numbers_of in (numbers, today):
+        for group in numbers_of["groups"].values():
+            group.pop("runs")
+    assert numbers == today
+    assert set(numbers["groups"]["nppac"]["metrics"]) >= {"eval_return", "kl_mean"}
+    assert "kl_mean" not in numbers["groups"]["sac"]["metrics"]
 
 
 def test_axis_limits_follow_the_runs_not_the_interval():

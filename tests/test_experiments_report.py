@@ -128,6 +128,35 @@ def suite_out(tmp_path):
     return out
 
 
+def test_runs_of_earlier_versions_report_as_runs_written_today(suite_out, tmp_path):
+    """Penalty columns under their earlier names (target_kl; SAC's kl_mean) give the report of today's names."""
+    import shutil
+
+    from nppac.experiments.report import collect_runs
+
+    today = tmp_path / "today"
+    shutil.copytree(suite_out, today)
+    renamed = {"nppac": {"target_kl": "next_kl_mean"},
+               "sac": {"target_kl": "next_log_pi_mean", "kl_mean": "log_pi_mean"}}
+    for progress in suite_out.rglob("progress.csv"):
+        algo = progress.parent.parent.name
+        lines = progress.read_text().splitlines()
+        old = [lines[0] + ",target_kl,kl_mean"] + [f"{line},{i / 4},{-i / 2}" for i, line in enumerate(lines[1:])]
+        progress.write_text("\n".join(old) + "\n")
+        header = ",".join(renamed[algo].get(c, c) for c in old[0].split(","))
+        (today / progress.relative_to(suite_out)).write_text("\n".join([header, *old[1:]]) + "\n")
+    reports = [write_report(out, figures=False)[0].to_json() for out in (suite_out, today)]
+    assert reports[0]["tasks"] == reports[1]["tasks"]
+    entries = [collect_runs(out)[1] for out in (suite_out, today)]
+    for before, after in zip(*entries):
+        assert before.state == after.state
+        if before.run is not None:
+            assert list(before.run.columns) == list(after.run.columns)
+            assert all(np.array_equal(before.run.columns[c], after.run.columns[c], equal_nan=True)
+                       for c in before.run.columns)
+            assert ("kl_mean" in before.run.columns) == (before.spec.algo == "nppac")
+
+
 def test_report_tables_intervals_and_incomplete_runs(suite_out):
     report, written = write_report(suite_out)
     numbers = json.loads((suite_out / "report.json").read_text())

@@ -43,7 +43,7 @@ class Context:
     kept: list[object] = field(default_factory=list)
     """What a row holds open while its command runs (a lock of another process)."""
 
-    def prior(self, kind: str) -> Path:
+    def prior_dir(self, kind: str) -> Path:
         """A private copy of the saved ``kind`` prior, free to damage."""
         return Path(shutil.copytree(self.priors[kind], self.folder / kind))
 
@@ -138,35 +138,35 @@ def states_file(ctx: Context, values: np.ndarray) -> Path:
 _FOUR_STATES = np.zeros((4, 3), np.float32)
 
 
-def predict(prior: Callable[[Context], Path], states: np.ndarray = _FOUR_STATES,
+def predict(prior_dir: Callable[[Context], Path], states: np.ndarray = _FOUR_STATES,
             out: str = "p.npz", *extra: str) -> Callable[[Context], list[str]]:
     def setup(ctx: Context) -> list[str]:
-        return ["prior", "predict", "--prior", str(prior(ctx)), "--states", str(states_file(ctx, states)),
+        return ["prior", "predict", "--prior", str(prior_dir(ctx)), "--states", str(states_file(ctx, states)),
                 "--out", str(ctx.folder / out), *extra]
     return setup
 
 
 def nan_weights(ctx: Context) -> Path:
-    prior = ctx.prior("nn")
-    tensors = load_file(str(prior / "weights.safetensors"))
+    prior_dir = ctx.prior_dir("nn")
+    tensors = load_file(str(prior_dir / "weights.safetensors"))
     tensors["mean_head.bias"][0] = float("nan")
-    save_file(tensors, str(prior / "weights.safetensors"))
-    return prior
+    save_file(tensors, str(prior_dir / "weights.safetensors"))
+    return prior_dir
 
 
 def truncated_weights(ctx: Context) -> Path:
-    prior = ctx.prior("gp")
-    weights = prior / "weights.safetensors"
+    prior_dir = ctx.prior_dir("gp")
+    weights = prior_dir / "weights.safetensors"
     weights.write_bytes(weights.read_bytes()[:200])
-    return prior
+    return prior_dir
 
 
 def edited_obs_dim(ctx: Context) -> Path:
-    prior = ctx.prior("nn")
-    settings = json.loads((prior / "settings.json").read_text())
+    prior_dir = ctx.prior_dir("nn")
+    settings = json.loads((prior_dir / "settings.json").read_text())
     settings["obs_dim"] = 5
-    (prior / "settings.json").write_text(json.dumps(settings))
-    return prior
+    (prior_dir / "settings.json").write_text(json.dumps(settings))
+    return prior_dir
 
 
 def fit_to(out: str, *extra: str,
@@ -304,7 +304,7 @@ REFUSALS = [
             ("'observations'", "NaN/Inf", "float32")),
     Refusal("complex rewards", inspect_npz(rewards=np.zeros(30) + 1j), ("'rewards'", "complex")),
     Refusal("dense rewards for a task without predicate", dense_hammer, ("hammer.pkl", "not binary", "hammer-binary")),
-    Refusal("predict NaN states", predict(lambda ctx: ctx.prior("gp"), np.full((4, 3), np.nan, np.float32)),
+    Refusal("predict NaN states", predict(lambda ctx: ctx.prior_dir("gp"), np.full((4, 3), np.nan, np.float32)),
             ("states.npy", "NaN/Inf"), ("p.npz",)),
     Refusal("prior with NaN weights", predict(nan_weights), ("weights.safetensors", "'mean_head.bias'", "NaN"),
             ("p.npz",)),
@@ -313,10 +313,11 @@ REFUSALS = [
             ("weights.safetensors", "not a readable safetensors"), ("p.npz",)),
     Refusal("prior obs_dim edited", predict(edited_obs_dim), ("weights.safetensors", "do not belong together"),
             ("p.npz",)),
-    Refusal("predict into a missing folder", predict(lambda ctx: ctx.prior("nn"), out="missing/p.npz"),
+    Refusal("predict into a missing folder", predict(lambda ctx: ctx.prior_dir("nn"), out="missing/p.npz"),
             ("missing", "does not exist"), ("missing",)),
-    Refusal("predict on cuda without cuda", predict(lambda ctx: ctx.prior("nn"), np.zeros((4, 3), np.float32), "p.npz",
-                                                    "--device", "cuda"), ("device 'cuda'", "use cpu"), ("p.npz",)),
+    Refusal("predict on cuda without cuda",
+            predict(lambda ctx: ctx.prior_dir("nn"), np.zeros((4, 3), np.float32), "p.npz", "--device", "cuda"),
+            ("device 'cuda'", "use cpu"), ("p.npz",)),
     Refusal("fit on tpu", fit_to("prior", "--device", "tpu"), ("device 'tpu'",), ("prior",)),
     Refusal("fit onto an existing file", fit_to("toy.npz"), ("toy.npz is a file",)),
     Refusal("fit into a folder of other files", fit_to("stuff", prepare=folder_of_notes),

@@ -11,7 +11,7 @@ from tests.builders import LinearGaussianPrior, transitions
 
 def test_cached_prior_values_equal_direct_predictions():
     prior = LinearGaussianPrior(5, 2)
-    buf = ReplayBuffer(5, 2, capacity=100, prior=PriorCache(prior, chunk=16))
+    buf = ReplayBuffer(5, 2, capacity=100, prior_cache=PriorCache(prior, chunk=16))
     obs, act, rew, nxt, done = transitions(40)
     buf.add(obs, act, rew, nxt, done)
     buf.add(*transitions(10, seed=1))
@@ -36,7 +36,7 @@ def test_cached_prior_values_equal_direct_predictions():
 
 def test_prior_is_called_once_per_add_in_chunks():
     prior = LinearGaussianPrior(5, 2)
-    buf = ReplayBuffer(5, 2, capacity=1000, prior=PriorCache(prior, chunk=1000))
+    buf = ReplayBuffer(5, 2, capacity=1000, prior_cache=PriorCache(prior, chunk=1000))
     buf.add(*transitions(300))  # s and s' of 300 transitions: 600 states, one chunk
     assert prior.calls == 1
     buf.sample(64)
@@ -59,9 +59,9 @@ def test_ring_buffer_keeps_newest_and_samples_only_stored():
 
 
 def test_state_dict_round_trip():
-    buf = ReplayBuffer(5, 2, capacity=20, prior=PriorCache(LinearGaussianPrior(5, 2)))
+    buf = ReplayBuffer(5, 2, capacity=20, prior_cache=PriorCache(LinearGaussianPrior(5, 2)))
     buf.add(*transitions(13))
-    other = ReplayBuffer(5, 2, capacity=20, prior=PriorCache(LinearGaussianPrior(5, 2)))
+    other = ReplayBuffer(5, 2, capacity=20, prior_cache=PriorCache(LinearGaussianPrior(5, 2)))
     other.load_state_dict(buf.state_dict())
     assert (other.ptr, other.size) == (13, 13)
     for k in buf.storage:
@@ -87,7 +87,7 @@ def test_state_loads_into_another_capacity_keeping_the_newest_in_order(added, ca
 
 def test_bad_prior_is_refused():
     with pytest.raises(NppacError, match=r"expected \(6, 2\)"):
-        ReplayBuffer(5, 2, capacity=10, prior=PriorCache(LinearGaussianPrior(5, 3))).add(*transitions(3))
+        ReplayBuffer(5, 2, capacity=10, prior_cache=PriorCache(LinearGaussianPrior(5, 3))).add(*transitions(3))
 
     class ZeroStd(LinearGaussianPrior):
         def predict(self, states):
@@ -95,7 +95,7 @@ def test_bad_prior_is_refused():
             return mean, 0 * std
 
     with pytest.raises(NonFiniteError, match="non-positive std"):
-        ReplayBuffer(5, 2, capacity=10, prior=PriorCache(ZeroStd(5, 2))).add(*transitions(3))
+        ReplayBuffer(5, 2, capacity=10, prior_cache=PriorCache(ZeroStd(5, 2))).add(*transitions(3))
 
 
 def test_variance_convention_caches_the_variance_in_the_std_place():
@@ -103,7 +103,7 @@ def test_variance_convention_caches_the_variance_in_the_std_place():
     states = torch.as_tensor(transitions(20)[0], dtype=torch.float32)
     mean, std = prior.predict(states)
     for sigma, expected in (("std", std), ("variance", std ** 2)):
-        buf = ReplayBuffer(5, 2, capacity=20, prior=PriorCache(prior, sigma=sigma))
+        buf = ReplayBuffer(5, 2, capacity=20, prior_cache=PriorCache(prior, sigma=sigma))
         buf.add(*transitions(20))
         torch.testing.assert_close(buf.storage["prior_mean"], mean)
         torch.testing.assert_close(buf.storage["prior_std"], expected)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from nppac.agents import METRIC_TERMS, load_actor
+from nppac.agents import KL_SAC_METRIC_TERMS, SAC_METRIC_TERMS, load_actor
 from nppac.data.demos import Demonstrations, Trajectory
 from nppac.errors import DivergedError, NppacError
 from nppac.training import TrainConfig, progress_columns, train
@@ -38,7 +38,11 @@ def test_two_epoch_run_writes_finite_metrics(tmp_path, algo):
     config = TrainConfig(algo=algo, prior_iters=5, **TINY)
     summary = train(config, out, demos=None if algo == "sac" else tiny_demos(), progress=False)
     header, rows = _rows(out)
-    assert header == progress_columns(False, tuple(METRIC_TERMS), with_init=algo != "sac")  # halfcheetah is dense
+    terms = SAC_METRIC_TERMS if algo == "sac" else KL_SAC_METRIC_TERMS
+    assert header == progress_columns(False, tuple(terms), with_init=algo != "sac")  # halfcheetah: no eval_success
+    # SAC's penalty is log π − 0, the entropy term: logged under that name, never as a KL.
+    assert ("log_pi_mean" in header, "kl_mean" in header) == ((True, False) if algo == "sac" else (False, True))
+    assert "target_kl" not in header
     assert [(r["phase"], int(r["epoch"]), int(r["env_steps"]), int(r["gradient_steps"])) for r in rows] == \
         [("init", 0, 0, 0), ("online", 1, 150, 40), ("online", 2, 300, 80)]
     if algo != "sac":  # the step-0 row reports KL(π‖π0) after policy initialization
@@ -76,6 +80,22 @@ def test_resume_with_steps_extends_the_run_and_refuses_to_shrink_below_its_progr
     with pytest.raises(NppacError, match="at least"):
         train(None, out, resume=True, steps=450, prior=prior, progress=False)
     assert json.loads((out / "config.json").read_text())["steps"] == 600
+
+
+def test_resumed_run_of_an_earlier_version_fills_its_columns_under_todays_names(tmp_path):
+    out = tmp_path / "run"
+    train(TrainConfig(algo="sac", **TINY), out, progress=False)
+    text = (out / "progress.csv").read_text()
+    header, body = text.split("\n", 1)
+    # Earlier versions logged SAC's log π as kl_mean and the critic target's as target_kl.
+    old_header = header.replace("next_log_pi_mean", "target_kl").replace("log_pi_mean", "kl_mean")
+    (out / "progress.csv").write_text(old_header + "\n" + body)
+    train(None, out, resume=True, steps=450, progress=False)
+    header_after, rows = _rows(out)
+    assert header_after == header.split(",")
+    assert [int(r["env_steps"]) for r in rows] == [0, 150, 300, 450]
+    assert all(math.isfinite(float(r[c])) for r in rows[1:] for c in ("log_pi_mean", "next_log_pi_mean"))
+
 
 def test_existing_directory_needs_resume(tmp_path):
     (tmp_path / "run").mkdir()
@@ -169,7 +189,7 @@ def test_hand_task_with_published_demos_seeds_buffer_and_records_success(tmp_pat
                          **{**TINY, "task": "pen-binary", "actor_hidden": (32,) * 4, "init_epochs": 1, "horizon": 30})
     summary = train(config, out, prior=LinearGaussianPrior(45, 24), progress=False)
     header, rows = _rows(out)
-    assert header == progress_columns(True, tuple(METRIC_TERMS), with_init=True)
+    assert header == progress_columns(True, tuple(KL_SAC_METRIC_TERMS), with_init=True)
     assert [float(r["eval_success"]) for r in rows] == [0.0] * 3  # success needs the goal held > 20 of 30 steps
     assert summary["final_eval_success"] == 0.0
     ckpt = load_checkpoint(out / "checkpoint.pt")

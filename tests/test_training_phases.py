@@ -27,7 +27,7 @@ def _rows(out):
 
 
 def _stand_in(algo: str):
-    kind = ALGORITHMS[algo].prior
+    kind = ALGORITHMS[algo].prior_kind
     return None if kind is None else LinearGaussianPrior(17, 6, kind=kind)
 
 

@@ -10,8 +10,9 @@ from nppac.agents.awac import AWAC, AWAC_METRIC_TERMS, AWACConfig, advantage_wei
 from nppac.agents.base import ActorCritic, Agent, Metrics, optimizer_step, soft_update
 from nppac.agents.bc import BC, BC_METRIC_TERMS, BCConfig, bc_loss, bc_update
 from nppac.agents.kl_sac import (
+    KL_SAC_METRIC_TERMS,
     KLSAC,
-    METRIC_TERMS,
+    SAC_METRIC_TERMS,
     KLSACConfig,
     critic_step,
     critic_target,
@@ -37,10 +38,11 @@ __all__ = [
     "AWAC_METRIC_TERMS",
     "BC",
     "BC_METRIC_TERMS",
-    "METRIC_TERMS",
+    "KL_SAC_METRIC_TERMS",
     "KLSAC",
     "SACBC",
     "SAC_BC_METRIC_TERMS",
+    "SAC_METRIC_TERMS",
     "AWACConfig",
     "Actor",
     "ActorCritic",

@@ -148,7 +148,7 @@ def awac_update(agent: AWAC, batch: Batch) -> Metrics:
 
     advantage = q.min(0).values - value
     weights = advantage_weights(advantage, cfg.lam, cfg.score_clip)
-    log_pi = agent.actor.density(mean, std, batch.action)
+    log_pi = agent.actor.log_density(mean, std, batch.action)
     actor_loss = awac_policy_loss(log_pi, weights)
     policy_grad_norm = optimizer_step(agent.actor_opt, actor_loss, agent.actor.parameters())
 

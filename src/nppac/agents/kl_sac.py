@@ -26,9 +26,9 @@ from nppac.data.replay import Batch
 from nppac.distributions import gaussian_kl, gaussian_log_prob
 from nppac.errors import NppacError
 
-METRIC_TERMS: dict[str, str] = {
+KL_SAC_METRIC_TERMS: dict[str, str] = {
     "alpha": "temperature α",
-    "target_kl": "KL penalty (log π − log π0) at s′ in the critic target",
+    "next_kl_mean": "KL penalty (log π − log π0) at s′ in the critic target",
     "q_target": "critic target y",
     "q_mean": "Q-value estimate Q_k(s, a)",
     "critic_loss": "critic loss Σ_k (Q_k − y)²",
@@ -38,7 +38,23 @@ METRIC_TERMS: dict[str, str] = {
     "actor_loss": "actor loss",
     "policy_grad_norm": "policy gradient",
 }
-"""What one gradient step reports, in the order it computes them, with human names for the non-finite message."""
+"""What one gradient step with a prior (N-PPAC, PPAC-NN, the ablation) reports, in the order it computes them,
+with human names for the non-finite message."""
+
+SAC_METRIC_TERMS: dict[str, str] = {
+    "alpha": "temperature α",
+    "next_log_pi_mean": "entropy term log π at s′ in the critic target",
+    "q_target": "critic target y",
+    "q_mean": "Q-value estimate Q_k(s, a)",
+    "critic_loss": "critic loss Σ_k (Q_k − y)²",
+    "critic_grad_norm": "critic gradient",
+    "log_pi_mean": "policy log-density log π(a|s) (the negative entropy)",
+    "prior_log_prob_mean": "prior log-density log π0(a|s) (≡ 0 without a prior)",
+    "actor_loss": "actor loss",
+    "policy_grad_norm": "policy gradient",
+}
+"""What one gradient step without a prior (SAC) reports: with log π0 ≡ 0 the KL penalty is log π itself,
+the entropy term, and is named for it (``log_pi_mean``, ``next_log_pi_mean``)."""
 
 
 @dataclass(frozen=True)
@@ -99,8 +115,6 @@ class KLSAC(ActorCritic):
     The gradient step itself is :func:`kl_sac_update`; ``update`` is a shortcut to it.
     """
 
-    metric_terms = METRIC_TERMS
-
     def __init__(self, obs_dim: int, act_dim: int, actor_kind: ActorKind, actor_hidden: tuple[int, ...],
                  critic_hidden: tuple[int, ...], config: KLSACConfig, device: str | torch.device = "cpu",
                  q_bounds: tuple[float, float] | None = None,
@@ -109,6 +123,7 @@ class KLSAC(ActorCritic):
                          config.critic_lr, device, q_bounds=q_bounds, log_std_range=log_std_range,
                          critic_layernorm=config.critic_layernorm)
         self.config = config
+        self.metric_terms = KL_SAC_METRIC_TERMS if config.use_prior else SAC_METRIC_TERMS
         self.log_alpha = torch.tensor(math.log(config.alpha), device=self.device, requires_grad=config.auto_alpha)
         self.alpha_opt = adam([self.log_alpha], config.alpha_lr, self.device) if config.auto_alpha else None
         self.penalty_target = torch.tensor(float(config.penalty_target), device=self.device)
@@ -117,7 +132,7 @@ class KLSAC(ActorCritic):
         """Gradient steps taken by :meth:`update` (the actor waits for ``actor_delay_updates`` of them)."""
 
     def update(self, batch: Batch) -> Metrics:
-        """One gradient step on ``batch``; its :data:`METRIC_TERMS` by name."""
+        """One gradient step on ``batch``; its ``metric_terms`` by name."""
         metrics = kl_sac_update(self, batch, actor_step=self.updates >= self.config.actor_delay_updates)
         self.updates += 1
         return metrics
@@ -153,12 +168,13 @@ def kl_sac_update(agent: KLSAC, batch: Batch, actor_step: bool = True) -> Metric
 
     With ``actor_step=False`` only the critics (and their targets) learn; the actor's
     loss, penalty and prior density are still measured, its gradient norm reads 0.
-    Returns the :data:`METRIC_TERMS` by name, as tensors on the training device.
+    Returns the :data:`KL_SAC_METRIC_TERMS` (without a prior: :data:`SAC_METRIC_TERMS`) by name, as tensors
+    on the training device.
     """
     cfg = agent.config
     prior_mean, prior_std = (batch.prior_mean, batch.prior_std) if cfg.use_prior else (None, None)
     alpha = agent.log_alpha.detach().exp()
-    target_penalty, y, q, critic_loss, critic_grad_norm = critic_step(agent, batch, alpha)
+    next_penalty, y, q, critic_loss, critic_grad_norm = critic_step(agent, batch, alpha)
 
     # The actor's gradient flows through Q(s, f_φ(ε; s)); the critic's own weights need none.
     agent.critic.requires_grad_(False)
@@ -178,9 +194,11 @@ def kl_sac_update(agent: KLSAC, batch: Batch, actor_step: bool = True) -> Metric
         temperature_step(agent, penalty)
     soft_update(agent.critic_target, agent.critic, cfg.tau)
 
+    # Without a prior the penalty log π − 0 is the entropy term, reported under its own name.
+    kl, next_kl = ("kl_mean", "next_kl_mean") if cfg.use_prior else ("log_pi_mean", "next_log_pi_mean")
     return {
-        "target_kl": target_penalty, "q_target": y.mean(), "q_mean": q.mean(), "critic_loss": critic_loss,
-        "critic_grad_norm": critic_grad_norm, "kl_mean": penalty.mean(),
+        next_kl: next_penalty, "q_target": y.mean(), "q_mean": q.mean(), "critic_loss": critic_loss,
+        "critic_grad_norm": critic_grad_norm, kl: penalty.mean(),
         "prior_log_prob_mean": log_prior.detach().mean(),
         "actor_loss": actor_loss.detach(), "policy_grad_norm": policy_grad_norm, "alpha": alpha,
     }

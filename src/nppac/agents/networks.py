@@ -92,9 +92,9 @@ class Actor(nn.Module):
     def log_prob(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """log π_φ(a|s) of given actions (for ``tanh_gaussian`` actions are clipped just inside (−1, 1))."""
         mean, std = self(obs)
-        return self.density(mean, std, action)
+        return self.log_density(mean, std, action)
 
-    def density(self, mean: torch.Tensor, std: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+    def log_density(self, mean: torch.Tensor, std: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """log π_φ(a|s) from the head's (mean, std) at s, as :meth:`forward` returns them."""
         if self.kind == "tanh_gaussian":
             u = torch.atanh(action.clamp(-1.0 + 1e-6, 1.0 - 1e-6))

@@ -19,16 +19,16 @@ from typing import Any
 import torch
 
 from nppac.agents.base import Metrics, optimizer_step, soft_update
-from nppac.agents.kl_sac import KLSAC, METRIC_TERMS, critic_step, policy_loss, temperature_step
+from nppac.agents.kl_sac import KLSAC, SAC_METRIC_TERMS, critic_step, policy_loss, temperature_step
 from nppac.agents.networks import Actor
 from nppac.data.replay import Batch
 from nppac.errors import NppacError
 
 SAC_BC_METRIC_TERMS: dict[str, str] = {
-    **{k: METRIC_TERMS[k] for k in ("alpha", "target_kl", "q_target", "q_mean", "critic_loss", "critic_grad_norm",
-                                    "kl_mean")},
+    **{k: SAC_METRIC_TERMS[k] for k in ("alpha", "next_log_pi_mean", "q_target", "q_mean", "critic_loss",
+                                        "critic_grad_norm", "log_pi_mean")},
     "bc_log_likelihood": "behaviour-cloning log-likelihood log π(a|s) of demonstration actions",
-    **{k: METRIC_TERMS[k] for k in ("actor_loss", "policy_grad_norm")},
+    **{k: SAC_METRIC_TERMS[k] for k in ("actor_loss", "policy_grad_norm")},
 }
 """SAC's metrics (log π0 ≡ 0, so no prior term) with the demonstrations' log-likelihood before the actor loss."""
 
@@ -121,7 +121,7 @@ def sac_bc_update(agent: SACBC, batch: Batch) -> Metrics:
     """SAC's critic and α steps; the actor step adds −λ E_D0[log π(a|s)]. No host syncs."""
     sac = agent.sac
     alpha = sac.log_alpha.detach().exp()
-    target_penalty, y, q, critic_loss, critic_grad_norm = critic_step(sac, batch, alpha)
+    next_penalty, y, q, critic_loss, critic_grad_norm = critic_step(sac, batch, alpha)
 
     sac.critic.requires_grad_(False)
     action, log_pi = sac.actor.sample(batch.obs)
@@ -138,7 +138,7 @@ def sac_bc_update(agent: SACBC, batch: Batch) -> Metrics:
     soft_update(sac.critic_target, sac.critic, sac.config.tau)
 
     return {
-        "target_kl": target_penalty, "q_target": y.mean(), "q_mean": q.mean(), "critic_loss": critic_loss,
-        "critic_grad_norm": critic_grad_norm, "kl_mean": penalty.mean(), "policy_grad_norm": policy_grad_norm,
+        "next_log_pi_mean": next_penalty, "q_target": y.mean(), "q_mean": q.mean(), "critic_loss": critic_loss,
+        "critic_grad_norm": critic_grad_norm, "log_pi_mean": penalty.mean(), "policy_grad_norm": policy_grad_norm,
         "alpha": alpha, "bc_log_likelihood": bc_log_likelihood.detach(), "actor_loss": actor_loss.detach(),
     }

@@ -91,7 +91,8 @@ def variance(
 
 @app.command("gradients")
 def gradients(
-    prior: list[Path] = typer.Option(..., "--prior", help="Saved prior directory (repeat the flag to compare priors)."),
+    prior_dirs: list[Path] = typer.Option(
+        ..., "--prior", help="Saved prior directory (repeat the flag to compare priors)."),
     data: Path = typer.Option(..., "--data", help=_DATA_HELP),
     out: Path = typer.Option(..., "--out", help=_OUT_HELP),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help=_PICKLE_HELP),
@@ -109,7 +110,7 @@ def gradients(
     out = style.check_figure_path(out)
     config = ProbeConfig(alpha=alpha)
     states = inputs.demonstration_states(data, allow_pickle)
-    labelled = inputs.load_labelled_priors(prior, variance)
+    labelled = inputs.load_labelled_priors(prior_dirs, variance)
     inputs.check_dims(states, labelled, data)
     act_dims = {p.prior.act_dim for p in labelled}
     if len(act_dims) > 1:

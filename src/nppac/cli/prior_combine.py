@@ -1,4 +1,4 @@
-"""``nppac prior combine``: the variance ablation prior from two saved priors."""
+"""``nppac prior combine``: the variance ablation's mean-std prior from two saved priors."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import typer
 def combine(
     mean: Path = typer.Option(..., "--mean", help="Saved prior whose mean μ0 is used (the GP, for the ablation)."),
     std: Path = typer.Option(..., "--std", help="Saved prior whose σ0 is used (the NN, for the ablation)."),
-    out: Path = typer.Option(..., "--out", help="Directory to write the combined prior into (must not exist)."),
+    out: Path = typer.Option(..., "--out", help="Directory to write the mean-std prior into (must not exist)."),
 ) -> None:
     """Combine two saved priors into N(μ0 of --mean, σ0² of --std): train it with --algo nppac-nn-std --prior OUT."""
     from nppac.outputs import check_output_dir

@@ -23,7 +23,7 @@ def train(
     task: str | None = typer.Option(None, "--task", help="Task name (see `nppac tasks`)."),
     algo: str | None = typer.Option(None, "--algo", help="Algorithm: " + _algorithms_help() + "."),
     demos: Path | None = typer.Option(None, "--demos", help="Demonstrations (default: the task's bundled set)."),
-    prior: Path | None = typer.Option(None, "--prior", help="Saved prior directory (default: fit from --demos)."),
+    prior_dir: Path | None = typer.Option(None, "--prior", help="Saved prior directory (default: fit from --demos)."),
     steps: int | None = typer.Option(None, "--steps", help="Total environment steps (with --resume: a new total)."),
     seed: int | None = typer.Option(None, "--seed", help="Random seed."),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda."),
@@ -53,13 +53,13 @@ def train(
         if (task is None and "task" not in given) or (algo is None and "algo" not in given):
             raise NppacError("--task and --algo are required for a new run (or --config FILE naming them, or "
                              "--resume --out DIR)")
-        flags: dict[str, Any] = {"task": task, "algo": algo, "demos": _str(demos), "prior": _str(prior), "steps": steps,
-                 "seed": seed, "device": device, "allow_pickle": allow_pickle or None,
-                 "seed_demos": seed_demos or None}
+        flags: dict[str, Any] = {"task": task, "algo": algo, "demos": _str(demos), "prior": _str(prior_dir),
+                                 "steps": steps, "seed": seed, "device": device,
+                                 "allow_pickle": allow_pickle or None, "seed_demos": seed_demos or None}
         config = dataclasses.replace(base, **{k: v for k, v in flags.items() if v is not None})
         config = config.with_overrides(overrides).validate()
     else:
-        options = {"--demos": demos, "--prior": prior, "--device": device, "--allow-pickle": allow_pickle or None,
+        options = {"--demos": demos, "--prior": prior_dir, "--device": device, "--allow-pickle": allow_pickle or None,
                    "--seed-demos": seed_demos or None, **{f"--set {o}": True for o in overrides}}
         _check_resume(out, {"task": task, "algo": algo, "seed": seed},
                       [k if v is True else f"{k} {v}" for k, v in options.items() if v is not None])

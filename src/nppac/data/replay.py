@@ -43,20 +43,20 @@ class Batch(NamedTuple):
 class ReplayBuffer:
     """A ring buffer of transitions held as torch tensors on the training device.
 
-    With a ``prior`` function, (μ0, σ0) of s and s′ are stored beside each transition
+    With a ``prior_cache`` function, (μ0, σ0) of s and s′ are stored beside each transition
     by :meth:`add`. Sampling draws indices with torch's RNG on the device and needs no
     host sync, so it can sit inside a compiled or graph-captured gradient step.
     """
 
     def __init__(self, obs_dim: int, act_dim: int, capacity: int, device: str | torch.device = "cpu",
-                 prior: PriorFn | None = None) -> None:
+                 prior_cache: PriorFn | None = None) -> None:
         if capacity < 1:
             raise NppacError(f"replay capacity must be positive, got {capacity}")
         self.obs_dim, self.act_dim, self.capacity = obs_dim, act_dim, capacity
         self.device = torch.device(device)
-        self.prior = prior
+        self.prior_cache = prior_cache
         shapes = {"obs": (obs_dim,), "action": (act_dim,), "reward": (), "next_obs": (obs_dim,), "done": ()}
-        if prior is not None:
+        if prior_cache is not None:
             shapes.update({k: (act_dim,) for k in _PRIOR_FIELDS})
         self.storage = {k: torch.zeros((capacity, *s), device=self.device) for k, s in shapes.items()}
         self.ptr = 0
@@ -68,7 +68,7 @@ class ReplayBuffer:
 
     @property
     def has_prior(self) -> bool:
-        return self.prior is not None
+        return self.prior_cache is not None
 
     def add(self, obs: Any, action: Any, reward: Any, next_obs: Any, done: Any) -> None:
         """Append n transitions (arrays with a leading dimension n), caching π0 at s and s′ if there is a prior."""
@@ -78,8 +78,8 @@ class ReplayBuffer:
         n = len(values["obs"])
         if n == 0:
             return
-        if self.prior is not None:
-            mean, std = self.prior(torch.cat([values["obs"], values["next_obs"]]))
+        if self.prior_cache is not None:
+            mean, std = self.prior_cache(torch.cat([values["obs"], values["next_obs"]]))
             if mean.shape != (2 * n, self.act_dim) or std.shape != mean.shape:
                 raise NppacError(f"the prior returned shapes {tuple(mean.shape)}, {tuple(std.shape)}; "
                                  f"expected ({2 * n}, {self.act_dim})")

@@ -51,16 +51,13 @@ class Metric:
     symlog: bool = False
     """Either sign and may span orders of magnitude (an NN prior's KL of 1e10 beside a GP's of 10):
     symmetric-log y axis, linear within ±1, arithmetic mean over seeds."""
-    prior_only: bool = False
-    """Meaningful only for runs with a reference policy: a run whose config has ``prior: null`` (SAC,
-    SAC+BC) logs log π − 0 = −entropy under this column's name, which is left out of the panel."""
 
 
 SUCCESS = Metric("eval_success", "evaluation success rate")
 RETURN = Metric("eval_return", "evaluation return")
 PANELS = (
     Metric("q_mean", "mean Q-value (symlog axis)", symlog=True),
-    Metric("kl_mean", "KL(π ‖ π0) (mean; symlog axis)", symlog=True, prior_only=True),
+    Metric("kl_mean", "KL(π ‖ π0) (mean; symlog axis)", symlog=True),
     Metric("policy_grad_norm", "policy gradient norm (geometric mean)", log=True),
 )
 """The panels after the first (return or success)."""
@@ -87,20 +84,6 @@ class Run:
         """Whether the column exists with at least one finite value."""
         return column in self.columns and bool(np.isfinite(self.columns[column]).any())
 
-    def shows(self, metric: Metric) -> bool:
-        """Whether ``metric`` is drawn for this run: logged, and with a prior where it needs one."""
-        return self.has(metric.column) and not (metric.prior_only and not self.uses_prior)
-
-    @property
-    def uses_prior(self) -> bool:
-        """Whether the run trained against a reference policy: its algorithm's kind says so, however the prior
-        was passed (a path in ``prior``, or an object in the API, which leaves ``prior`` empty)."""
-        from nppac.training.algorithms import ALGORITHMS
-
-        algorithm = ALGORITHMS.get(str(self.config.get("algo")))
-        if algorithm is not None:
-            return algorithm.prior is not None
-        return self.config.get("prior") is not None
 
 
 def _float(text: str | None) -> float:
@@ -146,6 +129,10 @@ def load_run(directory: str | Path) -> Run:
             f"its last line ({len(table)}) has no line end"
         raise NppacError(f"{progress} is cut or edited: {where}; a run writes whole rows, so its curve cannot be "
                          "trusted: train the run again")
+    from nppac.training.algorithms import run_uses_prior
+    from nppac.training.logger import current_column_names
+
+    names = current_column_names(names, run_uses_prior(config))  # runs of earlier versions: today's names
     rows = [dict(zip(names, row)) for row in table[1:]]
     # The rows of an offline phase all sit at env_steps = 0; its last one is the curve's step-0 point.
     rows = [row for row, later in zip(rows, rows[1:] + [None])
@@ -252,7 +239,7 @@ def curve(runs: Sequence[Run], metric: Metric, grid: np.ndarray) -> Curve:
     """Each run's metric on ``grid`` (exact where the steps match, else linear interpolation)."""
     column = metric.column
     per_run = np.stack([
-        np.interp(grid, r.env_steps, r.columns[column]) if r.shows(metric) else np.full(grid.shape, np.nan)
+        np.interp(grid, r.env_steps, r.columns[column]) if r.has(column) else np.full(grid.shape, np.nan)
         for r in runs
     ])
     return Curve(grid, per_run, geometric=metric.log)
@@ -310,7 +297,7 @@ def compare_runs(runs: Sequence[Run], group_by: str = "algo") -> Comparison:
         if longer:
             log.info("group %s: curves end at %s env steps, where every run has data; cut %s",
                      name, f"{grid[-1]:,.0f}", ", ".join(str(r.directory) for r in longer))
-        curves = {m.column: curve(members, m, grid) for m in metrics if any(r.shows(m) for r in members)}
+        curves = {m.column: curve(members, m, grid) for m in metrics if any(r.has(m.column) for r in members)}
         groups.append(Group(name, members, curves))
     return Comparison(group_by, primary, groups)
 

@@ -210,27 +210,27 @@ def _per_state_grad_norms(policy: nn.Module, states: torch.Tensor, eps: torch.Te
 
 
 def offset_probe(
-    prior: LabelledPrior, states: np.ndarray, config: ProbeConfig = ProbeConfig(),
+    labelled: LabelledPrior, states: np.ndarray, config: ProbeConfig = ProbeConfig(),
     progress: Callable[[], None] | None = None,
 ) -> OffsetProbe:
     """Gradient norms with the prior's own (μ0, σ0) at each offset level (``progress`` per level)."""
     from nppac.priors import offset_states
 
     torch.manual_seed(config.seed)
-    policy = GaussianPolicy(states.shape[1], prior.prior.act_dim, config.hidden)
+    policy = GaussianPolicy(states.shape[1], labelled.prior.act_dim, config.hidden)
     levels = []
     for c in config.offsets:
         s = torch.as_tensor(offset_states(states, c, n=config.n_states, seed=config.seed), dtype=torch.float32)
         generator = torch.Generator().manual_seed(config.seed)
-        eps = torch.randn(len(s), prior.prior.act_dim, generator=generator)
+        eps = torch.randn(len(s), labelled.prior.act_dim, generator=generator)
         with torch.no_grad():
-            prior_mean, prior_std = (t.detach().float().cpu() for t in prior.prior.predict(s))
+            prior_mean, prior_std = (t.detach().float().cpu() for t in labelled.prior.predict(s))
         per_state = _per_state_grad_norms(policy, s, eps, prior_mean, prior_std, config.alpha)
         batch = _grad_norm(actor_loss(policy, s, eps, prior_mean, prior_std, config.alpha), policy)
         levels.append(OffsetLevel(float(c), float(prior_std.double().mean()), per_state, batch))
         if progress is not None:
             progress()
-    return OffsetProbe(prior.label, prior.source, levels)
+    return OffsetProbe(labelled.label, labelled.source, levels)
 
 
 def plot_gradients(sweep: SweepResult, probes: Sequence[OffsetProbe], config: ProbeConfig, path: str | Path) -> Path:

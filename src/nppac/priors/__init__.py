@@ -2,7 +2,7 @@
 
 Both expose π0(·|s) = N(μ0(s), diag σ0²(s)) over normalized actions
 (:class:`~nppac.priors.base.Prior`); :func:`combine_priors` makes the variance
-ablation (one prior's mean, another's σ0). Fit one with :func:`fit_prior`, reload it with
+ablation's mean-std prior (one prior's mean, another's σ0). Fit one with :func:`fit_prior`, reload it with
 :func:`load_prior`, summarize it with :func:`prior_metrics`.
 """
 
@@ -15,11 +15,11 @@ from typing import Any
 from nppac.data.demos import Demonstrations
 from nppac.errors import NppacError
 from nppac.priors.base import Prior
-from nppac.priors.combined import CombinedPrior, combine_priors
 from nppac.priors.common import Progress
 from nppac.priors.gp import GPConfig, GPPrior, VarianceEstimate
 from nppac.priors.kernels import KERNELS
 from nppac.priors.kinds import PRIOR_KINDS, load_prior
+from nppac.priors.mean_std import MeanStdPrior, combine_priors
 from nppac.priors.metrics import OFFSETS, mean_action, offset_states, prior_metrics
 from nppac.priors.nn import NNConfig, NNPrior, tanh_gaussian_log_prob
 
@@ -61,11 +61,11 @@ def fit_prior(demos: Demonstrations, kind: str, progress: Progress | None = None
 
 
 def use_variance(prior: Prior, estimate: VarianceEstimate, rank: int = 100, seed: int = 0) -> bool:
-    """Make a GP prior (or a combined prior's GP σ0) predict the ``estimate`` variance (exact or love).
+    """Make a GP prior (or a mean-std prior's GP σ0) predict the ``estimate`` variance (exact or love).
 
     Returns whether σ0 comes from a GP that now uses it; NN priors have no LOVE estimate and keep their σ0.
     """
-    target = prior.std_prior if isinstance(prior, CombinedPrior) else prior
+    target = prior.std_prior if isinstance(prior, MeanStdPrior) else prior
     if isinstance(target, GPPrior):
         target.set_variance(estimate, rank=rank, seed=seed)
         return True
@@ -73,10 +73,10 @@ def use_variance(prior: Prior, estimate: VarianceEstimate, rank: int = 100, seed
 
 
 __all__ = [
-    "CombinedPrior",
     "GPConfig",
     "GPPrior",
     "KERNELS",
+    "MeanStdPrior",
     "NNConfig",
     "NNPrior",
     "OFFSETS",

@@ -1,8 +1,8 @@
 """The kinds of prior: ``kind`` (in a prior's ``settings.json``) → its class, its config class, its loader.
 
 :data:`PRIOR_KINDS` holds the priors that are fitted (gp, nn); :data:`LOADERS` reads
-any saved prior back, and :mod:`nppac.priors.combined` adds its own kind to it, whose
-parts it reads through this table.
+any saved prior back, and :mod:`nppac.priors.mean_std` adds its own kinds to it
+(``gp-mean-nn-std``, …), whose parts it reads through this table.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ PRIOR_KINDS: dict[str, tuple[type[GPPrior] | type[NNPrior], Any]] = {
 Loader = Callable[[str | Path, str | torch.device], Prior]
 
 LOADERS: dict[str, Loader] = {kind: cls.load for kind, (cls, _) in PRIOR_KINDS.items()}
-"""Kind in a saved prior's ``settings.json`` → the function that loads it (``combined``: see nppac.priors.combined)."""
+"""Kind in a saved prior's ``settings.json`` → the function that loads it (mean-std kinds: nppac.priors.mean_std)."""
 
 
 def load_prior(directory: str | Path, device: str | torch.device = "cpu") -> Prior:

@@ -34,7 +34,7 @@ Warmup = Literal["policy", "uniform"]
 WARMUPS: tuple[str, ...] = ("policy", "uniform")
 
 ABLATION_PRIOR = "gp-mean-nn-std"
-"""The variance ablation's reference policy: the GP's mean with the NN's σ0 (:mod:`nppac.priors.combined`)."""
+"""The variance ablation's reference policy: the GP's mean with the NN's σ0 (:mod:`nppac.priors.mean_std`)."""
 
 
 @dataclass(frozen=True)
@@ -61,14 +61,14 @@ class AgentSpec:
 
 @dataclass(frozen=True)
 class Algorithm:
-    """One algorithm: its name, prior, own settings, agent builder and how the shared loop runs it."""
+    """One algorithm: its name, prior kind, own settings, agent builder and how the shared loop runs it."""
 
     name: str
     summary: str
     """One line for ``nppac train --help`` and the docs."""
     build: Callable[[AgentSpec], Agent]
     """The agent for what the run gives it (dimensions, networks, hyperparameters, demonstrations, device)."""
-    prior: str | None = None
+    prior_kind: str | None = None
     """Kind of reference policy cached in its replay buffer: gp, nn, gp-mean-nn-std, or None."""
     settings: type | None = None
     """Dataclass of the algorithm's own settings; its fields are ``--set`` keys (stored in ``algo_settings``)."""
@@ -141,11 +141,12 @@ def _bc(spec: AgentSpec) -> BC:
 
 
 _TABLE = [
-    Algorithm("nppac", "N-PPAC: KL-regularized SAC toward a GP reference policy", _kl_sac, prior="gp", remedies=True),
+    Algorithm("nppac", "N-PPAC: KL-regularized SAC toward a GP reference policy", _kl_sac, prior_kind="gp",
+              remedies=True),
     Algorithm("ppac-nn", "PPAC with an MLE neural reference policy (BRAC-style, the pathological baseline)",
-              _kl_sac, prior="nn", remedies=True),
+              _kl_sac, prior_kind="nn", remedies=True),
     Algorithm("nppac-nn-std", "the variance ablation: N-PPAC toward a prior with the GP's mean and the NN's σ0",
-              _kl_sac, prior=ABLATION_PRIOR, remedies=True),
+              _kl_sac, prior_kind=ABLATION_PRIOR, remedies=True),
     # Without a prior nothing bounds the entropy bonus −α log π of the hand tasks' untanh-ed Gaussian: its
     # state-dependent log σ runs to the clamp's 2 (σ ≈ 7.4 on a [−1, 1] action box) within an epoch and the
     # critics, trained at such actions, diverge (pen-binary sac-bc: Q 518 → 46,545 in 3 epochs). So the
@@ -186,3 +187,12 @@ def get_algorithm(name: str) -> Algorithm:
         return ALGORITHMS[name]
     except KeyError:
         raise NppacError(f"unknown algorithm {name!r}; choose one of: {', '.join(ALGORITHMS)}") from None
+
+
+def run_uses_prior(config: dict[str, Any]) -> bool:
+    """Whether the run of a ``config.json`` (read as a dict) trained against a reference policy: its algorithm's
+    entry says so, however the prior was passed (a path in ``prior``, or an object, which leaves it empty)."""
+    algorithm = ALGORITHMS.get(str(config.get("algo")))
+    if algorithm is not None:
+        return algorithm.prior_kind is not None
+    return config.get("prior") is not None

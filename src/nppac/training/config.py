@@ -169,7 +169,7 @@ class TrainConfig:
     @property
     def prior_kind(self) -> str | None:
         """'gp', 'nn', 'gp-mean-nn-std' or None (sac and the baselines)."""
-        return get_algorithm(self.algo).prior
+        return get_algorithm(self.algo).prior_kind
 
     @property
     def algorithm(self) -> Algorithm:

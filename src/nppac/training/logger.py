@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,22 @@ INIT_COLUMNS: tuple[str, ...] = ("init_kl_start", "init_kl")
 LOOP_COLUMNS: tuple[str, ...] = ("train_return", "updates_per_s", "env_steps_per_s")
 """What the loop itself measures, after the agent's metrics."""
 
+RENAMED_COLUMNS: dict[str, str] = {"target_kl": "next_kl_mean"}
+"""Columns that runs of earlier versions wrote under another name → their name now (runs with a prior)."""
+
+RENAMED_COLUMNS_WITHOUT_PRIOR: dict[str, str] = {"target_kl": "next_log_pi_mean", "kl_mean": "log_pi_mean"}
+"""The same for runs without a prior (SAC, SAC+BC): with log π0 ≡ 0 their KL columns held log π."""
+
+
+def current_column_names(names: Sequence[str], uses_prior: bool) -> list[str]:
+    """A ``progress.csv`` header with the names of earlier versions mapped to today's (today's are kept).
+
+    The one place old names are read: learning curves, reports and the benchmark tables see
+    today's names only, and a resumed run rewrites its header with them.
+    """
+    renamed = RENAMED_COLUMNS if uses_prior else RENAMED_COLUMNS_WITHOUT_PRIOR
+    return [renamed.get(name, name) for name in names]
+
 
 def progress_columns(binary: bool, metrics: tuple[str, ...], with_init: bool = False) -> list[str]:
     """The columns of a run's ``progress.csv``: the leading ones, the agent's metrics by name, the loop's."""
@@ -39,8 +56,12 @@ def tensorboard_tag(column: str) -> str:
     return f"losses/{column}"
 
 
-def truncate_progress(path: Path, last_epoch: int, last_gradient_steps: int) -> None:
-    """Keep only the rows up to the checkpoint (epoch, gradient step); a resumed run rewrites the rest, atomically."""
+def truncate_progress(path: Path, last_epoch: int, last_gradient_steps: int, uses_prior: bool) -> None:
+    """Keep only the rows up to the checkpoint (epoch, gradient step); a resumed run rewrites the rest, atomically.
+
+    The header is rewritten with today's column names (:func:`current_column_names`), so that the rows
+    the resumed run appends fill the columns its earlier rows filled.
+    """
     if not path.exists():
         return
     with path.open(newline="") as f:
@@ -55,7 +76,7 @@ def truncate_progress(path: Path, last_epoch: int, last_gradient_steps: int) -> 
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(header)
+        writer.writerow(current_column_names(header, uses_prior))
         writer.writerows(kept)
     os.replace(tmp, path)
 

@@ -132,7 +132,8 @@ def train(config: TrainConfig | None, out_dir: str | Path, resume: bool = False,
     if resume and steps is not None:
         cfg.save(out / CONFIG_NAME)
     task, agent = cfg.task_spec, run.agent
-    columns = progress_columns(task.reward == "binary", tuple(agent.metric_terms), with_init=run.prior is not None)
+    columns = progress_columns(task.reward == "binary", tuple(agent.metric_terms),
+                               with_init=run.prior_cache is not None)
     # TensorBoard's step is env_steps: events of an offline phase share step 0 and are not purged on resume.
     logger = RunLogger(out, columns, purge_step=run.state.env_steps + 1 if resume and run.state.step0_done else None)
     loop = _Loop(cfg, run, logger, out, started, on_epoch_end)

@@ -69,7 +69,7 @@ class Run:
     buffer: ReplayBuffer
     envs: dict[str, gym.Env]
     np_rng: np.random.Generator
-    prior: PriorCache | None
+    prior_cache: PriorCache | None
     warmstart_buffer: ReplayBuffer | None = None
     """The demonstrations with the run's reward and cached prior, for the critic warm start on them."""
     state: RunState = dataclasses.field(default_factory=RunState)
@@ -92,7 +92,8 @@ def restore_or_start_run(cfg: ResolvedConfig, out: Path, resume: bool, prior: Pr
         _restore(run, cfg, out, ckpt)
     else:
         _start_fresh(run, cfg, out, resolved_prior, demo_source, progress)
-    truncate_progress(out / "progress.csv", run.state.epoch, run.state.gradient_steps if ckpt is not None else -1)
+    truncate_progress(out / "progress.csv", run.state.epoch, run.state.gradient_steps if ckpt is not None else -1,
+                      uses_prior=cfg.prior_kind is not None)
     return run
 
 
@@ -107,7 +108,7 @@ def _build_run(cfg: ResolvedConfig, prior: Prior | None, demo_source: DemoSource
     n_seeded = demo_source.get().n_transitions if cfg.seed_demos else 0
     n_online = cfg.n_epochs * cfg.steps_per_epoch if cfg.algorithm.online_updates else 0
     capacity = min(cfg.replay_capacity, n_online + n_seeded)
-    buffer = ReplayBuffer(task.obs_dim, task.act_dim, capacity, device, prior=prior_cache)
+    buffer = ReplayBuffer(task.obs_dim, task.act_dim, capacity, device, prior_cache=prior_cache)
     envs = {"train": make_env(task, cfg.horizon, cfg.seed, cfg.binary_reward),
             "eval": make_env(task, cfg.eval_horizon, cfg.seed + 10_000)}
     run = Run(agent, buffer, envs, np.random.default_rng(cfg.seed), prior_cache)
@@ -140,8 +141,8 @@ def _start_fresh(run: Run, cfg: ResolvedConfig, out: Path, prior: Prior | None, 
         demos_for_reference = demo_source.get() if demo_source.available else None
         write_references(out, references(task, demos_for_reference, prior, cfg.eval_episodes, cfg.eval_horizon,
                                          cfg.seed + 20_000))
-    if run.prior is not None and cfg.init_epochs:
-        run.init_metrics = initialize_toward_prior(run.agent, run.prior, demo_source.get(), cfg, progress)
+    if run.prior_cache is not None and cfg.init_epochs:
+        run.init_metrics = initialize_toward_prior(run.agent, run.prior_cache, demo_source.get(), cfg, progress)
     if cfg.auto_alpha_target == "init-kl":
         if "init_kl" not in run.init_metrics:
             raise NppacError("auto_alpha_target=init-kl needs the KL measured by policy initialization; "
@@ -199,11 +200,11 @@ def build_agent(cfg: ResolvedConfig, demos: DemoLoader, device: torch.device) ->
     return cfg.algorithm.build(agent_spec(cfg, demos, device))
 
 
-def demonstration_buffer(cfg: ResolvedConfig, demos: Demonstrations, prior: PriorCache | None,
+def demonstration_buffer(cfg: ResolvedConfig, demos: Demonstrations, prior_cache: PriorCache | None,
                          device: torch.device) -> ReplayBuffer:
     """The demonstrations as a replay buffer of their own, with the run's reward and cached prior."""
     task, flat = cfg.task_spec, demos.flat()
-    buffer = ReplayBuffer(task.obs_dim, task.act_dim, demos.n_transitions, device, prior=prior)
+    buffer = ReplayBuffer(task.obs_dim, task.act_dim, demos.n_transitions, device, prior_cache=prior_cache)
     buffer.add(flat["observations"], flat["actions"], training_rewards(flat["rewards"], cfg),
                flat["next_observations"], flat["terminals"])
     return buffer
@@ -312,12 +313,12 @@ def fit_run_prior(cfg: ResolvedConfig, kind: str, demos: Demonstrations, progres
     return fit(kind)
 
 
-def initialize_toward_prior(agent: Agent, prior: PriorCache, demos: Demonstrations, cfg: ResolvedConfig,
+def initialize_toward_prior(agent: Agent, prior_cache: PriorCache, demos: Demonstrations, cfg: ResolvedConfig,
                             progress: bool) -> dict[str, float]:
     """KL(π‖π0) initialization on the demonstration states; returns the KL of its first and last epoch."""
     states = torch.as_tensor(demos.states, device=agent.device)
     log.info("initializing the policy: KL(π‖π0) on %d demonstration states for %d epochs", len(states), cfg.init_epochs)
-    prior_mean, prior_std = prior(states)
+    prior_mean, prior_std = prior_cache(states)
     with ProgressBar(progress) as bar:
         history = initialize_policy(agent.actor, states, prior_mean, prior_std, cfg.init_epochs,
                                     cfg.init_batch_size, cfg.actor_lr, cfg.seed, progress=bar.stage)

@@ -1,11 +1,13 @@
-"""The variance ablation prior: the GP's mean with the NN's σ0, in the library, on disk and from the CLI."""
+"""The variance ablation's mean-std prior: the GP's mean with the NN's σ0, in the library, on disk and from the CLI."""
+
+import json
 
 import numpy as np
 import pytest
 import torch
 
 from nppac.errors import NppacError
-from nppac.priors import combine_priors, fit_prior, load_prior
+from nppac.priors import MeanStdPrior, combine_priors, fit_prior, load_prior
 from tests.builders import make_demos, one_thread, toy_npz  # noqa: F401 (autouse fixture)
 from tests.conftest import run_cli
 
@@ -31,10 +33,29 @@ def test_mean_is_the_gps_and_std_is_the_nns_at_any_states(parts, tmp_path):
     torch.testing.assert_close(std, nn.predict(states)[1])
     assert not torch.allclose(std, gp.predict(states)[1])
     ablation.save(tmp_path / "ablation")
+    settings = json.loads((tmp_path / "ablation" / "settings.json").read_text())
+    assert (settings["kind"], settings["mean"], settings["std"]) == ("gp-mean-nn-std", "gp", "nn")  # one name
     loaded = load_prior(tmp_path / "ablation")
-    assert loaded.kind == "gp-mean-nn-std"
+    assert isinstance(loaded, MeanStdPrior) and loaded.kind == "gp-mean-nn-std"
     torch.testing.assert_close(loaded.predict(states)[0], mean)
     torch.testing.assert_close(loaded.predict(states)[1], std)
+
+
+def test_a_prior_saved_under_the_earlier_kind_combined_loads(parts, tmp_path):
+    gp, nn = parts
+    combine_priors(gp, nn).save(tmp_path / "old")
+    # Earlier versions wrote settings.json with kind "combined" (the committed results' shared priors still do).
+    settings_file = tmp_path / "old" / "settings.json"
+    settings_file.write_text(json.dumps({**json.loads(settings_file.read_text()), "kind": "combined"}))
+    loaded = load_prior(tmp_path / "old")
+    assert loaded.kind == "gp-mean-nn-std"
+    states = torch.randn(9, 3)
+    torch.testing.assert_close(loaded.predict(states)[0], gp.predict(states)[0])
+    torch.testing.assert_close(loaded.predict(states)[1], nn.predict(states)[1])
+    # A settings.json whose kind names other parts than it holds is not read as this prior.
+    settings_file.write_text(json.dumps({**json.loads(settings_file.read_text()), "kind": "nn-mean-gp-std"}))
+    with pytest.raises(NppacError, match="not a mean-std prior"):
+        load_prior(tmp_path / "old")
 
 
 def test_parts_of_other_dimensions_are_refused(parts):
@@ -53,6 +74,7 @@ def test_cli_combines_two_saved_priors(tmp_path):
     proc = run_cli("prior", "combine", "--mean", str(tmp_path / "gp"), "--std", str(tmp_path / "nn"),
                    "--out", str(tmp_path / "ablation"), check=True)
     assert "gp-mean-nn-std" in proc.stdout
+    assert json.loads((tmp_path / "ablation" / "settings.json").read_text())["kind"] == "gp-mean-nn-std"
     states = torch.randn(7, 3)
     ablation = load_prior(tmp_path / "ablation")
     torch.testing.assert_close(ablation.predict(states)[0], load_prior(tmp_path / "gp").predict(states)[0])
