@@ -338,3 +338,21 @@ def test_aggregates_put_tasks_on_one_scale_and_compare_with_nppac(tmp_path):
     assert result.improvement["nppac over sac"][0] == pytest.approx(wins)
     lo, hi = result.iqm["nppac"][1:]
     assert lo <= result.iqm["nppac"][0] <= hi
+
+
+def test_aggregate_intervals_repeat_exactly_and_leave_numpys_generator_alone():
+    """The bootstrap intervals of a report are the same every time it is written, and writing it does not move
+    NumPy's global generator."""
+    from nppac.experiments.aggregate import aggregate, available
+
+    if not available():
+        pytest.skip("rliable (nppac[stats]) is not installed")
+    scores = {"nppac": {"a": [0.2, 0.5, 0.9], "b": [0.1, 0.4, 0.3]},
+              "sac": {"a": [0.3, 0.1, 0.7], "b": [0.6, 0.2, 0.0]}}
+    np.random.seed(123)
+    before = np.random.get_state()[1].copy()
+    first = aggregate(scores, {})
+    assert np.array_equal(np.random.get_state()[1], before)
+    np.random.seed(7)
+    second = aggregate(scores, {})
+    assert (first.iqm, first.mean, first.improvement) == (second.iqm, second.mean, second.improvement)

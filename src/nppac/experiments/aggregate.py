@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 STATS_HINT = ("Aggregates across tasks (IQM, probability of improvement, performance profiles) need rliable: "
               "pip install 'nppac[stats]'")
 BOOTSTRAP_REPS = 5_000
+BOOTSTRAP_SEED = 0
 REFERENCE_SEED = 20_000
 """The seed of a run's reference evaluations (training/setup.py evaluates references with seed + 20,000)."""
 
@@ -121,9 +122,6 @@ def aggregate(by_algo: dict[str, dict[str, list[float]]], ends: dict[str, dict[s
     :func:`nppac.experiments.report.common_scale_scores`); None without rliable or without a complete algorithm."""
     if not available():
         return None
-    from rliable import library as rly
-    from rliable import metrics
-
     tasks = sorted({t for per in by_algo.values() for t in per})
     excluded, score_dict = {}, {}
     for algo, per_task in by_algo.items():
@@ -135,7 +133,31 @@ def aggregate(by_algo: dict[str, dict[str, list[float]]], ends: dict[str, dict[s
         score_dict[algo] = np.array([per_task[t][:n] for t in tasks]).T  # (runs, tasks)
     if not score_dict:
         return None
-    rng = np.random.RandomState(0)
+    # rliable's stratified bootstrap draws its resamples from NumPy's global generator (its random_state
+    # only reaches arch's unused one): seed that generator for the report's intervals, then restore it.
+    outside = np.random.get_state()
+    np.random.seed(BOOTSTRAP_SEED)
+    try:
+        iqm, mean, improvement = _intervals(score_dict, reference)
+    finally:
+        np.random.set_state(outside)
+    result = Aggregate(tasks, list(score_dict), {a: int(v.shape[0]) for a, v in score_dict.items()}, ends, iqm,
+                       mean, improvement, excluded)
+    if figures is not None:
+        result.profile = _profile(score_dict, figures / "performance_profile.png")
+    return result
+
+
+Interval = tuple[float, float, float]
+
+
+def _intervals(score_dict: dict[str, np.ndarray], reference: str
+               ) -> tuple[dict[str, Interval], dict[str, Interval], dict[str, Interval]]:
+    """IQM, mean and P(reference > other), each a point estimate with its stratified-bootstrap 95 % interval."""
+    from rliable import library as rly
+    from rliable import metrics
+
+    rng = np.random.RandomState(BOOTSTRAP_SEED)
     iqm: dict[str, tuple[float, float, float]] = {}
     mean: dict[str, tuple[float, float, float]] = {}
     for name, func in (("iqm", metrics.aggregate_iqm), ("mean", metrics.aggregate_mean)):
@@ -153,11 +175,7 @@ def aggregate(by_algo: dict[str, dict[str, list[float]]], ends: dict[str, dict[s
                                                      reps=BOOTSTRAP_REPS // 10, random_state=rng)
             improvement = {k: (float(np.ravel(points[k])[0]), float(np.ravel(cis[k])[0]), float(np.ravel(cis[k])[1]))
                            for k in pairs}
-    result = Aggregate(tasks, list(score_dict), {a: int(v.shape[0]) for a, v in score_dict.items()}, ends, iqm,
-                       mean, improvement, excluded)
-    if figures is not None:
-        result.profile = _profile(score_dict, figures / "performance_profile.png")
-    return result
+    return iqm, mean, improvement
 
 
 def _profile(score_dict: dict[str, np.ndarray], path: Path) -> Path:
