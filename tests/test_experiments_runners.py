@@ -197,11 +197,17 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
     assert [e["epoch"] for e in events] == [1, 2, 3] and events[0]["eval_return"] is None
 
 
-def test_a_finished_run_is_extended_when_the_suite_asks_for_more_steps(tiny, tmp_path):
+def test_a_finished_run_is_extended_when_the_suite_asks_for_more_steps(tiny, tmp_path, monkeypatch, capsys):
+    """The dry run lists such a run as to extend, and the run continues from its checkpoint."""
     suite, out, _ = tiny
     copy = tmp_path / "out"
     shutil.copytree(out, copy)
-    longer = load_suite(_suite_file(tmp_path, extra="[algo.sac]\nsteps = 500\n"))
+    longer_file = _suite_file(tmp_path, extra="[algo.sac]\nsteps = 500\n")
+    longer = load_suite(longer_file)
+    code, stdout, _ = nppac_in_process(monkeypatch, capsys, "suite", "run", str(longer_file), "--out", str(copy),
+                                       "--dry-run", "--json")
+    states = {r["key"]: r["state"] for r in json.loads(stdout)["runs"]}
+    assert code == 0 and states["halfcheetah/sac/seed-0"] == "to extend", states
     (result,) = run_suite(longer, copy, progress=False, only=["*/sac/seed-0"])
     assert (result.outcome, result.resumed_at, result.summary["epochs"]) == ("finished", 3, 5)
     seed0 = copy / "halfcheetah/sac/seed-0"

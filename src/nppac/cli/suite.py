@@ -98,9 +98,14 @@ def run(
 
 def _list_runs(suite: Suite, runs: Sequence[RunSpec], out: Path, json_out: bool) -> None:
     from nppac.experiments import run_state
-    from nppac.experiments.runners import completed_epochs
+    from nppac.experiments.runners import asks_longer, completed_epochs
 
-    rows = [{**r.to_json(), "dir": str(r.directory(out)), "state": run_state(r.directory(out)),
+    def state(run: RunSpec) -> str:
+        """The run's state, with a finished run the suite now asks for more epochs shown as "to extend"."""
+        found = run_state(run.directory(out))
+        return "to extend" if found == "finished" and asks_longer(run, run.directory(out)) else found
+
+    rows = [{**r.to_json(), "dir": str(r.directory(out)), "state": state(r),
              "epochs": completed_epochs(r.directory(out)), "n_epochs": r.config.n_epochs} for r in runs]
     if json_out:
         emit_json({"suite": suite.name, "out": str(out), "runs": rows})

@@ -125,7 +125,7 @@ def execute_run(run: RunSpec, out: str | Path, notify: Notify | None = None) -> 
         if not lock.acquired:
             return RunResult(run.key, "busy", error=f"{lock.busy()}: it is training this run")
         status = read_status(directory)
-        extend = status is not None and status.get("status") == "finished" and _asks_longer(run, directory)
+        extend = status is not None and status.get("status") == "finished" and asks_longer(run, directory)
         if status is not None and status.get("status") in DONE_STATES and not extend:
             _warn_if_changed(run, directory)
             return RunResult(run.key, "skipped", error=status.get("error"), summary=status.get("summary"))
@@ -183,7 +183,7 @@ def _clear_status(directory: Path) -> None:
         directory.rmdir()
 
 
-def _asks_longer(run: RunSpec, directory: Path) -> bool:
+def asks_longer(run: RunSpec, directory: Path) -> bool:
     """Whether the suite now asks a finished run for more epochs of the same length than it was trained for,
     and its checkpoint is there to continue from (an exported copy has none)."""
     try:
