@@ -9,6 +9,7 @@ meets half a file. A run directory has one writer at a time (:class:`DirectoryLo
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import hashlib
@@ -90,7 +91,8 @@ def atomic_file(path: PathLike) -> Iterator[IO[bytes]]:
 class DirectoryLock:
     """An exclusive, non-blocking ``flock`` on ``.NAME.lock`` beside the directory ``NAME``.
 
-    The OS releases it however its holder ends (a kill included). The holder writes its pid
+    The OS releases it however its holder ends (a kill included); a holder that ends normally also
+    removes the file. The holder writes its pid
     into the file, so that a process turned away can name it (:attr:`holder`). Re-entrant
     within a process: a suite run holds its run's lock and calls ``train``, which takes it
     again. Where the filesystem has no locks (some network mounts), or the lock file cannot
@@ -114,24 +116,29 @@ class DirectoryLock:
             self._held[self.key] += 1
             self.acquired = True
             return self
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o666)
-        except OSError as err:  # a read-only or missing folder: the checks of the work itself report it
-            log.debug("cannot create the lock %s (%s); going on without it", self.path, err)
-            self.acquired = True
-            return self
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.holder = _read_pid(fd)
+        while True:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o666)
+            except OSError as err:  # a read-only or missing folder: the checks of the work itself report it
+                log.debug("cannot create the lock %s (%s); going on without it", self.path, err)
+                self.acquired = True
+                return self
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self.holder = _read_pid(fd)
+                os.close(fd)
+                return self
+            except OSError as err:
+                log.debug("cannot lock %s (%s); going on without a lock", self.path, err)
+                os.close(fd)
+                self.acquired = True
+                return self
+            if _same_file(fd, self.path):
+                break
+            # The holder we waited on removed the file on release: lock the one now at the path instead.
             os.close(fd)
-            return self
-        except OSError as err:
-            log.debug("cannot lock %s (%s); going on without a lock", self.path, err)
-            os.close(fd)
-            self.acquired = True
-            return self
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self.fd, self.acquired = fd, True
@@ -145,12 +152,25 @@ class DirectoryLock:
         if self._held[self.key] == 0:  # the outermost entry, which opened the file: closing it unlocks
             del self._held[self.key]
             if self.fd is not None:
+                # Removed while still held, so that no lock file is left beside the output; a process that
+                # opened it meanwhile sees it is gone once it gets the lock, and takes a new one.
+                with contextlib.suppress(OSError):
+                    if _same_file(self.fd, self.path):
+                        self.path.unlink()
                 os.close(self.fd)
 
     def busy(self) -> str:
         """Who holds the lock, as words for a message."""
         who = f"process {self.holder}" if self.holder is not None else "another process"
         return f"{who} holds {self.path}"
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether the open file ``fd`` is still the file at ``path``."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except OSError:
+        return False
 
 
 def _read_pid(fd: int) -> int | None:
