@@ -51,12 +51,19 @@ def summarize(run: Path) -> dict[str, object]:
         return max(values) if values else math.nan
 
     last = returns[-3:]
-    return {"algo": config["algo"], "sigma": config.get("prior_sigma"), "seed": config["seed"], "metric": metric,
+    return {"algo": config["algo"], "sigma": _convention(config), "seed": config["seed"], "metric": metric,
             "stopped": epochs[-1] if state(run) == "diverged" else None,
             "has_prior": config["algo"] in ("nppac", "ppac-nn", "nppac-nn-std"), "step0": start, "drop": drop,
             "lowest": min(returns[1:]),
             "final": sum(last) / len(last), "kl": peak("kl_mean"), "grad": peak("policy_grad_norm"),
             "q": peak("q_mean", absolute=True)}
+
+
+def _convention(config: dict) -> str:
+    """How σ0 entered π0: its place (std or variance) and, where a GP's σ0 was LOVE's estimate, "LOVE" (the NN
+    variants' σ0 is the NN's own, whatever prior_variance says)."""
+    sigma = str(config.get("prior_sigma"))
+    return f"{sigma} (LOVE)" if config.get("prior_variance") == "love" and config["algo"] == "nppac" else sigma
 
 
 def main() -> None:
