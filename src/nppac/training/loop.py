@@ -146,7 +146,7 @@ def train(config: TrainConfig | None, out_dir: str | Path, resume: bool = False,
                 loop.online()
     finally:
         logger.close()
-        for env in run.envs.values():
+        for env in [*run.envs.values(), *run.eval_copies]:
             env.close()
 
     save_actor(agent.actor, out / ACTOR_NAME)
@@ -265,12 +265,12 @@ class _Loop:
         """Evaluate the deterministic policy, write the row and TensorBoard scalars, then the checkpoint; ask the
         epoch callback whether to go on."""
         cfg, run, state = self.cfg, self.run, self.run.state
-        eval_return, eval_success = evaluate(run.agent.actor, run.envs["eval"], cfg.task_spec,
-                                             cfg.eval_episodes, cfg.eval_horizon)
+        evaluation = evaluate(run.agent.actor, [run.envs["eval"], *run.eval_copies], cfg.task_spec,
+                              cfg.eval_episodes, cfg.eval_horizon)
         state.wall_s = self.wall_before + time.perf_counter() - self.started
         row = {"phase": phase, "epoch": state.epoch, "env_steps": state.env_steps,
                "gradient_steps": state.gradient_steps, "wall_s": state.wall_s,
-               "eval_return": eval_return, "eval_success": eval_success, **values}
+               "eval_return": evaluation.mean_return, "eval_success": evaluation.success_rate, **values}
         self.logger.log(row)
         save_checkpoint({
             "epoch": state.epoch, "env_steps": state.env_steps, "wall_s": state.wall_s,

@@ -33,7 +33,7 @@ from nppac.priors.base import Prior
 from nppac.training.algorithms import ABLATION_PRIOR, AgentSpec, DemoLoader
 from nppac.training.checkpoint import CHECKPOINT_NAME, restore_rng_state
 from nppac.training.config import ResolvedConfig, TrainConfig
-from nppac.training.envs import make_env
+from nppac.training.envs import eval_envs, make_env
 from nppac.training.logger import truncate_progress
 from nppac.training.prior_cache import PriorCache
 from nppac.training.progress import ProgressBar
@@ -68,8 +68,11 @@ class Run:
     agent: Agent
     buffer: ReplayBuffer
     envs: dict[str, gym.Env]
+    """The training and the evaluation environment, whose generators every checkpoint saves."""
     np_rng: np.random.Generator
     prior_cache: PriorCache | None
+    eval_copies: list[gym.Env] = dataclasses.field(default_factory=list)
+    """Copies of the evaluation environment that run its episodes side by side (their streams come from it)."""
     warmstart_buffer: ReplayBuffer | None = None
     """The demonstrations with the run's reward and cached prior, for the critic warm start on them."""
     state: RunState = dataclasses.field(default_factory=RunState)
@@ -109,9 +112,9 @@ def _build_run(cfg: ResolvedConfig, prior: Prior | None, demo_source: DemoSource
     n_online = cfg.n_epochs * cfg.steps_per_epoch if cfg.algorithm.online_updates else 0
     capacity = min(cfg.replay_capacity, n_online + n_seeded)
     buffer = ReplayBuffer(task.obs_dim, task.act_dim, capacity, device, prior_cache=prior_cache)
-    envs = {"train": make_env(task, cfg.horizon, cfg.seed, cfg.binary_reward),
-            "eval": make_env(task, cfg.eval_horizon, cfg.seed + 10_000)}
-    run = Run(agent, buffer, envs, np.random.default_rng(cfg.seed), prior_cache)
+    evaluation, *copies = eval_envs(task, cfg.eval_horizon, cfg.seed + 10_000, cfg.eval_episodes)
+    envs = {"train": make_env(task, cfg.horizon, cfg.seed, cfg.binary_reward), "eval": evaluation}
+    run = Run(agent, buffer, envs, np.random.default_rng(cfg.seed), prior_cache, eval_copies=copies)
     if cfg.critic_warmstart_steps and cfg.critic_warmstart_data == "demos":
         run.warmstart_buffer = demonstration_buffer(cfg, demo_source.get(), prior_cache, device)
     return run
