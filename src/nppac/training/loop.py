@@ -48,7 +48,7 @@ from nppac.training.config import ResolvedConfig, TrainConfig
 from nppac.training.envs import Collector, evaluate
 from nppac.training.logger import RunLogger, progress_columns
 from nppac.training.progress import ProgressBar
-from nppac.training.rundir import ACTOR_NAME, CONFIG_NAME, prepare_run_dir
+from nppac.training.rundir import ACTOR_NAME, CONFIG_NAME, own_prior, prepare_run_dir
 from nppac.training.setup import Run, kl_sac_agent, restore_or_start_run
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,11 @@ def train(config: TrainConfig | None, out_dir: str | Path, resume: bool = False,
         if fresh_dir:  # a run that never started leaves no directory that would demand --resume
             shutil.rmtree(out, ignore_errors=True)
         raise
-    if resume and steps is not None:
+    names_its_prior = not resume and cfg.prior_kind is not None
+    if names_its_prior:
+        # config.json names the copy the run trains with, however the prior was given: the file alone reruns it.
+        cfg = dataclasses.replace(cfg, prior=own_prior(out))
+    if names_its_prior or (resume and steps is not None):
         cfg.save(out / CONFIG_NAME)
     task, agent = cfg.task_spec, run.agent
     columns = progress_columns(task.reward == "binary", tuple(agent.metric_terms),

@@ -38,7 +38,7 @@ from nppac.training.logger import truncate_progress
 from nppac.training.prior_cache import PriorCache
 from nppac.training.progress import ProgressBar
 from nppac.training.references import REFERENCES_NAME, references, write_references
-from nppac.training.rundir import CONFIG_NAME, PRIOR_DIR, check_same_run, load_resume_checkpoint
+from nppac.training.rundir import CONFIG_NAME, PRIOR_DIR, check_same_run, is_own_prior, load_resume_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +261,9 @@ def resolve_prior(cfg: ResolvedConfig, out: Path, prior: Prior | None, demos: De
                   progress: bool) -> Prior | None:
     """π0 for this run: given, stored in the run directory, loaded from ``config.prior``, or fitted here.
 
-    A copy is kept in ``out/prior`` so that a resumed run needs nothing outside its directory.
+    A copy is kept in ``out/prior`` so that a resumed run needs nothing outside its
+    directory. ``config.prior`` naming that copy itself (a run's own ``config.json``)
+    means: load it from there, or, when it is missing, fit it there.
     """
     if cfg.prior_kind is None:
         if prior is not None:
@@ -272,11 +274,13 @@ def resolve_prior(cfg: ResolvedConfig, out: Path, prior: Prior | None, demos: De
     if prior is None:
         if (stored / "settings.json").exists():
             prior = load_prior(stored)
-        elif cfg.prior is not None:
+        elif cfg.prior is not None and not is_own_prior(cfg.prior, out):
             check_prior_task(Path(cfg.prior), cfg.task)
             prior = load_prior(cfg.prior)
             shutil.copytree(cfg.prior, stored, dirs_exist_ok=True)
         else:
+            if cfg.prior is not None:
+                log.info("the run's prior %s is missing; fitting it there with the run's settings", stored)
             prior = fit_run_prior(cfg, cfg.prior_kind, demos.get(), progress)
             prior.save(stored)
     elif not stored.exists():
