@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from nppac.agents.base import Agent
-from nppac.agents.kl_sac import KLSAC, KLSACConfig, initialize_policy
+from nppac.agents.kl_sac import KLSAC, KLSACConfig, initialize_policy, policy_kl
+from nppac.agents.networks import load_actor
 from nppac.data.demos import Demonstrations
 from nppac.data.relabel import as_binary_reward
 from nppac.data.replay import ReplayBuffer
@@ -144,6 +145,8 @@ def _start_fresh(run: Run, cfg: ResolvedConfig, out: Path, prior: Prior | None, 
         demos_for_reference = demo_source.get() if demo_source.available else None
         write_references(out, references(task, demos_for_reference, prior, cfg.eval_episodes, cfg.eval_horizon,
                                          cfg.seed + 20_000))
+    if cfg.init_actor is not None:
+        run.init_metrics = start_from_actor(run.agent, cfg.init_actor, run.prior_cache, demo_source)
     if run.prior_cache is not None and cfg.init_epochs:
         run.init_metrics = initialize_toward_prior(run.agent, run.prior_cache, demo_source.get(), cfg, progress)
     if cfg.auto_alpha_target == "init-kl":
@@ -318,6 +321,31 @@ def fit_run_prior(cfg: ResolvedConfig, kind: str, demos: Demonstrations, progres
     if kind == ABLATION_PRIOR:
         return combine_priors(fit("gp"), fit("nn"))
     return fit(kind)
+
+
+def start_from_actor(agent: Agent, path: str, prior_cache: PriorCache | None,
+                     demos: DemoSource) -> dict[str, float]:
+    """Load ``path`` into the agent's actor (refused in one line unless it has the run's architecture); returns
+    its KL(π‖π0) on the demonstration states, measured as policy initialization reports it (when there are both)."""
+    actor = load_actor(path, agent.device)
+    mine = agent.actor
+    shape = ("kind", "obs_dim", "act_dim", "hidden", "log_std_range")
+    differ = [f"{k} {getattr(actor, k)} (the run's: {getattr(mine, k)})" for k in shape
+              if getattr(actor, k) != getattr(mine, k)]
+    if differ:
+        raise NppacError(f"init_actor {path} does not fit the run's actor: {', '.join(differ)}")
+    mine.load_state_dict(actor.state_dict())
+    log.info("the policy starts from the actor in %s", path)
+    if prior_cache is None or not demos.available:
+        return {}
+    states = torch.as_tensor(demos.get().states, device=agent.device)
+    prior_mean, prior_std = prior_cache(states)
+    with torch.no_grad():
+        kl = float(policy_kl(mine, states, prior_mean, prior_std))
+    if not math.isfinite(kl):
+        raise NonFiniteError(f"KL(π‖π0) of the actor in {path} is not finite; check the prior's σ0")
+    log.info("its KL(π‖π0) on %d demonstration states: %.3g", len(states), kl)
+    return {"init_kl": kl}
 
 
 def initialize_toward_prior(agent: Agent, prior_cache: PriorCache, demos: Demonstrations, cfg: ResolvedConfig,
