@@ -44,7 +44,7 @@ wheel: $(STAMP)
 	$(PY) -m pip wheel -q --no-deps --no-build-isolation -w dist .
 
 # The wheel installed into a fresh virtual environment outside the checkout: `nppac tasks`, a bundled
-# demonstration set and a 200-step run must work from it alone.
+# demonstration set and a 200-step run must work from it alone, and the quickstart's initialized actor be in it.
 WHEEL_CHECK_DIR ?= /tmp/nppac-wheel-check
 wheel-check: wheel
 	rm -rf $(WHEEL_CHECK_DIR) && $(PYTHON) -m venv $(WHEEL_CHECK_DIR)/venv
@@ -57,6 +57,7 @@ wheel-check: wheel
 		--set steps_per_epoch=100 --set warmup_steps=100 --set updates_per_epoch=10 --set eval_episodes=1 \
 		--set horizon=50 --set batch_size=32
 	test -f $(WHEEL_CHECK_DIR)/run/actor.safetensors
+	cd $(WHEEL_CHECK_DIR) && test -f "$$(venv/bin/python -c 'from nppac.training.quickstart import asset_dir; print(asset_dir() / "halfcheetah.safetensors")')"
 	@echo "wheel-check: dist/$$(ls dist) installs and trains from $(WHEEL_CHECK_DIR)"
 
 clean:

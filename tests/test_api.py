@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import pytest
 import nppac
 from nppac.errors import NppacError
 from nppac.training.algorithms import ALGORITHMS
+from tests.builders import nppac_in_process, tiny_demos
 from tests.conftest import run_cli
 
 TIMING = ("wall_s", "updates_per_s", "env_steps_per_s")
@@ -64,3 +66,28 @@ def test_bad_settings_are_refused_by_name():
     with pytest.raises(NppacError, match="not been trained"):
         nppac.SAC("halfcheetah").predict(np.zeros(17))
     assert nppac.AWAC("pen-binary", lam=0.3).config.algo_settings == {"lam": 0.3}
+
+
+def test_a_prior_passed_as_an_object_is_named_in_config_json_whose_file_alone_reruns_the_run(tmp_path, monkeypatch,
+                                                                                           capsys):
+    from nppac.data import save_npz
+    from nppac.diagnostics.curves import load_run
+
+    save_npz(tiny_demos(), tmp_path / "demos.npz")
+    prior = nppac.fit_prior(tmp_path / "demos.npz", task="halfcheetah", kind="gp", iters=3)
+    model = nppac.NPPAC("halfcheetah", prior=prior, demos=tmp_path / "demos.npz", seed=2, init_epochs=2, **TINY)
+    model.learn(300, tmp_path / "run", progress=False)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["prior"] == str((tmp_path / "run" / "prior").resolve())
+    assert load_run(tmp_path / "run").has("kl_mean")  # the curves' KL panel
+    # The file alone reruns the run elsewhere (its prior read from the first run's copy, then copied again) ...
+    code, _, err = nppac_in_process(monkeypatch, capsys, "train", "--config", str(tmp_path / "run" / "config.json"),
+                                    "--out", str(tmp_path / "rerun"), "--quiet")
+    assert code == 0, err
+    assert rows(tmp_path / "rerun") == rows(tmp_path / "run")
+    rerun = json.loads((tmp_path / "rerun" / "config.json").read_text())
+    assert rerun["prior"] == str((tmp_path / "rerun" / "prior").resolve())
+    assert {k: v for k, v in rerun.items() if k != "prior"} == {k: v for k, v in config.items() if k != "prior"}
+    # ... and the run itself, naming its own copy, resumes from it.
+    model.learn(450, progress=False)
+    assert [r["env_steps"] for r in rows(tmp_path / "run")] == ["0", "150", "300", "450"]

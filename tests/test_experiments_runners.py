@@ -336,11 +336,15 @@ def test_priors_are_fitted_once_per_task_and_kind_and_recorded_in_each_run(tmp_p
     assert shared == ["halfcheetah-gp", "halfcheetah-gp-mean-nn-std", "halfcheetah-nn"]
     used = {}
     for run in load_suite(path).runs:
+        # Each run's config.json names its own copy of the shared prior, which carries the shared record.
         config = json.loads((run.directory(out) / "config.json").read_text())
-        used.setdefault(run.algo, set()).add(config["prior"])
+        assert Path(config["prior"]) == (run.directory(out) / "prior").resolve()
+        copy = Path(config["prior"])
+        used.setdefault(run.algo, set()).add(tuple((str(f.relative_to(copy)), f.read_bytes())
+                                                   for f in sorted(copy.rglob("*")) if f.is_file()))
     # Both seeds of an algorithm read the same prior; the ablation's is the combination of the shared two.
-    assert all(len(paths) == 1 for paths in used.values()) and used["nppac"] != used["nppac-nn-std"]
-    record = json.loads((Path(next(iter(used["nppac"]))) / "shared_prior.json").read_text())
+    assert all(len(copies) == 1 for copies in used.values()) and used["nppac"] != used["nppac-nn-std"]
+    record = json.loads(dict(next(iter(used["nppac"])))["shared_prior.json"])
     assert record["kind"] == "gp" and record["seed"] == 0 and len(record["demos_sha256"]) == 64
     # A second invocation finds every prior in place and fits nothing.
     before = {p: p.stat().st_mtime for p in (out / "priors").rglob("settings.json")}

@@ -197,6 +197,28 @@ def test_fast_prediction_is_within_one_percent_of_exact_on_held_out_states():
     assert float(((std_fast - std_exact).abs() / std_exact).max()) < 0.01
 
 
+@pytest.mark.parametrize("conditioning", ["exact", "inducing"])
+def test_the_mean_alone_is_the_predicted_mean_and_gives_the_mean_action(conditioning):
+    from nppac.priors import combine_priors, fit_prior, mean_action
+    from nppac.priors.metrics import prior_mean
+
+    rng = np.random.default_rng(4)
+    states = rng.normal(size=(300, 6)).astype(np.float32)
+    actions = np.tanh(states[:, :3] @ rng.normal(size=(3, 3))).astype(np.float32)
+    settings = {"num_inducing": 100} if conditioning == "inducing" else {}
+    prior = GPPrior(GPConfig(kernel="rbf", iters=20, conditioning=conditioning, **settings))
+    prior.fit(make_demos(states, actions))
+    test = torch.from_numpy(np.concatenate([states[:50], 3.0 * states[50:100]]))
+    mean, _ = prior.predict(test)
+    torch.testing.assert_close(prior.predict_mean(test), mean, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(mean_action(prior, test), mean.clamp(-1.0, 1.0), rtol=1e-6, atol=1e-7)
+    assert prior.predict_mean(test.double()).dtype == torch.float64
+    # The ablation's mean is its GP's.
+    nn_prior, _ = fit_prior(make_demos(states, actions), "nn", hidden=(8,), iters=2)
+    combined = combine_priors(prior, nn_prior)
+    torch.testing.assert_close(prior_mean(combined, test), combined.predict(test)[0], rtol=1e-6, atol=1e-7)
+
+
 def test_float32_tail_keeps_sigma_within_tolerance_and_survives_save_load(tmp_path):
     # A smooth kernel over 1,200 states with the noise at its floor: near the data σ0 is a
     # difference of terms ~10⁴ times larger, where a plain float32 product of k* misses by ~1 %.

@@ -265,3 +265,18 @@ def test_training_learns_from_the_executed_clipped_demonstration_actions(tmp_pat
     actions = np.concatenate([t.actions for t in loaded])
     np.testing.assert_allclose(actions, np.clip(np.concatenate([t.actions for t in wide]), -1, 1))
     assert "clipped" in caplog.text
+
+
+def test_a_config_naming_the_runs_own_prior_loads_it_there_or_fits_it_there_when_missing(tmp_path):
+    from nppac.training.setup import DemoSource, resolve_prior
+
+    out = tmp_path / "run"
+    out.mkdir()
+    cfg = TrainConfig(algo="nppac", prior=str(out / "prior"), prior_iters=3, **TINY).resolved()
+    demos = DemoSource(cfg, tiny_demos())
+    fitted = resolve_prior(cfg, out, None, demos, progress=False)
+    assert (out / "prior" / "settings.json").is_file()
+    loaded = resolve_prior(cfg, out, None, demos, progress=False)
+    states = torch.as_tensor(tiny_demos().states[:5])
+    for a, b in zip(loaded.predict(states), fitted.predict(states)):
+        torch.testing.assert_close(a, b)

@@ -48,6 +48,7 @@ from nppac.experiments.suite import RunSpec, Suite
 from nppac.outputs import DirectoryLock
 from nppac.training import TrainConfig, train
 from nppac.training.checkpoint import CHECKPOINT_NAME
+from nppac.training.rundir import is_own_prior
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +202,10 @@ def _warn_if_changed(run: RunSpec, directory: Path, resumable: tuple[str, ...] =
         wanted = run.config.resolved().to_dict()
     except NppacError:
         return
-    changed = [k for k, v in wanted.items() if stored.get(k) != v and k not in resumable]
+    # A run's config.json names its own copy of the prior it was given.
+    same_prior = isinstance(stored.get("prior"), str) and is_own_prior(stored["prior"], directory)
+    changed = [k for k, v in wanted.items()
+               if stored.get(k) != v and k not in resumable and not (k == "prior" and same_prior)]
     if changed:
         log.warning("%s keeps the settings it was started with (differs from the suite in: %s); "
                     "delete %s to rerun it", run.key, ", ".join(changed), directory)

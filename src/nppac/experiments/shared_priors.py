@@ -5,7 +5,8 @@ same: before any run starts, each distinct (demonstrations, prior kind, fit sett
 is fitted once, with seed 0, into ``OUT/priors/TASK-KIND-HASH/``, where HASH is taken
 from the demonstration file's content and the settings (content-addressed: a changed
 file or setting gives a new prior, never a stale one). Every run of that task and kind
-then trains with ``prior`` set to that directory, which its ``config.json`` records.
+then trains with ``prior`` set to that directory; the run copies it into its own
+directory, with its ``shared_prior.json``, and its ``config.json`` names the copy.
 The variance ablation's prior is the combination of the shared GP and NN priors.
 """
 

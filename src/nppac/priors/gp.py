@@ -242,6 +242,10 @@ class Posterior:
             quad = quad + u_tail.pow(2) @ self.delta_g[head:]
         return mean, (self.b_diag - quad).clamp_min(0.0) + self.noise
 
+    def predict_mean(self, kstar: torch.Tensor) -> torch.Tensor:
+        """The mean alone for a (b, m) block of kernel rows: one skinny product, none of the variance's."""
+        return self.mean + kstar @ self.mean_weights
+
     def tensors(self) -> dict[str, torch.Tensor]:
         return {name: getattr(self, name) for name in self._TENSORS}
 
@@ -615,6 +619,20 @@ class GPPrior:
         mean = torch.cat(means) if means else x.new_zeros(0, self.act_dim)
         var = torch.cat(variances) if variances else x.new_zeros(0, self.act_dim)
         return mean.to(states.device, out_dtype), var.sqrt().to(states.device, out_dtype)
+
+    @torch.no_grad()
+    def predict_mean(self, states: torch.Tensor) -> torch.Tensor:
+        """μ0 alone, as :meth:`predict` gives it, without the variance: the mean action needs only this, and the
+        variance's products with the eigen-components are most of a prediction's cost."""
+        posterior = self._require_posterior()
+        check_states(states, self.obs_dim)
+        out_dtype = states.dtype if states.is_floating_point() else torch.float32
+        x = self.standardize(states)
+        rows = max(1, _CHUNK_ELEMENTS // max(1, len(posterior.basis)))
+        means = [posterior.predict_mean(kernel_matrix(block, posterior.basis, self.hyper.lengthscale,
+                                                      self.config.kernel)) for block in torch.split(x, rows)]
+        mean = torch.cat(means) if means else x.new_zeros(0, self.act_dim)
+        return mean.to(states.device, out_dtype)
 
     @torch.no_grad()
     def _exact_full_posterior(self) -> Posterior:

@@ -22,6 +22,7 @@ from nppac.errors import NppacError
 from nppac.priors.base import Prior
 from nppac.priors.common import SETTINGS, Progress, read_settings
 from nppac.priors.kinds import LOADERS, PRIOR_KINDS, load_prior
+from nppac.priors.metrics import prior_mean
 
 LEGACY_KIND = "combined"
 """``kind`` under which earlier versions saved every mean-std prior (the parts' kinds in ``mean`` and ``std``)."""
@@ -66,6 +67,10 @@ class MeanStdPrior:
         mean, _ = self.mean_prior.predict(states)
         _, std = self.std_prior.predict(states)
         return mean, std
+
+    def predict_mean(self, states: torch.Tensor) -> torch.Tensor:
+        """μ0 alone: the mean prior's."""
+        return prior_mean(self.mean_prior, states)
 
     def log_prob(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         mean, std = self.predict(states)

@@ -31,8 +31,14 @@ def offset_states(states: np.ndarray | torch.Tensor, c: float, n: int = 512, see
 
 def mean_action(prior: Prior, states: torch.Tensor) -> torch.Tensor:
     """The prior's deterministic action: μ0(s) (tanh(μ) for squashed priors), clipped to [−1, 1]."""
-    mean, _ = prior.predict(states)
+    mean = prior_mean(prior, states)
     return torch.tanh(mean) if getattr(prior, "squashed", False) else mean.clamp(-1.0, 1.0)
+
+
+def prior_mean(prior: Prior, states: torch.Tensor) -> torch.Tensor:
+    """μ0(s): by the prior's ``predict_mean`` where it has one (the GP's skips the variance), else ``predict``."""
+    predict_mean = getattr(prior, "predict_mean", None)
+    return predict_mean(states) if predict_mean is not None else prior.predict(states)[0]
 
 
 @torch.no_grad()

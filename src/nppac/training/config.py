@@ -23,7 +23,7 @@ AUTO_ALPHA_TARGETS: tuple[str, ...] = ("act-dim", "init-kl")
 WARMSTART_DATA: tuple[str, ...] = ("demos", "warmup")
 """What the critic warm start learns from (``critic_warmstart_data``)."""
 
-PATH_FIELDS: tuple[str, ...] = ("demos", "prior", "prior_gpytorch")
+PATH_FIELDS: tuple[str, ...] = ("demos", "prior", "prior_gpytorch", "init_actor")
 """Settings that name files: relative to the run or suite file that gives them."""
 
 PRIOR_CONVENTIONS: dict[str, tuple[str, str]] = {
@@ -127,9 +127,14 @@ class TrainConfig:
     critic_hidden: tuple[int, ...] = (256, 256)
     """Hidden widths of each critic."""
     init_epochs: int | None = None
-    """Epochs of KL(π‖π0) policy initialization on demonstration states (task default; 0 skips)."""
+    """Epochs of KL(π‖π0) policy initialization on demonstration states (task default, 0 with ``init_actor``;
+    0 skips)."""
     init_batch_size: int = 64
     """Mini-batch size of policy initialization."""
+    init_actor: str | None = None
+    """An actor file (``nppac.agents.save_actor``: a run's ``actor.safetensors``, or the quickstart's bundled
+    initialized actor) the run's policy starts from, of the run's architecture; ``init_epochs`` then continue
+    from it."""
     seed_demos: bool | None = None
     """Put the demonstration transitions into the replay buffer before training (default: true for awac and bc)."""
     demos: str | None = None
@@ -280,7 +285,7 @@ class TrainConfig:
             "target_entropy": _or(cfg.target_entropy, -float(task.act_dim)),
             "actor": _or(cfg.actor, d.actor),
             "actor_hidden": _or(cfg.actor_hidden, tuple(d.actor_hidden)),
-            "init_epochs": _or(cfg.init_epochs, d.init_epochs),
+            "init_epochs": _or(cfg.init_epochs, 0 if cfg.init_actor is not None else d.init_epochs),
             "prior_kernel": _or(cfg.prior_kernel, d.kernel),
             "prior_sigma": _or(cfg.prior_sigma, _or(sigma, d.prior_sigma)),
         }).validate()

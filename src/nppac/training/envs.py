@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import gymnasium as gym
@@ -12,14 +14,18 @@ import torch
 from nppac.agents.networks import Actor
 from nppac.tasks import BinaryRewardName, Task
 
+EVAL_WIDTH = 10
+"""Evaluation episodes stepped side by side at most (an Adroit environment holds about 8 MB)."""
+
 
 class Policy(Protocol):
-    """Anything evaluated like the agent: a deterministic action for one observation."""
+    """Anything evaluated like the agent: deterministic actions (n, act_dim) for observations (n, obs_dim)."""
 
     def act(self, obs: np.ndarray) -> np.ndarray: ...
 
 
-def make_env(task: Task, horizon: int, seed: int, binary_reward: BinaryRewardName | None = None) -> gym.Env:
+def make_env(task: Task, horizon: int, seed: int | None,
+             binary_reward: BinaryRewardName | None = None) -> gym.Env:
     """The task's environment, with the episode cap lowered to ``horizon`` when that is shorter.
 
     ``binary_reward`` names a hand task's reward values (default AWAC's −1/0, the evaluation's).
@@ -28,6 +34,13 @@ def make_env(task: Task, horizon: int, seed: int, binary_reward: BinaryRewardNam
     if horizon < task.horizon:
         env = gym.wrappers.TimeLimit(env, max_episode_steps=horizon)
     return env
+
+
+def eval_envs(task: Task, horizon: int, seed: int, episodes: int) -> list[gym.Env]:
+    """The evaluation environment (seeded) and the copies that let up to :data:`EVAL_WIDTH` of its ``episodes``
+    run side by side (:func:`evaluate` seeds each of their episodes from the first one's generator)."""
+    width = max(1, min(episodes, EVAL_WIDTH))
+    return [make_env(task, horizon, seed), *(make_env(task, horizon, None) for _ in range(width - 1))]
 
 
 class Collector:
@@ -73,19 +86,63 @@ class Collector:
                 "done": np.asarray(done_buf, np.float32)}
 
 
-def evaluate(policy: Policy, env: gym.Env, task: Task, episodes: int, horizon: int) -> tuple[float, float | None]:
-    """Mean return of the deterministic policy (the mean action) and, for binary tasks, the success rate."""
-    returns, successes = [], []
-    for _ in range(episodes):
-        obs, _ = env.reset()
-        total, flags = 0.0, []
+@dataclass(frozen=True)
+class Evaluation:
+    """Per-episode results of a deterministic evaluation, in episode order."""
+
+    returns: list[float]
+    successes: list[bool] | None
+    """Binary tasks: whether each episode succeeded (the task's criterion); None for dense rewards."""
+
+    @property
+    def mean_return(self) -> float:
+        return float(np.mean(self.returns))
+
+    @property
+    def success_rate(self) -> float | None:
+        return None if self.successes is None else float(np.mean(self.successes))
+
+
+def evaluate(policy: Policy, envs: gym.Env | Sequence[gym.Env], task: Task, episodes: int,
+             horizon: int) -> Evaluation:
+    """``episodes`` episodes of the deterministic policy (the mean action), stepped side by side in ``envs``.
+
+    The episodes are exactly those the first environment alone would give one after
+    another: its generator carries the evaluation's random stream, and episode i starts
+    from the state that i resets of it alone would have left (the tasks draw random
+    numbers only at a reset, so stepping the others in between changes nothing). Each
+    step asks the policy once, for all running episodes; the first environment's
+    generator ends where the one-after-another evaluation leaves it, so a checkpoint
+    written afterwards resumes the same stream.
+    """
+    envs = [envs] if isinstance(envs, gym.Env) else list(envs)
+    stream = envs[0].unwrapped.np_random.bit_generator.state
+    returns: list[float] = []
+    successes: list[bool] = []
+    for first in range(0, episodes, len(envs)):
+        wave = envs[:min(len(envs), episodes - first)]
+        obs = []
+        for env in wave:
+            env.unwrapped.np_random.bit_generator.state = stream
+            obs.append(env.reset()[0])
+            stream = env.unwrapped.np_random.bit_generator.state
+        totals = [0.0] * len(wave)
+        flags: list[list[bool]] = [[] for _ in wave]
+        running = list(range(len(wave)))
         for _ in range(horizon):
-            obs, reward, terminated, truncated, info = env.step(policy.act(obs))
-            total += float(reward)
-            flags.append(bool(info.get("success", False)))
-            if terminated or truncated:
+            if not running:
                 break
-        returns.append(total)
+            actions = policy.act(np.stack([obs[i] for i in running]))
+            still = []
+            for i, action in zip(running, actions):
+                obs[i], reward, terminated, truncated, info = wave[i].step(action)
+                totals[i] += float(reward)
+                flags[i].append(bool(info.get("success", False)))
+                if not (terminated or truncated):
+                    still.append(i)
+            running = still
+        returns.extend(totals)
         if task.reward == "binary":
-            successes.append(task.episode_success(flags))
-    return float(np.mean(returns)), (float(np.mean(successes)) if task.reward == "binary" else None)
+            successes.extend(task.episode_success(f) for f in flags)
+    envs[0].unwrapped.np_random.bit_generator.state = stream
+    return Evaluation(returns, successes if task.reward == "binary" else None)

@@ -48,7 +48,7 @@ from nppac.training.config import ResolvedConfig, TrainConfig
 from nppac.training.envs import Collector, evaluate
 from nppac.training.logger import RunLogger, progress_columns
 from nppac.training.progress import ProgressBar
-from nppac.training.rundir import ACTOR_NAME, CONFIG_NAME, prepare_run_dir
+from nppac.training.rundir import ACTOR_NAME, CONFIG_NAME, own_prior, prepare_run_dir
 from nppac.training.setup import Run, kl_sac_agent, restore_or_start_run
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,11 @@ def train(config: TrainConfig | None, out_dir: str | Path, resume: bool = False,
         if fresh_dir:  # a run that never started leaves no directory that would demand --resume
             shutil.rmtree(out, ignore_errors=True)
         raise
-    if resume and steps is not None:
+    names_its_prior = not resume and cfg.prior_kind is not None
+    if names_its_prior:
+        # config.json names the copy the run trains with, however the prior was given: the file alone reruns it.
+        cfg = dataclasses.replace(cfg, prior=own_prior(out))
+    if names_its_prior or (resume and steps is not None):
         cfg.save(out / CONFIG_NAME)
     task, agent = cfg.task_spec, run.agent
     columns = progress_columns(task.reward == "binary", tuple(agent.metric_terms),
@@ -146,7 +150,7 @@ def train(config: TrainConfig | None, out_dir: str | Path, resume: bool = False,
                 loop.online()
     finally:
         logger.close()
-        for env in run.envs.values():
+        for env in [*run.envs.values(), *run.eval_copies]:
             env.close()
 
     save_actor(agent.actor, out / ACTOR_NAME)
@@ -265,12 +269,12 @@ class _Loop:
         """Evaluate the deterministic policy, write the row and TensorBoard scalars, then the checkpoint; ask the
         epoch callback whether to go on."""
         cfg, run, state = self.cfg, self.run, self.run.state
-        eval_return, eval_success = evaluate(run.agent.actor, run.envs["eval"], cfg.task_spec,
-                                             cfg.eval_episodes, cfg.eval_horizon)
+        evaluation = evaluate(run.agent.actor, [run.envs["eval"], *run.eval_copies], cfg.task_spec,
+                              cfg.eval_episodes, cfg.eval_horizon)
         state.wall_s = self.wall_before + time.perf_counter() - self.started
         row = {"phase": phase, "epoch": state.epoch, "env_steps": state.env_steps,
                "gradient_steps": state.gradient_steps, "wall_s": state.wall_s,
-               "eval_return": eval_return, "eval_success": eval_success, **values}
+               "eval_return": evaluation.mean_return, "eval_success": evaluation.success_rate, **values}
         self.logger.log(row)
         save_checkpoint({
             "epoch": state.epoch, "env_steps": state.env_steps, "wall_s": state.wall_s,

@@ -19,7 +19,7 @@ from nppac.data.validate import inspect_demos
 from nppac.priors.base import Prior
 from nppac.priors.metrics import mean_action
 from nppac.tasks import Task
-from nppac.training.envs import evaluate, make_env
+from nppac.training.envs import eval_envs, evaluate, make_env
 
 REFERENCES_NAME = "references.json"
 
@@ -32,8 +32,8 @@ class _MeanAction:
 
     @torch.no_grad()
     def act(self, obs: np.ndarray) -> np.ndarray:
-        state = torch.as_tensor(np.asarray(obs, dtype=np.float32)).reshape(1, -1)
-        return mean_action(self.prior, state)[0].cpu().numpy()
+        states = torch.as_tensor(np.asarray(obs, dtype=np.float32))
+        return mean_action(self.prior, states).cpu().numpy()
 
 
 class UniformPolicy:
@@ -43,14 +43,18 @@ class UniformPolicy:
         self.act_dim, self.rng = act_dim, np.random.default_rng(seed)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        return self.rng.uniform(-1.0, 1.0, self.act_dim).astype(np.float32)
+        return self.rng.uniform(-1.0, 1.0, (len(obs), self.act_dim)).astype(np.float32)
 
 
 def random_policy_return(task: Task, episodes: int, horizon: int, seed: int) -> float:
-    """The uniform-random policy's mean return, evaluated like the agent (seeded: the same number every time)."""
+    """The uniform-random policy's mean return, evaluated like the agent (seeded: the same number every time).
+
+    One environment, episodes one after another: the policy's draws then come in the same order whatever
+    the evaluation's width.
+    """
     env = make_env(task, horizon, seed)
     try:
-        return evaluate(UniformPolicy(task.act_dim, seed), env, task, episodes, horizon)[0]
+        return evaluate(UniformPolicy(task.act_dim, seed), env, task, episodes, horizon).mean_return
     finally:
         env.close()
 
@@ -68,12 +72,14 @@ def references(task: Task, demos: Demonstrations | None, prior: Prior | None, ep
         out["demos"] = {"return": summary["return_mean"], "success": summary.get("success_rate"),
                         "trajectories": summary["n_trajectories"]}
     if prior is not None:
-        env = make_env(task, horizon, seed)
+        envs = eval_envs(task, horizon, seed, episodes)
         try:
-            ret, success = evaluate(_MeanAction(prior), env, task, episodes, horizon)
+            evaluation = evaluate(_MeanAction(prior), envs, task, episodes, horizon)
         finally:
-            env.close()
-        out["prior_mean_action"] = {"kind": prior.kind, "return": ret, "success": success, "episodes": episodes}
+            for env in envs:
+                env.close()
+        out["prior_mean_action"] = {"kind": prior.kind, "return": evaluation.mean_return,
+                                    "success": evaluation.success_rate, "episodes": episodes}
     return out
 
 

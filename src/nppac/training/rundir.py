@@ -2,7 +2,9 @@
 
 A run directory holds everything needed to continue it: ``config.json`` (the resolved
 configuration), ``checkpoint.pt``, the prior (``prior/``), ``progress.csv`` and the
-final actor. A new run refuses a directory in use; a resumed run takes its stored
+final actor. ``config.json`` names the run's copy of its prior, however the prior was
+given (a path, an object, a suite's shared prior, or fitted in the run), so the file
+alone reruns the run. A new run refuses a directory in use; a resumed run takes its stored
 configuration and refuses a checkpoint it cannot continue (written by another
 version, past the steps asked for, or saved under a configuration edited since).
 """
@@ -60,6 +62,17 @@ def prepare_run_dir(config: TrainConfig | None, out: Path, resume: bool) -> Reso
         record = {"path": str(Path(cfg.demos).resolve()), "sha256": content_hash(Path(cfg.demos))}
         (out / DEMOS_RECORD).write_text(json.dumps(record, indent=2) + "\n")
     return cfg
+
+
+def own_prior(out: Path) -> str:
+    """The run's copy of its prior, as its ``config.json`` names it: an absolute path, so that
+    ``nppac train --config OUT/config.json`` reruns the run from any working directory."""
+    return str((out / PRIOR_DIR).resolve())
+
+
+def is_own_prior(path: str | Path, out: Path) -> bool:
+    """Whether ``path`` is the run's own copy of its prior (``out/prior``)."""
+    return Path(path).resolve() == (out / PRIOR_DIR).resolve()
 
 
 def check_demonstrations(cfg: ResolvedConfig, out: Path) -> ResolvedConfig:

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from nppac.agents.base import Agent
-from nppac.agents.kl_sac import KLSAC, KLSACConfig, initialize_policy
+from nppac.agents.kl_sac import KLSAC, KLSACConfig, initialize_policy, policy_kl
+from nppac.agents.networks import load_actor
 from nppac.data.demos import Demonstrations
 from nppac.data.relabel import as_binary_reward
 from nppac.data.replay import ReplayBuffer
@@ -33,12 +34,12 @@ from nppac.priors.base import Prior
 from nppac.training.algorithms import ABLATION_PRIOR, AgentSpec, DemoLoader
 from nppac.training.checkpoint import CHECKPOINT_NAME, restore_rng_state
 from nppac.training.config import ResolvedConfig, TrainConfig
-from nppac.training.envs import make_env
+from nppac.training.envs import eval_envs, make_env
 from nppac.training.logger import truncate_progress
 from nppac.training.prior_cache import PriorCache
 from nppac.training.progress import ProgressBar
 from nppac.training.references import REFERENCES_NAME, references, write_references
-from nppac.training.rundir import CONFIG_NAME, PRIOR_DIR, check_same_run, load_resume_checkpoint
+from nppac.training.rundir import CONFIG_NAME, PRIOR_DIR, check_same_run, is_own_prior, load_resume_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,11 @@ class Run:
     agent: Agent
     buffer: ReplayBuffer
     envs: dict[str, gym.Env]
+    """The training and the evaluation environment, whose generators every checkpoint saves."""
     np_rng: np.random.Generator
     prior_cache: PriorCache | None
+    eval_copies: list[gym.Env] = dataclasses.field(default_factory=list)
+    """Copies of the evaluation environment that run its episodes side by side (their streams come from it)."""
     warmstart_buffer: ReplayBuffer | None = None
     """The demonstrations with the run's reward and cached prior, for the critic warm start on them."""
     state: RunState = dataclasses.field(default_factory=RunState)
@@ -109,9 +113,9 @@ def _build_run(cfg: ResolvedConfig, prior: Prior | None, demo_source: DemoSource
     n_online = cfg.n_epochs * cfg.steps_per_epoch if cfg.algorithm.online_updates else 0
     capacity = min(cfg.replay_capacity, n_online + n_seeded)
     buffer = ReplayBuffer(task.obs_dim, task.act_dim, capacity, device, prior_cache=prior_cache)
-    envs = {"train": make_env(task, cfg.horizon, cfg.seed, cfg.binary_reward),
-            "eval": make_env(task, cfg.eval_horizon, cfg.seed + 10_000)}
-    run = Run(agent, buffer, envs, np.random.default_rng(cfg.seed), prior_cache)
+    evaluation, *copies = eval_envs(task, cfg.eval_horizon, cfg.seed + 10_000, cfg.eval_episodes)
+    envs = {"train": make_env(task, cfg.horizon, cfg.seed, cfg.binary_reward), "eval": evaluation}
+    run = Run(agent, buffer, envs, np.random.default_rng(cfg.seed), prior_cache, eval_copies=copies)
     if cfg.critic_warmstart_steps and cfg.critic_warmstart_data == "demos":
         run.warmstart_buffer = demonstration_buffer(cfg, demo_source.get(), prior_cache, device)
     return run
@@ -141,6 +145,8 @@ def _start_fresh(run: Run, cfg: ResolvedConfig, out: Path, prior: Prior | None, 
         demos_for_reference = demo_source.get() if demo_source.available else None
         write_references(out, references(task, demos_for_reference, prior, cfg.eval_episodes, cfg.eval_horizon,
                                          cfg.seed + 20_000))
+    if cfg.init_actor is not None:
+        run.init_metrics = start_from_actor(run.agent, cfg.init_actor, run.prior_cache, demo_source)
     if run.prior_cache is not None and cfg.init_epochs:
         run.init_metrics = initialize_toward_prior(run.agent, run.prior_cache, demo_source.get(), cfg, progress)
     if cfg.auto_alpha_target == "init-kl":
@@ -258,7 +264,9 @@ def resolve_prior(cfg: ResolvedConfig, out: Path, prior: Prior | None, demos: De
                   progress: bool) -> Prior | None:
     """π0 for this run: given, stored in the run directory, loaded from ``config.prior``, or fitted here.
 
-    A copy is kept in ``out/prior`` so that a resumed run needs nothing outside its directory.
+    A copy is kept in ``out/prior`` so that a resumed run needs nothing outside its
+    directory. ``config.prior`` naming that copy itself (a run's own ``config.json``)
+    means: load it from there, or, when it is missing, fit it there.
     """
     if cfg.prior_kind is None:
         if prior is not None:
@@ -269,11 +277,13 @@ def resolve_prior(cfg: ResolvedConfig, out: Path, prior: Prior | None, demos: De
     if prior is None:
         if (stored / "settings.json").exists():
             prior = load_prior(stored)
-        elif cfg.prior is not None:
+        elif cfg.prior is not None and not is_own_prior(cfg.prior, out):
             check_prior_task(Path(cfg.prior), cfg.task)
             prior = load_prior(cfg.prior)
             shutil.copytree(cfg.prior, stored, dirs_exist_ok=True)
         else:
+            if cfg.prior is not None:
+                log.info("the run's prior %s is missing; fitting it there with the run's settings", stored)
             prior = fit_run_prior(cfg, cfg.prior_kind, demos.get(), progress)
             prior.save(stored)
     elif not stored.exists():
@@ -311,6 +321,31 @@ def fit_run_prior(cfg: ResolvedConfig, kind: str, demos: Demonstrations, progres
     if kind == ABLATION_PRIOR:
         return combine_priors(fit("gp"), fit("nn"))
     return fit(kind)
+
+
+def start_from_actor(agent: Agent, path: str, prior_cache: PriorCache | None,
+                     demos: DemoSource) -> dict[str, float]:
+    """Load ``path`` into the agent's actor (refused in one line unless it has the run's architecture); returns
+    its KL(π‖π0) on the demonstration states, measured as policy initialization reports it (when there are both)."""
+    actor = load_actor(path, agent.device)
+    mine = agent.actor
+    shape = ("kind", "obs_dim", "act_dim", "hidden", "log_std_range")
+    differ = [f"{k} {getattr(actor, k)} (the run's: {getattr(mine, k)})" for k in shape
+              if getattr(actor, k) != getattr(mine, k)]
+    if differ:
+        raise NppacError(f"init_actor {path} does not fit the run's actor: {', '.join(differ)}")
+    mine.load_state_dict(actor.state_dict())
+    log.info("the policy starts from the actor in %s", path)
+    if prior_cache is None or not demos.available:
+        return {}
+    states = torch.as_tensor(demos.get().states, device=agent.device)
+    prior_mean, prior_std = prior_cache(states)
+    with torch.no_grad():
+        kl = float(policy_kl(mine, states, prior_mean, prior_std))
+    if not math.isfinite(kl):
+        raise NonFiniteError(f"KL(π‖π0) of the actor in {path} is not finite; check the prior's σ0")
+    log.info("its KL(π‖π0) on %d demonstration states: %.3g", len(states), kl)
+    return {"init_kl": kl}
 
 
 def initialize_toward_prior(agent: Agent, prior_cache: PriorCache, demos: Demonstrations, cfg: ResolvedConfig,
