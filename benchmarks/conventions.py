@@ -16,6 +16,12 @@ delayed actor) against today's default.
     python benchmarks/conventions.py --out /tmp/remedies --tasks hopper --settings remedies --epochs 10
     python benchmarks/conventions.py --out /tmp/conventions --report docs/figures/conventions
 
+Every setting of a task and seed starts from one initialized actor: the published policy
+initialization toward π0 runs once per task, seed and σ0 setting (``OUT/inits``; the
+fields of ``INIT_FIELDS`` name it), and each run loads it (``init_actor``). Settings that
+share a σ0 then differ only in what they change after step 0, and the screen does each
+initialization once instead of once per setting.
+
 Runs live in ``OUT/runs/TASK/SETTING/seed-S`` and resume where they stopped; ``--report``
 writes ``conventions.json``, ``conventions.md`` and ``conventions.png`` from whatever runs
 are finished. It reads only each run's ``config.json`` and ``progress.csv`` and each
@@ -71,6 +77,20 @@ def applies(setting: str, task: str) -> bool:
     return "hand_protocol" not in SETTINGS[setting] or task.endswith("-binary")
 
 
+INIT_FIELDS = ("prior_sigma", "prior_convention", "prior_variance")
+"""The settings that change policy initialization (it fits the policy to π0 with the run's σ0)."""
+
+
+def _init_fields(setting: str) -> dict[str, Any]:
+    return {k: v for k, v in SETTINGS[setting].items() if k in INIT_FIELDS}
+
+
+def _init_dir(out: Path, task: str, setting: str, seed: int) -> Path:
+    """Where the initialized actor of ``setting``'s σ0 lives; settings with the same σ0 share it."""
+    name = "+".join(f"{k}={v}" for k, v in sorted(_init_fields(setting).items())) or "default"
+    return out / "inits" / task / name / f"seed-{seed}"
+
+
 def _prior_dir(out: Path, task: str) -> Path:
     return out / "priors" / task
 
@@ -107,6 +127,28 @@ def _prior_return(prior: Any, task: str) -> dict[str, float | None]:
     return {"return": values["return"], "success": values["success"]}
 
 
+def _initialize(job: tuple[str, str, int, str, str | None, bool, int | None]) -> str:
+    """The initialized actor of a task, seed and σ0 setting: a run stopped at its step-0 row."""
+    import shutil
+
+    from nppac.training import TrainConfig, train
+
+    out_s, task, seed, setting, demos, allow_pickle, init_epochs = job
+    logging.basicConfig(level=logging.WARNING)
+    out = Path(out_s)
+    target = _init_dir(out, task, setting, seed)
+    if (target / "actor.safetensors").exists():
+        return f"{target} done"
+    work = target.with_name(target.name + ".tmp")
+    shutil.rmtree(work, ignore_errors=True)  # an initialization cut short starts again
+    cfg = TrainConfig(task=task, algo="nppac", seed=seed, steps=1000, prior=str(_prior_dir(out, task)),
+                      demos=demos, allow_pickle=allow_pickle, num_threads=1, init_epochs=init_epochs,
+                      **_init_fields(setting))
+    train(cfg, work, progress=False, on_epoch_end=lambda row: False)
+    work.rename(target)
+    return f"{target}: initialized"
+
+
 def _run(job: tuple[str, str, int, int, str, str | None, bool]) -> str:
     out_s, task, seed, epochs, setting, demos, allow_pickle = job
     from nppac.training import TrainConfig, train
@@ -117,7 +159,9 @@ def _run(job: tuple[str, str, int, int, str, str | None, bool]) -> str:
     if finished(run_dir):
         return f"{run_dir} done"
     cfg = TrainConfig(task=task, algo="nppac", seed=seed, steps=epochs * 1000, prior=str(_prior_dir(out, task)),
-                      demos=demos, allow_pickle=allow_pickle, num_threads=1, **SETTINGS[setting])  # type: ignore[arg-type]
+                      demos=demos, allow_pickle=allow_pickle, num_threads=1,
+                      init_actor=str(_init_dir(out, task, setting, seed) / "actor.safetensors"),
+                      **SETTINGS[setting])
     resume = (run_dir / "config.json").exists()
     summary = train(None if resume else cfg, run_dir, resume=resume, progress=False)
     return f"{run_dir}: step 0 {summary['step0_eval_return']:.1f} → {summary['final_eval_return']:.1f}"
@@ -141,7 +185,7 @@ def report(out: Path, dest: Path) -> None:
             for run_dir in sorted(setting_dir.glob("seed-*")):
                 if not finished(run_dir):
                     continue
-                rows = read_rows(run_dir)
+                rows = [r for r in read_rows(run_dir) if r.get("phase") != "offline"]  # a critic warm start's
                 column = "eval_success" if rows[0].get("eval_success") not in (None, "") else "eval_return"
                 runs[run_dir.name] = {
                     "metric": column,
@@ -176,8 +220,7 @@ def report(out: Path, dest: Path) -> None:
         ax.set_xlabel("env steps (thousands)")
         ax.set_ylabel("success rate" if metric == "eval_success" else "return")
     axes[0][0].legend(fontsize=7)
-    fig.suptitle("N-PPAC after initialization (step 0) and epochs 1–5, per σ0 convention + warm-up; one line per seed",
-                 fontsize=9)
+    fig.suptitle("N-PPAC after initialization (step 0) and each epoch, per setting; one line per seed", fontsize=9)
     fig.tight_layout()
     fig.savefig(dest / "conventions.png", dpi=110)
     print(f"wrote {dest / 'conventions.json'} and {dest / 'conventions.png'}")
@@ -185,9 +228,9 @@ def report(out: Path, dest: Path) -> None:
 
 def _table(result: dict[str, Any]) -> str:
     """A markdown table: per task and setting, step-0 and epoch-1…N evaluations, one cell per seed."""
-    lines = ["| task | setting | seed | step 0 | epochs 1… | min(epochs) / step 0 | min(epochs) / prior's mean action "
-             "| KL after init |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| task | setting | seed | step 0 | epochs 1… | final | min(epochs) / step 0 "
+             "| min(epochs) / prior's mean action | KL after init |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for task, entry in result.items():
         prior = entry["prior_mean_action"]
         for setting, runs in entry["settings"].items():
@@ -201,9 +244,10 @@ def _table(result: dict[str, Any]) -> str:
                 vs_prior = lowest / reference if reference and reference > 0 else float("nan")
                 init_kl = f"{run['init_kl']:.3g}" if run["init_kl"] is not None else ""
                 lines.append(f"| {task} | {setting} | {seed.removeprefix('seed-')} | {fmt(evals[0])} | "
-                             f"{', '.join(fmt(v) for v in evals[1:])} | {ratio:.2f} | {vs_prior:.2f} | {init_kl} |")
+                             f"{', '.join(fmt(v) for v in evals[1:])} | {fmt(evals[-1])} | {ratio:.2f} "
+                             f"| {vs_prior:.2f} | {init_kl} |")
         shown = f"{prior['success']:.2f} success" if prior.get("success") is not None else f"{prior['return']:,.0f}"
-        lines.append(f"| {task} | prior's mean action | | {shown} | | | | |")
+        lines.append(f"| {task} | prior's mean action | | {shown} | | | | | |")
     return "\n".join(lines) + "\n"
 
 
@@ -219,6 +263,9 @@ def main() -> None:
     parser.add_argument("--gpytorch", default=None, help="A gpytorch GP checkpoint to import as the prior "
                         "(e.g. the published pen GP) instead of fitting one.")
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--init-epochs", type=int, default=None,
+                        help="Epochs of policy initialization (default: the task's published number; fewer for a "
+                             "quick check of the script only).")
     parser.add_argument("--demos", default=None, help="Demonstrations (default: the task's bundled set).")
     parser.add_argument("--allow-pickle", action="store_true")
     parser.add_argument("--workers", type=int, default=2)
@@ -237,8 +284,13 @@ def main() -> None:
         for _ in pool.imap_unordered(_fit_one, [(str(args.out), t, args.demos, args.allow_pickle, args.gpytorch)
                                                 for t in args.tasks]):
             pass
-        jobs = [(str(args.out), t, s, args.epochs, setting, args.demos, args.allow_pickle)
-                for t in args.tasks for s in args.seeds for setting in settings if applies(setting, t)]
+        chosen = [(t, s, setting) for t in args.tasks for s in args.seeds for setting in settings
+                  if applies(setting, t)]
+        stems = {_init_dir(args.out, t, setting, s): (str(args.out), t, s, setting, args.demos, args.allow_pickle,
+                                                      args.init_epochs) for t, s, setting in chosen}
+        for line in pool.imap_unordered(_initialize, list(stems.values())):
+            print(line, file=sys.stderr, flush=True)
+        jobs = [(str(args.out), t, s, args.epochs, setting, args.demos, args.allow_pickle) for t, s, setting in chosen]
         for line in pool.imap_unordered(_run, jobs):
             print(line, file=sys.stderr, flush=True)
 
