@@ -54,7 +54,7 @@ def summarize(run: Path) -> dict[str, object]:
     return {"algo": config["algo"], "sigma": _convention(config), "seed": config["seed"], "metric": metric,
             "stopped": epochs[-1] if state(run) == "diverged" else None,
             "has_prior": config["algo"] in ("nppac", "ppac-nn", "nppac-nn-std"), "step0": start, "drop": drop,
-            "lowest": min(returns[1:]),
+            "lowest": min(returns[1:], default=math.nan),
             "final": sum(last) / len(last), "kl": peak("kl_mean"), "grad": peak("policy_grad_norm"),
             "q": peak("q_mean", absolute=True)}
 
@@ -85,9 +85,10 @@ def main() -> None:
     for s in summaries:
         kl = g(s["kl"]) if s["has_prior"] else "—"
         sigma = s["sigma"] if s["has_prior"] else "—"
-        cells = [number.format(s[k]) for k in ("step0", "lowest", "final")]
+        cells = [number.format(s[k]) if math.isfinite(s[k]) else "—" for k in ("step0", "lowest", "final")]
+        stopped = "—" if s["stopped"] is None else s["stopped"]  # 0: diverged at the first online update
         print(f"| {s['algo']} | {sigma} | {s['seed']} | {cells[0]} | {s['drop'] or '—'} | {cells[1]} | {cells[2]} "
-              f"| {kl} | {g(s['grad'])} | {g(s['q'])} | {s['stopped'] or '—'} |")
+              f"| {kl} | {g(s['grad'])} | {g(s['q'])} | {stopped} |")
 
 
 if __name__ == "__main__":
