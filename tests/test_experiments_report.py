@@ -340,13 +340,15 @@ def test_aggregates_put_tasks_on_one_scale_and_compare_with_nppac(tmp_path):
     assert lo <= result.iqm["nppac"][0] <= hi
 
 
-def test_aggregate_intervals_repeat_exactly_and_leave_numpys_generator_alone():
+def test_aggregate_intervals_repeat_exactly_and_leave_numpys_generator_alone(monkeypatch):
     """The bootstrap intervals of a report are the same every time it is written, and writing it does not move
     NumPy's global generator."""
+    from nppac.experiments import aggregate as module
     from nppac.experiments.aggregate import aggregate, available
 
     if not available():
         pytest.skip("rliable (nppac[stats]) is not installed")
+    monkeypatch.setattr(module, "BOOTSTRAP_REPS", 300)
     scores = {"nppac": {"a": [0.2, 0.5, 0.9], "b": [0.1, 0.4, 0.3]},
               "sac": {"a": [0.3, 0.1, 0.7], "b": [0.6, 0.2, 0.0]}}
     np.random.seed(123)

@@ -8,7 +8,7 @@ import torch
 
 from nppac.errors import NppacError
 from nppac.priors import MeanStdPrior, combine_priors, fit_prior, load_prior
-from tests.builders import make_demos, one_thread, toy_npz  # noqa: F401 (autouse fixture)
+from tests.builders import make_demos, nppac_in_process, one_thread  # noqa: F401 (autouse fixture)
 from tests.conftest import run_cli
 
 
@@ -66,19 +66,18 @@ def test_parts_of_other_dimensions_are_refused(parts):
         combine_priors(gp, nn4)
 
 
-def test_cli_combines_two_saved_priors(tmp_path):
-    data = toy_npz(tmp_path / "toy.npz")
-    for kind in ("gp", "nn"):
-        run_cli("prior", "fit", "--data", str(data), "--kind", kind, "--iters", "10", "--out", str(tmp_path / kind),
-                "--threads", "1", check=True)
-    proc = run_cli("prior", "combine", "--mean", str(tmp_path / "gp"), "--std", str(tmp_path / "nn"),
-                   "--out", str(tmp_path / "ablation"), check=True)
-    assert "gp-mean-nn-std" in proc.stdout
+def test_cli_combines_two_saved_priors(parts, tmp_path, monkeypatch, capsys):
+    gp, nn = parts
+    gp.save(tmp_path / "gp")
+    nn.save(tmp_path / "nn")
+    args = ("prior", "combine", "--mean", str(tmp_path / "gp"), "--std", str(tmp_path / "nn"),
+            "--out", str(tmp_path / "ablation"))
+    code, stdout, _ = nppac_in_process(monkeypatch, capsys, *args)
+    assert code == 0 and "gp-mean-nn-std" in stdout
     assert json.loads((tmp_path / "ablation" / "settings.json").read_text())["kind"] == "gp-mean-nn-std"
     states = torch.randn(7, 3)
     ablation = load_prior(tmp_path / "ablation")
     torch.testing.assert_close(ablation.predict(states)[0], load_prior(tmp_path / "gp").predict(states)[0])
     torch.testing.assert_close(ablation.predict(states)[1], load_prior(tmp_path / "nn").predict(states)[1])
-    again = run_cli("prior", "combine", "--mean", str(tmp_path / "gp"), "--std", str(tmp_path / "nn"),
-                    "--out", str(tmp_path / "ablation"))
+    again = run_cli(*args)
     assert again.returncode == 2 and "exists and is not empty" in again.stderr
