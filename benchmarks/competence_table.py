@@ -45,7 +45,9 @@ def setting(config: dict[str, Any]) -> str:
     if config.get("prior") is None and config.get("algo") not in ("nppac", "ppac-nn", "nppac-nn-std"):
         parts = []
     else:
-        parts = [str(config.get("prior_sigma")), str(config.get("prior_variance") or "exact")]
+        # The variance estimate is the GP's: the NN variants' σ0 is the NN's own, whatever prior_variance says.
+        estimate = config.get("prior_variance") or "exact" if config.get("algo") == "nppac" else "exact"
+        parts = [str(config.get("prior_sigma")), str(estimate)]
     if config.get("task", "").endswith("-binary"):
         parts.append(str(config.get("hand_protocol") or "awac"))
     return " · ".join(parts) or "—"
