@@ -1,0 +1,61 @@
+"""The same algorithms side by side under several priors: one column per suite, for step 0, final value and AUC.
+
+    python benchmarks/priors_table.py results/cpu-published results/cpu results/cpu-std --task halfcheetah
+
+Reads the ``report.json`` that ``nppac suite report`` wrote in each suite folder and prints
+one Markdown table per quantity (step 0, final, AUC of the task's primary metric): a row per
+algorithm, a column per suite, each cell mean [95 % Student-t interval] (n seeds), "—" where
+the suite did not run the algorithm on the task. Suites that differ in prior (σ0 scale,
+variance estimate) or protocol are labelled by their folder name; say in the text what each is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _report(folder: Path) -> dict[str, Any]:
+    path = folder / "report.json"
+    if not path.is_file():
+        sys.exit(f"{path}: no report; run `nppac suite report {folder}` first")
+    return json.loads(path.read_text())
+
+
+def _cell(estimate: dict[str, Any] | None, success: bool) -> str:
+    if estimate is None:
+        return "—"
+    fmt = "{:.2f}" if success else "{:,.0f}"
+    n = len(estimate.get("values", []))
+    if n < 2:
+        return f"{fmt.format(estimate['mean'])} (n = {n})"
+    return f"{fmt.format(estimate['mean'])} [{fmt.format(estimate['lo'])}, {fmt.format(estimate['hi'])}] (n = {n})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("suites", nargs="+", type=Path, help="suite folders with a report.json")
+    parser.add_argument("--task", default="halfcheetah")
+    args = parser.parse_args()
+    tasks = {folder.name: _report(folder)["tasks"].get(args.task) for folder in args.suites}
+    present = {name: task for name, task in tasks.items() if task is not None}
+    if not present:
+        sys.exit(f"task {args.task!r} is in none of the reports")
+    metric = next(iter(present.values()))["primary_metric"]
+    success = "success" in metric
+    algos = list(dict.fromkeys(a for task in present.values() for a in task["algos"]))
+    for quantity, title in (("initial", "step 0"), ("final", "final"), ("auc", "AUC")):
+        print(f"\n{title} {metric.replace('_', ' ')} on {args.task}:\n")
+        print("| algo | " + " | ".join(present) + " |")
+        print("|---|" + "---|" * len(present))
+        for algo in algos:
+            cells = [_cell(task["algos"].get(algo, {}).get(quantity, {}).get(metric), success)
+                     for task in present.values()]
+            print(f"| {algo} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
