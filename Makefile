@@ -28,8 +28,11 @@ lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks examples
 	$(PY) -m mypy
 
+# The tests run in PYTEST_WORKERS processes (one per core of the 2-core reference machine), each test
+# file in one of them, so tests that share a file's fixtures or a local Ray stay together.
+PYTEST_WORKERS ?= 2
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 # Mutation testing of the losses (docs/mutation.md); long, and not part of `make test` or CI.
 mutate: $(STAMP)
