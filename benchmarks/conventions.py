@@ -34,6 +34,7 @@ import argparse
 import json
 import logging
 import multiprocessing as mp
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -279,6 +280,8 @@ def main() -> None:
     unknown = [name for name in settings if name not in SETTINGS]
     if unknown:
         parser.error(f"unknown setting {unknown[0]!r}; known: {', '.join(SETTINGS)}")
+    # A kill of the script ends its workers too: the pool's exit terminates them.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ctx = mp.get_context("spawn")
     with ctx.Pool(args.workers) as pool:
         for _ in pool.imap_unordered(_fit_one, [(str(args.out), t, args.demos, args.allow_pickle, args.gpytorch)
