@@ -26,16 +26,16 @@ def _report(folder: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def _cell(estimate: dict) -> str:
-    return f"{estimate['mean']:,.0f} [{estimate['lo']:,.0f}, {estimate['hi']:,.0f}]"
+def _cell(estimate: dict, digits: str = ",.0f") -> str:
+    return f"{estimate['mean']:{digits}} [{estimate['lo']:{digits}}, {estimate['hi']:{digits}}]"
 
 
-def _difference(a: dict, b: dict) -> str:
+def _difference(a: dict, b: dict, digits: str = ",.0f") -> str:
     diff, lo, hi = welch_difference(b["values"], a["values"])
     if math.isnan(lo):
-        return f"{diff:+,.0f} (no interval)"
+        return f"{diff:+{digits}} (no interval)"
     mark = " **✓**" if lo > 0 or hi < 0 else ""
-    return f"{diff:+,.0f} [{lo:+,.0f}, {hi:+,.0f}]{mark}"
+    return f"{diff:+{digits}} [{lo:+{digits}}, {hi:+{digits}}]{mark}"
 
 
 def main() -> None:
@@ -59,8 +59,9 @@ def main() -> None:
         a, b = (t["algos"][algo] for t in tasks)
         fa, fb = a["final"][metric], b["final"][metric]
         ua, ub = a["auc"][metric], b["auc"][metric]
-        print(f"| {algo} | {_cell(fa)} | {_cell(fb)} | {_difference(fa, fb)} | {_cell(ua)} | {_cell(ub)} "
-              f"| {_difference(ua, ub)} |")
+        d = ".2f" if "success" in metric else ",.0f"  # success rates in two decimals, returns in whole units
+        print(f"| {algo} | {_cell(fa, d)} | {_cell(fb, d)} | {_difference(fa, fb, d)} | {_cell(ua, d)} "
+              f"| {_cell(ub, d)} | {_difference(ua, ub, d)} |")
 
 
 if __name__ == "__main__":
