@@ -9,13 +9,14 @@
 #   nice nppac suite run benchmarks/suites/cpu.toml     --out ~/nppac-results/cpu     --workers 2
 #   nice nppac suite run benchmarks/suites/cpu_std.toml --out ~/nppac-results/cpu-std --workers 2
 #   nice nppac suite run benchmarks/suites/cpu_door.toml --out ~/nppac-results/cpu-door --workers 2
+#   nice nppac suite run benchmarks/suites/cpu_published.toml --out ~/nppac-results/cpu-published --workers 2
 # and copied into results/ with `nppac suite export ~/nppac-results/SUITE results/SUITE`.
 set -euo pipefail
 results=${1:-results} figures=${2:-docs/figures/results}
 nppac=${NPPAC:-nppac}
 mkdir -p "$figures"
 # Each suite's report, where `nppac suite report` puts it: RESULTS/SUITE/report.{md,json} and figures/TASK.png.
-for suite in cpu cpu-std cpu-door; do
+for suite in cpu cpu-std cpu-door cpu-published; do
   if [ -f "$results/$suite/suite.json" ]; then
     $nppac suite report "$results/$suite" > /dev/null
   fi
@@ -41,5 +42,22 @@ wrote="$figures/halfcheetah-runs.md, $figures/pen-binary-runs.md, $figures/halfc
 if [ -f "$results/cpu-door/suite.json" ]; then
   python "$(dirname "$0")/pathology_table.py" "$results/cpu-door" --task door-binary > "$figures/door-binary-runs.md"
   wrote="$wrote, $figures/door-binary-runs.md"
+fi
+# The claims under the published prior (LOVE) beside the exact variance and std.
+if [ -f "$results/cpu-published/suite.json" ]; then
+  here="$(dirname "$0")"
+  {
+    python "$here/priors_table.py" "$results/cpu-published" "$results/cpu" "$results/cpu-std" --task halfcheetah
+    python "$here/pathology_table.py" "$results/cpu-published"
+    python "$here/competence_table.py" "$results/cpu-published" "$results/cpu" "$results/cpu-std" --task halfcheetah
+  } > "$figures/published-halfcheetah.md"
+  {
+    python "$here/priors_table.py" "$results/cpu-published" "$results/cpu" --task pen-binary --versus bc
+    python "$here/priors_table.py" "$results/cpu-published" "$results/cpu" --task pen-binary --versus awac
+    python "$here/conventions_table.py" "$results/cpu" "$results/cpu-published" --task pen-binary
+    python "$here/pathology_table.py" "$results/cpu-published" --task pen-binary
+    python "$here/competence_table.py" "$results/cpu-published" "$results/cpu" --task pen-binary
+  } > "$figures/published-pen-binary.md"
+  wrote="$wrote, $figures/published-halfcheetah.md, $figures/published-pen-binary.md"
 fi
 echo "wrote each suite's report.{md,json} and figures/ under $results, $figures/halfcheetah-conventions.{png,json}, $wrote"
