@@ -30,7 +30,7 @@ import copy
 import hashlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, TypeGuard
@@ -606,11 +606,8 @@ class GPPrior:
         love = self._love_root() if self.config.variance == "love" else None
         out_dtype = states.dtype if states.is_floating_point() else torch.float32
         x = self.standardize(states)
-        ls, kernel = self.hyper.lengthscale, self.config.kernel
-        rows = max(1, _CHUNK_ELEMENTS // max(1, len(posterior.basis)))
         means, variances = [], []
-        for block in torch.split(x, rows):
-            kstar = kernel_matrix(block, posterior.basis, ls, kernel)
+        for kstar in self._kernel_blocks(posterior, x):
             mean, var = posterior.predict(kstar)
             if love is not None:
                 var = love_variance(kstar, love, posterior.b_diag, posterior.noise)
@@ -628,11 +625,15 @@ class GPPrior:
         check_states(states, self.obs_dim)
         out_dtype = states.dtype if states.is_floating_point() else torch.float32
         x = self.standardize(states)
-        rows = max(1, _CHUNK_ELEMENTS // max(1, len(posterior.basis)))
-        means = [posterior.predict_mean(kernel_matrix(block, posterior.basis, self.hyper.lengthscale,
-                                                      self.config.kernel)) for block in torch.split(x, rows)]
+        means = [posterior.predict_mean(kstar) for kstar in self._kernel_blocks(posterior, x)]
         mean = torch.cat(means) if means else x.new_zeros(0, self.act_dim)
         return mean.to(states.device, out_dtype)
+
+    def _kernel_blocks(self, posterior: Posterior, x: torch.Tensor) -> Iterator[torch.Tensor]:
+        """k(x, basis) for standardized states ``x``, in row blocks of bounded size."""
+        rows = max(1, _CHUNK_ELEMENTS // max(1, len(posterior.basis)))
+        for block in torch.split(x, rows):
+            yield kernel_matrix(block, posterior.basis, self.hyper.lengthscale, self.config.kernel)
 
     @torch.no_grad()
     def _exact_full_posterior(self) -> Posterior:
