@@ -168,8 +168,9 @@ def _run(job: tuple[str, str, int, int, str, str | None, bool]) -> str:
     return f"{run_dir}: step 0 {summary['step0_eval_return']:.1f} → {summary['final_eval_return']:.1f}"
 
 
-def report(out: Path, dest: Path) -> None:
-    """conventions.json and conventions.png from the finished runs under ``out``."""
+def report(outs: list[Path], dest: Path) -> None:
+    """``NAME.json``, ``NAME.md`` and ``NAME.png`` (NAME: ``dest``'s own name) from the finished runs under each
+    of ``outs``: a screen's locomotion and hand parts may live in separate outs (the hand tasks' own GP)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -177,8 +178,11 @@ def report(out: Path, dest: Path) -> None:
     import numpy as np
 
     result: dict[str, Any] = {}
-    for task_dir in sorted((out / "runs").iterdir()):
+    task_dirs = [(out, task_dir) for out in outs for task_dir in sorted((out / "runs").iterdir())]
+    for out, task_dir in task_dirs:
         task = task_dir.name
+        if task in result:
+            raise SystemExit(f"error: task {task} has runs under more than one --out; report them apart")
         prior_metrics = json.loads((_prior_dir(out, task) / "metrics.json").read_text())
         entry: dict[str, Any] = {"prior_mean_action": prior_metrics["mean_action"], "settings": {}}
         for setting_dir in sorted(task_dir.iterdir()):
@@ -195,13 +199,16 @@ def report(out: Path, dest: Path) -> None:
                     "kl_mean": [float(r["kl_mean"]) if r.get("kl_mean") else None for r in rows],
                     "q_mean": [float(r["q_mean"]) if r.get("q_mean") else None for r in rows],
                     "init_kl": float(rows[0]["init_kl"]) if rows[0].get("init_kl") else None,
+                    "step0_wall_s": float(rows[0]["wall_s"]) if rows[0].get("wall_s") else None,
+                    "updates_per_s": _mean([float(r["updates_per_s"]) for r in rows[1:] if r.get("updates_per_s")]),
                 }
             if runs:
                 entry["settings"][setting_dir.name] = runs
         result[task] = entry
     dest.mkdir(parents=True, exist_ok=True)
-    (dest / "conventions.json").write_text(json.dumps(result, indent=1) + "\n")
-    (dest / "conventions.md").write_text(_table(result))
+    name = dest.name
+    (dest / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (dest / f"{name}.md").write_text(_summary(result) + "\n" + _table(result))
 
     tasks = list(result)
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.6), squeeze=False)
@@ -223,15 +230,47 @@ def report(out: Path, dest: Path) -> None:
     axes[0][0].legend(fontsize=7)
     fig.suptitle("N-PPAC after initialization (step 0) and each epoch, per setting; one line per seed", fontsize=9)
     fig.tight_layout()
-    fig.savefig(dest / "conventions.png", dpi=110)
-    print(f"wrote {dest / 'conventions.json'} and {dest / 'conventions.png'}")
+    fig.savefig(dest / f"{name}.png", dpi=110)
+    print(f"wrote {dest / name}.json, .md and .png")
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _competence(run: dict[str, Any], prior: dict[str, Any]) -> tuple[float, float]:
+    """A run's min over epochs 1… of (evaluation ÷ the prior's mean action) and of (evaluation ÷ step 0)."""
+    evals = run["evals"]
+    reference = prior["success"] if run["metric"] == "eval_success" else prior["return"]
+    lowest = min(evals[1:]) if len(evals) > 1 else float("nan")
+    vs_prior = lowest / reference if reference and reference > 0 else float("nan")
+    return vs_prior, (lowest / evals[0] if evals[0] > 0 else float("nan"))
+
+
+def _summary(result: dict[str, Any]) -> str:
+    """A markdown table, one row per task and setting: the worst seed's competence ratios, the seeds' mean final
+    evaluation, and the mean update rate."""
+    lines = ["| task | setting | seeds | worst min ÷ prior's mean action | worst min ÷ step 0 | final, mean "
+             "| updates/s, mean |", "|---|---|---|---|---|---|---|"]
+    for task, entry in result.items():
+        prior = entry["prior_mean_action"]
+        for setting, runs in entry["settings"].items():
+            ratios = [_competence(run, prior) for run in runs.values()]
+            finals = [run["evals"][-1] for run in runs.values()]
+            rate = _mean([r for run in runs.values() if (r := run.get("updates_per_s")) is not None])
+            success = next(iter(runs.values()))["metric"] == "eval_success"
+            final = _mean(finals)
+            shown = "" if final is None else (f"{final:.2f}" if success else f"{final:,.0f}")
+            lines.append(f"| {task} | {setting} | {len(runs)} | {min(r[0] for r in ratios):.2f} "
+                         f"| {min(r[1] for r in ratios):.2f} | {shown} | {'' if rate is None else f'{rate:.0f}'} |")
+    return "\n".join(lines) + "\n"
 
 
 def _table(result: dict[str, Any]) -> str:
     """A markdown table: per task and setting, step-0 and epoch-1…N evaluations, one cell per seed."""
     lines = ["| task | setting | seed | step 0 | epochs 1… | final | min(epochs) / step 0 "
-             "| min(epochs) / prior's mean action | KL after init |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| min(epochs) / prior's mean action | KL after init | s to step 0 | updates/s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for task, entry in result.items():
         prior = entry["prior_mean_action"]
         for setting, runs in entry["settings"].items():
@@ -239,23 +278,22 @@ def _table(result: dict[str, Any]) -> str:
                 evals = run["evals"]
                 success = run["metric"] == "eval_success"
                 fmt = (lambda v: f"{v:.2f}") if success else (lambda v: f"{v:,.0f}")
-                reference = prior["success"] if success else prior["return"]
-                lowest = min(evals[1:]) if len(evals) > 1 else float("nan")
-                ratio = lowest / evals[0] if evals[0] > 0 else float("nan")
-                vs_prior = lowest / reference if reference and reference > 0 else float("nan")
+                vs_prior, ratio = _competence(run, prior)
                 init_kl = f"{run['init_kl']:.3g}" if run["init_kl"] is not None else ""
+                rate, setup = run.get("updates_per_s"), run.get("step0_wall_s")
                 lines.append(f"| {task} | {setting} | {seed.removeprefix('seed-')} | {fmt(evals[0])} | "
                              f"{', '.join(fmt(v) for v in evals[1:])} | {fmt(evals[-1])} | {ratio:.2f} "
-                             f"| {vs_prior:.2f} | {init_kl} |")
+                             f"| {vs_prior:.2f} | {init_kl} | {'' if setup is None else f'{setup:.0f}'} "
+                             f"| {'' if rate is None else f'{rate:.0f}'} |")
         shown = f"{prior['success']:.2f} success" if prior.get("success") is not None else f"{prior['return']:,.0f}"
-        lines.append(f"| {task} | prior's mean action | | {shown} | | | | | |")
+        lines.append(f"| {task} | prior's mean action | | {shown} | | | | | | | |")
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True,
-                        help="Directory of priors and runs (outside the repository).")
+    parser.add_argument("--out", type=Path, nargs="+", required=True,
+                        help="Directory of priors and runs (outside the repository); --report reads several.")
     parser.add_argument("--tasks", nargs="*", default=[])
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1])
     parser.add_argument("--settings", nargs="*", default=CONVENTIONS,
@@ -270,11 +308,15 @@ def main() -> None:
     parser.add_argument("--demos", default=None, help="Demonstrations (default: the task's bundled set).")
     parser.add_argument("--allow-pickle", action="store_true")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--report", type=Path, default=None, help="Write conventions.json/.png here and stop.")
+    parser.add_argument("--report", type=Path, default=None,
+                        help="Write NAME.json, .md and .png into this directory (NAME: its name) and stop.")
     args = parser.parse_args()
     if args.report is not None:
         report(args.out, args.report)
         return
+    if len(args.out) != 1:
+        parser.error("a screen runs in one --out; several are for --report only")
+    args.out = args.out[0]
     settings = [name for given in args.settings
                 for name in {"conventions": CONVENTIONS, "remedies": REMEDIES}.get(given, [given])]
     unknown = [name for name in settings if name not in SETTINGS]

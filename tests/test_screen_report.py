@@ -1,0 +1,83 @@
+"""benchmarks/conventions.py's report: the competence ratios of a screen, from run files alone."""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def screen() -> ModuleType:
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        return importlib.import_module("conventions")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def _run(root: Path, task: str, setting: str, seed: int, evals: list[float], metric: str = "eval_return",
+         rate: float = 50.0, steps: int | None = None) -> None:
+    run = root / "runs" / task / setting / f"seed-{seed}"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"task": task, "algo": "nppac",
+                                                  "steps": steps or 1000 * (len(evals) - 1)}))
+    with (run / "progress.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["phase", "epoch", "env_steps", "wall_s", metric, "init_kl", "kl_mean", "q_mean",
+                         "updates_per_s"])
+        writer.writerow(["offline", 0, 0, 5.0, 1.0, "", "", "", ""])  # a critic warm start's row: left out
+        for epoch, value in enumerate(evals):
+            writer.writerow(["online", epoch, 1000 * epoch, 10.0 + epoch, value, 2.5 if epoch == 0 else "",
+                             "" if epoch == 0 else 3.0, "" if epoch == 0 else 1.0, "" if epoch == 0 else rate])
+
+
+def _prior(root: Path, task: str, value: float, success: bool = False) -> None:
+    target = root / "priors" / task
+    target.mkdir(parents=True)
+    mean_action = {"return": value, "success": value if success else None}
+    (target / "metrics.json").write_text(json.dumps({"mean_action": mean_action}))
+
+
+def test_report_gives_each_runs_competence_and_the_worst_seed_per_setting(screen, tmp_path):
+    loco, hand = tmp_path / "loco", tmp_path / "hand"
+    _prior(loco, "hopper", 1000.0)
+    _run(loco, "hopper", "default", 0, [2000.0, 900.0, 1500.0], rate=40.0)
+    _run(loco, "hopper", "default", 1, [1000.0, 400.0, 1200.0], rate=60.0)
+    _run(loco, "hopper", "layernorm", 0, [2000.0, 1900.0, 2100.0])
+    _run(loco, "hopper", "layernorm", 1, [2000.0, 1900.0], steps=5000)  # unfinished: left out
+    _prior(hand, "pen-binary", 0.8, success=True)
+    _run(hand, "pen-binary", "default", 0, [0.8, 0.4, 0.6], metric="eval_success")
+
+    dest = tmp_path / "remedies"
+    screen.report([loco, hand], dest)
+    result = json.loads((dest / "remedies.json").read_text())
+    assert list(result) == ["hopper", "pen-binary"]
+    assert list(result["hopper"]["settings"]["layernorm"]) == ["seed-0"]
+    run = result["hopper"]["settings"]["default"]["seed-1"]
+    assert run["evals"] == [1000.0, 400.0, 1200.0] and run["init_kl"] == 2.5 and run["updates_per_s"] == 60.0
+    assert run["step0_wall_s"] == 10.0
+    assert screen._competence(run, result["hopper"]["prior_mean_action"]) == pytest.approx((0.4, 0.4))
+
+    summary = (dest / "remedies.md").read_text()
+    # The worst seed: min ÷ prior 400/1000 (seed 1), min ÷ step 0 900/2000 = 0.45 vs 0.40 → 0.40; final mean 1,350.
+    assert "| hopper | default | 2 | 0.40 | 0.40 | 1,350 | 50 |" in summary
+    assert "| hopper | layernorm | 1 | 1.90 | 0.95 | 2,100 | 50 |" in summary
+    assert "| pen-binary | default | 1 | 0.50 | 0.50 | 0.60 | 50 |" in summary
+    assert "| hopper | default | 0 | 2,000 | 900, 1,500 | 1,500 | 0.45 | 0.90 | 2.5 | 10 | 40 |" in summary
+    assert (dest / "remedies.png").stat().st_size > 0
+
+
+def test_report_refuses_a_task_measured_under_two_outs(screen, tmp_path):
+    for name in ("a", "b"):
+        _prior(tmp_path / name, "hopper", 1000.0)
+        _run(tmp_path / name, "hopper", "default", 0, [1.0, 2.0])
+    with pytest.raises(SystemExit, match="hopper"):
+        screen.report([tmp_path / "a", tmp_path / "b"], tmp_path / "out")
