@@ -190,7 +190,11 @@ def report(outs: list[Path], dest: Path) -> None:
             for run_dir in sorted(setting_dir.glob("seed-*")):
                 if not finished(run_dir):
                     continue
-                rows = [r for r in read_rows(run_dir) if r.get("phase") != "offline"]  # a critic warm start's
+                # Step 0 is the last row at env_steps = 0: a critic warm start on the demonstrations logs it as
+                # its phase's last row (the actor is frozen through it), after the initialization's.
+                every = read_rows(run_dir)
+                rows = ([r for r in every if int(r["env_steps"]) == 0][-1:]
+                        + [r for r in every if int(r["env_steps"]) > 0])
                 column = "eval_success" if rows[0].get("eval_success") not in (None, "") else "eval_return"
                 runs[run_dir.name] = {
                     "metric": column,

@@ -33,9 +33,10 @@ def _run(root: Path, task: str, setting: str, seed: int, evals: list[float], met
         writer = csv.writer(f)
         writer.writerow(["phase", "epoch", "env_steps", "wall_s", metric, "init_kl", "kl_mean", "q_mean",
                          "updates_per_s"])
-        writer.writerow(["offline", 0, 0, 5.0, 1.0, "", "", "", ""])  # a critic warm start's row: left out
+        writer.writerow(["init", 0, 0, 5.0, 1.0, 2.0, "", "", ""])  # followed by a warm start's row: left out
         for epoch, value in enumerate(evals):
-            writer.writerow(["online", epoch, 1000 * epoch, 10.0 + epoch, value, 2.5 if epoch == 0 else "",
+            writer.writerow(["offline" if epoch == 0 else "online", epoch, 1000 * epoch, 10.0 + epoch, value,
+                             2.5 if epoch == 0 else "",
                              "" if epoch == 0 else 3.0, "" if epoch == 0 else 1.0, "" if epoch == 0 else rate])
 
 
