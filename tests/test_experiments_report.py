@@ -358,3 +358,24 @@ def test_aggregate_intervals_repeat_exactly_and_leave_numpys_generator_alone(mon
     np.random.seed(7)
     second = aggregate(scores, {})
     assert (first.iqm, first.mean, first.improvement) == (second.iqm, second.mean, second.improvement)
+
+
+def test_a_variant_is_reported_and_drawn_apart_from_its_algorithm(tmp_path, monkeypatch):
+    import nppac.experiments.report as report_module
+
+    suite = parse_suite({"name": "v", "tasks": ["hopper"], "algos": ["nppac", "nppac-ln"], "seeds": 2,
+                         "settings": {"steps": 300, "steps_per_epoch": 100}, "report": {"last_k": 1},
+                         "variant": {"nppac-ln": {"algo": "nppac", "critic_layernorm": True}}})
+    out = tmp_path / "out"
+    suite.write_manifest(out)
+    finals = {"nppac": [10.0, 20.0], "nppac-ln": [40.0, 60.0]}
+    for spec in suite.runs:
+        _write_run(spec.directory(out), [(0.0,), (1.0,), (1.0,), (finals[spec.algo][spec.seed],)],
+                   {"status": "finished"}, spec.config.to_dict())
+    drawn = []
+    monkeypatch.setattr(report_module, "plot_comparison",
+                        lambda comparison, path: drawn.append([g.name for g in comparison.groups]) or path)
+    hopper = write_report(out, figures=True)[0].to_json()["tasks"]["hopper"]
+    assert hopper["algos"]["nppac-ln"]["final"]["eval_return"]["values"] == [40.0, 60.0]
+    assert hopper["differences"]["nppac-ln"]["final"]["diff"] == pytest.approx(35.0)
+    assert drawn == [["nppac", "nppac-ln"]]

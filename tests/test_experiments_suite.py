@@ -238,3 +238,56 @@ def test_a_prior_recorded_for_another_task_is_refused(tmp_path):
     check_prior_task(tmp_path, "halfcheetah")
     with pytest.raises(NppacError, match="fitted for task halfcheetah \\(metrics.json\\), not walker2d"):
         check_prior_task(tmp_path, "walker2d")
+
+
+def test_a_variant_is_an_algorithm_with_settings_of_its_own(tmp_path):
+    path = _write(tmp_path, """
+        tasks = ["pen-binary"]
+        algos = ["nppac", "nppac-ln", "awac-strict"]
+        seeds = 2
+        [settings]
+        alpha = 0.3
+
+        [algo.nppac]
+        alpha = 0.2
+        batch_size = 64
+
+        [variant.nppac-ln]
+        algo = "nppac"
+        critic_layernorm = true
+        alpha = 0.1
+
+        [variant.awac-strict]
+        algo = "awac"
+        lam = 0.1
+        """)
+    suite = load_suite(path)
+    assert suite.algos == ["nppac", "nppac-ln", "awac-strict"]
+    runs = {r.key: r for r in suite.runs}
+    ln = runs["pen-binary/nppac-ln/seed-1"]
+    # settings < the algorithm's table (it applies to its variants) < the variant's table.
+    assert (ln.config.algo, ln.variant, ln.config.alpha, ln.config.batch_size) == ("nppac", "nppac-ln", 0.1, 64)
+    assert ln.config.critic_layernorm is True and runs["pen-binary/nppac/seed-1"].config.critic_layernorm is False
+    assert runs["pen-binary/nppac/seed-1"].config.alpha == 0.2 and runs["pen-binary/nppac/seed-1"].variant is None
+    assert ln.directory(tmp_path) == tmp_path / "pen-binary" / "nppac-ln" / "seed-1"
+    strict = runs["pen-binary/awac-strict/seed-0"]
+    assert strict.config.algo == "awac" and strict.config.algo_settings == {"lam": 0.1}
+    assert [r.key for r in suite.select(["*/nppac-ln/*"])] == ["pen-binary/nppac-ln/seed-0",
+                                                               "pen-binary/nppac-ln/seed-1"]
+    suite.write_manifest(tmp_path / "out")
+    again = read_manifest(tmp_path / "out")
+    assert [(r.key, r.variant, r.config) for r in again.runs] == [(r.key, r.variant, r.config) for r in suite.runs]
+
+
+@pytest.mark.parametrize("variant, message", [
+    ({"sac": {"algo": "sac"}}, r"\[variant.sac\]: a variant needs a name of its own"),
+    ({"v": {"alpha": 0.2}}, r"\[variant.v\] algo = None: name the algorithm it varies"),
+    ({"v": {"algo": "td3"}}, r"\[variant.v\] algo = 'td3'"),
+    ({"v": {"algo": "sac", "lam": 0.3}}, r"\[variant.v\] lam: unknown setting"),
+    ({"v": {"algo": "sac", "alpha": "high"}}, r"\[variant.v\] alpha = 'high'"),
+    ({"v": {"algo": "sac"}, "w": {"algo": "nppac"}}, r"\[variant.w\]: w is not in the suite's algos"),
+])
+def test_variants_are_checked_like_algorithm_tables(variant, message):
+    with pytest.raises(NppacError, match=message):
+        parse_suite({"tasks": ["hopper"], "algos": ["nppac", "v"] if "v" in variant else ["nppac"], "seeds": 1,
+                     "variant": variant})

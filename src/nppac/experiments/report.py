@@ -593,8 +593,11 @@ def _with_figures(report: SuiteReport, entries: list[RunEntry], directory: Path)
     """Draw each task's finished runs with :func:`plot_comparison` (mean and 95 % interval per algo)."""
     tasks = []
     for task in report.tasks:
-        runs = [e.run for a in task.algos for e in entries
+        # Grouped by the suite's column, so that a variant is drawn apart from its algorithm.
+        runs = [dataclasses.replace(e.run, config={**e.run.config, "algo": e.spec.algo})
+                for a in task.algos for e in entries
                 if e.spec.task == task.task and e.spec.algo == a.algo and e.run is not None]
-        figure = plot_comparison(compare_runs(runs, "algo"), directory / f"{task.task}.png") if runs else None
+        figure = (plot_comparison(compare_runs(runs, "algo"), directory / f"{task.task}.png")
+                  if runs else None)
         tasks.append(dataclasses.replace(task, figure=figure))
     return dataclasses.replace(report, tasks=tasks)

@@ -17,14 +17,20 @@ A suite file is TOML::
     [algo.ppac-nn]                         # runs of one algorithm
     prior_iters = 200
 
+    [variant.nppac-ln]                     # a variant: an algorithm with settings of its own,
+    algo = "nppac"                         # listed in algos like an algorithm
+    critic_layernorm = true
+
     [report]                               # how `nppac suite report` summarizes
     last_k = 3
     threshold = { halfcheetah = 3000.0, door-binary = 0.5 }
 
 A run's configuration is ``settings``, then its task's table, then its algorithm's
-table (a later table wins). Values use TOML's own types (``actor_hidden = [64, 64]``,
-``seed_demos = true``); relative ``demos`` and ``prior`` paths are taken from the
-suite file's directory. Each run lives in ``OUT/task/algo/seed-S``.
+table, then (for a variant) the variant's table (a later table wins). Values use TOML's
+own types (``actor_hidden = [64, 64]``, ``seed_demos = true``); relative ``demos`` and
+``prior`` paths are taken from the suite file's directory. Each run lives in
+``OUT/task/algo/seed-S``, a variant's in ``OUT/task/VARIANT/seed-S``: the report, its
+figures and ``--only`` treat a variant as an algorithm of its own.
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ from nppac.training.config import PATH_FIELDS, own_settings
 MANIFEST_NAME = "suite.json"
 """The expanded suite, written into the output directory by ``nppac suite run``."""
 
-_TOP_KEYS = ("name", "tasks", "algos", "seeds", "skip", "settings", "task", "algo", "report")
+_TOP_KEYS = ("name", "tasks", "algos", "seeds", "skip", "settings", "task", "algo", "variant", "report")
 _SET_BY_SUITE = {"task": "tasks", "algo": "algos", "seed": "seeds"}
 _PATH_FIELDS = PATH_FIELDS
 _REPORT_KEYS = ("last_k", "threshold")
@@ -62,6 +68,8 @@ class RunSpec:
     """settings < task table < algorithm table, with the run's task, algo and seed."""
     overrides: tuple[str, ...] = ()
     """The ``key=value`` settings applied on top of TrainConfig's defaults, in order."""
+    variant: str | None = None
+    """The suite's name for a variant of ``config.algo`` (its ``[variant.NAME]`` table); None for the algorithm."""
 
     @property
     def task(self) -> str:
@@ -69,7 +77,8 @@ class RunSpec:
 
     @property
     def algo(self) -> str:
-        return self.config.algo
+        """The run's column of the suite: its variant's name, else its algorithm (``config.algo`` trains)."""
+        return self.variant or self.config.algo
 
     @property
     def seed(self) -> int:
@@ -84,8 +93,9 @@ class RunSpec:
         return Path(out) / self.task / self.algo / f"seed-{self.seed}"
 
     def to_json(self) -> dict[str, Any]:
-        return {"key": self.key, "task": self.task, "algo": self.algo, "seed": self.seed,
-                "overrides": list(self.overrides), "config": self.config.to_dict()}
+        entry = {"key": self.key, "task": self.task, "algo": self.algo, "seed": self.seed,
+                 "overrides": list(self.overrides), "config": self.config.to_dict()}
+        return entry | ({"variant": self.variant} if self.variant else {})
 
 
 @dataclass(frozen=True)
@@ -190,18 +200,22 @@ def parse_suite(data: dict[str, Any], source: str | Path = "<suite>") -> Suite:
         raise NppacError(f"{where}: name must be a non-empty string without '/', got {name!r}")
     task_names = [t.name for t in list_tasks()]
     tasks = _names(data, "tasks", task_names, where)
-    algos = _names(data, "algos", list(ALGORITHMS), where)
+    variants = _variants(data, where, base)
+    algos = _names(data, "algos", [*ALGORITHMS, *variants], where)
     seeds = _seeds(data.get("seeds"), where)
     skip = _skip(data.get("skip", []), tasks, algos, where)
 
     settings = _overrides(_table(data, "settings", where), "[settings]", where, base)
     per_task = _tables(data, "task", task_names, where, base)
     per_algo = _tables(data, "algo", list(ALGORITHMS), where, base)
-    for kind, tables, chosen in (("task", per_task, tasks), ("algo", per_algo, algos)):
+    # An algorithm's table also applies to its variants.
+    trained = [*algos, *(variants[a][0] for a in algos if a in variants)]
+    for kind, tables, chosen, listed in (("task", per_task, tasks, "tasks"), ("algo", per_algo, trained, "algos"),
+                                         ("variant", variants, algos, "algos")):
         for table_name in tables:
             if table_name not in chosen:
-                raise NppacError(f"{where}: [{kind}.{table_name}]: {table_name} is not in the suite's {kind}s "
-                                 f"({', '.join(chosen)}); add it there or remove the table")
+                raise NppacError(f"{where}: [{kind}.{table_name}]: {table_name} is not in the suite's {listed} "
+                                 f"({', '.join(dict.fromkeys(chosen))}); add it there or remove the table")
     if len(skip) == len(tasks) * len(algos):
         raise NppacError(f"{where}: skip removes every task/algo pair; the suite would train nothing")
 
@@ -211,10 +225,11 @@ def parse_suite(data: dict[str, Any], source: str | Path = "<suite>") -> Suite:
             for algo in algos:
                 if f"{task}/{algo}" in skip:
                     continue
-                overrides = (*settings, *per_task.get(task, ()), *per_algo.get(algo, ()))
-                config = dataclasses.replace(TrainConfig(), task=task, algo=algo, seed=seed)
+                base_algo, own = variants.get(algo, (algo, ()))
+                overrides = (*settings, *per_task.get(task, ()), *per_algo.get(base_algo, ()), *own)
+                config = dataclasses.replace(TrainConfig(), task=task, algo=base_algo, seed=seed)
                 config = config.with_overrides(list(overrides))
-                spec = RunSpec(config, overrides)
+                spec = RunSpec(config, overrides, algo if algo in variants else None)
                 try:
                     config.validate()
                 except NppacError as err:
@@ -228,7 +243,8 @@ def read_manifest(out: str | Path) -> Suite:
     path = Path(out) / MANIFEST_NAME
     try:
         data = json.loads(path.read_text())
-        runs = tuple(RunSpec(TrainConfig.from_dict(r["config"]), tuple(r["overrides"])) for r in data["runs"])
+        runs = tuple(RunSpec(TrainConfig.from_dict(r["config"]), tuple(r["overrides"]), r.get("variant"))
+                     for r in data["runs"])
         report = data.get("report", {})
         settings = ReportSettings(int(report.get("last_k", 3)), dict(report.get("threshold", {})))
         return Suite(data["name"], runs, settings, data.get("source"))
@@ -308,6 +324,25 @@ def _tables(data: dict[str, Any], kind: str, known: list[str], where: str, base:
         if not isinstance(table, dict):
             raise NppacError(f"{where}: {kind}.{name} must be a table ([{kind}.{name}]), got {table!r}")
         out[name] = _overrides(table, f"[{kind}.{name}]", where, base, algo=name if kind == "algo" else None)
+    return out
+
+
+def _variants(data: dict[str, Any], where: str, base: Path) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """``[variant.NAME]`` tables: NAME → (the algorithm it varies, its settings as override strings)."""
+    out = {}
+    for name, table in _table(data, "variant", where).items():
+        label = f"[variant.{name}]"
+        if not isinstance(table, dict):
+            raise NppacError(f"{where}: variant.{name} must be a table ({label}), got {table!r}")
+        if name in ALGORITHMS or not name or "/" in name or name.startswith("."):
+            raise NppacError(f"{where}: {label}: a variant needs a name of its own (not an algorithm's, no '/'); "
+                             f"got {name!r}")
+        algo = table.get("algo")
+        if algo not in ALGORITHMS:
+            raise NppacError(f"{where}: {label} algo = {algo!r}: name the algorithm it varies "
+                             f"({', '.join(ALGORITHMS)})")
+        settings = {k: v for k, v in table.items() if k != "algo"}
+        out[name] = (str(algo), _overrides(settings, label, where, base, algo=str(algo)))
     return out
 
 
