@@ -15,6 +15,7 @@ delayed actor) against today's default.
     python benchmarks/conventions.py --out /tmp/conventions --tasks hopper halfcheetah --seeds 0 1
     python benchmarks/conventions.py --out /tmp/remedies --tasks hopper --settings remedies --epochs 10
     python benchmarks/conventions.py --out /tmp/conventions --report docs/figures/conventions
+    python benchmarks/conventions.py --out /tmp/remedies /tmp/remedies-pen --report docs/figures/remedies
 
 Every setting of a task and seed starts from one initialized actor: the published policy
 initialization toward π0 runs once per task, seed and σ0 setting (``OUT/inits``; the
@@ -22,9 +23,10 @@ fields of ``INIT_FIELDS`` name it), and each run loads it (``init_actor``). Sett
 share a σ0 then differ only in what they change after step 0, and the screen does each
 initialization once instead of once per setting.
 
-Runs live in ``OUT/runs/TASK/SETTING/seed-S`` and resume where they stopped; ``--report``
-writes ``conventions.json``, ``conventions.md`` and ``conventions.png`` from whatever runs
-are finished. It reads only each run's ``config.json`` and ``progress.csv`` and each
+Runs live in ``OUT/runs/TASK/SETTING/seed-S`` and resume where they stopped; ``--report DIR``
+writes ``NAME.json``, ``NAME.md`` (a summary per setting, then every run) and ``NAME.png``
+(NAME: DIR's name) from whatever runs are finished under one or more outs (a hand task
+screened with its own ``--demos`` or ``--gpytorch`` has an out of its own). It reads only each run's ``config.json`` and ``progress.csv`` and each
 prior's ``metrics.json``: ``results/conventions`` holds those of the measured runs.
 """
 
