@@ -291,3 +291,14 @@ def test_variants_are_checked_like_algorithm_tables(variant, message):
     with pytest.raises(NppacError, match=message):
         parse_suite({"tasks": ["hopper"], "algos": ["nppac", "v"] if "v" in variant else ["nppac"], "seeds": 1,
                      "variant": variant})
+
+
+def test_shared_priors_keep_a_runs_variant(tmp_path, monkeypatch):
+    import nppac.experiments.shared_priors as shared
+
+    suite = parse_suite({"tasks": ["hopper"], "algos": ["nppac", "v"], "seeds": 1,
+                         "variant": {"v": {"algo": "nppac", "critic_layernorm": True}}})
+    monkeypatch.setattr(shared, "shared_prior", lambda cfg, kind, root: root / f"{cfg.task}-{kind}")
+    runs = shared.with_shared_priors(suite, tmp_path).runs
+    assert [(r.key, r.variant, Path(r.config.prior).name) for r in runs] == [
+        ("hopper/nppac/seed-0", None, "hopper-gp"), ("hopper/v/seed-0", "v", "hopper-gp")]

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nppac.errors import NppacError
-from nppac.experiments.suite import RunSpec, Suite
+from nppac.experiments.suite import Suite
 from nppac.outputs import content_hash
 from nppac.training import TrainConfig
 from nppac.training.algorithms import ABLATION_PRIOR
@@ -120,5 +120,5 @@ def with_shared_priors(suite: Suite, out: Path) -> Suite:
             log.warning("%s: no shared prior (%s); the run fits its own", run.key, err)
             runs.append(run)
             continue
-        runs.append(RunSpec(dataclasses.replace(run.config, prior=str(path)), run.overrides))
+        runs.append(dataclasses.replace(run, config=dataclasses.replace(run.config, prior=str(path))))
     return dataclasses.replace(suite, runs=tuple(runs))
