@@ -24,10 +24,12 @@ share a σ0 then differ only in what they change after step 0, and the screen do
 initialization once instead of once per setting.
 
 Runs live in ``OUT/runs/TASK/SETTING/seed-S`` and resume where they stopped; ``--report DIR``
-writes ``NAME.json``, ``NAME.md`` (a summary per setting, then every run) and ``NAME.png``
-(NAME: DIR's name) from whatever runs are finished under one or more outs (a hand task
-screened with its own ``--demos`` or ``--gpytorch`` has an out of its own). It reads only each run's ``config.json`` and ``progress.csv`` and each
-prior's ``metrics.json``: ``results/conventions`` holds those of the measured runs.
+writes ``NAME.json``, ``NAME.md`` (a summary per setting, then every run), ``NAME.png`` and
+``NAME-grid.png`` (NAME: DIR's name) from whatever runs are finished under one or more outs
+(a hand task screened with its own ``--demos`` or ``--gpytorch`` has an out of its own). It
+reads only each run's ``config.json`` and ``progress.csv`` and each prior's
+``metrics.json``: ``results/conventions`` and ``results/remedies`` hold those of the
+measured runs.
 """
 
 from __future__ import annotations
@@ -187,7 +189,8 @@ def report(outs: list[Path], dest: Path) -> None:
             raise SystemExit(f"error: task {task} has runs under more than one --out; report them apart")
         prior_metrics = json.loads((_prior_dir(out, task) / "metrics.json").read_text())
         entry: dict[str, Any] = {"prior_mean_action": prior_metrics["mean_action"], "settings": {}}
-        for setting_dir in sorted(task_dir.iterdir()):
+        order = {name: i for i, name in enumerate(SETTINGS)}
+        for setting_dir in sorted(task_dir.iterdir(), key=lambda d: (order.get(d.name, len(order)), d.name)):
             runs = {}
             for run_dir in sorted(setting_dir.glob("seed-*")):
                 if not finished(run_dir):
@@ -237,7 +240,52 @@ def report(outs: list[Path], dest: Path) -> None:
     fig.suptitle("N-PPAC after initialization (step 0) and each epoch, per setting; one line per seed", fontsize=9)
     fig.tight_layout()
     fig.savefig(dest / f"{name}.png", dpi=110)
-    print(f"wrote {dest / name}.json, .md and .png")
+    plt.close(fig)
+    _grid(result, dest / f"{name}-grid.png")
+    print(f"wrote {dest / name}.json, .md, .png and -grid.png")
+
+
+def _grid(result: dict[str, Any], path: Path) -> None:
+    """Small multiples: a row per task, a column per setting, every seed's curve, the prior's mean action
+    (dashed) and 0.9× of it (dotted); the first setting's seeds in grey behind the others, to compare with."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    result = {task: entry for task, entry in result.items() if entry["settings"]}
+    if not result:
+        return
+    settings = list(dict.fromkeys(s for entry in result.values() for s in entry["settings"]))  # SETTINGS' order
+    fig, axes = plt.subplots(len(result), len(settings), figsize=(2.1 * len(settings), 1.9 * len(result)),
+                             squeeze=False, sharex=True)
+    for i, (task, entry) in enumerate(result.items()):
+        row = axes[i]
+        runs = entry["settings"]
+        first = runs.get(settings[0], {})
+        metric = next(iter(next(iter(runs.values())).values()))["metric"]
+        prior = entry["prior_mean_action"]["success" if metric == "eval_success" else "return"]
+        top = max([v for group in runs.values() for run in group.values() for v in run["evals"]] + [prior or 0])
+        low = min([v for group in runs.values() for run in group.values() for v in run["evals"]] + [0])
+        for j, (ax, setting) in enumerate(zip(row, settings)):
+            for run in first.values() if setting != settings[0] else []:
+                ax.plot(np.asarray(run["env_steps"]) / 1000, run["evals"], color="0.75", lw=1)
+            for run in runs.get(setting, {}).values():
+                ax.plot(np.asarray(run["env_steps"]) / 1000, run["evals"], "o-", ms=2, lw=1.2)
+            if prior is not None:
+                ax.axhline(prior, color="k", ls="--", lw=0.8)
+                ax.axhline(0.9 * prior, color="k", ls=":", lw=0.8)
+            ax.set_ylim(low - 0.05 * (top - low), top + 0.05 * (top - low))
+            ax.tick_params(labelsize=6)
+            if j == 0:
+                ax.set_ylabel(f"{task}\n{'success' if metric == 'eval_success' else 'return'}", fontsize=7)
+            if i == 0:
+                ax.set_title(setting, fontsize=7)
+            if i == len(result) - 1:
+                ax.set_xlabel("env steps (k)", fontsize=7)
+    fig.suptitle(f"each setting's seeds (colour) against {settings[0]}'s (grey); dashed: the prior's mean action, "
+                 "dotted: 0.9× it", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _mean(values: list[float]) -> float | None:

@@ -54,6 +54,7 @@ def test_report_gives_each_runs_competence_and_the_worst_seed_per_setting(screen
     _run(loco, "hopper", "default", 1, [1000.0, 400.0, 1200.0], rate=60.0)
     _run(loco, "hopper", "layernorm", 0, [2000.0, 1900.0, 2100.0])
     _run(loco, "hopper", "layernorm", 1, [2000.0, 1900.0], steps=5000)  # unfinished: left out
+    _run(loco, "hopper", "actor-delay", 0, [2000.0, 2000.0, 2000.0])
     _prior(hand, "pen-binary", 0.8, success=True)
     _run(hand, "pen-binary", "default", 0, [0.8, 0.4, 0.6], metric="eval_success")
 
@@ -62,6 +63,8 @@ def test_report_gives_each_runs_competence_and_the_worst_seed_per_setting(screen
     result = json.loads((dest / "remedies.json").read_text())
     assert list(result) == ["hopper", "pen-binary"]
     assert list(result["hopper"]["settings"]["layernorm"]) == ["seed-0"]
+    # Settings in the screen's order (the default first), not the directories' alphabetical one.
+    assert list(result["hopper"]["settings"]) == ["default", "layernorm", "actor-delay"]
     run = result["hopper"]["settings"]["default"]["seed-1"]
     assert run["evals"] == [1000.0, 400.0, 1200.0] and run["init_kl"] == 2.5 and run["updates_per_s"] == 60.0
     assert run["step0_wall_s"] == 10.0
@@ -73,7 +76,7 @@ def test_report_gives_each_runs_competence_and_the_worst_seed_per_setting(screen
     assert "| hopper | layernorm | 1 | 1.90 | 0.95 | 2,100 | 50 |" in summary
     assert "| pen-binary | default | 1 | 0.50 | 0.50 | 0.60 | 50 |" in summary
     assert "| hopper | default | 0 | 2,000 | 900, 1,500 | 1,500 | 0.45 | 0.90 | 2.5 | 10 | 40 |" in summary
-    assert (dest / "remedies.png").stat().st_size > 0
+    assert (dest / "remedies.png").stat().st_size > 0 and (dest / "remedies-grid.png").stat().st_size > 0
 
 
 def test_report_refuses_a_task_measured_under_two_outs(screen, tmp_path):
