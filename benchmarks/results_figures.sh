@@ -60,4 +60,10 @@ if [ -f "$results/cpu-published/suite.json" ]; then
   } > "$figures/published-pen-binary.md"
   wrote="$wrote, $figures/published-halfcheetah.md, $figures/published-pen-binary.md"
 fi
+if [ -d "$results/remedies" ] && [ -d "$results/remedies-pen" ]; then
+  # The remedies screen (docs/remedies.md; its tables in docs/RESULTS.md "Beyond the paper").
+  python "$(dirname "$0")/conventions.py" --out "$results/remedies" "$results/remedies-pen" \
+    --report "$(dirname "$figures")/remedies" > /dev/null
+  wrote="$wrote, $(dirname "$figures")/remedies/remedies.{md,json,png} and remedies-grid.png"
+fi
 echo "wrote each suite's report.{md,json} and figures/ under $results, $figures/halfcheetah-conventions.{png,json}, $wrote"
