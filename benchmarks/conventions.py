@@ -263,8 +263,8 @@ def _grid(result: dict[str, Any], path: Path) -> None:
         first = runs.get(settings[0], {})
         metric = next(iter(next(iter(runs.values())).values()))["metric"]
         prior = entry["prior_mean_action"]["success" if metric == "eval_success" else "return"]
-        top = max([v for group in runs.values() for run in group.values() for v in run["evals"]] + [prior or 0])
-        low = min([v for group in runs.values() for run in group.values() for v in run["evals"]] + [0])
+        values = [v for group in runs.values() for run in group.values() for v in run["evals"]]
+        top, low = max([*values, prior or 0]), min([*values, 0])
         for j, (ax, setting) in enumerate(zip(row, settings)):
             for run in first.values() if setting != settings[0] else []:
                 ax.plot(np.asarray(run["env_steps"]) / 1000, run["evals"], color="0.75", lw=1)
