@@ -11,8 +11,10 @@ run of the same suite and task); and over the online epochs after step 0
     min_e y_e / y_prior      min_e y_e / y_0      and the final evaluation (mean of the last 3 logged).
 
 A run that keeps its prior's competence has both minima near 1 or above. Rows are grouped by
-algorithm and the run's prior setting (σ0 scale · variance estimate · hand protocol), and each
-group ends with the mean of its seeds' values. Prints one Markdown table.
+the run's suite column (an algorithm, or a suite variant such as ``nppac-alpha-init``) and its
+prior setting (σ0 scale · variance estimate · hand protocol · remedies), and each group of
+several seeds ends with the mean of its seeds' values with a 95 % Student-t interval, and the
+worst seed's minimum (the goal of keeping the prior is about every seed). Prints one Markdown table.
 """
 
 from __future__ import annotations
@@ -23,9 +25,13 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from run_files import done, read_rows, state
 
+from nppac.diagnostics.curves import t_interval
+
 ALGOS = ("nppac", "ppac-nn", "nppac-nn-std", "sac", "sac-bc", "awac", "bc")
+"""The order of the suite columns; variants (any other folder) follow, sorted by name."""
 
 
 def _float(text: str | None) -> float:
@@ -50,10 +56,32 @@ def setting(config: dict[str, Any]) -> str:
         parts = [str(config.get("prior_sigma")), str(estimate)]
     if config.get("task", "").endswith("-binary"):
         parts.append(str(config.get("hand_protocol") or "awac"))
+    parts += remedies(config)
     return " · ".join(parts) or "—"
 
 
+def remedies(config: dict[str, Any]) -> list[str]:
+    """The remedies a run has on (docs/remedies.md), as ``name=value``; none for runs from before them."""
+    on = []
+    if config.get("auto_alpha_target"):
+        on.append(f"auto_alpha_target={config['auto_alpha_target']}")
+    if config.get("critic_warmstart_steps"):
+        on.append(f"critic_warmstart={config['critic_warmstart_steps']}@{config.get('critic_warmstart_data')}")
+    if config.get("critic_layernorm"):
+        on.append("critic_layernorm")
+    if config.get("actor_delay_updates"):
+        on.append(f"actor_delay_updates={config['actor_delay_updates']}")
+    return on
+
+
+def columns(suite: Path, task: str) -> list[str]:
+    """The suite's columns that ran the task: algorithms in ALGOS order, then variants by name."""
+    present = {p.name for p in (suite / task).iterdir() if p.is_dir()} if (suite / task).is_dir() else set()
+    return [a for a in ALGOS if a in present] + sorted(present - set(ALGOS) - {"priors"})
+
+
 def summarize(run: Path, fallback_prior: float) -> dict[str, Any]:
+    """One run's prior reference, step 0, both minimum ratios and final value; its column is its folder's name."""
     every = read_rows(run)
     offline = [r for r in every if r.get("phase") == "offline"]
     rows = offline[-1:] + [r for r in every if r.get("phase") != "offline"]
@@ -74,7 +102,7 @@ def summarize(run: Path, fallback_prior: float) -> dict[str, Any]:
         return num / den if math.isfinite(num) and math.isfinite(den) and den > 0 else math.nan
 
     lowest = min(online) if online else math.nan
-    return {"algo": config["algo"], "setting": setting(config), "seed": config["seed"], "metric": metric,
+    return {"algo": run.parent.name, "setting": setting(config), "seed": config["seed"], "metric": metric,
             "prior": prior, "step0": start, "min_vs_prior": ratio(lowest, prior), "min_vs_step0": ratio(lowest, start),
             "final": sum(last) / len(last), "diverged": state(run) == "diverged", "epochs": len(online)}
 
@@ -91,41 +119,56 @@ def _suite_prior(suite: Path, task: str, metric: str) -> float:
     return math.nan
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("suites", nargs="+", type=Path, help="suite directories (or their exported copies)")
-    parser.add_argument("--task", default="halfcheetah")
-    args = parser.parse_args()
-    metric = "success" if args.task.endswith("-binary") else "return"
+def _fmt(x: float, pattern: str = "{:.2f}") -> str:
+    return pattern.format(x) if math.isfinite(x) else "—"
+
+
+def _estimate(runs: list[dict[str, Any]], key: str, pattern: str = "{:.2f}") -> str:
+    """Mean [95 % Student-t interval] of a group's finite values."""
+    values = np.array([r[key] for r in runs if math.isfinite(r[key])], dtype=float)
+    if values.size == 0:
+        return "—"
+    mean, lo, hi, _ = t_interval(values[:, None])
+    if values.size < 2:
+        return _fmt(float(mean[0]), pattern)
+    return f"{_fmt(float(mean[0]), pattern)} [{_fmt(float(lo[0]), pattern)}, {_fmt(float(hi[0]), pattern)}]"
+
+
+def table(suites: list[Path], task: str) -> list[str]:
+    """The Markdown lines: a row per finished or diverged run, then per group of seeds its mean and worst seed."""
+    metric = "success" if task.endswith("-binary") else "return"
     summaries = []
-    for suite in args.suites:
-        fallback = _suite_prior(suite, args.task, metric)
-        for algo in ALGOS:
-            summaries += [summarize(r, fallback) for r in sorted((suite / args.task / algo).glob("seed-*")) if done(r)]
+    for suite in suites:
+        fallback = _suite_prior(suite, task, metric)
+        for column in columns(suite, task):
+            summaries += [summarize(r, fallback) for r in sorted((suite / task / column).glob("seed-*")) if done(r)]
     number = "{:.2f}" if metric == "success" else "{:,.0f}"
-
-    def fmt(x: float, pattern: str = "{:.2f}") -> str:
-        return pattern.format(x) if math.isfinite(x) else "—"
-
-    print(f"| algo | prior setting | seed | prior's mean action | step 0 | min ÷ prior | min ÷ step 0 "
-          f"| final ({metric}) |")
-    print("|---|---|---|---|---|---|---|---|")
+    lines = [f"| algo | prior setting | seed | prior's mean action | step 0 | min ÷ prior | min ÷ step 0 "
+             f"| final ({metric}) |", "|---|---|---|---|---|---|---|---|"]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for s in summaries:
         groups.setdefault((s["algo"], s["setting"]), []).append(s)
     for (algo, name), runs in groups.items():
         for s in runs:
             note = f" (diverged after {s['epochs']} epochs)" if s["diverged"] else ""
-            print(f"| {algo} | {name} | {s['seed']} | {fmt(s['prior'], number)} | {fmt(s['step0'], number)} "
-                  f"| {fmt(s['min_vs_prior'])} | {fmt(s['min_vs_step0'])} | {fmt(s['final'], number)}{note} |")
+            lines.append(f"| {algo} | {name} | {s['seed']} | {_fmt(s['prior'], number)} | {_fmt(s['step0'], number)} "
+                         f"| {_fmt(s['min_vs_prior'])} | {_fmt(s['min_vs_step0'])} "
+                         f"| {_fmt(s['final'], number)}{note} |")
         if len(runs) > 1:
-            def mean(key: str, runs: list[dict] = runs) -> float:
-                vals = [r[key] for r in runs if math.isfinite(r[key])]
-                return sum(vals) / len(vals) if vals else math.nan
+            worst = min((r["min_vs_prior"] for r in runs if math.isfinite(r["min_vs_prior"])), default=math.nan)
+            lines.append(f"| **{algo}** | **{name}** | mean of {len(runs)} [95 % t] | "
+                         f"| {_estimate(runs, 'step0', number)} "
+                         f"| **{_estimate(runs, 'min_vs_prior')}**, worst seed {_fmt(worst)} "
+                         f"| **{_estimate(runs, 'min_vs_step0')}** | {_estimate(runs, 'final', number)} |")
+    return lines
 
-            print(f"| **{algo}** | **{name}** | mean of {len(runs)} | | {fmt(mean('step0'), number)} "
-                  f"| **{fmt(mean('min_vs_prior'))}** | **{fmt(mean('min_vs_step0'))}** "
-                  f"| {fmt(mean('final'), number)} |")
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("suites", nargs="+", type=Path, help="suite directories (or their exported copies)")
+    parser.add_argument("--task", default="halfcheetah")
+    args = parser.parse_args()
+    print("\n".join(table(args.suites, args.task)))
 
 
 if __name__ == "__main__":

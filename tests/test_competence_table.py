@@ -1,0 +1,68 @@
+"""benchmarks/competence_table.py: the competence ratios of suite runs, variants included, with intervals."""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def competence() -> ModuleType:
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        return importlib.import_module("competence_table")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def _run(suite: Path, column: str, seed: int, evals: list[float], prior: float | None, **config: object) -> None:
+    run = suite / "halfcheetah" / column / f"seed-{seed}"
+    run.mkdir(parents=True)
+    algo = config.pop("algo", column)
+    (run / "config.json").write_text(json.dumps({"task": "halfcheetah", "algo": algo, "seed": seed,
+                                                 "steps": 1000 * (len(evals) - 1), "prior": "gp",
+                                                 "prior_sigma": "variance", **config}))
+    if prior is not None:
+        (run / "references.json").write_text(json.dumps({"prior_mean_action": {"return": prior}}))
+    with (run / "progress.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["phase", "epoch", "env_steps", "eval_return"])
+        for epoch, value in enumerate(evals):
+            writer.writerow(["init" if epoch == 0 else "online", epoch, 1000 * epoch, value])
+
+
+def test_variants_are_columns_of_their_own_with_the_mean_interval_and_the_worst_seed(competence, tmp_path):
+    suite = tmp_path / "suite"
+    for seed, low in enumerate([500.0, 800.0, 600.0]):
+        _run(suite, "nppac", seed, [1000.0, low, 1000.0, 1100.0], prior=1000.0)
+    for seed, low in enumerate([900.0, 950.0, 1000.0]):
+        _run(suite, "nppac-alpha-init", seed, [1000.0, low, 1000.0, 1000.0], prior=1000.0,
+             algo="nppac", auto_alpha_target="init-kl")
+    _run(suite, "nppac-alpha-init", 3, [1000.0, 100.0], prior=1000.0, algo="nppac",
+         auto_alpha_target="init-kl", steps=9000)  # unfinished: left out
+    lines = competence.table([suite], "halfcheetah")
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+    assert [r[0] for r in rows] == ["nppac"] * 3 + ["**nppac**"] + ["nppac-alpha-init"] * 3 + ["**nppac-alpha-init**"]
+    assert rows[4][1] == "variance · exact · auto_alpha_target=init-kl"
+    assert [r[5] for r in rows[:3]] == ["0.50", "0.80", "0.60"]
+    # mean 0.633, sd 0.153, t(0.975, 2) = 4.303: half-width 0.379
+    assert rows[3][5] == "**0.63 [0.25, 1.01]**, worst seed 0.50"
+    assert rows[7][5] == "**0.95 [0.83, 1.07]**, worst seed 0.90"
+    # finals: the mean of each seed's last 3 evaluations (867, 967, 900), then their mean and interval
+    assert rows[3][7] == "911 [785, 1,038]"
+
+
+def test_remedies_name_what_is_on(competence):
+    assert competence.remedies({}) == []
+    on = competence.remedies({"auto_alpha_target": "act-dim", "critic_warmstart_steps": 500,
+                              "critic_warmstart_data": "demos", "critic_layernorm": True, "actor_delay_updates": 3000})
+    assert on == ["auto_alpha_target=act-dim", "critic_warmstart=500@demos", "critic_layernorm",
+                  "actor_delay_updates=3000"]
