@@ -85,3 +85,14 @@ def test_report_refuses_a_task_measured_under_two_outs(screen, tmp_path):
         _run(tmp_path / name, "hopper", "default", 0, [1.0, 2.0])
     with pytest.raises(SystemExit, match="hopper"):
         screen.report([tmp_path / "a", tmp_path / "b"], tmp_path / "out")
+
+
+@pytest.mark.parametrize("task", ["hopper", "pen-binary"])
+def test_every_setting_of_the_screens_is_a_valid_nppac_config(screen, task):
+    from nppac.training import TrainConfig
+
+    for name, fields in screen.SETTINGS.items():
+        if screen.applies(name, task):
+            cfg = TrainConfig(task=task, algo="nppac", steps=1000, prior="unused", **fields).validate()
+            assert all(getattr(cfg, key) == value for key, value in fields.items()), name
+    assert set(screen.REMEDIES) | set(screen.CONVENTIONS) <= set(screen.SETTINGS)
