@@ -14,7 +14,8 @@ A run that keeps its prior's competence has both minima near 1 or above. Rows ar
 the run's suite column (an algorithm, or a suite variant such as ``nppac-alpha-init``) and its
 prior setting (σ0 scale · variance estimate · hand protocol · remedies), and each group of
 several seeds ends with the mean of its seeds' values with a 95 % Student-t interval, and the
-worst seed's minimum (the goal of keeping the prior is about every seed). Prints one Markdown table.
+worst seed's minimum (the goal of keeping the prior is about every seed). Prints one Markdown table;
+``--figure PATH`` also draws every run's ratio to the prior, epoch by epoch.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ def summarize(run: Path, fallback_prior: float) -> dict[str, Any]:
     metric = "success" if config["task"].endswith("-binary") else "return"
     column = "eval_success" if metric == "success" else "eval_return"
     values = [_float(r.get(column)) for r in rows]
+    steps = [_float(r.get("env_steps")) for r in rows]
     try:
         references = json.loads((run / "references.json").read_text())
     except (OSError, ValueError):
@@ -104,7 +106,8 @@ def summarize(run: Path, fallback_prior: float) -> dict[str, Any]:
     lowest = min(online) if online else math.nan
     return {"algo": run.parent.name, "setting": setting(config), "seed": config["seed"], "metric": metric,
             "prior": prior, "step0": start, "min_vs_prior": ratio(lowest, prior), "min_vs_step0": ratio(lowest, start),
-            "final": sum(last) / len(last), "diverged": state(run) == "diverged", "epochs": len(online)}
+            "final": sum(last) / len(last), "diverged": state(run) == "diverged", "epochs": len(online),
+            "steps": steps, "values": values}
 
 
 def _suite_prior(suite: Path, task: str, metric: str) -> float:
@@ -134,14 +137,24 @@ def _estimate(runs: list[dict[str, Any]], key: str, pattern: str = "{:.2f}") -> 
     return f"{_fmt(float(mean[0]), pattern)} [{_fmt(float(lo[0]), pattern)}, {_fmt(float(hi[0]), pattern)}]"
 
 
-def table(suites: list[Path], task: str) -> list[str]:
-    """The Markdown lines: a row per finished or diverged run, then per group of seeds its mean and worst seed."""
+def collect(suites: list[Path], task: str, only: list[str] | None = None) -> list[dict[str, Any]]:
+    """The summaries of every finished or diverged run of the task in the suites, column by column
+    (the columns named in ``only``, when given)."""
     metric = "success" if task.endswith("-binary") else "return"
     summaries = []
     for suite in suites:
         fallback = _suite_prior(suite, task, metric)
         for column in columns(suite, task):
+            if only and column not in only:
+                continue
             summaries += [summarize(r, fallback) for r in sorted((suite / task / column).glob("seed-*")) if done(r)]
+    return summaries
+
+
+def table(suites: list[Path], task: str, only: list[str] | None = None) -> list[str]:
+    """The Markdown lines: a row per finished or diverged run, then per group of seeds its mean and worst seed."""
+    metric = "success" if task.endswith("-binary") else "return"
+    summaries = collect(suites, task, only)
     number = "{:.2f}" if metric == "success" else "{:,.0f}"
     lines = [f"| algo | prior setting | seed | prior's mean action | step 0 | min ÷ prior | min ÷ step 0 "
              f"| final ({metric}) |", "|---|---|---|---|---|---|---|---|"]
@@ -163,12 +176,53 @@ def table(suites: list[Path], task: str) -> list[str]:
     return lines
 
 
+def figure(suites: list[Path], task: str, path: Path, only: list[str] | None = None, goal: float = 0.9) -> None:
+    """Evaluation ÷ the prior's mean action over environment steps, a line per seed, a panel per column and setting."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for s in collect(suites, task, only):
+        groups.setdefault((s["algo"], s["setting"]), []).append(s)
+    if not groups:
+        raise SystemExit(f"no finished run of {task!r} in {', '.join(map(str, suites))}")
+    ncols = min(len(groups), 4)
+    nrows = -(-len(groups) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.9 * nrows), sharey=True, squeeze=False)
+    for ax in axes.flat[len(groups):]:
+        ax.set_visible(False)
+    for ax, ((algo, name), runs) in zip(axes.flat, groups.items(), strict=False):
+        for s in runs:
+            ratios = [v / s["prior"] if s["prior"] > 0 else math.nan for v in s["values"]]
+            label = f"seed {s['seed']}" + (" (diverged)" if s["diverged"] else "")
+            ax.plot(s["steps"], ratios, marker=".", lw=1, label=label)
+        ax.axhline(1.0, color="grey", lw=0.8)
+        ax.axhline(goal, color="grey", lw=0.8, ls="--")
+        ax.set_title(f"{algo}\n{name}", fontsize=8)
+        ax.set_xlabel("environment steps")
+        ax.legend(fontsize=7)
+    for row in axes:
+        row[0].set_ylabel(f"{task}: eval ÷ prior")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("suites", nargs="+", type=Path, help="suite directories (or their exported copies)")
     parser.add_argument("--task", default="halfcheetah")
+    parser.add_argument("--figure", type=Path, default=None,
+                        help="also draw each run's evaluation ÷ the prior's mean action (a .png; dashed: the 0.9 goal)")
+    parser.add_argument("--columns", nargs="+", default=None, metavar="COLUMN",
+                        help="only these suite columns (algorithms or variants), e.g. nppac nppac-alpha-init awac bc")
     args = parser.parse_args()
-    print("\n".join(table(args.suites, args.task)))
+    print("\n".join(table(args.suites, args.task, args.columns)))
+    if args.figure is not None:
+        figure(args.suites, args.task, args.figure, args.columns)
 
 
 if __name__ == "__main__":

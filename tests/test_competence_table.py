@@ -23,12 +23,13 @@ def competence() -> ModuleType:
         sys.path.remove(str(BENCHMARKS))
 
 
-def _run(suite: Path, column: str, seed: int, evals: list[float], prior: float | None, **config: object) -> None:
+def _run(suite: Path, column: str, seed: int, evals: list[float], prior: float | None, gp: bool = True,
+         **config: object) -> None:
     run = suite / "halfcheetah" / column / f"seed-{seed}"
     run.mkdir(parents=True)
     algo = config.pop("algo", column)
     (run / "config.json").write_text(json.dumps({"task": "halfcheetah", "algo": algo, "seed": seed,
-                                                 "steps": 1000 * (len(evals) - 1), "prior": "gp",
+                                                 "steps": 1000 * (len(evals) - 1), "prior": "gp" if gp else None,
                                                  "prior_sigma": "variance", **config}))
     if prior is not None:
         (run / "references.json").write_text(json.dumps({"prior_mean_action": {"return": prior}}))
@@ -66,3 +67,14 @@ def test_remedies_name_what_is_on(competence):
                               "critic_warmstart_data": "demos", "critic_layernorm": True, "actor_delay_updates": 3000})
     assert on == ["auto_alpha_target=act-dim", "critic_warmstart=500@demos", "critic_layernorm",
                   "actor_delay_updates=3000"]
+
+
+def test_columns_select_and_the_figure_draws_a_panel_per_group(competence, tmp_path):
+    suite = tmp_path / "suite"
+    _run(suite, "nppac", 0, [1000.0, 500.0, 1000.0], prior=1000.0)
+    _run(suite, "awac", 0, [800.0, 900.0, 950.0], prior=None, gp=False)
+    lines = competence.table([suite], "halfcheetah", only=["awac"])
+    assert [line.split("|")[1].strip() for line in lines[2:]] == ["awac"]
+    assert lines[2].split("|")[4].strip() == "1,000"  # a run without a prior takes the suite's nppac reference
+    competence.figure([suite], "halfcheetah", tmp_path / "fig.png")
+    assert (tmp_path / "fig.png").stat().st_size > 0
