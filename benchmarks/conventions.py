@@ -16,6 +16,7 @@ delayed actor) against today's default.
     python benchmarks/conventions.py --out /tmp/remedies --tasks hopper --settings remedies --epochs 10
     python benchmarks/conventions.py --out /tmp/conventions --report docs/figures/conventions
     python benchmarks/conventions.py --out /tmp/remedies /tmp/remedies-pen --report docs/figures/remedies
+    python benchmarks/conventions.py --out /tmp/remedies --export results/remedies
 
 Every setting of a task and seed starts from one initialized actor: the published policy
 initialization toward π0 runs once per task, seed and σ0 setting (``OUT/inits``; the
@@ -28,8 +29,8 @@ writes ``NAME.json``, ``NAME.md`` (a summary per setting, then every run), ``NAM
 ``NAME-grid.png`` (NAME: DIR's name) from whatever runs are finished under one or more outs
 (a hand task screened with its own ``--demos`` or ``--gpytorch`` has an out of its own). It
 reads only each run's ``config.json`` and ``progress.csv`` and each prior's
-``metrics.json``: ``results/conventions`` and ``results/remedies`` hold those of the
-measured runs.
+``metrics.json``; ``--export DEST`` copies just those (and ``references.json``, ``status.json``)
+of the finished runs into DEST, as ``results/`` keeps them.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import argparse
 import json
 import logging
 import multiprocessing as mp
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -136,7 +138,6 @@ def _prior_return(prior: Any, task: str) -> dict[str, float | None]:
 
 def _initialize(job: tuple[str, str, int, str, str | None, bool, int | None]) -> str:
     """The initialized actor of a task, seed and σ0 setting: a run stopped at its step-0 row."""
-    import shutil
 
     from nppac.training import TrainConfig, train
 
@@ -346,6 +347,24 @@ def _table(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+RUN_FILES = ("config.json", "progress.csv", "references.json", "status.json")
+"""What --export copies of a run: enough for --report and the docs' tables, nothing that holds weights."""
+
+
+def export(out: Path, dest: Path) -> int:
+    """Copy the finished runs' RUN_FILES and the priors' metrics.json from ``out`` to ``dest``, keeping their paths."""
+    copied = []
+    for run in sorted((out / "runs").glob("*/*/seed-*")):
+        if finished(run):
+            copied += [run / name for name in RUN_FILES if (run / name).is_file()]
+    copied += sorted((out / "priors").glob("*/metrics.json"))
+    for path in copied:
+        target = dest / path.relative_to(out)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+    return len(copied)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, nargs="+", required=True,
@@ -366,9 +385,17 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--report", type=Path, default=None,
                         help="Write NAME.json, .md and .png into this directory (NAME: its name) and stop.")
+    parser.add_argument("--export", type=Path, default=None,
+                        help="Copy the run files of --out's finished runs and its priors' metrics.json into this "
+                             "directory (e.g. results/remedies) and stop; no weights, buffers or inits.")
     args = parser.parse_args()
     if args.report is not None:
         report(args.out, args.report)
+        return
+    if args.export is not None:
+        if len(args.out) != 1:
+            parser.error("--export copies one --out")
+        print(f"copied {export(args.out[0], args.export)} files into {args.export}", file=sys.stderr)
         return
     if len(args.out) != 1:
         parser.error("a screen runs in one --out; several are for --report only")

@@ -60,7 +60,7 @@ if [ -f "$results/cpu-published/suite.json" ]; then
   } > "$figures/published-pen-binary.md"
   wrote="$wrote, $figures/published-halfcheetah.md, $figures/published-pen-binary.md"
 fi
-if [ -d "$results/remedies" ] && [ -d "$results/remedies-pen" ]; then
+if [ -d "$results/remedies/runs" ] && [ -d "$results/remedies-pen/runs" ]; then
   # The remedies screen (docs/remedies.md; its tables in docs/RESULTS.md "Beyond the paper").
   python "$(dirname "$0")/conventions.py" --out "$results/remedies" "$results/remedies-pen" \
     --report "$(dirname "$figures")/remedies" > /dev/null

@@ -96,3 +96,18 @@ def test_every_setting_of_the_screens_is_a_valid_nppac_config(screen, task):
             cfg = TrainConfig(task=task, algo="nppac", steps=1000, prior="unused", **fields).validate()
             assert all(getattr(cfg, key) == value for key, value in fields.items()), name
     assert set(screen.REMEDIES) | set(screen.CONVENTIONS) <= set(screen.SETTINGS)
+
+
+def test_export_copies_the_finished_runs_small_files_and_no_weights(screen, tmp_path):
+    out, dest = tmp_path / "out", tmp_path / "dest"
+    _prior(out, "hopper", 1000.0)
+    _run(out, "hopper", "default", 0, [2000.0, 900.0, 1500.0])
+    _run(out, "hopper", "layernorm", 0, [2000.0, 1900.0], steps=5000)  # unfinished: not copied
+    (out / "runs" / "hopper" / "default" / "seed-0" / "actor.safetensors").write_bytes(b"weights")
+    (out / "priors" / "hopper" / "model.safetensors").write_bytes(b"weights")
+    assert screen.export(out, dest) == 3
+    copied = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+    assert copied == ["priors/hopper/metrics.json", "runs/hopper/default/seed-0/config.json",
+                      "runs/hopper/default/seed-0/progress.csv"]
+    screen.report([dest], tmp_path / "figures")  # the report reads the copy alone
+    assert json.loads((tmp_path / "figures" / "figures.json").read_text())["hopper"]["settings"]["default"]
