@@ -111,14 +111,16 @@ def summarize(run: Path, fallback_prior: float) -> dict[str, Any]:
 
 
 def _suite_prior(suite: Path, task: str, metric: str) -> float:
-    """The prior's mean-action evaluation recorded by a GP-prior run of the suite (for runs without a prior)."""
-    for path in sorted((suite / task / "nppac").glob("seed-*/references.json")):
-        try:
-            value = _prior_reference(json.loads(path.read_text()), metric)
-        except (OSError, ValueError):
-            continue
-        if math.isfinite(value):
-            return value
+    """The prior's mean-action evaluation recorded by a GP-prior run of the suite (for runs without a prior):
+    the ``nppac`` column's, else any column's whose runs recorded one (a suite of nppac variants)."""
+    for column in sorted(columns(suite, task), key=lambda c: c != "nppac"):
+        for path in sorted((suite / task / column).glob("seed-*/references.json")):
+            try:
+                value = _prior_reference(json.loads(path.read_text()), metric)
+            except (OSError, ValueError):
+                continue
+            if math.isfinite(value):
+                return value
     return math.nan
 
 
@@ -141,6 +143,11 @@ def collect(suites: list[Path], task: str, only: list[str] | None = None) -> lis
     """The summaries of every finished or diverged run of the task in the suites, column by column
     (the columns named in ``only``, when given)."""
     metric = "success" if task.endswith("-binary") else "return"
+    present = [c for suite in suites for c in columns(suite, task)]
+    unknown = [c for c in only or [] if c not in present]
+    if unknown:
+        raise SystemExit(f"--columns {unknown[0]}: no such column of {task} in {', '.join(map(str, suites))}; "
+                         f"there are: {', '.join(dict.fromkeys(present)) or 'none'}")
     summaries = []
     for suite in suites:
         fallback = _suite_prior(suite, task, metric)
@@ -156,7 +163,7 @@ def table(suites: list[Path], task: str, only: list[str] | None = None) -> list[
     metric = "success" if task.endswith("-binary") else "return"
     summaries = collect(suites, task, only)
     number = "{:.2f}" if metric == "success" else "{:,.0f}"
-    lines = [f"| algo | prior setting | seed | prior's mean action | step 0 | min ÷ prior | min ÷ step 0 "
+    lines = [f"| algo or variant | prior setting | seed | prior's mean action | step 0 | min ÷ prior | min ÷ step 0 "
              f"| final ({metric}) |", "|---|---|---|---|---|---|---|---|"]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for s in summaries:

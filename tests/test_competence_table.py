@@ -78,3 +78,13 @@ def test_columns_select_and_the_figure_draws_a_panel_per_group(competence, tmp_p
     assert lines[2].split("|")[4].strip() == "1,000"  # a run without a prior takes the suite's nppac reference
     competence.figure([suite], "halfcheetah", tmp_path / "fig.png")
     assert (tmp_path / "fig.png").stat().st_size > 0
+
+
+def test_a_suite_of_variants_lends_its_prior_reference_and_unknown_columns_are_refused(competence, tmp_path):
+    suite = tmp_path / "suite"
+    _run(suite, "nppac-alpha-init", 0, [1000.0, 900.0, 1000.0], prior=1200.0, algo="nppac")
+    _run(suite, "awac", 0, [800.0, 900.0, 950.0], prior=None, gp=False)
+    rows = competence.table([suite], "halfcheetah")
+    assert rows[2].split("|")[4].strip() == "1,200"  # awac's row: the variant's reference
+    with pytest.raises(SystemExit, match="--columns awca: no such column of halfcheetah.*there are: awac, nppac"):
+        competence.table([suite], "halfcheetah", only=["awca"])

@@ -10,6 +10,7 @@ import pytest
 
 from nppac.errors import NppacError
 from nppac.experiments import load_suite, parse_suite, read_manifest
+from nppac.experiments.suite import Suite
 from tests.builders import nppac_in_process
 from tests.conftest import run_cli
 
@@ -281,6 +282,9 @@ def test_a_variant_is_an_algorithm_with_settings_of_its_own(tmp_path):
 
 @pytest.mark.parametrize("variant, message", [
     ({"sac": {"algo": "sac"}}, r"\[variant.sac\]: a variant needs a name of its own"),
+    ({"SAC": {"algo": "sac"}}, r"\[variant.SAC\]: a variant needs a name of its own"),
+    ({"n[ln]": {"algo": "sac"}}, r"\[variant.n\[ln\]\]: a variant needs a name of its own"),
+    ({"v": {"algo": ["nppac"]}}, r"\[variant.v\] algo = \['nppac'\]: name the algorithm it varies"),
     ({"v": {"alpha": 0.2}}, r"\[variant.v\] algo = None: name the algorithm it varies"),
     ({"v": {"algo": "td3"}}, r"\[variant.v\] algo = 'td3'"),
     ({"v": {"algo": "sac", "lam": 0.3}}, r"\[variant.v\] lam: unknown setting"),
@@ -291,6 +295,16 @@ def test_variants_are_checked_like_algorithm_tables(variant, message):
     with pytest.raises(NppacError, match=message):
         parse_suite({"tasks": ["hopper"], "algos": ["nppac", "v"] if "v" in variant else ["nppac"], "seeds": 1,
                      "variant": variant})
+
+
+def test_a_skipped_cell_does_not_move_its_column(tmp_path):
+    suite = parse_suite({"tasks": ["hopper", "halfcheetah"], "algos": ["nppac", "v", "sac"], "seeds": 1,
+                         "skip": ["hopper/nppac"], "variant": {"v": {"algo": "nppac", "critic_layernorm": True}}})
+    assert [r.key for r in suite.runs][:2] == ["hopper/v/seed-0", "hopper/sac/seed-0"]
+    assert suite.algos == ["nppac", "v", "sac"]  # the report's default baseline stays the first listed
+    assert Suite(suite.name, suite.runs).algos == ["v", "sac", "nppac"]  # without the file's order: as they come
+    suite.write_manifest(tmp_path)
+    assert read_manifest(tmp_path).algos == ["nppac", "v", "sac"]
 
 
 def test_shared_priors_keep_a_runs_variant(tmp_path, monkeypatch):

@@ -39,6 +39,7 @@ import dataclasses
 import fnmatch
 import json
 import math
+import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -121,6 +122,8 @@ class Suite:
     report: ReportSettings = ReportSettings()
     source: str | None = None
     """The suite file it was read from."""
+    columns: tuple[str, ...] = ()
+    """The algorithms and variants in the order the suite file lists them (``algos``)."""
 
     @property
     def tasks(self) -> list[str]:
@@ -128,7 +131,9 @@ class Suite:
 
     @property
     def algos(self) -> list[str]:
-        return list(dict.fromkeys(r.algo for r in self.runs))
+        """The columns that have runs, in the suite file's order (a skipped cell does not move its column)."""
+        present = dict.fromkeys(r.algo for r in self.runs)
+        return [a for a in self.columns if a in present] + [a for a in present if a not in self.columns]
 
     @property
     def seeds(self) -> list[int]:
@@ -235,7 +240,7 @@ def parse_suite(data: dict[str, Any], source: str | Path = "<suite>") -> Suite:
                 except NppacError as err:
                     raise NppacError(f"{where}: run {spec.key}: {err}") from None
                 runs.append(spec)
-    return Suite(name, tuple(runs), _report(data, where, tasks), str(source))
+    return Suite(name, tuple(runs), _report(data, where, tasks), str(source), tuple(algos))
 
 
 def read_manifest(out: str | Path) -> Suite:
@@ -247,7 +252,7 @@ def read_manifest(out: str | Path) -> Suite:
                      for r in data["runs"])
         report = data.get("report", {})
         settings = ReportSettings(int(report.get("last_k", 3)), dict(report.get("threshold", {})))
-        return Suite(data["name"], runs, settings, data.get("source"))
+        return Suite(data["name"], runs, settings, data.get("source"), tuple(data.get("algos", ())))
     except OSError as err:
         raise NppacError(f"cannot read {path}: {err.strerror or err}; "
                          f"is {out} the --out of `nppac suite run`?") from None
@@ -327,18 +332,23 @@ def _tables(data: dict[str, Any], kind: str, known: list[str], where: str, base:
     return out
 
 
+_VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+"""A variant's name is a folder and an ``--only`` pattern's part: no glob characters, separators or spaces."""
+
+
 def _variants(data: dict[str, Any], where: str, base: Path) -> dict[str, tuple[str, tuple[str, ...]]]:
     """``[variant.NAME]`` tables: NAME → (the algorithm it varies, its settings as override strings)."""
-    out = {}
+    out: dict[str, tuple[str, tuple[str, ...]]] = {}
     for name, table in _table(data, "variant", where).items():
         label = f"[variant.{name}]"
         if not isinstance(table, dict):
             raise NppacError(f"{where}: variant.{name} must be a table ({label}), got {table!r}")
-        if name in ALGORITHMS or not name or "/" in name or name.startswith("."):
-            raise NppacError(f"{where}: {label}: a variant needs a name of its own (not an algorithm's, no '/'); "
-                             f"got {name!r}")
+        if not _VARIANT_NAME.fullmatch(name) or name.lower() in (a.lower() for a in (*ALGORITHMS, *out)):
+            raise NppacError(f"{where}: {label}: a variant needs a name of its own: letters, digits, '.', '_' "
+                             f"and '-', starting with a letter or digit, not an algorithm's or another variant's "
+                             f"in any case; got {name!r}")
         algo = table.get("algo")
-        if algo not in ALGORITHMS:
+        if not isinstance(algo, str) or algo not in ALGORITHMS:
             raise NppacError(f"{where}: {label} algo = {algo!r}: name the algorithm it varies "
                              f"({', '.join(ALGORITHMS)})")
         settings = {k: v for k, v in table.items() if k != "algo"}
