@@ -31,8 +31,8 @@ def train(
     seed_demos: bool = typer.Option(
         False, "--seed-demos", help="Put the demonstrations into the replay buffer (default for awac and bc)."),
     config_file: Path | None = typer.Option(
-        None, "--config", help="A run described in a file: a .toml like a suite cell (task, algo, seed, steps, "
-        "[settings]) or a past run's config.json; the other options and --set override it."),
+        None, "--config", help="A run described in a file: a .toml like a suite cell (task, algo, seed, steps "
+        "and a settings table) or a past run's config.json; the other options and --set override it."),
     out: Path = typer.Option(..., "--out", help="Run directory (must not exist unless --resume)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
     overrides: list[str] = typer.Option([], "--set", help="Override any config field (TrainConfig, or the "
