@@ -316,3 +316,12 @@ def test_shared_priors_keep_a_runs_variant(tmp_path, monkeypatch):
     runs = shared.with_shared_priors(suite, tmp_path).runs
     assert [(r.key, r.variant, Path(r.config.prior).name) for r in runs] == [
         ("hopper/nppac/seed-0", None, "hopper-gp"), ("hopper/v/seed-0", "v", "hopper-gp")]
+
+
+def test_the_example_suite_of_the_docs_parses(tmp_path):
+    text = (Path(__file__).resolve().parents[1] / "docs" / "experiments.md").read_text()
+    example = text.split("### The suite file", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "demos").mkdir()
+    (tmp_path / "example.toml").write_text(example)
+    suite = load_suite(tmp_path / "example.toml")
+    assert suite.algos == ["nppac", "ppac-nn", "sac", "awac", "nppac-ln"]
