@@ -8,7 +8,9 @@ on hand tasks, else return); y_prior, the prior's mean action rolled out like th
 evaluation (the run's own references.json, or, for runs without a prior, that of a GP-prior
 run of the same suite and task); and over the online epochs after step 0
 
-    min_e y_e / y_prior      min_e y_e / y_0      and the final evaluation (mean of the last 3 logged).
+    min_e y_e / y_prior      min_e y_e / y_0      and the final evaluation (mean of the last 3 logged),
+
+with the run's mean online update rate (what a remedy costs; it depends on what else shared the machine).
 
 A run that keeps its prior's competence has both minima near 1 or above. Rows are grouped by
 the run's suite column (an algorithm, or a suite variant such as ``nppac-alpha-init``) and its
@@ -91,6 +93,7 @@ def summarize(run: Path, fallback_prior: float) -> dict[str, Any]:
     column = "eval_success" if metric == "success" else "eval_return"
     values = [_float(r.get(column)) for r in rows]
     steps = [_float(r.get("env_steps")) for r in rows]
+    rates = [x for x in (_float(r.get("updates_per_s")) for r in rows[1:]) if math.isfinite(x)]
     try:
         references = json.loads((run / "references.json").read_text())
     except (OSError, ValueError):
@@ -107,7 +110,7 @@ def summarize(run: Path, fallback_prior: float) -> dict[str, Any]:
     return {"algo": run.parent.name, "setting": setting(config), "seed": config["seed"], "metric": metric,
             "prior": prior, "step0": start, "min_vs_prior": ratio(lowest, prior), "min_vs_step0": ratio(lowest, start),
             "final": sum(last) / len(last), "diverged": state(run) == "diverged", "epochs": len(online),
-            "steps": steps, "values": values}
+            "steps": steps, "values": values, "updates_per_s": sum(rates) / len(rates) if rates else math.nan}
 
 
 def _suite_prior(suite: Path, task: str, metric: str) -> float:
@@ -164,7 +167,7 @@ def table(suites: list[Path], task: str, only: list[str] | None = None) -> list[
     summaries = collect(suites, task, only)
     number = "{:.2f}" if metric == "success" else "{:,.0f}"
     lines = [f"| algo or variant | prior setting | seed | prior's mean action | step 0 | min ÷ prior | min ÷ step 0 "
-             f"| final ({metric}) |", "|---|---|---|---|---|---|---|---|"]
+             f"| final ({metric}) | updates/s |", "|---|---|---|---|---|---|---|---|---|"]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for s in summaries:
         groups.setdefault((s["algo"], s["setting"]), []).append(s)
@@ -173,13 +176,14 @@ def table(suites: list[Path], task: str, only: list[str] | None = None) -> list[
             note = f" (diverged after {s['epochs']} epochs)" if s["diverged"] else ""
             lines.append(f"| {algo} | {name} | {s['seed']} | {_fmt(s['prior'], number)} | {_fmt(s['step0'], number)} "
                          f"| {_fmt(s['min_vs_prior'])} | {_fmt(s['min_vs_step0'])} "
-                         f"| {_fmt(s['final'], number)}{note} |")
+                         f"| {_fmt(s['final'], number)}{note} | {_fmt(s['updates_per_s'], '{:.0f}')} |")
         if len(runs) > 1:
             worst = min((r["min_vs_prior"] for r in runs if math.isfinite(r["min_vs_prior"])), default=math.nan)
             lines.append(f"| **{algo}** | **{name}** | mean of {len(runs)} [95 % t] | "
                          f"| {_estimate(runs, 'step0', number)} "
                          f"| **{_estimate(runs, 'min_vs_prior')}**, worst seed {_fmt(worst)} "
-                         f"| **{_estimate(runs, 'min_vs_step0')}** | {_estimate(runs, 'final', number)} |")
+                         f"| **{_estimate(runs, 'min_vs_step0')}** | {_estimate(runs, 'final', number)} "
+                         f"| {_estimate(runs, 'updates_per_s', '{:.0f}')} |")
     return lines
 
 

@@ -35,9 +35,10 @@ def _run(suite: Path, column: str, seed: int, evals: list[float], prior: float |
         (run / "references.json").write_text(json.dumps({"prior_mean_action": {"return": prior}}))
     with (run / "progress.csv").open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["phase", "epoch", "env_steps", "eval_return"])
+        writer.writerow(["phase", "epoch", "env_steps", "eval_return", "updates_per_s"])
         for epoch, value in enumerate(evals):
-            writer.writerow(["init" if epoch == 0 else "online", epoch, 1000 * epoch, value])
+            writer.writerow(["init" if epoch == 0 else "online", epoch, 1000 * epoch, value,
+                             "" if epoch == 0 else 50.0 + 10 * seed + epoch])
 
 
 def test_variants_are_columns_of_their_own_with_the_mean_interval_and_the_worst_seed(competence, tmp_path):
@@ -59,6 +60,8 @@ def test_variants_are_columns_of_their_own_with_the_mean_interval_and_the_worst_
     assert rows[7][5] == "**0.95 [0.83, 1.07]**, worst seed 0.90"
     # finals: the mean of each seed's last 3 evaluations (867, 967, 900), then their mean and interval
     assert rows[3][7] == "911 [785, 1,038]"
+    assert [r[8] for r in rows[:3]] == ["52", "62", "72"]  # the mean online rate: epochs 1-3 of 51+10s, 52, 53
+    assert rows[3][8] == "62 [37, 87]"
 
 
 def test_remedies_name_what_is_on(competence):
