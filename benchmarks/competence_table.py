@@ -14,7 +14,8 @@ with the run's mean online update rate (what a remedy costs; it depends on what 
 
 A run that keeps its prior's competence has both minima near 1 or above. Rows are grouped by
 the run's suite column (an algorithm, or a suite variant such as ``nppac-alpha-init``) and its
-prior setting (σ0 scale · variance estimate · hand protocol · remedies), and each group of
+prior setting (σ0 scale · variance estimate · hand protocol · remedies) within its suite folder
+(two suites' runs of one setting stay apart), and each group of
 several seeds ends with the mean of its seeds' values with a 95 % Student-t interval, and the
 worst seed's minimum (the goal of keeping the prior is about every seed). Prints one Markdown table;
 ``--figure PATH`` also draws every run's ratio to the prior, epoch by epoch.
@@ -157,7 +158,8 @@ def collect(suites: list[Path], task: str, only: list[str] | None = None) -> lis
         for column in columns(suite, task):
             if only and column not in only:
                 continue
-            summaries += [summarize(r, fallback) for r in sorted((suite / task / column).glob("seed-*")) if done(r)]
+            summaries += [{"suite": suite.name, **summarize(r, fallback)}
+                          for r in sorted((suite / task / column).glob("seed-*")) if done(r)]
     return summaries
 
 
@@ -166,20 +168,20 @@ def table(suites: list[Path], task: str, only: list[str] | None = None) -> list[
     metric = "success" if task.endswith("-binary") else "return"
     summaries = collect(suites, task, only)
     number = "{:.2f}" if metric == "success" else "{:,.0f}"
-    lines = [f"| algo or variant | prior setting | seed | prior's mean action | step 0 | min ÷ prior | min ÷ step 0 "
-             f"| final ({metric}) | updates/s |", "|---|---|---|---|---|---|---|---|---|"]
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    lines = [f"| suite | algo or variant | prior setting | seed | prior's mean action | step 0 | min ÷ prior "
+             f"| min ÷ step 0 | final ({metric}) | updates/s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for s in summaries:
-        groups.setdefault((s["algo"], s["setting"]), []).append(s)
-    for (algo, name), runs in groups.items():
+        groups.setdefault((s["suite"], s["algo"], s["setting"]), []).append(s)
+    for (suite, algo, name), runs in groups.items():
         for s in runs:
             note = f" (diverged after {s['epochs']} epochs)" if s["diverged"] else ""
-            lines.append(f"| {algo} | {name} | {s['seed']} | {_fmt(s['prior'], number)} | {_fmt(s['step0'], number)} "
-                         f"| {_fmt(s['min_vs_prior'])} | {_fmt(s['min_vs_step0'])} "
+            lines.append(f"| {suite} | {algo} | {name} | {s['seed']} | {_fmt(s['prior'], number)} "
+                         f"| {_fmt(s['step0'], number)} | {_fmt(s['min_vs_prior'])} | {_fmt(s['min_vs_step0'])} "
                          f"| {_fmt(s['final'], number)}{note} | {_fmt(s['updates_per_s'], '{:.0f}')} |")
         if len(runs) > 1:
             worst = min((r["min_vs_prior"] for r in runs if math.isfinite(r["min_vs_prior"])), default=math.nan)
-            lines.append(f"| **{algo}** | **{name}** | mean of {len(runs)} [95 % t] | "
+            lines.append(f"| {suite} | **{algo}** | **{name}** | mean of {len(runs)} [95 % t] | "
                          f"| {_estimate(runs, 'step0', number)} "
                          f"| **{_estimate(runs, 'min_vs_prior')}**, worst seed {_fmt(worst)} "
                          f"| **{_estimate(runs, 'min_vs_step0')}** | {_estimate(runs, 'final', number)} "
@@ -194,9 +196,9 @@ def figure(suites: list[Path], task: str, path: Path, only: list[str] | None = N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for s in collect(suites, task, only):
-        groups.setdefault((s["algo"], s["setting"]), []).append(s)
+        groups.setdefault((s["suite"], s["algo"], s["setting"]), []).append(s)
     if not groups:
         raise SystemExit(f"no finished run of {task!r} in {', '.join(map(str, suites))}")
     ncols = min(len(groups), 4)
@@ -204,14 +206,14 @@ def figure(suites: list[Path], task: str, path: Path, only: list[str] | None = N
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.9 * nrows), sharey=True, squeeze=False)
     for ax in axes.flat[len(groups):]:
         ax.set_visible(False)
-    for ax, ((algo, name), runs) in zip(axes.flat, groups.items(), strict=False):
+    for ax, ((suite, algo, name), runs) in zip(axes.flat, groups.items(), strict=False):
         for s in runs:
             ratios = [v / s["prior"] if s["prior"] > 0 else math.nan for v in s["values"]]
             label = f"seed {s['seed']}" + (" (diverged)" if s["diverged"] else "")
             ax.plot(s["steps"], ratios, marker=".", lw=1, label=label)
         ax.axhline(1.0, color="grey", lw=0.8)
         ax.axhline(goal, color="grey", lw=0.8, ls="--")
-        ax.set_title(f"{algo}\n{name}", fontsize=8)
+        ax.set_title(f"{algo} ({suite})\n{name}", fontsize=8)
         ax.set_xlabel("environment steps")
         ax.legend(fontsize=7)
     for row in axes:

@@ -10,13 +10,14 @@
 #   nice nppac suite run benchmarks/suites/cpu_std.toml --out ~/nppac-results/cpu-std --workers 2
 #   nice nppac suite run benchmarks/suites/cpu_door.toml --out ~/nppac-results/cpu-door --workers 2
 #   nice nppac suite run benchmarks/suites/cpu_published.toml --out ~/nppac-results/cpu-published --workers 2
+#   nice nppac suite run benchmarks/suites/cpu_remedies.toml --out ~/nppac-results/cpu-remedies --workers 2
 # and copied into results/ with `nppac suite export ~/nppac-results/SUITE results/SUITE`.
 set -euo pipefail
 results=${1:-results} figures=${2:-docs/figures/results}
 nppac=${NPPAC:-nppac}
 mkdir -p "$figures"
 # Each suite's report, where `nppac suite report` puts it: RESULTS/SUITE/report.{md,json} and figures/TASK.png.
-for suite in cpu cpu-std cpu-door cpu-published; do
+for suite in cpu cpu-std cpu-door cpu-published cpu-remedies; do
   if [ -f "$results/$suite/suite.json" ]; then
     $nppac suite report "$results/$suite" > /dev/null
   fi
@@ -65,5 +66,22 @@ if [ -d "$results/remedies/runs" ] && [ -d "$results/remedies-pen/runs" ]; then
   python "$(dirname "$0")/conventions.py" --out "$results/remedies" "$results/remedies-pen" \
     --report "$(dirname "$figures")/remedies" > /dev/null
   wrote="$wrote, $(dirname "$figures")/remedies/remedies.{md,json,png} and remedies-grid.png"
+fi
+# Beyond the paper: the chosen remedy the full length, against today's nppac, BC and AWAC (results/cpu).
+if [ -f "$results/cpu-remedies/suite.json" ]; then
+  here="$(dirname "$0")"
+  {
+    python "$here/competence_table.py" "$results/cpu-remedies" "$results/cpu" --task halfcheetah \
+      --columns nppac nppac-alpha-init ppac-nn ppac-nn-alpha-init awac \
+      --figure "$figures/remedies-halfcheetah-competence.png"
+    python "$here/priors_table.py" "$results/cpu-remedies" "$results/cpu" --task halfcheetah --versus awac
+  } > "$figures/remedies-halfcheetah.md"
+  {
+    python "$here/competence_table.py" "$results/cpu-remedies" "$results/cpu" --task pen-binary \
+      --columns nppac nppac-alpha-init bc awac --figure "$figures/remedies-pen-binary-competence.png"
+    python "$here/priors_table.py" "$results/cpu-remedies" "$results/cpu" --task pen-binary --versus bc
+    python "$here/priors_table.py" "$results/cpu-remedies" "$results/cpu" --task pen-binary --versus awac
+  } > "$figures/remedies-pen-binary.md"
+  wrote="$wrote, $figures/remedies-{halfcheetah,pen-binary}.md and -competence.png"
 fi
 echo "wrote each suite's report.{md,json} and figures/ under $results, $figures/halfcheetah-conventions.{png,json}, $wrote"

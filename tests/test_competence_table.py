@@ -51,7 +51,8 @@ def test_variants_are_columns_of_their_own_with_the_mean_interval_and_the_worst_
     _run(suite, "nppac-alpha-init", 3, [1000.0, 100.0], prior=1000.0, algo="nppac",
          auto_alpha_target="init-kl", steps=9000)  # unfinished: left out
     lines = competence.table([suite], "halfcheetah")
-    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+    rows = [[c.strip() for c in line.strip("|").split("|")][1:] for line in lines[2:]]
+    assert {line.split("|")[1].strip() for line in lines[2:]} == {"suite"}
     assert [r[0] for r in rows] == ["nppac"] * 3 + ["**nppac**"] + ["nppac-alpha-init"] * 3 + ["**nppac-alpha-init**"]
     assert rows[4][1] == "variance · exact · auto_alpha_target=init-kl"
     assert [r[5] for r in rows[:3]] == ["0.50", "0.80", "0.60"]
@@ -77,8 +78,8 @@ def test_columns_select_and_the_figure_draws_a_panel_per_group(competence, tmp_p
     _run(suite, "nppac", 0, [1000.0, 500.0, 1000.0], prior=1000.0)
     _run(suite, "awac", 0, [800.0, 900.0, 950.0], prior=None, gp=False)
     lines = competence.table([suite], "halfcheetah", only=["awac"])
-    assert [line.split("|")[1].strip() for line in lines[2:]] == ["awac"]
-    assert lines[2].split("|")[4].strip() == "1,000"  # a run without a prior takes the suite's nppac reference
+    assert [line.split("|")[2].strip() for line in lines[2:]] == ["awac"]
+    assert lines[2].split("|")[5].strip() == "1,000"  # a run without a prior takes the suite's nppac reference
     competence.figure([suite], "halfcheetah", tmp_path / "fig.png")
     assert (tmp_path / "fig.png").stat().st_size > 0
 
@@ -88,6 +89,16 @@ def test_a_suite_of_variants_lends_its_prior_reference_and_unknown_columns_are_r
     _run(suite, "nppac-alpha-init", 0, [1000.0, 900.0, 1000.0], prior=1200.0, algo="nppac")
     _run(suite, "awac", 0, [800.0, 900.0, 950.0], prior=None, gp=False)
     rows = competence.table([suite], "halfcheetah")
-    assert rows[2].split("|")[4].strip() == "1,200"  # awac's row: the variant's reference
+    assert rows[2].split("|")[5].strip() == "1,200"  # awac's row: the variant's reference
     with pytest.raises(SystemExit, match="--columns awca: no such column of halfcheetah.*there are: awac, nppac"):
         competence.table([suite], "halfcheetah", only=["awca"])
+
+
+def test_two_suites_runs_of_one_setting_stay_apart(competence, tmp_path):
+    for name, low in (("old", 500.0), ("new", 950.0)):
+        for seed in (0, 1):
+            _run(tmp_path / name, "nppac", seed, [1000.0, low + seed, 1000.0], prior=1000.0)
+    lines = competence.table([tmp_path / "old", tmp_path / "new"], "halfcheetah")
+    means = [line for line in lines if "mean of" in line]
+    assert [m.split("|")[1].strip() for m in means] == ["old", "new"]
+    assert "mean of 2" in means[0] and "worst seed 0.50" in means[0] and "worst seed 0.95" in means[1]
