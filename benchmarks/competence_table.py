@@ -30,12 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from run_files import done, read_rows, state
+from run_files import columns, done, read_rows, state
 
 from nppac.diagnostics.curves import t_interval
-
-ALGOS = ("nppac", "ppac-nn", "nppac-nn-std", "sac", "sac-bc", "awac", "bc")
-"""The order of the suite columns; variants (any other folder) follow, sorted by name."""
 
 
 def _float(text: str | None) -> float:
@@ -76,12 +73,6 @@ def remedies(config: dict[str, Any]) -> list[str]:
     if config.get("actor_delay_updates"):
         on.append(f"actor_delay_updates={config['actor_delay_updates']}")
     return on
-
-
-def columns(suite: Path, task: str) -> list[str]:
-    """The suite's columns that ran the task: algorithms in ALGOS order, then variants by name."""
-    present = {p.name for p in (suite / task).iterdir() if p.is_dir()} if (suite / task).is_dir() else set()
-    return [a for a in ALGOS if a in present] + sorted(present - set(ALGOS) - {"priors"})
 
 
 def summarize(run: Path, fallback_prior: float) -> dict[str, Any]:

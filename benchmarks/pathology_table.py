@@ -18,9 +18,7 @@ import json
 import math
 from pathlib import Path
 
-from run_files import done, read_rows, state
-
-ALGOS = ("nppac", "ppac-nn", "nppac-nn-std", "sac", "sac-bc", "awac", "bc")
+from run_files import columns, done, read_rows, state
 
 
 def _values(rows: list[dict[str, str]], column: str) -> list[float]:
@@ -51,7 +49,7 @@ def summarize(run: Path) -> dict[str, object]:
         return max(values) if values else math.nan
 
     last = returns[-3:]
-    return {"algo": config["algo"], "sigma": _convention(config), "seed": config["seed"], "metric": metric,
+    return {"algo": run.parent.name, "sigma": _convention(config), "seed": config["seed"], "metric": metric,
             "stopped": epochs[-1] if state(run) == "diverged" else None,
             "has_prior": config["algo"] in ("nppac", "ppac-nn", "nppac-nn-std"), "step0": start, "drop": drop,
             "lowest": min(returns[1:], default=math.nan),
@@ -71,7 +69,7 @@ def main() -> None:
     parser.add_argument("suites", nargs="+", type=Path, help="suite directories (or their exported copies)")
     parser.add_argument("--task", default="halfcheetah")
     args = parser.parse_args()
-    runs = [r for suite in args.suites for algo in ALGOS
+    runs = [r for suite in args.suites for algo in columns(suite, args.task)
             for r in sorted((suite / args.task / algo).glob("seed-*")) if done(r)]
     summaries = [summarize(run) for run in runs]
     metric = summaries[0]["metric"] if summaries else "return"

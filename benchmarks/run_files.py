@@ -44,3 +44,13 @@ def state(run: Path) -> str | None:
 def done(run: Path) -> bool:
     """Finished, or stopped for good by training's non-finite guard (a diverged run is a result too)."""
     return finished(run) or state(run) == "diverged"
+
+
+ALGOS = ("nppac", "ppac-nn", "nppac-nn-std", "sac", "sac-bc", "awac", "bc")
+"""The order of a suite's algorithm columns in the tables; variants (any other folder) follow, sorted by name."""
+
+
+def columns(suite: Path, task: str) -> list[str]:
+    """The suite's columns (``TASK/COLUMN/seed-S``) that ran the task: algorithms in ALGOS order, then variants."""
+    present = {p.name for p in (suite / task).iterdir() if p.is_dir()} if (suite / task).is_dir() else set()
+    return [a for a in ALGOS if a in present] + sorted(present - set(ALGOS))
