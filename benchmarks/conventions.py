@@ -70,6 +70,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "actor-delay": {"actor_delay_updates": 3000},
     # Combinations of the screen's best (not in the remedies screen: run them by name).
     "alpha-kl-init+layernorm": {"auto_alpha_target": "init-kl", "critic_layernorm": True},
+    "anchor-init": {"kl_anchor": "init-actor"},
 }
 """Setting name → TrainConfig fields. ``variance+policy`` is the published code's scale with the exact GP variance;
 ``love-variance+policy`` is the published prior itself. Settings with ``@`` fix a hand protocol."""

@@ -1,5 +1,5 @@
 """The KL-SAC remedies: critic warm start, automatic α toward a named KL target, LayerNorm critics, a delayed
-actor. Each is a named setting, off by default."""
+actor, the online KL anchored to the initialized policy. Each is a named setting, off by default."""
 
 from __future__ import annotations
 
@@ -103,6 +103,10 @@ def test_remedy_settings_are_checked():
         (dict(auto_alpha_target="half"), "auto_alpha_target='half'"),
         (dict(critic_warmstart_data="replay"), "critic_warmstart_data='replay'"),
         (dict(critic_warmstart_steps=-1), "critic_warmstart_steps=-1 is out of range"),
+        (dict(kl_anchor="demos"), "kl_anchor='demos'"),
+        (dict(algo="awac", kl_anchor="init-actor"), "kl_anchor applies to the KL-SAC algorithms only"),
+        (dict(algo="sac", kl_anchor="init-actor"), "algo sac has no prior"),
+        (dict(kl_anchor="init-actor", init_epochs=0), "init_epochs=0 without init_actor leaves none"),
     ):
         with pytest.raises(NppacError, match=message):
             TrainConfig(task="halfcheetah", **kwargs).resolved()
@@ -132,3 +136,57 @@ def test_a_run_warm_starts_its_critics_on_the_demonstrations_or_the_warmup(tmp_p
     train(TrainConfig(**base, critic_warmstart_steps=25, critic_warmstart_data="warmup"), tmp_path / "warmup",
           prior=prior, demos=demos, progress=False)
     assert _phases(tmp_path / "warmup") == [("init", 0), ("online", 65)]
+
+
+class _Prior:
+    """A prior whose μ0 and σ0 are known functions of the state."""
+
+    kind, obs_dim, act_dim, squashed, fit_seconds = "gp", OBS, ACT, False, None
+
+    def predict(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return 0.1 * states[:, :ACT], 0.2 + 0.1 * states[:, ACT:2 * ACT].abs()
+
+
+def test_an_anchored_cache_answers_with_the_frozen_actors_mean_and_the_priors_sigma():
+    from nppac.training.prior_cache import PriorCache
+
+    actor = agent().actor
+    states = torch.randn(10, OBS)
+    cache = PriorCache(_Prior(), "variance", chunk=4)  # chunks of 4: the anchor's mean follows them in order
+    mu0, s0 = cache(states)
+    cache.anchor_to(actor)
+    mean, std = cache(states)
+    with torch.no_grad():
+        assert torch.allclose(mean, actor.deterministic(states), atol=1e-6) and not torch.allclose(mean, mu0)
+        assert torch.equal(std, s0) and torch.allclose(std, (0.2 + 0.1 * states[:, ACT:2 * ACT].abs()) ** 2)
+        for p in actor.parameters():  # the live actor learns on; the anchor does not
+            p.add_(1.0)
+        assert torch.equal(cache(states)[0], mean)
+
+
+def test_a_run_anchored_to_its_initialized_policy_caches_its_mean_and_keeps_it_on_resume(tmp_path):
+    from nppac.agents.networks import load_actor
+    from nppac.priors import fit_prior
+    from nppac.training.checkpoint import load_checkpoint
+    from tests.builders import TINY, tiny_demos
+
+    demos = tiny_demos()
+    prior, _ = fit_prior(demos, "gp", kernel="rbf", iters=5)
+    run = tmp_path / "anchored"
+    train(TrainConfig(**{**TINY, "steps": 150}, kl_anchor="init-actor"), run, prior=prior, demos=demos,
+          progress=False)
+    first = load_checkpoint(run / "checkpoint.pt", torch.device("cpu"))
+    train(None, run, resume=True, steps=300, progress=False)
+    ckpt = load_checkpoint(run / "checkpoint.pt", torch.device("cpu"))
+    assert all(torch.equal(first["anchor"][k], v) for k, v in ckpt["anchor"].items())
+    anchor = load_actor(run / "actor.safetensors")  # the architecture; its weights are the anchor's
+    anchor.load_state_dict(ckpt["anchor"])
+    assert not all(torch.equal(anchor.state_dict()[k], v) for k, v in ckpt["agent"]["actor"].items())
+    storage = ckpt["replay"]["storage"]
+    assert len(storage["obs"]) == 300  # both epochs' states, the second collected after the resume
+    with torch.no_grad():
+        assert torch.allclose(storage["prior_mean"], anchor.deterministic(storage["obs"]), atol=1e-6)
+        assert torch.allclose(storage["prior_std"], prior.predict(storage["obs"])[1], atol=1e-5)
+    plain = tmp_path / "plain"
+    train(TrainConfig(**{**TINY, "steps": 150}), plain, prior=prior, demos=demos, progress=False)
+    assert "anchor" not in load_checkpoint(plain / "checkpoint.pt", torch.device("cpu"))

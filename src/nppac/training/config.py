@@ -22,6 +22,8 @@ AUTO_ALPHA_TARGETS: tuple[str, ...] = ("act-dim", "init-kl")
 """Named KL targets of automatic α (``auto_alpha_target``)."""
 WARMSTART_DATA: tuple[str, ...] = ("demos", "warmup")
 """What the critic warm start learns from (``critic_warmstart_data``)."""
+KL_ANCHORS: tuple[str, ...] = ("prior", "init-actor")
+"""The mean of the reference in the online KL (``kl_anchor``)."""
 
 PATH_FIELDS: tuple[str, ...] = ("demos", "prior", "prior_gpytorch", "init_actor")
 """Settings that name files: relative to the run or suite file that gives them."""
@@ -117,6 +119,10 @@ class TrainConfig:
     """Layer-normalize the critics' hidden layers (RLPD's remedy for critic extrapolation). KL-SAC algorithms only."""
     actor_delay_updates: int = 0
     """The critics learn alone for the first N online updates; then the actor (and α) join. KL-SAC algorithms only."""
+    kl_anchor: str = "prior"
+    """The mean of the reference in the online KL: prior (μ0) or init-actor (the initialized policy's mean action,
+    frozen, with the prior's σ0; the policy initialization itself still fits π0). KL-SAC algorithms with a prior
+    and an initialized policy only."""
     actor: str | None = None
     """Actor head: tanh_gaussian or gaussian_tanh_mean (task default)."""
     actor_hidden: tuple[int, ...] | None = None
@@ -189,6 +195,7 @@ class TrainConfig:
             raise NppacError(f"unknown device {self.device!r}; choose cpu or cuda")
         for name, choices in (("actor", ACTOR_KINDS), ("warmup", WARMUPS), ("prior_sigma", SIGMA_CONVENTIONS),
                               ("auto_alpha_target", AUTO_ALPHA_TARGETS), ("critic_warmstart_data", WARMSTART_DATA),
+                              ("kl_anchor", KL_ANCHORS),
                               ("prior_variance", VARIANCE_ESTIMATES), ("prior_convention", tuple(PRIOR_CONVENTIONS)),
                               ("hand_protocol", tuple(HAND_PROTOCOLS)), ("binary_reward", tuple(BINARY_REWARDS))):
             value = getattr(self, name)
@@ -229,7 +236,8 @@ class TrainConfig:
         remedies = {"auto_alpha_target": self.auto_alpha_target is not None,
                     "critic_warmstart_steps": self.critic_warmstart_steps > 0,
                     "critic_layernorm": self.critic_layernorm,
-                    "actor_delay_updates": self.actor_delay_updates > 0}
+                    "actor_delay_updates": self.actor_delay_updates > 0,
+                    "kl_anchor": self.kl_anchor != "prior"}
         used = [name for name, on in remedies.items() if on]
         if used and not algorithm.remedies:
             raise NppacError(f"config field {used[0]} applies to the KL-SAC algorithms only "
@@ -237,6 +245,11 @@ class TrainConfig:
         if self.auto_alpha_target is not None and self.prior_kind is None:
             raise NppacError(f"auto_alpha_target targets a KL to the prior; algo {self.algo} has no prior "
                              "(use auto_alpha with target_entropy)")
+        if self.kl_anchor == "init-actor" and self.prior_kind is None:
+            raise NppacError(f"kl_anchor=init-actor moves the mean of the KL's prior; algo {self.algo} has no prior")
+        if self.kl_anchor == "init-actor" and self.init_epochs == 0 and not self.init_actor:
+            raise NppacError("kl_anchor=init-actor anchors the KL to the initialized policy, and init_epochs=0 "
+                             "without init_actor leaves none; initialize the policy or use kl_anchor=prior")
         if self.critic_warmstart_steps and self.critic_warmstart_data == "demos" and self.offline_updates:
             raise NppacError("critic_warmstart_data=demos is a phase before interaction, like offline_updates; "
                              "use one of the two")

@@ -281,6 +281,8 @@ class _Loop:
             "state": dataclasses.asdict(state), "config": json.dumps(cfg.to_dict()),
             "agent": run.agent.state_dict(), "replay": run.buffer.state_dict(),
             "rng": rng_state(run.np_rng, run.envs),
+            **({} if run.prior_cache is None or run.prior_cache.anchor is None
+               else {"anchor": run.prior_cache.anchor.state_dict()}),
         }, self.ckpt_path)
         self.rows.append(row)
         if self.on_row is not None and self.on_row(row) is False:

@@ -11,14 +11,20 @@ predictive *variance* where a standard deviation belongs.
 
 The convention is applied to every prior kind alike (GP, NN, the ablation), so that a
 comparison between priors within a task stays fair.
+
+An *anchored* cache (``kl_anchor = "init-actor"``, a remedy beyond the paper) answers with a
+frozen actor's mean action in the place of μ0 and the prior's σ0: the online KL then pulls
+toward the initialized policy where the prior is sure and lets go where its σ0 reverts.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Literal
 
 import torch
 
+from nppac.agents.networks import Actor
 from nppac.errors import NonFiniteError, NppacError
 from nppac.priors.base import Prior
 
@@ -38,6 +44,11 @@ class PriorCache:
         if sigma not in SIGMA_CONVENTIONS:
             raise NppacError(f"unknown prior σ0 convention {sigma!r}; choose one of: {', '.join(SIGMA_CONVENTIONS)}")
         self.prior, self.sigma, self.device, self.chunk = prior, sigma, torch.device(device), chunk
+        self.anchor: Actor | None = None
+
+    def anchor_to(self, actor: Actor) -> None:
+        """From now on μ0 is a frozen copy of ``actor``'s mean action (its ``deterministic``); σ0 stays the prior's."""
+        self.anchor = copy.deepcopy(actor).requires_grad_(False).eval()
 
     @torch.no_grad()
     def __call__(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -55,4 +66,7 @@ class PriorCache:
                                  "for new replay states; check the prior's fit")
         if self.sigma == "variance":
             std = std.pow(2)
+        if self.anchor is not None:
+            mean = torch.cat([self.anchor.deterministic(chunk.to(self.device, torch.float32))
+                              for chunk in states.split(self.chunk)])
         return mean, std

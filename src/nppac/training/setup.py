@@ -8,6 +8,7 @@ replay buffer with the demonstrations where the algorithm asks for them.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -23,7 +24,7 @@ import torch
 
 from nppac.agents.base import Agent
 from nppac.agents.kl_sac import KLSAC, KLSACConfig, initialize_policy, policy_kl
-from nppac.agents.networks import load_actor
+from nppac.agents.networks import Actor, load_actor
 from nppac.data.demos import Demonstrations
 from nppac.data.relabel import as_binary_reward
 from nppac.data.replay import ReplayBuffer
@@ -96,6 +97,8 @@ def restore_or_start_run(cfg: ResolvedConfig, out: Path, resume: bool, prior: Pr
         _restore(run, cfg, out, ckpt)
     else:
         _start_fresh(run, cfg, out, resolved_prior, demo_source, progress)
+    if cfg.critic_warmstart_steps and cfg.critic_warmstart_data == "demos":  # after the anchor: its μ0 is cached
+        run.warmstart_buffer = demonstration_buffer(cfg, demo_source.get(), run.prior_cache, device)
     truncate_progress(out / "progress.csv", run.state.epoch, run.state.gradient_steps if ckpt is not None else -1,
                       uses_prior=cfg.prior_kind is not None)
     return run
@@ -115,10 +118,7 @@ def _build_run(cfg: ResolvedConfig, prior: Prior | None, demo_source: DemoSource
     buffer = ReplayBuffer(task.obs_dim, task.act_dim, capacity, device, prior_cache=prior_cache)
     evaluation, *copies = eval_envs(task, cfg.eval_horizon, cfg.seed + 10_000, cfg.eval_episodes)
     envs = {"train": make_env(task, cfg.horizon, cfg.seed, cfg.binary_reward), "eval": evaluation}
-    run = Run(agent, buffer, envs, np.random.default_rng(cfg.seed), prior_cache, eval_copies=copies)
-    if cfg.critic_warmstart_steps and cfg.critic_warmstart_data == "demos":
-        run.warmstart_buffer = demonstration_buffer(cfg, demo_source.get(), prior_cache, device)
-    return run
+    return Run(agent, buffer, envs, np.random.default_rng(cfg.seed), prior_cache, eval_copies=copies)
 
 
 def _restore(run: Run, cfg: ResolvedConfig, out: Path, ckpt: dict[str, Any]) -> None:
@@ -133,6 +133,13 @@ def _restore(run: Run, cfg: ResolvedConfig, out: Path, ckpt: dict[str, Any]) -> 
                          f"was {out / CONFIG_NAME} edited? restore it or start a new run") from None
     restore_rng_state(ckpt["rng"], run.np_rng, run.envs)
     run.state = RunState(**ckpt["state"])
+    if cfg.kl_anchor == "init-actor":
+        if "anchor" not in ckpt:
+            raise NppacError(f"checkpoint {ckpt_path} holds no anchor actor, but the run's {CONFIG_NAME} says "
+                             "kl_anchor=init-actor; was it edited? restore it or start a new run")
+        anchor = copy.deepcopy(run.agent.actor)
+        anchor.load_state_dict(ckpt["anchor"])
+        _anchor(run, anchor)
     where = f"epoch {run.state.epoch}" if run.state.step0_done else f"offline step {run.state.offline_done}"
     log.info("resuming %s after %s (%d env steps)", out, where, run.state.env_steps)
 
@@ -149,6 +156,9 @@ def _start_fresh(run: Run, cfg: ResolvedConfig, out: Path, prior: Prior | None, 
         run.init_metrics = start_from_actor(run.agent, cfg.init_actor, run.prior_cache, demo_source)
     if run.prior_cache is not None and cfg.init_epochs:
         run.init_metrics = initialize_toward_prior(run.agent, run.prior_cache, demo_source.get(), cfg, progress)
+    if cfg.kl_anchor == "init-actor":
+        _anchor(run, run.agent.actor)
+        log.info("the online KL is anchored to the initialized policy's mean action, with the prior's σ0")
     if cfg.auto_alpha_target == "init-kl":
         if "init_kl" not in run.init_metrics:
             raise NppacError("auto_alpha_target=init-kl needs the KL measured by policy initialization; "
@@ -159,6 +169,13 @@ def _start_fresh(run: Run, cfg: ResolvedConfig, out: Path, prior: Prior | None, 
         flat = demo_source.get().flat()
         run.buffer.add(flat["observations"], flat["actions"], training_rewards(flat["rewards"], cfg),
                        flat["next_observations"], flat["terminals"])
+
+
+def _anchor(run: Run, actor: Actor) -> None:
+    """``kl_anchor = "init-actor"``: the prior cache answers with ``actor``'s mean action (frozen) as μ0."""
+    if run.prior_cache is None:
+        raise NppacError("kl_anchor=init-actor moves the mean of the KL's prior; this run has no prior")
+    run.prior_cache.anchor_to(actor)
 
 
 def kl_sac_agent(agent: Agent, what: str) -> KLSAC:
