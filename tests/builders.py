@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -44,6 +45,18 @@ def one_thread_per_test() -> Iterator[None]:
     """Tiny networks: one thread is fastest, and immune to the other cores being busy."""
     with torch_threads(1):
         yield
+
+
+def benchmark_module(name: str) -> ModuleType:
+    """A script of ``benchmarks/`` imported as a module (its own folder on the path while it imports)."""
+    import importlib
+
+    folder = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    sys.path.insert(0, folder)
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(folder)
 
 
 def make_demos(states: np.ndarray, actions: np.ndarray) -> Demonstrations:

@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import csv
-import importlib
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from tests.builders import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def screen() -> ModuleType:
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        return importlib.import_module("conventions")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    return benchmark_module("conventions")
 
 
 def _run(root: Path, task: str, setting: str, seed: int, evals: list[float], metric: str = "eval_return",

@@ -46,9 +46,11 @@ class PriorCache:
         self.prior, self.sigma, self.device, self.chunk = prior, sigma, torch.device(device), chunk
         self.anchor: Actor | None = None
 
-    def anchor_to(self, actor: Actor) -> None:
-        """From now on μ0 is a frozen copy of ``actor``'s mean action (its ``deterministic``); σ0 stays the prior's."""
+    def anchor_to(self, actor: Actor) -> Actor:
+        """From now on μ0 is a frozen copy of ``actor``'s mean action (its ``deterministic``); σ0 stays the prior's.
+        Returns the copy."""
         self.anchor = copy.deepcopy(actor).requires_grad_(False).eval()
+        return self.anchor
 
     @torch.no_grad()
     def __call__(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,7 +8,6 @@ replay buffer with the demonstrations where the algorithm asks for them.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import logging
@@ -137,9 +136,7 @@ def _restore(run: Run, cfg: ResolvedConfig, out: Path, ckpt: dict[str, Any]) -> 
         if "anchor" not in ckpt:
             raise NppacError(f"checkpoint {ckpt_path} holds no anchor actor, but the run's {CONFIG_NAME} says "
                              "kl_anchor=init-actor; was it edited? restore it or start a new run")
-        anchor = copy.deepcopy(run.agent.actor)
-        anchor.load_state_dict(ckpt["anchor"])
-        _anchor(run, anchor)
+        _anchor(run, run.agent.actor).load_state_dict(ckpt["anchor"])  # the frozen copy takes the saved weights
     where = f"epoch {run.state.epoch}" if run.state.step0_done else f"offline step {run.state.offline_done}"
     log.info("resuming %s after %s (%d env steps)", out, where, run.state.env_steps)
 
@@ -171,11 +168,12 @@ def _start_fresh(run: Run, cfg: ResolvedConfig, out: Path, prior: Prior | None, 
                        flat["next_observations"], flat["terminals"])
 
 
-def _anchor(run: Run, actor: Actor) -> None:
-    """``kl_anchor = "init-actor"``: the prior cache answers with ``actor``'s mean action (frozen) as μ0."""
+def _anchor(run: Run, actor: Actor) -> Actor:
+    """``kl_anchor = "init-actor"``: the prior cache answers with ``actor``'s mean action (frozen) as μ0; returns
+    the frozen copy."""
     if run.prior_cache is None:
         raise NppacError("kl_anchor=init-actor moves the mean of the KL's prior; this run has no prior")
-    run.prior_cache.anchor_to(actor)
+    return run.prior_cache.anchor_to(actor)
 
 
 def kl_sac_agent(agent: Agent, what: str) -> KLSAC:
