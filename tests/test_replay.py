@@ -109,3 +109,27 @@ def test_variance_convention_caches_the_variance_in_the_std_place():
         torch.testing.assert_close(buf.storage["prior_std"], expected)
     with pytest.raises(NppacError, match="choose one of: std, variance"):
         PriorCache(prior, sigma="var")  # type: ignore[arg-type]
+
+
+def test_chained_transitions_query_each_state_once():
+    """Collected in order, s′ of a step is s of the next: those states are predicted once, and every
+    stored value is still the prior's at its own state (a reset breaks the chain)."""
+    prior = LinearGaussianPrior(5, 2)
+    queried: list[int] = []
+
+    def cache(states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        queried.append(len(states))
+        return prior.predict(states)
+
+    traj = torch.randn(13, 5)
+    obs, nxt = traj[:-1].clone(), traj[1:].clone()
+    nxt[4, 0] += 1.0  # an episode ends at step 4: its s′ is a final state, step 5 starts from a reset
+    # (that final state differs from the reset state in one coordinate only)
+    n = len(obs)
+    buf = ReplayBuffer(5, 2, capacity=100, prior_cache=cache)
+    buf.add(obs, torch.zeros(n, 2), torch.zeros(n), nxt, torch.zeros(n))
+    assert queried == [n + 2]  # the n states, the final state of step 4 and the last s′
+    mean, std = prior.predict(nxt)
+    torch.testing.assert_close(buf.storage["next_prior_mean"][:n], mean)
+    torch.testing.assert_close(buf.storage["next_prior_std"][:n], std)
+    torch.testing.assert_close(buf.storage["prior_mean"][:n], prior.predict(obs)[0])

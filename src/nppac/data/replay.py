@@ -79,11 +79,7 @@ class ReplayBuffer:
         if n == 0:
             return
         if self.prior_cache is not None:
-            mean, std = self.prior_cache(torch.cat([values["obs"], values["next_obs"]]))
-            if mean.shape != (2 * n, self.act_dim) or std.shape != mean.shape:
-                raise NppacError(f"the prior returned shapes {tuple(mean.shape)}, {tuple(std.shape)}; "
-                                 f"expected ({2 * n}, {self.act_dim})")
-            values.update(prior_mean=mean[:n], prior_std=std[:n], next_prior_mean=mean[n:], next_prior_std=std[n:])
+            values.update(self._prior_values(self.prior_cache, values["obs"], values["next_obs"]))
         if n > self.capacity:  # only the newest transitions survive a full wrap
             values = {k: v[-self.capacity:] for k, v in values.items()}
             n = self.capacity
@@ -93,6 +89,29 @@ class ReplayBuffer:
         self.ptr = (self.ptr + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
         self._size_t.fill_(self.size)
+
+    def _prior_values(self, cache: PriorFn, obs: torch.Tensor, next_obs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """(μ0, σ0) at s and s′, each distinct state predicted once.
+
+        Transitions collected in order chain: s′ of one step is s of the next, except where
+        an episode ended. Those s′ reuse the values of the s they equal (exactly), so the
+        prior, the costly part of collection, sees n states plus one per episode boundary
+        instead of 2n.
+        """
+        n = len(obs)
+        chained = torch.zeros(n, dtype=torch.bool, device=obs.device)
+        chained[:-1] = (next_obs[:-1] == obs[1:]).all(dim=1)
+        fresh = (~chained).nonzero().squeeze(1)
+        queried = n + len(fresh)
+        mean, std = cache(torch.cat([obs, next_obs[fresh]]))
+        if mean.shape != (queried, self.act_dim) or std.shape != mean.shape:
+            raise NppacError(f"the prior returned shapes {tuple(mean.shape)}, {tuple(std.shape)}; "
+                             f"expected ({queried}, {self.act_dim})")
+        # row of s′_i among the predictions: s_{i+1}'s where chained, its own after the n states otherwise
+        rows = torch.arange(1, n + 1, device=mean.device)
+        rows[fresh.to(mean.device)] = n + torch.arange(len(fresh), device=mean.device)
+        return {"prior_mean": mean[:n], "prior_std": std[:n],
+                "next_prior_mean": mean[rows], "next_prior_std": std[rows]}
 
     def sample(self, batch_size: int) -> Batch:
         """Uniform mini-batch (with replacement) over the stored transitions; no host sync."""
