@@ -109,6 +109,7 @@ def test_the_actor_evaluated_side_by_side_gives_the_sequential_returns():
     result = evaluate(actor, eval_envs(task, horizon, 3, episodes), task, episodes, horizon)
     # A batched forward may round differently from one row at a time; over 10 steps that stays at float level.
     np.testing.assert_allclose(result.returns, expected, rtol=1e-5, atol=1e-5)
+    assert result.min_return == min(result.returns) < result.mean_return  # the worst episode, logged beside the mean
 
 
 def test_evaluation_width_is_capped():

@@ -45,6 +45,7 @@ def test_two_epoch_run_writes_finite_metrics(tmp_path, algo):
     assert "target_kl" not in header
     assert [(r["phase"], int(r["epoch"]), int(r["env_steps"]), int(r["gradient_steps"])) for r in rows] == \
         [("init", 0, 0, 0), ("online", 1, 150, 40), ("online", 2, 300, 80)]
+    assert all(float(r["eval_return_min"]) == float(r["eval_return"]) for r in rows)  # one episode: its own worst
     if algo != "sac":  # the step-0 row reports KL(π‖π0) after policy initialization
         assert float(rows[0]["init_kl"]) > 0
     for row in rows[1:]:

@@ -99,6 +99,11 @@ class Evaluation:
         return float(np.mean(self.returns))
 
     @property
+    def min_return(self) -> float:
+        """The worst episode's return: a mean that falls because one episode fails outright shows here."""
+        return float(np.min(self.returns))
+
+    @property
     def success_rate(self) -> float | None:
         return None if self.successes is None else float(np.mean(self.successes))
 

@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 LEADING_COLUMNS: tuple[str, ...] = (
-    "phase", "epoch", "env_steps", "gradient_steps", "wall_s", "eval_return", "eval_success",
+    "phase", "epoch", "env_steps", "gradient_steps", "wall_s", "eval_return", "eval_success", "eval_return_min",
 )
 """The first columns of every ``progress.csv``; ``eval_success`` only for binary-reward tasks.
+``eval_return`` is the mean over the evaluation's episodes, ``eval_return_min`` its worst episode
+(runs stored before it existed resume without it).
 
 ``phase`` is init, offline or online; rows with env_steps = 0 evaluate the policy before
 any interaction (the last of them is the step-0 point of a learning curve).

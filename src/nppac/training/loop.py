@@ -274,7 +274,8 @@ class _Loop:
         state.wall_s = self.wall_before + time.perf_counter() - self.started
         row = {"phase": phase, "epoch": state.epoch, "env_steps": state.env_steps,
                "gradient_steps": state.gradient_steps, "wall_s": state.wall_s,
-               "eval_return": evaluation.mean_return, "eval_success": evaluation.success_rate, **values}
+               "eval_return": evaluation.mean_return, "eval_success": evaluation.success_rate,
+               "eval_return_min": evaluation.min_return, **values}
         self.logger.log(row)
         save_checkpoint({
             "epoch": state.epoch, "env_steps": state.env_steps, "wall_s": state.wall_s,
