@@ -72,6 +72,8 @@ def remedies(config: dict[str, Any]) -> list[str]:
         on.append("critic_layernorm")
     if config.get("actor_delay_updates"):
         on.append(f"actor_delay_updates={config['actor_delay_updates']}")
+    if config.get("kl_anchor") not in (None, "prior"):
+        on.append(f"kl_anchor={config['kl_anchor']}")
     return on
 
 
@@ -99,10 +101,13 @@ def summarize(run: Path, fallback_prior: float) -> dict[str, Any]:
         return num / den if math.isfinite(num) and math.isfinite(den) and den > 0 else math.nan
 
     lowest = min(online) if online else math.nan
+    episodes = {key: [_float(r.get(key)) for r in rows[1:] if math.isfinite(_float(r.get(key)))]
+                for key in ("train_return", "eval_return_min")}
     return {"algo": run.parent.name, "setting": setting(config), "seed": config["seed"], "metric": metric,
             "prior": prior, "step0": start, "min_vs_prior": ratio(lowest, prior), "min_vs_step0": ratio(lowest, start),
             "final": sum(last) / len(last), "diverged": state(run) == "diverged", "epochs": len(online),
-            "steps": steps, "values": values, "updates_per_s": sum(rates) / len(rates) if rates else math.nan}
+            "steps": steps, "values": values, "updates_per_s": sum(rates) / len(rates) if rates else math.nan,
+            "episodes": episodes}
 
 
 def _suite_prior(suite: Path, task: str, metric: str) -> float:
@@ -180,6 +185,42 @@ def table(suites: list[Path], task: str, only: list[str] | None = None) -> list[
     return lines
 
 
+BANDS = (0.2, 0.9)
+"""Where an episode's return falls against the prior's mean action: failed (< 0.2), partial, kept (≥ 0.9)."""
+
+
+def episodes_table(suites: list[Path], task: str, only: list[str] | None = None) -> list[str]:
+    """Markdown lines: per group of seeds, how its single episodes compare with the prior's mean action.
+
+    Two kinds of episode: the online epochs' training episodes (``train_return``, the last one
+    each epoch finished, stochastic actions) and, where logged, each evaluation's worst episode
+    (``eval_return_min``, deterministic). A mean evaluation that falls because some episodes
+    fail outright, the others at the prior's level, shows as failed and kept episodes with few
+    partial ones; a policy that is uniformly worse shows as partial ones. Returns only.
+    """
+    if task.endswith("-binary"):
+        raise SystemExit("--episodes compares returns with the prior's mean-action return: locomotion tasks only")
+    low, high = BANDS
+    lines = [f"| suite | algo or variant | prior setting | episodes | training: < {low} · {low}–{high} · ≥ {high} "
+             f"of the prior | evaluations' worst episode: < {low} · {low}–{high} · ≥ {high} |",
+             "|---|---|---|---|---|---|"]
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for s in collect(suites, task, only):
+        groups.setdefault((s["suite"], s["algo"], s["setting"]), []).append(s)
+
+    def bands(runs: list[dict[str, Any]], key: str) -> str:
+        ratios = [v / r["prior"] for r in runs if r["prior"] > 0 for v in r["episodes"][key]]
+        if not ratios:
+            return "—"
+        counts = (sum(x < low for x in ratios), sum(low <= x < high for x in ratios), sum(x >= high for x in ratios))
+        return " · ".join(f"{c / len(ratios):.0%}" for c in counts) + f" (of {len(ratios)})"
+
+    for (suite, algo, name), runs in groups.items():
+        lines.append(f"| {suite} | {algo} | {name} | {len(runs)} seeds | {bands(runs, 'train_return')} "
+                     f"| {bands(runs, 'eval_return_min')} |")
+    return lines
+
+
 def figure(suites: list[Path], task: str, path: Path, only: list[str] | None = None, goal: float = 0.9) -> None:
     """Evaluation ÷ the prior's mean action over environment steps, a line per seed, a panel per column and setting."""
     import matplotlib
@@ -223,7 +264,13 @@ def main() -> None:
                         help="also draw each run's evaluation ÷ the prior's mean action (a .png; dashed: the 0.9 goal)")
     parser.add_argument("--columns", nargs="+", default=None, metavar="COLUMN",
                         help="only these suite columns (algorithms or variants), e.g. nppac nppac-alpha-init awac bc")
+    parser.add_argument("--episodes", action="store_true",
+                        help="instead, the share of single episodes that fail, fall short of or keep the prior's "
+                             "mean-action return (training episodes; evaluations' worst episodes where logged)")
     args = parser.parse_args()
+    if args.episodes:
+        print("\n".join(episodes_table(args.suites, args.task, args.columns)))
+        return
     print("\n".join(table(args.suites, args.task, args.columns)))
     if args.figure is not None:
         figure(args.suites, args.task, args.figure, args.columns)

@@ -18,7 +18,7 @@ def competence() -> ModuleType:
 
 
 def _run(suite: Path, column: str, seed: int, evals: list[float], prior: float | None, gp: bool = True,
-         **config: object) -> None:
+         train: list[float] | None = None, worst: list[float | str] | None = None, **config: object) -> None:
     run = suite / "halfcheetah" / column / f"seed-{seed}"
     run.mkdir(parents=True)
     algo = config.pop("algo", column)
@@ -29,10 +29,13 @@ def _run(suite: Path, column: str, seed: int, evals: list[float], prior: float |
         (run / "references.json").write_text(json.dumps({"prior_mean_action": {"return": prior}}))
     with (run / "progress.csv").open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["phase", "epoch", "env_steps", "eval_return", "updates_per_s"])
+        writer.writerow(["phase", "epoch", "env_steps", "eval_return", "updates_per_s", "train_return",
+                         "eval_return_min"])
         for epoch, value in enumerate(evals):
             writer.writerow(["init" if epoch == 0 else "online", epoch, 1000 * epoch, value,
-                             "" if epoch == 0 else 50.0 + 10 * seed + epoch])
+                             "" if epoch == 0 else 50.0 + 10 * seed + epoch,
+                             "" if epoch == 0 or train is None else train[epoch - 1],
+                             "" if worst is None else worst[epoch]])
 
 
 def test_variants_are_columns_of_their_own_with_the_mean_interval_and_the_worst_seed(competence, tmp_path):
@@ -61,10 +64,29 @@ def test_variants_are_columns_of_their_own_with_the_mean_interval_and_the_worst_
 
 def test_remedies_name_what_is_on(competence):
     assert competence.remedies({}) == []
+    assert competence.remedies({"kl_anchor": "prior"}) == []
     on = competence.remedies({"auto_alpha_target": "act-dim", "critic_warmstart_steps": 500,
-                              "critic_warmstart_data": "demos", "critic_layernorm": True, "actor_delay_updates": 3000})
+                              "critic_warmstart_data": "demos", "critic_layernorm": True, "actor_delay_updates": 3000,
+                              "kl_anchor": "init-actor"})
     assert on == ["auto_alpha_target=act-dim", "critic_warmstart=500@demos", "critic_layernorm",
-                  "actor_delay_updates=3000"]
+                  "actor_delay_updates=3000", "kl_anchor=init-actor"]
+
+
+def test_episodes_are_banded_against_the_prior(competence, tmp_path):
+    suite = tmp_path / "suite"
+    # training episodes of epochs 1-4 against a prior of 1,000: one failed, one partial, two kept (seed 0);
+    # the evaluations' worst episodes (step 0 left out): 100 failed, 950 and 1,200 kept
+    _run(suite, "nppac", 0, [1000.0, 900.0, 800.0, 1000.0, 1000.0], prior=1000.0,
+         train=[50.0, 500.0, 900.0, 1300.0], worst=[1000.0, 100.0, 950.0, 1200.0, ""])
+    _run(suite, "nppac", 1, [1000.0, 1000.0, 1000.0, 1000.0, 1000.0], prior=1000.0,
+         train=[199.0, 200.0, 899.0, 900.0])
+    lines = competence.episodes_table([suite], "halfcheetah")
+    cells = [c.strip() for c in lines[2].strip("|").split("|")]
+    assert cells[:4] == ["suite", "nppac", "variance · exact", "2 seeds"]
+    assert cells[4] == "25% · 38% · 38% (of 8)"  # < 0.2: 50, 199; 0.2-0.9: 500, 200, 899; ≥ 0.9: 900, 1300, 900
+    assert cells[5] == "33% · 0% · 67% (of 3)"  # seed 1 logged no worst episode
+    with pytest.raises(SystemExit, match="locomotion"):
+        competence.episodes_table([suite], "pen-binary")
 
 
 def test_columns_select_and_the_figure_draws_a_panel_per_group(competence, tmp_path):
