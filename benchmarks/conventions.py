@@ -251,7 +251,8 @@ def report(outs: list[Path], dest: Path) -> None:
 
 def _grid(result: dict[str, Any], path: Path) -> None:
     """Small multiples: a row per task, a column per setting, every seed's curve, the prior's mean action
-    (dashed) and 0.9× of it (dotted); the first setting's seeds in grey behind the others, to compare with."""
+    (dashed) and 0.9× of it (dotted); the task's first setting's seeds in grey behind the others, to compare
+    with. A setting the task did not run leaves its panel out."""
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -260,17 +261,21 @@ def _grid(result: dict[str, Any], path: Path) -> None:
         return
     settings = list(dict.fromkeys(s for entry in result.values() for s in entry["settings"]))  # SETTINGS' order
     fig, axes = plt.subplots(len(result), len(settings), figsize=(2.1 * len(settings), 1.9 * len(result)),
-                             squeeze=False, sharex=True)
+                             squeeze=False)
     for i, (task, entry) in enumerate(result.items()):
         row = axes[i]
         runs = entry["settings"]
-        first = runs.get(settings[0], {})
+        reference = next(s for s in settings if s in runs)
+        first = runs[reference]
         metric = next(iter(next(iter(runs.values())).values()))["metric"]
         prior = entry["prior_mean_action"]["success" if metric == "eval_success" else "return"]
         values = [v for group in runs.values() for run in group.values() for v in run["evals"]]
         top, low = max([*values, prior or 0]), min([*values, 0])
-        for j, (ax, setting) in enumerate(zip(row, settings)):
-            for run in first.values() if setting != settings[0] else []:
+        for ax, setting in zip(row, settings):
+            if setting not in runs:
+                ax.set_visible(False)
+                continue
+            for run in first.values() if setting != reference else []:
                 ax.plot(np.asarray(run["env_steps"]) / 1000, run["evals"], color="0.75", lw=1)
             for run in runs.get(setting, {}).values():
                 ax.plot(np.asarray(run["env_steps"]) / 1000, run["evals"], "o-", ms=2, lw=1.2)
@@ -279,14 +284,13 @@ def _grid(result: dict[str, Any], path: Path) -> None:
                 ax.axhline(0.9 * prior, color="k", ls=":", lw=0.8)
             ax.set_ylim(low - 0.05 * (top - low), top + 0.05 * (top - low))
             ax.tick_params(labelsize=6)
-            if j == 0:
+            if setting == reference:
                 ax.set_ylabel(f"{task}\n{'success' if metric == 'eval_success' else 'return'}", fontsize=7)
-            if i == 0:
-                ax.set_title(setting, fontsize=7)
-            if i == len(result) - 1:
-                ax.set_xlabel("env steps (k)", fontsize=7)
-    fig.suptitle(f"each setting's seeds (colour) against {settings[0]}'s (grey); dashed: the prior's mean action, "
-                 "dotted: 0.9× it", fontsize=8)
+            ax.set_title(setting, fontsize=7)
+            ax.set_xlabel("env steps (k)", fontsize=7)
+            ax.xaxis.set_tick_params(labelbottom=True)
+    fig.suptitle("each setting's seeds (colour) against the task's first setting's (grey); dashed: the prior's "
+                 "mean action, dotted: 0.9× it", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
