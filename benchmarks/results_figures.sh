@@ -9,6 +9,7 @@
 #   nice nppac suite run benchmarks/suites/cpu.toml     --out ~/nppac-results/cpu     --workers 2
 #   nice nppac suite run benchmarks/suites/cpu_std.toml --out ~/nppac-results/cpu-std --workers 2
 #   nice nppac suite run benchmarks/suites/cpu_door.toml --out ~/nppac-results/cpu-door --workers 2
+#   nice nppac suite run benchmarks/suites/cpu_door_published.toml --out ~/nppac-results/cpu-door-published --workers 2
 #   nice nppac suite run benchmarks/suites/cpu_published.toml --out ~/nppac-results/cpu-published --workers 2
 #   nice nppac suite run benchmarks/suites/cpu_remedies.toml --out ~/nppac-results/cpu-remedies --workers 2
 # and copied into results/ with `nppac suite export ~/nppac-results/SUITE results/SUITE`.
@@ -17,7 +18,7 @@ results=${1:-results} figures=${2:-docs/figures/results}
 nppac=${NPPAC:-nppac}
 mkdir -p "$figures"
 # Each suite's report, where `nppac suite report` puts it: RESULTS/SUITE/report.{md,json} and figures/TASK.png.
-for suite in cpu cpu-std cpu-door cpu-published cpu-remedies; do
+for suite in cpu cpu-std cpu-door cpu-door-published cpu-published cpu-remedies; do
   if [ -f "$results/$suite/suite.json" ]; then
     $nppac suite report "$results/$suite" > /dev/null
   fi
@@ -41,7 +42,9 @@ python "$(dirname "$0")/pathology_table.py" "$results/cpu" --task pen-binary > "
 python "$(dirname "$0")/conventions_table.py" "$results/cpu" "$results/cpu-std" > "$figures/halfcheetah-conventions.md"
 wrote="$figures/halfcheetah-runs.md, $figures/pen-binary-runs.md, $figures/halfcheetah-conventions.md"
 if [ -f "$results/cpu-door/suite.json" ]; then
-  python "$(dirname "$0")/pathology_table.py" "$results/cpu-door" --task door-binary > "$figures/door-binary-runs.md"
+  door=("$results/cpu-door")
+  [ -f "$results/cpu-door-published/suite.json" ] && door+=("$results/cpu-door-published")
+  python "$(dirname "$0")/pathology_table.py" "${door[@]}" --task door-binary > "$figures/door-binary-runs.md"
   wrote="$wrote, $figures/door-binary-runs.md"
 fi
 # The claims under the published prior (LOVE) beside the exact variance and std.
