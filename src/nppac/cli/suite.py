@@ -98,30 +98,46 @@ def run(
 
 def _list_runs(suite: Suite, runs: Sequence[RunSpec], out: Path, json_out: bool) -> None:
     from nppac.experiments import run_state
-    from nppac.experiments.runners import asks_longer, completed_epochs
+    from nppac.experiments.runners import asks_longer, completed_epochs, time_left
+    from nppac.training.provenance import resumes
 
     def state(run: RunSpec) -> str:
         """The run's state, with a finished run the suite now asks for more epochs shown as "to extend"."""
         found = run_state(run.directory(out))
         return "to extend" if found == "finished" and asks_longer(run, run.directory(out)) else found
 
+    left = time_left(runs, out)
     rows = [{**r.to_json(), "dir": str(r.directory(out)), "state": state(r),
-             "epochs": completed_epochs(r.directory(out)), "n_epochs": r.config.n_epochs} for r in runs]
+             "epochs": completed_epochs(r.directory(out)), "n_epochs": r.config.n_epochs,
+             "resumes": resumes(r.directory(out)), "left_s": left[r.key][0], "left_estimated_from_others":
+             left[r.key][1]} for r in runs]
+    known = [row["left_s"] for row in rows if row["left_s"] is not None]
+    unknown = sum(row["left_s"] is None for row in rows)
     if json_out:
-        emit_json({"suite": suite.name, "out": str(out), "runs": rows})
+        emit_json({"suite": suite.name, "out": str(out), "runs": rows, "left_s": sum(known), "left_unknown": unknown})
         return
     from rich.table import Table
 
     shared = [o for o in suite.runs[0].overrides if all(o in r.overrides for r in suite.runs)]
     of = f" of {len(suite.runs)}" if len(runs) < len(suite.runs) else ""
+    total = f"left: {_hours(sum(known))} of one core" + (f", and {unknown} runs nothing has measured yet"
+                                                         if unknown else "")
     table = Table(title=f"suite {suite.name}: {len(rows)}{of} runs in {out}",
-                  caption=f"every run: {' '.join(shared)}" if shared else None)
-    for column in ("run", "state", "epochs", "own settings"):
+                  caption="\n".join([*([f"every run: {' '.join(shared)}"] if shared else []), total,
+                                      "≈: estimated from the same task and algorithm's runs"]))
+    for column in ("run", "state", "epochs", "left", "resumes", "own settings"):
         table.add_column(column)
     for spec, row in zip(runs, rows):
         own = [o for o in spec.overrides if o not in shared]
-        table.add_row(spec.key, row["state"], f"{row['epochs']}/{row['n_epochs']}", " ".join(own))
+        seconds, borrowed = left[spec.key]
+        when = "?" if seconds is None else ("" if seconds == 0 else ("≈" if borrowed else "") + _hours(seconds))
+        table.add_row(spec.key, row["state"], f"{row['epochs']}/{row['n_epochs']}", when,
+                      str(row["resumes"]), " ".join(own))
     print_table(table)
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
 @app.command("export")

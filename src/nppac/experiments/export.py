@@ -1,7 +1,7 @@
 """A suite's small outputs, copied out for sharing or committing: what its report is made from.
 
 ``export_suite(OUT, DEST)`` copies the manifest (``suite.json``), each finished or diverged run's
-``config.json``, ``progress.csv``, ``status.json`` and ``references.json``, and the
+``config.json``, ``progress.csv``, ``status.json``, ``references.json`` and ``provenance.json``, and the
 JSON records of the shared priors (settings, fit metrics, provenance). Checkpoints,
 replay buffers, weights and TensorBoard logs stay behind. DEST mirrors OUT: exporting
 again into it removes what OUT no longer calls finished or diverged (a run whose
@@ -21,7 +21,7 @@ from nppac.experiments.runners import DONE_STATES, run_state
 from nppac.experiments.suite import MANIFEST_NAME, read_manifest
 from nppac.outputs import check_output_dir
 
-RUN_FILES = ("config.json", "progress.csv", "status.json", "references.json")
+RUN_FILES = ("config.json", "progress.csv", "status.json", "references.json", "provenance.json")
 """What a run's report row and figure are made from."""
 
 

@@ -102,12 +102,78 @@ def run_state(directory: str | Path) -> str:
 
 
 def completed_epochs(directory: str | Path) -> int:
-    """Online epochs in a run's ``progress.csv`` (0 when there is none; step-0 and offline rows do not count)."""
+    """The last online epoch in a run's ``progress.csv`` (0 when there is none; step-0 and offline rows do not
+    count). A run that evaluates every few epochs (``eval_every``) has a row, and a checkpoint, at those only."""
     try:
         with (Path(directory) / "progress.csv").open(newline="") as f:
-            return sum(1 for row in csv.DictReader(f) if row.get("phase", "online") == "online")
-    except OSError:
+            return max((int(float(row["epoch"])) for row in csv.DictReader(f)
+                        if row.get("phase", "online") == "online"), default=0)
+    except (OSError, KeyError, ValueError):
         return 0
+
+
+@dataclass(frozen=True)
+class Pace:
+    """A run's measured pace, from its ``progress.csv``: the wall time to its step-0 row and per online epoch."""
+
+    start_s: float
+    """Wall seconds of everything before the first online epoch (prior, initialization, offline phase)."""
+    epoch_s: float | None
+    """Mean wall seconds per online epoch so far (None before the first online row)."""
+    epochs: int
+    """The last online epoch logged."""
+
+
+def measured_pace(directory: str | Path) -> Pace | None:
+    """The pace of the run in ``directory`` (None when it has not logged its step-0 row)."""
+    try:
+        with (Path(directory) / "progress.csv").open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        start = [float(r["wall_s"]) for r in rows if r.get("phase") != "online"]
+        online = [(int(float(r["epoch"])), float(r["wall_s"])) for r in rows if r.get("phase") == "online"]
+    except (OSError, KeyError, ValueError):
+        return None
+    if not start:
+        return None
+    if not online or online[-1][0] <= 0:
+        return Pace(start[-1], None, 0)
+    epoch, wall = online[-1]
+    return Pace(start[-1], (wall - start[-1]) / epoch, epoch)
+
+
+def time_left(runs: Sequence[RunSpec], out: Path) -> dict[str, tuple[float | None, bool]]:
+    """Per run key: (estimated wall seconds left, whether it is borrowed from its siblings) for a run not done.
+
+    A run that has logged online epochs is estimated from its own mean time per epoch; one that has not
+    from the runs of the same task and algorithm (variant included) that have, with their start-up time.
+    Finished and diverged runs have 0 left; None where nothing comparable has run yet.
+    """
+    paces = {r.key: measured_pace(r.directory(out)) for r in runs}
+
+    def group(run: RunSpec) -> tuple[str, str]:
+        return run.task, run.key.split("/")[1]
+
+    borrowed: dict[tuple[str, str], list[Pace]] = {}
+    for run in runs:
+        pace = paces[run.key]
+        if pace is not None and pace.epoch_s is not None:
+            borrowed.setdefault(group(run), []).append(pace)
+    left: dict[str, tuple[float | None, bool]] = {}
+    for run in runs:
+        n_epochs = run.config.n_epochs
+        pace = paces[run.key]
+        if run_state(run.directory(out)) in DONE_STATES and not asks_longer(run, run.directory(out)):
+            left[run.key] = (0.0, False)
+        elif pace is not None and pace.epoch_s is not None:
+            left[run.key] = (max(0, n_epochs - pace.epochs) * pace.epoch_s, False)
+        elif group(run) in borrowed:
+            others = borrowed[group(run)]
+            epoch_s = sum(p.epoch_s or 0.0 for p in others) / len(others)
+            start_s = 0.0 if pace is not None else sum(p.start_s for p in others) / len(others)
+            left[run.key] = (start_s + n_epochs * epoch_s, True)
+        else:
+            left[run.key] = (None, True)
+    return left
 
 
 def one_line(err: BaseException) -> str:

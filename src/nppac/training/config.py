@@ -65,6 +65,9 @@ class TrainConfig:
     """Mini-batch size of the offline gradient steps (algorithm default; else batch_size)."""
     offline_eval_every: int = 5000
     """Offline gradient steps between evaluated progress rows and checkpoints of the offline phase."""
+    eval_every: int = 1
+    """Online epochs per evaluated progress row and checkpoint (the last epoch is always evaluated): a long run
+    evaluates every few epochs where evaluation would cost a noticeable share of it."""
     eval_episodes: int | None = None
     """Deterministic evaluation episodes per epoch (task: 5000 steps in all)."""
     horizon: int | None = None
@@ -504,6 +507,7 @@ RANGES: dict[str, tuple[float, float | None, bool, bool]] = {
     "offline_updates": (0, None, False, False),
     "offline_batch_size": (1, 65_536, False, False),
     "offline_eval_every": (1, None, False, False),
+    "eval_every": (1, None, False, False),
     "eval_episodes": (1, None, False, False),
     "horizon": (1, None, False, False),
     "replay_capacity": (1, None, False, False),

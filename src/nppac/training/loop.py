@@ -48,6 +48,7 @@ from nppac.training.config import ResolvedConfig, TrainConfig
 from nppac.training.envs import Collector, evaluate
 from nppac.training.logger import RunLogger, progress_columns
 from nppac.training.progress import ProgressBar
+from nppac.training.provenance import record_start
 from nppac.training.rundir import ACTOR_NAME, CONFIG_NAME, own_prior, prepare_run_dir
 from nppac.training.setup import Run, kl_sac_agent, restore_or_start_run
 
@@ -129,6 +130,7 @@ def train(config: TrainConfig | None, out_dir: str | Path, resume: bool = False,
         if fresh_dir:  # a run that never started leaves no directory that would demand --resume
             shutil.rmtree(out, ignore_errors=True)
         raise
+    record_start(out, run.state.epoch, run.state.env_steps)
     names_its_prior = not resume and cfg.prior_kind is not None
     if names_its_prior:
         # config.json names the copy the run trains with, however the prior was given: the file alone reruns it.
@@ -236,6 +238,9 @@ class _Loop:
         gradient_step = make_gradient_step(agent, run.buffer, self.metrics, cfg.batch_size)
         total_steps = cfg.n_epochs * cfg.steps_per_epoch
         self.bar.stage("env steps", state.env_steps, total_steps, f"epoch {state.epoch}/{cfg.n_epochs}")
+        first = state.epoch + 1  # the first epoch of the row being gathered
+        collect_s = update_s = 0.0
+        n_updates = 0
         for epoch in range(state.epoch + 1, cfg.n_epochs + 1):
             t0 = time.perf_counter()
             n_uniform = max(0, min(cfg.steps_per_epoch, cfg.warmup_steps - state.env_steps)) \
@@ -245,25 +250,33 @@ class _Loop:
                 run.buffer.add(**batch)
             state.env_steps += cfg.steps_per_epoch
             t1 = time.perf_counter()
-            n_updates = cfg.updates_per_epoch if learns_online and state.env_steps >= cfg.warmup_steps else 0
-            if n_updates and cfg.critic_warmstart_data == "warmup" and not state.warmstart_done:
+            epoch_updates = cfg.updates_per_epoch if learns_online and state.env_steps >= cfg.warmup_steps else 0
+            if epoch_updates and cfg.critic_warmstart_data == "warmup" and not state.warmstart_done:
                 self._warm_start_on_replay(epoch)
-            for _ in range(n_updates):
+            for _ in range(epoch_updates):
                 gradient_step()
-            means, first_bad, _ = self.metrics.read()
-            t2 = time.perf_counter()
-            _check_finite(first_bad, agent, f"at epoch {epoch}", n_updates, self.ckpt_path)
+            n_updates += epoch_updates
+            collect_s += t1 - t0
+            update_s += time.perf_counter() - t1
             state.epoch = epoch
+            if epoch % cfg.eval_every and epoch < cfg.n_epochs:
+                # No row yet: the metrics stay on the device, summed over the row's epochs (one host read per row).
+                self.bar.stage("env steps", state.env_steps, total_steps, f"epoch {epoch}/{cfg.n_epochs}")
+                continue
+            means, first_bad, _ = self.metrics.read()
+            span = f"at epoch {epoch}" if first == epoch else f"in epochs {first}-{epoch}"
+            _check_finite(first_bad, agent, span, n_updates, self.ckpt_path)
             state.gradient_steps += n_updates
             row = self.evaluate_log_and_checkpoint("online", {
                 **(means if n_updates else {}), "train_return": collector.last_return,
-                "updates_per_s": n_updates / (t2 - t1) if n_updates else None,
-                "env_steps_per_s": cfg.steps_per_epoch / (t1 - t0),
+                "updates_per_s": n_updates / update_s if n_updates else None,
+                "env_steps_per_s": cfg.steps_per_epoch * (epoch - first + 1) / collect_s,
             })
             self.bar.stage("env steps", state.env_steps, total_steps, f"epoch {epoch}/{cfg.n_epochs} · eval "
                            f"{row['eval_return']:.1f} · train {collector.last_return:.1f}")
             if self.stopped:
                 return
+            first, collect_s, update_s, n_updates = epoch + 1, 0.0, 0.0, 0
 
     def evaluate_log_and_checkpoint(self, phase: str, values: dict[str, Any]) -> dict[str, Any]:
         """Evaluate the deterministic policy, write the row and TensorBoard scalars, then the checkpoint; ask the
@@ -317,7 +330,8 @@ def _summary(out: Path, cfg: ResolvedConfig, rows: list[dict[str, Any]]) -> dict
     returns = [float(r["eval_return"]) for r in history]
     summary: dict[str, Any] = {
         "out_dir": str(out), "task": cfg.task, "algo": cfg.algo, "seed": cfg.seed,
-        "epochs": len(online), "env_steps": int(history[-1]["env_steps"]) if history else 0,
+        "epochs": int(online[-1]["epoch"]) if online else 0,
+        "env_steps": int(history[-1]["env_steps"]) if history else 0,
         "gradient_steps": int(history[-1]["gradient_steps"]) if history else 0,
         "wall_s": float(history[-1]["wall_s"]) if history else 0.0,
         "step0_eval_return": float(step0[-1]["eval_return"]) if step0 else math.nan,

@@ -30,7 +30,7 @@ CONFIG_NAME = "config.json"
 PRIOR_DIR = "prior"
 ACTOR_NAME = "actor.safetensors"
 
-RESUMABLE_CHANGES = ("steps", "num_threads", "device", "demos")
+RESUMABLE_CHANGES = ("steps", "num_threads", "device", "demos", "eval_every")
 """Settings a resumed run may differ in from the checkpoint it continues (``demos``: the same file, found from
 another working directory; :func:`check_demonstrations` makes sure of it)."""
 DEMOS_RECORD = "demos.json"

@@ -1,0 +1,69 @@
+"""Where a run's code came from, and every time it was started or resumed (``provenance.json``).
+
+A long run may outlive the machine it started on: it is killed and resumed from its last
+checkpoint, possibly by a later version of the code. ``provenance.json`` keeps one entry
+per start of ``train`` in the run directory: when and where, from which code (nppac's
+version and, in a git checkout, the commit and whether the checkout had local changes),
+and at which epoch and env step it picked up. The number of resumes is the number of
+entries after the first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+PROVENANCE_NAME = "provenance.json"
+
+
+@cache
+def code_version() -> dict[str, Any]:
+    """nppac's version, and the git commit of the checkout it is imported from (None outside one)."""
+    from nppac import __version__
+
+    source = Path(__file__).resolve().parent
+    commit: str | None = None
+    dirty: bool | None = None
+    try:
+        commit = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip() or None
+        if commit is not None:
+            status = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
+                                    capture_output=True, text=True, timeout=10, check=True).stdout
+            dirty = bool(status.strip())
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = None, None
+    return {"nppac": __version__, "commit": commit, "dirty": dirty}
+
+
+def read_provenance(directory: str | Path) -> dict[str, Any]:
+    """A run's provenance record (``{"starts": []}`` when it has none, or it cannot be read)."""
+    try:
+        record = json.loads((Path(directory) / PROVENANCE_NAME).read_text())
+    except (OSError, ValueError):
+        return {"starts": []}
+    if not isinstance(record, dict) or not isinstance(record.get("starts"), list):
+        return {"starts": []}
+    return record
+
+
+def resumes(directory: str | Path) -> int:
+    """How many times the run in ``directory`` was resumed after its first start."""
+    return max(0, len(read_provenance(directory)["starts"]) - 1)
+
+
+def record_start(directory: str | Path, epoch: int, env_steps: int) -> None:
+    """Append this start of the run (time, host, code, where it picks up) to its ``provenance.json``, atomically."""
+    directory = Path(directory)
+    record = read_provenance(directory)
+    record["starts"].append({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": socket.gethostname(),
+                             "pid": os.getpid(), "code": code_version(), "epoch": epoch, "env_steps": env_steps})
+    tmp = directory / (PROVENANCE_NAME + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, directory / PROVENANCE_NAME)
