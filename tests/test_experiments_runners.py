@@ -106,8 +106,8 @@ def test_export_copies_what_the_report_needs_and_nothing_heavy(tiny, tmp_path, m
     copied = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
     # Finished runs only (the failed ppac-nn runs are not), and no checkpoints or logs.
     assert copied == sorted(["suite.json", *(f"halfcheetah/sac/seed-{s}/{n}" for s in (0, 1)
-                                            for n in ("config.json", "progress.csv", "references.json",
-                                                      "status.json"))])
+                                            for n in ("config.json", "progress.csv", "provenance.json",
+                                                      "references.json", "status.json"))])
     ours = write_report(dest, figures=False)[0].to_json()["tasks"]["halfcheetah"]["algos"]["sac"]
     theirs = write_report(out, figures=False)[0].to_json()["tasks"]["halfcheetah"]["algos"]["sac"]
     assert ours == theirs
@@ -135,7 +135,7 @@ def test_export_again_mirrors_the_suite(tiny, tmp_path):
     export_suite(copy, dest)
     assert not (dest / "halfcheetah/sac/seed-1").exists()
     assert sorted(p.name for p in (dest / "halfcheetah/sac/seed-0").iterdir()) == [
-        "config.json", "progress.csv", "status.json"]
+        "config.json", "progress.csv", "provenance.json", "status.json"]
     states = {r["key"]: r["status"] for r in write_report(dest, figures=False)[0].to_json()["runs"]}
     assert states["halfcheetah/sac/seed-1"] == "pending"
 

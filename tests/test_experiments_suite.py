@@ -318,6 +318,19 @@ def test_shared_priors_keep_a_runs_variant(tmp_path, monkeypatch):
         ("hopper/nppac/seed-0", None, "hopper-gp"), ("hopper/v/seed-0", "v", "hopper-gp")]
 
 
+def test_shared_priors_are_fitted_only_for_the_runs_about_to_train(tmp_path, monkeypatch):
+    import nppac.experiments.shared_priors as shared
+
+    suite = parse_suite({"tasks": ["hopper", "walker2d"], "algos": ["nppac", "ppac-nn", "sac"], "seeds": 1})
+    fitted = []
+    monkeypatch.setattr(shared, "shared_prior",
+                        lambda cfg, kind, root: fitted.append((cfg.task, kind)) or root / f"{cfg.task}-{kind}")
+    runs = shared.with_shared_priors(suite, tmp_path, {"walker2d/ppac-nn/seed-0", "hopper/sac/seed-0"}).runs
+    assert fitted == [("walker2d", "nn")]
+    assert [r.key for r in runs if r.config.prior is not None] == ["walker2d/ppac-nn/seed-0"]
+    assert len(shared.with_shared_priors(suite, tmp_path).runs) == 6 and len(fitted) == 1 + 4
+
+
 def test_the_example_suite_of_the_docs_parses(tmp_path):
     text = (Path(__file__).resolve().parents[1] / "docs" / "experiments.md").read_text()
     example = text.split("### The suite file", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]

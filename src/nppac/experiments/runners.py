@@ -475,7 +475,7 @@ def run_suite(suite: Suite, out: str | Path, runner: Runner | None = None, progr
     out = Path(out).expanduser().resolve()  # Ray workers do not share this process's working directory
     suite.check_output(out)  # before any prior is fitted into it
     selected = {r.key for r in suite.select(only)}
-    suite = with_shared_priors(suite, out)  # each (demonstrations, kind, settings) prior fitted once
+    suite = with_shared_priors(suite, out, selected)  # each (demonstrations, kind, settings) prior fitted once
     suite.write_manifest(out)
     runner = runner or LocalRunner()
     results: dict[str, RunResult] = {}

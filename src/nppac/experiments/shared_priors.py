@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import shutil
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -101,8 +102,11 @@ def _combine(parts: dict[str, Path], tmp: Path) -> None:
     combine_priors(load_prior(parts["mean"]), load_prior(parts["std"])).save(tmp)
 
 
-def with_shared_priors(suite: Suite, out: Path) -> Suite:
+def with_shared_priors(suite: Suite, out: Path, keys: Collection[str] | None = None) -> Suite:
     """The suite with every run that would fit its own prior pointed at the shared one (fitted here if missing).
+
+    ``keys`` limits this to the runs of those keys (the ones about to train; None: every run), so that a
+    suite trained part by part (``--only``) fits only the priors of the part it trains.
 
     A prior that cannot be fitted (missing or bad demonstrations) is left to its runs,
     which fail with the one-line error in their ``status.json`` while the suite goes on.
@@ -111,7 +115,7 @@ def with_shared_priors(suite: Suite, out: Path) -> Suite:
     for run in suite.runs:
         cfg = run.config.resolved()
         kind = cfg.prior_kind
-        if kind is None or cfg.prior is not None:
+        if kind is None or cfg.prior is not None or (keys is not None and run.key not in keys):
             runs.append(run)
             continue
         try:
