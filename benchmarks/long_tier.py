@@ -16,7 +16,11 @@ training, marked as such), from its progress.csv (evaluations at the env steps t
   was above zero), as ranges;
 * **run rate ÷ update rate**: env steps per second of the whole run's wall time (its start, initialization,
   collection, evaluation and checkpoints included) over its mean online gradient steps per second: the share
-  of the run spent updating, with one update per env step.
+  of the run spent updating, with one update per env step;
+* **eval + checkpoint share**: the share of the online rows' wall time spent outside collection and updates
+  (the evaluation, the checkpoint and the row), from each row's own timings, and in parentheses what it
+  would have been with an evaluation and checkpoint every epoch (the same cost per row, over one epoch's
+  work instead of ``eval_every`` epochs').
 
 Per column, the mean of final and AUC over seeds with a 95 % Student-t interval (clipped to [0, 1] for a
 success rate). Prints Markdown;
@@ -88,14 +92,46 @@ def describe(run: Run, metric: str, level: float, last_k: int) -> dict[str, Any]
     wall = wall[np.isfinite(wall)]
     whole = float(run.env_steps[-1] / wall[-1]) if wall.size and wall[-1] > 0 else math.nan
     return {"rate_ratio": whole / float(np.mean(rates)) if rates.size else math.nan,
+            **overhead(run),
             "seed": run.config.get("seed"), "step0": float(values[0]), "final": float(np.mean(values[-last_k:])),
             "auc": auc(steps, values), "reaches": reaches, "keeps": keeps, "dips": dips(epochs, values),
             "steps": int(steps[-1]), "steps_total": int(run.config.get("steps", steps[-1])),
             "done": done(run.directory)}
 
 
+def overhead(run: Run) -> dict[str, float]:
+    """The share of an online row's wall time outside collection and updates (its evaluation, checkpoint and
+    logging), as run, and as it would have been with a row (and its evaluation and checkpoint) every epoch."""
+    cols, every = run.columns, int(run.config.get("eval_every", 1))
+    needed = ("wall_s", "updates_per_s", "env_steps_per_s", "gradient_steps")
+    if not all(c in cols for c in needed):
+        return {"overhead": math.nan, "overhead_every_epoch": math.nan}
+    online = np.flatnonzero(cols["epoch"] > 0)
+    online = online[online > 0]
+    if not online.size:
+        return {"overhead": math.nan, "overhead_every_epoch": math.nan}
+    wall = cols["wall_s"][online] - cols["wall_s"][online - 1]
+    updates = cols["gradient_steps"][online] - cols["gradient_steps"][online - 1]
+    steps = cols["env_steps"][online] - cols["env_steps"][online - 1]
+    rate = np.where(updates > 0, cols["updates_per_s"][online], np.inf)
+    rest = wall - updates / rate - steps / cols["env_steps_per_s"][online]
+    epochs = cols["epoch"][online] - cols["epoch"][online - 1]
+    ok = np.isfinite(rest) & (wall > 0) & (epochs > 0)
+    if not ok.any():
+        return {"overhead": math.nan, "overhead_every_epoch": math.nan}
+    rest, wall, epochs = rest[ok], wall[ok], epochs[ok]
+    per_epoch_work = (wall - rest) / epochs
+    return {"overhead": float(np.sum(rest) / np.sum(wall)),
+            "overhead_every_epoch": float(np.mean(rest / (per_epoch_work + rest))) if every > 1 else
+            float(np.sum(rest) / np.sum(wall))}
+
+
 def _fmt(x: float, hand: bool) -> str:
     return "—" if not math.isfinite(x) else (f"{x:.2f}" if hand else f"{x:,.0f}")
+
+
+def _pct(x: float) -> str:
+    return "—" if not math.isfinite(x) else f"{100 * x:.1f} %"
 
 
 def _steps(x: float) -> str:
@@ -130,8 +166,8 @@ def main() -> None:
     scale = "success" if hand else f"{args.level:g} × the prior mean action"
     print(f"**{args.task}**, level {_fmt(level, hand)} ({scale}); final: mean of the last {args.last_k} evaluations\n")
     print(f"| column | seed | env steps | step-0 {what} | final | AUC | reaches level | keeps level from "
-          "| dips (epochs) | run rate ÷ update rate |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| dips (epochs) | run rate ÷ update rate | eval + checkpoint share (every epoch) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     rows: dict[str, list[dict[str, Any]]] = {}
     for column, runs in groups.items():
         rows[column] = [describe(r, metric, level, args.last_k) for r in runs]
@@ -140,7 +176,8 @@ def main() -> None:
             spans = ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in row["dips"]) or "none"
             print(f"| {column} | {row['seed']}{mark} | {row['steps']:,} / {row['steps_total']:,} | "
                   f"{_fmt(row['step0'], hand)} | {_fmt(row['final'], hand)} | {_fmt(row['auc'], hand)} | "
-                  f"{_steps(row['reaches'])} | {_steps(row['keeps'])} | {spans} | {_fmt(row['rate_ratio'], True)} |")
+                  f"{_steps(row['reaches'])} | {_steps(row['keeps'])} | {spans} | {_fmt(row['rate_ratio'], True)} | "
+                  f"{_pct(row['overhead'])} ({_pct(row['overhead_every_epoch'])}) |")
     print("\n| column | final, mean [95 % t interval] | AUC, mean [95 % t interval] |\n|---|---|---|")
     for column, found in rows.items():
         print(f"| {column} | {_interval([r['final'] for r in found], hand)} | "
