@@ -195,6 +195,54 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
     assert (result.outcome, result.resumed_at, result.summary["rows_this_call"]) == ("finished", 1, 2)
     assert [int(r["epoch"]) for r in _progress(directory)] == [0, 1, 2, 3]
     assert [e["epoch"] for e in events] == [1, 2, 3] and events[0]["eval_return"] is None
+    starts = json.loads((directory / "provenance.json").read_text())["starts"]
+    assert [(s["epoch"], s["env_steps"]) for s in starts] == [(0, 0), (1, 100)]  # one start, one resume
+    assert starts[1]["code"]["nppac"] and "commit" in starts[1]["code"]
+
+
+def test_a_run_evaluated_every_few_epochs_resumes_from_its_last_row(tmp_path):
+    suite = load_suite(_suite_file(tmp_path, algos='["sac"]', seeds="[1]", name="every",
+                                   extra="[algo.sac]\nsteps = 500\neval_every = 2\n"))
+    run = suite.runs[0]
+    directory = run.directory(tmp_path / "out")
+
+    class Interrupted(Exception):
+        pass
+
+    def stop(row):
+        if row["epoch"] == 2:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train(run.config, directory, progress=False, on_epoch_end=stop)
+    (result,) = LocalRunner().execute(suite.runs, tmp_path / "out", lambda event: None)
+    rows = _progress(directory)
+    assert (result.outcome, result.resumed_at, result.summary["epochs"]) == ("finished", 2, 5)
+    assert [int(r["epoch"]) for r in rows] == [0, 2, 4, 5]  # every 2nd epoch, and the last
+    assert [int(r["gradient_steps"]) for r in rows[1:]] == [int(r["epoch"]) * 20 for r in rows[1:]]
+
+
+def test_dry_run_estimates_the_time_left_from_each_runs_own_pace(tmp_path, monkeypatch, capsys):
+    from nppac.experiments.runners import time_left
+
+    suite = load_suite(_suite_file(tmp_path, algos='["sac"]', seeds="3", name="pace",
+                                   extra="[algo.sac]\nsteps = 1000\n"))
+    out = tmp_path / "out"
+    for seed, walls in ((0, [20, 30, 40]), (1, [10, 40])):  # step 0 at 20 s, then 10 s per epoch; 30 s per epoch
+        directory = suite.runs[seed].directory(out)
+        directory.mkdir(parents=True)
+        with (directory / "progress.csv").open("w") as f:
+            f.write("phase,epoch,env_steps,wall_s\n")
+            f.writelines(f"{'init' if i == 0 else 'online'},{i},{100 * i},{w}\n" for i, w in enumerate(walls))
+    left = time_left(suite.runs, out)
+    assert left[suite.runs[0].key] == (pytest.approx(8 * 10.0), False)
+    assert left[suite.runs[1].key] == (pytest.approx(9 * 30.0), False)
+    assert left[suite.runs[2].key] == (pytest.approx((20 + 10) / 2 + 10 * (10 + 30) / 2), True)  # borrowed
+    code, stdout, _ = nppac_in_process(monkeypatch, capsys, "suite", "run", str(tmp_path / "pace.toml"),
+                                       "--out", str(out), "--dry-run", "--json")
+    listing = json.loads(stdout)
+    assert code == 0 and listing["left_s"] == pytest.approx(80 + 270 + 215)
+    assert [(r["epochs"], r["resumes"]) for r in listing["runs"]] == [(2, 0), (1, 0), (0, 0)]
 
 
 def test_a_finished_run_is_extended_when_the_suite_asks_for_more_steps(tiny, tmp_path, monkeypatch, capsys):
