@@ -25,8 +25,12 @@ PROVENANCE_NAME = "provenance.json"
 @cache
 def code_version() -> dict[str, Any]:
     """nppac's version, and the git commit of the checkout it is imported from (None outside one)."""
-    from nppac import __version__
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
+        installed: str | None = version("nppac")
+    except PackageNotFoundError:
+        installed = None
     source = Path(__file__).resolve().parent
     commit: str | None = None
     dirty: bool | None = None
@@ -39,7 +43,7 @@ def code_version() -> dict[str, Any]:
             dirty = bool(status.strip())
     except (OSError, subprocess.SubprocessError):
         commit, dirty = None, None
-    return {"nppac": __version__, "commit": commit, "dirty": dirty}
+    return {"nppac": installed, "commit": commit, "dirty": dirty}
 
 
 def read_provenance(directory: str | Path) -> dict[str, Any]:
