@@ -74,6 +74,12 @@ def remedies(config: dict[str, Any]) -> list[str]:
         on.append(f"actor_delay_updates={config['actor_delay_updates']}")
     if config.get("kl_anchor") not in (None, "prior"):
         on.append(f"kl_anchor={config['kl_anchor']}")
+    if config.get("second_actor") not in (None, "none"):
+        choice = config.get("second_actor_choice") or "greedy"
+        rule = f"softmax@{config.get('second_actor_temperature')}" if choice == "softmax" else choice
+        on.append(f"second_actor={config['second_actor']}/{rule}")
+    if config.get("demo_batch_fraction"):
+        on.append(f"demo_batch_fraction={config['demo_batch_fraction']}")
     return on
 
 

@@ -70,6 +70,12 @@ def test_remedies_name_what_is_on(competence):
                               "kl_anchor": "init-actor"})
     assert on == ["auto_alpha_target=act-dim", "critic_warmstart=500@demos", "critic_layernorm",
                   "actor_delay_updates=3000", "kl_anchor=init-actor"]
+    assert competence.remedies({"second_actor": "none", "demo_batch_fraction": 0.0}) == []
+    assert competence.remedies({"second_actor": "prior-mean", "second_actor_choice": "greedy",
+                                "demo_batch_fraction": 0.5}) == ["second_actor=prior-mean/greedy",
+                                                                 "demo_batch_fraction=0.5"]
+    assert competence.remedies({"second_actor": "init-actor", "second_actor_choice": "softmax",
+                                "second_actor_temperature": 2.0}) == ["second_actor=init-actor/softmax@2.0"]
 
 
 def test_episodes_are_banded_against_the_prior(competence, tmp_path):

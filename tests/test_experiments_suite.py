@@ -206,7 +206,8 @@ def test_dry_run_piped_keeps_every_run_name_whole(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("name", "count"), [("cpu", 36), ("cpu_std", 9), ("cpu_door", 9), ("cpu_published", 18),
-                                             ("cpu_door_published", 2), ("cpu_remedies", 12), ("paper", 210)])
+                                             ("cpu_door_published", 2), ("cpu_remedies", 12), ("paper", 210),
+                                             ("screen_second_actor", 48)])
 def test_shipped_suite_files_expand(name, count, tmp_path):
     """The suites under benchmarks/suites parse, and their dry run lists every run without training one."""
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "suites" / f"{name}.toml"
@@ -214,6 +215,23 @@ def test_shipped_suite_files_expand(name, count, tmp_path):
     proc = run_cli("suite", "run", str(path), "--out", str(tmp_path / "out"), "--dry-run", "--json")
     assert proc.returncode == 0, proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_the_second_actor_screen_runs_each_remedy_on_every_task():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "suites" / "screen_second_actor.toml"
+    runs = {r.key: r.config for r in load_suite(path).runs}
+    assert {(r.config.n_epochs, r.config.algo) for r in load_suite(path).runs} == {(10, "nppac")}
+    pen = runs["pen-binary/second-prior/seed-1"]
+    assert pen.demos is not None and pen.demos.endswith("shared/data/pen2_sparse.npy") and pen.allow_pickle
+    assert pen.resolved().hand_protocol == "nppac"
+    assert (pen.second_actor, pen.second_actor_choice) == ("prior-mean", "greedy")
+    assert runs["hopper/second-init/seed-0"].second_actor == "init-actor"
+    assert runs["walker2d/nppac/seed-0"].second_actor == "none"
+    rlpd = runs["halfcheetah/demos-half-ln/seed-0"]
+    assert (rlpd.demo_batch_fraction, rlpd.critic_layernorm, rlpd.second_actor) == (0.5, True, "none")
+    alpha = runs["halfcheetah/demos-half-alpha-init/seed-0"]
+    assert (alpha.demo_batch_fraction, alpha.auto_alpha_target, alpha.critic_layernorm) == (0.5, "init-kl", False)
+    assert runs["halfcheetah/demos-half/seed-0"].demo_batch_fraction == 0.5
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -1,5 +1,6 @@
 """The KL-SAC remedies: critic warm start, automatic α toward a named KL target, LayerNorm critics, a delayed
-actor, the online KL anchored to the initialized policy. Each is a named setting, off by default."""
+actor, the online KL anchored to the initialized policy, the prior as a second actor, demonstrations in every
+batch. Each is a named setting, off by default."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from nppac.agents import KLSAC, KLSACConfig
-from nppac.agents.networks import EnsembleLayerNorm
+from nppac.agents.networks import EnsembleLayerNorm, freeze
 from nppac.data.replay import Batch
 from nppac.errors import NppacError
 from nppac.training import TrainConfig, train
@@ -154,7 +155,7 @@ def test_an_anchored_cache_answers_with_the_frozen_actors_mean_and_the_priors_si
     states = torch.randn(10, OBS)
     cache = PriorCache(_Prior(), "variance", chunk=4)  # chunks of 4: the anchor's mean follows them in order
     mu0, s0 = cache(states)
-    cache.anchor_to(actor)
+    cache.anchor_to(freeze(actor))
     mean, std = cache(states)
     with torch.no_grad():
         assert torch.allclose(mean, actor.deterministic(states), atol=1e-6) and not torch.allclose(mean, mu0)
@@ -190,3 +191,176 @@ def test_a_run_anchored_to_its_initialized_policy_caches_its_mean_and_keeps_it_o
     plain = tmp_path / "plain"
     train(TrainConfig(**{**TINY, "steps": 150}), plain, prior=prior, demos=demos, progress=False)
     assert "anchor" not in load_checkpoint(plain / "checkpoint.pt", torch.device("cpu"))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(algo="sac", second_actor="prior-mean"), "second_actor=prior-mean proposes .* algo sac has no prior"),
+    (dict(algo="sac", second_actor="init-actor"), "algo sac has no prior"),
+    (dict(algo="awac", second_actor="prior-mean"), "second_actor applies to the KL-SAC algorithms only"),
+    (dict(second_actor="expert"), "second_actor='expert'"),
+    (dict(second_actor="prior-mean", second_actor_choice="max"), "second_actor_choice='max'"),
+    (dict(second_actor="prior-mean", second_actor_choice="softmax", second_actor_temperature=0.0),
+     "second_actor_temperature=0.0 is out of range: must be > 0"),
+    (dict(second_actor="prior-mean", second_actor_choice="softmax", second_actor_temperature=-1.0),
+     "second_actor_temperature=-1.0 is out of range"),
+    (dict(second_actor="prior-mean", second_actor_temperature=3.0), "applies to second_actor_choice=softmax only"),
+    (dict(second_actor_choice="softmax"), "set second_actor=prior-mean or init-actor"),
+    (dict(second_actor="prior-mean", kl_anchor="init-actor"), "use second_actor=init-actor with the anchor"),
+    (dict(second_actor="init-actor", init_epochs=0), "init_epochs=0 without init_actor leaves none"),
+    (dict(demo_batch_fraction=1.0), "demo_batch_fraction=1.0 is out of range: must be ≥ 0.0 and < 1.0"),
+    (dict(demo_batch_fraction=-0.1), "demo_batch_fraction=-0.1 is out of range"),
+    (dict(demo_batch_fraction=0.001), "takes 0 demonstration transitions per batch"),
+    (dict(demo_batch_fraction=0.999), "takes 256 demonstration transitions per batch"),
+    (dict(algo="awac", demo_batch_fraction=0.5), "demo_batch_fraction applies to the KL-SAC algorithms only"),
+])
+def test_second_actor_and_demo_batch_settings_are_refused_in_one_line(kwargs, message):
+    with pytest.raises(NppacError, match=message) as refused:
+        TrainConfig(task="halfcheetah", **kwargs).resolved()
+    assert "\n" not in str(refused.value)
+
+
+def test_demo_batch_fraction_without_demonstrations_is_refused(tmp_path):
+    config = TrainConfig(task="pen-binary", algo="sac", demo_batch_fraction=0.5, steps=200, steps_per_epoch=200)
+    with pytest.raises(NppacError, match="demo_batch_fraction=0.5 draws part of every batch from the "
+                                         "demonstrations, and task pen-binary has no bundled set; pass --demos"):
+        train(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def _pen_demos(rewards: list[float]):
+    import numpy as np
+
+    from nppac.data.demos import Demonstrations, Trajectory
+
+    n = len(rewards)
+    states = 5.0 + np.arange(n, dtype=np.float32)[:, None] + np.zeros((n, 45), np.float32)  # row i: 5 + i
+    flags = np.zeros(n, bool)
+    return Demonstrations([Trajectory(states, np.zeros((n, 24), np.float32), np.asarray(rewards, np.float32), flags,
+                                      flags, states + 0.5)])
+
+
+@pytest.mark.parametrize("fraction, batch_size, from_demos", [(0.5, 64, 32), (0.25, 32, 8), (0.3, 10, 3),
+                                                              (0.5, 33, 17)])
+def test_mixed_batches_take_the_fraction_from_the_relabelled_demonstrations(fraction, batch_size, from_demos):
+    """N-PPAC's pen protocol rewards 1 at the goal, else 0: the demonstrations' 0/−1 labels are relabelled."""
+    import numpy as np
+
+    from nppac.data.replay import MixedBatches, ReplayBuffer
+    from nppac.training.setup import demonstration_buffer
+
+    cfg = TrainConfig(task="pen-binary", algo="nppac").resolved()
+    assert cfg.binary_reward == "zero_one"
+    labels = [0.0, -1.0, -1.0, 0.0, -1.0, 0.0, 0.0, -1.0]
+    demos = demonstration_buffer(cfg, _pen_demos(labels), None, torch.device("cpu"))
+    replay = ReplayBuffer(45, 24, 100)
+    replay.add(-np.ones((100, 45)), np.zeros((100, 24)), np.full(100, 7.0), -np.ones((100, 45)), np.zeros(100))
+    torch.manual_seed(0)
+    batch = MixedBatches(replay, demos, fraction).sample(batch_size)
+    assert batch.obs.shape == (batch_size, 45) and batch.prior_mean is None
+    is_demo = batch.obs[:, 0] > 0
+    assert is_demo[:from_demos].all() and not is_demo[from_demos:].any()
+    rows = (batch.obs[:from_demos, 0] - 5.0).long()
+    relabelled = torch.tensor([1.0 if r == 0.0 else 0.0 for r in labels])
+    assert torch.equal(batch.reward[:from_demos], relabelled[rows])
+    assert torch.equal(batch.next_obs[:from_demos, 0], batch.obs[:from_demos, 0] + 0.5)
+    assert (batch.reward[from_demos:] == 7.0).all()
+
+
+def _read_rows(run) -> list[dict[str, str]]:
+    with (run / "progress.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_every_online_batch_of_a_run_mixes_in_its_demonstrations(tmp_path, monkeypatch):
+    from nppac.data.replay import MixedBatches
+    from tests.builders import TINY, LinearGaussianPrior, tiny_demos
+
+    drawn = []
+    sample = MixedBatches.sample
+
+    def spy(self, batch_size):
+        batch = sample(self, batch_size)
+        drawn.append((batch_size, len(self.demos), len(self.replay)))
+        return batch
+
+    monkeypatch.setattr(MixedBatches, "sample", spy)
+    demos = tiny_demos()
+    train(TrainConfig(**{**TINY, "steps": 150}, demo_batch_fraction=0.5), tmp_path / "run",
+          prior=LinearGaussianPrior(17, 6), demos=demos, progress=False)
+    assert drawn == [(32, demos.n_transitions, 150)] * 40  # each of the epoch's 40 updates
+
+
+@pytest.mark.parametrize("always", [True, False])
+def test_a_run_logs_the_share_of_second_actions_in_collection_target_and_evaluation(tmp_path, monkeypatch, always):
+    """With the choice forced, the shares are known: 1 (every collected action is clip(μ0(s))) or 0 (the run is
+    the one without a second actor, number for number: the second actor draws no random number when greedy)."""
+    import nppac.agents.second_actor as second_actor
+    from tests.builders import TINY, LinearGaussianPrior, tiny_demos
+
+    monkeypatch.setattr(second_actor, "choose_second",
+                        lambda q_policy, q_second, *args, **kwargs: torch.full_like(q_policy, always, dtype=torch.bool))
+    prior = LinearGaussianPrior(17, 6)
+    run = tmp_path / "second"
+    train(TrainConfig(**TINY, second_actor="prior-mean"), run, prior=prior, demos=tiny_demos(), progress=False)
+    rows = _read_rows(run)
+    share = "1" if always else "0"
+    assert [(r["train_second_share"], r["next_second_share"], r["eval_second_share"]) for r in rows] == \
+        [("", "", share), (share, share, share), (share, share, share)]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    assert {"charts/train_second_share", "losses/next_second_share", "eval/second_share"} <= set(tags)
+    assert [e.value for e in events.Scalars("charts/train_second_share")] == [float(always)] * 2
+
+    from nppac.training.checkpoint import load_checkpoint
+
+    storage = load_checkpoint(run / "checkpoint.pt")["replay"]["storage"]
+    if always:  # every collected action is the prior's mean action, as cached for its state
+        torch.testing.assert_close(storage["action"], storage["prior_mean"].clamp(-1, 1), rtol=0, atol=1e-6)
+    else:
+        plain = tmp_path / "plain"
+        train(TrainConfig(**TINY), plain, prior=prior, demos=tiny_demos(), progress=False)
+        for got, want in zip(rows, _read_rows(plain)):
+            for column in ("eval_return", "q_mean", "critic_loss", "actor_loss", "kl_mean", "train_return"):
+                assert got[column] == want[column], column
+
+
+def test_a_run_with_both_resumed_after_a_kill_matches_an_uninterrupted_one(tmp_path):
+    """The frozen initialized policy (saved as the anchor), the softmax draws (torch's generator, checkpointed) and
+    the mixed batches (the demonstrations' buffer rebuilt on resume) continue where the killed run stopped."""
+    from nppac.training.checkpoint import load_checkpoint
+    from tests.builders import TINY, LinearGaussianPrior, tiny_demos
+
+    # 50-step episodes end with each 150-step epoch: the collector holds no episode across the kill.
+    config = TrainConfig(**{**TINY, "steps": 450, "horizon": 50}, second_actor="init-actor",
+                         second_actor_choice="softmax", second_actor_temperature=0.1, demo_batch_fraction=0.5)
+    prior = LinearGaussianPrior(17, 6)
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_one(row):
+        if row["epoch"] == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(config, tmp_path / "killed", prior=prior, demos=tiny_demos(), progress=False,
+              on_epoch_end=kill_after_one)
+    first = load_checkpoint(tmp_path / "killed" / "checkpoint.pt")
+    train(None, tmp_path / "killed", resume=True, prior=prior, demos=tiny_demos(), progress=False)
+    train(config, tmp_path / "whole", prior=prior, demos=tiny_demos(), progress=False)
+    killed, whole = _read_rows(tmp_path / "killed"), _read_rows(tmp_path / "whole")
+    assert [int(r["epoch"]) for r in killed] == [int(r["epoch"]) for r in whole] == [0, 1, 2, 3]
+    for a, b in zip(killed, whole):
+        for column in ("eval_return", "q_mean", "actor_loss", "next_second_share", "train_second_share",
+                       "eval_second_share", "train_return"):
+            assert a[column] == b[column], (column, a["epoch"])
+    shares = [float(r["next_second_share"]) for r in whole[1:]]
+    assert all(0 < s < 1 for s in shares), shares
+    ckpt = {name: load_checkpoint(tmp_path / name / "checkpoint.pt") for name in ("killed", "whole")}
+    for k, v in ckpt["whole"]["anchor"].items():  # the frozen policy is the initialized one, kept across the resume
+        assert torch.equal(ckpt["killed"]["anchor"][k], v) and torch.equal(first["anchor"][k], v)
+    for k, v in ckpt["whole"]["agent"]["actor"].items():
+        torch.testing.assert_close(ckpt["killed"]["agent"]["actor"][k], v, rtol=1e-5, atol=1e-6)

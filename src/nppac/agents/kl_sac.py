@@ -7,7 +7,9 @@ DESIGN.md §3, with the paper's names:
     actor loss:     E [ α (log π(a|s) − log π0(a|s)) − min_k Q_k(s, a) ],  a = f_φ(ε; s)
 
 log π0 is read from the (μ0, σ0) cached in the replay batch, never from the prior
-itself; with no prior log π0 ≡ 0 and the losses are SAC's.
+itself; with no prior log π0 ≡ 0 and the losses are SAC's. With a second actor
+(:mod:`nppac.agents.second_actor`, a remedy beyond the paper) the critic target chooses, at s′,
+between a′ and the second action.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
 from nppac.agents.base import ActorCritic, Metrics, adam, optimizer_step, soft_update
 from nppac.agents.networks import Actor, ActorKind
+from nppac.agents.second_actor import SECOND_SHARE_TERM, SecondActor, second_actor_target
 from nppac.data.replay import Batch
 from nppac.distributions import gaussian_kl, gaussian_log_prob
 from nppac.errors import NppacError
@@ -130,6 +133,14 @@ class KLSAC(ActorCritic):
         """Target of E[log π − log π0] for automatic α (a tensor: a run may set it once initialization measured it)."""
         self.updates = 0
         """Gradient steps taken by :meth:`update` (the actor waits for ``actor_delay_updates`` of them)."""
+        self.second_actor: SecondActor | None = None
+        """The second candidate action of the critic target (:meth:`use_second_actor`); None: the paper's target."""
+
+    def use_second_actor(self, second: SecondActor) -> None:
+        """From now on the critic target chooses at s′ between the policy's a′ and ``second``'s action; the update
+        also reports the share of s′ that took the second action (``next_second_share``)."""
+        self.second_actor = second
+        self.metric_terms = {**self.metric_terms, "next_second_share": SECOND_SHARE_TERM}
 
     def update(self, batch: Batch) -> Metrics:
         """One gradient step on ``batch``; its ``metric_terms`` by name."""
@@ -174,7 +185,7 @@ def kl_sac_update(agent: KLSAC, batch: Batch, actor_step: bool = True) -> Metric
     cfg = agent.config
     prior_mean, prior_std = (batch.prior_mean, batch.prior_std) if cfg.use_prior else (None, None)
     alpha = agent.log_alpha.detach().exp()
-    next_penalty, y, q, critic_loss, critic_grad_norm = critic_step(agent, batch, alpha)
+    critic = critic_step(agent, batch, alpha)
 
     # The actor's gradient flows through Q(s, f_φ(ε; s)); the critic's own weights need none.
     agent.critic.requires_grad_(False)
@@ -196,29 +207,54 @@ def kl_sac_update(agent: KLSAC, batch: Batch, actor_step: bool = True) -> Metric
 
     # Without a prior the penalty log π − 0 is the entropy term, reported under its own name.
     kl, next_kl = ("kl_mean", "next_kl_mean") if cfg.use_prior else ("log_pi_mean", "next_log_pi_mean")
+    second = {} if critic.second_share is None else {"next_second_share": critic.second_share}
     return {
-        next_kl: next_penalty, "q_target": y.mean(), "q_mean": q.mean(), "critic_loss": critic_loss,
-        "critic_grad_norm": critic_grad_norm, kl: penalty.mean(),
+        next_kl: critic.next_penalty, "q_target": critic.y.mean(), "q_mean": critic.q.mean(),
+        "critic_loss": critic.loss, "critic_grad_norm": critic.grad_norm, kl: penalty.mean(),
         "prior_log_prob_mean": log_prior.detach().mean(),
-        "actor_loss": actor_loss.detach(), "policy_grad_norm": policy_grad_norm, "alpha": alpha,
+        "actor_loss": actor_loss.detach(), "policy_grad_norm": policy_grad_norm, "alpha": alpha, **second,
     }
 
 
-def critic_step(agent: KLSAC, batch: Batch,
-                alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+class CriticStep(NamedTuple):
+    """What :func:`critic_step` measured."""
+
+    next_penalty: torch.Tensor
+    """E[log π(a′|s′) − log π0(a′|s′)] at the policy's a′ (in every s′, whichever action the target took)."""
+    y: torch.Tensor
+    """The critic target, per transition."""
+    q: torch.Tensor
+    """Q_k(s, a) before the step, (2, batch)."""
+    loss: torch.Tensor
+    grad_norm: torch.Tensor
+    second_share: torch.Tensor | None = None
+    """With a second actor: the share of s′ whose target took the second action."""
+
+
+def critic_step(agent: KLSAC, batch: Batch, alpha: torch.Tensor) -> CriticStep:
     """Regress Q_1, Q_2 on the KL-regularized target y and step the critic optimizer.
 
-    Returns (E[log π(a′|s′) − log π0(a′|s′)], y, Q(s, a), critic loss, critic gradient norm).
+    With a second actor, y takes at each s′ the policy's a′ or the second action a′₂, whichever the target critics
+    value higher (:func:`~nppac.agents.second_actor.second_actor_target`).
     """
     cfg = agent.config
     next_prior_mean, next_prior_std = (batch.next_prior_mean, batch.next_prior_std) if cfg.use_prior else (None, None)
+    second_share = None
     with torch.no_grad():
         next_action, next_log_pi = agent.actor.sample(batch.next_obs)
         next_log_prior = prior_log_prob(next_action, next_prior_mean, next_prior_std)
         q_next_min = agent.critic_target(batch.next_obs, next_action).min(0).values
-        y = critic_target(batch.reward, batch.done, q_next_min, next_log_pi, next_log_prior, alpha, cfg.gamma)
+        if agent.second_actor is None:
+            y = critic_target(batch.reward, batch.done, q_next_min, next_log_pi, next_log_prior, alpha, cfg.gamma)
+        else:
+            second = agent.second_actor
+            q_second = agent.critic_target(batch.next_obs, second.at_next_states(batch)).min(0).values
+            chosen = second.choose(q_next_min, q_second)
+            y = second_actor_target(batch.reward, batch.done, q_next_min, next_log_pi - next_log_prior, q_second,
+                                    chosen, alpha, cfg.gamma)
+            second_share = chosen.float().mean()
     q, critic_loss, critic_grad_norm = agent.critic_regression(batch, y)
-    return (next_log_pi - next_log_prior).mean(), y, q, critic_loss, critic_grad_norm
+    return CriticStep((next_log_pi - next_log_prior).mean(), y, q, critic_loss, critic_grad_norm, second_share)
 
 
 def temperature_step(agent: KLSAC, penalty: torch.Tensor) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 from typing import Literal
@@ -175,6 +176,11 @@ class TwinCritic(nn.Module):
             # hand-task critics end in the same clamp (Clamp(max=0)).
             x = x.clamp(*self.bounds)
         return x
+
+
+def freeze(actor: Actor) -> Actor:
+    """A frozen copy of ``actor`` (no gradients, eval mode): training ``actor`` on leaves it as it is."""
+    return copy.deepcopy(actor).requires_grad_(False).eval()
 
 
 def save_actor(actor: Actor, path: str | Path) -> None:

@@ -121,7 +121,7 @@ def sac_bc_update(agent: SACBC, batch: Batch) -> Metrics:
     """SAC's critic and α steps; the actor step adds −λ E_D0[log π(a|s)]. No host syncs."""
     sac = agent.sac
     alpha = sac.log_alpha.detach().exp()
-    next_penalty, y, q, critic_loss, critic_grad_norm = critic_step(sac, batch, alpha)
+    critic = critic_step(sac, batch, alpha)
 
     sac.critic.requires_grad_(False)
     action, log_pi = sac.actor.sample(batch.obs)
@@ -138,7 +138,8 @@ def sac_bc_update(agent: SACBC, batch: Batch) -> Metrics:
     soft_update(sac.critic_target, sac.critic, sac.config.tau)
 
     return {
-        "next_log_pi_mean": next_penalty, "q_target": y.mean(), "q_mean": q.mean(), "critic_loss": critic_loss,
-        "critic_grad_norm": critic_grad_norm, "log_pi_mean": penalty.mean(), "policy_grad_norm": policy_grad_norm,
+        "next_log_pi_mean": critic.next_penalty, "q_target": critic.y.mean(), "q_mean": critic.q.mean(),
+        "critic_loss": critic.loss, "critic_grad_norm": critic.grad_norm, "log_pi_mean": penalty.mean(),
+        "policy_grad_norm": policy_grad_norm,
         "alpha": alpha, "bc_log_likelihood": bc_log_likelihood.detach(), "actor_loss": actor_loss.detach(),
     }

@@ -10,8 +10,9 @@ demonstrations. The training side hands the buffer the function that computes th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -147,3 +148,34 @@ class ReplayBuffer:
         for k, v in storage.items():
             self.storage[k][: self.size] = v.to(self.device)
         self._size_t.fill_(self.size)
+
+
+class BatchSource(Protocol):
+    """Where gradient steps draw their mini-batches: a :class:`ReplayBuffer`, or demonstrations and replay mixed."""
+
+    def sample(self, batch_size: int) -> Batch: ...
+
+
+def demo_count(fraction: float, batch_size: int) -> int:
+    """The demonstration transitions of a mixed batch: f · B rounded to the nearest whole number (halves up)."""
+    return math.floor(fraction * batch_size + 0.5)
+
+
+class MixedBatches:
+    """Mini-batches with a fixed share from the demonstrations (RLPD's symmetric sampling; Ball et al. 2023).
+
+    Each batch of B transitions is ``demo_count(fraction, B)`` drawn from ``demos`` followed by the rest drawn
+    from ``replay``, each by its buffer's own :meth:`ReplayBuffer.sample` (uniform, with replacement; no host
+    sync). Both buffers must cache the same prior fields (or none).
+    """
+
+    def __init__(self, replay: ReplayBuffer, demos: ReplayBuffer, fraction: float) -> None:
+        if replay.has_prior != demos.has_prior:
+            raise NppacError("mixed batches need the demonstrations and the replay buffer to cache the same prior")
+        self.replay, self.demos, self.fraction = replay, demos, fraction
+
+    def sample(self, batch_size: int) -> Batch:
+        """``demo_count`` demonstration transitions, then replay transitions: B in all."""
+        n = demo_count(self.fraction, batch_size)
+        first, rest = self.demos.sample(n), self.replay.sample(batch_size - n)
+        return Batch._make(None if a is None or b is None else torch.cat([a, b]) for a, b in zip(first, rest))

@@ -88,7 +88,8 @@ class Algorithm:
     Sound only for critics without an entropy or KL term in their target (AWAC's α = 0)."""
     remedies: bool = False
     """Whether the KL-SAC remedies apply (critic warm start, automatic α presets, LayerNorm critics, a delayed
-    actor): the algorithms whose agent is :class:`~nppac.agents.kl_sac.KLSAC`."""
+    actor, the KL anchor, the second actor, demonstrations in every batch): the algorithms whose agent is
+    :class:`~nppac.agents.kl_sac.KLSAC`."""
     hand_protocol: str = "nppac"
     """Default of ``hand_protocol`` on hand tasks: the published training protocol of the paper whose numbers
     the algorithm's comparison reproduces (N-PPAC's for the KL-SAC family, AWAC's for awac and bc)."""

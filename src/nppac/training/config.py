@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any, Self
 
 from nppac.agents.networks import ACTOR_KINDS, ActorKind
+from nppac.agents.second_actor import SECOND_ACTOR_CHOICES, SECOND_ACTORS
+from nppac.data.replay import demo_count
 from nppac.errors import NppacError
 from nppac.priors.gp import VARIANCE_ESTIMATES, VarianceEstimate
 from nppac.tasks import BINARY_REWARDS, HAND_PROTOCOLS, BinaryRewardName, Task, get_task
@@ -126,6 +128,20 @@ class TrainConfig:
     """The mean of the reference in the online KL: prior (μ0) or init-actor (the initialized policy's mean action,
     frozen, with the prior's σ0; the policy initialization itself still fits π0). KL-SAC algorithms with a prior
     and an initialized policy only."""
+    second_actor: str = "none"
+    """A second candidate action beside the policy's, taken where the critics value it higher (PEX, IBRL):
+    prior-mean (clip(μ0(s)), cached per replay state) or init-actor (the initialized policy's mean action, frozen);
+    in collection, in the critic target at s′ (the chosen second action without an entropy or KL term) and,
+    greedily, in evaluation (nppac.agents.second_actor). KL-SAC algorithms with a prior only."""
+    second_actor_choice: str = "greedy"
+    """How the second action is chosen in collection and in the critic target: greedy (the higher min_k Q_k) or
+    softmax (with probability σ((Q₂ − Q_π)/T), T = second_actor_temperature). Evaluation is always greedy."""
+    second_actor_temperature: float = 1.0
+    """Temperature T > 0 of the softmax choice, in the critics' units (softmax only)."""
+    demo_batch_fraction: float = 0.0
+    """Share f ∈ [0, 1) of each online update batch drawn from the demonstrations (with the run's training reward
+    and cached prior), the rest from the replay buffer (RLPD's symmetric sampling); 0 = off. KL-SAC algorithms
+    only; needs demonstrations."""
     actor: str | None = None
     """Actor head: tanh_gaussian or gaussian_tanh_mean (task default)."""
     actor_hidden: tuple[int, ...] | None = None
@@ -198,7 +214,8 @@ class TrainConfig:
             raise NppacError(f"unknown device {self.device!r}; choose cpu or cuda")
         for name, choices in (("actor", ACTOR_KINDS), ("warmup", WARMUPS), ("prior_sigma", SIGMA_CONVENTIONS),
                               ("auto_alpha_target", AUTO_ALPHA_TARGETS), ("critic_warmstart_data", WARMSTART_DATA),
-                              ("kl_anchor", KL_ANCHORS),
+                              ("kl_anchor", KL_ANCHORS), ("second_actor", SECOND_ACTORS),
+                              ("second_actor_choice", SECOND_ACTOR_CHOICES),
                               ("prior_variance", VARIANCE_ESTIMATES), ("prior_convention", tuple(PRIOR_CONVENTIONS)),
                               ("hand_protocol", tuple(HAND_PROTOCOLS)), ("binary_reward", tuple(BINARY_REWARDS))):
             value = getattr(self, name)
@@ -240,7 +257,9 @@ class TrainConfig:
                     "critic_warmstart_steps": self.critic_warmstart_steps > 0,
                     "critic_layernorm": self.critic_layernorm,
                     "actor_delay_updates": self.actor_delay_updates > 0,
-                    "kl_anchor": self.kl_anchor != "prior"}
+                    "kl_anchor": self.kl_anchor != "prior",
+                    "second_actor": self.second_actor != "none",
+                    "demo_batch_fraction": self.demo_batch_fraction > 0}
         used = [name for name, on in remedies.items() if on]
         if used and not algorithm.remedies:
             raise NppacError(f"config field {used[0]} applies to the KL-SAC algorithms only "
@@ -253,6 +272,12 @@ class TrainConfig:
         if self.kl_anchor == "init-actor" and self.init_epochs == 0 and not self.init_actor:
             raise NppacError("kl_anchor=init-actor anchors the KL to the initialized policy, and init_epochs=0 "
                              "without init_actor leaves none; initialize the policy or use kl_anchor=prior")
+        self._validate_second_actor()
+        if self.demo_batch_fraction > 0 and self.batch_size is not None \
+                and not 0 < demo_count(self.demo_batch_fraction, self.batch_size) < self.batch_size:
+            raise NppacError(f"demo_batch_fraction={self.demo_batch_fraction} of batch_size={self.batch_size} takes "
+                             f"{demo_count(self.demo_batch_fraction, self.batch_size)} demonstration transitions per "
+                             "batch; choose a fraction that leaves both parts at least one")
         if self.critic_warmstart_steps and self.critic_warmstart_data == "demos" and self.offline_updates:
             raise NppacError("critic_warmstart_data=demos is a phase before interaction, like offline_updates; "
                              "use one of the two")
@@ -271,6 +296,27 @@ class TrainConfig:
             raise NppacError(f"offline_updates={offline_updates} trains on the demonstrations in the replay buffer; "
                              "add --set seed_demos=true (or --set offline_updates=0)")
         return self
+
+    def _validate_second_actor(self) -> None:
+        """The second actor's settings: it needs a prior (and an initialized policy for init-actor), the cached μ0
+        for prior-mean, and a softmax for its choice settings."""
+        if self.second_actor == "none":
+            if self.second_actor_choice != "greedy" or self.second_actor_temperature != 1.0:
+                raise NppacError("second_actor_choice and second_actor_temperature choose the second actor's action; "
+                                 "set second_actor=prior-mean or init-actor")
+            return
+        if self.prior_kind is None:
+            raise NppacError(f"second_actor={self.second_actor} proposes an action from the prior or the policy "
+                             f"initialized toward it; algo {self.algo} has no prior")
+        if self.second_actor == "prior-mean" and self.kl_anchor == "init-actor":
+            raise NppacError("second_actor=prior-mean reads the cached μ0, which kl_anchor=init-actor replaces by the "
+                             "initialized policy's mean action; use second_actor=init-actor with the anchor")
+        if self.second_actor == "init-actor" and self.init_epochs == 0 and not self.init_actor:
+            raise NppacError("second_actor=init-actor proposes the initialized policy's action, and init_epochs=0 "
+                             "without init_actor leaves none; initialize the policy or use second_actor=prior-mean")
+        if self.second_actor_choice != "softmax" and self.second_actor_temperature != 1.0:
+            raise NppacError(f"second_actor_temperature={self.second_actor_temperature} applies to "
+                             "second_actor_choice=softmax only")
 
     def resolved(self) -> ResolvedConfig:
         """A copy with every ``None`` default filled in from the algorithm, then the task."""
@@ -527,6 +573,8 @@ RANGES: dict[str, tuple[float, float | None, bool, bool]] = {
     "eval_horizon": (1, None, False, False),
     "critic_warmstart_steps": (0, None, False, False),
     "actor_delay_updates": (0, None, False, False),
+    "second_actor_temperature": (0.0, None, True, False),
+    "demo_batch_fraction": (0.0, 1.0, False, True),
     "love_rank": (1, None, False, False),
     "num_threads": (0, 1024, False, False),
 }

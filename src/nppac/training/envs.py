@@ -24,6 +24,42 @@ class Policy(Protocol):
     def act(self, obs: np.ndarray) -> np.ndarray: ...
 
 
+class Explorer(Protocol):
+    """Anything that collects like the agent's actor: ``sample(obs)[0]`` is a batch of actions for a batch of
+    states, on the training device."""
+
+    def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, ...]: ...
+
+
+class Acting(Explorer, Policy, Protocol):
+    """How a run acts: it collects with ``sample`` and is evaluated by ``act``. A rule other than the actor's own
+    (the second actor) reports what it did as progress columns (``columns``), read once per row (``read``)."""
+
+    columns: tuple[str, ...]
+
+    def read(self) -> dict[str, float | None]:
+        """The ``columns``' values since the last read (None: nothing to report); resets."""
+        ...
+
+
+class ActorActing:
+    """The agent's actor as it is: its samples collect, its mean action is evaluated; nothing to report."""
+
+    columns: tuple[str, ...] = ()
+
+    def __init__(self, actor: Actor) -> None:
+        self.actor = actor
+
+    def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.actor.sample(obs)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return self.actor.act(obs)
+
+    def read(self) -> dict[str, float | None]:
+        return {}
+
+
 def make_env(task: Task, horizon: int, seed: int | None,
              binary_reward: BinaryRewardName | None = None) -> gym.Env:
     """The task's environment, with the episode cap lowered to ``horizon`` when that is shorter.
@@ -53,8 +89,10 @@ class Collector:
         self.episode_return = 0.0
         self.last_return = math.nan
 
-    def collect(self, actor: Actor, n_steps: int, n_uniform: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """n_steps transitions: the first ``n_uniform`` with uniform-random actions, the rest sampled from π."""
+    def collect(self, actor: Explorer, n_steps: int, n_uniform: int,
+                rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """n_steps transitions: the first ``n_uniform`` with uniform-random actions, the rest sampled from ``actor``
+        (π, or the run's acting rule)."""
         obs_buf, act_buf, rew_buf, next_buf, done_buf = [], [], [], [], []
         for t in range(n_steps):
             if self.obs is None:

@@ -43,17 +43,22 @@ def current_column_names(names: Sequence[str], uses_prior: bool) -> list[str]:
     return [renamed.get(name, name) for name in names]
 
 
-def progress_columns(binary: bool, metrics: tuple[str, ...], with_init: bool = False) -> list[str]:
-    """The columns of a run's ``progress.csv``: the leading ones, the agent's metrics by name, the loop's."""
+def progress_columns(binary: bool, metrics: tuple[str, ...], with_init: bool = False,
+                     acting: tuple[str, ...] = ()) -> list[str]:
+    """The columns of a run's ``progress.csv``: the leading ones, the agent's metrics by name, what the run's
+    acting rule reports (the second actor's shares), the loop's."""
     leading = [c for c in LEADING_COLUMNS if binary or c != "eval_success"]
-    return [*leading, *(INIT_COLUMNS if with_init else ()), *metrics, *LOOP_COLUMNS]
+    return [*leading, *(INIT_COLUMNS if with_init else ()), *metrics, *acting, *LOOP_COLUMNS]
 
 
 def tensorboard_tag(column: str) -> str:
-    """TensorBoard tag of a column, grouped by prefix (CleanRL's convention): eval/, charts/ or losses/."""
+    """TensorBoard tag of a column, grouped by prefix (CleanRL's convention): eval/, charts/ or losses/.
+
+    Columns of the training episodes (``train_…``) are charts, like the loop's own.
+    """
     if column.startswith("eval_"):
         return f"eval/{column[len('eval_'):]}"
-    if column in LOOP_COLUMNS or column in INIT_COLUMNS or column in LEADING_COLUMNS:
+    if column in LOOP_COLUMNS or column in INIT_COLUMNS or column in LEADING_COLUMNS or column.startswith("train_"):
         return f"charts/{column}"
     return f"losses/{column}"
 

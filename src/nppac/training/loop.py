@@ -18,7 +18,11 @@ evaluate — with each evaluation logged at the environment steps it saw. The fi
 as published, or by uniform-random actions (SAC, which has nothing to start from). The
 algorithm is an :class:`~nppac.agents.base.Agent` built from the table in
 :mod:`nppac.training.algorithms`; every metric its update reports by name reaches
-``progress.csv`` and TensorBoard.
+``progress.csv`` and TensorBoard. Remedies stay out of the loop: how the run collects
+and is evaluated is ``run.acting`` (the actor, or the second actor's rule, whose
+columns it reads once per row), and where the online updates draw their batches is
+``run.online_batches`` (the replay buffer, or demonstrations mixed in), both set up
+by :mod:`nppac.training.setup`.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ import torch
 from nppac.agents.base import Agent, Metrics
 from nppac.agents.networks import save_actor
 from nppac.data.demos import Demonstrations
-from nppac.data.replay import Batch, ReplayBuffer
+from nppac.data.replay import Batch, BatchSource
 from nppac.errors import DivergedError
 from nppac.outputs import one_writer
 from nppac.priors.base import Prior
@@ -88,7 +92,7 @@ class EpochMetrics:
         return means, first_bad, steps
 
 
-def make_gradient_step(agent: Agent, buffer: ReplayBuffer, metrics: EpochMetrics,
+def make_gradient_step(agent: Agent, buffer: BatchSource, metrics: EpochMetrics,
                        batch_size: int, update: Callable[[Batch], Metrics] | None = None) -> Callable[[], None]:
     """The whole gradient step (replay sampling, update, metric accumulation) as one tensor-only function.
 
@@ -139,7 +143,7 @@ def train(config: TrainConfig | None, out_dir: str | Path, resume: bool = False,
         cfg.save(out / CONFIG_NAME)
     task, agent = cfg.task_spec, run.agent
     columns = progress_columns(task.reward == "binary", tuple(agent.metric_terms),
-                               with_init=run.prior_cache is not None)
+                               with_init=run.prior_cache is not None, acting=run.acting.columns)
     # TensorBoard's step is env_steps: events of an offline phase share step 0 and are not purged on resume.
     logger = RunLogger(out, columns, purge_step=run.state.env_steps + 1 if resume and run.state.step0_done else None)
     loop = _Loop(cfg, run, logger, out, started, on_epoch_end)
@@ -235,7 +239,7 @@ class _Loop:
         task, agent = cfg.task_spec, run.agent
         learns_online = cfg.algorithm.online_updates
         collector = Collector(run.envs["train"], task.act_dim, agent.device, cfg.timeout_terminal)
-        gradient_step = make_gradient_step(agent, run.buffer, self.metrics, cfg.batch_size)
+        gradient_step = make_gradient_step(agent, run.online_batches, self.metrics, cfg.batch_size)
         total_steps = cfg.n_epochs * cfg.steps_per_epoch
         self.bar.stage("env steps", state.env_steps, total_steps, f"epoch {state.epoch}/{cfg.n_epochs}")
         first = state.epoch + 1  # the first epoch of the row being gathered
@@ -245,7 +249,7 @@ class _Loop:
             t0 = time.perf_counter()
             n_uniform = max(0, min(cfg.steps_per_epoch, cfg.warmup_steps - state.env_steps)) \
                 if cfg.warmup == "uniform" else 0
-            batch = collector.collect(agent.actor, cfg.steps_per_epoch, n_uniform, run.np_rng)
+            batch = collector.collect(run.acting, cfg.steps_per_epoch, n_uniform, run.np_rng)
             if learns_online:
                 run.buffer.add(**batch)
             state.env_steps += cfg.steps_per_epoch
@@ -282,21 +286,20 @@ class _Loop:
         """Evaluate the deterministic policy, write the row and TensorBoard scalars, then the checkpoint; ask the
         epoch callback whether to go on."""
         cfg, run, state = self.cfg, self.run, self.run.state
-        evaluation = evaluate(run.agent.actor, [run.envs["eval"], *run.eval_copies], cfg.task_spec,
+        evaluation = evaluate(run.acting, [run.envs["eval"], *run.eval_copies], cfg.task_spec,
                               cfg.eval_episodes, cfg.eval_horizon)
         state.wall_s = self.wall_before + time.perf_counter() - self.started
         row = {"phase": phase, "epoch": state.epoch, "env_steps": state.env_steps,
                "gradient_steps": state.gradient_steps, "wall_s": state.wall_s,
                "eval_return": evaluation.mean_return, "eval_success": evaluation.success_rate,
-               "eval_return_min": evaluation.min_return, **values}
+               "eval_return_min": evaluation.min_return, **values, **run.acting.read()}
         self.logger.log(row)
         save_checkpoint({
             "epoch": state.epoch, "env_steps": state.env_steps, "wall_s": state.wall_s,
             "state": dataclasses.asdict(state), "config": json.dumps(cfg.to_dict()),
             "agent": run.agent.state_dict(), "replay": run.buffer.state_dict(),
             "rng": rng_state(run.np_rng, run.envs),
-            **({} if run.prior_cache is None or run.prior_cache.anchor is None
-               else {"anchor": run.prior_cache.anchor.state_dict()}),
+            **({} if run.frozen_actor is None else {"anchor": run.frozen_actor.state_dict()}),
         }, self.ckpt_path)
         self.rows.append(row)
         if self.on_row is not None and self.on_row(row) is False:

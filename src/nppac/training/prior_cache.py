@@ -19,7 +19,6 @@ toward the initialized policy where the prior is sure and lets go where its σ0 
 
 from __future__ import annotations
 
-import copy
 from typing import Literal
 
 import torch
@@ -46,11 +45,10 @@ class PriorCache:
         self.prior, self.sigma, self.device, self.chunk = prior, sigma, torch.device(device), chunk
         self.anchor: Actor | None = None
 
-    def anchor_to(self, actor: Actor) -> Actor:
-        """From now on μ0 is a frozen copy of ``actor``'s mean action (its ``deterministic``); σ0 stays the prior's.
-        Returns the copy."""
-        self.anchor = copy.deepcopy(actor).requires_grad_(False).eval()
-        return self.anchor
+    def anchor_to(self, frozen: Actor) -> None:
+        """From now on μ0 is ``frozen``'s mean action (its ``deterministic``: the run's frozen copy of the initialized
+        policy, :func:`~nppac.agents.networks.freeze`); σ0 stays the prior's."""
+        self.anchor = frozen
 
     @torch.no_grad()
     def __call__(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,10 +9,12 @@ replay buffer with the demonstrations where the algorithm asks for them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import math
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,18 +25,20 @@ import torch
 
 from nppac.agents.base import Agent
 from nppac.agents.kl_sac import KLSAC, KLSACConfig, initialize_policy, policy_kl
-from nppac.agents.networks import Actor, load_actor
+from nppac.agents.networks import Actor, freeze, load_actor
+from nppac.agents.second_actor import SecondActor, SecondActorActing, SecondActorChoice, SecondActorSource
 from nppac.data.demos import Demonstrations
 from nppac.data.relabel import as_binary_reward
-from nppac.data.replay import ReplayBuffer
+from nppac.data.replay import BatchSource, MixedBatches, ReplayBuffer
 from nppac.devices import resolve_device
 from nppac.errors import NonFiniteError, NppacError
 from nppac.priors import combine_priors, fit_prior, load_prior, use_variance
 from nppac.priors.base import Prior
+from nppac.priors.metrics import mean_action
 from nppac.training.algorithms import ABLATION_PRIOR, AgentSpec, DemoLoader
 from nppac.training.checkpoint import CHECKPOINT_NAME, restore_rng_state
 from nppac.training.config import ResolvedConfig, TrainConfig
-from nppac.training.envs import eval_envs, make_env
+from nppac.training.envs import Acting, ActorActing, eval_envs, make_env
 from nppac.training.logger import truncate_progress
 from nppac.training.prior_cache import PriorCache
 from nppac.training.progress import ProgressBar
@@ -72,12 +76,24 @@ class Run:
     """The training and the evaluation environment, whose generators every checkpoint saves."""
     np_rng: np.random.Generator
     prior_cache: PriorCache | None
+    acting: Acting
+    """How the run collects and is evaluated: the actor itself, or with a second actor beside it."""
     eval_copies: list[gym.Env] = dataclasses.field(default_factory=list)
     """Copies of the evaluation environment that run its episodes side by side (their streams come from it)."""
+    frozen_actor: Actor | None = None
+    """The initialized policy, frozen, where a remedy reads it (``kl_anchor``, ``second_actor = "init-actor"``);
+    every checkpoint saves it (as ``anchor``)."""
     warmstart_buffer: ReplayBuffer | None = None
     """The demonstrations with the run's reward and cached prior, for the critic warm start on them."""
+    mixed_batches: MixedBatches | None = None
+    """Demonstrations and replay in every online batch (``demo_batch_fraction``); None: the replay buffer alone."""
     state: RunState = dataclasses.field(default_factory=RunState)
     init_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    @property
+    def online_batches(self) -> BatchSource:
+        """Where the online gradient steps draw their batches."""
+        return self.buffer if self.mixed_batches is None else self.mixed_batches
 
 
 def restore_or_start_run(cfg: ResolvedConfig, out: Path, resume: bool, prior: Prior | None,
@@ -90,14 +106,21 @@ def restore_or_start_run(cfg: ResolvedConfig, out: Path, resume: bool, prior: Pr
     torch.manual_seed(cfg.seed)
     ckpt = load_resume_checkpoint(cfg, out, device) if resume else None
     demo_source = DemoSource(cfg, demos)
+    if cfg.demo_batch_fraction and not demo_source.available:
+        raise NppacError(f"demo_batch_fraction={cfg.demo_batch_fraction} draws part of every batch from the "
+                         f"demonstrations, and task {cfg.task} has no bundled set; pass --demos PATH")
     resolved_prior = resolve_prior(cfg, out, prior, demo_source, progress)
     run = _build_run(cfg, resolved_prior, demo_source, device)
     if ckpt is not None:
         _restore(run, cfg, out, ckpt)
     else:
         _start_fresh(run, cfg, out, resolved_prior, demo_source, progress)
-    if cfg.critic_warmstart_steps and cfg.critic_warmstart_data == "demos":  # after the anchor: its μ0 is cached
-        run.warmstart_buffer = demonstration_buffer(cfg, demo_source.get(), run.prior_cache, device)
+    warmstart = bool(cfg.critic_warmstart_steps) and cfg.critic_warmstart_data == "demos"
+    if warmstart or cfg.demo_batch_fraction:  # after the anchor: its μ0 is cached
+        demo_buffer = demonstration_buffer(cfg, demo_source.get(), run.prior_cache, device)
+        run.warmstart_buffer = demo_buffer if warmstart else None
+        if cfg.demo_batch_fraction:
+            run.mixed_batches = MixedBatches(run.buffer, demo_buffer, cfg.demo_batch_fraction)
     truncate_progress(out / "progress.csv", run.state.epoch, run.state.gradient_steps if ckpt is not None else -1,
                       uses_prior=cfg.prior_kind is not None)
     return run
@@ -117,7 +140,38 @@ def _build_run(cfg: ResolvedConfig, prior: Prior | None, demo_source: DemoSource
     buffer = ReplayBuffer(task.obs_dim, task.act_dim, capacity, device, prior_cache=prior_cache)
     evaluation, *copies = eval_envs(task, cfg.eval_horizon, cfg.seed + 10_000, cfg.eval_episodes)
     envs = {"train": make_env(task, cfg.horizon, cfg.seed, cfg.binary_reward), "eval": evaluation}
-    return Run(agent, buffer, envs, np.random.default_rng(cfg.seed), prior_cache, eval_copies=copies)
+    # The frozen initialized policy: a copy now, its weights the initialized policy's once there is one.
+    reads_init = cfg.kl_anchor == "init-actor" or cfg.second_actor == "init-actor"
+    frozen = freeze(agent.actor) if reads_init else None
+    acting = ActorActing(agent.actor) if cfg.second_actor == "none" else \
+        second_actor_acting(cfg, agent, prior, frozen)
+    return Run(agent, buffer, envs, np.random.default_rng(cfg.seed), prior_cache, acting, eval_copies=copies,
+               frozen_actor=frozen)
+
+
+def second_actor_acting(cfg: ResolvedConfig, agent: Agent, prior: Prior | None,
+                        frozen: Actor | None) -> SecondActorActing:
+    """``second_actor``: the second action in the agent's critic target, and the rule the run acts by."""
+    kl_sac = kl_sac_agent(agent, f"second_actor={cfg.second_actor}")
+    propose: Callable[[torch.Tensor], torch.Tensor]
+    if cfg.second_actor == "prior-mean":
+        if prior is None:
+            raise NppacError("second_actor=prior-mean proposes the prior's mean action; this run has no prior")
+        propose = functools.partial(_prior_mean_action, prior)
+    elif frozen is not None:
+        propose = frozen.deterministic
+    else:
+        raise NppacError("second_actor=init-actor needs the frozen initialized policy")
+    source: SecondActorSource = "prior-mean" if cfg.second_actor == "prior-mean" else "init-actor"
+    choice: SecondActorChoice = "softmax" if cfg.second_actor_choice == "softmax" else "greedy"
+    second = SecondActor(source, propose, choice, cfg.second_actor_temperature)
+    kl_sac.use_second_actor(second)
+    return SecondActorActing(kl_sac.actor, kl_sac.critic, second)
+
+
+def _prior_mean_action(prior: Prior, states: torch.Tensor) -> torch.Tensor:
+    """clip(μ0(s), −1, 1) at states the replay buffer has not cached (collection, evaluation), in float32."""
+    return mean_action(prior, states).to(states.device, torch.float32)
 
 
 def _restore(run: Run, cfg: ResolvedConfig, out: Path, ckpt: dict[str, Any]) -> None:
@@ -132,11 +186,13 @@ def _restore(run: Run, cfg: ResolvedConfig, out: Path, ckpt: dict[str, Any]) -> 
                          f"was {out / CONFIG_NAME} edited? restore it or start a new run") from None
     restore_rng_state(ckpt["rng"], run.np_rng, run.envs)
     run.state = RunState(**ckpt["state"])
-    if cfg.kl_anchor == "init-actor":
+    if run.frozen_actor is not None:
         if "anchor" not in ckpt:
+            reader = "kl_anchor" if cfg.kl_anchor == "init-actor" else "second_actor"
             raise NppacError(f"checkpoint {ckpt_path} holds no anchor actor, but the run's {CONFIG_NAME} says "
-                             "kl_anchor=init-actor; was it edited? restore it or start a new run")
-        _anchor(run, run.agent.actor).load_state_dict(ckpt["anchor"])  # the frozen copy takes the saved weights
+                             f"{reader}=init-actor; was it edited? restore it or start a new run")
+        run.frozen_actor.load_state_dict(ckpt["anchor"])  # the frozen copy takes the saved weights
+        _anchor(run, cfg)
     where = f"epoch {run.state.epoch}" if run.state.step0_done else f"offline step {run.state.offline_done}"
     log.info("resuming %s after %s (%d env steps)", out, where, run.state.env_steps)
 
@@ -153,9 +209,9 @@ def _start_fresh(run: Run, cfg: ResolvedConfig, out: Path, prior: Prior | None, 
         run.init_metrics = start_from_actor(run.agent, cfg.init_actor, run.prior_cache, demo_source)
     if run.prior_cache is not None and cfg.init_epochs:
         run.init_metrics = initialize_toward_prior(run.agent, run.prior_cache, demo_source.get(), cfg, progress)
-    if cfg.kl_anchor == "init-actor":
-        _anchor(run, run.agent.actor)
-        log.info("the online KL is anchored to the initialized policy's mean action, with the prior's σ0")
+    if run.frozen_actor is not None:
+        run.frozen_actor.load_state_dict(run.agent.actor.state_dict())
+        _anchor(run, cfg)
     if cfg.auto_alpha_target == "init-kl":
         if "init_kl" not in run.init_metrics:
             raise NppacError("auto_alpha_target=init-kl needs the KL measured by policy initialization; "
@@ -168,12 +224,15 @@ def _start_fresh(run: Run, cfg: ResolvedConfig, out: Path, prior: Prior | None, 
                        flat["next_observations"], flat["terminals"])
 
 
-def _anchor(run: Run, actor: Actor) -> Actor:
-    """``kl_anchor = "init-actor"``: the prior cache answers with ``actor``'s mean action (frozen) as μ0; returns
-    the frozen copy."""
+def _anchor(run: Run, cfg: ResolvedConfig) -> None:
+    """``kl_anchor = "init-actor"``: the prior cache answers with the frozen initialized policy's mean action as μ0
+    (else nothing)."""
+    if cfg.kl_anchor != "init-actor" or run.frozen_actor is None:
+        return
     if run.prior_cache is None:
         raise NppacError("kl_anchor=init-actor moves the mean of the KL's prior; this run has no prior")
-    return run.prior_cache.anchor_to(actor)
+    run.prior_cache.anchor_to(run.frozen_actor)
+    log.info("the online KL is anchored to the initialized policy's mean action, with the prior's σ0")
 
 
 def kl_sac_agent(agent: Agent, what: str) -> KLSAC:
