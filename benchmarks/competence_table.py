@@ -8,17 +8,23 @@ on hand tasks, else return); y_prior, the prior's mean action rolled out like th
 evaluation (the run's own references.json, or, for runs without a prior, that of a GP-prior
 run of the same suite and task); and over the online epochs after step 0
 
-    min_e y_e / y_prior      min_e y_e / y_0      and the final evaluation (mean of the last 3 logged),
+    min_e y_e / y_prior      min_e y_e / y_0      and the final value,
 
-with the run's mean online update rate (what a remedy costs; it depends on what else shared the machine).
+the final value as the suite's report defines it (the mean of the last K evaluated rows of the
+run's schedule, K of its suite's report, a diverged run's last evaluation held after it stopped:
+:func:`nppac.experiments.report.run_final`), with the run's mean online update rate (what a
+remedy costs; it depends on what else shared the machine).
 
-A run that keeps its prior's competence has both minima near 1 or above. Rows are grouped by
-the run's suite column (an algorithm, or a suite variant such as ``nppac-alpha-init``) and its
-prior setting (σ0 scale · variance estimate · hand protocol · remedies) within its suite folder
-(two suites' runs of one setting stay apart), and each group of
-several seeds ends with the mean of its seeds' values with a 95 % Student-t interval, and the
-worst seed's minimum (the goal of keeping the prior is about every seed). Prints one Markdown table;
-``--figure PATH`` also draws every run's ratio to the prior, epoch by epoch.
+A run that keeps its prior's competence has both minima near 1 or above. Rows are grouped into
+cells: runs of identical settings (:mod:`nppac.experiments.replicates`: the same resolved
+configuration apart from the seed and where the run ran), whichever suite folder and column
+(an algorithm, or a suite variant such as ``nppac-alpha-init``) holds them, so that two suites'
+replications of one setting are pooled and two suites' different settings stay apart. Each cell
+is labelled by its column and prior setting (σ0 scale · variance estimate · hand protocol ·
+remedies), and a cell of several seeds ends with the mean of its seeds' values with a 95 %
+Student-t interval (a success rate's cut to [0, 1]), and the worst seed's minimum (the goal of
+keeping the prior is about every seed). Prints one Markdown table; ``--figure PATH`` also draws
+every run's ratio to the prior, epoch by epoch.
 """
 
 from __future__ import annotations
@@ -29,10 +35,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from run_files import columns, done, read_rows, state
+from run_files import columns, done, final, read_rows, state
 
-from nppac.diagnostics.curves import t_interval
+from nppac.experiments.replicates import run_setting_key
+from nppac.experiments.report import Estimate
+from nppac.experiments.stats import BOUNDS
 
 
 def _float(text: str | None) -> float:
@@ -84,7 +91,8 @@ def remedies(config: dict[str, Any]) -> list[str]:
 
 
 def summarize(run: Path, fallback_prior: float) -> dict[str, Any]:
-    """One run's prior reference, step 0, both minimum ratios and final value; its column is its folder's name."""
+    """One run's prior reference, step 0, both minimum ratios and final value; its column is its folder's name,
+    its cell the settings it shares with its replications."""
     every = read_rows(run)
     offline = [r for r in every if r.get("phase") == "offline"]
     rows = offline[-1:] + [r for r in every if r.get("phase") != "offline"]
@@ -101,7 +109,6 @@ def summarize(run: Path, fallback_prior: float) -> dict[str, Any]:
     prior = _prior_reference(references, metric)
     prior = prior if math.isfinite(prior) else fallback_prior
     start, online = values[0], values[1:]
-    last = values[-3:]
 
     def ratio(num: float, den: float) -> float:
         return num / den if math.isfinite(num) and math.isfinite(den) and den > 0 else math.nan
@@ -109,9 +116,10 @@ def summarize(run: Path, fallback_prior: float) -> dict[str, Any]:
     lowest = min(online) if online else math.nan
     episodes = {key: [_float(r.get(key)) for r in rows[1:] if math.isfinite(_float(r.get(key)))]
                 for key in ("train_return", "eval_return_min")}
-    return {"algo": run.parent.name, "setting": setting(config), "seed": config["seed"], "metric": metric,
-            "prior": prior, "step0": start, "min_vs_prior": ratio(lowest, prior), "min_vs_step0": ratio(lowest, start),
-            "final": sum(last) / len(last), "diverged": state(run) == "diverged", "epochs": len(online),
+    return {"algo": run.parent.name, "setting": setting(config), "cell": run_setting_key(run), "seed": config["seed"],
+            "metric": metric, "prior": prior, "step0": start, "min_vs_prior": ratio(lowest, prior),
+            "min_vs_step0": ratio(lowest, start), "final": final(run, steps, values),
+            "diverged": state(run) == "diverged", "epochs": int(_float(rows[-1].get("epoch"))),
             "steps": steps, "values": values, "updates_per_s": sum(rates) / len(rates) if rates else math.nan,
             "episodes": episodes}
 
@@ -134,15 +142,28 @@ def _fmt(x: float, pattern: str = "{:.2f}") -> str:
     return pattern.format(x) if math.isfinite(x) else "—"
 
 
-def _estimate(runs: list[dict[str, Any]], key: str, pattern: str = "{:.2f}") -> str:
-    """Mean [95 % Student-t interval] of a group's finite values."""
-    values = np.array([r[key] for r in runs if math.isfinite(r[key])], dtype=float)
-    if values.size == 0:
+def _estimate(runs: list[dict[str, Any]], key: str, pattern: str = "{:.2f}", bounded: bool = False) -> str:
+    """Mean [95 % Student-t interval] of a group's finite values (``bounded``: a success rate's, cut to [0, 1])."""
+    values = [r[key] for r in runs if math.isfinite(r[key])]
+    if not values:
         return "—"
-    mean, lo, hi, _ = t_interval(values[:, None])
-    if values.size < 2:
-        return _fmt(float(mean[0]), pattern)
-    return f"{_fmt(float(mean[0]), pattern)} [{_fmt(float(lo[0]), pattern)}, {_fmt(float(hi[0]), pattern)}]"
+    estimate = Estimate.of(values, BOUNDS["eval_success"] if bounded else None)
+    if len(values) < 2:
+        return _fmt(estimate.mean, pattern)
+    return f"{_fmt(estimate.mean, pattern)} [{_fmt(estimate.lo, pattern)}, {_fmt(estimate.hi, pattern)}]"
+
+
+def cells(summaries: list[dict[str, Any]]) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+    """The runs grouped into cells of identical settings, in order of first appearance, each named by its suite
+    folders, columns and prior setting (``cpu + cpu-published`` for a cell both ran)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for s in summaries:
+        groups.setdefault(s["cell"], []).append(s)
+
+    def joined(runs: list[dict[str, Any]], key: str) -> str:
+        return " + ".join(dict.fromkeys(r[key] for r in runs))
+
+    return {(joined(runs, "suite"), joined(runs, "algo"), runs[0]["setting"]): runs for runs in groups.values()}
 
 
 def collect(suites: list[Path], task: str, only: list[str] | None = None) -> list[dict[str, Any]]:
@@ -170,23 +191,21 @@ def table(suites: list[Path], task: str, only: list[str] | None = None) -> list[
     metric = "success" if task.endswith("-binary") else "return"
     summaries = collect(suites, task, only)
     number = "{:.2f}" if metric == "success" else "{:,.0f}"
+    bounded = metric == "success"
     lines = [f"| suite | algo or variant | prior setting | seed | prior's mean action | step 0 | min ÷ prior "
              f"| min ÷ step 0 | final ({metric}) | updates/s |", "|---|---|---|---|---|---|---|---|---|---|"]
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-    for s in summaries:
-        groups.setdefault((s["suite"], s["algo"], s["setting"]), []).append(s)
-    for (suite, algo, name), runs in groups.items():
+    for (suite, algo, name), runs in cells(summaries).items():
         for s in runs:
             note = f" (diverged after {s['epochs']} epochs)" if s["diverged"] else ""
-            lines.append(f"| {suite} | {algo} | {name} | {s['seed']} | {_fmt(s['prior'], number)} "
+            lines.append(f"| {s['suite']} | {s['algo']} | {name} | {s['seed']} | {_fmt(s['prior'], number)} "
                          f"| {_fmt(s['step0'], number)} | {_fmt(s['min_vs_prior'])} | {_fmt(s['min_vs_step0'])} "
                          f"| {_fmt(s['final'], number)}{note} | {_fmt(s['updates_per_s'], '{:.0f}')} |")
         if len(runs) > 1:
             worst = min((r["min_vs_prior"] for r in runs if math.isfinite(r["min_vs_prior"])), default=math.nan)
             lines.append(f"| {suite} | **{algo}** | **{name}** | mean of {len(runs)} [95 % t] | "
-                         f"| {_estimate(runs, 'step0', number)} "
+                         f"| {_estimate(runs, 'step0', number, bounded)} "
                          f"| **{_estimate(runs, 'min_vs_prior')}**, worst seed {_fmt(worst)} "
-                         f"| **{_estimate(runs, 'min_vs_step0')}** | {_estimate(runs, 'final', number)} "
+                         f"| **{_estimate(runs, 'min_vs_step0')}** | {_estimate(runs, 'final', number, bounded)} "
                          f"| {_estimate(runs, 'updates_per_s', '{:.0f}')} |")
     return lines
 
@@ -210,9 +229,7 @@ def episodes_table(suites: list[Path], task: str, only: list[str] | None = None)
     lines = [f"| suite | algo or variant | prior setting | episodes | training: < {low} · {low}–{high} · ≥ {high} "
              f"of the prior | evaluations' worst episode: < {low} · {low}–{high} · ≥ {high} |",
              "|---|---|---|---|---|---|"]
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-    for s in collect(suites, task, only):
-        groups.setdefault((s["suite"], s["algo"], s["setting"]), []).append(s)
+    groups = cells(collect(suites, task, only))
 
     def bands(runs: list[dict[str, Any]], key: str) -> str:
         ratios = [v / r["prior"] for r in runs if r["prior"] > 0 for v in r["episodes"][key]]
@@ -234,9 +251,7 @@ def figure(suites: list[Path], task: str, path: Path, only: list[str] | None = N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-    for s in collect(suites, task, only):
-        groups.setdefault((s["suite"], s["algo"], s["setting"]), []).append(s)
+    groups = cells(collect(suites, task, only))
     if not groups:
         raise SystemExit(f"no finished run of {task!r} in {', '.join(map(str, suites))}")
     ncols = min(len(groups), 4)
@@ -247,7 +262,8 @@ def figure(suites: list[Path], task: str, path: Path, only: list[str] | None = N
     for ax, ((suite, algo, name), runs) in zip(axes.flat, groups.items(), strict=False):
         for s in runs:
             ratios = [v / s["prior"] if s["prior"] > 0 else math.nan for v in s["values"]]
-            label = f"seed {s['seed']}" + (" (diverged)" if s["diverged"] else "")
+            label = (f"{s['suite']} " if " + " in suite else "") + f"seed {s['seed']}" + \
+                (" (diverged)" if s["diverged"] else "")
             ax.plot(s["steps"], ratios, marker=".", lw=1, label=label)
         ax.axhline(1.0, color="grey", lw=0.8)
         ax.axhline(goal, color="grey", lw=0.8, ls="--")

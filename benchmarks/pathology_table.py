@@ -6,9 +6,12 @@ and how large its KL, policy-gradient norm and Q-values grow.
 For every finished or diverged run of the task (each suite directory holds
 TASK/ALGO/seed-S), from its progress.csv: the step-0 evaluation y_0 (success rate where the
 task logs one, else return), the first epoch whose evaluation falls below half of it
-("drop"; "—" when none does), its lowest evaluation after step 0, the mean of its last 3
-logged evaluations, the largest epoch-mean KL(π‖π0), policy-gradient norm and |Q| it
-logged, and the epoch after which a diverged run was stopped. Prints one Markdown table.
+("drop"; "—" when none does), its lowest evaluation after step 0, its final value as the
+suite's report defines it (the mean of the last K evaluated rows of its schedule, K of its
+suite's report, a diverged run's last evaluation held after it stopped:
+:func:`nppac.experiments.report.run_final`), the largest epoch-mean KL(π‖π0), policy-gradient
+norm and |Q| it logged, and the epoch after which a diverged run was stopped. Prints one
+Markdown table.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import json
 import math
 from pathlib import Path
 
-from run_files import columns, done, read_rows, state
+from run_files import columns, done, final, last_k, read_rows, state
 
 
 def _values(rows: list[dict[str, str]], column: str) -> list[float]:
@@ -48,12 +51,12 @@ def summarize(run: Path) -> dict[str, object]:
         values = [abs(v) if absolute else v for v in _values(rows[1:], column) if math.isfinite(v)]
         return max(values) if values else math.nan
 
-    last = returns[-3:]
+    steps = _values(rows, "env_steps")
     return {"algo": run.parent.name, "sigma": _convention(config), "seed": config["seed"], "metric": metric,
             "stopped": epochs[-1] if state(run) == "diverged" else None,
             "has_prior": config["algo"] in ("nppac", "ppac-nn", "nppac-nn-std"), "step0": start, "drop": drop,
             "lowest": min(returns[1:], default=math.nan),
-            "final": sum(last) / len(last), "kl": peak("kl_mean"), "grad": peak("policy_grad_norm"),
+            "final": final(run, steps, returns), "kl": peak("kl_mean"), "grad": peak("policy_grad_norm"),
             "q": peak("q_mean", absolute=True)}
 
 
@@ -73,8 +76,10 @@ def main() -> None:
             for r in sorted((suite / args.task / algo).glob("seed-*")) if done(r)]
     summaries = [summarize(run) for run in runs]
     metric = summaries[0]["metric"] if summaries else "return"
+    k = " / ".join(str(n) for n in dict.fromkeys(last_k(suite) for suite in args.suites))
     print(f"| algo | σ0 convention | seed | step-0 {metric} | drop below ½ step 0 at epoch | lowest after step 0 "
-          "| final (last 3 logged) | max KL | max policy-grad norm | max abs Q | diverged after epoch |")
+          f"| final (last {k} rows of its schedule) | max KL | max policy-grad norm | max abs Q "
+          "| diverged after epoch |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     number = "{:.2f}" if metric == "success" else "{:,.0f}"
     def g(x: float) -> str:

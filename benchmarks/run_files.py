@@ -1,10 +1,12 @@
-"""What the benchmark scripts read of a run directory: its config.json and progress.csv only."""
+"""What the benchmark scripts read of a run directory: its config.json and progress.csv (and its suite's K of final)."""
 
 from __future__ import annotations
 
 import csv
 import json
 from pathlib import Path
+
+import numpy as np
 
 
 def read_rows(run: Path) -> list[dict[str, str]]:
@@ -21,6 +23,26 @@ def read_rows(run: Path) -> list[dict[str, str]]:
         if header is None:
             return []
         return list(csv.DictReader(f, fieldnames=current_column_names(header, run_uses_prior(config))))
+
+
+def last_k(suite: Path) -> int:
+    """The K of the suite's report (``suite.json``'s report.last_k): a run's final value is the mean of its last K
+    evaluated rows (:func:`nppac.experiments.report.run_final`)."""
+    from nppac.experiments.suite import MANIFEST_NAME, ReportSettings
+
+    try:
+        return int(json.loads((suite / MANIFEST_NAME).read_text())["report"]["last_k"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ReportSettings().last_k
+
+
+def final(run: Path, steps: list[float], values: list[float]) -> float:
+    """The run's final value from the evaluations it logged at ``steps`` (its step-0 row and online rows), as the
+    report defines it (:func:`nppac.experiments.report.run_final`, K of the run's suite folder)."""
+    from nppac.experiments.report import config_schedule, run_final
+
+    config = json.loads((run / "config.json").read_text())
+    return run_final(np.asarray(steps, dtype=float), values, config_schedule(config), last_k(run.parents[2]))
 
 
 def finished(run: Path) -> bool:

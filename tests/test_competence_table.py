@@ -116,11 +116,36 @@ def test_a_suite_of_variants_lends_its_prior_reference_and_unknown_columns_are_r
         competence.table([suite], "halfcheetah", only=["awca"])
 
 
-def test_two_suites_runs_of_one_setting_stay_apart(competence, tmp_path):
+def test_two_suites_replications_of_one_setting_are_one_cell_and_other_settings_stay_apart(competence, tmp_path):
     for name, low in (("old", 500.0), ("new", 950.0)):
         for seed in (0, 1):
             _run(tmp_path / name, "nppac", seed, [1000.0, low + seed, 1000.0], prior=1000.0)
-    lines = competence.table([tmp_path / "old", tmp_path / "new"], "halfcheetah")
+    # The same column under another variance estimate: another cell.
+    for seed in (0, 1):
+        _run(tmp_path / "love", "nppac", seed, [1000.0, 700.0 + seed, 1000.0], prior=1000.0, prior_variance="love")
+    lines = competence.table([tmp_path / "old", tmp_path / "new", tmp_path / "love"], "halfcheetah")
     means = [line for line in lines if "mean of" in line]
-    assert [m.split("|")[1].strip() for m in means] == ["old", "new"]
-    assert "mean of 2" in means[0] and "worst seed 0.50" in means[0] and "worst seed 0.95" in means[1]
+    assert [m.split("|")[1].strip() for m in means] == ["old + new", "love"]
+    assert "mean of 4" in means[0] and "worst seed 0.50" in means[0]
+    assert "mean of 2" in means[1] and "variance · love" in means[1]
+    # Each run's row still names its own suite, in the cell's order.
+    assert [line.split("|")[1].strip() for line in lines[2:7]] == ["old", "old", "new", "new", "old + new"]
+    groups = competence.cells(competence.collect([tmp_path / "old", tmp_path / "new"], "halfcheetah"))
+    assert list(groups) == [("old + new", "nppac", "variance · exact")]
+
+
+def test_a_success_rates_interval_stays_within_0_and_1(competence, tmp_path):
+    suite = tmp_path / "suite"
+    for seed, finals in enumerate([[0.0, 1.0, 1.0, 1.0], [0.0, 1.0, 1.0, 1.0], [0.0, 1.0, 0.4, 0.4]]):
+        run = suite / "pen-binary" / "nppac" / f"seed-{seed}"
+        run.mkdir(parents=True)
+        (run / "config.json").write_text(json.dumps({"task": "pen-binary", "algo": "nppac", "seed": seed,
+                                                     "steps": 3000, "prior": "gp", "prior_sigma": "variance"}))
+        with (run / "progress.csv").open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["phase", "epoch", "env_steps", "eval_return", "eval_success"])
+            for epoch, value in enumerate(finals):
+                writer.writerow(["init" if epoch == 0 else "online", epoch, 1000 * epoch, -100.0, value])
+    mean = [line for line in competence.table([suite], "pen-binary") if "mean of" in line][0]
+    # finals 1, 1, 0.6: mean 0.867, t-interval [0.29, 1.44] cut to [0.29, 1]
+    assert mean.split("|")[9].strip() == "0.87 [0.29, 1.00]"

@@ -16,8 +16,8 @@ from nppac.experiments.report import (
     initial_performance,
     normalized_auc,
     steps_to_threshold,
-    welch_difference,
 )
+from nppac.experiments.stats import Welch, welch_test
 from tests.builders import nppac_in_process
 
 T_975_2 = 4.302652729911275
@@ -46,11 +46,15 @@ def test_initial_performance_and_welch_difference_closed_forms():
     assert initial_performance(np.array([100.0, 200.0]), np.array([7.0, 9.0])) is None
     # a = (1, 2, 3), b = (4, 6, 8): Δ = −4, s_a² = 1, s_b² = 4, se² = 1/3 + 4/3 = 5/3,
     # Welch–Satterthwaite ν = (5/3)² / ((1/3)²/2 + (4/3)²/2) = 50/17.
-    diff, lo, hi = welch_difference([1.0, 2.0, 3.0], [4.0, 6.0, 8.0])
+    test = welch_test([1.0, 2.0, 3.0], [4.0, 6.0, 8.0])
     half = stats.t.ppf(0.975, 50 / 17) * math.sqrt(5 / 3)
-    assert (diff, lo, hi) == pytest.approx((-4.0, -4.0 - half, -4.0 + half))
-    assert math.isnan(welch_difference([1.0], [4.0, 6.0])[1])  # one seed: no interval
-    assert welch_difference([1.0, 1.0], [3.0, 3.0]) == (-2.0, -2.0, -2.0)  # no spread: the difference is exact
+    assert (test.diff, test.lo, test.hi) == pytest.approx((-4.0, -4.0 - half, -4.0 + half))
+    # p = 2·P(T_ν > |Δ|/se), the same t distribution as the interval's.
+    assert test.p == pytest.approx(2 * stats.t.sf(4.0 / math.sqrt(5 / 3), 50 / 17))
+    assert math.isnan(welch_test([1.0], [4.0, 6.0]).lo)  # one seed: no interval, no test
+    assert math.isnan(welch_test([1.0], [4.0, 6.0]).p)
+    # No spread: the difference is exact.
+    assert welch_test([1.0, 1.0], [3.0, 3.0]) == Welch(-2.0, -2.0, -2.0, 0.0)
 
 
 def test_report_step_zero_and_differences_against_the_baseline(tmp_path):
@@ -86,16 +90,17 @@ def test_report_step_zero_and_differences_against_the_baseline(tmp_path):
         write_report(out, figures=False, baseline="awac")
 
 
-def _write_run(directory, rows, status, config, binary=False):
-    """A run as `nppac train` writes it: the step-0 row, then one row per epoch of 100 steps."""
+def _write_run(directory, rows, status, config, binary=False, epochs=None):
+    """A run as `nppac train` writes it: the step-0 row, then one row per epoch of 100 steps (or at ``epochs``)."""
     directory.mkdir(parents=True)
     (directory / "config.json").write_text(json.dumps(config))
     columns = ["phase", "epoch", "env_steps", "eval_return", *(["eval_success"] if binary else []), "q_mean"]
+    epochs = list(range(len(rows))) if epochs is None else epochs
     with (directory / "progress.csv").open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(columns)
-        for i, row in enumerate(rows):
-            writer.writerow(["online" if i else "init", i, 100 * i, *row, 1.0])
+        for epoch, row in zip(epochs, rows):
+            writer.writerow(["online" if epoch else "init", epoch, 100 * epoch, *row, 1.0])
     if status is not None:
         (directory / "status.json").write_text(json.dumps(status))
 
@@ -360,6 +365,32 @@ def test_aggregate_intervals_repeat_exactly_and_leave_numpys_generator_alone(mon
     assert (first.iqm, first.mean, first.improvement) == (second.iqm, second.mean, second.improvement)
 
 
+def test_performance_profile_bands_repeat_exactly(tmp_path, monkeypatch):
+    """The profiles' bootstrap bands are drawn from the report's seeded generator, like its intervals."""
+    from nppac.experiments.aggregate import aggregate, available
+
+    if not available():
+        pytest.skip("rliable (nppac[stats]) is not installed")
+    from rliable import plot_utils
+
+    from nppac.experiments import aggregate as module
+
+    monkeypatch.setattr(module, "BOOTSTRAP_REPS", 300)
+    drawn = []
+    monkeypatch.setattr(plot_utils, "plot_performance_profiles",
+                        lambda profiles, taus, performance_profile_cis, **_: drawn.append(performance_profile_cis))
+    # Eight runs a task: with three, the bands' percentiles fall on the same fractions whatever the resamples.
+    values = np.random.default_rng(0).random((2, 2, 8)).round(3).tolist()
+    scores = {algo: {"a": values[i][0], "b": values[i][1]} for i, algo in enumerate(("nppac", "sac"))}
+    for seed in (1, 2):
+        np.random.seed(seed)
+        before = np.random.get_state()[1].copy()
+        aggregate(scores, {}, tmp_path / f"figures-{seed}")
+        assert np.array_equal(np.random.get_state()[1], before)
+    first, second = drawn
+    assert all(np.array_equal(first[algo], second[algo]) for algo in scores)
+
+
 def test_a_variant_is_reported_and_drawn_apart_from_its_algorithm(tmp_path, monkeypatch):
     import nppac.experiments.report as report_module
 
@@ -379,3 +410,141 @@ def test_a_variant_is_reported_and_drawn_apart_from_its_algorithm(tmp_path, monk
     assert hopper["algos"]["nppac-ln"]["final"]["eval_return"]["values"] == [40.0, 60.0]
     assert hopper["differences"]["nppac-ln"]["final"]["diff"] == pytest.approx(35.0)
     assert drawn == [["nppac", "nppac-ln"]]
+
+
+def test_differences_are_marked_on_p_values_adjusted_across_the_report(tmp_path, monkeypatch, capsys):
+    """The report's eight comparisons (two tasks × two algorithms × final and AUC) are one family."""
+    from scipy import stats
+
+    suite = parse_suite({"name": "family", "tasks": ["hopper", "walker2d"], "algos": ["nppac", "sac", "awac"],
+                         "seeds": 3, "settings": {"steps": 300, "steps_per_epoch": 100}, "report": {"last_k": 1}})
+    out = tmp_path / "out"
+    suite.write_manifest(out)
+    # Rows (0, 0, 0, y): final y, AUC y/6, so each algorithm's AUC difference has its final's t and p.
+    finals = {"nppac": [10.0, 20.0, 30.0], "sac": [70.0, 80.0, 90.0], "awac": [35.0, 45.0, 55.0]}
+    for spec in suite.runs:
+        _write_run(spec.directory(out), [(0.0,), (0.0,), (0.0,), (finals[spec.algo][spec.seed],)],
+                   {"status": "finished"}, spec.config.to_dict())
+    p_sac = stats.ttest_ind(finals["sac"], finals["nppac"], equal_var=False).pvalue  # 0.0018
+    p_awac = stats.ttest_ind(finals["awac"], finals["nppac"], equal_var=False).pvalue  # 0.038
+    # Holm over m = 8, sorted: sac's four (8, 7, 6, 5 × p_sac → running max 8·p_sac), then awac's four
+    # (4, 3, 2, 1 × p_awac → 4·p_awac). BH: min over j ≥ i of 8·p_(j)/j: sac's 8·p_sac/4, awac's 8·p_awac/8.
+    expected = {"holm": {"sac": 8 * p_sac, "awac": 4 * p_awac}, "bh": {"sac": 2 * p_sac, "awac": p_awac},
+                "none": {"sac": p_sac, "awac": p_awac}}
+    for method in ("holm", "bh", "none"):
+        numbers = write_report(out, figures=False, adjust=method)[0].to_json()
+        assert numbers["comparisons"] == {"family": numbers["comparisons"]["family"], "size": 8, "adjust": method,
+                                          "p_label": {"holm": "p_Holm", "bh": "p_BH", "none": "p"}[method],
+                                          "alpha": 0.05}
+        for task in ("hopper", "walker2d"):
+            for algo in ("sac", "awac"):
+                for summary in ("final", "auc"):
+                    d = numbers["tasks"][task]["differences"][algo][summary]
+                    assert d["p"] == pytest.approx(p_sac if algo == "sac" else p_awac)
+                    assert d["p_adjusted"] == pytest.approx(expected[method][algo])
+                    assert d["supported"] == (expected[method][algo] < 0.05)
+                    assert d["lo"] > 0  # every Welch interval excludes 0; under Holm awac's are not marked
+    markdown = (out / "report.md").read_text()  # the last written: none
+    assert markdown.count("**✓**") == 8 and "not adjusted for the 8 comparisons of this report" in markdown
+    # The suite file's [report] adjust, and the flag over it.
+    suite = parse_suite({"name": "family", "tasks": ["hopper", "walker2d"], "algos": ["nppac", "sac", "awac"],
+                         "seeds": 3, "settings": {"steps": 300, "steps_per_epoch": 100},
+                         "report": {"last_k": 1, "adjust": "bh"}})
+    suite.write_manifest(out)
+    bh = write_report(out, figures=False)[0]
+    assert bh.settings.adjust == "bh" and all(d.supported for t in bh.tasks for d in t.differences)
+    markdown = (out / "report.md").read_text()
+    assert "adjusted by Benjamini–Hochberg across the family of the 8 comparisons of this report" in markdown
+    # Welch: 60 ± t(0.975, 4)·√(100/3 + 100/3) = 60 ± 22.67; the AUCs a sixth of it.
+    p_bh = f"p_BH {2 * p_sac:.2g} **✓**"
+    assert f"| sac | +60 [+37.33, +82.67], {p_bh} | +10 [+6.222, +13.78], {p_bh} |" in markdown
+    code, stdout, _ = nppac_in_process(monkeypatch, capsys, "suite", "report", str(out), "--json", "--adjust", "holm")
+    holm = json.loads(stdout)["tasks"]["hopper"]["differences"]
+    assert code == 0 and holm["sac"]["final"]["supported"] is True and holm["awac"]["final"]["supported"] is False
+    with pytest.raises(NppacError, match="report.adjust must be one of holm, bh, none"):
+        parse_suite({"name": "x", "tasks": ["hopper"], "algos": ["sac"], "seeds": 1,
+                     "report": {"adjust": "bonferroni"}})
+    with pytest.raises(NppacError, match="--adjust must be one of holm, bh, none"):
+        write_report(out, figures=False, adjust="bonferroni")
+
+
+def test_success_rate_intervals_stay_within_0_and_1(tmp_path):
+    suite = parse_suite({"name": "bounded", "tasks": ["door-binary"], "algos": ["nppac", "sac"], "seeds": 3,
+                         "settings": {"steps": 300, "steps_per_epoch": 100}, "report": {"last_k": 1}})
+    out = tmp_path / "out"
+    suite.write_manifest(out)
+    finals = {"nppac": [0.0, 0.0, 0.2], "sac": [1.0, 1.0, 0.8]}
+    for spec in suite.runs:
+        y = finals[spec.algo][spec.seed]
+        _write_run(spec.directory(out), [(-100.0, y), (-100.0, y), (-100.0, y), (-100.0, y)],
+                   {"status": "finished"}, spec.config.to_dict(), binary=True)
+    door = write_report(out, figures=False)[0].to_json()["tasks"]["door-binary"]
+    # sac: mean 0.9333, s = 0.1155, t-half-width 4.303·0.1155/√3 = 0.287: [0.647, 1.220] cut to [0.647, 1].
+    sac = door["algos"]["sac"]["final"]["eval_success"]
+    half = T_975_2 * np.std(finals["sac"], ddof=1) / math.sqrt(3)
+    assert (sac["lo"], sac["hi"]) == pytest.approx((np.mean(finals["sac"]) - half, 1.0))
+    nppac = door["algos"]["nppac"]["final"]["eval_success"]
+    assert nppac["lo"] == 0.0 and nppac["hi"] < 1.0
+    # The difference, 0.867 ± 2.776·0.0943 = [0.605, 1.128], cut to [0.605, 1].
+    diff = door["differences"]["sac"]["final"]
+    assert diff["hi"] == 1.0 and 0.6 < diff["lo"] < 0.61
+    returns = door["algos"]["sac"]["final"]["eval_return"]  # returns are not bounded
+    assert returns["lo"] == returns["hi"] == -100.0
+
+
+def test_a_diverged_runs_final_is_the_same_in_the_report_and_the_tables(tmp_path):
+    """One definition: the mean of the last K rows of the run's schedule, its last evaluation held after it
+    stopped; the report, competence_table and pathology_table give the same number for the same run."""
+    from tests.builders import benchmark_module
+
+    competence, pathology = benchmark_module("competence_table"), benchmark_module("pathology_table")
+    suite = parse_suite({"name": "div", "tasks": ["hopper"], "algos": ["sac"], "seeds": 2,
+                         "settings": {"steps": 600, "steps_per_epoch": 100}, "report": {"last_k": 3}})
+    out = tmp_path / "out"
+    suite.write_manifest(out)
+    diverged, finished = (spec.directory(out) for spec in suite.runs)
+    # Diverged after epoch 2 of 6: rows at epochs 0, 1, 2; epochs 3-6 hold its last evaluation, 2.
+    _write_run(diverged, [(50.0,), (8.0,), (2.0,)], {"status": "diverged", "error": "critic loss became NaN"},
+               suite.runs[0].config.to_dict())
+    _write_run(finished, [(50.0,), (1.0,), (2.0,), (3.0,), (4.0,), (5.0,), (6.0,)], {"status": "finished"},
+               suite.runs[1].config.to_dict())
+    runs = {r["seed"]: r for r in write_report(out, figures=False)[0].to_json()["runs"]}
+    assert runs[0]["eval_return"]["final"] == 2.0  # not (50 + 8 + 2)/3 = 20, nor (8 + 2)/2
+    assert runs[1]["eval_return"]["final"] == 5.0
+    for seed, directory in enumerate((diverged, finished)):
+        assert competence.summarize(directory, math.nan)["final"] == runs[seed]["eval_return"]["final"]
+        assert pathology.summarize(directory)["final"] == runs[seed]["eval_return"]["final"]
+    # Diverged within its first epoch (a step-0 row only): its final is what its checkpoint, the initial
+    # policy, scores.
+    diverged_early = tmp_path / "early" / "hopper" / "sac" / "seed-0"
+    _write_run(diverged_early, [(50.0,)], {"status": "diverged"}, suite.runs[0].config.to_dict())
+    assert competence.summarize(diverged_early, math.nan)["final"] == 50.0
+
+
+def test_a_run_that_evaluates_every_few_epochs_is_checked_and_averaged_by_its_env_steps(tmp_path):
+    suite = parse_suite({"name": "sparse", "tasks": ["hopper"], "algos": ["sac"], "seeds": 4,
+                         "settings": {"steps": 1000, "steps_per_epoch": 100, "eval_every": 4},
+                         "report": {"last_k": 2}})
+    out = tmp_path / "out"
+    suite.write_manifest(out)
+    config = suite.runs[0].config.to_dict()
+    # 10 epochs evaluated every 4th and at the last: rows at epochs 0, 4, 8, 10.
+    specs = {spec.seed: spec for spec in suite.runs}
+    _write_run(specs[0].directory(out), [(0.0,), (4.0,), (8.0,), (10.0,)], {"status": "finished"}, config,
+               epochs=[0, 4, 8, 10])
+    # Extended from 6 epochs: its former last row (epoch 6) stays, off the new cadence.
+    _write_run(specs[1].directory(out), [(0.0,), (4.0,), (6.0,), (8.0,), (10.0,)], {"status": "finished"}, config,
+               epochs=[0, 4, 6, 8, 10])
+    _write_run(specs[2].directory(out), [(0.0,), (4.0,), (10.0,)], {"status": "finished"}, config,
+               epochs=[0, 4, 10])  # epoch 8's row lost
+    _write_run(specs[3].directory(out), [(0.0,), (4.0,)], {"status": "diverged"}, config, epochs=[0, 4])
+    numbers = write_report(out, figures=False)[0].to_json()
+    runs = {r["seed"]: r for r in numbers["runs"]}
+    assert [runs[s]["status"] for s in range(4)] == ["finished", "finished", "damaged", "diverged"]
+    assert "lacks the rows at env_steps 800: a run of 10 epochs × 100 steps writes one row at env_steps 0 and " \
+           "one every 4 epochs and at the last" in runs[2]["error"]
+    # Finals: the last 2 rows (8 and 10: 9), and the diverged run's 4 held at epochs 8 and 10.
+    assert [runs[s]["eval_return"]["final"] for s in (0, 1, 3)] == [9.0, 9.0, 4.0]
+    # AUC by env steps: seed 0's trapezoids (0→4: 8, 4→8: 24, 8→10: 18) over 1,000 steps.
+    assert runs[0]["eval_return"]["auc"] == pytest.approx((400 * 2 + 400 * 6 + 200 * 9) / 1000)
+    assert runs[3]["eval_return"]["auc"] == pytest.approx((400 * 2 + 600 * 4) / 1000)

@@ -383,6 +383,10 @@ REFUSALS = [
             lambda ctx: (other_suite(ctx.folder / "out"), ["suite", "report", str(ctx.folder / "out"),
                                                            "--baseline", "awac"])[1],
             ("--baseline awac is not an algorithm of suite theirs",), ("out/report.md",)),
+    Refusal("report with an adjustment of p-values that does not exist",
+            lambda ctx: (other_suite(ctx.folder / "out"), ["suite", "report", str(ctx.folder / "out"),
+                                                           "--adjust", "bonferroni"])[1],
+            ("--adjust must be one of holm, bh, none, got 'bonferroni'",), ("out/report.md",)),
     # Usage errors caught by the parser
     Refusal("not an integer", lambda ctx: ["train", "--steps", "abc", "--out", str(ctx.folder / "run")],
             ("Invalid value for '--steps'", "nppac train --help"), ("run",)),

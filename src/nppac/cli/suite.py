@@ -166,12 +166,16 @@ def report(
                                                                  "metric reaches LEVEL (repeatable)."),
     baseline: str | None = typer.Option(None, "--baseline", help="Algorithm the others are compared with "
                                                                   "(Welch 95 % interval; default: the suite's first)."),
+    adjust: str | None = typer.Option(None, "--adjust", help="How the p-values of the report's comparisons are "
+                                                             "adjusted across them: holm, bh (Benjamini–Hochberg) "
+                                                             "or none (default: the suite's report.adjust, holm)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report's numbers as one JSON document."),
 ) -> None:
     """Final performance and sample efficiency per task and algorithm (mean, 95 % t-interval), with curves."""
     from nppac.experiments import write_report
 
-    summary, written = write_report(out, report_path, last_k, _thresholds(thresholds), baseline=baseline)
+    summary, written = write_report(out, report_path, last_k, _thresholds(thresholds), baseline=baseline,
+                                    adjust=adjust)
     if json_out:
         emit_json(summary.to_json())
         return

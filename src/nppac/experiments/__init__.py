@@ -6,6 +6,9 @@
 * :mod:`nppac.experiments.export` — a suite's small files copied out (for sharing or committing).
 * :mod:`nppac.experiments.report` — final performance and sample efficiency per task
   and algorithm with 95 % intervals over seeds, plus learning-curve figures.
+* :mod:`nppac.experiments.stats` — Welch's test, p-values adjusted across a family of
+  comparisons (Holm, Benjamini–Hochberg), intervals held to a quantity's bounds.
+* :mod:`nppac.experiments.replicates` — which runs of several suites are one cell.
 """
 
 from nppac.experiments.export import export_suite

@@ -13,11 +13,14 @@ mean of its last K evaluations):
 rliable needs the same number of runs of an algorithm on every task: an algorithm missing a
 task is left out of the aggregates (and named), and each keeps its first n seeds per task,
 n the fewest it has. Intervals are stratified-bootstrap 95 % intervals (runs resampled within
-each task).
+each task), and so are the performance profiles' bands; every resample is drawn from one seeded
+generator (:data:`BOOTSTRAP_SEED`), so a report written twice has the same intervals and figure.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -133,19 +136,29 @@ def aggregate(by_algo: dict[str, dict[str, list[float]]], ends: dict[str, dict[s
         score_dict[algo] = np.array([per_task[t][:n] for t in tasks]).T  # (runs, tasks)
     if not score_dict:
         return None
-    # rliable's stratified bootstrap draws its resamples from NumPy's global generator (its random_state
-    # only reaches arch's unused one): seed that generator for the report's intervals, then restore it.
-    outside = np.random.get_state()
-    np.random.seed(BOOTSTRAP_SEED)
-    try:
+    with _seeded_bootstrap():
         iqm, mean, improvement = _intervals(score_dict, reference)
-    finally:
-        np.random.set_state(outside)
     result = Aggregate(tasks, list(score_dict), {a: int(v.shape[0]) for a, v in score_dict.items()}, ends, iqm,
                        mean, improvement, excluded)
     if figures is not None:
-        result.profile = _profile(score_dict, figures / "performance_profile.png")
+        with _seeded_bootstrap():
+            result.profile = _profile(score_dict, figures / "performance_profile.png")
     return result
+
+
+@contextmanager
+def _seeded_bootstrap() -> Iterator[None]:
+    """NumPy's global generator seeded with :data:`BOOTSTRAP_SEED` inside, restored after.
+
+    rliable's stratified bootstrap draws its resamples from NumPy's global generator (its random_state
+    only reaches arch's unused one), for the intervals and the performance profiles' bands alike.
+    """
+    outside = np.random.get_state()
+    np.random.seed(BOOTSTRAP_SEED)
+    try:
+        yield
+    finally:
+        np.random.set_state(outside)
 
 
 Interval = tuple[float, float, float]

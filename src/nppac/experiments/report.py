@@ -12,30 +12,42 @@ steps s_1 < … < s_N (``progress.csv``):
   initialization toward the prior or an offline phase; DESIGN.md §5, claim 2);
 * optionally the steps to a threshold: the first s_j with y_j ≥ level.
 
+A run evaluates at step 0, every ``eval_every``-th epoch and its last epoch
+(:func:`evaluation_steps`); the y_j above are those rows, aligned across seeds by their
+environment steps.
+
 Across the n finished seeds of an algorithm, each is summarized by its mean and the
 Student-t 95 % interval of :func:`nppac.diagnostics.curves.t_interval`
-(mean ± t_{0.975, n−1} · s/√n, s with ddof = 1; a single seed has no width). Steps to
+(mean ± t_{0.975, n−1} · s/√n, s with ddof = 1; a single seed has no width); a success
+rate's interval is cut to [0, 1] (:data:`nppac.experiments.stats.BOUNDS`). Steps to
 a threshold are averaged over the seeds that reached it, and the count is reported.
+The seeds of a row share one prior fit (a suite fits each prior once), so the intervals
+leave out the variance between prior fits.
 
 Each algorithm is also compared with a baseline algorithm (the suite's first, unless
 told otherwise) on the primary metric: the difference of means, Δ = mean(algo) −
 mean(baseline), with Welch's 95 % interval (unequal variances, Welch–Satterthwaite
-degrees of freedom). A difference is marked as supported by the seeds when that
-interval excludes 0; with 3 seeds per side few differences are, and an unmarked one
-is not evidence of equality.
+degrees of freedom) and its two-sided p-value. The report's comparisons (every task,
+algorithm and summary) are one family: their p-values are adjusted across it (Holm by
+default; :func:`nppac.experiments.stats.adjust_p_values`), and a difference is marked as
+supported by the seeds when its adjusted p-value is below 0.05. With 3 seeds per side
+few differences are, and an unmarked one is not evidence of equality.
 
 Finished and diverged runs enter the tables and the learning-curve figures; failed,
 unfinished and pending runs are listed with their progress and error. A diverged run
 (its losses became non-finite and training stopped at its last good checkpoint) is an
 outcome of the algorithm on that seed, so leaving it out would flatter the algorithm:
-it enters with its last evaluation held at every remaining epoch of its schedule, which
-is what its checkpoint scores, and its training metrics (KL, Q, gradient norms) end
+it enters with its last evaluation held at every remaining evaluated row of its schedule,
+which is what its checkpoint scores, and its training metrics (KL, Q, gradient norms) end
 where it stopped. Every row thus covers the same schedule, and each row says how many
-of its seeds diverged.
+of its seeds diverged. Its final performance is :func:`run_final`'s, the one definition
+the benchmark tables use too: the mean of the last K rows of its schedule, so that a
+run that diverged within its last K rows is not credited with evaluations from earlier
+in its training (its step-0 evaluation, when it diverged in its first epochs).
 
 The curve is checked before it is averaged (:func:`check_curve`): a finished run whose
-``progress.csv`` does not hold one whole, finite row per step of its schedule is
-*damaged*, one trained to another schedule than the suite now asks for is *outdated*;
+``progress.csv`` does not hold one whole, finite row per evaluated step of its schedule
+is *damaged*, one trained to another schedule than the suite now asks for is *outdated*;
 both are listed with the reason instead of entering a row.
 """
 
@@ -46,6 +58,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,18 +68,36 @@ import numpy as np
 from nppac.diagnostics.curves import Run, compare_runs, load_run, plot_comparison, t_interval
 from nppac.errors import NppacError
 from nppac.experiments.runners import completed_epochs, read_status, run_state
+from nppac.experiments.stats import (
+    ADJUSTMENTS,
+    ALPHA,
+    BOUNDS,
+    P_LABELS,
+    Welch,
+    adjust_p_values,
+    clip_interval,
+    comparison_text,
+    family_text,
+    welch_test,
+)
 from nppac.experiments.suite import MANIFEST_NAME, ReportSettings, RunSpec, Suite, read_manifest
 
 INTERVAL = ("mean and 95% Student-t interval across seeds: mean ± t(0.975, n−1)·s/√n, s with ddof=1 "
-            "(nppac.diagnostics.curves.t_interval); lo = hi = mean for a single seed")
-FINAL = "final: mean of a run's last K evaluations (all of them when it has fewer)"
+            "(nppac.diagnostics.curves.t_interval); lo = hi = mean for a single seed; a success rate's interval "
+            "is cut to [0, 1] (a difference's to [−1, 1]), which drops only impossible values")
+PRIOR_FIT = ("prior fit: the seeds of a row share one prior fit (fitted once per suite), so the intervals leave out "
+             "the variance between prior fits")
+FINAL = ("final: mean of the last K evaluated rows of a run's schedule (all of them when it has fewer); a diverged "
+         "run's rows after it stopped hold its last evaluation")
 AUC = ("auc: normalized area under the learning curve, 1/(s_N − s_1) Σ_j (s_j − s_{j−1})(y_j + y_{j−1})/2 "
        "over the run's evaluations (trapezoidal rule)")
 INITIAL = "initial: the evaluation at env_steps = 0 (after initialization or an offline phase)"
-DIFFERENCE = ("difference: mean(algo) − mean(baseline) with Welch's 95% interval (unequal variances); "
-              "supported = the interval excludes 0 (needs ≥ 2 seeds on each side)")
-DIVERGED = ("diverged: a run stopped by a non-finite loss enters with its last evaluation held to the end of "
-            "its schedule; its other metrics end where it stopped")
+DIFFERENCE = ("difference: mean(algo) − mean(baseline) with Welch's 95% interval (unequal variances) and two-sided "
+              "p-value (needs ≥ 2 seeds on each side); p_adjusted: adjusted across the report's comparisons "
+              "(see comparisons); supported = p_adjusted < 0.05")
+DIVERGED = ("diverged: a run stopped by a non-finite loss enters with its last evaluation held at each evaluated "
+            "row of its schedule after it stopped; its other metrics end where it stopped")
+FAMILY = "every task's algorithms against its baseline, on the final and AUC values of the primary metric"
 THRESHOLD = "steps_to_threshold: first env_steps with an evaluation ≥ the level, averaged over the seeds reaching it"
 
 METRIC_LABELS = {"eval_return": "return", "eval_success": "success rate"}
@@ -75,6 +106,41 @@ METRIC_LABELS = {"eval_return": "return", "eval_success": "success rate"}
 def final_performance(values: np.ndarray, last_k: int) -> float:
     """F = mean of the last ``last_k`` evaluations."""
     return float(np.mean(values[-last_k:]))
+
+
+def evaluation_steps(total_steps: int, steps_per_epoch: int, eval_every: int = 1) -> np.ndarray:
+    """The env steps of a run's evaluated rows: step 0, every ``eval_every``-th epoch and the last epoch."""
+    epochs = total_steps // steps_per_epoch
+    evaluated = [e for e in range(1, epochs + 1) if e % eval_every == 0 or e == epochs]
+    return np.array([0, *evaluated], dtype=float) * steps_per_epoch
+
+
+def config_schedule(config: Mapping[str, Any]) -> np.ndarray:
+    """:func:`evaluation_steps` of a run's ``config.json`` (settings it lacks as the run had them: runs from
+    before ``eval_every`` evaluated every epoch)."""
+    from nppac.training.config import with_legacy_values
+
+    filled = with_legacy_values(dict(config))
+    return evaluation_steps(int(filled["steps"]), int(filled["steps_per_epoch"]), int(filled["eval_every"]))
+
+
+def held_values(steps: np.ndarray, values: np.ndarray | Sequence[float], schedule: np.ndarray) -> np.ndarray:
+    """A run's logged evaluations followed by its last one at each row of ``schedule`` after its last logged
+    step: what a diverged run's last good checkpoint scores for the rest of its schedule."""
+    added = int(np.sum(schedule > steps[-1])) if len(steps) else 0
+    logged = np.asarray(values, dtype=float)
+    return np.concatenate([logged, np.full(added, logged[-1])])
+
+
+def run_final(steps: np.ndarray, values: np.ndarray | Sequence[float], schedule: np.ndarray, last_k: int) -> float:
+    """A run's final performance, as the report and every table define it: the mean of the last ``last_k``
+    evaluated rows of its ``schedule`` (:func:`evaluation_steps`), from the evaluations it logged at ``steps``.
+
+    A run that stopped early (diverged) holds its last evaluation at the rows it did not reach: its last good
+    checkpoint is the policy it leaves. Averaging its last K *logged* evaluations instead would credit a run
+    that diverged within K rows with its earlier evaluations, down to its step-0 one.
+    """
+    return final_performance(held_values(np.asarray(steps, dtype=float), values, schedule), last_k)
 
 
 def normalized_auc(steps: np.ndarray, values: np.ndarray) -> float:
@@ -90,28 +156,17 @@ def initial_performance(steps: np.ndarray, values: np.ndarray) -> float | None:
     return float(values[0]) if len(steps) and steps[0] == 0 else None
 
 
-def welch_difference(a: list[float], b: list[float], level: float = 0.95) -> tuple[float, float, float]:
-    """(mean(a) − mean(b), lo, hi): Welch's interval of the difference of means; lo = hi = NaN below 2 seeds a side."""
-    from scipy import stats
-
-    diff = float(np.mean(a) - np.mean(b))
-    if len(a) < 2 or len(b) < 2:
-        return diff, math.nan, math.nan
-    if np.var(a) == 0 and np.var(b) == 0:
-        return diff, diff, diff
-    interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(level)
-    return diff, float(interval.low), float(interval.high)
-
-
-def held_to_schedule(run: Run, total_steps: int, steps_per_epoch: int) -> Run:
-    """A stopped run's curve completed to ``total_steps``: one row per remaining epoch, its last evaluation held.
+def held_to_schedule(run: Run, total_steps: int, steps_per_epoch: int, eval_every: int = 1) -> Run:
+    """A stopped run's curve completed to ``total_steps``: one row per remaining evaluated epoch
+    (:func:`evaluation_steps`), its last evaluation held.
 
     Only the evaluation columns are held; every other column is NaN in the added rows. The result's
     ``stopped_at`` is the step of the last logged row, also when nothing is left to add (a run that stopped
     in its last epoch), so that figures can say the run diverged.
     """
     last = float(run.env_steps[-1])
-    added = np.arange(last + steps_per_epoch, total_steps + 0.5, steps_per_epoch, dtype=float)
+    schedule = evaluation_steps(total_steps, steps_per_epoch, eval_every)
+    added = schedule[schedule > last]
     if added.size == 0:
         return run if run.stopped_at is not None else dataclasses.replace(run, stopped_at=last)
     columns = {}
@@ -130,8 +185,11 @@ def check_curve(run: Run, spec: RunSpec, diverged: bool) -> None:
     """Raise a one-line :class:`NppacError` unless a finished or diverged run's rows are whole and on schedule.
 
     A run's ``config.json`` records its schedule, ``steps // steps_per_epoch`` epochs: one row at
-    env_steps = 0 and one per epoch. A finished run must have exactly these rows, a diverged one the
-    first of them; every evaluation must be finite. Otherwise the run is *damaged* (its
+    env_steps = 0 and one per ``eval_every`` epochs and at the last (:func:`evaluation_steps`). A finished
+    run must have these rows, a diverged one the first of them; every evaluation must be finite. Rows are
+    checked by their env steps: each must end an epoch, and no more than ``eval_every`` epochs may lie
+    between two of them (a run extended to more steps keeps the row of its former last epoch, off the
+    new cadence). Otherwise the run is *damaged* (its
     ``progress.csv`` was cut, edited or partly lost) and is not averaged in. A run trained to another
     schedule than the suite's ``spec`` (its ``steps`` changed since) raises :class:`ScheduleError`:
     averaging it in would mix schedules in one row.
@@ -139,18 +197,24 @@ def check_curve(run: Run, spec: RunSpec, diverged: bool) -> None:
     progress = run.directory / "progress.csv"
     try:
         per, epochs = int(run.config["steps_per_epoch"]), int(run.config["steps"]) // int(run.config["steps_per_epoch"])
+        every = int(run.config.get("eval_every") or 1)
+        schedule = evaluation_steps(epochs * per, per, every)
     except (KeyError, TypeError, ValueError, ZeroDivisionError):
-        raise NppacError(f"{run.directory / 'config.json'} has no positive integer steps and steps_per_epoch; "
-                         "the run's schedule is unknown") from None
-    schedule = np.arange(epochs + 1, dtype=float) * per
+        raise NppacError(f"{run.directory / 'config.json'} has no positive integer steps, steps_per_epoch and "
+                         "eval_every; the run's schedule is unknown") from None
     steps = run.env_steps
-    expected = schedule[:len(steps)] if diverged else schedule
-    if not np.array_equal(steps, expected):
-        off = [s for s in steps if s not in set(schedule)]
+    epoch_ends = set(np.arange(epochs + 1, dtype=float) * per)
+    off = [s for s in steps if s not in epoch_ends]
+    missing = [s for s in schedule if s < steps[0] or (not diverged and s > steps[-1])]
+    for before, after in zip(steps, steps[1:]):
+        if after - before > every * per:
+            missing += [s for s in schedule if before < s < after]
+    if off or missing:
         what = (f"has rows off its schedule (env_steps {_steps_list(off)})" if off else
-                f"lacks the rows at env_steps {_steps_list([s for s in expected if s not in set(steps)])}")
+                f"lacks the rows at env_steps {_steps_list(sorted(missing))}")
+        cadence = "one per epoch" if every == 1 else f"one every {every} epochs and at the last"
         raise NppacError(f"{progress} {what}: a run of {epochs} epochs × {per:,} steps writes one row at "
-                         "env_steps 0 and one per epoch; the file was cut or edited, train the run again")
+                         f"env_steps 0 and {cadence}; the file was cut or edited, train the run again")
     for column in METRIC_LABELS:
         if column in run.columns and not np.isfinite(run.columns[column]).all():
             bad = steps[~np.isfinite(run.columns[column])]
@@ -196,9 +260,11 @@ class Estimate:
         return len(self.values)
 
     @classmethod
-    def of(cls, values: list[float]) -> Estimate:
+    def of(cls, values: list[float], bounds: tuple[float, float] | None = None) -> Estimate:
+        """The mean and t-interval of ``values``; with ``bounds``, the interval is cut to them
+        (:func:`nppac.experiments.stats.clip_interval`)."""
         mean, lo, hi, _ = t_interval(np.asarray(values, dtype=float).reshape(-1, 1))
-        return cls(list(values), float(mean[0]), float(lo[0]), float(hi[0]))
+        return cls(list(values), float(mean[0]), *clip_interval(float(lo[0]), float(hi[0]), bounds))
 
     def to_json(self) -> dict[str, Any]:
         return {"mean": _finite(self.mean), "lo": _finite(self.lo), "hi": _finite(self.hi), "n": self.n,
@@ -220,26 +286,26 @@ class Difference:
     baseline: str
     summary: str
     """final or auc."""
-    diff: float
-    lo: float
-    hi: float
+    test: Welch
+    """The difference, its Welch 95 % interval and p-value (:func:`nppac.experiments.stats.welch_test`)."""
+    p_adjusted: float = math.nan
+    """The p-value adjusted across the report's comparisons (:func:`nppac.experiments.stats.adjust_p_values`)."""
+    method: str = "holm"
+    """How ``p_adjusted`` was adjusted: holm, bh or none."""
 
     @property
     def supported(self) -> bool | None:
-        """Whether the seeds support a difference (the interval excludes 0); None without an interval."""
-        if not (math.isfinite(self.lo) and math.isfinite(self.hi)):
+        """Whether the seeds support a difference (its adjusted p-value is below 0.05); None without a test."""
+        if not math.isfinite(self.p_adjusted):
             return None
-        return self.lo > 0 or self.hi < 0
+        return self.p_adjusted < ALPHA
 
     def to_json(self) -> dict[str, Any]:
-        return {"diff": _finite(self.diff), "lo": _finite(self.lo), "hi": _finite(self.hi),
-                "supported": self.supported}
+        return {"diff": _finite(self.test.diff), "lo": _finite(self.test.lo), "hi": _finite(self.test.hi),
+                "p": _finite(self.test.p), "p_adjusted": _finite(self.p_adjusted), "supported": self.supported}
 
     def text(self) -> str:
-        if self.supported is None:
-            return f"{self.diff:+.4g} (no interval: < 2 seeds)"
-        mark = " **✓**" if self.supported else ""
-        return f"{self.diff:+.4g} [{self.lo:+.4g}, {self.hi:+.4g}]{mark}"
+        return comparison_text(self.test, self.p_adjusted, self.method)
 
 
 @dataclass(frozen=True)
@@ -269,9 +335,22 @@ class RunEntry:
                 if self.run.has(column):
                     steps, values = _curve(self.run, column)
                     entry[column] = {"initial": initial_performance(steps, values),
-                                     "final": final_performance(values, settings.last_k),
+                                     "final": self.final(column, settings.last_k),
                                      "auc": normalized_auc(steps, values), "last": float(values[-1])}
         return entry
+
+    def final(self, column: str, last_k: int) -> float:
+        """The run's final performance on ``column`` (:func:`run_final`, on the schedule its suite asks for)."""
+        run = self.run
+        if run is None:
+            raise ValueError(f"{self.spec.key} is {self.state}: only a finished or diverged run has a final value")
+        steps, values = _curve(run, column)
+        if run.stopped_at is not None:
+            logged = steps <= run.stopped_at
+            steps, values = steps[logged], values[logged]
+        config = self.spec.config
+        return run_final(steps, values, evaluation_steps(config.steps, config.steps_per_epoch, config.eval_every),
+                         last_k)
 
 
 @dataclass(frozen=True)
@@ -346,6 +425,15 @@ class SuiteReport:
         """Runs that are not in the tables: failed, unfinished, pending, damaged or outdated."""
         return [e for e in self.entries if e.run is None]
 
+    @property
+    def family_size(self) -> int:
+        """How many comparisons (with a test: ≥ 2 seeds a side) the report's p-values are adjusted across."""
+        return sum(math.isfinite(d.test.p) for t in self.tasks for d in t.differences)
+
+    def comparisons_text(self) -> str:
+        """The family of comparisons and the adjustment of their p-values, in one sentence."""
+        return family_text(self.family_size, self.settings.adjust, f"this report ({FAMILY})")
+
     def to_json(self) -> dict[str, Any]:
         counts: dict[str, int] = {}
         for entry in self.entries:
@@ -353,7 +441,10 @@ class SuiteReport:
         return {
             "suite": self.name, "out": str(self.out), "created": self.created, "last_k": self.settings.last_k,
             "definitions": {"interval": INTERVAL, "initial": INITIAL, "final": FINAL, "auc": AUC,
-                            "difference": DIFFERENCE, "threshold": THRESHOLD, "diverged": DIVERGED},
+                            "difference": DIFFERENCE, "comparisons": self.comparisons_text(),
+                            "threshold": THRESHOLD, "diverged": DIVERGED, "prior_fit": PRIOR_FIT},
+            "comparisons": {"family": FAMILY, "size": self.family_size, "adjust": self.settings.adjust,
+                            "p_label": P_LABELS[self.settings.adjust], "alpha": ALPHA},
             "counts": counts,
             "tasks": {t.task: t.to_json() for t in self.tasks},
             "runs": [e.to_json(self.settings) for e in self.entries],
@@ -369,13 +460,17 @@ class SuiteReport:
                  f"- **step 0**: the evaluation before any environment step; **final**: mean of a run's last {k} "
                  "evaluations; **AUC**: area under its learning curve divided by the steps it covers "
                  "(trapezoidal rule), i.e. the curve's average height.",
-                 "- Cells: mean [95 % Student-t interval] over the finished and diverged seeds (n).",
+                 "- Cells: mean [95 % Student-t interval] over the finished and diverged seeds (n); a success "
+                 "rate's interval is cut to [0, 1] (a difference's to [−1, 1]), which drops only impossible values.",
+                 "- The seeds of a row share one prior fit (a suite fits each prior once), so the intervals leave "
+                 "out the variance between prior fits.",
                  "- A **diverged** run (its losses became non-finite; training stopped at its last good checkpoint) "
-                 "counts with its last evaluation held to the end of its schedule; its other metrics end where "
+                 "counts with its last evaluation held at each evaluated row of its schedule after it stopped (its "
+                 f"final is the mean of its schedule's last {k} rows, like every run's); its other metrics end where "
                  "it stopped.",
-                 "- Differences: mean(algo) − mean(baseline) [Welch 95 % interval]; **✓** marks an interval "
-                 "that excludes 0, a difference these seeds support. An unmarked difference is not evidence "
-                 "of equality.", ""]
+                 "- Differences: mean(algo) − mean(baseline) [Welch 95 % interval of that comparison alone], then "
+                 "its p-value. " + self.comparisons_text() + " An unmarked difference is not evidence of equality.",
+                 ""]
         for task in self.tasks:
             lines += [f"## {task.task}", ""]
             if task.figure is not None:
@@ -466,7 +561,8 @@ def collect_runs(out: str | Path) -> tuple[Suite, list[RunEntry]]:
                 state, error, run = "outdated" if isinstance(err, ScheduleError) else "damaged", str(err), None
             else:
                 if state == "diverged":
-                    run = held_to_schedule(run, spec.config.steps, spec.config.steps_per_epoch)
+                    run = held_to_schedule(run, spec.config.steps, spec.config.steps_per_epoch,
+                                           spec.config.eval_every)
         entries.append(RunEntry(spec, directory, state, completed_epochs(directory), error, run))
     return suite, entries
 
@@ -474,7 +570,7 @@ def collect_runs(out: str | Path) -> tuple[Suite, list[RunEntry]]:
 def summarize(suite: Suite, entries: list[RunEntry], settings: ReportSettings, out: Path,
               baseline: str | None = None) -> SuiteReport:
     """The numbers of the report (no files written); differences are taken against ``baseline``
-    (default: the suite's first algorithm)."""
+    (default: the suite's first algorithm), their p-values adjusted across all of them by ``settings.adjust``."""
     if baseline is None:
         baseline = suite.algos[0] if suite.algos else None
     elif baseline not in suite.algos:
@@ -489,6 +585,7 @@ def summarize(suite: Suite, entries: list[RunEntry], settings: ReportSettings, o
         level = settings.thresholds.get(task)
         algos = []
         for algo in suite.algos:
+            tabled_runs = [e for e in entries if e.spec.task == task and e.spec.algo == algo and e.run is not None]
             mine = [(spec.seed, run) for spec, run in tabled if spec.algo == algo]
             diverged = [e.spec.seed for e in entries
                         if e.spec.task == task and e.spec.algo == algo and e.state == "diverged" and e.run is not None]
@@ -498,9 +595,10 @@ def summarize(suite: Suite, entries: list[RunEntry], settings: ReportSettings, o
             for column in metrics:
                 curves = [_curve(run, column) for _, run in mine]
                 starts = [initial_performance(s, v) for s, v in curves]
-                initial[column] = Estimate.of([v for v in starts if v is not None])
-                final[column] = Estimate.of([final_performance(v, settings.last_k) for _, v in curves])
-                auc[column] = Estimate.of([normalized_auc(s, v) for s, v in curves])
+                bounds = BOUNDS.get(column)
+                initial[column] = Estimate.of([v for v in starts if v is not None], bounds)
+                final[column] = Estimate.of([e.final(column, settings.last_k) for e in tabled_runs], bounds)
+                auc[column] = Estimate.of([normalized_auc(s, v) for s, v in curves], bounds)
             threshold = None
             if level is not None:
                 hits = [steps_to_threshold(*_curve(run, primary), level) for _, run in mine]
@@ -517,10 +615,19 @@ def summarize(suite: Suite, entries: list[RunEntry], settings: ReportSettings, o
                 for name in ("final", "auc"):
                     ours = getattr(other, name)[primary].values
                     theirs = getattr(reference, name)[primary].values
-                    differences.append(Difference(other.algo, reference.algo, name, *welch_difference(ours, theirs)))
+                    test = welch_test(ours, theirs, bounds=BOUNDS.get(primary))
+                    differences.append(Difference(other.algo, reference.algo, name, test, method=settings.adjust))
         tasks.append(TaskReport(task, primary, metrics, algos, level,
                                 baseline=baseline if reference is not None else None, differences=differences))
-    return SuiteReport(suite.name, out, settings, tasks, entries)
+    return SuiteReport(suite.name, out, settings, _adjusted(tasks, settings.adjust), entries)
+
+
+def _adjusted(tasks: list[TaskReport], method: str) -> list[TaskReport]:
+    """The tasks with each difference's p-value adjusted across every difference of the report."""
+    every = [d for t in tasks for d in t.differences]
+    adjusted = iter(adjust_p_values([d.test.p for d in every], method))
+    return [dataclasses.replace(t, differences=[dataclasses.replace(d, p_adjusted=next(adjusted))
+                                                for d in t.differences]) for t in tasks]
 
 
 def common_scale_scores(report: SuiteReport, entries: list[RunEntry], ends: dict[str, dict[str, float]]
@@ -533,8 +640,7 @@ def common_scale_scores(report: SuiteReport, entries: list[RunEntry], ends: dict
             continue
         for entry in sorted((e for e in entries if e.spec.task == task.task and e.run is not None),
                             key=lambda e: e.spec.seed):
-            _, values = _curve(entry.run, task.primary)  # type: ignore[arg-type]
-            final = final_performance(values, report.settings.last_k)
+            final = entry.final(task.primary, report.settings.last_k)
             if task.primary != "eval_success":
                 lo, hi = ends[task.task]["random"], ends[task.task]["demos"]
                 final = (final - lo) / (hi - lo)
@@ -544,19 +650,22 @@ def common_scale_scores(report: SuiteReport, entries: list[RunEntry], ends: dict
 
 def write_report(out: str | Path, path: str | Path | None = None, last_k: int | None = None,
                  thresholds: dict[str, float] | None = None, figures: bool = True,
-                 baseline: str | None = None) -> tuple[SuiteReport, list[Path]]:
+                 baseline: str | None = None, adjust: str | None = None) -> tuple[SuiteReport, list[Path]]:
     """Write ``REPORT.md``, ``REPORT.json`` and one learning-curve PNG per task; returns the report and the files.
 
     ``path`` defaults to ``OUT/report.md``; figures go to ``<report dir>/figures/<task>.png``.
-    ``last_k`` and ``thresholds`` override the suite file's ``[report]`` settings; ``baseline`` is the
-    algorithm the others are compared with (default: the suite's first).
+    ``last_k``, ``thresholds`` and ``adjust`` (holm, bh or none) override the suite file's ``[report]``
+    settings; ``baseline`` is the algorithm the others are compared with (default: the suite's first).
     """
     out = Path(out)
     suite, entries = collect_runs(out)
     settings = ReportSettings(last_k if last_k is not None else suite.report.last_k,
-                              {**suite.report.thresholds, **(thresholds or {})})
+                              {**suite.report.thresholds, **(thresholds or {})},
+                              adjust if adjust is not None else suite.report.adjust)
     if settings.last_k < 1:
         raise NppacError(f"--last-k must be at least 1, got {settings.last_k}")
+    if settings.adjust not in ADJUSTMENTS:
+        raise NppacError(f"--adjust must be one of {', '.join(ADJUSTMENTS)}, got {settings.adjust!r}")
     report = summarize(suite, entries, settings, out, baseline)
     path = Path(path) if path is not None else out / "report.md"
     if path.suffix != ".md":

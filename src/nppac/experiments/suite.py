@@ -24,6 +24,7 @@ A suite file is TOML::
     [report]                               # how `nppac suite report` summarizes
     last_k = 3
     threshold = { halfcheetah = 3000.0, door-binary = 0.5 }
+    adjust = "holm"                        # p-values across the report's comparisons: holm, bh or none
 
 A run's configuration is ``settings``, then its task's table, then its algorithm's
 table, then (for a variant) the variant's table (a later table wins). Values use TOML's
@@ -47,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from nppac.errors import NppacError
+from nppac.experiments.stats import ADJUSTMENTS
 from nppac.tasks import list_tasks
 from nppac.training import TrainConfig
 from nppac.training.algorithms import ALGORITHMS
@@ -58,7 +60,7 @@ MANIFEST_NAME = "suite.json"
 _TOP_KEYS = ("name", "tasks", "algos", "seeds", "skip", "settings", "task", "algo", "variant", "report")
 _SET_BY_SUITE = {"task": "tasks", "algo": "algos", "seed": "seeds"}
 _PATH_FIELDS = PATH_FIELDS
-_REPORT_KEYS = ("last_k", "threshold")
+_REPORT_KEYS = ("last_k", "threshold", "adjust")
 
 
 @dataclass(frozen=True)
@@ -107,9 +109,12 @@ class ReportSettings:
     """Final performance of a run: the mean of its last K evaluations."""
     thresholds: dict[str, float] = field(default_factory=dict)
     """Task → level of the primary metric whose first crossing is reported (steps to threshold)."""
+    adjust: str = "holm"
+    """How the p-values of the report's comparisons are adjusted across them: holm (family-wise error rate),
+    bh (Benjamini–Hochberg, false discovery rate) or none (:mod:`nppac.experiments.stats`)."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"last_k": self.last_k, "threshold": dict(self.thresholds)}
+        return {"last_k": self.last_k, "threshold": dict(self.thresholds), "adjust": self.adjust}
 
 
 @dataclass(frozen=True)
@@ -251,7 +256,8 @@ def read_manifest(out: str | Path) -> Suite:
         runs = tuple(RunSpec(TrainConfig.from_dict(r["config"]), tuple(r["overrides"]), r.get("variant"))
                      for r in data["runs"])
         report = data.get("report", {})
-        settings = ReportSettings(int(report.get("last_k", 3)), dict(report.get("threshold", {})))
+        settings = ReportSettings(int(report.get("last_k", 3)), dict(report.get("threshold", {})),
+                                  str(report.get("adjust", "holm")))
         return Suite(data["name"], runs, settings, data.get("source"), tuple(data.get("algos", ())))
     except OSError as err:
         raise NppacError(f"cannot read {path}: {err.strerror or err}; "
@@ -414,4 +420,8 @@ def _report(data: dict[str, Any], where: str, task_names: list[str]) -> ReportSe
                              f"({', '.join(task_names)})")
         if not isinstance(level, (int, float)) or isinstance(level, bool) or not math.isfinite(level):
             raise NppacError(f"{where}: report.threshold.{task} must be a finite number, got {level!r}")
-    return ReportSettings(last_k, {t: float(v) for t, v in thresholds.items()})
+    adjust = table.get("adjust", "holm")
+    if adjust not in ADJUSTMENTS:
+        raise NppacError(f"{where}: report.adjust must be one of {', '.join(ADJUSTMENTS)} (how the p-values of "
+                         f"the report's comparisons are adjusted), got {adjust!r}")
+    return ReportSettings(last_k, {t: float(v) for t, v in thresholds.items()}, adjust)

@@ -1,0 +1,59 @@
+"""Replications: runs of identical settings are one cell, whichever suite folder holds them.
+
+Two runs replicate one cell when their resolved configurations (a run's ``config.json``, with the
+settings added since an older run was written filled in as it ran:
+:func:`nppac.training.config.with_legacy_values`) are equal apart from
+
+* ``seed``, what tells replications apart;
+* where and on what the run ran: ``device``, ``num_threads``, and ``prior``, the path of the prior
+  it read (its suite's shared fit, or its own copy of it). The fit itself is fixed by the
+  demonstrations, the algorithm's prior kind and the prior settings, which are compared;
+* the folders of its input files: ``demos``, ``prior_gpytorch`` and ``init_actor`` are compared
+  by file name.
+
+The code that ran is not compared: runs from before ``provenance.json`` do not record it. Two
+suites that ran one setting with different code (an evaluation that changed in between) are
+pooled all the same, so compare their step-0 columns before reading a pooled cell.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from nppac.training.config import PATH_FIELDS, with_legacy_values
+
+LOCATION_FIELDS: tuple[str, ...] = ("seed", "device", "num_threads", "prior")
+"""Fields that say where or on what a run ran, or which of its replications it is: not compared."""
+
+
+def setting_key(config: Mapping[str, Any]) -> str:
+    """The settings of a run (its ``config.json``) that replications share, as one canonical string."""
+    filled = with_legacy_values(dict(config))
+    kept = {k: v for k, v in filled.items() if k not in LOCATION_FIELDS}
+    for name in PATH_FIELDS:
+        if kept.get(name):
+            kept[name] = Path(str(kept[name])).name
+    return json.dumps(kept, sort_keys=True, default=str)
+
+
+def run_setting_key(run: Path) -> str:
+    """:func:`setting_key` of the run directory ``run``."""
+    return setting_key(json.loads((run / "config.json").read_text()))
+
+
+def cell_setting_key(runs: Iterable[Path]) -> str | None:
+    """The settings the runs of one suite column share (None when they differ or a config.json is missing)."""
+    try:
+        keys = {run_setting_key(run) for run in runs}
+    except (OSError, ValueError):
+        return None
+    return keys.pop() if len(keys) == 1 else None
+
+
+def differing_settings(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """The compared settings in which two runs' configs differ: name → (a's value, b's value)."""
+    left, right = json.loads(setting_key(a)), json.loads(setting_key(b))
+    return {k: (left.get(k), right.get(k)) for k in sorted(set(left) | set(right)) if left.get(k) != right.get(k)}
