@@ -184,6 +184,11 @@ def folder_of_notes(ctx: Context) -> None:
     (ctx.folder / "stuff" / "notes.txt").write_text("not a prior")
 
 
+def folder_of_settings(ctx: Context) -> None:
+    (ctx.folder / "stuff").mkdir()
+    (ctx.folder / "stuff" / "settings.json").write_text('{"kind": "editor settings"}')
+
+
 def run_with_checkpoint(write: Callable[[Path], None]) -> Callable[[Context], Path]:
     """A run directory as `nppac train` leaves it (config.json), with a crafted checkpoint.pt."""
     def make(ctx: Context) -> Path:
@@ -285,6 +290,18 @@ def other_suite(out: Path) -> None:
     (out / "suite.json").write_text(json.dumps({"name": "theirs", "runs": []}))
 
 
+def notes_in(out: Path, name: str = "notes.txt") -> None:
+    out.mkdir(exist_ok=True)
+    (out / name).write_text("mine")
+
+
+def export_into_a_link(ctx: Context) -> list[str]:
+    other_suite(ctx.folder / "out")
+    other_suite(ctx.folder / "copy")
+    (ctx.folder / "copy" / "halfcheetah").symlink_to(ctx.folder)
+    return ["suite", "export", str(ctx.folder / "out"), str(ctx.folder / "copy")]
+
+
 # The table ---------------------------------------------------------------------------------------
 
 REFUSALS = [
@@ -322,6 +339,8 @@ REFUSALS = [
     Refusal("fit onto an existing file", fit_to("toy.npz"), ("toy.npz is a file",)),
     Refusal("fit into a folder of other files", fit_to("stuff", prepare=folder_of_notes),
             ("stuff exists and is not empty",), ("stuff/settings.json", "stuff/weights.safetensors")),
+    Refusal("fit into a folder whose settings.json is no prior's", fit_to("stuff", prepare=folder_of_settings),
+            ("stuff exists and is not empty, and it is not an earlier prior",), ("stuff/weights.safetensors",)),
     Refusal("convert onto a directory", convert_to("existing", lambda ctx: (ctx.folder / "existing").mkdir()),
             ("existing is a directory",), ("existing/out.npz",)),
     Refusal("convert into a read-only folder", convert_to("locked/out.npz", read_only), ("locked", "no permission"),
@@ -374,6 +393,13 @@ REFUSALS = [
     Refusal("dry run into another suite's output", suite_into(other_suite, "--dry-run"),
             ("holds the runs of suite 'theirs'",)),
     Refusal("suite onto a file", suite_into(lambda out: out.write_text("x")), ("is a file",)),
+    Refusal("suite into a folder of other files", suite_into(notes_in), ("holds no suite.json", "new or empty --out"),
+            ("out/suite.json", "out/halfcheetah")),
+    Refusal("report over a report.md it did not write",
+            lambda ctx: (other_suite(ctx.folder / "out"), notes_in(ctx.folder / "out", "report.md"),
+                         ["suite", "report", str(ctx.folder / "out")])[2],
+            ("report.md was not written by `nppac suite report`",), ("out/report.json",)),
+    Refusal("export into a copy holding a link", export_into_a_link, ("copy/halfcheetah is a symbolic link",)),
     Refusal("--only that matches no run", suite_into(lambda out: None, "--only", "door-binary/*"),
             ("--only 'door-binary/*' matches no run of suite mine", "tasks halfcheetah"), ("out",)),
     Refusal("export of a folder that is no suite", lambda ctx: ["suite", "export", str(ctx.folder),

@@ -4,7 +4,9 @@ Every command that writes checks its output first, so a clash (a directory where
 file is due, an existing file where a directory is due, a missing or read-only
 folder) fails in a second, not after an hour of fitting. Files are written to a
 temporary sibling and renamed (:func:`atomic_file`): a reader, or a crash, never
-meets half a file. A run directory has one writer at a time (:class:`DirectoryLock`).
+meets half a file. A run directory has one writer at a time (:class:`DirectoryLock`),
+whatever path (a symbolic link) leads to it. What a command deletes or replaces in a
+directory it owns it reaches without following a link out of it (:func:`refuse_links`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import hashlib
 import inspect
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -51,23 +54,36 @@ def check_output_file(path: PathLike, suffixes: str | tuple[str, ...], make_fold
     return out
 
 
-def check_output_dir(path: PathLike, reuse: Callable[[Path], bool] | None = None) -> Path:
+def check_output_dir(path: PathLike, reuse: Callable[[Path], bool] | None = None, reused: str = "") -> Path:
     """``path`` as a :class:`Path` once it can become an output directory.
 
     A missing directory is created later (the nearest existing folder above it must be
     writable); an existing one must be empty, or pass ``reuse`` (e.g. it holds an
-    earlier result of the same command, which is replaced).
+    earlier result of the same command, recognized by its content, which is replaced;
+    ``reused`` names it in the refusal). A link to a missing directory is refused.
     """
     out = Path(path)
+    real_output(out)
     if out.exists() and not out.is_dir():
         raise NppacError(f"{out} is a file; the output must be a directory (a new or empty one)")
     if out.is_dir():
         if any(out.iterdir()) and not (reuse is not None and reuse(out)):
-            raise NppacError(f"{out} exists and is not empty; choose a new directory or empty this one")
+            other = f", and it is not {reused}" if reused else ""
+            raise NppacError(f"{out} exists and is not empty{other}; choose a new directory or empty this one")
         _check_writable(out, out)
     else:
         _check_writable(out, _nearest_existing(out.parent))
     return out
+
+
+def real_output(path: PathLike) -> Path:
+    """``path`` with its symbolic links resolved: what a command locks, writes and deletes is the place itself,
+    whichever link led to it. A link to a place that does not exist is refused in one line."""
+    out = Path(path)
+    if out.is_symlink() and not out.exists():
+        raise NppacError(f"{out} is a symbolic link to {os.readlink(out)}, which does not exist; "
+                         "create that directory or choose another output")
+    return out.resolve()
 
 
 @contextmanager
@@ -88,10 +104,38 @@ def atomic_file(path: PathLike) -> Iterator[IO[bytes]]:
         raise
 
 
+def write_atomic(path: PathLike, data: str | bytes) -> Path:
+    """Replace ``path`` whole with ``data`` (text is UTF-8) through :func:`atomic_file`: a kill leaves the old
+    file or the new one, and two writers never share a temporary file."""
+    with atomic_file(path) as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+    return Path(path)
+
+
+def copy_atomic(source: PathLike, target: PathLike) -> Path:
+    """Copy ``source`` over ``target`` through :func:`atomic_file` (folders created)."""
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    with open(source, "rb") as src, atomic_file(target) as f:
+        shutil.copyfileobj(src, f)
+    return Path(target)
+
+
+def refuse_links(directory: PathLike, what: str = "the output") -> None:
+    """Refuse, in one line, a symbolic link anywhere below ``directory``: writing or deleting through it would
+    touch what lies outside the directory a command owns."""
+    for root, dirs, files in os.walk(directory):
+        for name in sorted([*dirs, *files]):
+            link = Path(root) / name
+            if link.is_symlink():
+                raise NppacError(f"{link} is a symbolic link (to {os.readlink(link)}); nppac does not write or delete "
+                                 f"through links inside {what}: remove the link, or choose another directory")
+
+
 class DirectoryLock:
     """An exclusive, non-blocking ``flock`` on ``.NAME.lock`` beside the directory ``NAME``.
 
-    The OS releases it however its holder ends (a kill included); a holder that ends normally also
+    ``NAME`` is the directory's real path, whatever link a caller reached it through. The OS releases
+    it however its holder ends (a kill included); a holder that ends normally also
     removes the file. The holder writes its pid
     into the file, so that a process turned away can name it (:attr:`holder`). Re-entrant
     within a process: a suite run holds its run's lock and calls ``train``, which takes it
@@ -103,7 +147,7 @@ class DirectoryLock:
     """Lock files this process holds → how many times it entered them."""
 
     def __init__(self, directory: PathLike) -> None:
-        directory = Path(directory)
+        directory = Path(directory).resolve()  # every path to the directory, links included, takes the same lock
         self.path = directory.with_name(f".{directory.name}.lock")
         self.key = self.path.absolute()
         self.fd: int | None = None

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from nppac.cli.common import emit_json, to_json_text
 from nppac.devices import resolve_device
 from nppac.errors import NppacError
-from nppac.outputs import atomic_file, check_output_dir, check_output_file
+from nppac.outputs import atomic_file, check_output_dir, check_output_file, write_atomic
 
 # torch and the priors are imported inside the commands: `nppac --help` stays fast.
 app = typer.Typer(help="Fit, query and evaluate behavioral reference policies π0 (GP or NN).",
@@ -101,13 +101,13 @@ def fit(
 
     from nppac.data import load_demos
     from nppac.priors import fit_prior
-    from nppac.priors.common import SETTINGS
+    from nppac.priors.common import is_saved_prior
 
     if threads < 0:
         raise NppacError(f"--threads must be ≥ 0, got {threads}")
     if threads:
         torch.set_num_threads(threads)
-    check_output_dir(out, reuse=lambda folder: (folder / SETTINGS).is_file())
+    check_output_dir(out, reuse=is_saved_prior, reused="an earlier prior (which would be replaced)")
     settings = _fit_settings(kind, task, kernel, rank, iters, fit_subset, variant, device, seed, optimizer,
                              predict_rtol)
     demos = load_demos(data, task=task, allow_pickle=allow_pickle, clip_actions=True)
@@ -124,7 +124,7 @@ def fit(
     metrics["data"] = str(data)
     metrics["task"] = task
     prior.save(out)
-    (out / "metrics.json").write_text(to_json_text(metrics) + "\n")
+    write_atomic(out / "metrics.json", to_json_text(metrics) + "\n")
     if json_out:
         emit_json(metrics)
     else:
@@ -175,10 +175,10 @@ def import_(
     """Import a published gpytorch GP prior: its hyperparameters, conditioned on its demonstrations."""
     from nppac.data import load_demos
     from nppac.priors import fit_prior
-    from nppac.priors.common import SETTINGS
+    from nppac.priors.common import is_saved_prior
     from nppac.priors.gpytorch_import import hyperparameters, read_state_dict
 
-    check_output_dir(out, reuse=lambda folder: (folder / SETTINGS).is_file())
+    check_output_dir(out, reuse=is_saved_prior, reused="an earlier prior (which would be replaced)")
     resolve_device(device)
     hyperparameters(read_state_dict(gpytorch_ckpt), gpytorch_ckpt)  # refuse a wrong file before the work
     demos = load_demos(data, task=task, allow_pickle=allow_pickle, clip_actions=True)
@@ -193,7 +193,7 @@ def import_(
     prior, metrics = fit_prior(demos, "gp", from_gpytorch=gpytorch_ckpt, kernel=kernel, device=device)
     metrics |= {"data": str(data), "task": task}
     prior.save(out)
-    (out / "metrics.json").write_text(to_json_text(metrics) + "\n")
+    write_atomic(out / "metrics.json", to_json_text(metrics) + "\n")
     if json_out:
         emit_json(metrics)
     else:

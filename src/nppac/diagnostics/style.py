@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 from matplotlib.figure import Figure  # noqa: E402
 
-from nppac.outputs import check_output_file  # noqa: E402
+from nppac.outputs import atomic_file, check_output_file  # noqa: E402
 
 if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
@@ -26,6 +26,8 @@ PANEL_SIZE = (5.0, 3.8)
 DPI = 150
 """Resolution of saved raster figures: sharp on screen without huge files."""
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+FIGURE_MARK = "nppac"
+"""The ``Comment`` of every PNG nppac draws: how a report knows the figures it may replace."""
 """Figure formats the diagnostics write."""
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 """Line colours, one per group, in a fixed order so that figures stay comparable."""
@@ -72,10 +74,28 @@ def check_figure_path(path: str | Path) -> Path:
     return check_output_file(path, FIGURE_SUFFIXES, make_folders=True)
 
 
-def save_figure(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` to ``path`` (parents created) at :data:`DPI`, then close it."""
+def save_figure(fig: Figure, path: str | Path, dpi: int = DPI) -> Path:
+    """Write ``fig`` whole to ``path`` (parents created), then close it. A PNG carries :data:`FIGURE_MARK`."""
     path = check_figure_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
+    png = path.suffix.lower() == ".png"
+    with atomic_file(path) as f:
+        fig.savefig(f, dpi=dpi, format=path.suffix[1:].lower(), metadata={"Comment": FIGURE_MARK} if png else None)
     plt.close(fig)
     return path
+
+
+def is_marked_figure(path: str | Path) -> bool:
+    """Whether ``path`` is a PNG that :func:`save_figure` wrote (its ``Comment`` is :data:`FIGURE_MARK`)."""
+    return png_text(path).get("Comment") == FIGURE_MARK
+
+
+def png_text(path: str | Path) -> dict[str, Any]:
+    """The text entries of a PNG (empty for any other file)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return {str(k): v for k, v in image.info.items()} if image.format == "PNG" else {}
+    except (OSError, ValueError, SyntaxError):
+        return {}

@@ -199,6 +199,8 @@ def _profile(score_dict: dict[str, np.ndarray], path: Path) -> Path:
     from rliable import library as rly
     from rliable import plot_utils
 
+    from nppac.diagnostics.style import save_figure
+
     top = max(1.0, float(max(v.max() for v in score_dict.values())))
     taus = np.linspace(min(0.0, float(min(v.min() for v in score_dict.values()))), top, 101)
     profiles, cis = rly.create_performance_profile(score_dict, taus, reps=2000)
@@ -211,7 +213,4 @@ def _profile(score_dict: dict[str, np.ndarray], path: Path) -> Path:
     ax.legend([Line2D([0], [0], color=c) for c in colors.values()], list(colors), fontsize=8, loc="lower left")
     ax.set_title("success rate (hand tasks), demonstration-normalized return (locomotion)", fontsize=9)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

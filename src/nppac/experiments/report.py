@@ -49,6 +49,11 @@ The curve is checked before it is averaged (:func:`check_curve`): a finished run
 ``progress.csv`` does not hold one whole, finite row per evaluated step of its schedule
 is *damaged*, one trained to another schedule than the suite now asks for is *outdated*;
 both are listed with the reason instead of entering a row.
+
+A report replaces only the files a report wrote, known by their content: ``report.json``'s
+``"format": "nppac-suite-report"``, the same marker as an HTML comment on ``report.md``'s
+first line, and the mark of nppac's PNG figures (reports written before the markers: by
+their title and keys, and figures drawn by Matplotlib beside such a report).
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ from typing import Any
 import numpy as np
 
 from nppac.diagnostics.curves import Run, compare_runs, load_run, plot_comparison, t_interval
+from nppac.diagnostics.style import is_marked_figure, png_text
 from nppac.errors import NppacError
 from nppac.experiments.runners import completed_epochs, read_status, run_state
 from nppac.experiments.stats import (
@@ -81,6 +87,11 @@ from nppac.experiments.stats import (
     welch_test,
 )
 from nppac.experiments.suite import MANIFEST_NAME, ReportSettings, RunSpec, Suite, read_manifest
+from nppac.outputs import real_output, write_atomic
+
+REPORT_FORMAT = "nppac-suite-report"
+"""The ``format`` of ``report.json``; ``report.md`` starts with :data:`REPORT_MARK`."""
+REPORT_MARK = f"<!-- {REPORT_FORMAT} -->"
 
 INTERVAL = ("mean and 95% Student-t interval across seeds: mean ± t(0.975, n−1)·s/√n, s with ddof=1 "
             "(nppac.diagnostics.curves.t_interval); lo = hi = mean for a single seed; a success rate's interval "
@@ -439,7 +450,8 @@ class SuiteReport:
         for entry in self.entries:
             counts[entry.state] = counts.get(entry.state, 0) + 1
         return {
-            "suite": self.name, "out": str(self.out), "created": self.created, "last_k": self.settings.last_k,
+            "format": REPORT_FORMAT, "suite": self.name, "out": str(self.out), "created": self.created,
+            "last_k": self.settings.last_k,
             "definitions": {"interval": INTERVAL, "initial": INITIAL, "final": FINAL, "auc": AUC,
                             "difference": DIFFERENCE, "comparisons": self.comparisons_text(),
                             "threshold": THRESHOLD, "diverged": DIVERGED, "prior_fit": PRIOR_FIT},
@@ -670,6 +682,10 @@ def write_report(out: str | Path, path: str | Path | None = None, last_k: int | 
     path = Path(path) if path is not None else out / "report.md"
     if path.suffix != ".md":
         raise NppacError(f"report path {path} must end in .md (the JSON is written beside it)")
+    path = real_output(path.parent) / path.name
+    json_path = path.with_suffix(".json")
+    drawn = [path.parent / "figures" / f"{name}.png" for name in (*suite.tasks, "performance_profile")]
+    _check_replaceable(path, json_path, drawn if figures else [])
     path.parent.mkdir(parents=True, exist_ok=True)
     written = []
     if figures:
@@ -692,10 +708,45 @@ def write_report(out: str | Path, path: str | Path | None = None, last_k: int | 
     else:
         markdown += "\n" + STATS_HINT + "\n"
         data["aggregate"] = None
-    path.write_text(markdown)
-    json_path = path.with_suffix(".json")
-    json_path.write_text(json.dumps(data, indent=2) + "\n")
+    write_atomic(path, f"{REPORT_MARK}\n{markdown}")
+    write_atomic(json_path, json.dumps(data, indent=2) + "\n")
     return report, [path, json_path, *written]
+
+
+def _check_replaceable(path: Path, json_path: Path, figures: list[Path]) -> None:
+    """Refuse, in one line, a link where the report goes, or a file it would replace that no report wrote."""
+    for file in (path, json_path, path.parent / "figures", *figures):
+        if file.is_symlink():
+            raise NppacError(f"{file} is a symbolic link; a report replaces only the files a report wrote: remove "
+                             "the link, or write the report elsewhere with --out")
+    by_report = _is_report_json(json_path)
+    title = _first_line(path)
+    ours = {path: title == REPORT_MARK or (title.startswith("# Suite report: ") and by_report), json_path: by_report}
+    for file in (path, json_path, *figures):
+        mine = ours[file] if file in ours else (
+            is_marked_figure(file) or (by_report and str(png_text(file).get("Software", "")).startswith("Matplotlib")))
+        if file.exists() and not mine:
+            raise NppacError(f"{file} was not written by `nppac suite report`, which would replace it; move it away, "
+                             "or write the report elsewhere with --out")
+
+
+def _is_report_json(path: Path) -> bool:
+    """Whether ``path`` is a report's JSON: it carries :data:`REPORT_FORMAT`, or (written before the marker) a
+    report's keys."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and (data.get("format") == REPORT_FORMAT
+                                       or {"suite", "definitions", "tasks", "runs"} <= data.keys())
+
+
+def _first_line(path: Path) -> str:
+    try:
+        with path.open(encoding="utf-8") as f:
+            return f.readline().rstrip("\n")
+    except (OSError, ValueError):
+        return ""
 
 
 def _with_figures(report: SuiteReport, entries: list[RunEntry], directory: Path) -> SuiteReport:

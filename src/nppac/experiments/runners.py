@@ -45,7 +45,7 @@ from typing import Any, Protocol
 from nppac.errors import DivergedError, NppacError
 from nppac.experiments.shared_priors import with_shared_priors
 from nppac.experiments.suite import RunSpec, Suite
-from nppac.outputs import DirectoryLock
+from nppac.outputs import DirectoryLock, real_output, write_atomic
 from nppac.training import TrainConfig, train
 from nppac.training.checkpoint import CHECKPOINT_NAME
 from nppac.training.rundir import is_own_prior
@@ -232,9 +232,7 @@ def execute_run(run: RunSpec, out: str | Path, notify: Notify | None = None) -> 
 def _write_status(directory: Path, record: dict[str, Any]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     record = {**record, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    tmp = directory / (STATUS_NAME + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2, default=_json_default) + "\n")
-    os.replace(tmp, directory / STATUS_NAME)
+    write_atomic(directory / STATUS_NAME, json.dumps(record, indent=2, default=_json_default) + "\n")
 
 
 def _json_default(obj: Any) -> Any:
@@ -472,9 +470,10 @@ def run_suite(suite: Suite, out: str | Path, runner: Runner | None = None, progr
     Priors are fitted first, once per (demonstrations, kind, settings), into ``out/priors``
     (:mod:`nppac.experiments.shared_priors`), and every run reads its shared prior.
     """
-    out = Path(out).expanduser().resolve()  # Ray workers do not share this process's working directory
-    suite.check_output(out)  # before any prior is fitted into it
+    out = real_output(Path(out).expanduser())  # Ray workers do not share this process's working directory
+    suite.check_output(out)
     selected = {r.key for r in suite.select(only)}
+    suite.write_manifest(out)  # before any prior is fitted into it: OUT is the suite's, even if a fit is cut short
     suite = with_shared_priors(suite, out, selected)  # each (demonstrations, kind, settings) prior fitted once
     suite.write_manifest(out)
     runner = runner or LocalRunner()

@@ -77,6 +77,8 @@ def _build(target: Path, make: Any, record: dict[str, Any]) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a second suite process waits for the first one's fit
         if not (target / "settings.json").exists():
             tmp = target.with_name(target.name + ".tmp")
+            if tmp.is_symlink():  # a fit cut short leaves a folder; a link would be followed out of OUT
+                raise NppacError(f"{tmp} is a symbolic link, not a prior fit cut short; remove it")
             shutil.rmtree(tmp, ignore_errors=True)
             make(tmp)
             (tmp / "shared_prior.json").write_text(json.dumps(record, indent=2) + "\n")

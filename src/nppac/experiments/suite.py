@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import hashlib
 import json
 import math
 import re
@@ -49,6 +50,7 @@ from typing import Any
 
 from nppac.errors import NppacError
 from nppac.experiments.stats import ADJUSTMENTS
+from nppac.outputs import real_output, write_atomic
 from nppac.tasks import list_tasks
 from nppac.training import TrainConfig
 from nppac.training.algorithms import ALGORITHMS
@@ -56,6 +58,8 @@ from nppac.training.config import PATH_FIELDS, own_settings
 
 MANIFEST_NAME = "suite.json"
 """The expanded suite, written into the output directory by ``nppac suite run``."""
+MANIFEST_FORMAT = "nppac-suite"
+"""The ``format`` of a manifest (manifests written before it have none, and are recognized by reading them)."""
 
 _TOP_KEYS = ("name", "tasks", "algos", "seeds", "skip", "settings", "task", "algo", "variant", "report")
 _SET_BY_SUITE = {"task": "tasks", "algo": "algos", "seed": "seeds"}
@@ -160,32 +164,43 @@ class Suite:
         return tuple(r for r in self.runs if any(fnmatch.fnmatchcase(r.key, p) for p in patterns))
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "source": self.source, "tasks": self.tasks, "algos": self.algos,
-                "seeds": self.seeds, "report": self.report.to_json(), "runs": [r.to_json() for r in self.runs]}
+        return {"format": MANIFEST_FORMAT, "name": self.name, "source": self.source, "tasks": self.tasks,
+                "algos": self.algos, "seeds": self.seeds, "report": self.report.to_json(),
+                "runs": [r.to_json() for r in self.runs]}
+
+    def fingerprint(self) -> str:
+        """sha256 of the suite's name and expanded runs (key, variant and the suite file's settings), files named
+        by their file names alone: the same on any machine, changed by any other run or setting."""
+        def portable(override: str) -> str:
+            key, _, value = override.partition("=")
+            return f"{key}={Path(value).name}" if key in _PATH_FIELDS else override
+
+        runs = [[r.key, r.variant, [portable(o) for o in r.overrides]] for r in self.runs]
+        return hashlib.sha256(json.dumps({"name": self.name, "runs": runs}).encode()).hexdigest()
 
     def check_output(self, out: str | Path) -> None:
-        """Refuse, in one line, an output that is a file or holds the runs of another suite."""
+        """Refuse, in one line, an output that is a file, holds the runs of another suite, or is not empty
+        without being a suite's output (no manifest)."""
         out = Path(out)
+        real_output(out)
         if out.exists() and not out.is_dir():
             raise NppacError(f"{out} is a file; --out must be a directory (new, or this suite's earlier output)")
-        if (out / MANIFEST_NAME).exists():
-            try:
-                previous = read_manifest(out).name
-            except NppacError:  # unreadable: rewritten by write_manifest
-                previous = self.name
-            if previous != self.name:
-                raise NppacError(f"{out} holds the runs of suite {previous!r}, not {self.name!r}; "
-                                 "choose another --out (or rename the suite)")
+        if not out.is_dir() or not any(out.iterdir()):
+            return
+        if not (out / MANIFEST_NAME).exists():
+            raise NppacError(f"{out} is not empty and holds no {MANIFEST_NAME}, so it is no suite's output; "
+                             "choose a new or empty --out")
+        previous = read_manifest(out).name
+        if previous != self.name:
+            raise NppacError(f"{out} holds the runs of suite {previous!r}, not {self.name!r}; "
+                             "choose another --out (or rename the suite)")
 
     def write_manifest(self, out: str | Path) -> Path:
         """Write the expanded suite to ``OUT/suite.json``; refuses an output that holds another suite."""
         self.check_output(out)
         path = Path(out) / MANIFEST_NAME
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
-        tmp.replace(path)
-        return path
+        return write_atomic(path, json.dumps(self.to_json(), indent=2) + "\n")
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -263,8 +278,8 @@ def read_manifest(out: str | Path) -> Suite:
         raise NppacError(f"cannot read {path}: {err.strerror or err}; "
                          f"is {out} the --out of `nppac suite run`?") from None
     except (ValueError, KeyError, TypeError) as err:
-        raise NppacError(f"{path} is not a suite manifest ({err.__class__.__name__}: {err}); "
-                         "rerun `nppac suite run` to rewrite it") from None
+        raise NppacError(f"{path} is not a suite manifest ({err.__class__.__name__}: {err}): it was cut or edited; "
+                         "restore it from a copy (an export of the suite holds one)") from None
 
 
 def _check_keys(table: dict[str, Any], known: tuple[str, ...], where: str, prefix: str) -> None:

@@ -1,7 +1,8 @@
 """Helpers shared by the GP and NN priors: input checks and the saved-prior layout.
 
 A saved prior is a directory with ``settings.json`` (``kind``, dimensions, config,
-fit summary) and ``weights.safetensors`` (tensors).
+fit summary, and ``"format": "nppac-prior"``, by which commands recognize a prior they
+may replace) and ``weights.safetensors`` (tensors).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from nppac.errors import NppacError
-from nppac.outputs import atomic_file
+from nppac.outputs import atomic_file, write_atomic
 
 Progress = Callable[[str, int, int], None]
 """Called as ``progress(stage, completed, total)`` during fitting (e.g. to drive a progress bar)."""
@@ -35,6 +36,8 @@ C = TypeVar("C", bound=_DeviceConfig)
 
 SETTINGS = "settings.json"
 WEIGHTS = "weights.safetensors"
+PRIOR_FORMAT = "nppac-prior"
+"""The ``format`` of a saved prior's ``settings.json``: what tells a prior's folder from any other."""
 
 
 def check_data(states: np.ndarray | torch.Tensor, actions: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -66,7 +69,28 @@ def write_saved(directory: str | Path, settings: dict[str, Any], tensors: dict[s
     out.mkdir(parents=True, exist_ok=True)
     with atomic_file(out / WEIGHTS) as f:  # not save_file, which creates files with mode 0600
         f.write(save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}))
-    (out / SETTINGS).write_text(json.dumps(settings, indent=2) + "\n")
+    write_atomic(out / SETTINGS, json.dumps({**settings, "format": PRIOR_FORMAT}, indent=2) + "\n")
+
+
+def is_saved_prior(directory: str | Path) -> bool:
+    """Whether ``directory`` holds a saved prior, judged by content: its ``settings.json`` carries
+    :data:`PRIOR_FORMAT`, or (a prior saved before the marker) reads as a prior's settings (a ``kind``,
+    positive integer dimensions) beside the prior's weights, or the two parts of a mean-std prior."""
+    root = Path(directory)
+    try:
+        settings = json.loads((root / SETTINGS).read_text())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(settings, dict):
+        return False
+    if settings.get("format") == PRIOR_FORMAT:
+        return True
+    dims = [settings.get(k) for k in ("obs_dim", "act_dim")]
+    if not (isinstance(settings.get("kind"), str) and all(type(d) is int and d > 0 for d in dims)):
+        return False
+    if "mean" in settings and "std" in settings:
+        return is_saved_prior(root / "mean") and is_saved_prior(root / "std")
+    return (root / WEIGHTS).is_file()
 
 
 def read_settings(directory: str | Path) -> dict[str, Any]:

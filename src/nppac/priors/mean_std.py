@@ -19,8 +19,9 @@ import torch
 from nppac.data.demos import Demonstrations
 from nppac.distributions import gaussian_log_prob
 from nppac.errors import NppacError
+from nppac.outputs import write_atomic
 from nppac.priors.base import Prior
-from nppac.priors.common import SETTINGS, Progress, read_settings
+from nppac.priors.common import PRIOR_FORMAT, SETTINGS, Progress, read_settings
 from nppac.priors.kinds import LOADERS, PRIOR_KINDS, load_prior
 from nppac.priors.metrics import prior_mean
 
@@ -88,7 +89,7 @@ class MeanStdPrior:
         self.std_prior.save(out / "std")
         settings = {"kind": self.kind, "format_version": 1, "obs_dim": self.obs_dim, "act_dim": self.act_dim,
                     "mean": self.mean_prior.kind, "std": self.std_prior.kind}
-        (out / SETTINGS).write_text(json.dumps(settings, indent=2) + "\n")
+        write_atomic(out / SETTINGS, json.dumps({**settings, "format": PRIOR_FORMAT}, indent=2) + "\n")
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> MeanStdPrior:

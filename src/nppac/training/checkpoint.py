@@ -14,18 +14,17 @@ import numpy as np
 import torch
 
 from nppac.errors import NppacError
+from nppac.outputs import atomic_file
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """Write ``state`` with :func:`torch.save` to a temporary file, then move it over ``path``."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
+    """Write ``state`` with :func:`torch.save` to a temporary file of its own, then move it over ``path``."""
+    with atomic_file(path) as f:
         torch.save(state, f)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 RUN_KEYS = ("epoch", "env_steps", "wall_s", "agent", "replay", "rng")

@@ -20,7 +20,6 @@ import csv
 import json
 import logging
 import math
-import os
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -33,6 +32,7 @@ import torch
 from nppac.agents.networks import Actor, load_actor, save_actor
 from nppac.data.demos import Demonstrations, Trajectory
 from nppac.errors import NppacError
+from nppac.outputs import write_atomic
 from nppac.tasks import Task, get_task
 from nppac.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from nppac.training.config import TrainConfig
@@ -46,6 +46,8 @@ EXPERT_STEPS = 1_000_000
 """Default training budget of an expert, in environment steps."""
 EXPERT_NAME = "expert.safetensors"
 """The expert's actor inside a run directory (its metadata: the same name with ``.json``)."""
+EXPERT_FORMAT = "nppac-expert"
+"""The ``format`` of an exported expert's ``.json`` record."""
 DEFAULT_ACTION_NOISE = 0.15
 """Std of the Gaussian noise added to the expert's actions in demonstrations (AWAC protocol)."""
 
@@ -267,7 +269,7 @@ def export_expert(run_dir: str | Path, out_file: str | Path) -> dict[str, Any]:
     """Write the actor of a run's latest checkpoint to ``out_file`` and its metadata beside it (``.json``).
 
     Safe on a run that is still training: checkpoints are replaced atomically, so
-    the one read is complete. Returns the metadata: task, algo, seed, epoch,
+    the one read is complete. Returns the metadata: format (:data:`EXPERT_FORMAT`), task, algo, seed, epoch,
     env_steps, eval_return (that epoch's evaluation), eval_episodes, horizon,
     run_steps (the run's training budget) and run.
     """
@@ -276,6 +278,10 @@ def export_expert(run_dir: str | Path, out_file: str | Path) -> dict[str, Any]:
         raise NppacError(f"{out}: the expert file must end in .safetensors")
     if not out.parent.is_dir():
         raise NppacError(f"{out}: the folder {out.parent} does not exist; create it first")
+    record = out.with_suffix(".json")
+    if record.exists() and _expert_record(record) is None:
+        raise NppacError(f"{record} is not an exported expert's record, and the export would replace it; "
+                         "move it away or choose another --out")
     if not (run / CONFIG_NAME).is_file():
         raise NppacError(f"{run} is not a training run (no {CONFIG_NAME}); pass the --out of `nppac expert train`")
     cfg = TrainConfig.load(run / CONFIG_NAME).resolved()
@@ -290,11 +296,22 @@ def export_expert(run_dir: str | Path, out_file: str | Path) -> dict[str, Any]:
                   getattr(cfg.algo_config(), "log_std_range", None))
     actor.load_state_dict(actor_state)
     save_actor(actor, out)
-    meta = {"task": task.name, "algo": cfg.algo, "seed": cfg.seed, "epoch": epoch, "env_steps": env_steps,
-            "eval_return": _eval_return(run, epoch), "eval_episodes": cfg.eval_episodes, "horizon": cfg.horizon,
-            "run_steps": cfg.steps, "run": str(run)}
-    _write_json(out.with_suffix(".json"), meta)
+    meta = {"format": EXPERT_FORMAT, "task": task.name, "algo": cfg.algo, "seed": cfg.seed, "epoch": epoch,
+            "env_steps": env_steps, "eval_return": _eval_return(run, epoch), "eval_episodes": cfg.eval_episodes,
+            "horizon": cfg.horizon, "run_steps": cfg.steps, "run": str(run)}
+    _write_json(record, meta)
     return meta
+
+
+def _expert_record(path: Path) -> dict[str, Any] | None:
+    """The record beside an exported expert, known by :data:`EXPERT_FORMAT` or (written before it) its keys."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    ours = isinstance(data, dict) and (data.get("format") == EXPERT_FORMAT
+                                       or {"task", "epoch", "env_steps", "run"} <= data.keys())
+    return data if ours else None
 
 
 def _eval_return(run: Path, epoch: int) -> float | None:
@@ -310,14 +327,9 @@ def _eval_return(run: Path, epoch: int) -> float | None:
 
 def _exported_return(expert_file: Path) -> float:
     """The evaluation return recorded beside an exported expert (−inf if there is none yet)."""
-    meta = expert_file.with_suffix(".json")
-    if not meta.is_file():
-        return -math.inf
-    value = json.loads(meta.read_text()).get("eval_return")
-    return -math.inf if value is None or not math.isfinite(value) else float(value)
+    value = (_expert_record(expert_file.with_suffix(".json")) or {}).get("eval_return")
+    return -math.inf if not isinstance(value, (int, float)) or not math.isfinite(value) else float(value)
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=2) + "\n")

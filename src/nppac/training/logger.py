@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from nppac.outputs import write_atomic
 
 LEADING_COLUMNS: tuple[str, ...] = (
     "phase", "epoch", "env_steps", "gradient_steps", "wall_s", "eval_return", "eval_success", "eval_return_min",
@@ -80,12 +83,11 @@ def truncate_progress(path: Path, last_epoch: int, last_gradient_steps: int, use
     # A row cut short by a kill has too few fields; rows past the checkpoint are rewritten by the resumed run.
     kept = [r for r in body
             if len(r) == len(header) and (int(r[epoch]), int(r[grad])) <= (last_epoch, last_gradient_steps)]
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(current_column_names(header, uses_prior))
-        writer.writerows(kept)
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(current_column_names(header, uses_prior))
+    writer.writerows(kept)
+    write_atomic(path, text.getvalue())
 
 
 class RunLogger:

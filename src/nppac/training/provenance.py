@@ -19,6 +19,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from nppac.outputs import write_atomic
+
 PROVENANCE_NAME = "provenance.json"
 
 
@@ -68,6 +70,4 @@ def record_start(directory: str | Path, epoch: int, env_steps: int) -> None:
     record = read_provenance(directory)
     record["starts"].append({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": socket.gethostname(),
                              "pid": os.getpid(), "code": code_version(), "epoch": epoch, "env_steps": env_steps})
-    tmp = directory / (PROVENANCE_NAME + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, directory / PROVENANCE_NAME)
+    write_atomic(directory / PROVENANCE_NAME, json.dumps(record, indent=2) + "\n")

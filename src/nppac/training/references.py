@@ -16,6 +16,7 @@ import torch
 
 from nppac.data.demos import Demonstrations
 from nppac.data.validate import inspect_demos
+from nppac.outputs import write_atomic
 from nppac.priors.base import Prior
 from nppac.priors.metrics import mean_action
 from nppac.tasks import Task
@@ -84,10 +85,7 @@ def references(task: Task, demos: Demonstrations | None, prior: Prior | None, ep
 
 
 def write_references(out_dir: Path, values: dict[str, Any]) -> None:
-    path = out_dir / REFERENCES_NAME
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(values, indent=2) + "\n")
-    tmp.replace(path)
+    write_atomic(out_dir / REFERENCES_NAME, json.dumps(values, indent=2) + "\n")
 
 
 def read_references(run_dir: Path) -> dict[str, Any]:
