@@ -49,7 +49,9 @@ def test_inspect_json_matches_independent_numbers(tmp_path):
     assert np.isclose(summary["return_std"], np.std(returns))
     assert (summary["return_min"], summary["return_max"]) == (-30.0, 0.0)
     assert summary["success_rate"] == 3 / 5  # more than 20 successful steps: 30, 22, 21
-    assert "1 action values lie outside [-1, 1] (max |a| = 1.7)" in proc.stderr
+    assert "1 action values lie outside [-1, 1] (max |a| = 1.7; 0.0278% of 3600)" in proc.stderr
+    assert (summary["action_max"], summary["actions_outside"]) == (np.float32(1.7), 1)
+    assert summary["actions_outside_share"] == 1 / 3600
 
 
 def test_inspect_table(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 import pickle
 import re
@@ -179,6 +180,50 @@ def test_minari_round_trip(tmp_path, monkeypatch):
         np.testing.assert_array_equal(traj.infos["success"], ep["success"])
     assert_same(load_demos(folder / "data"), demos)
     assert_same(load_demos(folder / "data" / "main_data.hdf5"), demos)
+
+
+def test_a_minari_id_reads_the_local_store_and_never_downloads(tmp_path, monkeypatch, capsys):
+    import minari
+
+    from tests.builders import nppac_in_process
+
+    episodes = raw_episodes()
+    folder = write_minari(tmp_path, monkeypatch, episodes)  # MINARI_DATASETS_PATH=tmp_path, dataset nppac-test-v0
+    assert_same(load_demos("minari:nppac-test-v0"), load_demos(folder))
+    code, out, err = nppac_in_process(monkeypatch, capsys, "data", "inspect", "minari:nppac-test-v0", "--json")
+    assert code == 0, err
+    assert json.loads(out)["n_transitions"] == sum(LENGTHS)
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("nppac must not download")
+
+    monkeypatch.setattr(minari, "download_dataset", no_download)
+    monkeypatch.setattr(minari, "load_dataset", no_download)
+    with pytest.raises(NppacError) as err_info:
+        load_demos("minari:D4RL/pen/human-v2", task="pen-binary")
+    message = str(err_info.value)
+    store = tmp_path / "D4RL" / "pen" / "human-v2"
+    assert message.startswith(f"minari:D4RL/pen/human-v2: not in the local Minari store ({store} has no data/")
+    assert "run `minari download D4RL/pen/human-v2`" in message and "\n" not in message
+    code, _, err = nppac_in_process(monkeypatch, capsys, "train", "--task", "pen-binary", "--algo", "bc", "--demos",
+                                    "minari:D4RL/pen/human-v2", "--out", str(tmp_path / "run"))
+    assert code == 2 and len(err.splitlines()) == 1 and "minari download D4RL/pen/human-v2" in err
+
+
+def test_d4rl_arrays_in_an_npz_read_as_the_hdf5_file(tmp_path):
+    episodes = raw_episodes()
+    write_d4rl(tmp_path / "d4rl.hdf5", episodes, with_next=False)
+    with h5py.File(tmp_path / "d4rl.hdf5") as f:
+        arrays = {key: f[key][()] for key in ("observations", "actions", "rewards", "terminals", "timeouts")}
+        arrays["infos/success"] = f["infos/success"][()]
+    np.savez(tmp_path / "d4rl.npz", **arrays)
+    from_npz, from_hdf5 = load_demos(tmp_path / "d4rl.npz"), load_demos(tmp_path / "d4rl.hdf5")
+    assert from_npz.format == "d4rl" and from_npz.meta == {"derived_next_observations": True}
+    assert_same(from_npz, from_hdf5)
+    del arrays["terminals"]
+    np.savez(tmp_path / "short.npz", **arrays)
+    with pytest.raises(NppacError, match=r"short.npz: field 'terminals': missing; D4RL files need observations"):
+        load_demos(tmp_path / "short.npz")
 
 
 @pytest.mark.parametrize("infos", ["none", "other"])

@@ -113,3 +113,19 @@ def test_mjrl_reader(tmp_path, trajectories):
     with open(path, "wb") as f:
         pickle.dump(trajectories, f)
     load_or_refuse(path, allow_pickle=True)
+
+
+@PROPERTY_SETTINGS
+@given(fields=flat_fields())
+def test_arrays_and_d4rl_npz(tmp_path, fields):
+    """Arrays given in memory, and D4RL's keys saved in a .npz, meet the same checks as a file."""
+    others = {key: value for key, value in fields.items() if key not in ("observations", "actions")}
+    try:
+        demos = Demonstrations.from_arrays(fields.get("observations"), fields.get("actions"), **others)
+    except NppacError as err:
+        assert "\n" not in str(err)
+    else:
+        assert_valid(demos)
+    path = tmp_path / "d4rl.npz"
+    np.savez(path, **fields)
+    load_or_refuse(path)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from nppac.data import Demonstrations, inspect_demos, load_demos, validate
+from nppac.data.validate import MAX_CLIPPED_ACTIONS
 from nppac.errors import NppacError
 from tests.builders import binary_paths, raw_episodes, write_pickle
 
@@ -182,7 +183,7 @@ def test_out_of_range_actions_warn(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="nppac.data"):
         demos = load_demos(path, allow_pickle=True)
     (record,) = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert "2 action values lie outside [-1, 1] (max |a| = 1.5)" in record.getMessage()
+    assert "2 action values lie outside [-1, 1] (max |a| = 1.5; 6.67% of 30)" in record.getMessage()
     assert "--clip-actions" in record.getMessage() and str(path) in record.getMessage()
     assert demos.trajectories[0].actions[0, 0] == np.float32(1.5)
 
@@ -190,11 +191,34 @@ def test_out_of_range_actions_warn(tmp_path, caplog):
 def test_clip_actions(tmp_path, caplog):
     path, paths = out_of_range_demos(tmp_path)
     with caplog.at_level(logging.WARNING, logger="nppac.data"):
-        demos = load_demos(path, allow_pickle=True, clip_actions=True)
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+        demos = load_demos(path, allow_pickle=True, clip_actions=True, max_clipped=MAX_CLIPPED_ACTIONS)
+    (record,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert record.levelno == logging.WARNING
+    assert "2 action values lie outside [-1, 1] (max |a| = 1.5; 6.67% of 30); clipped to [-1, 1]" in record.getMessage()
     for traj, p in zip(demos, paths):
         np.testing.assert_array_equal(traj.actions, np.clip(p["actions"], -1, 1).astype(np.float32))
     assert demos.meta["clipped_actions"] == 2
+
+
+def test_clipping_more_than_the_limit_is_refused_unless_allowed(tmp_path):
+    path, paths = out_of_range_demos(tmp_path)
+    message = error_for(path, clip_actions=True, max_clipped=0.05)
+    assert message.endswith(": 2 action values lie outside [-1, 1] (max |a| = 1.5; 6.67% of 30), more than the 5% "
+                            "that learning clips: are they in the environment's own units? Normalize them to [-1, 1] "
+                            "(Demonstrations.from_arrays(..., action_space=env.action_space) rescales them), or, to "
+                            "learn from them clipped, raise max_clipped_actions (nppac train: --set "
+                            "max_clipped_actions=1; nppac prior fit: --max-clipped-actions 1)")
+    assert load_demos(path, allow_pickle=True, clip_actions=True, max_clipped=2 / 30).meta["clipped_actions"] == 2
+    # Only where actions are clipped: read as they are, the set is reported, never refused.
+    assert load_demos(path, allow_pickle=True, max_clipped=0.0).trajectories[0].actions[0, 0] == np.float32(1.5)
+
+
+def test_inspect_shows_the_action_range_and_the_share_outside(tmp_path):
+    path, paths = out_of_range_demos(tmp_path)
+    summary = inspect_demos(load_demos(path, allow_pickle=True))
+    values = np.concatenate([p["actions"] for p in paths]).astype(np.float32)
+    assert (summary["action_min"], summary["action_max"]) == (values.min(), 1.5) and values.min() == -1.25
+    assert (summary["actions_outside"], summary["actions_outside_share"]) == (2, 2 / 30)
 
 
 def test_validate_leaves_its_input_alone(tmp_path):

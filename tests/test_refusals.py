@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import gymnasium as gym
 import h5py
 import numpy as np
 import pytest
@@ -302,6 +303,36 @@ def export_into_a_link(ctx: Context) -> list[str]:
     return ["suite", "export", str(ctx.folder / "out"), str(ctx.folder / "copy")]
 
 
+class UnboundedActions(gym.Env):
+    """An environment whose actions have no bounds: nppac's policies cannot act in it."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+    action_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
+
+
+def unbounded_task() -> object:
+    """``--task tests.test_refusals:unbounded_task``: registers a task on :class:`UnboundedActions`."""
+    from nppac.tasks import register_task
+
+    return register_task("unbounded", UnboundedActions, horizon=10)
+
+
+def wide_actions(ctx: Context) -> list[str]:
+    """Demonstrations of halfcheetah's dimensions whose actions lie in [-2, 2]: half of the values outside the box."""
+    rng = np.random.default_rng(0)
+    n = 40
+    states = rng.normal(size=(n, 17)).astype(np.float32)
+    traj = Trajectory(states, rng.uniform(-2, 2, (n, 6)).astype(np.float32), np.zeros(n, np.float32),
+                      np.zeros(n, bool), np.arange(n) == n - 1, states.copy())
+    path = save_npz(Demonstrations([traj]), ctx.folder / "wide.npz")
+    return ["train", "--task", "halfcheetah", "--algo", "nppac", "--demos", str(path), "--out", str(ctx.folder / "run")]
+
+
+def missing_minari(ctx: Context) -> list[str]:
+    ctx.monkeypatch.setenv("MINARI_DATASETS_PATH", str(ctx.folder / "store"))
+    return ["data", "inspect", "minari:D4RL/pen/human-v2"]
+
+
 # The table ---------------------------------------------------------------------------------------
 
 REFUSALS = [
@@ -314,6 +345,29 @@ REFUSALS = [
     Refusal("npz negative lengths", inspect_npz(lengths=np.array([45, -15])), ("trajectory 1 has length -15", "≥ 0")),
     Refusal("minari dict observations", minari_dict_observations,
             ("'observations'", "Dict space", "keys goal, joints")),
+    Refusal("demonstrations mostly outside the action box", wide_actions,
+            ("wide.npz", "lie outside [-1, 1] (max |a| = 1.999; 50.4% of 240)", "more than the 10% that learning clips",
+             "--set max_clipped_actions=1"), ("run",)),
+    Refusal("a Minari id not in the local store", missing_minari,
+            ("minari:D4RL/pen/human-v2: not in the local Minari store", "nppac never downloads",
+             "minari download D4RL/pen/human-v2")),
+    Refusal("demonstrations of other dimensions than a gymnasium task",
+            lambda ctx: ["data", "inspect", str(save_npz(toy_demos(), ctx.folder / "toy.npz")), "--task",
+                         "Pendulum-v1"],
+            ("toy.npz", "'actions': has 2 dims but task 'Pendulum-v1' expects 1",)),
+    # Tasks nppac cannot learn in
+    Refusal("a discrete gymnasium task", lambda ctx: ["train", "--task", "CartPole-v1", "--algo", "sac", "--out",
+                                                     str(ctx.folder / "run")],
+            ("task 'CartPole-v1': action space Discrete(2) is discrete",), ("run",)),
+    Refusal("an unbounded action space", lambda ctx: ["train", "--task", "tests.test_refusals:unbounded_task",
+                                                     "--algo", "sac", "--out", str(ctx.folder / "run")],
+            ("task 'unbounded'", "is unbounded (infinite low or high)", "finite action bounds"), ("run",)),
+    Refusal("module:function that returns no task", lambda ctx: ["train", "--task", "tests.test_refusals:toy_demos",
+                                                                "--algo", "sac", "--out", str(ctx.folder / "run")],
+            ("tests.test_refusals:toy_demos returned Demonstrations; return the Task",), ("run",)),
+    Refusal("a task nppac does not know", lambda ctx: ["train", "--task", "halfcheeta", "--algo", "sac", "--out",
+                                                      str(ctx.folder / "run")],
+            ("unknown task 'halfcheeta'", "a gymnasium id (e.g. HalfCheetah-v5), module:function"), ("run",)),
     # Data accepted that should not be
     Refusal("hdf5 terminal 0.5", hdf5_with_terminal(0.5), ("demos.h5", "'terminals'", "other than 0/1 (e.g. 0.5)")),
     Refusal("hdf5 terminal 7", hdf5_with_terminal(7.0), ("'terminals'", "other than 0/1 (e.g. 7.0)")),

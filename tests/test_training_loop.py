@@ -261,11 +261,17 @@ def test_training_learns_from_the_executed_clipped_demonstration_actions(tmp_pat
                                                            .reshape(t.actions.shape)) for t in demos])
     assert np.abs(np.concatenate([t.actions for t in wide])).max() > 1.0
     path = save_npz(wide, tmp_path / "wide.npz")
+    # A third of the values outside the box: more than a run clips unless told to, from a file or from memory.
+    for given in (None, wide):
+        with pytest.raises(NppacError, match=r"\(max \|a\| = 1.5; 33.3% of 120\), more than the 10% that "
+                                             r"learning clips"):
+            DemoSource(TrainConfig(algo="nppac", demos=str(path), **TINY), given).get()
     with caplog.at_level("INFO", logger="nppac.data.validate"):
-        loaded = DemoSource(TrainConfig(algo="nppac", demos=str(path), **TINY), None).get()
+        loaded = DemoSource(TrainConfig(algo="nppac", demos=str(path), max_clipped_actions=1.0, **TINY), None).get()
     actions = np.concatenate([t.actions for t in loaded])
     np.testing.assert_allclose(actions, np.clip(np.concatenate([t.actions for t in wide]), -1, 1))
-    assert "clipped" in caplog.text
+    (record,) = [r for r in caplog.records if "clipped" in r.getMessage()]
+    assert record.levelname == "WARNING" and "33.3% of 120" in record.getMessage()
 
 
 def test_a_config_naming_the_runs_own_prior_loads_it_there_or_fits_it_there_when_missing(tmp_path):

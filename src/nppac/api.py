@@ -8,6 +8,14 @@
     model = NPPAC.load("runs/pen")
     action = model.predict(obs, deterministic=True)
 
+The task is a name (``nppac tasks``, a gymnasium id such as ``"Pendulum-v1"``, ``module:function``),
+a :class:`~nppac.tasks.Task` or a ``gymnasium.Env`` object (:func:`nppac.register_task` registers
+one under a name of your choosing):
+
+    env = gymnasium.make("Pendulum-v1")
+    demos = Demonstrations.from_arrays(obs, actions, rewards, timeouts=ends, action_space=env.action_space)
+    NPPAC(env, demos=demos, prior=fit_prior(demos)).learn(20_000, "runs/pendulum")
+
 Every method is a thin layer over what ``nppac train`` calls (:func:`nppac.training.train`), so a
 model's run directory is the one the CLI writes for the same settings: ``config.json``,
 ``progress.csv``, checkpoints, the prior, ``actor.safetensors``. ``learn`` on a model that has
@@ -25,13 +33,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
+import gymnasium as gym
 import numpy as np
 import torch
 
 from nppac.agents.networks import Actor, load_actor
 from nppac.data.demos import Demonstrations
+from nppac.data.validate import MAX_CLIPPED_ACTIONS
 from nppac.errors import NppacError
 from nppac.priors.base import Prior
+from nppac.tasks import Task, task_name
 from nppac.training.algorithms import ALGORITHMS, get_algorithm
 from nppac.training.config import TrainConfig, own_settings
 from nppac.training.loop import train as run_training
@@ -42,14 +53,15 @@ Callback = Callable[[dict[str, Any]], Any]
 
 
 class Model:
-    """One algorithm of the algorithm table on one task.
+    """One algorithm of the algorithm table on one task: a task name, a :class:`~nppac.tasks.Task` or a
+    ``gymnasium.Env`` (registered under its id, else its class name, :func:`nppac.tasks.env_task`).
 
     Subclasses fix ``algo`` (``Model(task, algo=...)`` also works).
     """
 
     algo: ClassVar[str | None] = None
 
-    def __init__(self, task: str, *, algo: str | None = None, prior: Prior | str | Path | None = None,
+    def __init__(self, task: str | Task | gym.Env, *, algo: str | None = None, prior: Prior | str | Path | None = None,
                  demos: Demonstrations | str | Path | None = None, seed: int = 0, device: str = "cpu",
                  **settings: Any) -> None:
         name = algo or type(self).algo
@@ -67,7 +79,7 @@ class Model:
         for key, value in (("prior", prior), ("demos", demos)):
             if isinstance(value, (str, Path)):
                 shared[key] = str(value)
-        self.config = TrainConfig(task=task, algo=name, seed=seed, device=device, **shared,
+        self.config = TrainConfig(task=task_name(task), algo=name, seed=seed, device=device, **shared,
                                   algo_settings=own).validate()
         self.prior = prior if not isinstance(prior, (str, Path)) else None
         self.demos = demos if not isinstance(demos, (str, Path)) else None
@@ -184,22 +196,27 @@ MODELS: dict[str, type[Model]] = {m.algo: m for m in (NPPAC, PPACNN, NPPACNNStd,
 """Algorithm name → its model class (one per entry of the algorithm table)."""
 
 
-def fit_prior(data: Demonstrations | str | Path, task: str | None = None, kind: str = "gp",
-              allow_pickle: bool = False, progress: bool = False, **settings: Any) -> Prior:
+def fit_prior(data: Demonstrations | str | Path, task: str | Task | gym.Env | None = None, kind: str = "gp",
+              allow_pickle: bool = False, progress: bool = False, max_clipped_actions: float = MAX_CLIPPED_ACTIONS,
+              **settings: Any) -> Prior:
     """Fit a reference policy to demonstrations (a file in any format nppac reads, or loaded ones).
 
-    As ``nppac prior fit``: actions clipped to [−1, 1], the task's kernel for a GP. The fit's
-    metrics are on ``prior.metrics``.
+    As ``nppac prior fit``: the set checked as a file is, actions clipped to [−1, 1] (refused when
+    more than ``max_clipped_actions`` of the values lie outside), the task's kernel for a GP. The
+    fit's metrics are on ``prior.metrics``.
     """
     from nppac.data import load_demos
     from nppac.priors import fit_prior as fit
+    from nppac.tasks import get_task
 
-    demos = data if isinstance(data, Demonstrations) else load_demos(data, task=task, allow_pickle=allow_pickle,
-                                                                       clip_actions=True)
-    if kind == "gp" and "kernel" not in settings and task is not None:
-        from nppac.tasks import get_task
-
-        settings["kernel"] = get_task(task).defaults.kernel
+    name = None if task is None else task_name(task)
+    if isinstance(data, Demonstrations):
+        demos = data.checked(task=name, clip_actions=True, max_clipped=max_clipped_actions)
+    else:
+        demos = load_demos(data, task=name, allow_pickle=allow_pickle, clip_actions=True,
+                           max_clipped=max_clipped_actions)
+    if kind == "gp" and "kernel" not in settings and name is not None:
+        settings["kernel"] = get_task(name).defaults.kernel
     report = (lambda stage, done, total: print(f"\r{stage}: {done}/{total}", end="", flush=True)) if progress else None
     prior, metrics = fit(demos, kind, progress=report, **settings)
     prior.metrics = metrics  # type: ignore[attr-defined]  # handed back on the prior, beside the Prior interface

@@ -13,11 +13,11 @@ from nppac.outputs import check_output_file
 
 app = typer.Typer(help="Inspect and convert demonstration sets.", no_args_is_help=True)
 
-_PATH_HELP = ("Demonstrations: .npz (nppac), .npy (rlkit), .pkl/.pickle (mjrl), .h5/.hdf5 (D4RL) "
-              "or a Minari dataset folder.")
+_PATH_HELP = ("Demonstrations: .npz (nppac, or D4RL arrays), .npy (rlkit), .pkl/.pickle (mjrl), .h5/.hdf5 (D4RL), "
+              "a Minari dataset folder, or minari:ID (a dataset of the local Minari store, never downloaded).")
 _PICKLE_HELP = "Allow pickle-based files (.pkl, object .npy); loading a pickle can run code, so only for trusted files."
-_TASK_HELP = ("Check dimensions against this task (see `nppac tasks`); binary tasks get the binary reward "
-              "(relabelled if needed) and report the success rate.")
+_TASK_HELP = ("Check dimensions against this task (see `nppac tasks`; a gymnasium id or module:function works "
+              "too); binary tasks get the binary reward (relabelled if needed) and report the success rate.")
 
 
 @app.command("inspect")
@@ -27,7 +27,8 @@ def inspect_command(
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help=_PICKLE_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
-    """Validate a demonstration set and summarize it: sizes, dimensions, returns, success rate."""
+    """Validate a demonstration set and summarize it: sizes, dimensions, returns, the action range and the share
+    of action values outside the task's box [-1, 1], success rate."""
     summary = inspect_demos(load_demos(path, task=task, allow_pickle=allow_pickle), task=task)
     if json_out:
         emit_json(summary)

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from nppac.cli.common import emit_json, to_json_text
+from nppac.data.validate import MAX_CLIPPED_ACTIONS
 from nppac.devices import resolve_device
 from nppac.errors import NppacError
 from nppac.outputs import atomic_file, check_output_dir, check_output_file, write_atomic
@@ -94,6 +95,9 @@ def fit(
     seed: int = typer.Option(0, "--seed", help="Seed of subsets, splits and initialization."),
     threads: int = typer.Option(1, "--threads", help="torch CPU threads (0: torch's default). 1 by default: the "
                                 "hyperparameter search ran 15× slower with 2 threads while the other core was busy."),
+    max_clipped: float = typer.Option(
+        MAX_CLIPPED_ACTIONS, "--max-clipped-actions", help="Largest share of action values outside [-1, 1] clipped "
+        "to the box (with a warning); a set with more is refused. 1 accepts any."),
     json_out: bool = typer.Option(False, "--json", help="Print metrics.json on stdout."),
 ) -> None:
     """Fit a reference policy to demonstrations; writes it and metrics.json to --out."""
@@ -110,7 +114,9 @@ def fit(
     check_output_dir(out, reuse=is_saved_prior, reused="an earlier prior (which would be replaced)")
     settings = _fit_settings(kind, task, kernel, rank, iters, fit_subset, variant, device, seed, optimizer,
                              predict_rtol)
-    demos = load_demos(data, task=task, allow_pickle=allow_pickle, clip_actions=True)
+    if not 0.0 <= max_clipped <= 1.0:
+        raise NppacError(f"--max-clipped-actions must be a share in [0, 1], got {max_clipped}")
+    demos = load_demos(data, task=task, allow_pickle=allow_pickle, clip_actions=True, max_clipped=max_clipped)
     _stderr.print(f"fitting a {kind} prior to {demos.n_transitions} transitions from {data}")
     with _progress_bar() as bar:
         tasks: dict[str, Any] = {}
@@ -181,7 +187,7 @@ def import_(
     check_output_dir(out, reuse=is_saved_prior, reused="an earlier prior (which would be replaced)")
     resolve_device(device)
     hyperparameters(read_state_dict(gpytorch_ckpt), gpytorch_ckpt)  # refuse a wrong file before the work
-    demos = load_demos(data, task=task, allow_pickle=allow_pickle, clip_actions=True)
+    demos = load_demos(data, task=task, allow_pickle=allow_pickle, clip_actions=True, max_clipped=MAX_CLIPPED_ACTIONS)
     if task is not None:
         from nppac.tasks import get_task
 

@@ -43,6 +43,7 @@ def quickstart(
     import torch
 
     from nppac.data import load_demos
+    from nppac.data.validate import MAX_CLIPPED_ACTIONS
     from nppac.diagnostics.curves import compare_runs, load_run, plot_comparison
     from nppac.errors import NppacError
     from nppac.tasks import get_task
@@ -61,7 +62,7 @@ def quickstart(
     out_dir = out if out is not None else Path("runs") / f"quickstart-{task}-{time.strftime('%Y%m%d-%H%M%S')}"
     check_output_dir(out_dir)
 
-    data = load_demos(source, task=task, allow_pickle=allow_pickle, clip_actions=True)
+    data = load_demos(source, task=task, allow_pickle=allow_pickle, clip_actions=True, max_clipped=MAX_CLIPPED_ACTIONS)
     say = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
     say(f"[1/3] fitting the GP prior ({spec.defaults.kernel}) on {data.n_transitions} demonstrated states "
         f"from {source}")

@@ -196,7 +196,8 @@ def _thresholds(pairs: list[str]) -> dict[str, float]:
         try:
             if not sep:
                 raise ValueError
-            levels[get_task(task.strip()).name] = float(text)
+            get_task(task.strip())  # a mistyped task is refused by name
+            levels[task.strip()] = float(text)
         except ValueError:
             raise NppacError(f"--threshold expects TASK=LEVEL with a number, got {pair!r}") from None
     return levels

@@ -6,11 +6,13 @@ import typer
 from rich.table import Table
 
 from nppac.cli.common import emit_json, print_table
-from nppac.tasks import list_tasks
+from nppac.tasks import entry_point_tasks, list_tasks
 
 
 def tasks(json_out: bool = typer.Option(False, "--json", help="Print one JSON list on stdout.")) -> None:
-    """List the registered tasks with their dimensions, horizon and reward kind."""
+    """List the registered tasks (the paper's, then those of installed packages' nppac.tasks entry points) with
+    their dimensions, horizon and reward kind. Any gymnasium id with a Box action space is a task too."""
+    entry_point_tasks()
     registry = list_tasks()
     if json_out:
         emit_json([t.to_json() for t in registry])

@@ -20,9 +20,12 @@ def _algorithms_help() -> str:
 
 
 def train(
-    task: str | None = typer.Option(None, "--task", help="Task name (see `nppac tasks`)."),
+    task: str | None = typer.Option(None, "--task", help="Task: a name of `nppac tasks`, a gymnasium id "
+                                    "(e.g. HalfCheetah-v5, with --demos), module:function returning a Task, or an "
+                                    "entry point of group nppac.tasks."),
     algo: str | None = typer.Option(None, "--algo", help="Algorithm: " + _algorithms_help() + "."),
-    demos: Path | None = typer.Option(None, "--demos", help="Demonstrations (default: the task's bundled set)."),
+    demos: Path | None = typer.Option(None, "--demos", help="Demonstrations: any file `nppac data` reads, or "
+                                      "minari:ID (default: the task's own set)."),
     prior_dir: Path | None = typer.Option(None, "--prior", help="Saved prior directory (default: fit from --demos)."),
     steps: int | None = typer.Option(None, "--steps", help="Total environment steps (with --resume: a new total)."),
     seed: int | None = typer.Option(None, "--seed", help="Random seed."),

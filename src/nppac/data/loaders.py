@@ -8,11 +8,16 @@ picks the loader from the path:
 path                  format       layout
 ====================  ===========  ==================================================
 ``*.npz``             ``npz``      nppac's own (:func:`save_npz`)
+``*.npz``             ``d4rl``     flat D4RL arrays (no nppac ``meta`` entry)
 ``*.npy``             ``rlkit``    rlkit/AWAC path list: object array of path dicts
 ``*.pkl/.pickle``     ``mjrl``     DAPG/mjrl path list: pickled list of path dicts
 ``*.h5/.hdf5``        ``d4rl``     flat D4RL arrays split at terminals | timeouts
 a directory           ``minari``   a local Minari dataset (never downloaded)
+``minari:ID``         ``minari``   dataset ID in the local Minari store
 ====================  ===========  ==================================================
+
+Arrays in memory take the flat D4RL path too (:meth:`Demonstrations.from_arrays`), and
+every set, read or given, passes the same checks.
 
 Path dicts (rlkit and mjrl alike) need ``observations``, ``actions`` and ``rewards``;
 ``observations`` may be a list of dicts, of which ``state_observation`` (else
@@ -53,9 +58,8 @@ from typing import Any
 
 import numpy as np
 
-from nppac.data.demos import FIELDS, Demonstrations, Trajectory
-from nppac.data.relabel import binary_rewards
-from nppac.data.validate import as_flags, dtype_problem, validate, validate_structure, where
+from nppac.data.demos import FIELDS, Demonstrations, Trajectory, from_flat, shifted
+from nppac.data.validate import per_step, real_array, step_flags, validate_structure, where
 from nppac.errors import NppacError
 from nppac.outputs import atomic_file, check_output_file
 from nppac.tasks import get_task
@@ -73,48 +77,78 @@ _HDF5_SUFFIXES = (".h5", ".hdf5")
 _INFO_PREFIX = "infos/"
 
 
+MINARI_PREFIX = "minari:"
+"""``minari:D4RL/pen/human-v2``: a dataset of the local Minari store, by its id."""
+
+
 def load_demos(
     path: PathLike, task: str | None = None, allow_pickle: bool = False, clip_actions: bool = False,
+    max_clipped: float = 1.0,
 ) -> Demonstrations:
     """Load and validate a demonstration set, choosing the reader from the path (module docs).
 
-    ``task`` checks the dimensions against the registered task and, for a binary
-    task, gives the set its binary reward (module docs); ``clip_actions`` clips
-    actions outside [−1, 1] instead of only warning about them.
+    ``task`` checks the dimensions against the task and, for a binary task, gives the
+    set its binary reward (module docs); ``clip_actions`` clips actions outside [−1, 1]
+    instead of only warning about them, refused when more than ``max_clipped`` of the
+    values lie outside (:func:`nppac.data.validate.validate`). ``path`` may also be
+    ``minari:ID``, a dataset in the local Minari store (never downloaded).
     """
     if task is not None:
         get_task(task)  # an unknown task name is reported before any file is read
-    path = _existing(path)
-    return _checked(_read(path, allow_pickle), task, clip_actions)
+    location = local_path(path)
+    return _read(location, allow_pickle).checked(task, clip_actions, max_clipped)
+
+
+def is_minari_id(path: PathLike) -> bool:
+    """Whether ``path`` names a dataset of the local Minari store (``minari:ID``) rather than a file."""
+    return str(path).startswith(MINARI_PREFIX)
+
+
+def local_path(path: PathLike) -> Path:
+    """The file or folder a demonstration source names: ``minari:ID`` is the dataset's folder in the local Minari
+    store (``MINARI_DATASETS_PATH``, else ``~/.minari/datasets``); a path that does not exist is refused."""
+    if not is_minari_id(path):
+        return _existing(path)
+    dataset_id = str(path)[len(MINARI_PREFIX):]
+    if not dataset_id:
+        raise NppacError(f"{path}: give a Minari dataset id after 'minari:', e.g. minari:D4RL/pen/human-v2")
+    minari = _optional("minari", "minari", Path(str(path)))
+    folder = Path(minari.storage.get_dataset_path(dataset_id))
+    if not (folder / "data" / "metadata.json").exists():
+        raise NppacError(
+            f"{path}: not in the local Minari store ({folder} has no data/metadata.json); nppac never downloads: "
+            f"on a machine with internet access run `minari download {dataset_id}`, then copy {folder} to this "
+            "machine's store (or point MINARI_DATASETS_PATH at the store holding it)")
+    return folder
 
 
 def load_rlkit_npy(
     path: PathLike, task: str | None = None, allow_pickle: bool = False, clip_actions: bool = False,
 ) -> Demonstrations:
     """An rlkit/AWAC path list saved with :func:`numpy.save` (an object array of dicts)."""
-    return _checked(_read_rlkit_npy(_existing(path), allow_pickle), task, clip_actions)
+    return _read_rlkit_npy(_existing(path), allow_pickle).checked(task, clip_actions)
 
 
 def load_mjrl_pickle(
     path: PathLike, task: str | None = None, allow_pickle: bool = False, clip_actions: bool = False,
 ) -> Demonstrations:
     """A DAPG/mjrl pickle: a list of dicts with observations, actions, rewards, init_state_dict."""
-    return _checked(_read_mjrl_pickle(_existing(path), allow_pickle), task, clip_actions)
+    return _read_mjrl_pickle(_existing(path), allow_pickle).checked(task, clip_actions)
 
 
 def load_d4rl_hdf5(path: PathLike, task: str | None = None, clip_actions: bool = False) -> Demonstrations:
     """A D4RL-style HDF5 file: flat observations, actions, rewards, terminals[, timeouts, next_observations]."""
-    return _checked(_read_d4rl_hdf5(_existing(path)), task, clip_actions)
+    return _read_d4rl_hdf5(_existing(path)).checked(task, clip_actions)
 
 
 def load_minari(path: PathLike, task: str | None = None, clip_actions: bool = False) -> Demonstrations:
     """A Minari dataset in a local directory (the dataset folder or its ``data/`` folder)."""
-    return _checked(_read_minari(_existing(path)), task, clip_actions)
+    return _read_minari(_existing(path)).checked(task, clip_actions)
 
 
 def load_npz(path: PathLike, task: str | None = None, clip_actions: bool = False) -> Demonstrations:
     """nppac's own ``.npz`` (written by :func:`save_npz`); the stored task is used unless ``task`` is given."""
-    return _checked(_read_npz(_existing(path)), task, clip_actions)
+    return _read_npz(_existing(path)).checked(task, clip_actions)
 
 
 def save_npz(demos: Demonstrations, path: PathLike) -> Path:
@@ -146,12 +180,6 @@ def save_npz(demos: Demonstrations, path: PathLike) -> Path:
     with atomic_file(out) as f:
         np.savez_compressed(f, **arrays)  # type: ignore[arg-type]  # numpy's stub lets ** fill allow_pickle: bool
     return out
-
-
-def _checked(demos: Demonstrations, task: str | None, clip_actions: bool) -> Demonstrations:
-    """Validated (:func:`nppac.data.validate.validate`), with a binary task's reward (:mod:`nppac.data.relabel`)."""
-    checked = validate(demos, task=task, clip_actions=clip_actions)
-    return binary_rewards(checked, get_task(checked.task)) if checked.task else checked
 
 
 def _existing(path: PathLike) -> Path:
@@ -260,25 +288,25 @@ def _path_to_trajectory(item: dict, source: str, index: int) -> tuple[Trajectory
                 f"{where(source, index, key)}: missing; trajectory dicts need observations, actions and rewards"
             )
     observations = _states(item["observations"], source, index, "observations")
-    actions = _array(item["actions"], source, index, "actions")
+    actions = real_array(item["actions"], source, index, "actions")
     steps = len(actions)
-    rewards = _per_step(_array(item["rewards"], source, index, "rewards"))
+    rewards = per_step(real_array(item["rewards"], source, index, "rewards"))
     trimmed = len(rewards) == steps + 1
     if trimmed:
         rewards = rewards[:steps]
     if "terminals" in item:
-        terminals = _flags(item["terminals"], source, index, "terminals")
+        terminals = step_flags(item["terminals"], source, index, "terminals")
     else:
         terminals = np.zeros(steps, dtype=bool)
         if steps and bool(item.get("terminated", False)):
             terminals[-1] = True
     if "timeouts" in item:
-        timeouts = _flags(item["timeouts"], source, index, "timeouts")
+        timeouts = step_flags(item["timeouts"], source, index, "timeouts")
     else:
         timeouts = _time_out_at_end(terminals)
     derived = "next_observations" not in item
     if derived:
-        next_observations, timeouts = _shifted(observations, terminals, timeouts)
+        next_observations, timeouts = shifted(observations, terminals, timeouts)
     else:
         next_observations = _states(item["next_observations"], source, index, "next_observations")
     infos = {}
@@ -302,7 +330,7 @@ def _states(value: Any, source: str, index: int | None, field: str) -> np.ndarra
             value = [step[key] for step in value]
         except (KeyError, TypeError):
             raise NppacError(f"{where(source, index, field)}: some steps lack the key {key!r}") from None
-    return _array(value, source, index, field)
+    return real_array(value, source, index, field)
 
 
 def _is_sequence(value: Any) -> bool:
@@ -310,32 +338,6 @@ def _is_sequence(value: Any) -> bool:
     if isinstance(value, np.ndarray):
         return value.ndim > 0
     return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
-
-
-def _array(value: Any, source: str, index: int | None, field: str) -> np.ndarray:
-    """A real-valued array, or an error naming the field (ragged lists, objects, strings, complex, scalars)."""
-    try:
-        array = np.asarray(value)
-    except ValueError:
-        raise NppacError(f"{where(source, index, field)}: is ragged (steps of different sizes)") from None
-    if array.dtype.hasobject:
-        raise NppacError(f"{where(source, index, field)}: is not numeric (dtype {array.dtype}); ragged steps?")
-    problem = dtype_problem(array.dtype)
-    if problem is not None:
-        raise NppacError(f"{where(source, index, field)}: {problem}")
-    if array.ndim == 0:
-        raise NppacError(f"{where(source, index, field)}: is a single value, expected one entry per step")
-    return array
-
-
-def _per_step(array: np.ndarray) -> np.ndarray:
-    """(T, 1) columns, as rlkit stores rewards and terminals, become (T,)."""
-    return array[:, 0] if array.ndim == 2 and array.shape[1] == 1 else array
-
-
-def _flags(value: Any, source: str, index: int | None, field: str) -> np.ndarray:
-    """A per-step 0/1 flag of any reader as bool (:func:`nppac.data.validate.as_flags`)."""
-    return as_flags(_per_step(_array(value, source, index, field)), where(source, index, field))
 
 
 def _time_out_at_end(terminals: np.ndarray) -> np.ndarray:
@@ -346,29 +348,11 @@ def _time_out_at_end(terminals: np.ndarray) -> np.ndarray:
     return timeouts
 
 
-def _shifted(
-    observations: np.ndarray, terminals: np.ndarray, timeouts: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """next_observations[t] = observations[t + 1]; the last repeats itself.
-
-    Its true successor is unknown, so unless the last step is terminal (where the
-    successor is never used) it becomes a time-out.
-    """
-    if len(observations) == 0:
-        return observations, timeouts
-    next_observations = np.concatenate([observations[1:], observations[-1:]])
-    if not len(observations) == len(terminals) == len(timeouts):
-        return next_observations, timeouts  # validation reports the mismatch
-    timeouts = timeouts.copy()
-    timeouts[-1] = not bool(terminals[-1])
-    return next_observations, timeouts
-
-
 def _success_flags(env_infos: Any, source: str, index: int) -> np.ndarray | None:
     """The per-step success flag from env infos stored as a dict of arrays or a list of dicts."""
     if isinstance(env_infos, dict):
         key = next((k for k in SUCCESS_KEYS if k in env_infos), None)
-        return None if key is None else _flags(env_infos[key], source, index, f"env_infos.{key}")
+        return None if key is None else step_flags(env_infos[key], source, index, f"env_infos.{key}")
     if _is_sequence(env_infos) and len(env_infos) and isinstance(env_infos[0], dict):
         key = next((k for k in SUCCESS_KEYS if k in env_infos[0]), None)
         if key is None:
@@ -377,7 +361,7 @@ def _success_flags(env_infos: Any, source: str, index: int) -> np.ndarray | None
             steps = [step[key] for step in env_infos]
         except (KeyError, TypeError):
             raise NppacError(f"{where(source, index, f'env_infos.{key}')}: missing in some steps") from None
-        return _flags(steps, source, index, f"env_infos.{key}")
+        return step_flags(steps, source, index, f"env_infos.{key}")
     return None
 
 
@@ -404,52 +388,7 @@ def _read_d4rl_hdf5(path: Path) -> Demonstrations:
                 arrays["success"] = f[f"infos/{success_key}"][()]
     except OSError as err:
         raise NppacError(f"{path}: not a readable HDF5 file ({err})") from None
-    return _from_flat(arrays, path, "d4rl")
-
-
-def _from_flat(arrays: dict[str, np.ndarray], path: Path, fmt: str) -> Demonstrations:
-    """Flat D4RL arrays → trajectories split after every terminal or time-out."""
-    source = str(path)
-    for key in ("observations", "actions", "rewards", "terminals"):
-        if key not in arrays:
-            raise NppacError(
-                f"{where(source, field=key)}: missing; D4RL files need observations, actions, rewards and terminals"
-            )
-    flat = {key: _array(value, source, None, key) for key, value in arrays.items()}
-    flat["rewards"] = _per_step(flat["rewards"])
-    for key in ("terminals", "timeouts", "success"):
-        if key in flat:
-            flat[key] = _flags(flat[key], source, None, key)
-    n = len(flat["actions"])
-    for key, value in flat.items():
-        if len(value) != n:
-            raise NppacError(f"{where(source, field=key)}: has {len(value)} rows but 'actions' has {n}")
-    terminals = flat["terminals"]
-    timeouts = flat["timeouts"] if "timeouts" in flat else np.zeros(n, dtype=bool)
-    ends = np.flatnonzero(terminals | timeouts) + 1
-    if n and (len(ends) == 0 or ends[-1] != n):
-        open_steps = n - (ends[-1] if len(ends) else 0)
-        logger.info("%s: the last %d steps end without a terminal or time-out; treated as a time-out", path, open_steps)
-        timeouts = timeouts.copy()
-        timeouts[-1] = True
-        ends = np.append(ends, n)
-    derived = "next_observations" not in flat
-    trajectories = []
-    for start, stop in zip(np.concatenate([[0], ends[:-1]]), ends):
-        window = slice(int(start), int(stop))
-        observations = flat["observations"][window]
-        traj_timeouts = timeouts[window]
-        if derived:
-            next_observations, traj_timeouts = _shifted(observations, terminals[window], traj_timeouts)
-        else:
-            next_observations = flat["next_observations"][window]
-        infos = {"success": flat["success"][window]} if "success" in flat else {}
-        trajectories.append(Trajectory(
-            observations, flat["actions"][window], flat["rewards"][window], terminals[window],
-            traj_timeouts, next_observations, infos,
-        ))
-    meta = {"derived_next_observations": True} if derived else {}
-    return Demonstrations(trajectories, source=source, format=fmt, meta=meta)
+    return from_flat(arrays, str(path), "d4rl")
 
 
 def _read_minari(path: Path) -> Demonstrations:
@@ -478,15 +417,15 @@ def _read_minari(path: Path) -> Demonstrations:
             if not isinstance(value, np.ndarray):
                 raise NppacError(f"{where(source, i, field)}: comes from a {type(value).__name__} space; "
                                  "nppac reads Box (flat array) spaces only")
-        actions = _array(episode.actions, source, i, "actions")
+        actions = real_array(episode.actions, source, i, "actions")
         steps = len(actions)
         # Minari stores one observation more than actions: the reset state comes first.
-        observations = _array(episode.observations, source, i, "observations")
+        observations = real_array(episode.observations, source, i, "observations")
         if len(observations) != steps + 1:
             raise NppacError(f"{where(source, i, 'observations')}: has {len(observations)} entries for {steps} "
                              "actions; Minari episodes hold one more (the reset observation first)")
-        terminals = _flags(episode.terminations, source, i, "terminations")
-        timeouts = _flags(episode.truncations, source, i, "truncations")
+        terminals = step_flags(episode.terminations, source, i, "terminations")
+        timeouts = step_flags(episode.truncations, source, i, "truncations")
         if steps and not (terminals[-1] or timeouts[-1]):
             timeouts = timeouts.copy()
             timeouts[-1] = True
@@ -495,11 +434,11 @@ def _read_minari(path: Path) -> Demonstrations:
         episode_infos = episode.infos if isinstance(episode.infos, dict) else {}
         key = next((k for k in SUCCESS_KEYS if k in episode_infos), None)
         if key is not None:
-            success = _flags(episode_infos[key], source, i, f"infos.{key}")
+            success = step_flags(episode_infos[key], source, i, f"infos.{key}")
             # infos, like observations, start with the reset's: step t's flag is entry t + 1.
             infos["success"] = success[1:] if len(success) == steps + 1 else success
         trajectories.append(Trajectory(
-            observations[:steps], actions, _array(episode.rewards, source, i, "rewards"), terminals, timeouts,
+            observations[:steps], actions, real_array(episode.rewards, source, i, "rewards"), terminals, timeouts,
             observations[1:], infos,
         ))
     env_spec = dataset.spec.env_spec
@@ -517,15 +456,21 @@ def _read_npz(path: Path) -> Demonstrations:
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         raise NppacError(f"{path}: not a readable .npz file ({err})") from None
     if "meta" not in arrays:
+        if "observations" in arrays and "actions" in arrays:  # D4RL's flat arrays, saved with numpy
+            flat = {key: arrays[key] for key in FIELDS if key in arrays}
+            success_key = next((k for k in SUCCESS_KEYS if f"{_INFO_PREFIX}{k}" in arrays), None)
+            if success_key is not None:
+                flat["success"] = arrays[f"{_INFO_PREFIX}{success_key}"]
+            return from_flat(flat, source, "d4rl")
         raise NppacError(
-            f"{path}: not an nppac demonstrations .npz (no 'meta' entry); "
-            "write one with `nppac data convert` from a supported format"
+            f"{path}: neither an nppac demonstrations .npz (no 'meta' entry) nor D4RL arrays (observations, "
+            "actions, rewards, terminals); write one with `nppac data convert` from a supported format"
         )
     header = _npz_header(arrays.pop("meta"), source)
     for key in (*FIELDS, "lengths"):
         if key not in arrays:
             raise NppacError(f"{where(source, field=key)}: missing; the file is incomplete, re-create it")
-    arrays = {key: _array(value, source, None, key) for key, value in arrays.items()}
+    arrays = {key: real_array(value, source, None, key) for key, value in arrays.items()}
     lengths = _npz_lengths(arrays.pop("lengths"), source)
     n, total = len(arrays["actions"]), sum(int(length) for length in lengths)
     if total != n:

@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nppac.data.demos import Demonstrations
 from nppac.data.validate import where
 from nppac.errors import NppacError
 from nppac.tasks import Task
+
+if TYPE_CHECKING:  # demos.py applies the binary reward (Demonstrations.checked), so it is not imported here
+    from nppac.data.demos import Demonstrations
 
 logger = logging.getLogger(__name__)
 

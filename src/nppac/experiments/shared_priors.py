@@ -22,6 +22,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+from nppac.data.loaders import local_path
 from nppac.errors import NppacError
 from nppac.experiments.suite import Suite
 from nppac.outputs import content_hash
@@ -35,11 +36,12 @@ FIT_SEED = 0
 """Seed of every shared fit: one prior per task for all seeds, as published."""
 
 
-def _demos_path(cfg: TrainConfig) -> Path:
+def _demos_source(cfg: TrainConfig) -> str:
+    """The run's demonstrations: its ``demos`` (a file or ``minari:ID``), else its task's own set."""
     path = cfg.demos or cfg.task_spec.bundled_demos
     if path is None:
         raise NppacError(f"task {cfg.task} has no bundled demonstrations to fit a prior on; set demos in the suite")
-    return Path(path)
+    return str(path)
 
 
 def prior_settings(cfg: TrainConfig, kind: str) -> dict[str, Any]:
@@ -60,9 +62,9 @@ def shared_prior(cfg: TrainConfig, kind: str, root: Path) -> Path:
         key = hashlib.sha256(json.dumps({k: str(v) for k, v in parts.items()}).encode()).hexdigest()[:12]
         return _build(root / f"{cfg.task}-{kind}-{key}", lambda tmp: _combine(parts, tmp),
                       {"kind": kind, "parts": {k: str(v) for k, v in parts.items()}})
-    demos = _demos_path(cfg)
+    demos = _demos_source(cfg)
     settings = prior_settings(cfg, kind)
-    record = {**settings, "demos": str(demos), "demos_sha256": content_hash(demos)}
+    record = {**settings, "demos": demos, "demos_sha256": content_hash(local_path(demos))}
     key = hashlib.sha256(json.dumps({k: v for k, v in record.items() if k not in ("demos", "gpytorch")}, sort_keys=True)
                          .encode()).hexdigest()[:12]
     return _build(root / f"{cfg.task}-{kind}-{key}", lambda tmp: _fit(cfg, kind, settings, tmp), record)
@@ -90,7 +92,8 @@ def _fit(cfg: TrainConfig, kind: str, settings: dict[str, Any], tmp: Path) -> No
     from nppac.data import load_demos
     from nppac.priors import fit_prior
 
-    demos = load_demos(_demos_path(cfg), task=cfg.task, allow_pickle=cfg.allow_pickle, clip_actions=True)
+    demos = load_demos(_demos_source(cfg), task=cfg.task, allow_pickle=cfg.allow_pickle, clip_actions=True,
+                       max_clipped=cfg.max_clipped_actions)
     fit_settings = {k: v for k, v in settings.items() if k in ("kernel", "iters", "seed") and v is not None}
     log.info("fitting the shared %s prior of %s on %d transitions", kind, cfg.task, demos.n_transitions)
     prior, metrics = fit_prior(demos, kind, from_gpytorch=settings.get("gpytorch"), **fit_settings)

@@ -26,6 +26,11 @@ A suite file is TOML::
     threshold = { halfcheetah = 3000.0, door-binary = 0.5 }
     adjust = "holm"                        # p-values across the report's comparisons: holm, bh or none
 
+A task is any name ``nppac train --task`` takes: one of ``nppac tasks``, a gymnasium id
+(``HalfCheetah-v5``, with ``demos`` set) or ``module:function`` (``[task."my_pkg.tasks:make_task"]``
+quotes it as a table name); the suite keeps that string, so its runs, reruns and reports find
+the task the same way (:mod:`nppac.tasks`).
+
 A run's configuration is ``settings``, then its task's table, then its algorithm's
 table, then (for a variant) the variant's table (a later table wins). Values use TOML's
 own types (``actor_hidden = [64, 64]``, ``seed_demos = true``); relative ``demos`` and
@@ -48,10 +53,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nppac.data.loaders import is_minari_id
 from nppac.errors import NppacError
 from nppac.experiments.stats import ADJUSTMENTS
 from nppac.outputs import real_output, write_atomic
-from nppac.tasks import list_tasks
+from nppac.tasks import UnknownTaskError, get_task, list_tasks
 from nppac.training import TrainConfig
 from nppac.training.algorithms import ALGORITHMS
 from nppac.training.config import PATH_FIELDS, own_settings
@@ -223,8 +229,8 @@ def parse_suite(data: dict[str, Any], source: str | Path = "<suite>") -> Suite:
     name = data.get("name", Path(where).stem)
     if not isinstance(name, str) or not name.strip() or "/" in name:
         raise NppacError(f"{where}: name must be a non-empty string without '/', got {name!r}")
-    task_names = [t.name for t in list_tasks()]
-    tasks = _names(data, "tasks", task_names, where)
+    tasks = _task_names(data, where)
+    task_names = list(dict.fromkeys([*(t.name for t in list_tasks()), *tasks]))
     variants = _variants(data, where, base)
     algos = _names(data, "algos", [*ALGORITHMS, *variants], where)
     seeds = _seeds(data.get("seeds"), where)
@@ -288,21 +294,39 @@ def _check_keys(table: dict[str, Any], known: tuple[str, ...], where: str, prefi
             raise NppacError(f"{where}: unknown key {prefix}{key}; expected one of: {', '.join(known)}")
 
 
-def _names(data: dict[str, Any], key: str, known: list[str], where: str) -> list[str]:
-    """A non-empty list of registered names without repeats."""
+def _names(data: dict[str, Any], key: str, known: list[str] | None, where: str) -> list[str]:
+    """A non-empty list of names without repeats, each one of ``known`` (None: checked by the caller)."""
     value = data.get(key)
     if value is None:
-        raise NppacError(f"{where}: missing key {key} (a list, e.g. {key} = [{known[0]!r}])")
+        example = known[0] if known else "halfcheetah"
+        raise NppacError(f"{where}: missing key {key} (a list, e.g. {key} = [{example!r}])")
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         raise NppacError(f"{where}: {key} must be a non-empty list of names, got {value!r}")
     for name in value:
-        if name not in known:
+        if known is not None and name not in known:
             raise NppacError(f"{where}: {key}: unknown name {name!r}; choose from: {', '.join(known)}")
     if len(set(value)) != len(value):
         raise NppacError(f"{where}: {key} lists a name twice: {value}")
     return value
+
+
+def _task_names(data: dict[str, Any], where: str) -> list[str]:
+    """The suite's tasks: registered names, or any other name of a task (a gymnasium id, ``module:function``, an
+    entry point), each resolved here so that a mistake is refused before any run."""
+    known = [t.name for t in list_tasks()]
+    names = _names(data, "tasks", None, where)
+    for name in names:
+        try:
+            get_task(name)
+        except UnknownTaskError:
+            raise NppacError(f"{where}: tasks: unknown name {name!r}; choose from: {', '.join(known)}, or name "
+                             "your own (a gymnasium id, module:function, an entry point of group nppac.tasks)"
+                             ) from None
+        except NppacError as err:
+            raise NppacError(f"{where}: tasks: {err}") from None
+    return names
 
 
 def _skip(value: Any, tasks: list[str], algos: list[str], where: str) -> set[str]:
@@ -395,7 +419,8 @@ def _overrides(table: dict[str, Any], label: str, where: str, base: Path, algo: 
         if key in _PATH_FIELDS:
             if not isinstance(value, str):
                 raise NppacError(f"{where}: {label} {key} = {value!r}: a path must be a string (\"path/to/file\")")
-            value = str(base / Path(value).expanduser())
+            if not is_minari_id(value):
+                value = str(base / Path(value).expanduser())
         pair = f"{key}={_text(value, where, label, key)}"
         try:
             TrainConfig(algo=own.get(key, algo or "nppac")).with_overrides([pair])

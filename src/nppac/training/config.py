@@ -13,7 +13,9 @@ from typing import Any, Self
 
 from nppac.agents.networks import ACTOR_KINDS, ActorKind
 from nppac.agents.second_actor import SECOND_ACTOR_CHOICES, SECOND_ACTORS
+from nppac.data.loaders import is_minari_id
 from nppac.data.replay import demo_count
+from nppac.data.validate import MAX_CLIPPED_ACTIONS
 from nppac.errors import NppacError
 from nppac.priors.gp import VARIANCE_ESTIMATES, VarianceEstimate
 from nppac.tasks import BINARY_REWARDS, HAND_PROTOCOLS, BinaryRewardName, Task, get_task
@@ -28,7 +30,7 @@ KL_ANCHORS: tuple[str, ...] = ("prior", "init-actor")
 """The mean of the reference in the online KL (``kl_anchor``)."""
 
 PATH_FIELDS: tuple[str, ...] = ("demos", "prior", "prior_gpytorch", "init_actor")
-"""Settings that name files: relative to the run or suite file that gives them."""
+"""Settings that name files: relative to the run or suite file that gives them (a ``minari:ID`` names none)."""
 
 PRIOR_CONVENTIONS: dict[str, tuple[str, str]] = {
     "published": ("variance", "love"),
@@ -44,7 +46,8 @@ class TrainConfig:
     """Every setting of a training run; ``None`` fields take the task's published default (DESIGN.md §3)."""
 
     task: str = "halfcheetah"
-    """Registered task name (``nppac tasks``)."""
+    """Task: a registered name (``nppac tasks``), a gymnasium id, ``module:function`` or an entry point of group
+    ``nppac.tasks`` (the nppac.tasks docs)."""
     algo: str = "nppac"
     """Registered algorithm name (``nppac train --help`` lists them; the table is nppac.training.algorithms)."""
     seed: int = 0
@@ -163,7 +166,10 @@ class TrainConfig:
     seed_demos: bool | None = None
     """Put the demonstration transitions into the replay buffer before training (default: true for awac and bc)."""
     demos: str | None = None
-    """Demonstration file (default: the task's bundled set)."""
+    """Demonstration file, or ``minari:ID`` (a dataset of the local Minari store); default: the task's own set."""
+    max_clipped_actions: float = MAX_CLIPPED_ACTIONS
+    """Largest share of demonstration action values outside [−1, 1] that the run clips to the box (with a
+    warning); a set with more is refused, its actions more likely in the environment's own units. 1 accepts any."""
     prior: str | None = None
     """Directory of a saved prior (default: fit one from the demonstrations)."""
     prior_gpytorch: str | None = None
@@ -432,7 +438,7 @@ class TrainConfig:
                 raise NppacError(f"{path}: {key} is a table; only [settings] may be one")
         pairs = []
         for key, value in merged.items():
-            if key in PATH_FIELDS and isinstance(value, str):
+            if key in PATH_FIELDS and isinstance(value, str) and not is_minari_id(value):
                 value = str(path.parent / Path(value).expanduser())
             text = ",".join(str(v) for v in value) if isinstance(value, list) else \
                 str(value).lower() if isinstance(value, bool) else str(value)
@@ -577,6 +583,7 @@ RANGES: dict[str, tuple[float, float | None, bool, bool]] = {
     "demo_batch_fraction": (0.0, 1.0, False, True),
     "love_rank": (1, None, False, False),
     "num_threads": (0, 1024, False, False),
+    "max_clipped_actions": (0.0, 1.0, False, False),
 }
 """The valid range of every numeric setting, in one place (checked by :meth:`TrainConfig.validate`)."""
 

@@ -35,6 +35,7 @@ from nppac.errors import NonFiniteError, NppacError
 from nppac.priors import combine_priors, fit_prior, load_prior, use_variance
 from nppac.priors.base import Prior
 from nppac.priors.metrics import mean_action
+from nppac.tasks import get_task
 from nppac.training.algorithms import ABLATION_PRIOR, AgentSpec, DemoLoader
 from nppac.training.checkpoint import CHECKPOINT_NAME, restore_rng_state
 from nppac.training.config import ResolvedConfig, TrainConfig
@@ -296,10 +297,11 @@ def training_rewards(rewards: np.ndarray, cfg: ResolvedConfig) -> np.ndarray:
 
 
 class DemoSource:
-    """Demonstrations loaded on first use: the given object, ``config.demos`` or the task's bundled set."""
+    """Demonstrations loaded on first use: the given object, ``config.demos`` or the task's own set, each checked
+    as a loaded file is, with actions clipped to the box (up to the run's ``max_clipped_actions``)."""
 
     def __init__(self, cfg: TrainConfig, demos: Demonstrations | None) -> None:
-        self.cfg, self.demos = cfg, demos
+        self.cfg, self.demos, self.checked = cfg, demos, False
 
     @property
     def available(self) -> bool:
@@ -307,17 +309,22 @@ class DemoSource:
         return self.demos is not None or self.cfg.demos is not None or self.cfg.task_spec.bundled_demos is not None
 
     def get(self) -> Demonstrations:
-        if self.demos is None:
-            from nppac.data import load_demos
+        from nppac.data import load_demos
 
+        # Clipped to the action box: the environment executes clip(a), so that is the action to learn from.
+        limit = self.cfg.max_clipped_actions
+        if self.demos is None:
             task = self.cfg.task_spec
             path = self.cfg.demos or task.bundled_demos
             if path is None:
                 hint = " (or --prior DIR with --set init_epochs=0)" if self.cfg.prior_kind else ""
                 raise NppacError(f"algo {self.cfg.algo} on task {task.name!r} needs demonstrations but the task has "
                                  f"no bundled set; pass --demos PATH{hint}")
-            # Clipped to the action box: the environment executes clip(a), so that is the action to learn from.
-            self.demos = load_demos(path, task=task.name, allow_pickle=self.cfg.allow_pickle, clip_actions=True)
+            self.demos = load_demos(path, task=self.cfg.task, allow_pickle=self.cfg.allow_pickle, clip_actions=True,
+                                    max_clipped=limit)
+        elif not self.checked:
+            self.demos = self.demos.checked(task=self.cfg.task, clip_actions=True, max_clipped=limit)
+        self.checked = True
         return self.demos
 
 
@@ -329,9 +336,19 @@ def check_prior_task(directory: Path, task: str) -> None:
             recorded = json.loads((directory / name).read_text()).get("task")
         except (OSError, ValueError, AttributeError):
             continue
-        if isinstance(recorded, str) and recorded != task:
+        if isinstance(recorded, str) and not same_task(recorded, task):
             raise NppacError(f"{directory}: this prior was fitted for task {recorded} ({name}), not {task}; "
                              f"fit one for {task} (nppac prior fit --task {task})")
+
+
+def same_task(a: str, b: str) -> bool:
+    """Whether two task names name one task (a ``module:function`` and the name of the Task it returns do)."""
+    if a == b:
+        return True
+    try:
+        return get_task(a) is get_task(b)
+    except NppacError:
+        return False
 
 
 def resolve_prior(cfg: ResolvedConfig, out: Path, prior: Prior | None, demos: DemoSource,
