@@ -228,6 +228,7 @@ def test_dry_run_estimates_the_time_left_from_each_runs_own_pace(tmp_path, monke
     suite = load_suite(_suite_file(tmp_path, algos='["sac"]', seeds="3", name="pace",
                                    extra="[algo.sac]\nsteps = 1000\n"))
     out = tmp_path / "out"
+    suite.write_manifest(out)
     for seed, walls in ((0, [20, 30, 40]), (1, [10, 40])):  # step 0 at 20 s, then 10 s per epoch; 30 s per epoch
         directory = suite.runs[seed].directory(out)
         directory.mkdir(parents=True)
