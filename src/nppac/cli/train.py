@@ -29,6 +29,8 @@ def train(
     prior_dir: Path | None = typer.Option(None, "--prior", help="Saved prior directory (default: fit from --demos)."),
     steps: int | None = typer.Option(None, "--steps", help="Total environment steps (with --resume: a new total)."),
     seed: int | None = typer.Option(None, "--seed", help="Random seed."),
+    preset: str | None = typer.Option(None, "--preset", help="Named settings for what a run leaves unset: "
+                                      "published (the published code's prior, protocol and per-task settings)."),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda."),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow pickle-based demonstration files."),
     seed_demos: bool = typer.Option(
@@ -57,12 +59,13 @@ def train(
             raise NppacError("--task and --algo are required for a new run (or --config FILE naming them, or "
                              "--resume --out DIR)")
         flags: dict[str, Any] = {"task": task, "algo": algo, "demos": _str(demos), "prior": _str(prior_dir),
-                                 "steps": steps, "seed": seed, "device": device,
+                                 "steps": steps, "seed": seed, "device": device, "preset": preset,
                                  "allow_pickle": allow_pickle or None, "seed_demos": seed_demos or None}
         config = dataclasses.replace(base, **{k: v for k, v in flags.items() if v is not None})
         config = config.with_overrides(overrides).validate()
     else:
-        options = {"--demos": demos, "--prior": prior_dir, "--device": device, "--allow-pickle": allow_pickle or None,
+        options = {"--demos": demos, "--prior": prior_dir, "--preset": preset, "--device": device,
+                   "--allow-pickle": allow_pickle or None,
                    "--seed-demos": seed_demos or None, **{f"--set {o}": True for o in overrides}}
         _check_resume(out, {"task": task, "algo": algo, "seed": seed},
                       [k if v is True else f"{k} {v}" for k, v in options.items() if v is not None])

@@ -20,6 +20,7 @@ from nppac.errors import NppacError
 from nppac.priors.gp import VARIANCE_ESTIMATES, VarianceEstimate
 from nppac.tasks import BINARY_REWARDS, HAND_PROTOCOLS, BinaryRewardName, Task, get_task
 from nppac.training.algorithms import ALGORITHMS, WARMUPS, Algorithm, Warmup, get_algorithm
+from nppac.training.presets import PRESETS, preset_settings
 from nppac.training.prior_cache import SIGMA_CONVENTIONS, SigmaConvention
 
 AUTO_ALPHA_TARGETS: tuple[str, ...] = ("act-dim", "init-kl")
@@ -191,6 +192,9 @@ class TrainConfig:
     prior_convention: str | None = None
     """A named (prior_sigma, prior_variance) pair: published = (variance, love), the published code's prior;
     exact-variance = (variance, exact); std = (std, exact); love-std = (std, love)."""
+    preset: str | None = None
+    """A named group of settings filling the ones left unset, before the algorithm's and the task's defaults:
+    published = the published code's prior, protocol and per-task settings (nppac.training.presets)."""
     bound_q: bool | None = None
     """Clamp the critics to the returns' range [r_min, r_max]/(1 − γ) where the task's reward range is known
     (binary tasks: [−100, 0] at γ = 0.99); algorithm default (on for awac, whose critic has no entropy term)."""
@@ -223,6 +227,7 @@ class TrainConfig:
                               ("kl_anchor", KL_ANCHORS), ("second_actor", SECOND_ACTORS),
                               ("second_actor_choice", SECOND_ACTOR_CHOICES),
                               ("prior_variance", VARIANCE_ESTIMATES), ("prior_convention", tuple(PRIOR_CONVENTIONS)),
+                              ("preset", PRESETS),
                               ("hand_protocol", tuple(HAND_PROTOCOLS)), ("binary_reward", tuple(BINARY_REWARDS))):
             value = getattr(self, name)
             if value is not None and value not in choices:
@@ -325,12 +330,16 @@ class TrainConfig:
                              "second_actor_choice=softmax only")
 
     def resolved(self) -> ResolvedConfig:
-        """A copy with every ``None`` default filled in from the algorithm, then the task."""
+        """A copy with every ``None`` default filled in: from the preset, then the algorithm, then the task."""
         task = get_task(self.validate().task)
         d = task.defaults
         algorithm = self.algorithm
-        own = {k: v for k, v in algorithm.defaults_for(task.family).items() if getattr(self, k) is None}
-        cfg = dataclasses.replace(self, **own)
+        cfg = self
+        if cfg.preset is not None:
+            given = preset_settings(cfg.preset, cfg.task, task.family, cfg.algo, algorithm.prior_kind is not None)
+            cfg = dataclasses.replace(cfg, **{k: v for k, v in given.items() if getattr(cfg, k) is None}).validate()
+        own = {k: v for k, v in algorithm.defaults_for(task.family).items() if getattr(cfg, k) is None}
+        cfg = dataclasses.replace(cfg, **own)
         protocol = HAND_PROTOCOLS[_or(cfg.hand_protocol, algorithm.hand_protocol)] if task.family == "hand" else None
         sigma, variance = PRIOR_CONVENTIONS.get(cfg.prior_convention or "", (None, None))
         return ResolvedConfig(**{
