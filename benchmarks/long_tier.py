@@ -197,13 +197,14 @@ def draw(groups: dict[str, list[Run]], metric: str, level: float, task: str, pat
         for color, (column, runs) in zip(style.COLORS, groups.items()):
             for run in runs:
                 keep = np.isfinite(run.columns[metric])
-                ax.plot(run.env_steps[keep], run.columns[metric][keep], color=color, lw=0.8, alpha=0.45)
+                ax.plot(run.env_steps[keep], run.columns[metric][keep], color=color, lw=0.8,
+                        alpha=0.45 if len(runs) > 1 else 0.9)
             lengths = {len(r.env_steps) for r in runs}
             if len(runs) > 1 and len(lengths) == 1:  # the seeds of a cell share their evaluation steps
                 ax.plot(runs[0].env_steps, np.mean([r.columns[metric] for r in runs], axis=0), color=color, lw=2,
                         label=f"{column} (mean of {len(runs)})")
             else:
-                ax.plot([], [], color=color, lw=2, label=f"{column} ({len(runs)} seeds)")
+                ax.plot([], [], color=color, lw=2, label=f"{column} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
         if math.isfinite(level):
             ax.axhline(level, color="0.3", ls="--", lw=1, label="level")
         ax.set_xlabel("env steps")

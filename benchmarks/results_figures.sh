@@ -87,4 +87,15 @@ if [ -f "$results/cpu-remedies/suite.json" ]; then
   } > "$figures/remedies-pen-binary.md"
   wrote="$wrote, $figures/remedies-{halfcheetah,pen-binary}.md and -competence.png"
 fi
+# The long tier (docs/RESULTS.md "The long tier"): every seed, final, AUC, when a level is reached and kept, dips.
+if [ -f "$results/cpu-long/suite.json" ]; then
+  for task_level in pen-binary:0.9 halfcheetah:1.0; do
+    task="${task_level%%:*}"
+    if [ -d "$results/cpu-long/$task" ]; then
+      python "$(dirname "$0")/long_tier.py" "$results/cpu-long" --task "$task" --level "${task_level##*:}" \
+        --figure "$figures/long-$task.png" > "$figures/long-$task.md"
+      wrote="$wrote, $figures/long-$task.{md,png}"
+    fi
+  done
+fi
 echo "wrote each suite's report.{md,json} and figures/ under $results, $figures/halfcheetah-conventions.{png,json}, $wrote"
