@@ -20,8 +20,8 @@ cells: runs of identical settings (:mod:`nppac.experiments.replicates`: the same
 configuration apart from the seed and where the run ran), whichever suite folder and column
 (an algorithm, or a suite variant such as ``nppac-alpha-init``) holds them, so that two suites'
 replications of one setting are pooled and two suites' different settings stay apart. Each cell
-is labelled by its column and prior setting (σ0 scale · variance estimate · hand protocol ·
-remedies), and a cell of several seeds ends with the mean of its seeds' values with a 95 %
+is labelled by its column and prior setting (the prior's glossary name in docs/RESULTS.md · hand
+protocol · remedies), and a cell of several seeds ends with the mean of its seeds' values with a 95 %
 Student-t interval (a success rate's cut to [0, 1]), and the worst seed's minimum (the goal of
 keeping the prior is about every seed). Prints one Markdown table; ``--figure PATH`` also draws
 every run's ratio to the prior, epoch by epoch.
@@ -35,7 +35,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from run_files import columns, done, final, read_rows, state
+from run_files import columns, done, final, non_finite, prior_name, read_rows, state
 
 from nppac.experiments.replicates import run_setting_key
 from nppac.experiments.report import Estimate
@@ -55,13 +55,10 @@ def _prior_reference(references: dict[str, Any], metric: str) -> float:
 
 
 def setting(config: dict[str, Any]) -> str:
-    """σ0 scale · variance estimate · hand protocol of a run (runs from before a setting existed: as they ran)."""
-    if config.get("prior") is None and config.get("algo") not in ("nppac", "ppac-nn", "nppac-nn-std"):
-        parts = []
-    else:
-        # The variance estimate is the GP's: the NN variants' σ0 is the NN's own, whatever prior_variance says.
-        estimate = config.get("prior_variance") or "exact" if config.get("algo") == "nppac" else "exact"
-        parts = [str(config.get("prior_sigma")), str(estimate)]
+    """A run's prior setting by its glossary name (``published``, ``exact-variance``, ``std``, ``love-std``:
+    :func:`run_files.prior_name`), hand protocol and remedies (runs from before a setting existed: as they ran)."""
+    name = prior_name(config)
+    parts = [] if name is None else [name]
     if config.get("task", "").endswith("-binary"):
         parts.append(str(config.get("hand_protocol") or "awac"))
     parts += remedies(config)
@@ -119,7 +116,8 @@ def summarize(run: Path, fallback_prior: float) -> dict[str, Any]:
     return {"algo": run.parent.name, "setting": setting(config), "cell": run_setting_key(run), "seed": config["seed"],
             "metric": metric, "prior": prior, "step0": start, "min_vs_prior": ratio(lowest, prior),
             "min_vs_step0": ratio(lowest, start), "final": final(run, steps, values),
-            "diverged": state(run) == "diverged", "epochs": int(_float(rows[-1].get("epoch"))),
+            "diverged": state(run) == "diverged", "non_finite": non_finite(run),
+            "epochs": int(_float(rows[-1].get("epoch"))),
             "steps": steps, "values": values, "updates_per_s": sum(rates) / len(rates) if rates else math.nan,
             "episodes": episodes}
 
@@ -196,7 +194,9 @@ def table(suites: list[Path], task: str, only: list[str] | None = None) -> list[
              f"| min ÷ step 0 | final ({metric}) | updates/s |", "|---|---|---|---|---|---|---|---|---|---|"]
     for (suite, algo, name), runs in cells(summaries).items():
         for s in runs:
-            note = f" (diverged after {s['epochs']} epochs)" if s["diverged"] else ""
+            stopped = s["non_finite"]
+            note = ("" if not s["diverged"] else " (diverged)" if stopped is None
+                    else f" (diverged: {stopped[0]} non-finite in epoch {stopped[1]})")
             lines.append(f"| {s['suite']} | {s['algo']} | {name} | {s['seed']} | {_fmt(s['prior'], number)} "
                          f"| {_fmt(s['step0'], number)} | {_fmt(s['min_vs_prior'])} | {_fmt(s['min_vs_step0'])} "
                          f"| {_fmt(s['final'], number)}{note} | {_fmt(s['updates_per_s'], '{:.0f}')} |")

@@ -50,16 +50,16 @@ from run_files import finished, read_rows
 SETTINGS: dict[str, dict[str, Any]] = {
     "std+uniform": {"prior_sigma": "std", "warmup": "uniform"},
     "std+policy": {"prior_sigma": "std", "warmup": "policy"},
-    "variance+policy": {"prior_sigma": "variance", "warmup": "policy"},
-    "variance+uniform": {"prior_sigma": "variance", "warmup": "uniform"},
+    "exact-variance+policy": {"prior_sigma": "variance", "warmup": "policy"},
+    "exact-variance+uniform": {"prior_sigma": "variance", "warmup": "uniform"},
     # The GP's variance estimate: LOVE's (gpytorch 1.0.1's, the published code's) against the exact one.
-    "love-variance+policy": {"prior_convention": "published", "warmup": "policy"},
+    "published+policy": {"prior_convention": "published", "warmup": "policy"},
     "love-std+policy": {"prior_convention": "love-std", "warmup": "policy"},
     # The hand tasks' two published protocols under each scale (locomotion runs skip these).
     "std+policy@awac": {"prior_sigma": "std", "warmup": "policy", "hand_protocol": "awac"},
     "std+policy@nppac": {"prior_sigma": "std", "warmup": "policy", "hand_protocol": "nppac"},
-    "love-variance+policy@awac": {"prior_convention": "published", "warmup": "policy", "hand_protocol": "awac"},
-    "love-variance+policy@nppac": {"prior_convention": "published", "warmup": "policy", "hand_protocol": "nppac"},
+    "published+policy@awac": {"prior_convention": "published", "warmup": "policy", "hand_protocol": "awac"},
+    "published+policy@nppac": {"prior_convention": "published", "warmup": "policy", "hand_protocol": "nppac"},
     # The remedies of N-PPAC's competence loss, each alone on top of the task's defaults.
     "default": {},
     "warmstart-demos": {"critic_warmstart_steps": 5000, "critic_warmstart_data": "demos"},
@@ -72,14 +72,34 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "alpha-kl-init+layernorm": {"auto_alpha_target": "init-kl", "critic_layernorm": True},
     "anchor-init": {"kl_anchor": "init-actor"},
 }
-"""Setting name → TrainConfig fields. ``variance+policy`` is the published code's scale with the exact GP variance;
-``love-variance+policy`` is the published prior itself. Settings with ``@`` fix a hand protocol."""
-CONVENTIONS = ["std+uniform", "std+policy", "variance+policy", "variance+uniform", "love-variance+policy",
-               "love-std+policy", "std+policy@awac", "std+policy@nppac", "love-variance+policy@awac",
-               "love-variance+policy@nppac"]
+"""Setting name → TrainConfig fields. A conventions setting is named PRIOR+WARMUP[@PROTOCOL], PRIOR by the
+glossary of docs/RESULTS.md (the ``prior_convention`` values): ``exact-variance+policy`` is the published code's
+scale with the exact GP variance, ``published+policy`` the published prior itself. Settings with ``@`` fix a
+hand protocol."""
+LEGACY_NAMES = {"variance+policy": "exact-variance+policy", "variance+uniform": "exact-variance+uniform",
+                "love-variance+policy": "published+policy", "love-variance+policy@awac": "published+policy@awac",
+                "love-variance+policy@nppac": "published+policy@nppac"}
+"""Earlier names of settings → today's: still accepted by --settings, and their run folders (``OUT/runs/TASK/
+OLD-NAME``, as results/conventions-love keeps them) are read and resumed under today's name."""
+CONVENTIONS = ["std+uniform", "std+policy", "exact-variance+policy", "exact-variance+uniform", "published+policy",
+               "love-std+policy", "std+policy@awac", "std+policy@nppac", "published+policy@awac",
+               "published+policy@nppac"]
 REMEDIES = ["default", "warmstart-demos", "warmstart-warmup", "alpha-kl-act-dim", "alpha-kl-init", "layernorm",
             "actor-delay"]
 """The two screens: σ0 conventions and protocols (--settings conventions) and remedies (--settings remedies)."""
+
+
+def setting_name(name: str) -> str:
+    """A setting's name today (an earlier name is translated by LEGACY_NAMES)."""
+    return LEGACY_NAMES.get(name, name)
+
+
+def _run_dir(out: Path, task: str, setting: str, seed: int) -> Path:
+    """Where a setting's run lives: under its name, or under an earlier name of it where such a run exists."""
+    for name in (setting, *(old for old, new in LEGACY_NAMES.items() if new == setting)):
+        if (out / "runs" / task / name / f"seed-{seed}").exists():
+            return out / "runs" / task / name / f"seed-{seed}"
+    return out / "runs" / task / setting / f"seed-{seed}"
 
 
 def applies(setting: str, task: str) -> bool:
@@ -164,7 +184,7 @@ def _run(job: tuple[str, str, int, int, str, str | None, bool]) -> str:
 
     logging.basicConfig(level=logging.WARNING)
     out = Path(out_s)
-    run_dir = out / "runs" / task / setting / f"seed-{seed}"
+    run_dir = _run_dir(out, task, setting, seed)
     if finished(run_dir):
         return f"{run_dir} done"
     cfg = TrainConfig(task=task, algo="nppac", seed=seed, steps=epochs * 1000, prior=str(_prior_dir(out, task)),
@@ -194,7 +214,8 @@ def report(outs: list[Path], dest: Path) -> None:
         prior_metrics = json.loads((_prior_dir(out, task) / "metrics.json").read_text())
         entry: dict[str, Any] = {"prior_mean_action": prior_metrics["mean_action"], "settings": {}}
         order = {name: i for i, name in enumerate(SETTINGS)}
-        for setting_dir in sorted(task_dir.iterdir(), key=lambda d: (order.get(d.name, len(order)), d.name)):
+        for setting_dir in sorted(task_dir.iterdir(), key=lambda d: (order.get(setting_name(d.name), len(order)),
+                                                                     setting_name(d.name))):
             runs = {}
             for run_dir in sorted(setting_dir.glob("seed-*")):
                 if not finished(run_dir):
@@ -216,7 +237,7 @@ def report(outs: list[Path], dest: Path) -> None:
                     "updates_per_s": _mean([float(r["updates_per_s"]) for r in rows[1:] if r.get("updates_per_s")]),
                 }
             if runs:
-                entry["settings"][setting_dir.name] = runs
+                entry["settings"][setting_name(setting_dir.name)] = runs
         result[task] = entry
     dest.mkdir(parents=True, exist_ok=True)
     name = dest.name
@@ -225,7 +246,7 @@ def report(outs: list[Path], dest: Path) -> None:
 
     tasks = list(result)
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.6), squeeze=False)
-    palette = plt.get_cmap("tab20").colors
+    palette = [plt.get_cmap("tab20")(i) for i in range(20)]
     colors = {name: palette[i % len(palette)] for i, name in enumerate(SETTINGS)}
     for ax, task in zip(axes[0], tasks):
         entry = result[task]
@@ -405,7 +426,7 @@ def main() -> None:
     if len(args.out) != 1:
         parser.error("a screen runs in one --out; several are for --report only")
     args.out = args.out[0]
-    settings = [name for given in args.settings
+    settings = [setting_name(name) for given in args.settings
                 for name in {"conventions": CONVENTIONS, "remedies": REMEDIES}.get(given, [given])]
     unknown = [name for name in settings if name not in SETTINGS]
     if unknown:

@@ -6,16 +6,19 @@ prior as a run would (the task's kernel, seed 0; cached in OUT/priors/TASK), or 
 published gpytorch checkpoint, and reports over 500 random demonstration states × all action
 dims, and at states displaced by 0.5 and 2 demonstration standard deviations:
 
-* the median exact and LOVE predictive variance (with noise) and the median of their ratio;
-* the median σ0 the agent's π0 gets under each (scale, variance) setting: std·exact,
-  variance·exact, std·love and variance·love (= the published prior).
+* the median exact and LOVE predictive variance (with noise), and the median over the states × action
+  dims of each entry's ratio LOVE ÷ exact (not the ratio of the two medians);
+* the median σ0 the agent's π0 gets under each prior setting (docs/RESULTS.md's glossary): std (σ0 exact, as
+  a standard deviation), exact-variance (σ0² exact, in the place of σ0), love-std and published (σ0² from LOVE,
+  in the place of σ0: the published prior).
 
     python benchmarks/love_ratio.py --out /tmp/love --tasks halfcheetah hopper walker2d door-binary pen-binary \\
         --demos pen-binary=../shared/data/pen2_sparse.npy --demos door-binary=../shared/data/door-v0_demos.pickle \\
         --gpytorch pen-binary=../shared/data/gp_pen_matern52_rank1.pt --allow-pickle \\
         --report docs/figures/conventions/love
 
-Writes REPORT.md and REPORT.json (a task fitted and, where given, imported appears twice).
+Writes REPORT.md and REPORT.json (a task fitted and, where given, imported appears twice);
+``--report docs/figures/conventions/love --from-json`` writes REPORT.md again from REPORT.json alone.
 """
 
 from __future__ import annotations
@@ -80,15 +83,45 @@ def measure(prior: Any, states: np.ndarray, spread: np.ndarray) -> dict[str, Any
     return rows
 
 
+def markdown(results: list[dict[str, Any]]) -> str:
+    """The table of REPORT.md: a row per task, GP and probe states. The ratio is the median over the probe's
+    states × action dimensions of each entry's LOVE ÷ exact variance (not the ratio of the two medians); the
+    σ0 columns are the median σ0 the agent's π0 gets under each prior setting, by the glossary names of
+    docs/RESULTS.md (``prior_convention``)."""
+    lines = ["| task | GP | kernel | n | states | exact variance, median (min–max) | LOVE variance, median (min–max) "
+             "| LOVE ÷ exact, median over states × action dims | σ0 under std | exact-variance | love-std "
+             "| published |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        for offset, m in r["offsets"].items():
+            where = "demonstrations" if offset == "0" else f"{offset} demo-std off"
+            s = m["sigma0"]
+            lines.append(
+                f"| {r['task']} | {r['gp']} | {r['kernel']} | {r['n']:,} | {where} "
+                f"| {m['exact_median']:.2g} ({m['exact_min']:.2g}–{m['exact_max']:.2g}) "
+                f"| {m['love_median']:.2g} ({m['love_min']:.2g}–{m['love_max']:.2g}) | {m['ratio_median']:.3g}× "
+                f"| {s['std · exact']:.3g} | {s['variance · exact']:.3g} "
+                f"| {s['std · love']:.3g} | {s['variance · love']:.3g} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, required=True, help="cache of fitted priors")
+    parser.add_argument("--out", type=Path, default=None, help="cache of fitted priors (required to measure)")
     parser.add_argument("--tasks", nargs="+", default=["halfcheetah", "hopper", "walker2d", "pen-binary"])
     parser.add_argument("--demos", action="append", default=[], help="TASK=PATH (default: the bundled set)")
     parser.add_argument("--gpytorch", action="append", default=[], help="TASK=CHECKPOINT: also the published GP")
     parser.add_argument("--allow-pickle", action="store_true")
     parser.add_argument("--report", type=Path, required=True, help="REPORT path without suffix")
+    parser.add_argument("--from-json", action="store_true",
+                        help="only write REPORT.md again from the measurements in REPORT.json (no prior is fitted)")
     args = parser.parse_args()
+    if args.from_json:
+        args.report.with_suffix(".md").write_text(markdown(json.loads(args.report.with_suffix(".json").read_text())))
+        print(f"wrote {args.report.with_suffix('.md')}")
+        return
+    if args.out is None:
+        parser.error("--out is required to measure (or pass --from-json)")
     torch.set_num_threads(1)
     from nppac.data import load_demos
     from nppac.tasks import get_task
@@ -108,20 +141,7 @@ def main() -> None:
                             "offsets": measure(prior, states, spread)})
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    lines = ["| task | GP | kernel | n | states | exact variance, median (min–max) | LOVE variance, median (min–max) "
-             "| LOVE ÷ exact, median | σ0: std · exact | variance · exact | std · love | variance · love (published) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in results:
-        for offset, m in r["offsets"].items():
-            where = "demonstrations" if offset == "0" else f"{offset} demo-std off"
-            s = m["sigma0"]
-            lines.append(
-                f"| {r['task']} | {r['gp']} | {r['kernel']} | {r['n']:,} | {where} "
-                f"| {m['exact_median']:.2g} ({m['exact_min']:.2g}–{m['exact_max']:.2g}) "
-                f"| {m['love_median']:.2g} ({m['love_min']:.2g}–{m['love_max']:.2g}) | {m['ratio_median']:.3g}× "
-                f"| {s['std · exact']:.3g} | {s['variance · exact']:.3g} "
-                f"| {s['std · love']:.3g} | {s['variance · love']:.3g} |")
-    args.report.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    args.report.with_suffix(".md").write_text(markdown(results))
     print(f"wrote {args.report.with_suffix('.md')} and .json")
 
 

@@ -6,12 +6,16 @@ and how large its KL, policy-gradient norm and Q-values grow.
 For every finished or diverged run of the task (each suite directory holds
 TASK/ALGO/seed-S), from its progress.csv: the step-0 evaluation y_0 (success rate where the
 task logs one, else return), the first epoch whose evaluation falls below half of it
-("drop"; "—" when none does), its lowest evaluation after step 0, its final value as the
+("drop"; "—" when none does), its lowest evaluation after step 0, the mean KL(π‖π0) at the end of policy initialization
+(``init_kl`` of the step-0 row: a KL to the run's own π0, so runs of different priors' σ0 are not
+comparable by it), its final value as the
 suite's report defines it (the mean of the last K evaluated rows of its schedule, K of its
 suite's report, a diverged run's last evaluation held after it stopped:
 :func:`nppac.experiments.report.run_final`), the largest epoch-mean KL(π‖π0), policy-gradient
-norm and |Q| it logged, and the epoch after which a diverged run was stopped. Prints one
-Markdown table.
+norm and |Q| it logged, and for a diverged run what became non-finite and in which epoch (the
+epoch being trained when it did, from its status.json; the run's last logged row is the epoch
+before). The prior column names the run's prior setting as docs/RESULTS.md's glossary does
+(published, exact-variance, std, love-std). Prints one Markdown table.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ import argparse
 import json
 import math
 from pathlib import Path
+from typing import Any
 
-from run_files import columns, done, final, last_k, read_rows, state
+from run_files import PRIOR_ALGOS, columns, done, final, last_k, non_finite, prior_name, read_rows
 
 
 def _values(rows: list[dict[str, str]], column: str) -> list[float]:
@@ -34,7 +39,7 @@ def _values(rows: list[dict[str, str]], column: str) -> list[float]:
     return out
 
 
-def summarize(run: Path) -> dict[str, object]:
+def summarize(run: Path) -> dict[str, Any]:
     # An offline phase's rows all sit at env_steps = 0; its last one is the run's step-0 evaluation.
     every = read_rows(run)
     offline = [r for r in every if r.get("phase") == "offline"]
@@ -52,19 +57,13 @@ def summarize(run: Path) -> dict[str, object]:
         return max(values) if values else math.nan
 
     steps = _values(rows, "env_steps")
-    return {"algo": run.parent.name, "sigma": _convention(config), "seed": config["seed"], "metric": metric,
-            "stopped": epochs[-1] if state(run) == "diverged" else None,
-            "has_prior": config["algo"] in ("nppac", "ppac-nn", "nppac-nn-std"), "step0": start, "drop": drop,
+    init_kl = _values(rows[:1], "init_kl")[0] if rows else math.nan
+    return {"algo": run.parent.name, "prior": prior_name(config), "seed": config["seed"], "metric": metric,
+            "init_kl": init_kl,
+            "non_finite": non_finite(run), "has_prior": config["algo"] in PRIOR_ALGOS, "step0": start, "drop": drop,
             "lowest": min(returns[1:], default=math.nan),
             "final": final(run, steps, returns), "kl": peak("kl_mean"), "grad": peak("policy_grad_norm"),
             "q": peak("q_mean", absolute=True)}
-
-
-def _convention(config: dict) -> str:
-    """How σ0 entered π0: its place (std or variance) and, where a GP's σ0 was LOVE's estimate, "LOVE" (the NN
-    variants' σ0 is the NN's own, whatever prior_variance says)."""
-    sigma = str(config.get("prior_sigma"))
-    return f"{sigma} (LOVE)" if config.get("prior_variance") == "love" and config["algo"] == "nppac" else sigma
 
 
 def main() -> None:
@@ -77,21 +76,22 @@ def main() -> None:
     summaries = [summarize(run) for run in runs]
     metric = summaries[0]["metric"] if summaries else "return"
     k = " / ".join(str(n) for n in dict.fromkeys(last_k(suite) for suite in args.suites))
-    print(f"| algo | σ0 convention | seed | step-0 {metric} | drop below ½ step 0 at epoch | lowest after step 0 "
-          f"| final (last {k} rows of its schedule) | max KL | max policy-grad norm | max abs Q "
-          "| diverged after epoch |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print(f"| algo | prior | seed | KL after init | step-0 {metric} | drop below ½ step 0 at epoch "
+          f"| lowest after step 0 | final (last {k} rows of its schedule) | max KL | max policy-grad norm | max abs Q "
+          "| went non-finite in epoch |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     number = "{:.2f}" if metric == "success" else "{:,.0f}"
     def g(x: float) -> str:
         return f"{x:.3g}" if math.isfinite(x) else "—"
 
     for s in summaries:
         kl = g(s["kl"]) if s["has_prior"] else "—"
-        sigma = s["sigma"] if s["has_prior"] else "—"
+        sigma = s["prior"] if s["has_prior"] else "—"
         cells = [number.format(s[k]) if math.isfinite(s[k]) else "—" for k in ("step0", "lowest", "final")]
-        stopped = "—" if s["stopped"] is None else s["stopped"]  # 0: diverged at the first online update
-        print(f"| {s['algo']} | {sigma} | {s['seed']} | {cells[0]} | {s['drop'] or '—'} | {cells[1]} | {cells[2]} "
-              f"| {kl} | {g(s['grad'])} | {g(s['q'])} | {stopped} |")
+        stopped = "—" if s["non_finite"] is None else f"{s['non_finite'][1]} ({s['non_finite'][0]})"
+        init = g(s["init_kl"]) if s["has_prior"] else "—"
+        print(f"| {s['algo']} | {sigma} | {s['seed']} | {init} | {cells[0]} | {s['drop'] or '—'} | {cells[1]} "
+              f"| {cells[2]} | {kl} | {g(s['grad'])} | {g(s['q'])} | {stopped} |")
 
 
 if __name__ == "__main__":

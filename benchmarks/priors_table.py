@@ -108,6 +108,20 @@ def tables(suites: list[Path], task_name: str, versus: str | None = None, adjust
     return lines
 
 
+def differences(suites: list[Path], task_name: str, versus: str, adjust: str = "holm"
+                ) -> dict[tuple[str, Path, str], tuple[Welch, float]]:
+    """The differences the ``--versus`` tables print, one family: (quantity, suite, algo) → Welch's test of the
+    cell minus ``versus``'s cell and its p-value adjusted across every difference of the dict."""
+    present = {folder: task for folder in suites if (task := _report(folder)["tasks"].get(task_name)) is not None}
+    if not present:
+        sys.exit(f"task {task_name!r} is in none of the reports")
+    metric = next(iter(present.values()))["primary_metric"]
+    keys = {(folder, algo): cell_setting_key(folder / task_name / algo / f"seed-{seed}"
+                                             for seed in task["algos"][algo]["seeds"])
+            for folder, task in present.items() for algo in task["algos"]}
+    return _differences(present, keys, versus, metric, adjust)
+
+
 def _values(task: dict[str, Any], algo: str, quantity: str, metric: str) -> list[float]:
     return task["algos"].get(algo, {}).get(quantity, {}).get(metric, {}).get("values") or []
 

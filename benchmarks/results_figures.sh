@@ -16,6 +16,7 @@
 set -euo pipefail
 results=${1:-results} figures=${2:-docs/figures/results}
 nppac=${NPPAC:-nppac}
+here="$(dirname "$0")"
 mkdir -p "$figures"
 # Each suite's report, where `nppac suite report` puts it: RESULTS/SUITE/report.{md,json} and figures/TASK.png.
 for suite in cpu cpu-std cpu-door cpu-door-published cpu-published cpu-remedies; do
@@ -23,7 +24,7 @@ for suite in cpu cpu-std cpu-door cpu-door-published cpu-published cpu-remedies;
     $nppac suite report "$results/$suite" > /dev/null
   fi
 done
-# Claim 1 under both conventions of σ0: the three prior variants on halfcheetah, grouped by algo and convention.
+# The three prior variants on halfcheetah under exact-variance (cpu) and std (cpu-std), grouped by algo and σ0 scale.
 runs=()
 for suite in cpu cpu-std; do
   for algo in nppac ppac-nn nppac-nn-std; do
@@ -35,10 +36,12 @@ done
 if [ ${#runs[@]} -gt 0 ]; then
   $nppac compare "${runs[@]}" --group-by algo,prior_sigma --out "$figures/halfcheetah-conventions.png" > /dev/null
 fi
-# Run by run: claim 1 on halfcheetah (both conventions), claim 3 on pen-binary.
+# Run by run: the pathology on halfcheetah (exact-variance and std) and on pen-binary (std and published).
 python "$(dirname "$0")/pathology_table.py" "$results/cpu" "$results/cpu-std" > "$figures/halfcheetah-runs.md"
-python "$(dirname "$0")/pathology_table.py" "$results/cpu" --task pen-binary > "$figures/pen-binary-runs.md"
-# Claim 1: the same algorithms' final return and AUC under the two conventions, and the difference.
+pen=("$results/cpu")
+[ -f "$results/cpu-published/suite.json" ] && pen+=("$results/cpu-published")
+python "$(dirname "$0")/pathology_table.py" "${pen[@]}" --task pen-binary > "$figures/pen-binary-runs.md"
+# The same algorithms' final return and AUC under exact-variance and std, and the difference.
 python "$(dirname "$0")/conventions_table.py" "$results/cpu" "$results/cpu-std" > "$figures/halfcheetah-conventions.md"
 wrote="$figures/halfcheetah-runs.md, $figures/pen-binary-runs.md, $figures/halfcheetah-conventions.md"
 if [ -f "$results/cpu-door/suite.json" ]; then
@@ -47,11 +50,12 @@ if [ -f "$results/cpu-door/suite.json" ]; then
   python "$(dirname "$0")/pathology_table.py" "${door[@]}" --task door-binary > "$figures/door-binary-runs.md"
   wrote="$wrote, $figures/door-binary-runs.md"
 fi
-# The claims under the published prior (LOVE) beside the exact variance and std.
+# The claims under published beside exact-variance and std.
 if [ -f "$results/cpu-published/suite.json" ]; then
-  here="$(dirname "$0")"
   {
     python "$here/priors_table.py" "$results/cpu-published" "$results/cpu" "$results/cpu-std" --task halfcheetah
+    python "$here/priors_table.py" "$results/cpu-published" "$results/cpu" --task halfcheetah --versus awac
+    python "$here/priors_table.py" "$results/cpu-published" "$results/cpu" --task halfcheetah --versus sac
     python "$here/pathology_table.py" "$results/cpu-published"
     python "$here/competence_table.py" "$results/cpu-published" "$results/cpu" "$results/cpu-std" --task halfcheetah
   } > "$figures/published-halfcheetah.md"
@@ -72,7 +76,6 @@ if [ -d "$results/remedies/runs" ] && [ -d "$results/remedies-pen/runs" ]; then
 fi
 # Beyond the paper: the chosen remedy the full length, against today's nppac, BC and AWAC (results/cpu).
 if [ -f "$results/cpu-remedies/suite.json" ]; then
-  here="$(dirname "$0")"
   {
     python "$here/competence_table.py" "$results/cpu-remedies" "$results/cpu" --task halfcheetah \
       --columns nppac nppac-alpha-init ppac-nn ppac-nn-alpha-init awac \
@@ -92,10 +95,14 @@ if [ -f "$results/cpu-long/suite.json" ]; then
   for task_level in pen-binary:0.9 halfcheetah:1.0; do
     task="${task_level%%:*}"
     if [ -d "$results/cpu-long/$task" ]; then
-      python "$(dirname "$0")/long_tier.py" "$results/cpu-long" --task "$task" --level "${task_level##*:}" \
+      python "$here/long_tier.py" "$results/cpu-long" --task "$task" --level "${task_level##*:}" \
         --figure "$figures/long-$task.png" > "$figures/long-$task.md"
       wrote="$wrote, $figures/long-$task.{md,png}"
     fi
   done
 fi
+# The verdict table at the top of docs/RESULTS.md: every claim from the reports and runs above.
+python "$here/verdicts.py" "$results" > "$figures/verdicts.md"
+python "$here/verdicts.py" "$results" --cells > "$figures/verdicts-cells.md"
+wrote="$wrote, $figures/verdicts.md and verdicts-cells.md"
 echo "wrote each suite's report.{md,json} and figures/ under $results, $figures/halfcheetah-conventions.{png,json}, $wrote"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -76,3 +78,44 @@ def columns(suite: Path, task: str) -> list[str]:
     """The suite's columns (``TASK/COLUMN/seed-S``) that ran the task: algorithms in ALGOS order, then variants."""
     present = {p.name for p in (suite / task).iterdir() if p.is_dir()} if (suite / task).is_dir() else set()
     return [a for a in ALGOS if a in present] + sorted(present - set(ALGOS))
+
+
+PRIOR_ALGOS = ("nppac", "ppac-nn", "nppac-nn-std")
+"""The algorithms with a prior π0 (their runs have a σ0 setting)."""
+
+
+def prior_name(config: dict[str, Any]) -> str | None:
+    """The run's prior setting by its glossary name (docs/RESULTS.md): ``published`` (σ0² from LOVE in the place of
+    σ0), ``exact-variance`` (σ0² exact, in the place of σ0), ``std`` (σ0 exact, as a standard deviation) or
+    ``love-std`` (σ0 from LOVE, as a standard deviation): the ``prior_convention`` values of its (``prior_sigma``,
+    ``prior_variance``). An NN's σ0 has no LOVE estimate, so the NN variants' is exact whatever the run asked for;
+    runs from before ``prior_variance`` existed used the exact variance. None for a run without a prior (none
+    named in its config.json and an algorithm without one)."""
+    from nppac.training.config import PRIOR_CONVENTIONS
+
+    algo = config.get("algo")
+    if algo not in PRIOR_ALGOS and config.get("prior") is None:
+        return None
+    estimate = "exact" if algo in ("ppac-nn", "nppac-nn-std") else config.get("prior_variance") or "exact"
+    pair = (str(config.get("prior_sigma")), estimate)
+    return next((name for name, value in PRIOR_CONVENTIONS.items() if value == pair), " · ".join(pair))
+
+
+def non_finite(run: Path) -> tuple[str, int] | None:
+    """What became non-finite in a diverged run and in which epoch, from its ``status.json`` error (the trainer's
+    "critic gradient became non-finite at epoch 5 (gradient step 2 of 1000); …"): ("critic gradient", 5). The
+    epoch is the one being trained when it happened, one after the last epoch the run logged; None when the run
+    did not diverge or its error does not say."""
+    if state(run) != "diverged":
+        return None
+    try:
+        error = str(json.loads((run / "status.json").read_text()).get("error") or "")
+    except (OSError, ValueError, AttributeError):
+        return None
+    found = re.match(r"(.+?) became non-finite at epoch (\d+)", error)
+    if found is None:
+        return None
+    # "critic loss Σ_k (Q_k − y)²": the term's name, its words before its formula.
+    words = found.group(1).split()
+    name = " ".join(words[:next((i for i, w in enumerate(words) if not w.isascii() or not w.isalpha()), len(words))])
+    return name or found.group(1), int(found.group(2))

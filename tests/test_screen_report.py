@@ -105,3 +105,20 @@ def test_export_copies_the_finished_runs_small_files_and_no_weights(screen, tmp_
                       "runs/hopper/default/seed-0/progress.csv"]
     screen.report([dest], tmp_path / "figures")  # the report reads the copy alone
     assert json.loads((tmp_path / "figures" / "figures.json").read_text())["hopper"]["settings"]["default"]
+
+
+def test_settings_under_their_earlier_names_are_read_and_resumed_under_the_glossary_names(screen, tmp_path):
+    out = tmp_path / "screen"
+    _prior(out, "hopper", 1000.0)
+    _run(out, "hopper", "variance+policy", 0, [2000.0, 1500.0])  # an earlier name of exact-variance+policy
+    _run(out, "hopper", "love-variance+policy", 0, [2000.0, 500.0])  # of published+policy
+    _run(out, "hopper", "std+policy", 0, [2000.0, 800.0])
+    screen.report([out], tmp_path / "conventions")
+    settings = json.loads((tmp_path / "conventions" / "conventions.json").read_text())["hopper"]["settings"]
+    assert list(settings) == ["std+policy", "exact-variance+policy", "published+policy"]
+    assert screen.setting_name("love-variance+policy@nppac") == "published+policy@nppac"
+    # A screen run again into the same out finds those runs instead of training them anew.
+    assert screen._run_dir(out, "hopper", "exact-variance+policy", 0) == out / "runs/hopper/variance+policy/seed-0"
+    assert screen._run_dir(out, "hopper", "published+policy", 1) == out / "runs/hopper/published+policy/seed-1"
+    for old, new in screen.LEGACY_NAMES.items():
+        assert screen.SETTINGS[new] and old not in screen.SETTINGS
