@@ -29,17 +29,18 @@ from nppac.data.relabel import as_binary_reward
 from nppac.data.replay import ReplayBuffer
 from nppac.devices import resolve_device
 from nppac.errors import NonFiniteError, NppacError
+from nppac.outputs import content_hash
 from nppac.priors import combine_priors, fit_prior, load_prior, use_variance
 from nppac.priors.base import Prior
 from nppac.training.algorithms import ABLATION_PRIOR, AgentSpec, DemoLoader
 from nppac.training.checkpoint import CHECKPOINT_NAME, restore_rng_state
 from nppac.training.config import ResolvedConfig, TrainConfig
 from nppac.training.envs import eval_envs, make_env
-from nppac.training.logger import truncate_progress
+from nppac.training.logger import PROGRESS_NAME, truncate_progress
 from nppac.training.prior_cache import PriorCache
 from nppac.training.progress import ProgressBar
 from nppac.training.references import REFERENCES_NAME, references, write_references
-from nppac.training.rundir import CONFIG_NAME, PRIOR_DIR, check_same_run, is_own_prior, load_resume_checkpoint
+from nppac.training.rundir import CONFIG_NAME, PRIOR_DIR, is_own_prior, load_resume_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ class RunState:
     warmstart_done: bool = False
     """Whether the critic warm start on the warm-up data has run (``critic_warmstart_data = "warmup"``)."""
     wall_s: float = 0.0
+    rows: int = 0
+    """Rows of ``progress.csv`` written, the checkpoint's own included (it is saved just before its row)."""
 
 
 @dataclass
@@ -78,6 +81,10 @@ class Run:
     """The demonstrations with the run's reward and cached prior, for the critic warm start on them."""
     state: RunState = dataclasses.field(default_factory=RunState)
     init_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    prior_sha256: str | None = None
+    """Content hash of the run's ``prior/``, recorded in every checkpoint (a resume checks it)."""
+    unwritten_row: dict[str, Any] | None = None
+    """The checkpoint's row when a kill came between saving the checkpoint and writing its row."""
 
 
 def restore_or_start_run(cfg: ResolvedConfig, out: Path, resume: bool, prior: Prior | None,
@@ -92,13 +99,14 @@ def restore_or_start_run(cfg: ResolvedConfig, out: Path, resume: bool, prior: Pr
     demo_source = DemoSource(cfg, demos)
     resolved_prior = resolve_prior(cfg, out, prior, demo_source, progress)
     run = _build_run(cfg, resolved_prior, demo_source, device)
+    run.prior_sha256 = None if resolved_prior is None else content_hash(out / PRIOR_DIR)
     if ckpt is not None:
         _restore(run, cfg, out, ckpt)
     else:
         _start_fresh(run, cfg, out, resolved_prior, demo_source, progress)
     if cfg.critic_warmstart_steps and cfg.critic_warmstart_data == "demos":  # after the anchor: its μ0 is cached
         run.warmstart_buffer = demonstration_buffer(cfg, demo_source.get(), run.prior_cache, device)
-    truncate_progress(out / "progress.csv", run.state.epoch, run.state.gradient_steps if ckpt is not None else -1,
+    truncate_progress(out / PROGRESS_NAME, run.state.epoch, run.state.gradient_steps if ckpt is not None else -1,
                       uses_prior=cfg.prior_kind is not None)
     return run
 
@@ -121,9 +129,8 @@ def _build_run(cfg: ResolvedConfig, prior: Prior | None, demo_source: DemoSource
 
 
 def _restore(run: Run, cfg: ResolvedConfig, out: Path, ckpt: dict[str, Any]) -> None:
-    """Agent, replay buffer, generators and phase state from the checkpoint (refused if it is another run's)."""
+    """Agent, replay buffer, generators and phase state from the checkpoint (checked by load_resume_checkpoint)."""
     ckpt_path = out / CHECKPOINT_NAME
-    check_same_run(cfg, ckpt, ckpt_path)
     try:
         run.agent.load_state_dict(ckpt["agent"])
         run.buffer.load_state_dict(ckpt["replay"])
@@ -132,6 +139,7 @@ def _restore(run: Run, cfg: ResolvedConfig, out: Path, ckpt: dict[str, Any]) -> 
                          f"was {out / CONFIG_NAME} edited? restore it or start a new run") from None
     restore_rng_state(ckpt["rng"], run.np_rng, run.envs)
     run.state = RunState(**ckpt["state"])
+    run.unwritten_row = ckpt.get("row")
     if cfg.kl_anchor == "init-actor":
         if "anchor" not in ckpt:
             raise NppacError(f"checkpoint {ckpt_path} holds no anchor actor, but the run's {CONFIG_NAME} says "
