@@ -6,7 +6,8 @@ import json
 import pickle
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
@@ -57,6 +58,18 @@ def benchmark_module(name: str) -> ModuleType:
         return importlib.import_module(name)
     finally:
         sys.path.remove(folder)
+
+
+def flip_bit(path: Path, pick: Callable[[list[zipfile.ZipInfo]], zipfile.ZipInfo], bit: int = 1) -> None:
+    """Flip a bit in the middle of the stored bytes of the entry of the zip ``path`` (a checkpoint) that ``pick``
+    chooses."""
+    with zipfile.ZipFile(path) as archive:
+        info = pick(archive.infolist())
+    data = bytearray(path.read_bytes())
+    lengths = data[info.header_offset + 26:info.header_offset + 30]  # of the local header's name and extra field
+    start = info.header_offset + 30 + int.from_bytes(lengths[:2], "little") + int.from_bytes(lengths[2:], "little")
+    data[start + info.file_size // 2] ^= bit
+    path.write_bytes(bytes(data))
 
 
 def make_demos(states: np.ndarray, actions: np.ndarray) -> Demonstrations:

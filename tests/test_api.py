@@ -59,7 +59,7 @@ def test_a_callback_stops_early_and_learn_resumes_and_load_reads_the_run(tmp_pat
 
 
 def test_bad_settings_are_refused_by_name():
-    with pytest.raises(NppacError, match="unknown setting\\(s\\) lamda for awac"):
+    with pytest.raises(NppacError, match="unknown config key 'lamda' for algo awac"):
         nppac.AWAC("halfcheetah", lamda=0.3)
     with pytest.raises(NppacError, match="NPPAC trains nppac, not sac"):
         nppac.NPPAC("halfcheetah", algo="sac")

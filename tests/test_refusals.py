@@ -31,7 +31,7 @@ from nppac.cli import main
 from nppac.data import Demonstrations, Trajectory, save_npz
 from nppac.priors import fit_prior
 from nppac.training import TrainConfig
-from tests.builders import raw_episodes, torch_threads, write_minari
+from tests.builders import flip_bit, raw_episodes, torch_threads, write_minari
 
 
 @dataclass
@@ -190,15 +190,34 @@ def folder_of_settings(ctx: Context) -> None:
     (ctx.folder / "stuff" / "settings.json").write_text('{"kind": "editor settings"}')
 
 
-def run_with_checkpoint(write: Callable[[Path], None]) -> Callable[[Context], Path]:
+def run_with_checkpoint(write: Callable[[Path], None], algo: str = "sac") -> Callable[[Context], Path]:
     """A run directory as `nppac train` leaves it (config.json), with a crafted checkpoint.pt."""
     def make(ctx: Context) -> Path:
         run = ctx.folder / "run"
         run.mkdir()
-        TrainConfig(task="hopper", algo="sac", steps=2000).validate().save(run / "config.json")
+        TrainConfig(task="hopper", algo=algo, steps=2000).validate().save(run / "config.json")
         write(run / "checkpoint.pt")
         return run
     return make
+
+
+def saved_run(path: Path, **changes: object) -> None:
+    """A checkpoint as a run writes it after its first epoch, with its second row (the agent a stand-in)."""
+    torch.save({"epoch": 1, "env_steps": 1000, "wall_s": 1.0, "agent": {"w": torch.zeros(3)}, "rng": {},
+                "state": {"epoch": 1, "gradient_steps": 1000, "rows": 2},
+                "replay": {"ptr": 0, "size": 1000, "capacity": 1000, "storage": {"reward": torch.zeros(1000)}},
+                **changes}, path)
+
+
+def bit_flipped(path: Path) -> None:
+    saved_run(path)
+    flip_bit(path, lambda infos: max(infos, key=lambda i: i.file_size))
+
+
+def checkpoint_gone(ctx: Context) -> list[str]:
+    run = run_with_checkpoint(lambda path: None)(ctx)
+    (run / "progress.csv").write_text("phase,epoch,env_steps,gradient_steps\ninit,0,0,0\n")
+    return ["train", "--resume", "--quiet", "--out", str(run)]
 
 
 def random_bytes(path: Path) -> None:
@@ -220,6 +239,10 @@ def without_keys(path: Path) -> None:
 
 def resume(checkpoint: Callable[[Path], None]) -> Callable[[Context], list[str]]:
     return lambda ctx: ["train", "--resume", "--quiet", "--out", str(run_with_checkpoint(checkpoint)(ctx))]
+
+
+def resume_with_prior(checkpoint: Callable[[Path], None]) -> Callable[[Context], list[str]]:
+    return lambda ctx: ["train", "--resume", "--quiet", "--out", str(run_with_checkpoint(checkpoint, "ppac-nn")(ctx))]
 
 
 def export(checkpoint: Callable[[Path], None], out: str = "expert.safetensors") -> Callable[[Context], list[str]]:
@@ -405,6 +428,21 @@ REFUSALS = [
             ("run/progress.csv",)),
     Refusal("resume from a checkpoint without its entries", resume(without_keys),
             ("checkpoint.pt", "no entry 'env_steps'"), ("run/progress.csv",)),
+    Refusal("resume from a checkpoint with a flipped bit", resume(bit_flipped),
+            ("checkpoint.pt is not the state that was saved", "fails its CRC check", "start over with a new --out"),
+            ("run/progress.csv",)),
+    Refusal("resume from a checkpoint holding NaN", resume(lambda p: saved_run(p, agent={"w": torch.tensor([np.nan])})),
+            ("checkpoint.pt", "agent.w holds NaN or Inf"), ("run/progress.csv",)),
+    Refusal("resume with replay sizes that disagree",
+            resume(lambda p: saved_run(p, replay={"ptr": 900, "size": 900, "capacity": 1000,
+                                                  "storage": {"reward": torch.zeros(1000)}})),
+            ("its replay buffer holds reward 1000 transitions where its size is 900",), ("run/progress.csv",)),
+    Refusal("resume without the checkpoint its rows were saved with", checkpoint_gone,
+            ("checkpoint.pt is gone, but", "progress.csv holds 1 rows"), ("run/provenance.json",)),
+    Refusal("resume with the rows of progress.csv gone", resume(saved_run),
+            ("progress.csv holds 0 rows up to epoch 1", "2 rows were written"), ("run/progress.csv",)),
+    Refusal("resume with the run's prior gone", resume_with_prior(lambda p: saved_run(p, prior_sha256="0" * 64)),
+            ("the run's prior", "prior is gone", "a prior fitted again would be another one"), ("run/prior",)),
     Refusal("export from random bytes", export(random_bytes), ("checkpoint.pt", "not a complete checkpoint"),
             ("expert.safetensors",)),
     Refusal("export from a code-running pickle", export(code_running_pickle),
@@ -426,7 +464,10 @@ REFUSALS = [
     Refusal("awac temperature zero", lambda ctx: ["train", "--task", "pen-binary", "--algo", "awac", "--set", "lam=0",
                                                  "--out", str(ctx.folder / "run")], ("lam=0", "> 0"), ("run",)),
     Refusal("an algorithm's setting on another algorithm", train_with("lam=0.3"), ("'lam'", "algo sac"), ("run",)),
-    Refusal("resume with a non-numeric setting", edited_config(steps="abc"), ("steps='abc'", "must be a number")),
+    Refusal("resume with a non-numeric setting", edited_config(steps="abc"),
+            ("config.json: steps = 'abc': expected a whole number",)),
+    Refusal("a run config with a string for a boolean", edited_config(allow_pickle="false"),
+            ("config.json: allow_pickle = 'false': expected true or false",)),
     Refusal("resume with another task", edited_config(task="hopper"),
             ("differs from its checkpoint", "task: 'halfcheetah' → 'hopper'")),
     Refusal("resume as another algorithm and seed", resume_as("--algo", "awac", "--seed", "3"),

@@ -41,10 +41,10 @@ def test_a_toml_run_file_reads_like_a_suite_cell(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ('task = "hopper"\nstepz = 3\n', "unknown key 'stepz'"),
-    ('task = "hopper"\nsteps = "many"\n', "steps='many': cannot parse as int"),
-    ('task = "hopper"\nalgo = "sac"\nlam = 0.3\n', "unknown key 'lam'"),
-    ('task = "hopper"\n[settings]\n[settings.steps]\nx = 1\n', "steps is a table"),
+    ('task = "hopper"\nstepz = 3\n', "unknown config key 'stepz'"),
+    ('task = "hopper"\nsteps = "many"\n', "steps = 'many': expected a whole number"),
+    ('task = "hopper"\nalgo = "sac"\nlam = 0.3\n', "unknown config key 'lam' for algo sac"),
+    ('task = "hopper"\n[settings]\n[settings.steps]\nx = 1\n', r"steps = \{'x': 1\}: expected a whole number"),
     ('task = "hopper\n', "cannot read run file"),
 ])
 def test_a_bad_run_file_is_refused_in_one_line(tmp_path, text, message):

@@ -27,6 +27,7 @@ algorithm's own (awac's ``lam``), as keyword arguments.
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -43,8 +44,8 @@ from nppac.data.validate import MAX_CLIPPED_ACTIONS
 from nppac.errors import NppacError
 from nppac.priors.base import Prior
 from nppac.tasks import Task, task_name
-from nppac.training.algorithms import ALGORITHMS, get_algorithm
-from nppac.training.config import TrainConfig, own_settings
+from nppac.training.algorithms import ALGORITHMS
+from nppac.training.config import PATH_FIELDS, TrainConfig
 from nppac.training.loop import train as run_training
 from nppac.training.rundir import ACTOR_NAME, CONFIG_NAME
 
@@ -69,18 +70,13 @@ class Model:
             raise NppacError(f"Model needs algo=...; one of: {', '.join(ALGORITHMS)}")
         if type(self).algo is not None and algo not in (None, type(self).algo):
             raise NppacError(f"{type(self).__name__} trains {type(self).algo}, not {algo}; use Model(task, algo=...)")
-        fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"algo_settings"}
-        shared: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items() if k in fields}
-        own = {k: v for k, v in settings.items() if k not in fields}
-        unknown = sorted(set(own) - set(own_settings(get_algorithm(name))))
-        if unknown:
-            raise NppacError(f"unknown setting(s) {', '.join(unknown)} for {name}; known: "
-                             f"{', '.join(TrainConfig.set_keys(name))}")
+        # Paths may be given as Path objects; every other value is typed by its setting (TrainConfig.with_values).
+        values = {k: str(v) if k in PATH_FIELDS and isinstance(v, os.PathLike) else v for k, v in settings.items()}
         for key, value in (("prior", prior), ("demos", demos)):
             if isinstance(value, (str, Path)):
-                shared[key] = str(value)
-        self.config = TrainConfig(task=task_name(task), algo=name, seed=seed, device=device, **shared,
-                                  algo_settings=own).validate()
+                values[key] = str(value)
+        self.config = TrainConfig(task=task_name(task), algo=name, seed=seed, device=device).with_values(values)
+        self.config = self.config.validate()
         self.prior = prior if not isinstance(prior, (str, Path)) else None
         self.demos = demos if not isinstance(demos, (str, Path)) else None
         self.run_dir: Path | None = None

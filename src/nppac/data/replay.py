@@ -125,6 +125,26 @@ class ReplayBuffer:
         return {"ptr": self.ptr, "size": self.size, "capacity": self.capacity,
                 "storage": {k: v[: self.size].clone() for k, v in self.storage.items()}}
 
+    @staticmethod
+    def state_problem(state: Any) -> str | None:
+        """What makes a saved :meth:`state_dict` inconsistent, in words (None: nothing): counts that are not
+        integers, a size beyond the capacity, a write position off the ring or (before it wraps) not at the size,
+        stored tensors of another length than the size."""
+        try:
+            ptr, size, capacity, storage = (state[k] for k in ("ptr", "size", "capacity", "storage"))
+        except (KeyError, TypeError):
+            return "lacks one of ptr, size, capacity, storage"
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (ptr, size, capacity)):
+            return f"has counts that are not integers (ptr {ptr!r}, size {size!r}, capacity {capacity!r})"
+        if not (0 <= size <= capacity and 0 <= ptr < capacity and (ptr == size or size == capacity)):
+            return f"has size {size} and write position {ptr} in a capacity of {capacity}"
+        lengths = {k: len(v) if isinstance(v, torch.Tensor) and v.ndim else None for k, v in storage.items()} \
+            if isinstance(storage, dict) else {}
+        wrong = [f"{k} {n}" for k, n in lengths.items() if n != size]
+        if not lengths or wrong:
+            return f"holds {', '.join(wrong) or 'no'} transitions where its size is {size}"
+        return None
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`; into another capacity (a run extended or shortened), oldest first.
 

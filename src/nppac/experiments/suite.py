@@ -33,7 +33,8 @@ the task the same way (:mod:`nppac.tasks`).
 
 A run's configuration is ``settings``, then its task's table, then its algorithm's
 table, then (for a variant) the variant's table (a later table wins). Values use TOML's
-own types (``actor_hidden = [64, 64]``, ``seed_demos = true``); relative ``demos`` and
+own types, checked against each setting's as every source's are (``actor_hidden = [64, 64]``,
+``seed_demos = true``, ``steps = 1e6``: a float without a fraction is a whole number); relative ``demos`` and
 ``prior`` paths are taken from the suite file's directory. Each run lives in
 ``OUT/task/algo/seed-S``, a variant's in ``OUT/task/VARIANT/seed-S``: the report, its
 figures and ``--only`` treat a variant as an algorithm of its own.
@@ -60,7 +61,10 @@ from nppac.outputs import real_output, write_atomic
 from nppac.tasks import UnknownTaskError, get_task, list_tasks
 from nppac.training import TrainConfig
 from nppac.training.algorithms import ALGORITHMS
-from nppac.training.config import PATH_FIELDS, own_settings
+from nppac.training.config import PATH_FIELDS, own_settings, typed
+
+Settings = tuple[tuple[str, Any], ...]
+"""A table's settings, typed, in the file's order."""
 
 MANIFEST_NAME = "suite.json"
 """The expanded suite, written into the output directory by ``nppac suite run``."""
@@ -69,7 +73,6 @@ MANIFEST_FORMAT = "nppac-suite"
 
 _TOP_KEYS = ("name", "tasks", "algos", "seeds", "skip", "settings", "task", "algo", "variant", "report")
 _SET_BY_SUITE = {"task": "tasks", "algo": "algos", "seed": "seeds"}
-_PATH_FIELDS = PATH_FIELDS
 _REPORT_KEYS = ("last_k", "threshold", "adjust")
 
 
@@ -179,7 +182,7 @@ class Suite:
         by their file names alone: the same on any machine, changed by any other run or setting."""
         def portable(override: str) -> str:
             key, _, value = override.partition("=")
-            return f"{key}={Path(value).name}" if key in _PATH_FIELDS else override
+            return f"{key}={Path(value).name}" if key in PATH_FIELDS else override
 
         runs = [[r.key, r.variant, [portable(o) for o in r.overrides]] for r in self.runs]
         return hashlib.sha256(json.dumps({"name": self.name, "runs": runs}).encode()).hexdigest()
@@ -257,10 +260,9 @@ def parse_suite(data: dict[str, Any], source: str | Path = "<suite>") -> Suite:
                 if f"{task}/{algo}" in skip:
                     continue
                 base_algo, own = variants.get(algo, (algo, ()))
-                overrides = (*settings, *per_task.get(task, ()), *per_algo.get(base_algo, ()), *own)
-                config = dataclasses.replace(TrainConfig(), task=task, algo=base_algo, seed=seed)
-                config = config.with_overrides(list(overrides))
-                spec = RunSpec(config, overrides, algo if algo in variants else None)
+                values = (*settings, *per_task.get(task, ()), *per_algo.get(base_algo, ()), *own)
+                config = TrainConfig(task=task, algo=base_algo, seed=seed).with_values(dict(values))
+                spec = RunSpec(config, tuple(f"{k}={_text(v)}" for k, v in values), algo if algo in variants else None)
                 try:
                     config.validate()
                 except NppacError as err:
@@ -283,7 +285,7 @@ def read_manifest(out: str | Path) -> Suite:
     except OSError as err:
         raise NppacError(f"cannot read {path}: {err.strerror or err}; "
                          f"is {out} the --out of `nppac suite run`?") from None
-    except (ValueError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError, NppacError) as err:
         raise NppacError(f"{path} is not a suite manifest ({err.__class__.__name__}: {err}): it was cut or edited; "
                          "restore it from a copy (an export of the suite holds one)") from None
 
@@ -364,8 +366,8 @@ def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
     return value
 
 
-def _tables(data: dict[str, Any], kind: str, known: list[str], where: str, base: Path) -> dict[str, tuple[str, ...]]:
-    """``[task.NAME]`` / ``[algo.NAME]`` tables as override strings, by name."""
+def _tables(data: dict[str, Any], kind: str, known: list[str], where: str, base: Path) -> dict[str, Settings]:
+    """``[task.NAME]`` / ``[algo.NAME]`` tables as typed settings, by name."""
     tables = _table(data, kind, where)
     out = {}
     for name, table in tables.items():
@@ -381,9 +383,9 @@ _VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 """A variant's name is a folder and an ``--only`` pattern's part: no glob characters, separators or spaces."""
 
 
-def _variants(data: dict[str, Any], where: str, base: Path) -> dict[str, tuple[str, tuple[str, ...]]]:
-    """``[variant.NAME]`` tables: NAME → (the algorithm it varies, its settings as override strings)."""
-    out: dict[str, tuple[str, tuple[str, ...]]] = {}
+def _variants(data: dict[str, Any], where: str, base: Path) -> dict[str, tuple[str, Settings]]:
+    """``[variant.NAME]`` tables: NAME → (the algorithm it varies, its typed settings)."""
+    out: dict[str, tuple[str, Settings]] = {}
     for name, table in _table(data, "variant", where).items():
         label = f"[variant.{name}]"
         if not isinstance(table, dict):
@@ -401,8 +403,8 @@ def _variants(data: dict[str, Any], where: str, base: Path) -> dict[str, tuple[s
     return out
 
 
-def _overrides(table: dict[str, Any], label: str, where: str, base: Path, algo: str | None = None) -> tuple[str, ...]:
-    """``key=value`` strings from one table, each checked by parsing it as ``--set`` would.
+def _overrides(table: dict[str, Any], label: str, where: str, base: Path, algo: str | None = None) -> Settings:
+    """One table's settings, each typed by its declaration as any file's are (:func:`nppac.training.config.typed`).
 
     Keys are TrainConfig fields or an algorithm's own settings (``lam`` of awac); the
     table of one algorithm (``algo``) accepts only that algorithm's.
@@ -416,33 +418,23 @@ def _overrides(table: dict[str, Any], label: str, where: str, base: Path, algo: 
             raise NppacError(f"{where}: {label} {key}: set by the suite's {_SET_BY_SUITE[key]} list, not per table")
         if key not in known:
             raise NppacError(f"{where}: {label} {key}: unknown setting; known: {', '.join(known)}")
-        if key in _PATH_FIELDS:
+        if key in PATH_FIELDS:
             if not isinstance(value, str):
-                raise NppacError(f"{where}: {label} {key} = {value!r}: a path must be a string (\"path/to/file\")")
+                raise NppacError(f"{where}: {label} {key} = {value!r}: expected a string or null (a path: \"path/to/file\")")
             if not is_minari_id(value):
                 value = str(base / Path(value).expanduser())
-        pair = f"{key}={_text(value, where, label, key)}"
         try:
-            TrainConfig(algo=own.get(key, algo or "nppac")).with_overrides([pair])
+            pairs.append((key, typed(key, value, TrainConfig.hint(key, own.get(key, algo or "nppac")))))
         except NppacError as err:
-            reason = str(err).split(": ", 1)[-1] if str(err).startswith("--set ") else str(err)
-            raise NppacError(f"{where}: {label} {key} = {value!r}: {reason}") from None
-        pairs.append(pair)
+            raise NppacError(f"{where}: {label} {err}") from None
     return tuple(pairs)
 
 
-def _text(value: Any, where: str, label: str, key: str) -> str:
-    """A TOML value in ``--set`` syntax (lists become ``a,b``; whole floats like 1e6 count as integers)."""
+def _text(value: Any) -> str:
+    """A typed setting in ``--set`` syntax (a tuple as ``a,b``), as the suite's listing shows it."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, (int, float, str)):
-        return str(value)
-    if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        return ",".join(str(v) for v in value)
-    raise NppacError(f"{where}: {label} {key}: unsupported value {value!r} (use a number, string, boolean "
-                     "or list of integers)")
+    return ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
 
 
 def _report(data: dict[str, Any], where: str, task_names: list[str]) -> ReportSettings:

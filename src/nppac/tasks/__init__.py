@@ -448,7 +448,7 @@ def task_name(task: str | Task | gym.Env) -> str:
     if isinstance(task, gym.Env):
         return env_task(task).name
     if not isinstance(task, str):
-        raise NppacError(f"a task is a name, a Task or a gymnasium.Env, not a {type(task).__name__}")
+        raise NppacError(f"task = {task!r}: expected a name, a Task or a gymnasium.Env, not a {type(task).__name__}")
     return task
 
 

@@ -115,8 +115,7 @@ class Algorithm:
         if unknown:
             raise NppacError(f"unknown setting(s) {', '.join(unknown)} for algo {self.name}; its own settings are: "
                              f"{', '.join(sorted(known - set(given)))}")
-        typed = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-        settings = self.settings(**{**{k: v for k, v in given.items() if k in known}, **typed})
+        settings = self.settings(**{**{k: v for k, v in given.items() if k in known}, **values})
         return settings.validate() if hasattr(settings, "validate") else settings
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import numbers
 import tomllib
 import types
 import typing
@@ -206,6 +208,17 @@ class TrainConfig:
     num_threads: int | None = 1
     """torch CPU threads; 1 by default: 256-wide networks gain little from more and lose badly on busy cores."""
 
+    def __post_init__(self) -> None:
+        # Every setting typed by its declaration however it was given (a file, --set, the API): see typed().
+        hints = _hints(TrainConfig)
+        for f in dataclasses.fields(TrainConfig):
+            object.__setattr__(self, f.name, typed(f.name, getattr(self, f.name), hints[f.name]))
+        algorithm = ALGORITHMS.get(self.algo)
+        if algorithm is not None and algorithm.settings is not None:
+            own = _hints(algorithm.settings)
+            object.__setattr__(self, "algo_settings", {k: typed(k, v, own[k]) if k in own else v
+                                                       for k, v in self.algo_settings.items()})
+
     @property
     def prior_kind(self) -> str | None:
         """'gp', 'nn', 'gp-mean-nn-std' or None (sac and the baselines)."""
@@ -237,9 +250,6 @@ class TrainConfig:
             for value in values if isinstance(values, tuple) else (values,):
                 if value is None:
                     continue
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise NppacError(f"config field {name}={value!r} must be a number "
-                                     f"({_describe(lo, hi, lo_open, hi_open)})")
                 if value != value or (value <= lo if lo_open else value < lo) \
                         or (hi is not None and (value >= hi if hi_open else value > hi)):
                     raise NppacError(f"config field {name}={value!r} is out of range: "
@@ -383,20 +393,31 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Build from a dict (e.g. a run's ``config.json``); unknown keys raise :class:`NppacError`."""
+        """Build from a dict (e.g. a run's ``config.json``), each value typed by its field (:func:`typed`); unknown
+        keys raise :class:`NppacError`."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise NppacError(f"unknown config key(s): {', '.join(unknown)}")
-        # JSON has no tuples: the hidden-width lists come back as lists.
-        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**values)
+            raise NppacError(f"unknown config key(s): {', '.join(unknown)} (written by another nppac version? rename "
+                             "or remove the key to match `nppac train --help` / TrainConfig)")
+        return cls(**data)
 
     @classmethod
     def set_keys(cls, algo: str) -> list[str]:
         """Every ``--set`` key for ``algo``: TrainConfig's fields, then the algorithm's own settings."""
         return [f.name for f in dataclasses.fields(cls) if f.name != "algo_settings"] + \
             list(own_settings(get_algorithm(algo)))
+
+    @classmethod
+    def hint(cls, key: str, algo: str) -> Any:
+        """The declared type of setting ``key`` (a TrainConfig field, or ``algo``'s own); unknown keys are refused."""
+        hints = _hints(TrainConfig)
+        if key in hints and key != "algo_settings":
+            return hints[key]
+        algorithm = get_algorithm(algo)
+        if key not in own_settings(algorithm):
+            raise NppacError(f"unknown config key {key!r} for algo {algo}; known keys: {', '.join(cls.set_keys(algo))}")
+        return _hints(algorithm.settings)[key]
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
@@ -410,8 +431,7 @@ class TrainConfig:
         try:
             return cls.from_dict(with_legacy_values(data))
         except NppacError as err:
-            raise NppacError(f"{path}: {err} (written by another nppac version? rename or remove the key "
-                             "to match `nppac train --help` / TrainConfig)") from None
+            raise NppacError(f"{path}: {err}") from None
 
     @classmethod
     def from_file(cls, path: str | Path) -> tuple[TrainConfig, set[str]]:
@@ -420,7 +440,8 @@ class TrainConfig:
         ``.json``: a run's ``config.json`` (rerun any past run). ``.toml``: like a suite
         cell, any TrainConfig field or the algorithm's own setting at the top level or in a
         ``[settings]`` table (which wins); relative ``demos``, ``prior`` and ``prior_gpytorch``
-        paths are taken from the file's directory. Unknown keys are refused in one line.
+        paths are taken from the file's directory. Unknown keys and values of another type
+        than the setting's are refused in one line.
         """
         path = Path(path)
         if path.suffix == ".json":
@@ -435,53 +456,38 @@ class TrainConfig:
         settings = data.pop("settings", {})
         if not isinstance(settings, dict):
             raise NppacError(f"{path}: settings must be a table ([settings]), got {settings!r}")
-        merged = {**data, **settings}
-        algo = merged.get("algo", "nppac")
-        if not isinstance(algo, str):
-            raise NppacError(f"{path}: algo = {algo!r}: give an algorithm's name")
-        known = cls.set_keys(get_algorithm(algo).name)
-        for key, value in merged.items():
-            if key not in known:
-                raise NppacError(f"{path}: unknown key {key!r}; known: {', '.join(known)}")
-            if isinstance(value, dict):
-                raise NppacError(f"{path}: {key} is a table; only [settings] may be one")
-        pairs = []
-        for key, value in merged.items():
-            if key in PATH_FIELDS and isinstance(value, str) and not is_minari_id(value):
-                value = str(path.parent / Path(value).expanduser())
-            text = ",".join(str(v) for v in value) if isinstance(value, list) else \
-                str(value).lower() if isinstance(value, bool) else str(value)
-            pairs.append(f"{key}={text}")
+        merged = {key: str(path.parent / Path(value).expanduser()) if key in PATH_FIELDS and isinstance(value, str)
+                  and not is_minari_id(value)
+                  else value for key, value in {**data, **settings}.items()}
         try:
-            return cls(algo=algo).with_overrides(pairs), set(merged)
+            return cls().with_values(merged), set(merged)
         except NppacError as err:
-            raise NppacError(f"{path}: {str(err).removeprefix('--set ')}") from None
+            raise NppacError(f"{path}: {err}") from None
+
+    def with_values(self, values: dict[str, Any]) -> TrainConfig:
+        """These settings by name, as a file or the API gives them: TrainConfig's fields, and the algorithm's own
+        settings (into ``algo_settings``), each typed by its declaration (:func:`typed`); unknown keys are refused."""
+        algo = typed("algo", values.get("algo", self.algo), str)
+        own = {k: v for k, v in values.items() if k not in _hints(TrainConfig) or k == "algo_settings"}
+        for key in own:
+            self.hint(key, algo)
+        return dataclasses.replace(self, **{k: v for k, v in values.items() if k not in own},
+                                   algo_settings={**self.algo_settings, **own})
 
     def with_overrides(self, pairs: list[str]) -> TrainConfig:
-        """Apply ``key=value`` strings (``--set``); values are parsed by the field's type.
+        """Apply ``key=value`` strings (``--set``), each read by the setting's type (:func:`parsed`).
 
         A key that is not a TrainConfig field is one of the algorithm's own settings
         (its registered settings class) and lands in ``algo_settings``.
         """
-        hints = typing.get_type_hints(TrainConfig)
-        changes: dict[str, Any] = {}
-        own: dict[str, Any] = dict(self.algo_settings)
+        values: dict[str, Any] = {}
         for pair in pairs:
             key, sep, text = pair.partition("=")
             key = key.strip()
             if not sep:
                 raise NppacError(f"--set expects key=value, got {pair!r}")
-            if key in hints and key != "algo_settings":
-                changes[key] = _parse(key, text.strip(), hints[key])
-                continue
-            algo = changes.get("algo", self.algo)
-            algorithm = get_algorithm(algo)
-            if key not in own_settings(algorithm):
-                raise NppacError(f"unknown config key {key!r} in --set for algo {algo}; known keys: "
-                                 f"{', '.join(self.set_keys(algo))}")
-            own[key] = _parse(key, text.strip(), typing.get_type_hints(algorithm.settings)[key])
-        return dataclasses.replace(self, **changes, algo_settings=own)
-
+            values[key] = parsed(key, text.strip(), self.hint(key, values.get("algo", self.algo)))
+        return self.with_values(values)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -606,24 +612,102 @@ def _or(value: Any, default: Any) -> Any:
     return default if value is None else value
 
 
-def _parse(key: str, text: str, hint: Any) -> Any:
-    """A --set value from text, by the field's type hint."""
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args:
-        if text.lower() in ("none", "null", ""):
-            return None
-        hint = next(a for a in args if a is not type(None))
-    try:
-        if hint is bool:
-            if text.lower() in ("1", "true", "yes", "on"):
-                return True
-            if text.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(text)
-        if typing.get_origin(hint) is tuple:
-            item = typing.get_args(hint)[0]
-            return tuple(item(x) for x in text.split(",") if x.strip())
-        return hint(text)
-    except (ValueError, TypeError):
-        raise NppacError(f"--set {key}={text!r}: cannot parse as {getattr(hint, '__name__', hint)}") from None
+BOOL_TEXTS: dict[str, bool] = {"true": True, "1": True, "yes": True, "on": True,
+                               "false": False, "0": False, "no": False, "off": False}
+"""How ``--set`` spells a boolean (in any case); a file or the API gives a real true or false."""
 
+_NAMES: dict[Any, tuple[str, str]] = {bool: ("true or false", "booleans"),
+                                      int: ("a whole number", "whole numbers"), float: ("a number", "numbers"),
+                                      str: ("a string", "strings")}
+_WRONG = object()
+
+
+def typed(key: str, value: Any, hint: Any) -> Any:
+    """``value`` as setting ``key`` of declared type ``hint``: the one rule of every source (a run or suite file,
+    a run's ``config.json``, the API's arguments, and ``--set`` once its text is read by :func:`parsed`).
+
+    A boolean is true or false, never a string or a number. A whole number is an integer or a float without a
+    fraction (``1e6``, ``300.0``), never a boolean. A number is an integer or a float, not a boolean. A string is
+    a string; a tuple a list (or tuple) of such items, of its length where it has one; a table a dict. An
+    optional setting also takes None (JSON's null). Anything else is refused in one line naming the key, the
+    value and the type expected.
+    """
+    converted = _convert(value, hint)
+    if converted is _WRONG:
+        raise NppacError(f"{key} = {value!r}: expected {_expected(hint)}")
+    return converted
+
+
+def parsed(key: str, text: str, hint: Any) -> Any:
+    """A ``--set`` value from its text, then typed by :func:`typed`: ``none``, ``null`` or nothing for an optional
+    setting, a form of :data:`BOOL_TEXTS` for a boolean, ``a,b`` for a tuple."""
+    try:
+        return typed(key, _from_text(text, hint), hint)
+    except NppacError:
+        forms = " (or 1/0, yes/no, on/off)" if _required(hint) is bool else ""
+        raise NppacError(f"--set {key}={text!r}: expected {_expected(hint)}{forms}") from None
+
+
+@functools.cache
+def _hints(settings: type) -> dict[str, Any]:
+    return typing.get_type_hints(settings)
+
+
+def _optional(hint: Any) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in typing.get_args(hint)
+
+
+def _required(hint: Any) -> Any:
+    """``X`` of ``X | None``; other hints as they are."""
+    return next(a for a in typing.get_args(hint) if a is not type(None)) if _optional(hint) else hint
+
+
+def _convert(value: Any, hint: Any) -> Any:
+    if value is None:
+        return None if _optional(hint) else _WRONG
+    hint = _required(hint)
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is tuple:
+        if not isinstance(value, (list, tuple)):
+            return _WRONG
+        items = [args[0]] * len(value) if args[-1] is Ellipsis else list(args)
+        out = tuple(_convert(v, item) for v, item in zip(value, items))
+        return _WRONG if len(items) != len(value) or any(v is _WRONG for v in out) else out
+    if typing.get_origin(hint) is dict:
+        return dict(value) if isinstance(value, dict) and all(isinstance(k, str) for k in value) else _WRONG
+    if hint is bool or isinstance(value, bool):
+        return value if hint is bool and isinstance(value, bool) else _WRONG
+    if hint is int and isinstance(value, numbers.Integral):
+        return int(value)
+    if hint is int and isinstance(value, numbers.Real) and float(value).is_integer():
+        return int(float(value))
+    if hint is float and isinstance(value, numbers.Real):
+        return float(value)
+    return value if hint is str and isinstance(value, str) else _WRONG
+
+
+def _expected(hint: Any) -> str:
+    required = _required(hint)
+    args = typing.get_args(required)
+    if typing.get_origin(required) is tuple:
+        name = f"a list of {'' if args[-1] is Ellipsis else f'{len(args)} '}{_NAMES[args[0]][1]}"
+    else:
+        name = "a table" if typing.get_origin(required) is dict else _NAMES[required][0]
+    return f"{name.replace(' or ', ', ')} or null" if _optional(hint) else name
+
+
+def _from_text(text: str, hint: Any) -> Any:
+    """A ``--set`` text as the value it spells for ``hint`` (left as text where it spells none)."""
+    if _optional(hint) and text.lower() in ("none", "null", ""):
+        return None
+    hint = _required(hint)
+    if hint is bool:
+        return BOOL_TEXTS.get(text.lower(), text)
+    if typing.get_origin(hint) is tuple:
+        return [_from_text(x.strip(), typing.get_args(hint)[0]) for x in text.split(",") if x.strip()]
+    for number in (int, float) if hint in (int, float) else ():
+        try:
+            return number(text)
+        except ValueError:
+            pass
+    return text

@@ -12,6 +12,8 @@ from typing import Any
 
 from nppac.outputs import write_atomic
 
+PROGRESS_NAME = "progress.csv"
+
 LEADING_COLUMNS: tuple[str, ...] = (
     "phase", "epoch", "env_steps", "gradient_steps", "wall_s", "eval_return", "eval_success", "eval_return_min",
 )
@@ -66,19 +68,32 @@ def tensorboard_tag(column: str) -> str:
     return f"losses/{column}"
 
 
+def read_progress(path: Path) -> tuple[list[str], list[list[str]]]:
+    """The header and the complete rows of a ``progress.csv`` (none without the file). A row cut short by a kill
+    is left out: its last line has no line end, or it has another number of fields than the header."""
+    try:
+        with path.open(newline="") as f:
+            text = f.read()
+    except FileNotFoundError:
+        return [], []
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows:
+        return [], []
+    header, body = rows[0], rows[1:]
+    if body and not text.endswith("\n"):
+        body.pop()
+    return header, [r for r in body if len(r) == len(header)]
+
+
 def truncate_progress(path: Path, last_epoch: int, last_gradient_steps: int, uses_prior: bool) -> None:
     """Keep only the rows up to the checkpoint (epoch, gradient step); a resumed run rewrites the rest, atomically.
 
     The header is rewritten with today's column names (:func:`current_column_names`), so that the rows
     the resumed run appends fill the columns its earlier rows filled.
     """
-    if not path.exists():
+    header, body = read_progress(path)
+    if not header:
         return
-    with path.open(newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        return
-    header, body = rows[0], rows[1:]
     epoch, grad = header.index("epoch"), header.index("gradient_steps")
     # A row cut short by a kill has too few fields; rows past the checkpoint are rewritten by the resumed run.
     kept = [r for r in body
@@ -102,7 +117,7 @@ class RunLogger:
     def __init__(self, out_dir: Path, columns: list[str], purge_step: int | None = None) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self.path = out_dir / "progress.csv"
+        self.path = out_dir / PROGRESS_NAME
         new_file = not self.path.exists() or self.path.stat().st_size == 0
         if not new_file:  # a resumed run keeps the columns it started with
             with self.path.open(newline="") as f:

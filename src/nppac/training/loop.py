@@ -113,8 +113,8 @@ def train(config: TrainConfig | None, out_dir: str | Path, resume: bool = False,
     """Train an agent and return a summary (step-0, last and best evaluation, steps, paths).
 
     ``out_dir`` receives ``config.json``, ``progress.csv`` (a row at env_steps = 0, rows
-    of the offline phase, one per online epoch), TensorBoard events, an atomic
-    ``checkpoint.pt`` after every row, the prior (``prior/``) and the final actor
+    of the offline phase, one per evaluated online epoch), TensorBoard events, an atomic
+    ``checkpoint.pt`` with every row (saved just before it), the prior (``prior/``) and the final actor
     (``actor.safetensors``). With ``resume`` the stored configuration is used and the
     run continues from its last checkpoint, whichever phase it was in; ``steps`` then
     sets a new total (to extend a run, or end it sooner; at least the steps already
@@ -146,6 +146,8 @@ def train(config: TrainConfig | None, out_dir: str | Path, resume: bool = False,
                                with_init=run.prior_cache is not None, acting=run.acting.columns)
     # TensorBoard's step is env_steps: events of an offline phase share step 0 and are not purged on resume.
     logger = RunLogger(out, columns, purge_step=run.state.env_steps + 1 if resume and run.state.step0_done else None)
+    if run.unwritten_row is not None:
+        logger.log(run.unwritten_row)
     loop = _Loop(cfg, run, logger, out, started, on_epoch_end)
     try:
         with ProgressBar(progress) as bar:
@@ -293,14 +295,18 @@ class _Loop:
                "gradient_steps": state.gradient_steps, "wall_s": state.wall_s,
                "eval_return": evaluation.mean_return, "eval_success": evaluation.success_rate,
                "eval_return_min": evaluation.min_return, **values, **run.acting.read()}
-        self.logger.log(row)
+        state.rows += 1
+        # The checkpoint first, holding its row: a row in progress.csv always has its checkpoint, and a kill
+        # between the two leaves a row that the resumed run writes from the checkpoint.
         save_checkpoint({
             "epoch": state.epoch, "env_steps": state.env_steps, "wall_s": state.wall_s,
             "state": dataclasses.asdict(state), "config": json.dumps(cfg.to_dict()),
             "agent": run.agent.state_dict(), "replay": run.buffer.state_dict(),
-            "rng": rng_state(run.np_rng, run.envs),
+            "rng": rng_state(run.np_rng, run.envs), "row": row,
+            **({} if run.prior_sha256 is None else {"prior_sha256": run.prior_sha256}),
             **({} if run.frozen_actor is None else {"anchor": run.frozen_actor.state_dict()}),
         }, self.ckpt_path)
+        self.logger.log(row)
         self.rows.append(row)
         if self.on_row is not None and self.on_row(row) is False:
             log.info("stopped after this row (%s, env step %d): the epoch callback returned False", phase,

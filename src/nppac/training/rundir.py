@@ -5,8 +5,9 @@ configuration), ``checkpoint.pt``, the prior (``prior/``), ``progress.csv`` and 
 final actor. ``config.json`` names the run's copy of its prior, however the prior was
 given (a path, an object, a suite's shared prior, or fitted in the run), so the file
 alone reruns the run. A new run refuses a directory in use; a resumed run takes its stored
-configuration and refuses a checkpoint it cannot continue (written by another
-version, past the steps asked for, or saved under a configuration edited since).
+configuration and refuses a checkpoint it cannot continue exactly (damaged, written by
+another version, past the steps asked for, saved under a configuration edited since, or
+with its prior or its rows in ``progress.csv`` gone or changed).
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from typing import Any
 
 import torch
 
+from nppac.data.replay import ReplayBuffer
 from nppac.errors import NppacError
 from nppac.outputs import check_output_dir, content_hash
 from nppac.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from nppac.training.config import ResolvedConfig, TrainConfig, with_legacy_values
+from nppac.training.logger import PROGRESS_NAME, read_progress
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +96,16 @@ def check_demonstrations(cfg: ResolvedConfig, out: Path) -> ResolvedConfig:
 
 
 def load_resume_checkpoint(cfg: ResolvedConfig, out: Path, device: torch.device) -> dict[str, Any] | None:
-    """The checkpoint a resumed run continues from (None when none was written yet), refused in one line when
-    it cannot be continued: written without run phases, past the run's steps, or under another ``config.json``."""
-    ckpt_path = out / CHECKPOINT_NAME
+    """The checkpoint a resumed run continues from (None when none was written yet), refused in one line unless it is
+    exactly the state the run saved: intact (:func:`load_checkpoint`: its checksums, finite tensors), written with run
+    phases, not past the run's steps, under the run's ``config.json``, with a replay buffer whose sizes agree, the
+    prior it trained with and the rows of ``progress.csv`` up to it. Nothing is written before these checks."""
+    ckpt_path, progress = out / CHECKPOINT_NAME, out / PROGRESS_NAME
     if not ckpt_path.exists():
+        rows = len(read_progress(progress)[1])
+        if rows:  # every row is written after its checkpoint
+            raise NppacError(f"{ckpt_path} is gone, but {progress} holds {rows} rows: the state they were written "
+                             f"from is lost; restore the checkpoint, or start over with a new --out (or delete {out})")
         return None
     ckpt = load_checkpoint(ckpt_path, device)
     if "state" not in ckpt:
@@ -105,7 +114,56 @@ def load_resume_checkpoint(cfg: ResolvedConfig, out: Path, device: torch.device)
     if int(ckpt["env_steps"]) > cfg.n_epochs * cfg.steps_per_epoch:
         raise NppacError(f"the run in {out} has already taken {int(ckpt['env_steps']):,} env steps; "
                          f"--steps must be at least that, got {cfg.steps:,}")
+    check_same_run(cfg, ckpt, ckpt_path)
+    problem = ReplayBuffer.state_problem(ckpt["replay"])
+    if problem is not None:
+        raise NppacError(f"checkpoint {ckpt_path} is not the state that was saved: its replay buffer {problem}; "
+                         "restore it, or start over with a new --out")
+    _check_prior(cfg, out, ckpt.get("prior_sha256"), ckpt_path)
+    _check_progress(progress, ckpt, ckpt_path)
     return ckpt
+
+
+def _check_prior(cfg: ResolvedConfig, out: Path, recorded: str | None, ckpt_path: Path) -> None:
+    """The run's ``prior/`` is the one its checkpoint was trained with (the content hash the checkpoint records)."""
+    stored = out / PRIOR_DIR
+    if cfg.prior_kind is None:
+        return
+    if recorded is None:
+        log.info("checkpoint %s records no hash of the run's prior (an earlier version wrote it); %s is not checked",
+                 ckpt_path, stored)
+    elif not stored.is_dir():
+        raise NppacError(f"the run's prior {stored} is gone, but its checkpoint {ckpt_path} was trained with it; "
+                         "restore it, or start over with a new --out (a prior fitted again would be another one)")
+    elif content_hash(stored) != recorded:
+        raise NppacError(f"the run's prior {stored} changed since its checkpoint {ckpt_path} was written (sha256 "
+                         "differs); restore it, or start over with a new --out")
+
+
+def _check_progress(progress: Path, ckpt: dict[str, Any], ckpt_path: Path) -> None:
+    """``progress.csv`` holds every row up to the checkpoint's: the rows counted in it (written by earlier versions:
+    its own row at least). Its own row may be missing (a kill between saving it and writing it): then it stays
+    in ``ckpt["row"]``, to be written again; otherwise that entry is dropped. Fills ``rows`` in an earlier
+    version's state."""
+    state = ckpt["state"]
+    key = (int(state["epoch"]), int(state["gradient_steps"]))
+    header, rows = read_progress(progress)
+    try:
+        keys = [(int(r[header.index("epoch")]), int(r[header.index("gradient_steps")])) for r in rows]
+    except ValueError:
+        raise NppacError(f"{progress} is damaged (no epoch and gradient_steps in each row); restore it, or start "
+                         "over with a new --out") from None
+    before, own = sum(k < key for k in keys), key in keys
+    saved = state.get("rows")
+    complete = own if saved is None else before == saved - 1 and (own or "row" in ckpt)
+    if not complete:
+        written = f"{saved} rows were" if saved is not None else "its own row was"
+        raise NppacError(f"{progress} holds {before + own} rows up to epoch {key[0]} (gradient step {key[1]}), where "
+                         f"{written} written with the checkpoint {ckpt_path}; restore it, or start over with a new "
+                         "--out")
+    state["rows"] = before + 1
+    if own:
+        ckpt.pop("row", None)
 
 
 def check_same_run(cfg: TrainConfig, ckpt: dict[str, Any], ckpt_path: Path) -> None:

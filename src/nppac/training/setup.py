@@ -32,6 +32,7 @@ from nppac.data.relabel import as_binary_reward
 from nppac.data.replay import BatchSource, MixedBatches, ReplayBuffer
 from nppac.devices import resolve_device
 from nppac.errors import NonFiniteError, NppacError
+from nppac.outputs import content_hash
 from nppac.priors import combine_priors, fit_prior, load_prior, use_variance
 from nppac.priors.base import Prior
 from nppac.priors.metrics import mean_action
@@ -40,11 +41,11 @@ from nppac.training.algorithms import ABLATION_PRIOR, AgentSpec, DemoLoader
 from nppac.training.checkpoint import CHECKPOINT_NAME, restore_rng_state
 from nppac.training.config import ResolvedConfig, TrainConfig
 from nppac.training.envs import Acting, ActorActing, eval_envs, make_env
-from nppac.training.logger import truncate_progress
+from nppac.training.logger import PROGRESS_NAME, truncate_progress
 from nppac.training.prior_cache import PriorCache
 from nppac.training.progress import ProgressBar
 from nppac.training.references import REFERENCES_NAME, references, write_references
-from nppac.training.rundir import CONFIG_NAME, PRIOR_DIR, check_same_run, is_own_prior, load_resume_checkpoint
+from nppac.training.rundir import CONFIG_NAME, PRIOR_DIR, is_own_prior, load_resume_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ class RunState:
     warmstart_done: bool = False
     """Whether the critic warm start on the warm-up data has run (``critic_warmstart_data = "warmup"``)."""
     wall_s: float = 0.0
+    rows: int = 0
+    """Rows of ``progress.csv`` written, the checkpoint's own included (it is saved just before its row)."""
 
 
 @dataclass
@@ -90,6 +93,10 @@ class Run:
     """Demonstrations and replay in every online batch (``demo_batch_fraction``); None: the replay buffer alone."""
     state: RunState = dataclasses.field(default_factory=RunState)
     init_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    prior_sha256: str | None = None
+    """Content hash of the run's ``prior/``, recorded in every checkpoint (a resume checks it)."""
+    unwritten_row: dict[str, Any] | None = None
+    """The checkpoint's row when a kill came between saving the checkpoint and writing its row."""
 
     @property
     def online_batches(self) -> BatchSource:
@@ -112,6 +119,7 @@ def restore_or_start_run(cfg: ResolvedConfig, out: Path, resume: bool, prior: Pr
                          f"demonstrations, and task {cfg.task} has no bundled set; pass --demos PATH")
     resolved_prior = resolve_prior(cfg, out, prior, demo_source, progress)
     run = _build_run(cfg, resolved_prior, demo_source, device)
+    run.prior_sha256 = None if resolved_prior is None else content_hash(out / PRIOR_DIR)
     if ckpt is not None:
         _restore(run, cfg, out, ckpt)
     else:
@@ -122,7 +130,7 @@ def restore_or_start_run(cfg: ResolvedConfig, out: Path, resume: bool, prior: Pr
         run.warmstart_buffer = demo_buffer if warmstart else None
         if cfg.demo_batch_fraction:
             run.mixed_batches = MixedBatches(run.buffer, demo_buffer, cfg.demo_batch_fraction)
-    truncate_progress(out / "progress.csv", run.state.epoch, run.state.gradient_steps if ckpt is not None else -1,
+    truncate_progress(out / PROGRESS_NAME, run.state.epoch, run.state.gradient_steps if ckpt is not None else -1,
                       uses_prior=cfg.prior_kind is not None)
     return run
 
@@ -176,9 +184,8 @@ def _prior_mean_action(prior: Prior, states: torch.Tensor) -> torch.Tensor:
 
 
 def _restore(run: Run, cfg: ResolvedConfig, out: Path, ckpt: dict[str, Any]) -> None:
-    """Agent, replay buffer, generators and phase state from the checkpoint (refused if it is another run's)."""
+    """Agent, replay buffer, generators and phase state from the checkpoint (checked by load_resume_checkpoint)."""
     ckpt_path = out / CHECKPOINT_NAME
-    check_same_run(cfg, ckpt, ckpt_path)
     try:
         run.agent.load_state_dict(ckpt["agent"])
         run.buffer.load_state_dict(ckpt["replay"])
@@ -187,6 +194,7 @@ def _restore(run: Run, cfg: ResolvedConfig, out: Path, ckpt: dict[str, Any]) -> 
                          f"was {out / CONFIG_NAME} edited? restore it or start a new run") from None
     restore_rng_state(ckpt["rng"], run.np_rng, run.envs)
     run.state = RunState(**ckpt["state"])
+    run.unwritten_row = ckpt.get("row")
     if run.frozen_actor is not None:
         if "anchor" not in ckpt:
             reader = "kl_anchor" if cfg.kl_anchor == "init-actor" else "second_actor"
