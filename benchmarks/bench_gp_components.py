@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_gp import machine, make_data  # noqa: E402
+from bench_gp import machine, make_data
 
 
 def main() -> None:

@@ -392,7 +392,7 @@ def test_performance_profile_bands_repeat_exactly(tmp_path, monkeypatch):
 
 
 def test_a_variant_is_reported_and_drawn_apart_from_its_algorithm(tmp_path, monkeypatch):
-    import nppac.experiments.report as report_module
+    import nppac.experiments.report_files as report_module
 
     suite = parse_suite({"name": "v", "tasks": ["hopper"], "algos": ["nppac", "nppac-ln"], "seeds": 2,
                          "settings": {"steps": 300, "steps_per_epoch": 100}, "report": {"last_k": 1},

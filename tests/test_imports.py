@@ -35,12 +35,10 @@ def _imports(tree: ast.Module, package: str, modules: set[str]) -> set[str]:
             if node.level:  # relative: level 1 is the package itself
                 parts = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(parts + ([base] if base else []))
-            for alias in node.names:
-                submodule = f"{base}.{alias.name}"
-                if submodule in modules:
-                    found.add(submodule)
-                elif base in modules:
-                    found.add(base)
+            # `from package import module` runs the package's __init__ and reads its namespace: an edge to both.
+            if base in modules:
+                found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in modules)
         for child in ast.iter_child_nodes(node):
             visit(child)
 
@@ -98,6 +96,13 @@ def test_no_module_imports_itself_through_others():
     graph = import_graph()
     assert len(graph) > 50 and "nppac.training.loop" in graph["nppac.training"]
     assert cycles(graph) == []
+
+
+def test_from_package_import_module_is_an_edge_to_the_package_too():
+    modules = {"p", "p.a", "p.b"}
+    assert _imports(ast.parse("from p import b"), "p", modules) == {"p", "p.b"}
+    assert _imports(ast.parse("from . import b"), "p", modules) == {"p", "p.b"}
+    assert _imports(ast.parse("from p.b import f"), "p", modules) == {"p.b"}
 
 
 def test_cycles_are_found():

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
                 os.close(opened)
             os.set_inheritable(fd, True)
     if sys.stderr is None:
-        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (lives as long as the process)
+        sys.stderr = open(os.devnull, "w")
     if sys.stdout is None:
         sys.stdout = _ClosedStream()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)

@@ -396,7 +396,7 @@ def _read_minari(path: Path) -> Demonstrations:
     data_dir = path / "data" if (path / "data" / "metadata.json").exists() else path
     if not (data_dir / "metadata.json").exists():
         raise NppacError(f"{path}: not a Minari dataset folder (no metadata.json in it or in its data/ folder)")
-    MinariDataset = _optional("minari", "minari", path).MinariDataset  # noqa: N806 (a class)
+    MinariDataset = _optional("minari", "minari", path).MinariDataset
 
     source = str(path)
     try:

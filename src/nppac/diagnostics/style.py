@@ -13,10 +13,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
-from nppac.outputs import atomic_file, check_output_file  # noqa: E402
+from nppac.outputs import atomic_file, check_output_file
 
 if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType

@@ -12,7 +12,8 @@
 """
 
 from nppac.experiments.export import export_suite
-from nppac.experiments.report import SuiteReport, collect_runs, summarize, write_report
+from nppac.experiments.report import SuiteReport, collect_runs, summarize
+from nppac.experiments.report_files import write_report
 from nppac.experiments.runners import LocalRunner, RayRunner, RunResult, execute_run, run_state, run_suite
 from nppac.experiments.suite import ReportSettings, RunSpec, Suite, load_suite, parse_suite, read_manifest
 

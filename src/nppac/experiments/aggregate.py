@@ -23,15 +23,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from nppac.experiments.report import RunEntry, SuiteReport
 from nppac.tasks import get_task
 from nppac.training.references import random_policy_return, read_references
-
-if TYPE_CHECKING:
-    from nppac.experiments.report import RunEntry, SuiteReport
 
 STATS_HINT = ("Aggregates across tasks (IQM, probability of improvement, performance profiles) need rliable: "
               "pip install 'nppac[stats]'")
@@ -45,7 +43,7 @@ def available() -> bool:
     """Whether rliable imports (it needs pandas < 3)."""
     try:
         import rliable.library  # noqa: F401
-    except Exception:  # noqa: BLE001 (an incompatible pandas raises at import time, not ImportError only)
+    except Exception:
         return False
     return True
 

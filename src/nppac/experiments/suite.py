@@ -420,7 +420,8 @@ def _overrides(table: dict[str, Any], label: str, where: str, base: Path, algo: 
             raise NppacError(f"{where}: {label} {key}: unknown setting; known: {', '.join(known)}")
         if key in PATH_FIELDS:
             if not isinstance(value, str):
-                raise NppacError(f"{where}: {label} {key} = {value!r}: expected a string or null (a path: \"path/to/file\")")
+                raise NppacError(f"{where}: {label} {key} = {value!r}: "
+                                 "expected a string or null (a path: \"path/to/file\")")
             if not is_minari_id(value):
                 value = str(base / Path(value).expanduser())
         try:

@@ -39,11 +39,11 @@ import numpy as np
 import torch
 from torch import nn
 
+import nppac.priors.kronecker as kronecker
 from nppac.data.demos import Demonstrations
 from nppac.devices import resolve_device
 from nppac.distributions import gaussian_log_prob
 from nppac.errors import NonFiniteError, NppacError
-from nppac.priors import kronecker
 from nppac.priors.common import (
     WEIGHTS,
     Progress,

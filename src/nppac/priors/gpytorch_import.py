@@ -40,7 +40,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise NppacError(f"{path} not found")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 (torch raises many kinds for a file that is not a checkpoint)
+    except Exception as err:
         raise NppacError(f"{path}: not a torch state dict of tensors (torch.load without unpickling code "
                          f"failed: {type(err).__name__}); pass the gpytorch model's saved state_dict()") from None
     if not isinstance(data, dict) or not data or not all(isinstance(v, torch.Tensor) for v in data.values()):

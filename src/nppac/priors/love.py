@@ -33,7 +33,7 @@ PUBLISHED_RANK = 100
 """gpytorch 1.0.1's ``max_root_decomposition_size``: the Lanczos iterations LOVE runs."""
 
 
-def kronecker_matvec(kx: torch.Tensor, b: torch.Tensor, d: torch.Tensor):  # noqa: ANN201 (a closure)
+def kronecker_matvec(kx: torch.Tensor, b: torch.Tensor, d: torch.Tensor):
     """v ↦ K v for K = K_x ⊗ B + I ⊗ D, on (n·T, c) blocks in row-major (state, action) order."""
     n, t = kx.shape[0], b.shape[0]
 
