@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from types import ModuleType
 
@@ -103,3 +104,15 @@ def test_runs_are_named_by_their_prior_setting_and_where_they_went_non_finite(tm
     assert files.non_finite(run) == ("critic gradient", 2)
     (run / "status.json").write_text(json.dumps({"status": "finished"}))
     assert files.non_finite(run) is None
+
+
+def test_results_and_readme_state_the_computed_verdicts(lines):
+    """docs/RESULTS.md holds the table as computed, and the README's list names each claim's computed verdict(s)."""
+    root = RESULTS.parent
+    results_md = (root / "docs" / "RESULTS.md").read_text()
+    assert "\n".join(lines) in results_md
+    computed = [_cells(line)[1].strip("*") for line in lines[2:]]
+    readme = (root / "README.md").read_text()
+    listed = readme[readme.index("## The paper's claims, measured"):readme.index("## Reproduce the paper")]
+    stated = re.findall(r":\s+\*([a-z ]+)\*", listed)
+    assert stated == computed
