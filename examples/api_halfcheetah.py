@@ -35,10 +35,10 @@ def main() -> None:
 
     model = NPPAC("halfcheetah", prior=prior, demos=demos, seed=0, init_epochs=10, updates_per_epoch=200,
                   num_threads=1)
-    model.learn(total_steps=3_000, out_dir=out, callback=report, progress=False)
+    model.learn(total_timesteps=3_000, out_dir=out, callback=report, progress=False)
     again = Model.load(out)
-    obs = np.zeros(17, dtype=np.float32)
-    print(f"run directory {out}; action at the zero state {np.round(again.predict(obs), 2)}")
+    action, _ = again.predict(np.zeros(17, dtype=np.float32), deterministic=True)
+    print(f"run directory {out}; action at the zero state {np.round(action, 2)}")
 
 
 if __name__ == "__main__":

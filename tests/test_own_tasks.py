@@ -235,7 +235,7 @@ def test_an_environment_object_and_arrays_train_nppac_through_the_api(tmp_path):
                                                                              callback=seen.append, progress=False)
     assert model.config.task == ENV_ID
     assert [r["env_steps"] for r in seen] == [0, 150, 300] and all(np.isfinite(r["eval_return"]) for r in seen)
-    assert model.predict(np.zeros(4, np.float32)).shape == (2,)
+    assert model.predict(np.zeros(4, np.float32))[0].shape == (2,)
     references = json.loads((tmp_path / "run" / "references.json").read_text())
     assert references["demos"]["return"] == pytest.approx(float(np.mean(demos.returns)))
 

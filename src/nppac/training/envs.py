@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -89,10 +89,11 @@ class Collector:
         self.episode_return = 0.0
         self.last_return = math.nan
 
-    def collect(self, actor: Explorer, n_steps: int, n_uniform: int,
-                rng: np.random.Generator) -> dict[str, np.ndarray]:
+    def collect(self, actor: Explorer, n_steps: int, n_uniform: int, rng: np.random.Generator,
+                on_step: Callable[[int], bool | None] | None = None) -> dict[str, np.ndarray]:
         """n_steps transitions: the first ``n_uniform`` with uniform-random actions, the rest sampled from ``actor``
-        (π, or the run's acting rule)."""
+        (π, or the run's acting rule). ``on_step(t)`` is called after the t-th step; False ends the collection
+        there (fewer transitions come back)."""
         obs_buf, act_buf, rew_buf, next_buf, done_buf = [], [], [], [], []
         for t in range(n_steps):
             if self.obs is None:
@@ -119,6 +120,8 @@ class Collector:
             if terminated or truncated:
                 self.last_return = self.episode_return
                 self.obs = None
+            if on_step is not None and on_step(t + 1) is False:
+                break
         return {"obs": np.asarray(obs_buf, np.float32), "action": np.asarray(act_buf, np.float32),
                 "reward": np.asarray(rew_buf, np.float32), "next_obs": np.asarray(next_buf, np.float32),
                 "done": np.asarray(done_buf, np.float32)}

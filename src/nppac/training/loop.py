@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -41,7 +42,7 @@ from typing import Any
 import torch
 
 from nppac.agents.base import Agent, Metrics
-from nppac.agents.networks import save_actor
+from nppac.agents.networks import Actor, save_actor
 from nppac.data.demos import Demonstrations
 from nppac.data.replay import Batch, BatchSource
 from nppac.errors import DivergedError
@@ -109,7 +110,9 @@ def make_gradient_step(agent: Agent, buffer: BatchSource, metrics: EpochMetrics,
 @one_writer("out_dir")
 def train(config: TrainConfig | None, out_dir: str | Path, resume: bool = False, prior: Prior | None = None,
           demos: Demonstrations | None = None, *, steps: int | None = None, progress: bool = True,
-          on_epoch_end: Callable[[dict[str, Any]], bool | None] | None = None) -> dict[str, Any]:
+          on_epoch_end: Callable[[dict[str, Any]], bool | None] | None = None,
+          on_step: Callable[[int], bool | None] | None = None,
+          on_start: Callable[[Actor], None] | None = None) -> dict[str, Any]:
     """Train an agent and return a summary (step-0, last and best evaluation, steps, paths).
 
     ``out_dir`` receives ``config.json``, ``progress.csv`` (a row at env_steps = 0, rows
@@ -120,7 +123,9 @@ def train(config: TrainConfig | None, out_dir: str | Path, resume: bool = False,
     sets a new total (to extend a run, or end it sooner; at least the steps already
     done). ``prior``/``demos`` supply in-memory objects instead of paths;
     ``on_epoch_end`` is called with each row after its checkpoint is written; returning False
-    stops the run after that row (resumable like a killed run).
+    stops the run after that row (resumable like a killed run). ``on_step(env_steps)`` is called after every
+    online environment step; returning False stops the run there, at once: no row, and a later resume continues
+    from the last checkpoint, as after a kill. ``on_start(actor)`` receives the live actor before the first phase.
     """
     started = time.perf_counter()
     out = Path(out_dir)
@@ -148,7 +153,9 @@ def train(config: TrainConfig | None, out_dir: str | Path, resume: bool = False,
     logger = RunLogger(out, columns, purge_step=run.state.env_steps + 1 if resume and run.state.step0_done else None)
     if run.unwritten_row is not None:
         logger.log(run.unwritten_row)
-    loop = _Loop(cfg, run, logger, out, started, on_epoch_end)
+    if on_start is not None:
+        on_start(agent.actor)
+    loop = _Loop(cfg, run, logger, out, started, on_epoch_end, on_step)
     try:
         with ProgressBar(progress) as bar:
             loop.bar = bar
@@ -171,14 +178,15 @@ class _Loop:
     bar: ProgressBar
 
     def __init__(self, cfg: ResolvedConfig, run: Run, logger: RunLogger, out: Path, started: float,
-                 on_row: Callable[[dict[str, Any]], bool | None] | None) -> None:
-        self.cfg, self.run, self.logger, self.on_row = cfg, run, logger, on_row
+                 on_row: Callable[[dict[str, Any]], bool | None] | None,
+                 on_step: Callable[[int], bool | None] | None = None) -> None:
+        self.cfg, self.run, self.logger, self.on_row, self.on_step = cfg, run, logger, on_row, on_step
         self.wall_before, self.started = run.state.wall_s, started
         self.ckpt_path = out / CHECKPOINT_NAME
         self.metrics = EpochMetrics(tuple(run.agent.metric_terms), run.agent.device)
         self.rows: list[dict[str, Any]] = []
         self.stopped = False
-        """Whether the epoch callback asked to stop (the run stays resumable where it stopped)."""
+        """Whether a callback asked to stop (the run stays resumable from its last checkpoint)."""
 
     def initial_phases(self) -> None:
         """Offline pretraining or the critic warm start on the demonstrations (if any), then the evaluated row at
@@ -251,7 +259,13 @@ class _Loop:
             t0 = time.perf_counter()
             n_uniform = max(0, min(cfg.steps_per_epoch, cfg.warmup_steps - state.env_steps)) \
                 if cfg.warmup == "uniform" else 0
-            batch = collector.collect(run.acting, cfg.steps_per_epoch, n_uniform, run.np_rng)
+            hook = None if self.on_step is None else functools.partial(_shifted, self.on_step, state.env_steps)
+            batch = collector.collect(run.acting, cfg.steps_per_epoch, n_uniform, run.np_rng, hook)
+            if len(batch["obs"]) < cfg.steps_per_epoch:
+                log.info("stopped at env step %d: the step callback returned False; the run resumes from its last "
+                         "checkpoint", state.env_steps + len(batch["obs"]))
+                self.stopped = True
+                return
             if learns_online:
                 run.buffer.add(**batch)
             state.env_steps += cfg.steps_per_epoch
@@ -313,6 +327,11 @@ class _Loop:
                      state.env_steps)
             self.stopped = True
         return row
+
+
+def _shifted(on_step: Callable[[int], bool | None], base: int, t: int) -> bool | None:
+    """The step callback told the run's step count: ``base`` before the collection, plus its ``t`` steps."""
+    return on_step(base + t)
 
 
 def _check_finite(first_bad: dict[str, int], agent: Agent, when: str, n_updates: int, ckpt_path: Path,

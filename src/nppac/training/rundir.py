@@ -55,9 +55,7 @@ def prepare_run_dir(config: TrainConfig | None, out: Path, resume: bool) -> Reso
         return cfg
     if config is None:
         raise NppacError("a training configuration is required unless resuming")
-    if out.is_dir() and any(out.iterdir()):
-        raise NppacError(f"output directory {out} already exists; pass --resume to continue it or choose another --out")
-    check_output_dir(out)
+    check_new_run_dir(out)
     cfg = config.resolved()
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(stored)
@@ -65,6 +63,14 @@ def prepare_run_dir(config: TrainConfig | None, out: Path, resume: bool) -> Reso
         record = {"path": str(Path(cfg.demos).resolve()), "sha256": content_hash(Path(cfg.demos))}
         (out / DEMOS_RECORD).write_text(json.dumps(record, indent=2) + "\n")
     return cfg
+
+
+def check_new_run_dir(out: Path, to_continue: str = "pass --resume to continue it or choose another --out") -> None:
+    """Refuse, before any work, a directory a new run cannot start in: one in use (``to_continue`` says how to
+    continue its run instead), a file, a place that cannot be written."""
+    if out.is_dir() and any(out.iterdir()):
+        raise NppacError(f"output directory {out} already exists; {to_continue}")
+    check_output_dir(out)
 
 
 def own_prior(out: Path) -> str:

@@ -359,6 +359,22 @@ def same_task(a: str, b: str) -> bool:
         return False
 
 
+def check_prior(cfg: TrainConfig, prior: Prior) -> None:
+    """Refuse a prior the run cannot train with: for an algorithm without one, of other dimensions than the task's,
+    or tanh-squashed."""
+    if cfg.prior_kind is None:
+        raise NppacError(f"algo {cfg.algo!r} uses no prior; choose an algorithm with one (nppac, ppac-nn, "
+                         "nppac-nn-std) to train with it")
+    task = cfg.task_spec
+    if (prior.obs_dim, prior.act_dim) != (task.obs_dim, task.act_dim):
+        raise NppacError(f"prior has obs_dim={prior.obs_dim}, act_dim={prior.act_dim} but task {task.name} has "
+                         f"obs_dim={task.obs_dim}, act_dim={task.act_dim}")
+    if getattr(prior, "squashed", False):  # a prior given in memory may be any object with predict
+        # The replay buffer caches (μ0, σ0) and the update evaluates a plain Gaussian log π0 from them.
+        raise NppacError("a tanh-squashed prior cannot be cached as a Gaussian; fit the NN prior with "
+                         "--variant gaussian (the default) or fixed_std")
+
+
 def resolve_prior(cfg: ResolvedConfig, out: Path, prior: Prior | None, demos: DemoSource,
                   progress: bool) -> Prior | None:
     """π0 for this run: given, stored in the run directory, loaded from ``config.prior``, or fitted here.
@@ -369,8 +385,7 @@ def resolve_prior(cfg: ResolvedConfig, out: Path, prior: Prior | None, demos: De
     """
     if cfg.prior_kind is None:
         if prior is not None:
-            raise NppacError(f"algo {cfg.algo!r} uses no prior; choose an algorithm with one (nppac, ppac-nn, "
-                             "nppac-nn-std) to train with it")
+            check_prior(cfg, prior)
         return None
     stored = out / PRIOR_DIR
     if prior is None:
@@ -387,14 +402,7 @@ def resolve_prior(cfg: ResolvedConfig, out: Path, prior: Prior | None, demos: De
             prior.save(stored)
     elif not stored.exists():
         prior.save(stored)
-    task = cfg.task_spec
-    if (prior.obs_dim, prior.act_dim) != (task.obs_dim, task.act_dim):
-        raise NppacError(f"prior has obs_dim={prior.obs_dim}, act_dim={prior.act_dim} but task {task.name} has "
-                         f"obs_dim={task.obs_dim}, act_dim={task.act_dim}")
-    if getattr(prior, "squashed", False):  # a prior given in memory may be any object with predict
-        # The replay buffer caches (μ0, σ0) and the update evaluates a plain Gaussian log π0 from them.
-        raise NppacError("a tanh-squashed prior cannot be cached as a Gaussian; fit the NN prior with "
-                         "--variant gaussian (the default) or fixed_std")
+    check_prior(cfg, prior)
     if prior.kind != cfg.prior_kind:
         log.warning("algo %s expects a %s prior but was given a %s prior", cfg.algo, cfg.prior_kind, prior.kind)
     return prior
