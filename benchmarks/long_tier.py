@@ -194,7 +194,8 @@ def draw(groups: dict[str, list[Run]], metric: str, level: float, task: str, pat
         fig, axes = style.subplots(1)
         ax = axes[0, 0]
         fig.set_size_inches(style.PANEL_SIZE[0] * 1.6, style.PANEL_SIZE[1] * 1.2)
-        for color, (column, runs) in zip(style.COLORS, groups.items()):
+        for column, runs in groups.items():
+            color = style.color(column)
             for run in runs:
                 keep = np.isfinite(run.columns[metric])
                 ax.plot(run.env_steps[keep], run.columns[metric][keep], color=color, lw=0.8,

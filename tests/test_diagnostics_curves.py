@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -231,3 +232,67 @@ def test_bad_run_dirs_exit_2_naming_them(runs: list[Path], tmp_path: Path):
 
     proc = run_cli("compare", str(runs[0]), "--out", str(tmp_path / "c.png"), "--group-by", "optimizer")
     assert proc.returncode == 2 and "optimizer" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _drawn(monkeypatch, runs: list, tmp_path: Path) -> Any:
+    """The figure :func:`plot_comparison` draws for ``runs``, drawn but not closed."""
+    from nppac.diagnostics import style
+    from nppac.diagnostics.curves import plot_comparison
+
+    figures = []
+    monkeypatch.setattr(style, "save_figure", lambda fig, path: figures.append(fig) or Path(path))
+    plot_comparison(compare_runs(runs), tmp_path / "c.png")
+    figures[0].canvas.draw()
+    return figures[0]
+
+
+def _labels(ax) -> list[str]:
+    lo, hi = sorted(ax.get_ylim())
+    return [t.get_text() for t in ax.get_yticklabels() if t.get_text() and lo <= t.get_position()[1] <= hi]
+
+
+@pytest.mark.parametrize(("q", "kl"), [
+    ([-20.0, -12.0, -5.0], [5.0, 20.0, 40.0]),  # within a decade or two: the scales' own ticks label one value
+    ([-1e7, 10.0, 1e5], [1.0, 1e9, 1e13]),
+    ([9.0, 10.0, 11.0], [0.002, 0.01, 0.05]),
+    ([-3.0, -3.1, -3.2], [1e12, 1.02e12, 1.05e12]),
+])
+def test_q_and_kl_axes_carry_at_least_three_labels(monkeypatch, tmp_path: Path, q, kl):
+    runs = [load_run(write_run(tmp_path, f"s{seed}", {"algo": "nppac", "seed": seed},
+                               {"env_steps": [1000, 2000, 3000], "eval_return": [1.0, 2.0, 3.0],
+                                "q_mean": [v * (1 + 0.01 * seed) for v in q], "kl_mean": kl}))
+            for seed in range(2)]
+    axes = _drawn(monkeypatch, runs, tmp_path).axes
+    for ax, metric in zip(axes[1:3], ("q_mean", "kl_mean")):
+        assert metric.split("_")[0] in ax.get_ylabel().lower()
+        assert len(_labels(ax)) >= 3, (metric, _labels(ax))
+
+
+def test_the_kl_at_step_0_is_the_initialized_actors(monkeypatch, tmp_path: Path):
+    run = load_run(write_run(tmp_path, "r", {"algo": "nppac"},
+                             {"phase": ["init", "online", "online"], "env_steps": [0, 1000, 2000],
+                              "eval_return": [1.0, 2.0, 3.0], "init_kl": [4.5, "", ""], "kl_mean": ["", 6.0, 7.0]}))
+    np.testing.assert_allclose(run.columns["kl_mean"], [4.5, 6.0, 7.0])
+    kl_axis = _drawn(monkeypatch, [run], tmp_path).axes[2]
+    (line,) = kl_axis.get_lines()
+    assert line.get_xdata()[0] == 0 and line.get_ydata()[0] == 4.5
+
+
+def test_an_algorithm_has_one_colour_in_every_figure(monkeypatch, tmp_path: Path):
+    from nppac.diagnostics import style
+    from nppac.training.algorithms import ALGORITHMS
+
+    def colours(algos: list[str], where: str) -> dict[str, str]:
+        runs = [load_run(write_run(tmp_path / where, a, {"algo": a}, {"env_steps": [0, 1000], "eval_return": [1, 2]}))
+                for a in algos]
+        ax = _drawn(monkeypatch, runs, tmp_path).axes[0]
+        return {line.get_label().split(" ")[0]: line.get_color() for line in ax.get_lines()}
+
+    one = colours(["sac", "nppac", "my-variant"], "one")
+    two = colours(["my-variant", "awac", "bc", "nppac"], "two")
+    assert one["nppac"] == two["nppac"] and one["my-variant"] == two["my-variant"]
+    assert one["nppac"] == style.ALGORITHM_COLORS["nppac"] and one["my-variant"] == style.color("my-variant")
+    assert len(set(two.values())) == 4
+    assert set(ALGORITHMS) <= set(style.ALGORITHM_COLORS)
+    assert len(set(style.ALGORITHM_COLORS.values()) | set(style.OTHER_COLORS)) == \
+        len(style.ALGORITHM_COLORS) + len(style.OTHER_COLORS)

@@ -376,9 +376,10 @@ def test_performance_profile_bands_repeat_exactly(tmp_path, monkeypatch):
     from nppac.experiments import aggregate as module
 
     monkeypatch.setattr(module, "BOOTSTRAP_REPS", 300)
-    drawn = []
+    drawn, colors = [], []
     monkeypatch.setattr(plot_utils, "plot_performance_profiles",
-                        lambda profiles, taus, performance_profile_cis, **_: drawn.append(performance_profile_cis))
+                        lambda profiles, taus, performance_profile_cis, **kw: drawn.append(performance_profile_cis)
+                        or colors.append(kw["colors"]))
     # Eight runs a task: with three, the bands' percentiles fall on the same fractions whatever the resamples.
     values = np.random.default_rng(0).random((2, 2, 8)).round(3).tolist()
     scores = {algo: {"a": values[i][0], "b": values[i][1]} for i, algo in enumerate(("nppac", "sac"))}
@@ -389,6 +390,9 @@ def test_performance_profile_bands_repeat_exactly(tmp_path, monkeypatch):
         assert np.array_equal(np.random.get_state()[1], before)
     first, second = drawn
     assert all(np.array_equal(first[algo], second[algo]) for algo in scores)
+    from nppac.diagnostics.style import ALGORITHM_COLORS
+
+    assert colors[0] == {algo: ALGORITHM_COLORS[algo] for algo in scores}  # the colours of every other figure
 
 
 def test_a_variant_is_reported_and_drawn_apart_from_its_algorithm(tmp_path, monkeypatch):

@@ -60,3 +60,18 @@ def test_the_script_reads_a_suite_folder(tmp_path):
     assert "| nppac | 0 | 4,000 / 4,000 | 0.70 | 0.93 |" in out
     assert "| 2k | 2k | none |" in out and "| 4k | 4k | 2 | 0.78 |" in out  # seed 1 dips at epoch 2: 0.25 < 0.6 / 2
     assert (tmp_path / "f.png").stat().st_size > 0
+
+
+def test_the_figure_colours_each_column_as_every_figure_does(lt, tmp_path, monkeypatch):
+    from nppac.diagnostics import style
+    from nppac.diagnostics.curves import Run
+
+    figures = []
+    monkeypatch.setattr(style, "save_figure", lambda fig, path: figures.append(fig))
+    steps = np.array([0.0, 1000.0])
+    groups = {c: [Run(tmp_path / c, {"algo": c}, {"env_steps": steps, "eval_return": np.array([1.0, 2.0])})]
+              for c in ("bc", "nppac-alpha-init", "nppac")}
+    lt.draw(groups, "eval_return", math.nan, "halfcheetah", tmp_path / "f.png")
+    drawn = {line.get_label().split(" ")[0]: line.get_color() for line in figures[0].axes[0].get_lines()
+             if not line.get_label().startswith("_")}
+    assert drawn == {c: style.color(c) for c in groups} and drawn["nppac"] == style.ALGORITHM_COLORS["nppac"]

@@ -2,7 +2,7 @@
 
 Each run directory holds ``config.json`` (at least ``task``, ``algo``, ``seed``) and
 ``progress.csv`` (one row per evaluation, from env_steps = 0: the policy before any
-interaction). Runs are grouped by a config key. Within a
+interaction, whose KL is the initialized actor's, ``init_kl``). Runs are grouped by a config key. Within a
 group the runs are aligned on ``env_steps`` and cut to the steps every run reached
 (the common prefix), so each point of a curve averages the same ``n`` seeds; a run
 whose logged steps differ from the others' is linearly interpolated onto the grid of
@@ -50,7 +50,7 @@ class Metric:
     """Positive and spans orders of magnitude: log y axis, geometric mean over seeds."""
     symlog: bool = False
     """Either sign and may span orders of magnitude (an NN prior's KL of 1e10 beside a GP's of 10):
-    symmetric-log y axis, linear within ±1, arithmetic mean over seeds."""
+    symmetric-log y axis, linear within ±1 (or a smaller decade the values reach), arithmetic mean over seeds."""
 
 
 SUCCESS = Metric("eval_success", "evaluation success rate")
@@ -134,11 +134,14 @@ def load_run(directory: str | Path) -> Run:
 
     names = current_column_names(names, run_uses_prior(config))  # runs of earlier versions: today's names
     rows = [dict(zip(names, row)) for row in table[1:]]
+    init_kl = next((_float(row.get("init_kl")) for row in rows if row.get("init_kl")), math.nan)
     # The rows of an offline phase all sit at env_steps = 0; its last one is the curve's step-0 point.
     rows = [row for row, later in zip(rows, rows[1:] + [None])
             if later is None or row.get("phase") != "offline" or later.get("env_steps") != row.get("env_steps")]
     columns = {name: np.array([_float(row.get(name)) for row in rows]) for name in names}
     steps = columns["env_steps"]
+    if "kl_mean" in columns and steps[0] == 0 and math.isnan(columns["kl_mean"][0]):
+        columns["kl_mean"][0] = init_kl  # no update before step 0: the KL there is the initialized actor's
     if not np.isfinite(steps).all() or (np.diff(steps) <= 0).any():
         raise NppacError(f"{progress}: env_steps must be finite and increasing row by row")
     from nppac.training.references import read_references
@@ -326,6 +329,7 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
         for ax, metric in zip(axes.flat, comparison.panels):
             drawn = [(i, g) for i, g in enumerate(comparison.groups) if metric.column in g.curves]
             looks = _group_styles([g.name for g in comparison.groups])
+            per_run = [g.curves[metric.column].per_run for _, g in drawn]
             for i, group in drawn:
                 c = group.curves[metric.column]
                 mean, lo, hi, _ = c.summary()
@@ -338,17 +342,19 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
             ax.set_ylabel(metric.label)
             ax.set_xlabel("environment steps")
             ax.xaxis.set_major_formatter(FuncFormatter(_steps_formatter))
-            if metric.log and drawn:
-                ax.set_yscale("log")
-            elif metric.symlog and drawn:
-                ax.set_yscale("symlog", linthresh=1.0)
             if not drawn:
                 ax.text(0.5, 0.5, f"{metric.column} not logged", transform=ax.transAxes,
                         ha="center", va="center", color="gray")
-            else:
-                limits = _run_limits([g.curves[metric.column].per_run for _, g in drawn], metric)
-                if limits is not None:
-                    ax.set_ylim(*limits)
+                continue
+            if metric.log:
+                ax.set_yscale("log")
+            elif metric.symlog:
+                ax.set_yscale("symlog", linthresh=_linthresh(per_run))
+            limits = _run_limits(per_run, metric)
+            if limits is not None:
+                ax.set_ylim(*limits)
+            if metric.log or metric.symlog:
+                style.readable_log_ticks(ax.yaxis)
         _draw_references(axes.flat[0], comparison)
         if len(comparison.tasks) == 1:
             fig.suptitle(comparison.tasks[0])
@@ -361,17 +367,16 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
 
 
 def _group_styles(names: list[str]) -> list[tuple[str, str]]:
-    """(color, line style) per group: one color per group, or, for groups named by several keys
-    ("nppac / std"), one color per first value and one line style per the rest."""
+    """(color, line style) per group: the group's color (:func:`style.color`, the same in every figure), or,
+    for groups named by several keys ("nppac / std"), the first value's color and one line style per the rest."""
     from nppac.diagnostics import style
 
     if not all(" / " in n for n in names):
-        return [(style.COLORS[i % len(style.COLORS)], "-") for i in range(len(names))]
-    firsts = list(dict.fromkeys(n.split(" / ", 1)[0] for n in names))
+        return [(style.color(n), "-") for n in names]
     rests = list(dict.fromkeys(n.split(" / ", 1)[1] for n in names))
     lines = ("-", "--", ":", "-.")
-    return [(style.COLORS[firsts.index(n.split(" / ", 1)[0]) % len(style.COLORS)],
-             lines[rests.index(n.split(" / ", 1)[1]) % len(lines)]) for n in names]
+    return [(style.color(n.split(" / ", 1)[0]), lines[rests.index(n.split(" / ", 1)[1]) % len(lines)])
+            for n in names]
 
 
 def _run_limits(per_run: list[np.ndarray], metric: Metric) -> tuple[float, float] | None:
@@ -381,17 +386,31 @@ def _run_limits(per_run: list[np.ndarray], metric: Metric) -> tuple[float, float
     a run logged; the axis follows the runs so that the means stay readable, and the
     band is cut at the axis.
     """
-    values = np.concatenate([v.ravel() for v in per_run])
-    values = values[np.isfinite(values) & ((values > 0) if metric.log else True)]
+    values = _finite_values(per_run)
+    values = values[(values > 0) if metric.log else slice(None)]
     if values.size == 0:
         return None
     lo, hi = float(values.min()), float(values.max())
     if metric.log:
         return lo / 1.5, hi * 1.5
     if metric.symlog:
-        return lo - 0.3 * abs(lo) - 0.5, hi + 0.3 * abs(hi) + 0.5
+        t = _linthresh(per_run)
+        return lo - 0.3 * abs(lo) - 0.5 * t, hi + 0.3 * abs(hi) + 0.5 * t
     pad = 0.05 * (hi - lo) or 0.05 * max(abs(hi), 1.0)
     return lo - pad, hi + pad
+
+
+def _finite_values(per_run: list[np.ndarray]) -> np.ndarray:
+    values = np.concatenate([v.ravel() for v in per_run])
+    return values[np.isfinite(values)]
+
+
+def _linthresh(per_run: list[np.ndarray]) -> float:
+    """The symlog axis' linear range ±t: 1, or the decade of the smallest nonzero |value| below it,
+    so that small values (a KL of 0.01) are drawn on the logarithmic part and get ticks of their own."""
+    small = np.abs(_finite_values(per_run))
+    small = small[small > 0]
+    return min(1.0, 10.0 ** math.floor(math.log10(small.min()))) if small.size else 1.0
 
 
 def reference_lines(comparison: Comparison) -> dict[str, float]:

@@ -6,6 +6,8 @@ machines and in tests.
 
 from __future__ import annotations
 
+import math
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +21,7 @@ from matplotlib.figure import Figure
 from nppac.outputs import atomic_file, check_output_file
 
 if TYPE_CHECKING:
+    from matplotlib.axis import Axis
     from matplotlib.typing import RcKeyType
 
 PANEL_SIZE = (5.0, 3.8)
@@ -31,6 +34,18 @@ FIGURE_MARK = "nppac"
 """Figure formats the diagnostics write."""
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 """Line colours, one per group, in a fixed order so that figures stay comparable."""
+ALGORITHM_COLORS = {"nppac": "#1f77b4", "ppac-nn": "#d62728", "nppac-nn-std": "#2ca02c", "sac-bc": "#ff7f0e",
+                    "awac": "#9467bd", "bc": "#8c564b", "sac": "#e377c2"}
+"""Each registered algorithm's colour, the same in every figure whatever else it shows."""
+OTHER_COLORS = ("#7f7f7f", "#bcbd22", "#17becf", "#e6ab02", "#1b9e77", "#000080")
+"""Colours for any other group (a suite's variant, a prior kind), none of them an algorithm's."""
+
+
+def color(name: str) -> str:
+    """The colour of group ``name`` in every figure: its algorithm's, else one the name's CRC-32 picks
+    (stable across figures and processes, whatever other groups are drawn)."""
+    return ALGORITHM_COLORS.get(name) or OTHER_COLORS[zlib.crc32(name.encode()) % len(OTHER_COLORS)]
+
 
 _RC: dict[RcKeyType, Any] = {
     "font.size": 10,
@@ -64,6 +79,30 @@ def subplots(ncols: int, nrows: int = 1, **kwargs: Any) -> tuple[Figure, Any]:
         nrows, ncols, figsize=(PANEL_SIZE[0] * ncols, PANEL_SIZE[1] * nrows),
         squeeze=False, layout="constrained", **kwargs,
     )
+
+
+def readable_log_ticks(axis: Axis, at_least: int = 3) -> None:
+    """At least ``at_least`` labelled major ticks on a log or symlog axis, whatever range its view spans.
+
+    The scales label decades only, so a view within one or two decades (a KL from 5 to 50) shows a
+    single label. Call once the limits are set: the first locator that puts enough ticks in view is
+    kept (decades, then 1-2-5 and 1…9 per decade, then evenly spaced values for a view narrower than
+    a decade, where the scale is nearly linear), and every major tick is labelled.
+    """
+    from matplotlib import ticker
+
+    lo, hi = sorted(axis.get_view_interval())
+    symlog = axis.get_scale() == "symlog"
+    for subs in ((1.0,), (1.0, 2.0, 5.0), tuple(map(float, range(1, 10)))):
+        locator: ticker.Locator = ticker.SymmetricalLogLocator(axis.get_transform(), subs=subs) if symlog \
+            else ticker.LogLocator(subs=subs)
+        if sum(lo <= t <= hi for t in locator.tick_values(lo, hi)) >= at_least:
+            axis.set_major_locator(locator)
+            axis.set_major_formatter(ticker.LogFormatterSciNotation(labelOnlyBase=False,
+                                                                    minor_thresholds=(math.inf, math.inf)))
+            return
+    axis.set_major_locator(ticker.MaxNLocator(nbins=at_least + 1))
+    axis.set_major_formatter(ticker.ScalarFormatter())
 
 
 def check_figure_path(path: str | Path) -> Path:

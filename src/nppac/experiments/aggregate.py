@@ -197,12 +197,12 @@ def _profile(score_dict: dict[str, np.ndarray], path: Path) -> Path:
     from rliable import library as rly
     from rliable import plot_utils
 
-    from nppac.diagnostics.style import save_figure
+    from nppac.diagnostics.style import color, save_figure
 
     top = max(1.0, float(max(v.max() for v in score_dict.values())))
     taus = np.linspace(min(0.0, float(min(v.min() for v in score_dict.values()))), top, 101)
     profiles, cis = rly.create_performance_profile(score_dict, taus, reps=2000)
-    colors = {algo: f"C{i % 10}" for i, algo in enumerate(score_dict)}
+    colors = {algo: color(algo) for algo in score_dict}
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=cis, ax=ax, colors=colors,
                                          xlabel=r"score $\tau$", ylabel=r"fraction of runs with score > $\tau$")
