@@ -181,10 +181,13 @@ _RENDER_HINT = ("set MUJOCO_GL=egl (a GPU, or Mesa's EGL) or MUJOCO_GL=osmesa (C
 
 
 @contextlib.contextmanager
-def _quiet_teardown() -> Iterator[None]:
-    """No warnings and no 'Exception ignored' reports from a renderer that failed half-way (its ``__del__``)."""
-    hook = sys.unraisablehook
+def _quiet_probe() -> Iterator[None]:
+    """No warnings, no log lines of PyOpenGL's library search and no 'Exception ignored' reports from a renderer
+    that failed half-way (its ``__del__``): a refusal stays one line."""
+    hook, opengl = sys.unraisablehook, logging.getLogger("OpenGL")
+    level = opengl.level
     sys.unraisablehook = lambda _: None
+    opengl.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -192,19 +195,22 @@ def _quiet_teardown() -> Iterator[None]:
             gc.collect()
     finally:
         sys.unraisablehook = hook
+        opengl.setLevel(level)
 
 
 def check_renderer(task: Task) -> None:
     """Refuse in one line, before any work, when the task's environment cannot render a frame (no OpenGL
     context) or moviepy, which gymnasium's recorder writes with, is missing."""
-    errors: tuple[type[BaseException], ...] = (RuntimeError, AttributeError, ImportError, OSError, ValueError)
-    with contextlib.suppress(ImportError):
-        import mujoco
-
-        errors = (*errors, mujoco.FatalError)
     from nppac.training.envs import make_env
 
-    with _quiet_teardown():
+    errors: tuple[type[BaseException], ...] = (RuntimeError, AttributeError, ImportError, OSError, ValueError)
+    with _quiet_probe():
+        try:
+            import mujoco
+
+            errors = (*errors, mujoco.FatalError)
+        except errors:  # MuJoCo absent, or refusing its MUJOCO_GL at import: the probe below meets it again
+            pass
         try:
             env = make_env(task, 1, 0, render_mode="rgb_array")
             frame = env.render()
