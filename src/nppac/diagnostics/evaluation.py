@@ -32,7 +32,7 @@ from nppac.agents.networks import Actor, load_actor
 from nppac.diagnostics.curves import t_interval
 from nppac.errors import NppacError
 from nppac.outputs import check_output_file
-from nppac.tasks import Task, get_task
+from nppac.tasks import Task, get_task, task_name
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +102,10 @@ def evaluate_policy(model_or_run: TrainedModel | Actor | str | Path, task: str |
     """Evaluate a model (:mod:`nppac.api`), a run directory's final actor or an :class:`Actor` as its run would.
 
     ``task`` defaults to the run's (an actor needs it); ``n_episodes`` to the run's evaluation
-    episodes, ``seed`` to its evaluation seed (the task's and seed 0's for an actor). ``video``:
-    an ``.mp4`` file to receive the worst episode, checked (the file, a renderer, moviepy)
-    before any episode runs.
+    episodes, ``seed`` to its evaluation seed (the task's and seed 0's for an actor). ``device``:
+    where a run directory's actor is loaded (a model's or an actor's stays where it is).
+    ``video``: an ``.mp4`` file to receive the worst episode, checked (the file, a renderer,
+    moviepy) before any episode runs.
     """
     from nppac.devices import resolve_device
     from nppac.training.envs import EVAL_SEED_OFFSET, eval_envs, evaluate
@@ -113,7 +114,7 @@ def evaluate_policy(model_or_run: TrainedModel | Actor | str | Path, task: str |
     actor, cfg, policy = _policy(model_or_run, resolve_device(device))
     if task is None and cfg is None:
         raise NppacError("evaluating an Actor needs task=...; a model or a run directory names its own")
-    spec = get_task(task if isinstance(task, str) else task.name) if task is not None else cfg.task_spec
+    spec = get_task(task_name(task)) if task is not None else cfg.task_spec
     check_fits(actor, spec)
     own = cfg is not None and cfg.task_spec.name == spec.name
     horizon = cfg.eval_horizon if own else spec.horizon
@@ -157,13 +158,12 @@ def _policy(source: TrainedModel | Actor | str | Path, device: torch.device) -> 
     from nppac.training.experts import checkpoint_actor
     from nppac.training.rundir import ACTOR_NAME, CONFIG_NAME
 
-    if isinstance(source, Actor):
-        return source.to(device).eval(), None, "actor"
+    if isinstance(source, Actor):  # evaluated where it is, as a model's actor
+        return source, None, "actor"
     if not isinstance(source, (str, Path)):
         if source.actor is None:
             raise NppacError("the model has not been trained or loaded: call learn() or Model.load(run_dir)")
-        name = str(getattr(source, "run_dir", None) or "model")
-        return source.actor.to(device).eval(), source.config.resolved(), name
+        return source.actor, source.config.resolved(), str(getattr(source, "run_dir", None) or "model")
     run = Path(source)
     if not (run / CONFIG_NAME).is_file():
         raise NppacError(f"{run} is not a run directory (no {CONFIG_NAME}); pass the --out of `nppac train`")
