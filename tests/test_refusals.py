@@ -319,6 +319,30 @@ def notes_in(out: Path, name: str = "notes.txt") -> None:
     (out / name).write_text("mine")
 
 
+def video_run(render_error: Exception | None) -> Callable[[Context], list[str]]:
+    """``evaluate --video`` of a run (its config and an untrained actor) where the environment's frame raises
+    ``render_error`` (None: it renders, and moviepy is missing)."""
+    def setup(ctx: Context) -> list[str]:
+        from nppac.agents.networks import Actor, save_actor
+
+        TrainConfig(task="halfcheetah", algo="sac").save(ctx.folder / "config.json")
+        save_actor(Actor(17, 6, (8,), "tanh_gaussian"), ctx.folder / "actor.safetensors")
+
+        class Frames:
+            def render(self) -> np.ndarray:
+                if render_error is not None:
+                    raise render_error
+                return np.zeros((4, 4, 3), np.uint8)
+
+            def close(self) -> None:
+                pass
+
+        ctx.monkeypatch.setattr("nppac.training.envs.make_env", lambda *args, **kwargs: Frames())
+        ctx.monkeypatch.setitem(sys.modules, "moviepy", None)
+        return ["evaluate", str(ctx.folder), "--video", str(ctx.folder / "v.mp4")]
+    return setup
+
+
 def export_into_a_link(ctx: Context) -> list[str]:
     other_suite(ctx.folder / "out")
     other_suite(ctx.folder / "copy")
@@ -508,6 +532,13 @@ REFUSALS = [
             lambda ctx: (other_suite(ctx.folder / "out"), ["suite", "report", str(ctx.folder / "out"),
                                                            "--adjust", "bonferroni"])[1],
             ("--adjust must be one of holm, bh, none, got 'bonferroni'",), ("out/report.md",)),
+    # Evaluation
+    Refusal("evaluate a folder that is not a run", lambda ctx: ["evaluate", str(ctx.folder)],
+            ("is not a run directory (no config.json)", "nppac train")),
+    Refusal("evaluate --video where nothing renders", video_run(RuntimeError("invalid value for MUJOCO_GL: x")),
+            ("--video: task halfcheetah cannot render", "MUJOCO_GL=egl", "MUJOCO_GL=osmesa"), ("v.mp4",)),
+    Refusal("evaluate --video without moviepy", video_run(None), ("--video needs moviepy", "pip install moviepy"),
+            ("v.mp4",)),
     # Usage errors caught by the parser
     Refusal("not an integer", lambda ctx: ["train", "--steps", "abc", "--out", str(ctx.folder / "run")],
             ("Invalid value for '--steps'", "nppac train --help"), ("run",)),

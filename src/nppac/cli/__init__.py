@@ -14,7 +14,7 @@ import sys
 
 import typer
 
-from nppac.cli import data, diagnose, expert, prior, prior_combine, quickstart, suite, tasks, train
+from nppac.cli import data, diagnose, evaluate, expert, prior, prior_combine, quickstart, suite, tasks, train
 from nppac.errors import NppacError
 
 # The exceptions of the click that parses our arguments: click itself, or the copy newer
@@ -34,6 +34,7 @@ app.add_typer(data.app, name="data")
 prior.app.command("combine")(prior_combine.combine)
 app.add_typer(prior.app, name="prior")
 app.command("train")(train.train)
+app.command("evaluate")(evaluate.evaluate)
 app.add_typer(expert.expert_app, name="expert")
 app.add_typer(expert.demos_app, name="demos")
 app.add_typer(diagnose.app, name="diagnose")

@@ -72,7 +72,7 @@ def export_command(
 
 @expert_app.command("evaluate")
 def evaluate_command(
-    task: str = typer.Option(..., "--task", help=_TASK_HELP),
+    task: str | None = typer.Option(None, "--task", help=_TASK_HELP + " Default: the --expert run directory's."),
     expert: str = typer.Option("bundled", "--expert", help=_EXPERT_HELP),
     episodes: int = typer.Option(10, "--episodes", help="Number of episodes."),
     seed: int = typer.Option(0, "--seed", help="Seed of the environment."),
@@ -81,8 +81,9 @@ def evaluate_command(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Return of the expert's deterministic policy (the mean action): mean, std, min, max over episodes."""
-    from nppac.training.experts import evaluate_expert, load_expert, resolve_expert
+    from nppac.training.experts import evaluate_expert, expert_task, load_expert, resolve_expert
 
+    task = expert_task(expert, task)
     path = resolve_expert(expert, task)
     stats = {"expert": str(path),
              **evaluate_expert(load_expert(str(path), task), task, episodes, seed, horizon, progress=not quiet)}

@@ -215,13 +215,15 @@ class Task:
         path = Path(str(resources.files("nppac") / "assets" / "demos" / f"{self.name}.npz"))
         return path if path.exists() else None
 
-    def make_env(self, seed: int | None = None, binary_reward: BinaryRewardName = "minus_one_zero") -> gym.Env:
+    def make_env(self, seed: int | None = None, binary_reward: BinaryRewardName = "minus_one_zero",
+                 render_mode: str | None = None) -> gym.Env:
         """Build the environment; with ``seed`` it is reset once and its action space seeded.
 
         Binary tasks reward success and failure as ``binary_reward`` says (:data:`BINARY_REWARDS`).
+        ``render_mode`` is gymnasium's (``"rgb_array"`` for videos); a task's own factory must build it so.
         """
         with _quiet_mujoco():
-            env = self._new_env()
+            env = self._new_env(render_mode)
         box = env.action_space
         if isinstance(box, gym.spaces.Box) and not (np.allclose(box.low, -1.0) and np.allclose(box.high, 1.0)):
             env = gym.wrappers.RescaleAction(env, np.float64(-1.0), np.float64(1.0))
@@ -232,16 +234,19 @@ class Task:
             env.action_space.seed(seed)
         return env
 
-    def _new_env(self) -> gym.Env:
+    def _new_env(self, render_mode: str | None = None) -> gym.Env:
         """A new environment, its episodes capped at the horizon."""
         if self.make is None:
             if self.env_id not in gym.registry:
                 _register_adroit()
-            return gym.make(self.env_id, max_episode_steps=self.horizon, **self.env_kwargs)
+            return gym.make(self.env_id, max_episode_steps=self.horizon, render_mode=render_mode, **self.env_kwargs)
         env = self.make()
         if not isinstance(env, gym.Env):
             raise NppacError(f"task {self.name!r}: its environment factory returned a {type(env).__name__}, "
                              "not a gymnasium.Env")
+        if render_mode is not None and env.render_mode != render_mode:
+            raise NppacError(f"task {self.name!r}: its environment factory builds render_mode={env.render_mode!r}, "
+                             f"not {render_mode!r}; build the environment with render_mode={render_mode!r}")
         return gym.wrappers.TimeLimit(env, max_episode_steps=self.horizon)
 
     def episode_success(self, successes: np.ndarray | list[bool]) -> bool:

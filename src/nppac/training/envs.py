@@ -16,6 +16,8 @@ from nppac.tasks import BinaryRewardName, Task
 
 EVAL_WIDTH = 10
 """Evaluation episodes stepped side by side at most (an Adroit environment holds about 8 MB)."""
+EVAL_SEED_OFFSET = 10_000
+"""A run's evaluation environment is seeded with its seed plus this (its training environment with the seed)."""
 
 
 class Policy(Protocol):
@@ -61,12 +63,12 @@ class ActorActing:
 
 
 def make_env(task: Task, horizon: int, seed: int | None,
-             binary_reward: BinaryRewardName | None = None) -> gym.Env:
+             binary_reward: BinaryRewardName | None = None, render_mode: str | None = None) -> gym.Env:
     """The task's environment, with the episode cap lowered to ``horizon`` when that is shorter.
 
     ``binary_reward`` names a hand task's reward values (default AWAC's −1/0, the evaluation's).
     """
-    env = task.make_env(seed=seed, binary_reward=binary_reward or "minus_one_zero")
+    env = task.make_env(seed=seed, binary_reward=binary_reward or "minus_one_zero", render_mode=render_mode)
     if horizon < task.horizon:
         env = gym.wrappers.TimeLimit(env, max_episode_steps=horizon)
     return env

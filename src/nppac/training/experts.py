@@ -35,10 +35,10 @@ from nppac.errors import NppacError
 from nppac.outputs import write_atomic
 from nppac.tasks import Task, get_task
 from nppac.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from nppac.training.config import TrainConfig
+from nppac.training.config import ResolvedConfig, TrainConfig
 from nppac.training.envs import make_env
 from nppac.training.loop import train
-from nppac.training.rundir import CONFIG_NAME
+from nppac.training.rundir import ACTOR_NAME, CONFIG_NAME
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,8 @@ def bundled_expert_path(task: str) -> Path | None:
 def load_expert(spec: str, task: str, device: str | torch.device = "cpu") -> Actor:
     """The expert named by ``spec`` for ``task``: ``"bundled"``, an actor file, or a run directory.
 
-    A run directory means its ``expert.safetensors``. The actor's dimensions must
+    A run directory means its ``expert.safetensors`` (``nppac expert train``), else its final actor
+    (``actor.safetensors``, any run). The actor's dimensions must
     match the task's; a missing bundled expert raises :class:`NppacError` saying how
     to train one.
     """
@@ -83,13 +84,23 @@ def resolve_expert(spec: str, task: str) -> Path:
         return path
     path = Path(spec)
     if path.is_dir():
-        if not (path / EXPERT_NAME).is_file():
-            raise NppacError(f"{path} holds no {EXPERT_NAME}; pass an actor file, or export one from the run "
-                             f"with `nppac expert export --run {path} --out FILE.safetensors`")
-        return path / EXPERT_NAME
+        for name in (EXPERT_NAME, ACTOR_NAME):  # an expert run's best actor, else any run's final actor
+            if (path / name).is_file():
+                return path / name
+        raise NppacError(f"{path} holds no {EXPERT_NAME} or {ACTOR_NAME}; pass an actor file, or export one from "
+                         f"the run with `nppac expert export --run {path} --out FILE.safetensors`")
     if not path.is_file():
         raise NppacError(f"expert not found: {path}; pass 'bundled', an actor .safetensors file or a run directory")
     return path
+
+
+def expert_task(spec: str, task: str | None) -> str:
+    """The task an expert is evaluated on: ``task``, else the task of the run directory ``spec`` names."""
+    if task is not None:
+        return task
+    if Path(spec).is_dir() and (Path(spec) / CONFIG_NAME).is_file():
+        return TrainConfig.load(Path(spec) / CONFIG_NAME).task
+    raise NppacError(f"--task is required unless --expert is a run directory (with a {CONFIG_NAME}); got {spec!r}")
 
 
 def check_fits(actor: Actor, task: Task) -> None:
@@ -285,22 +296,30 @@ def export_expert(run_dir: str | Path, out_file: str | Path) -> dict[str, Any]:
     if not (run / CONFIG_NAME).is_file():
         raise NppacError(f"{run} is not a training run (no {CONFIG_NAME}); pass the --out of `nppac expert train`")
     cfg = TrainConfig.load(run / CONFIG_NAME).resolved()
-    ckpt_path = run / CHECKPOINT_NAME
-    if not ckpt_path.is_file():
-        raise NppacError(f"{run} has no {CHECKPOINT_NAME} yet; wait for its first epoch to finish")
-    # mmap: only the actor's tensors are read, not the replay buffer stored beside them.
-    ckpt = load_checkpoint(ckpt_path, "cpu", required=("epoch", "env_steps", "agent.actor"), mmap=True)
-    epoch, actor_state, env_steps = int(ckpt["epoch"]), ckpt["agent"]["actor"], int(ckpt["env_steps"])
-    task = cfg.task_spec
-    actor = Actor(task.obs_dim, task.act_dim, cfg.actor_hidden, cfg.actor,
-                  getattr(cfg.algo_config(), "log_std_range", None))
-    actor.load_state_dict(actor_state)
+    actor, ckpt = checkpoint_actor(run, cfg)
+    epoch, env_steps, task = int(ckpt["epoch"]), int(ckpt["env_steps"]), cfg.task_spec
     save_actor(actor, out)
     meta = {"format": EXPERT_FORMAT, "task": task.name, "algo": cfg.algo, "seed": cfg.seed, "epoch": epoch,
             "env_steps": env_steps, "eval_return": _eval_return(run, epoch), "eval_episodes": cfg.eval_episodes,
             "horizon": cfg.horizon, "run_steps": cfg.steps, "run": str(run)}
     _write_json(record, meta)
     return meta
+
+
+def checkpoint_actor(run: Path, cfg: ResolvedConfig,
+                     device: str | torch.device = "cpu") -> tuple[Actor, dict[str, Any]]:
+    """The actor of a run's latest checkpoint (safe while the run trains: checkpoints are replaced whole), and the
+    checkpoint's entries read (``epoch``, ``env_steps``)."""
+    ckpt_path = run / CHECKPOINT_NAME
+    if not ckpt_path.is_file():
+        raise NppacError(f"{run} has no {CHECKPOINT_NAME} yet; wait for its first epoch to finish")
+    # mmap: only the actor's tensors are read, not the replay buffer stored beside them.
+    ckpt = load_checkpoint(ckpt_path, "cpu", required=("epoch", "env_steps", "agent.actor"), mmap=True)
+    task = cfg.task_spec
+    actor = Actor(task.obs_dim, task.act_dim, cfg.actor_hidden, cfg.actor,
+                  getattr(cfg.algo_config(), "log_std_range", None))
+    actor.load_state_dict(ckpt["agent"]["actor"])
+    return actor.to(device).eval(), ckpt
 
 
 def _expert_record(path: Path) -> dict[str, Any] | None:

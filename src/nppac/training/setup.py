@@ -40,7 +40,7 @@ from nppac.tasks import get_task
 from nppac.training.algorithms import ABLATION_PRIOR, AgentSpec, DemoLoader
 from nppac.training.checkpoint import CHECKPOINT_NAME, restore_rng_state
 from nppac.training.config import ResolvedConfig, TrainConfig
-from nppac.training.envs import Acting, ActorActing, eval_envs, make_env
+from nppac.training.envs import EVAL_SEED_OFFSET, Acting, ActorActing, eval_envs, make_env
 from nppac.training.logger import PROGRESS_NAME, truncate_progress
 from nppac.training.prior_cache import PriorCache
 from nppac.training.progress import ProgressBar
@@ -147,7 +147,7 @@ def _build_run(cfg: ResolvedConfig, prior: Prior | None, demo_source: DemoSource
     n_online = cfg.n_epochs * cfg.steps_per_epoch if cfg.algorithm.online_updates else 0
     capacity = min(cfg.replay_capacity, n_online + n_seeded)
     buffer = ReplayBuffer(task.obs_dim, task.act_dim, capacity, device, prior_cache=prior_cache)
-    evaluation, *copies = eval_envs(task, cfg.eval_horizon, cfg.seed + 10_000, cfg.eval_episodes)
+    evaluation, *copies = eval_envs(task, cfg.eval_horizon, cfg.seed + EVAL_SEED_OFFSET, cfg.eval_episodes)
     envs = {"train": make_env(task, cfg.horizon, cfg.seed, cfg.binary_reward), "eval": evaluation}
     # The frozen initialized policy: a copy now, its weights the initialized policy's once there is one.
     reads_init = cfg.kl_anchor == "init-actor" or cfg.second_actor == "init-actor"
