@@ -239,7 +239,9 @@ class Task:
         if self.make is None:
             if self.env_id not in gym.registry:
                 _register_adroit()
-            return gym.make(self.env_id, max_episode_steps=self.horizon, render_mode=render_mode, **self.env_kwargs)
+            # render_mode only when asked: a user's environment need not take the keyword.
+            rendering = {} if render_mode is None else {"render_mode": render_mode}
+            return gym.make(self.env_id, max_episode_steps=self.horizon, **rendering, **self.env_kwargs)
         env = self.make()
         if not isinstance(env, gym.Env):
             raise NppacError(f"task {self.name!r}: its environment factory returned a {type(env).__name__}, "
