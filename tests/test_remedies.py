@@ -177,7 +177,6 @@ def test_a_run_anchored_to_its_initialized_policy_caches_its_mean_and_keeps_it_o
      "second_actor_temperature=-1.0 is out of range"),
     (dict(second_actor="prior-mean", second_actor_temperature=3.0), "applies to second_actor_choice=softmax only"),
     (dict(second_actor_choice="softmax"), "set second_actor=prior-mean or init-actor"),
-    (dict(second_actor="prior-mean", kl_anchor="init-actor"), "use second_actor=init-actor with the anchor"),
     (dict(second_actor="init-actor", init_epochs=0), "init_epochs=0 without init_actor leaves none"),
     (dict(demo_batch_fraction=1.0), "demo_batch_fraction=1.0 is out of range: must be ≥ 0.0 and < 1.0"),
     (dict(demo_batch_fraction=-0.1), "demo_batch_fraction=-0.1 is out of range"),

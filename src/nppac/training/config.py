@@ -327,9 +327,6 @@ class TrainConfig:
         if self.prior_kind is None:
             raise NppacError(f"second_actor={self.second_actor} proposes an action from the prior or the policy "
                              f"initialized toward it; algo {self.algo} has no prior")
-        if self.second_actor == "prior-mean" and self.kl_anchor == "init-actor":
-            raise NppacError("second_actor=prior-mean reads the cached μ0, which kl_anchor=init-actor replaces by the "
-                             "initialized policy's mean action; use second_actor=init-actor with the anchor")
         if self.second_actor == "init-actor" and self.init_epochs == 0 and not self.init_actor:
             raise NppacError("second_actor=init-actor proposes the initialized policy's action, and init_epochs=0 "
                              "without init_actor leaves none; initialize the policy or use second_actor=prior-mean")
