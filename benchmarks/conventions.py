@@ -9,8 +9,9 @@ reused by every run) and records the evaluated return (or success) at env_steps 
 and after each epoch, plus the prior's own mean-action return. ``--settings conventions``
 (the default) screens the σ0 scale, the GP's variance estimate (exact or LOVE's) and, on
 hand tasks, the two published protocols; ``--settings remedies`` screens the remedies of
-N-PPAC's competence loss (critic warm start, automatic α presets, LayerNorm critics, a
-delayed actor) against today's default.
+N-PPAC's competence loss (automatic α presets, LayerNorm critics) against today's default;
+the critic warm starts and the delayed actor it also screened were measured harmful and
+removed (docs/remedies.md), and their runs' folders are still reported.
 
     python benchmarks/conventions.py --out /tmp/conventions --tasks hopper halfcheetah --seeds 0 1
     python benchmarks/conventions.py --out /tmp/remedies --tasks hopper --settings remedies --epochs 10
@@ -62,12 +63,9 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "published+policy@nppac": {"prior_convention": "published", "warmup": "policy", "hand_protocol": "nppac"},
     # The remedies of N-PPAC's competence loss, each alone on top of the task's defaults.
     "default": {},
-    "warmstart-demos": {"critic_warmstart_steps": 5000, "critic_warmstart_data": "demos"},
-    "warmstart-warmup": {"critic_warmstart_steps": 5000, "critic_warmstart_data": "warmup"},
     "alpha-kl-act-dim": {"auto_alpha_target": "act-dim"},
     "alpha-kl-init": {"auto_alpha_target": "init-kl"},
     "layernorm": {"critic_layernorm": True},
-    "actor-delay": {"actor_delay_updates": 3000},
     # Combinations of the screen's best (not in the remedies screen: run them by name).
     "alpha-kl-init+layernorm": {"auto_alpha_target": "init-kl", "critic_layernorm": True},
     "anchor-init": {"kl_anchor": "init-actor"},
@@ -84,8 +82,7 @@ OLD-NAME``, as results/conventions-love keeps them) are read and resumed under t
 CONVENTIONS = ["std+uniform", "std+policy", "exact-variance+policy", "exact-variance+uniform", "published+policy",
                "love-std+policy", "std+policy@awac", "std+policy@nppac", "published+policy@awac",
                "published+policy@nppac"]
-REMEDIES = ["default", "warmstart-demos", "warmstart-warmup", "alpha-kl-act-dim", "alpha-kl-init", "layernorm",
-            "actor-delay"]
+REMEDIES = ["default", "alpha-kl-act-dim", "alpha-kl-init", "layernorm"]
 """The two screens: σ0 conventions and protocols (--settings conventions) and remedies (--settings remedies)."""
 
 

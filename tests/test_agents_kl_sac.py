@@ -165,20 +165,31 @@ def test_actor_loss_without_prior_is_sacs():
     assert stats["log_pi_mean"] == pytest.approx(logp.mean().item(), rel=1e-5) and "kl_mean" not in stats
 
 
-@pytest.mark.parametrize("kind, use_prior", [("tanh_gaussian", True), ("gaussian_tanh_mean", True),
-                                             ("tanh_gaussian", False)])
-def test_update_descends_the_design_losses(kind, use_prior):
+@pytest.mark.parametrize("kind, use_prior, prior_sigma, anchored", [
+    ("tanh_gaussian", True, "std", False), ("gaussian_tanh_mean", True, "std", False),
+    ("tanh_gaussian", True, "variance", False), ("gaussian_tanh_mean", True, "variance", True),
+    ("tanh_gaussian", True, "std", True), ("tanh_gaussian", False, "std", False)])
+def test_update_descends_the_design_losses(kind, use_prior, prior_sigma, anchored):
     """DESIGN.md §3's critic and actor losses, written out in float64, and their gradients.
 
     actor loss: E[α (log π(a|s) − log π0(a|s)) − min_k Q_k(s, a)], a = f_φ(ε; s), with log π0
-    from the batch's cached (μ0, σ0) at s. The noise is the update's own: the same seed,
-    drawn in the same order (a′ for the critic target, then a).
+    from the batch's cached (μ0, σ0) at s: π0 = N(μ0, σ0²) under ``std``, N(μ0, (σ0²)²) under
+    ``variance`` (DESIGN.md §2); anchored (``kl_anchor = "init-actor"``), μ0 is the frozen
+    initialized policy's mean action. The noise is the update's own: the same seed, drawn in
+    the same order (a′ for the critic target, then a).
     """
     torch.manual_seed(0)
-    agent = KLSAC(5, 2, kind, (16, 16), (16, 16), KLSACConfig(alpha=0.3, gamma=0.9, use_prior=use_prior))
+    config = KLSACConfig(alpha=0.3, gamma=0.9, use_prior=use_prior, prior_sigma=prior_sigma,
+                         kl_anchor="init-actor" if anchored else "prior")
+    agent = KLSAC(5, 2, kind, (16, 16), (16, 16), config)
+    if anchored:  # an initialized policy other than the one that learns on
+        with torch.no_grad():
+            for p in agent.init_actor.parameters():
+                p.add_(0.3 * torch.randn_like(p))
     move_targets_away(agent.critic_target)
     batch = random_batch(32, 5, 2, seed=1)
     actor, critic_before, critic_target = (float64_copy(m) for m in (agent.actor, agent.critic, agent.critic_target))
+    init_actor = float64_copy(agent.init_actor) if anchored else None
     torch.manual_seed(11)
     eps_next, eps = torch.randn(32, 2).double(), torch.randn(32, 2).double()
     torch.manual_seed(11)
@@ -192,20 +203,25 @@ def test_update_descends_the_design_losses(kind, use_prior):
             return torch.tanh(u), tanh_normal_log_density(u, mean, std)
         return u, normal_log_density(u, mean, std)
 
-    def prior_log_density(action: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-        return normal_log_density(action, mean.double(), std.double()) if use_prior else torch.zeros(len(action))
+    def prior_log_density(action: torch.Tensor, obs: torch.Tensor, mean: torch.Tensor,
+                          sigma0: torch.Tensor) -> torch.Tensor:
+        if not use_prior:
+            return torch.zeros(len(action))
+        with torch.no_grad():
+            mean = init_actor.deterministic(obs) if anchored else mean.double()
+        return normal_log_density(action, mean, sigma0.double() ** (2 if prior_sigma == "variance" else 1))
 
     obs, next_obs = batch.obs.double(), batch.next_obs.double()
     with torch.no_grad():
         next_action, next_log_pi = policy(next_obs, eps_next)
-        next_log_prior = prior_log_density(next_action, batch.next_prior_mean, batch.next_prior_std)
+        next_log_prior = prior_log_density(next_action, next_obs, batch.next_prior_mean, batch.next_prior_std)
         q_next = critic_target(next_obs, next_action)
         y = batch.reward.double() + 0.9 * (1 - batch.done.double()) * (
             torch.minimum(q_next[0], q_next[1]) - 0.3 * (next_log_pi - next_log_prior))
     q_data = critic_before(obs, batch.action.double())
     critic_loss = ((q_data[0] - y) ** 2).mean() + ((q_data[1] - y) ** 2).mean()
     action, log_pi = policy(obs, eps)
-    log_prior = prior_log_density(action, batch.prior_mean, batch.prior_std)
+    log_prior = prior_log_density(action, obs, batch.prior_mean, batch.prior_std)
     q = critic(obs, action)
     loss = (0.3 * (log_pi - log_prior) - torch.minimum(q[0], q[1])).mean()
 
@@ -229,10 +245,39 @@ def test_update_descends_the_design_losses(kind, use_prior):
 
 def test_without_prior_log_pi0_is_zero_in_the_actions_batch_shape():
     action = torch.rand(3, 4, 2, dtype=torch.float64) * 2 - 1
-    zero = prior_log_prob(action, None, None)
+    zero = prior_log_prob(action, None, None, "std")
     assert zero.shape == (3, 4) and zero.dtype == torch.float64 and not zero.any()
     mu0, sigma0 = torch.zeros(3, 4, 2, dtype=torch.float64), torch.full((3, 4, 2), 0.5, dtype=torch.float64)
-    torch.testing.assert_close(prior_log_prob(action, mu0, sigma0), normal_log_density(action, mu0, sigma0))
+    torch.testing.assert_close(prior_log_prob(action, mu0, sigma0, "std"), normal_log_density(action, mu0, sigma0))
+    # The published code's convention: σ0² in the place of σ0 (DESIGN.md §2), N(μ0, 0.25²) here.
+    torch.testing.assert_close(prior_log_prob(action, mu0, sigma0, "variance"),
+                               normal_log_density(action, mu0, torch.full_like(sigma0, 0.25)))
+
+
+@pytest.mark.parametrize("prior_sigma", ["std", "variance"])
+def test_the_kl_of_raw_sigma0_and_its_convention_is_the_kl_of_the_scale_cached_before(prior_sigma):
+    """Before the convention moved into the loss, the cache stored the scale itself (σ0, or σ0 ** 2 under
+    ``variance``) and the loss read it as the std: both ways give the same numbers, bit for bit, in the update
+    (its metrics and every weight after it) and in policy initialization."""
+    batch = random_batch(32, 5, 2, seed=3)
+    scaled = batch._replace(**{k: getattr(batch, k) ** 2 if prior_sigma == "variance" else getattr(batch, k)
+                               for k in ("prior_std", "next_prior_std")})
+    results = []
+    for config_sigma, b in ((prior_sigma, batch), ("std", scaled)):
+        torch.manual_seed(0)
+        agent = KLSAC(5, 2, "tanh_gaussian", (16,), (16,), KLSACConfig(alpha=0.3, prior_sigma=config_sigma))
+        torch.manual_seed(1)
+        stats = kl_sac_update(agent, b)
+        torch.manual_seed(2)
+        actor = Actor(5, 2, (16,), "gaussian_tanh_mean")
+        history = initialize_policy(actor, b.obs, b.prior_mean, b.prior_std, epochs=2, batch_size=8,
+                                    prior_sigma=config_sigma)
+        results.append((stats, agent.state_dict(), history, actor.state_dict()))
+    (new, new_state, new_history, new_actor), (old, old_state, old_history, old_actor) = results
+    assert all(torch.equal(new[k], old[k]) for k in old) and new_history == old_history
+    for section in ("actor", "critic"):
+        assert all(torch.equal(new_state[section][k], v) for k, v in old_state[section].items())
+    assert all(torch.equal(new_actor[k], v) for k, v in old_actor.items())
 
 
 def test_temperature_step_descends_the_design_alpha_loss():
@@ -267,7 +312,7 @@ def test_policy_initialization_reduces_kl_to_prior(kind):
     states = torch.randn(256, 5)
     mu0, sigma0 = prior.predict(states)
     actor = Actor(5, 2, (32, 32), kind)
-    history = initialize_policy(actor, states, mu0, sigma0, epochs=15, batch_size=64, lr=3e-3)
+    history = initialize_policy(actor, states, mu0, sigma0, epochs=15, batch_size=64, lr=3e-3, prior_sigma="std")
     with torch.no_grad():
         mean, std = actor(states)
         if kind == "gaussian_tanh_mean":
@@ -292,9 +337,11 @@ def test_saved_actor_has_the_mode_of_any_other_file(tmp_path, umask):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
 
 
-@pytest.mark.parametrize("kind", ["gaussian_tanh_mean", "tanh_gaussian"])
-def test_initialization_minimizes_the_kl_to_the_prior_over_shuffled_batches(kind):
-    """KL(π‖π0) in closed form (Gaussian head) or as a one-sample estimate (tanh head), written out in float64.
+@pytest.mark.parametrize("kind, prior_sigma", [("gaussian_tanh_mean", "std"), ("tanh_gaussian", "std"),
+                                               ("gaussian_tanh_mean", "variance"), ("tanh_gaussian", "variance")])
+def test_initialization_minimizes_the_kl_to_the_prior_over_shuffled_batches(kind, prior_sigma):
+    """KL(π‖π0) in closed form (Gaussian head) or as a one-sample estimate (tanh head), written out in float64,
+    π0 = N(μ0, σ0²), or N(μ0, (σ0²)²) under the published code's convention.
 
     With lr = 0 every mini-batch sees the same actor, so each epoch's KL and the last
     batch's gradient follow from the seed's shuffles and the replayed noise alone.
@@ -312,7 +359,8 @@ def test_initialization_minimizes_the_kl_to_the_prior_over_shuffled_batches(kind
         total = 0.0
         for idx in torch.as_tensor(rng.permutation(40)).split(16):
             mean, std = ref(states[idx].double())
-            prior = torch.distributions.Normal(mu0[idx].double(), sigma0[idx].double())
+            scale = sigma0[idx].double() ** (2 if prior_sigma == "variance" else 1)
+            prior = torch.distributions.Normal(mu0[idx].double(), scale)
             if kind == "gaussian_tanh_mean":
                 kl = torch.distributions.kl_divergence(torch.distributions.Normal(mean, std), prior).sum(-1).mean()
             else:
@@ -323,12 +371,12 @@ def test_initialization_minimizes_the_kl_to_the_prior_over_shuffled_batches(kind
     calls = []
     torch.manual_seed(3)
     history = initialize_policy(actor, states, mu0, sigma0, epochs=2, batch_size=16, lr=0.0, seed=7,
-                                progress=lambda *args: calls.append(args))
+                                progress=lambda *args: calls.append(args), prior_sigma=prior_sigma)
     assert history == pytest.approx(expected, rel=1e-5)
     assert_grads_equal(actor, torch.autograd.grad(kl, list(ref.parameters())))
     assert calls == [("policy initialization", 1, 2), ("policy initialization", 2, 2)]
     with pytest.raises(NppacError, match="40 states but 39 prior predictions"):
-        initialize_policy(actor, states, mu0[:39], sigma0[:39], epochs=1)
+        initialize_policy(actor, states, mu0[:39], sigma0[:39], epochs=1, prior_sigma="std")
 
 
 @pytest.mark.parametrize("kind", ["gaussian_tanh_mean", "tanh_gaussian"])
@@ -360,7 +408,8 @@ def test_initialization_takes_the_steps_of_the_plain_loop(kind):
             total += kl.item() * len(idx)
         expected.append(total / 200)
     torch.manual_seed(5)
-    history = initialize_policy(actor, states, mu0, sigma0, epochs=4, batch_size=64, lr=1e-3, seed=3)
+    history = initialize_policy(actor, states, mu0, sigma0, epochs=4, batch_size=64, lr=1e-3, seed=3,
+                                prior_sigma="std")
     assert history == pytest.approx(expected, rel=1e-5)
     for got, want in zip(actor.parameters(), ref.parameters()):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)

@@ -116,8 +116,9 @@ def test_runs_stored_before_the_protocol_settings_resume_on_awacs_protocol(tmp_p
     assert with_legacy_values({"task": "halfcheetah"})["timeout_terminal"] is False
 
 
-def test_a_run_with_the_published_convention_caches_loves_variance_as_the_scale(tmp_path):
-    """The replay buffer's σ0 is (σ²_LOVE) under prior_convention=published: LOVE reaches the agent."""
+def test_a_run_with_the_published_convention_caches_loves_std_and_its_agent_squares_it(tmp_path):
+    """Under prior_convention=published the replay buffer caches σ_LOVE, as the GP predicts it, and the agent
+    reads it as σ²_LOVE in the place of σ0 (``prior_sigma = "variance"``): LOVE and the convention reach the KL."""
     import torch
 
     from nppac.priors import fit_prior
@@ -133,8 +134,12 @@ def test_a_run_with_the_published_convention_caches_loves_variance_as_the_scale(
     states = storage["obs"][:20]
     _, love_std = prior.set_variance("love", rank=4, seed=0).predict(states)
     _, exact_std = prior.set_variance("exact").predict(states)
-    torch.testing.assert_close(storage["prior_std"][:20], love_std.pow(2), rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(storage["prior_std"][:20], love_std, rtol=1e-5, atol=1e-7)
     assert float((love_std / exact_std).max()) > 1.01
+    from nppac.training.setup import kl_sac_config
+
+    loss = kl_sac_config(cfg.resolved())  # what the KL of the run's agent names and applies
+    assert (loss.prior_sigma, loss.prior_variance) == ("variance", "love")
 
 
 def test_a_run_checkpointed_before_the_remedies_existed_resumes(tmp_path):
@@ -143,8 +148,7 @@ def test_a_run_checkpointed_before_the_remedies_existed_resumes(tmp_path):
     from nppac.training.rundir import check_same_run
 
     stored = TrainConfig(task="halfcheetah", algo="nppac").resolved().to_dict()
-    for key in ("critic_warmstart_steps", "critic_warmstart_data", "critic_layernorm", "actor_delay_updates",
-                "auto_alpha_target"):
+    for key in ("critic_layernorm", "auto_alpha_target"):
         del stored[key]
     (tmp_path / "config.json").write_text(json.dumps(stored))
     cfg = TrainConfig.load(tmp_path / "config.json")

@@ -1,6 +1,6 @@
-"""The KL-SAC remedies: critic warm start, automatic α toward a named KL target, LayerNorm critics, a delayed
-actor, the online KL anchored to the initialized policy, the prior as a second actor, demonstrations in every
-batch. Each is a named setting, off by default."""
+"""The KL-SAC remedies: automatic α toward a named KL target, LayerNorm critics, the online KL anchored to the
+initialized policy, the prior as a second actor, demonstrations in every batch. Each is a named setting of the
+KL-SAC agent, off by default; the critic warm start and the delayed actor, measured harmful, are refused."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from nppac.agents import KLSAC, KLSACConfig
-from nppac.agents.networks import EnsembleLayerNorm, freeze
+from nppac.agents.networks import EnsembleLayerNorm
 from nppac.data.replay import Batch
 from nppac.errors import NppacError
 from nppac.training import TrainConfig, train
@@ -44,38 +44,12 @@ def same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
     return all(torch.equal(x, y) for x, y in zip(a, b))
 
 
-def test_the_warm_start_step_changes_only_the_critics():
-    a = agent(auto_alpha=True, penalty_target=1.0)
-    actor, critic, target, log_alpha = params(a.actor), params(a.critic), params(a.critic_target), a.log_alpha.item()
-    metrics = a.critic_update(batch())
-    assert same(params(a.actor), actor) and a.log_alpha.item() == log_alpha
-    assert not same(params(a.critic), critic) and not same(params(a.critic_target), target)
-    assert metrics["policy_grad_norm"].item() == 0.0 and metrics["critic_grad_norm"].item() > 0
-    assert a.updates == 0  # the actor delay counts online updates only
-    a.update(batch())
-    assert not same(params(a.actor), actor)
-
-
 @pytest.mark.parametrize("target, direction", [(-1e3, 1.0), (1e3, -1.0)])
 def test_automatic_alpha_moves_toward_its_kl_target(target, direction):
     a = agent(auto_alpha=True, penalty_target=target)
     before = a.log_alpha.item()
     a.update(batch())
     assert direction * (a.log_alpha.item() - before) > 0
-
-
-def test_actor_waits_for_its_delay_and_the_count_survives_a_checkpoint():
-    a = agent(actor_delay_updates=3)
-    actor = params(a.actor)
-    for k in range(3):
-        metrics = a.update(batch(k))
-        assert metrics["policy_grad_norm"].item() == 0.0
-    assert same(params(a.actor), actor)
-    restored = agent(actor_delay_updates=3)
-    restored.load_state_dict(copy.deepcopy(a.state_dict()))
-    assert restored.updates == 3
-    restored.update(batch(5))
-    assert not same(params(restored.actor), actor)
 
 
 def test_layernorm_critics_only_when_asked():
@@ -94,16 +68,15 @@ def test_layernorm_critics_only_when_asked():
 
 def test_remedy_settings_are_checked():
     cfg = TrainConfig(task="halfcheetah", algo="nppac", auto_alpha_target="act-dim").resolved()
-    from nppac.training.setup import kl_sac_config
+    from nppac.training.setup import build_agent
 
-    assert kl_sac_config(cfg).auto_alpha and kl_sac_config(cfg).penalty_target == 6.0
+    built = build_agent(cfg, lambda: None, torch.device("cpu"))
+    assert built.alpha_opt is not None and built.penalty_target.item() == 6.0
     for kwargs, message in (
         (dict(algo="awac", critic_layernorm=True), "critic_layernorm applies to the KL-SAC algorithms only"),
         (dict(algo="sac", auto_alpha_target="init-kl"), "has no prior"),
         (dict(auto_alpha_target="act-dim", target_kl=3.0), "drop target_kl"),
         (dict(auto_alpha_target="half"), "auto_alpha_target='half'"),
-        (dict(critic_warmstart_data="replay"), "critic_warmstart_data='replay'"),
-        (dict(critic_warmstart_steps=-1), "critic_warmstart_steps=-1 is out of range"),
         (dict(kl_anchor="demos"), "kl_anchor='demos'"),
         (dict(algo="awac", kl_anchor="init-actor"), "kl_anchor applies to the KL-SAC algorithms only"),
         (dict(algo="sac", kl_anchor="init-actor"), "algo sac has no prior"),
@@ -113,56 +86,55 @@ def test_remedy_settings_are_checked():
             TrainConfig(task="halfcheetah", **kwargs).resolved()
 
 
-def _phases(run) -> list[tuple[str, int]]:
-    with (run / "progress.csv").open() as f:
-        return [(row["phase"], int(row["gradient_steps"])) for row in csv.DictReader(f)]
+REMOVED = "removed in this version; measured harmful, docs/remedies.md"
 
 
-def test_a_run_warm_starts_its_critics_on_the_demonstrations_or_the_warmup(tmp_path):
-    from nppac.priors import fit_prior
-    from nppac.training.checkpoint import load_checkpoint
-    from tests.builders import TINY, tiny_demos
+@pytest.mark.parametrize("key, value", [("critic_warmstart_steps", 5000), ("critic_warmstart_data", "replay"),
+                                        ("actor_delay_updates", 3000)])
+def test_the_removed_remedies_are_refused_in_one_line_and_old_configs_that_leave_them_off_still_read(
+        tmp_path, key, value):
+    import json
 
-    demos = tiny_demos()
-    prior, _ = fit_prior(demos, "gp", kernel="rbf", iters=5)
-    base = {**TINY, "steps": 150, "offline_eval_every": 20}
-    train(TrainConfig(**base, critic_warmstart_steps=30, auto_alpha_target="init-kl"), tmp_path / "demos",
-          prior=prior, demos=demos, progress=False)
-    # Two offline rows (20 and 30 critic steps) at env_steps = 0, then the online epoch's 40 updates.
-    assert _phases(tmp_path / "demos") == [("offline", 20), ("offline", 30), ("online", 70)]
-    ckpt = load_checkpoint(tmp_path / "demos" / "checkpoint.pt", torch.device("cpu"))
-    with (tmp_path / "demos" / "progress.csv").open() as f:
-        init_kl = float(next(csv.DictReader(f))["init_kl"])
-    assert ckpt["agent"]["penalty_target"].item() == pytest.approx(init_kl, rel=1e-6)
-    train(TrainConfig(**base, critic_warmstart_steps=25, critic_warmstart_data="warmup"), tmp_path / "warmup",
-          prior=prior, demos=demos, progress=False)
-    assert _phases(tmp_path / "warmup") == [("init", 0), ("online", 65)]
+    stored = TrainConfig(task="halfcheetah").resolved().to_dict()
+    old = {**stored, "critic_warmstart_steps": 0, "critic_warmstart_data": "demos", "actor_delay_updates": 0}
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    assert TrainConfig.load(tmp_path / "config.json").to_dict() == stored
+    assert TrainConfig.from_dict(old).to_dict() == stored  # a suite manifest's runs
+    (tmp_path / "config.json").write_text(json.dumps({**old, key: value}))
+    for refused in (lambda: TrainConfig.load(tmp_path / "config.json"),
+                    lambda: TrainConfig().with_values({key: value}),
+                    lambda: TrainConfig().with_overrides([f"{key}={value}"])):
+        with pytest.raises(NppacError, match=f"config key {key}: {REMOVED}") as err:
+            refused()
+        assert "\n" not in str(err.value)
+    from nppac.experiments.replicates import setting_key
 
-
-class _Prior:
-    """A prior whose μ0 and σ0 are known functions of the state."""
-
-    kind, obs_dim, act_dim, squashed, fit_seconds = "gp", OBS, ACT, False, None
-
-    def predict(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return 0.1 * states[:, :ACT], 0.2 + 0.1 * states[:, ACT:2 * ACT].abs()
+    assert setting_key(old) == setting_key(stored)  # reports group old runs with new ones
 
 
-def test_an_anchored_cache_answers_with_the_frozen_actors_mean_and_the_priors_sigma():
-    from nppac.training.prior_cache import PriorCache
-
-    actor = agent().actor
-    states = torch.randn(10, OBS)
-    cache = PriorCache(_Prior(), "variance", chunk=4)  # chunks of 4: the anchor's mean follows them in order
-    mu0, s0 = cache(states)
-    cache.anchor_to(freeze(actor))
-    mean, std = cache(states)
+def test_the_anchor_is_the_frozen_initialized_policy_kept_by_the_agent_and_its_checkpoint():
+    """``before_online`` freezes the initialized policy; the KL's mean is its mean action at the batch's states
+    (the cached μ0 is left as the prior predicted it); the copy stays while the actor learns, and travels in the
+    agent's own state."""
+    a = agent(kl_anchor="init-actor")
     with torch.no_grad():
-        assert torch.allclose(mean, actor.deterministic(states), atol=1e-6) and not torch.allclose(mean, mu0)
-        assert torch.equal(std, s0) and torch.allclose(std, (0.2 + 0.1 * states[:, ACT:2 * ACT].abs()) ** 2)
-        for p in actor.parameters():  # the live actor learns on; the anchor does not
-            p.add_(1.0)
-        assert torch.equal(cache(states)[0], mean)
+        for p in a.actor.parameters():  # the policy as initialization left it
+            p.add_(0.1)
+    a.before_online({"init_kl": 1.0})
+    b = batch()
+    initialized = copy.deepcopy(a.actor)
+    with torch.no_grad():
+        torch.testing.assert_close(a.kl_mean(b.obs, b.prior_mean), initialized.deterministic(b.obs), rtol=0, atol=0)
+    for k in range(3):
+        a.update(batch(k))
+    with torch.no_grad():
+        assert not torch.equal(a.actor.deterministic(b.obs), initialized.deterministic(b.obs))
+        assert torch.equal(a.kl_mean(b.obs, b.prior_mean), initialized.deterministic(b.obs))
+    restored = agent(kl_anchor="init-actor")
+    restored.load_state_dict(copy.deepcopy(a.state_dict()))
+    assert all(torch.equal(restored.init_actor.state_dict()[k], v) for k, v in a.init_actor.state_dict().items())
+    assert torch.equal(agent().kl_mean(b.obs, b.prior_mean), b.prior_mean)  # unanchored: μ0 itself
+    assert "init_actor" not in agent().state_dict()
 
 
 def test_a_run_anchored_to_its_initialized_policy_caches_its_mean_and_keeps_it_on_resume(tmp_path):
@@ -176,21 +148,21 @@ def test_a_run_anchored_to_its_initialized_policy_caches_its_mean_and_keeps_it_o
     run = tmp_path / "anchored"
     train(TrainConfig(**{**TINY, "steps": 150}, kl_anchor="init-actor"), run, prior=prior, demos=demos,
           progress=False)
-    first = load_checkpoint(run / "checkpoint.pt", torch.device("cpu"))
+    first = load_checkpoint(run / "checkpoint.pt", torch.device("cpu"))["agent"]["init_actor"]
     train(None, run, resume=True, steps=300, progress=False)
     ckpt = load_checkpoint(run / "checkpoint.pt", torch.device("cpu"))
-    assert all(torch.equal(first["anchor"][k], v) for k, v in ckpt["anchor"].items())
+    assert all(torch.equal(first[k], v) for k, v in ckpt["agent"]["init_actor"].items())
     anchor = load_actor(run / "actor.safetensors")  # the architecture; its weights are the anchor's
-    anchor.load_state_dict(ckpt["anchor"])
+    anchor.load_state_dict(ckpt["agent"]["init_actor"])
     assert not all(torch.equal(anchor.state_dict()[k], v) for k, v in ckpt["agent"]["actor"].items())
     storage = ckpt["replay"]["storage"]
     assert len(storage["obs"]) == 300  # both epochs' states, the second collected after the resume
-    with torch.no_grad():
-        assert torch.allclose(storage["prior_mean"], anchor.deterministic(storage["obs"]), atol=1e-6)
-        assert torch.allclose(storage["prior_std"], prior.predict(storage["obs"])[1], atol=1e-5)
+    mu0, sigma0 = prior.predict(storage["obs"])  # cached as predicted: the anchor acts in the loss
+    assert torch.allclose(storage["prior_mean"], mu0, atol=1e-5) and torch.allclose(storage["prior_std"], sigma0,
+                                                                                     atol=1e-5)
     plain = tmp_path / "plain"
     train(TrainConfig(**{**TINY, "steps": 150}), plain, prior=prior, demos=demos, progress=False)
-    assert "anchor" not in load_checkpoint(plain / "checkpoint.pt", torch.device("cpu"))
+    assert "init_actor" not in load_checkpoint(plain / "checkpoint.pt", torch.device("cpu"))["agent"]
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -205,7 +177,6 @@ def test_a_run_anchored_to_its_initialized_policy_caches_its_mean_and_keeps_it_o
      "second_actor_temperature=-1.0 is out of range"),
     (dict(second_actor="prior-mean", second_actor_temperature=3.0), "applies to second_actor_choice=softmax only"),
     (dict(second_actor_choice="softmax"), "set second_actor=prior-mean or init-actor"),
-    (dict(second_actor="prior-mean", kl_anchor="init-actor"), "use second_actor=init-actor with the anchor"),
     (dict(second_actor="init-actor", init_epochs=0), "init_epochs=0 without init_actor leaves none"),
     (dict(demo_batch_fraction=1.0), "demo_batch_fraction=1.0 is out of range: must be ≥ 0.0 and < 1.0"),
     (dict(demo_batch_fraction=-0.1), "demo_batch_fraction=-0.1 is out of range"),
@@ -328,7 +299,7 @@ def test_a_run_logs_the_share_of_second_actions_in_collection_target_and_evaluat
 
 
 def test_a_run_with_both_resumed_after_a_kill_matches_an_uninterrupted_one(tmp_path):
-    """The frozen initialized policy (saved as the anchor), the softmax draws (torch's generator, checkpointed) and
+    """The frozen initialized policy (in the agent's state), the softmax draws (torch's generator, checkpointed) and
     the mixed batches (the demonstrations' buffer rebuilt on resume) continue where the killed run stopped."""
     from nppac.training.checkpoint import load_checkpoint
     from tests.builders import TINY, LinearGaussianPrior, tiny_demos
@@ -360,7 +331,55 @@ def test_a_run_with_both_resumed_after_a_kill_matches_an_uninterrupted_one(tmp_p
     shares = [float(r["next_second_share"]) for r in whole[1:]]
     assert all(0 < s < 1 for s in shares), shares
     ckpt = {name: load_checkpoint(tmp_path / name / "checkpoint.pt") for name in ("killed", "whole")}
-    for k, v in ckpt["whole"]["anchor"].items():  # the frozen policy is the initialized one, kept across the resume
-        assert torch.equal(ckpt["killed"]["anchor"][k], v) and torch.equal(first["anchor"][k], v)
+    for k, v in ckpt["whole"]["agent"]["init_actor"].items():  # the initialized policy, kept across the resume
+        assert torch.equal(ckpt["killed"]["agent"]["init_actor"][k], v)
+        assert torch.equal(first["agent"]["init_actor"][k], v)
     for k, v in ckpt["whole"]["agent"]["actor"].items():
         torch.testing.assert_close(ckpt["killed"]["agent"]["actor"][k], v, rtol=1e-5, atol=1e-6)
+
+
+def test_a_checkpoint_of_the_earlier_format_resumes_exactly(tmp_path):
+    """Before format 2 the replay buffer cached σ0² under ``prior_sigma = "variance"``, the frozen initialized
+    policy sat beside the agent as ``anchor`` and the run state held the critic warm start's flag: such a checkpoint
+    (with its config.json naming the removed settings, off) resumes into the numbers of the run that never stopped."""
+    import json
+
+    from nppac.training.checkpoint import load_checkpoint, save_checkpoint
+    from tests.builders import TINY, LinearGaussianPrior, tiny_demos
+
+    config = TrainConfig(**{**TINY, "steps": 450, "horizon": 50, "prior_sigma": "variance"}, kl_anchor="init-actor")
+    prior = LinearGaussianPrior(17, 6)
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_one(row):
+        if row["epoch"] == 1:
+            raise Killed
+
+    killed = tmp_path / "killed"
+    with pytest.raises(Killed):
+        train(config, killed, prior=prior, demos=tiny_demos(), progress=False, on_epoch_end=kill_after_one)
+    ckpt = load_checkpoint(killed / "checkpoint.pt")
+    assert ckpt.pop("format") == 2
+    storage = ckpt["replay"]["storage"]
+    sigma0 = storage["prior_std"].clone()
+    for key in ("prior_std", "next_prior_std"):
+        storage[key] = storage[key] ** 2
+    ckpt["anchor"] = ckpt["agent"].pop("init_actor")
+    ckpt["state"]["warmstart_done"] = False
+    removed = {"critic_warmstart_steps": 0, "critic_warmstart_data": "demos", "actor_delay_updates": 0}
+    ckpt["config"] = json.dumps({**json.loads(ckpt["config"]), **removed})
+    save_checkpoint(ckpt, killed / "checkpoint.pt")
+    stored = json.loads((killed / "config.json").read_text())
+    (killed / "config.json").write_text(json.dumps({**stored, **removed}))
+
+    train(None, killed, resume=True, prior=prior, demos=tiny_demos(), progress=False)
+    train(config, tmp_path / "whole", prior=prior, demos=tiny_demos(), progress=False)
+    rows = {name: _read_rows(tmp_path / name) for name in ("killed", "whole")}
+    assert [r["epoch"] for r in rows["killed"]] == [r["epoch"] for r in rows["whole"]] == ["0", "1", "2", "3"]
+    for a, b in zip(rows["killed"], rows["whole"]):
+        for column in ("eval_return", "q_mean", "critic_loss", "actor_loss", "kl_mean", "train_return"):
+            assert a[column] == b[column], (column, a["epoch"])
+    resumed = load_checkpoint(killed / "checkpoint.pt")["replay"]["storage"]["prior_std"]
+    assert torch.equal(resumed[:len(sigma0)], sigma0)  # σ0 itself again, bit for bit

@@ -98,17 +98,15 @@ def test_bad_prior_is_refused():
         ReplayBuffer(5, 2, capacity=10, prior_cache=PriorCache(ZeroStd(5, 2))).add(*transitions(3))
 
 
-def test_variance_convention_caches_the_variance_in_the_std_place():
+def test_the_cache_stores_sigma0_as_the_prior_predicts_it():
+    """The σ0 convention is the loss's (nppac.agents.kl_sac.prior_log_prob): the buffer keeps the predicted std."""
     prior = LinearGaussianPrior(5, 2)
     states = torch.as_tensor(transitions(20)[0], dtype=torch.float32)
     mean, std = prior.predict(states)
-    for sigma, expected in (("std", std), ("variance", std ** 2)):
-        buf = ReplayBuffer(5, 2, capacity=20, prior_cache=PriorCache(prior, sigma=sigma))
-        buf.add(*transitions(20))
-        torch.testing.assert_close(buf.storage["prior_mean"], mean)
-        torch.testing.assert_close(buf.storage["prior_std"], expected)
-    with pytest.raises(NppacError, match="choose one of: std, variance"):
-        PriorCache(prior, sigma="var")  # type: ignore[arg-type]
+    buf = ReplayBuffer(5, 2, capacity=20, prior_cache=PriorCache(prior))
+    buf.add(*transitions(20))
+    torch.testing.assert_close(buf.storage["prior_mean"], mean, rtol=0, atol=0)
+    torch.testing.assert_close(buf.storage["prior_std"], std, rtol=0, atol=0)
 
 
 def test_chained_transitions_query_each_state_once():

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -16,6 +17,40 @@ Metrics = dict[str, torch.Tensor]
 """What one gradient step reports: metric name → scalar device tensor, in the order it computes them."""
 
 
+class Acting(Protocol):
+    """How a run acts: it collects with ``sample`` (``sample(obs)[0]``, actions on the training device) and is
+    evaluated by ``act`` (deterministic actions (n, act_dim) for observations (n, obs_dim)). A rule other than the
+    actor's own (the second actor) reports what it did as progress columns (``columns``), read once per row."""
+
+    columns: tuple[str, ...]
+
+    def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, ...]: ...
+
+    def act(self, obs: np.ndarray) -> np.ndarray: ...
+
+    def read(self) -> dict[str, float | None]:
+        """The ``columns``' values since the last read (None: nothing to report); resets."""
+        ...
+
+
+class ActorActing:
+    """The agent's actor as it is: its samples collect, its mean action is evaluated; nothing to report."""
+
+    columns: tuple[str, ...] = ()
+
+    def __init__(self, actor: Actor) -> None:
+        self.actor = actor
+
+    def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.actor.sample(obs)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return self.actor.act(obs)
+
+    def read(self) -> dict[str, float | None]:
+        return {}
+
+
 class Agent(Protocol):
     """An algorithm's networks and optimizers, seen from the shared training loop.
 
@@ -23,7 +58,10 @@ class Agent(Protocol):
     name as scalar tensors on ``device`` (no host syncs). ``metric_terms`` names every
     metric ``update`` reports, in the same order, with a human description for the
     one-line message when it becomes non-finite. ``state_dict()["actor"]`` is the
-    actor's weights.
+    actor's weights; whatever else the agent keeps (an algorithm's own extras, such as a
+    frozen copy of the initialized policy) is in its ``state_dict`` too. The two hooks,
+    ``acting`` and ``before_online``, are where an algorithm differs from the loop's
+    defaults (:class:`AgentHooks`), for every algorithm alike.
     """
 
     metric_terms: dict[str, str]
@@ -43,8 +81,27 @@ class Agent(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Inverse of :meth:`state_dict`."""
 
+    def acting(self) -> Acting:
+        """How the run collects and is evaluated (asked once per run)."""
 
-class ActorCritic:
+    def before_online(self, init_metrics: Mapping[str, float]) -> None:
+        """Called once in a fresh run, after the policy was initialized toward π0 (or loaded) and before its first
+        evaluation, with what the initialization measured (``init_kl``, …); a resumed run restores instead."""
+
+
+class AgentHooks:
+    """The defaults of the :class:`Agent` hooks: act with the actor itself; keep nothing of the initialization."""
+
+    actor: Actor
+
+    def acting(self) -> Acting:
+        return ActorActing(self.actor)
+
+    def before_online(self, init_metrics: Mapping[str, float]) -> None:
+        return None
+
+
+class ActorCritic(AgentHooks):
     """An actor, twin critics with Polyak-averaged targets, and their Adam optimizers.
 
     The part KL-SAC (nppac / ppac-nn / sac) and AWAC share; each adds its own update.

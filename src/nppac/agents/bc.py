@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from nppac.agents.base import Metrics, adam, optimizer_step
+from nppac.agents.base import AgentHooks, Metrics, adam, optimizer_step
 from nppac.agents.networks import Actor, ActorKind
 from nppac.data.replay import Batch
 from nppac.errors import NppacError
@@ -60,7 +60,7 @@ def bc_loss(actor: Actor, obs: torch.Tensor, action: torch.Tensor) -> torch.Tens
     return -actor.log_prob(obs, action).mean()
 
 
-class BC:
+class BC(AgentHooks):
     """An actor and its optimizer, trained by :func:`bc_update`."""
 
     metric_terms = BC_METRIC_TERMS

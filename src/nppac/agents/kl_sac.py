@@ -7,27 +7,53 @@ DESIGN.md §3, with the paper's names:
     actor loss:     E [ α (log π(a|s) − log π0(a|s)) − min_k Q_k(s, a) ],  a = f_φ(ε; s)
 
 log π0 is read from the (μ0, σ0) cached in the replay batch, never from the prior
-itself; with no prior log π0 ≡ 0 and the losses are SAC's. With a second actor
-(:mod:`nppac.agents.second_actor`, a remedy beyond the paper) the critic target chooses, at s′,
-between a′ and the second action.
+itself; with no prior log π0 ≡ 0 and the losses are SAC's. The cached σ0 is the prior's
+predictive std as it predicted it (the GP's exact or LOVE variance, ``prior_variance``);
+the σ0 convention (``prior_sigma``) is applied here, in :func:`prior_log_prob`.
+
+The remedies beyond the paper (docs/remedies.md) are settings of this agent and live here:
+automatic α toward a named KL target, layer-normalized critics, the KL anchored to the
+initialized policy (its frozen copy, :meth:`KLSAC.kl_mean`) and the second actor
+(:mod:`nppac.agents.second_actor`: the critic target chooses, at s′, between a′ and the
+second action). The loop reaches them only through the agent's hooks, :meth:`KLSAC.acting`
+and :meth:`KLSAC.before_online`, and its ``state_dict``.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
 
-from nppac.agents.base import ActorCritic, Metrics, adam, optimizer_step, soft_update
-from nppac.agents.networks import Actor, ActorKind
-from nppac.agents.second_actor import SECOND_SHARE_TERM, SecondActor, second_actor_target
+from nppac.agents.base import Acting, ActorCritic, Metrics, adam, optimizer_step, soft_update
+from nppac.agents.networks import Actor, ActorKind, freeze
+from nppac.agents.second_actor import (
+    SECOND_SHARE_TERM,
+    SecondActor,
+    SecondActorActing,
+    SecondActorChoice,
+    SecondActorSource,
+    second_actor_target,
+)
 from nppac.data.replay import Batch
 from nppac.distributions import gaussian_kl, gaussian_log_prob
 from nppac.errors import NppacError
+
+log = logging.getLogger(__name__)
+
+SigmaConvention = Literal["std", "variance"]
+SIGMA_CONVENTIONS: tuple[str, ...] = ("std", "variance")
+"""How the cached σ0 scales π0 (``prior_sigma``; DESIGN.md §2, "The two conventions of the published code"): std,
+π0 = N(μ0, σ0²), the math as written; variance, π0 = N(μ0, (σ0²)²), the published code's ``Normal(mean,
+variance)``, σ0² in the place of σ0 (sharper where σ0 < 1: σ0 = 0.2 acts as 0.04)."""
+
+PriorMean = Callable[[torch.Tensor], torch.Tensor]
+"""clip(μ0(s), −1, 1) at states the replay buffer has not cached (collection, evaluation), on the states' device."""
 
 KL_SAC_METRIC_TERMS: dict[str, str] = {
     "alpha": "temperature α",
@@ -82,10 +108,26 @@ class KLSACConfig:
     """Adam learning rate of log α (automatic α only)."""
     use_prior: bool = True
     """Regularize toward the cached prior π0; False gives SAC (log π0 ≡ 0)."""
-    actor_delay_updates: int = 0
-    """The critics learn alone for this many updates before the actor's (and α's) first step."""
+    prior_sigma: SigmaConvention = "std"
+    """How the cached σ0 scales π0 (:data:`SIGMA_CONVENTIONS`): std, N(μ0, σ0²); variance, N(μ0, (σ0²)²)."""
+    prior_variance: str = "exact"
+    """Which GP variance the cached σ0 is the root of: exact (the posterior's) or love (the published code's LOVE
+    estimate, far larger near the data). A prediction setting of the GP, applied where it predicts
+    (``nppac.priors.use_variance``); named here so that the loss says which π0 it regularizes toward."""
+    auto_alpha_target: str | None = None
+    """Remedy: automatic α toward a named KL target: act-dim (the action dimension, the published trainer's
+    automatic tuning with a GP prior) or init-kl (the KL policy initialization reached, :meth:`KLSAC.before_online`)."""
     critic_layernorm: bool = False
-    """Layer-normalize the critics' hidden layers (RLPD)."""
+    """Remedy: layer-normalize the critics' hidden layers (RLPD)."""
+    kl_anchor: str = "prior"
+    """Remedy: the mean of the KL's reference online: prior (μ0) or init-actor (the initialized policy's mean action,
+    frozen, with the prior's σ0)."""
+    second_actor: str = "none"
+    """Remedy: a second candidate action (:mod:`nppac.agents.second_actor`): none, prior-mean or init-actor."""
+    second_actor_choice: str = "greedy"
+    """How the second action is chosen in collection and in the critic target: greedy or softmax."""
+    second_actor_temperature: float = 1.0
+    """Temperature of the softmax choice, in the critics' units."""
 
 
 def critic_target(reward: torch.Tensor, done: torch.Tensor, q_next_min: torch.Tensor, next_log_pi: torch.Tensor,
@@ -100,41 +142,56 @@ def policy_loss(log_pi: torch.Tensor, log_prior: torch.Tensor, q_min: torch.Tens
     return (alpha * (log_pi - log_prior) - q_min).mean()
 
 
-def prior_log_prob(action: torch.Tensor, prior_mean: torch.Tensor | None,
-                   prior_std: torch.Tensor | None) -> torch.Tensor:
-    """log π0(a|s) from cached (μ0(s), σ0(s)); 0 without a prior (SAC).
+def prior_scale(sigma0: torch.Tensor, prior_sigma: SigmaConvention) -> torch.Tensor:
+    """The standard deviation of π0 from the cached σ0 under the run's convention (:data:`SIGMA_CONVENTIONS`)."""
+    # DESIGN.md §2: the published code builds π0 as Normal(μ0, variance), σ0² where the std belongs.
+    return sigma0 ** 2 if prior_sigma == "variance" else sigma0
 
-    This is where the pathology enters: where an NN prior's σ0 collapses off the
-    demonstrations, (a − μ0)²/σ0² and its gradient blow up (DESIGN.md §1, Proposition 1).
+
+def prior_log_prob(action: torch.Tensor, prior_mean: torch.Tensor | None, sigma0: torch.Tensor | None,
+                   prior_sigma: SigmaConvention) -> torch.Tensor:
+    """log π0(a|s) = log N(a; μ0(s), scale(s)²) from cached (μ0(s), σ0(s)); 0 without a prior (SAC).
+
+    scale = σ0 (``prior_sigma = "std"``) or σ0² (``"variance"``, the published code's), :func:`prior_scale`; σ0
+    is the GP's exact or LOVE predictive std as the prior predicted it (``prior_variance``). This is where the
+    pathology enters: where an NN prior's σ0 collapses off the demonstrations, (a − μ0)²/σ0² and its gradient
+    blow up (DESIGN.md §1, Proposition 1).
     """
-    if prior_mean is None or prior_std is None:
+    if prior_mean is None or sigma0 is None:
         return torch.zeros(action.shape[:-1], device=action.device, dtype=action.dtype)
-    return gaussian_log_prob(action, prior_mean, prior_std)
+    return gaussian_log_prob(action, prior_mean, prior_scale(sigma0, prior_sigma))
 
 
 class KLSAC(ActorCritic):
-    """The networks, optimizers and temperature of a KL-regularized SAC agent.
+    """The networks, optimizers and temperature of a KL-regularized SAC agent, and its remedies' state.
 
-    The gradient step itself is :func:`kl_sac_update`; ``update`` is a shortcut to it.
+    The gradient step itself is :func:`kl_sac_update`; ``update`` is a shortcut to it. ``prior_mean`` gives
+    clip(μ0(s)) at new states, for ``second_actor = "prior-mean"`` (it proposes in collection and evaluation).
     """
 
     def __init__(self, obs_dim: int, act_dim: int, actor_kind: ActorKind, actor_hidden: tuple[int, ...],
                  critic_hidden: tuple[int, ...], config: KLSACConfig, device: str | torch.device = "cpu",
                  q_bounds: tuple[float, float] | None = None,
-                 log_std_range: tuple[float, float] | None = None) -> None:
+                 log_std_range: tuple[float, float] | None = None, prior_mean: PriorMean | None = None) -> None:
         super().__init__(obs_dim, act_dim, actor_kind, actor_hidden, critic_hidden, config.actor_lr,
                          config.critic_lr, device, q_bounds=q_bounds, log_std_range=log_std_range,
                          critic_layernorm=config.critic_layernorm)
         self.config = config
         self.metric_terms = KL_SAC_METRIC_TERMS if config.use_prior else SAC_METRIC_TERMS
-        self.log_alpha = torch.tensor(math.log(config.alpha), device=self.device, requires_grad=config.auto_alpha)
-        self.alpha_opt = adam([self.log_alpha], config.alpha_lr, self.device) if config.auto_alpha else None
-        self.penalty_target = torch.tensor(float(config.penalty_target), device=self.device)
-        """Target of E[log π − log π0] for automatic α (a tensor: a run may set it once initialization measured it)."""
-        self.updates = 0
-        """Gradient steps taken by :meth:`update` (the actor waits for ``actor_delay_updates`` of them)."""
+        auto_alpha = config.auto_alpha or config.auto_alpha_target is not None
+        self.log_alpha = torch.tensor(math.log(config.alpha), device=self.device, requires_grad=auto_alpha)
+        self.alpha_opt = adam([self.log_alpha], config.alpha_lr, self.device) if auto_alpha else None
+        target = float(act_dim) if config.auto_alpha_target == "act-dim" else float(config.penalty_target)
+        self.penalty_target = torch.tensor(target, device=self.device)
+        """Target of E[log π − log π0] for automatic α (a tensor: ``init-kl`` sets it after initialization)."""
+        reads_init = config.kl_anchor == "init-actor" or config.second_actor == "init-actor"
+        self.init_actor: Actor | None = freeze(self.actor) if reads_init else None
+        """The initialized policy, frozen (:meth:`before_online` copies it), where a remedy reads it: the KL anchor
+        and the second actor ``init-actor``. Saved in :meth:`state_dict`."""
         self.second_actor: SecondActor | None = None
-        """The second candidate action of the critic target (:meth:`use_second_actor`); None: the paper's target."""
+        """The second candidate action of the critic target; None: the paper's target."""
+        if config.second_actor != "none":
+            self.use_second_actor(_second_actor(config, self.init_actor, prior_mean))
 
     def use_second_actor(self, second: SecondActor) -> None:
         """From now on the critic target chooses at s′ between the policy's a′ and ``second``'s action; the update
@@ -142,24 +199,46 @@ class KLSAC(ActorCritic):
         self.second_actor = second
         self.metric_terms = {**self.metric_terms, "next_second_share": SECOND_SHARE_TERM}
 
+    def acting(self) -> Acting:
+        """With a second actor, the rule that takes its action where the critics value it higher; else the actor."""
+        if self.second_actor is None:
+            return super().acting()
+        return SecondActorActing(self.actor, self.critic, self.second_actor)
+
+    def before_online(self, init_metrics: Mapping[str, float]) -> None:
+        """Keep what the remedies read of the initialized policy: its frozen copy, and the KL it reached as the
+        target of automatic α (``auto_alpha_target = "init-kl"``)."""
+        if self.init_actor is not None:
+            self.init_actor.load_state_dict(self.actor.state_dict())
+        if self.config.kl_anchor == "init-actor":
+            log.info("the online KL is anchored to the initialized policy's mean action, with the prior's σ0")
+        if self.config.auto_alpha_target == "init-kl":
+            if "init_kl" not in init_metrics:
+                raise NppacError("auto_alpha_target=init-kl needs the KL measured by policy initialization; "
+                                 "set init_epochs > 0 or choose auto_alpha_target=act-dim")
+            self.penalty_target.fill_(init_metrics["init_kl"])
+            log.info("automatic α targets the KL after initialization, %.3g", init_metrics["init_kl"])
+
+    def kl_mean(self, obs: torch.Tensor, prior_mean: torch.Tensor | None) -> torch.Tensor | None:
+        """The mean of the KL's reference at ``obs``: the cached μ0(s), or with ``kl_anchor = "init-actor"`` (a
+        remedy beyond the paper) the frozen initialized policy's mean action μ_init(s), beside the prior's σ0."""
+        if self.config.kl_anchor != "init-actor" or prior_mean is None or self.init_actor is None:
+            return prior_mean
+        with torch.no_grad():
+            return self.init_actor.deterministic(obs)
+
     def update(self, batch: Batch) -> Metrics:
         """One gradient step on ``batch``; its ``metric_terms`` by name."""
-        metrics = kl_sac_update(self, batch, actor_step=self.updates >= self.config.actor_delay_updates)
-        self.updates += 1
-        return metrics
-
-    def critic_update(self, batch: Batch) -> Metrics:
-        """A policy-evaluation step: the critics regress on the KL-regularized target of the current policy,
-        the actor and α stay as they are (the critic warm start). Same metrics as :meth:`update`."""
-        return kl_sac_update(self, batch, actor_step=False)
+        return kl_sac_update(self, batch)
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         state["log_alpha"] = self.log_alpha.detach().clone()
         state["penalty_target"] = self.penalty_target.clone()
-        state["updates"] = self.updates
         if self.alpha_opt is not None:
             state["alpha_opt"] = self.alpha_opt.state_dict()
+        if self.init_actor is not None:
+            state["init_actor"] = self.init_actor.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -168,41 +247,46 @@ class KLSAC(ActorCritic):
             self.log_alpha.copy_(state["log_alpha"])
             if "penalty_target" in state:
                 self.penalty_target.copy_(state["penalty_target"])
-        # Checkpoints from before the actor delay count every update as taken.
-        self.updates = int(state.get("updates", self.config.actor_delay_updates))
         if self.alpha_opt is not None:
             self.alpha_opt.load_state_dict(state["alpha_opt"])
+        if self.init_actor is not None:
+            self.init_actor.load_state_dict(state["init_actor"])
 
 
-def kl_sac_update(agent: KLSAC, batch: Batch, actor_step: bool = True) -> Metrics:
+def _second_actor(config: KLSACConfig, init_actor: Actor | None, prior_mean: PriorMean | None) -> SecondActor:
+    """``second_actor``: the prior's mean action (``prior_mean`` at new states, the cached μ0 at s′) or the frozen
+    initialized policy's, chosen by the configured rule."""
+    propose = prior_mean if config.second_actor == "prior-mean" else None if init_actor is None \
+        else init_actor.deterministic
+    if propose is None:
+        raise NppacError(f"second_actor={config.second_actor} needs the prior's mean action or the initialized policy")
+    source: SecondActorSource = "prior-mean" if config.second_actor == "prior-mean" else "init-actor"
+    choice: SecondActorChoice = "softmax" if config.second_actor_choice == "softmax" else "greedy"
+    return SecondActor(source, propose, choice, config.second_actor_temperature)
+
+
+def kl_sac_update(agent: KLSAC, batch: Batch) -> Metrics:
     """One gradient step of critics, actor and (optionally) α; no host syncs, no branching on values.
 
-    With ``actor_step=False`` only the critics (and their targets) learn; the actor's
-    loss, penalty and prior density are still measured, its gradient norm reads 0.
     Returns the :data:`KL_SAC_METRIC_TERMS` (without a prior: :data:`SAC_METRIC_TERMS`) by name, as tensors
     on the training device.
     """
     cfg = agent.config
-    prior_mean, prior_std = (batch.prior_mean, batch.prior_std) if cfg.use_prior else (None, None)
+    mu0, sigma0 = (agent.kl_mean(batch.obs, batch.prior_mean), batch.prior_std) if cfg.use_prior else (None, None)
     alpha = agent.log_alpha.detach().exp()
     critic = critic_step(agent, batch, alpha)
 
     # The actor's gradient flows through Q(s, f_φ(ε; s)); the critic's own weights need none.
     agent.critic.requires_grad_(False)
-    with torch.set_grad_enabled(actor_step):
-        action, log_pi = agent.actor.sample(batch.obs)
-        log_prior = prior_log_prob(action, prior_mean, prior_std)
-        q_min = agent.critic(batch.obs, action).min(0).values
-        actor_loss = policy_loss(log_pi, log_prior, q_min, alpha)
-    if actor_step:
-        policy_grad_norm = optimizer_step(agent.actor_opt, actor_loss, agent.actor.parameters())
-    else:
-        policy_grad_norm = torch.zeros((), device=agent.device)
+    action, log_pi = agent.actor.sample(batch.obs)
+    log_prior = prior_log_prob(action, mu0, sigma0, cfg.prior_sigma)
+    q_min = agent.critic(batch.obs, action).min(0).values
+    actor_loss = policy_loss(log_pi, log_prior, q_min, alpha)
+    policy_grad_norm = optimizer_step(agent.actor_opt, actor_loss, agent.actor.parameters())
     agent.critic.requires_grad_(True)
 
     penalty = (log_pi - log_prior).detach()
-    if actor_step:
-        temperature_step(agent, penalty)
+    temperature_step(agent, penalty)
     soft_update(agent.critic_target, agent.critic, cfg.tau)
 
     # Without a prior the penalty log π − 0 is the entropy term, reported under its own name.
@@ -238,11 +322,12 @@ def critic_step(agent: KLSAC, batch: Batch, alpha: torch.Tensor) -> CriticStep:
     value higher (:func:`~nppac.agents.second_actor.second_actor_target`).
     """
     cfg = agent.config
-    next_prior_mean, next_prior_std = (batch.next_prior_mean, batch.next_prior_std) if cfg.use_prior else (None, None)
+    next_mu0, next_sigma0 = (agent.kl_mean(batch.next_obs, batch.next_prior_mean), batch.next_prior_std) \
+        if cfg.use_prior else (None, None)
     second_share = None
     with torch.no_grad():
         next_action, next_log_pi = agent.actor.sample(batch.next_obs)
-        next_log_prior = prior_log_prob(next_action, next_prior_mean, next_prior_std)
+        next_log_prior = prior_log_prob(next_action, next_mu0, next_sigma0, cfg.prior_sigma)
         q_next_min = agent.critic_target(batch.next_obs, next_action).min(0).values
         if agent.second_actor is None:
             y = critic_target(batch.reward, batch.done, q_next_min, next_log_pi, next_log_prior, alpha, cfg.gamma)
@@ -270,15 +355,16 @@ def temperature_step(agent: KLSAC, penalty: torch.Tensor) -> None:
 
 def initialize_policy(actor: Actor, states: torch.Tensor, prior_mean: torch.Tensor, prior_std: torch.Tensor,
                       epochs: int, batch_size: int = 64, lr: float = 3e-4, seed: int = 0,
-                      progress: Callable[[str, int, int], None] | None = None) -> list[float]:
+                      progress: Callable[[str, int, int], None] | None = None, *,
+                      prior_sigma: SigmaConvention) -> list[float]:
     """Minimize KL(π_φ(·|s) ‖ π0(·|s)) over demonstration states before any interaction.
 
     The Gaussian head uses the closed form; the tanh head a one-sample estimate
     E_{a~π}[log π(a|s) − log π0(a|s)] (no closed form through the tanh). The prior is
-    given as its cached (μ0, σ0) at ``states``. Each epoch visits the states once in a
-    fresh permutation drawn from ``seed``, in mini-batches of ``batch_size``, with one
-    Adam step each. ``progress(stage, completed, total)`` is called after each epoch.
-    Returns the mean KL of each epoch.
+    given as its cached (μ0, σ0) at ``states`` and the σ0 convention (:func:`policy_kl`).
+    Each epoch visits the states once in a fresh permutation drawn from ``seed``, in
+    mini-batches of ``batch_size``, with one Adam step each. ``progress(stage, completed,
+    total)`` is called after each epoch. Returns the mean KL of each epoch.
 
     The loop is small steps bound by per-step overhead, so it avoids what costs without
     changing a number: each epoch gathers its permutation once (the mini-batches are
@@ -298,7 +384,7 @@ def initialize_policy(actor: Actor, states: torch.Tensor, prior_mean: torch.Tens
                       prior_std[order].split(batch_size))
         total = torch.zeros((), device=device)
         for s, mu0, sigma0 in batches:
-            kl = policy_kl(actor, s, mu0, sigma0)
+            kl = policy_kl(actor, s, mu0, sigma0, prior_sigma)
             optimizer.zero_grad(set_to_none=True)
             kl.backward()
             optimizer.step()
@@ -309,11 +395,13 @@ def initialize_policy(actor: Actor, states: torch.Tensor, prior_mean: torch.Tens
     return (torch.stack(sums) / len(states)).tolist() if sums else []
 
 
-def policy_kl(actor: Actor, states: torch.Tensor, prior_mean: torch.Tensor, prior_std: torch.Tensor) -> torch.Tensor:
-    """Mean KL(π_φ(·|s) ‖ π0(·|s)) over ``states``: closed form for the Gaussian head, a one-sample estimate
-    E_{a~π}[log π(a|s) − log π0(a|s)] for the tanh head."""
+def policy_kl(actor: Actor, states: torch.Tensor, prior_mean: torch.Tensor, sigma0: torch.Tensor,
+              prior_sigma: SigmaConvention) -> torch.Tensor:
+    """Mean KL(π_φ(·|s) ‖ π0(·|s)) over ``states``, π0 = N(μ0, scale²) with scale = :func:`prior_scale` of the
+    cached σ0: closed form for the Gaussian head, a one-sample estimate E_{a~π}[log π(a|s) − log π0(a|s)] for the
+    tanh head."""
     if actor.kind == "gaussian_tanh_mean":
         mean, std = actor(states)
-        return gaussian_kl(mean, std, prior_mean, prior_std).mean()
+        return gaussian_kl(mean, std, prior_mean, prior_scale(sigma0, prior_sigma)).mean()
     action, log_pi = actor.sample(states)
-    return (log_pi - gaussian_log_prob(action, prior_mean, prior_std)).mean()
+    return (log_pi - prior_log_prob(action, prior_mean, sigma0, prior_sigma)).mean()

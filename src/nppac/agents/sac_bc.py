@@ -13,12 +13,13 @@ so λ is worth tuning there (``--set bc_weight=…``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from nppac.agents.base import Metrics, optimizer_step, soft_update
+from nppac.agents.base import Acting, Metrics, optimizer_step, soft_update
 from nppac.agents.kl_sac import KLSAC, SAC_METRIC_TERMS, critic_step, policy_loss, temperature_step
 from nppac.agents.networks import Actor
 from nppac.data.replay import Batch
@@ -115,6 +116,12 @@ class SACBC:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.sac.load_state_dict(state)
+
+    def acting(self) -> Acting:
+        return self.sac.acting()
+
+    def before_online(self, init_metrics: Mapping[str, float]) -> None:
+        self.sac.before_online(init_metrics)
 
 
 def sac_bc_update(agent: SACBC, batch: Batch) -> Metrics:

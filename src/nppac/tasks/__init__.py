@@ -240,7 +240,7 @@ class Task:
             if self.env_id not in gym.registry:
                 _register_adroit()
             # render_mode only when asked: a user's environment need not take the keyword.
-            rendering = {} if render_mode is None else {"render_mode": render_mode}
+            rendering: dict[str, Any] = {} if render_mode is None else {"render_mode": render_mode}
             return gym.make(self.env_id, max_episode_steps=self.horizon, **rendering, **self.env_kwargs)
         env = self.make()
         if not isinstance(env, gym.Env):

@@ -21,7 +21,7 @@ import torch
 from nppac.agents.awac import AWAC, AWACConfig
 from nppac.agents.base import Agent
 from nppac.agents.bc import BC, BCConfig
-from nppac.agents.kl_sac import KLSAC, KLSACConfig
+from nppac.agents.kl_sac import KLSAC, KLSACConfig, PriorMean
 from nppac.agents.networks import ActorKind
 from nppac.agents.sac_bc import SACBC, DemoSampler, SACBCConfig
 from nppac.data.demos import Demonstrations
@@ -57,6 +57,8 @@ class AgentSpec:
     demos: DemoLoader
     """The run's demonstrations on demand (only algorithms that read them call it)."""
     device: torch.device
+    prior_mean: PriorMean | None = None
+    """clip(μ0(s)) at new states, where the run has a prior (the KL-SAC second actor ``prior-mean`` proposes it)."""
 
 
 @dataclass(frozen=True)
@@ -87,9 +89,8 @@ class Algorithm:
 
     Sound only for critics without an entropy or KL term in their target (AWAC's α = 0)."""
     remedies: bool = False
-    """Whether the KL-SAC remedies apply (critic warm start, automatic α presets, LayerNorm critics, a delayed
-    actor, the KL anchor, the second actor, demonstrations in every batch): the algorithms whose agent is
-    :class:`~nppac.agents.kl_sac.KLSAC`."""
+    """Whether the KL-SAC remedies apply (automatic α presets, LayerNorm critics, the KL anchor, the second actor,
+    demonstrations in every batch): the algorithms whose agent is :class:`~nppac.agents.kl_sac.KLSAC`."""
     hand_protocol: str = "nppac"
     """Default of ``hand_protocol`` on hand tasks: the published training protocol of the paper whose numbers
     the algorithm's comparison reproduces (N-PPAC's for the KL-SAC family, AWAC's for awac and bc)."""
@@ -121,7 +122,8 @@ class Algorithm:
 
 def _kl_sac(spec: AgentSpec) -> KLSAC:
     return KLSAC(spec.obs_dim, spec.act_dim, spec.actor, spec.actor_hidden, spec.critic_hidden, spec.kl_sac,
-                 spec.device, q_bounds=spec.q_bounds, log_std_range=spec.actor_log_std_range)
+                 spec.device, q_bounds=spec.q_bounds, log_std_range=spec.actor_log_std_range,
+                 prior_mean=spec.prior_mean)
 
 
 def _sac_bc(spec: AgentSpec) -> SACBC:

@@ -17,6 +17,9 @@ from nppac.errors import NppacError
 from nppac.outputs import atomic_file
 
 CHECKPOINT_NAME = "checkpoint.pt"
+CHECKPOINT_FORMAT = 2
+"""Format of the run checkpoints written now (key ``format``). Format 2 caches the prior's σ0 as predicted (the σ0
+convention applies in the loss) and keeps an agent's extras in its own state; earlier checkpoints hold no key."""
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
+from nppac.agents.kl_sac import SIGMA_CONVENTIONS, SigmaConvention
 from nppac.agents.networks import ACTOR_KINDS, ActorKind
 from nppac.agents.second_actor import SECOND_ACTOR_CHOICES, SECOND_ACTORS
 from nppac.data.loaders import is_minari_id
@@ -23,12 +24,9 @@ from nppac.priors.gp import VARIANCE_ESTIMATES, VarianceEstimate
 from nppac.tasks import BINARY_REWARDS, HAND_PROTOCOLS, BinaryRewardName, Task, get_task
 from nppac.training.algorithms import ALGORITHMS, WARMUPS, Algorithm, Warmup, get_algorithm
 from nppac.training.presets import PRESETS, preset_settings
-from nppac.training.prior_cache import SIGMA_CONVENTIONS, SigmaConvention
 
 AUTO_ALPHA_TARGETS: tuple[str, ...] = ("act-dim", "init-kl")
 """Named KL targets of automatic α (``auto_alpha_target``)."""
-WARMSTART_DATA: tuple[str, ...] = ("demos", "warmup")
-"""What the critic warm start learns from (``critic_warmstart_data``)."""
 KL_ANCHORS: tuple[str, ...] = ("prior", "init-actor")
 """The mean of the reference in the online KL (``kl_anchor``)."""
 
@@ -42,6 +40,20 @@ PRIOR_CONVENTIONS: dict[str, tuple[str, str]] = {
     "love-std": ("std", "love"),
 }
 """Named (prior_sigma, prior_variance) pairs; ``published`` is the published code's prior N(μ0, (σ²_LOVE)²)."""
+
+REMOVED_SETTINGS: dict[str, tuple[Any, ...]] = {"critic_warmstart_steps": (0,), "actor_delay_updates": (0,),
+                                                "critic_warmstart_data": ("demos", "warmup")}
+"""Settings of earlier versions, removed because they were measured harmful (docs/remedies.md), with the values
+that leave them off: a stored config.json or suite manifest that holds those still reads; any other use is refused."""
+
+
+def _removed(key: str) -> NppacError:
+    return NppacError(f"config key {key}: removed in this version; measured harmful, docs/remedies.md")
+
+
+def _without_removed(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` without the removed settings that are left off (:data:`REMOVED_SETTINGS`)."""
+    return {k: v for k, v in values.items() if k not in REMOVED_SETTINGS or v not in REMOVED_SETTINGS[k]}
 
 
 @dataclass(frozen=True)
@@ -119,17 +131,8 @@ class TrainConfig:
     """Automatic α toward a named KL target (turns auto_alpha on): act-dim (the published trainer's automatic
     tuning with a GP prior: KL = the action dimension) or init-kl (the KL measured at the end of policy
     initialization). KL-SAC algorithms only."""
-    critic_warmstart_steps: int = 0
-    """Critic warm start: this many policy-evaluation steps (the critics regress on the initialized policy's
-    KL-regularized value; actor and α frozen) before the first online update. KL-SAC algorithms only."""
-    critic_warmstart_data: str = "demos"
-    """Data of the critic warm start: demos (the demonstrations with the run's reward; a phase of its own,
-    logged like an offline phase before the row at env_steps = 0) or warmup (the warm-up steps the initialized
-    policy collected, just before the first online update)."""
     critic_layernorm: bool = False
     """Layer-normalize the critics' hidden layers (RLPD's remedy for critic extrapolation). KL-SAC algorithms only."""
-    actor_delay_updates: int = 0
-    """The critics learn alone for the first N online updates; then the actor (and α) join. KL-SAC algorithms only."""
     kl_anchor: str = "prior"
     """The mean of the reference in the online KL: prior (μ0) or init-actor (the initialized policy's mean action,
     frozen, with the prior's σ0; the policy initialization itself still fits π0). KL-SAC algorithms with a prior
@@ -236,7 +239,7 @@ class TrainConfig:
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             raise NppacError(f"unknown device {self.device!r}; choose cpu or cuda")
         for name, choices in (("actor", ACTOR_KINDS), ("warmup", WARMUPS), ("prior_sigma", SIGMA_CONVENTIONS),
-                              ("auto_alpha_target", AUTO_ALPHA_TARGETS), ("critic_warmstart_data", WARMSTART_DATA),
+                              ("auto_alpha_target", AUTO_ALPHA_TARGETS),
                               ("kl_anchor", KL_ANCHORS), ("second_actor", SECOND_ACTORS),
                               ("second_actor_choice", SECOND_ACTOR_CHOICES),
                               ("prior_variance", VARIANCE_ESTIMATES), ("prior_convention", tuple(PRIOR_CONVENTIONS)),
@@ -275,9 +278,7 @@ class TrainConfig:
         if self.steps < self.steps_per_epoch:
             raise NppacError(f"steps={self.steps} is less than one epoch (steps_per_epoch={self.steps_per_epoch})")
         remedies = {"auto_alpha_target": self.auto_alpha_target is not None,
-                    "critic_warmstart_steps": self.critic_warmstart_steps > 0,
                     "critic_layernorm": self.critic_layernorm,
-                    "actor_delay_updates": self.actor_delay_updates > 0,
                     "kl_anchor": self.kl_anchor != "prior",
                     "second_actor": self.second_actor != "none",
                     "demo_batch_fraction": self.demo_batch_fraction > 0}
@@ -299,9 +300,6 @@ class TrainConfig:
             raise NppacError(f"demo_batch_fraction={self.demo_batch_fraction} of batch_size={self.batch_size} takes "
                              f"{demo_count(self.demo_batch_fraction, self.batch_size)} demonstration transitions per "
                              "batch; choose a fraction that leaves both parts at least one")
-        if self.critic_warmstart_steps and self.critic_warmstart_data == "demos" and self.offline_updates:
-            raise NppacError("critic_warmstart_data=demos is a phase before interaction, like offline_updates; "
-                             "use one of the two")
         if self.auto_alpha_target is not None and self.target_kl is not None:
             raise NppacError(f"auto_alpha_target={self.auto_alpha_target} sets the KL target; drop target_kl "
                              f"({self.target_kl}) or auto_alpha_target")
@@ -329,9 +327,6 @@ class TrainConfig:
         if self.prior_kind is None:
             raise NppacError(f"second_actor={self.second_actor} proposes an action from the prior or the policy "
                              f"initialized toward it; algo {self.algo} has no prior")
-        if self.second_actor == "prior-mean" and self.kl_anchor == "init-actor":
-            raise NppacError("second_actor=prior-mean reads the cached μ0, which kl_anchor=init-actor replaces by the "
-                             "initialized policy's mean action; use second_actor=init-actor with the anchor")
         if self.second_actor == "init-actor" and self.init_epochs == 0 and not self.init_actor:
             raise NppacError("second_actor=init-actor proposes the initialized policy's action, and init_epochs=0 "
                              "without init_actor leaves none; initialize the policy or use second_actor=prior-mean")
@@ -395,6 +390,9 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Build from a dict (e.g. a run's ``config.json``), each value typed by its field (:func:`typed`); unknown
         keys raise :class:`NppacError`."""
+        data = _without_removed(data)
+        for key in set(data) & set(REMOVED_SETTINGS):
+            raise _removed(key)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -414,6 +412,8 @@ class TrainConfig:
         hints = _hints(TrainConfig)
         if key in hints and key != "algo_settings":
             return hints[key]
+        if key in REMOVED_SETTINGS:
+            raise _removed(key)
         algorithm = get_algorithm(algo)
         if key not in own_settings(algorithm):
             raise NppacError(f"unknown config key {key!r} for algo {algo}; known keys: {', '.join(cls.set_keys(algo))}")
@@ -562,7 +562,7 @@ def with_legacy_values(stored: dict[str, Any]) -> dict[str, Any]:
     # Every other setting added since (the remedies, for one) defaults to what runs without it did.
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)
                 if f.default is not dataclasses.MISSING and f.name not in filled}
-    return {**defaults, **filled, **stored}
+    return {**defaults, **filled, **_without_removed(stored)}
 
 
 RANGES: dict[str, tuple[float, float | None, bool, bool]] = {
@@ -592,8 +592,6 @@ RANGES: dict[str, tuple[float, float | None, bool, bool]] = {
     "init_batch_size": (1, 65_536, False, False),
     "prior_iters": (1, None, False, False),
     "eval_horizon": (1, None, False, False),
-    "critic_warmstart_steps": (0, None, False, False),
-    "actor_delay_updates": (0, None, False, False),
     "second_actor_temperature": (0.0, None, True, False),
     "demo_batch_fraction": (0.0, 1.0, False, True),
     "love_rank": (1, None, False, False),

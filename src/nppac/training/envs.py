@@ -11,7 +11,6 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from nppac.agents.networks import Actor
 from nppac.tasks import BinaryRewardName, Task
 
 EVAL_WIDTH = 10
@@ -31,35 +30,6 @@ class Explorer(Protocol):
     states, on the training device."""
 
     def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, ...]: ...
-
-
-class Acting(Explorer, Policy, Protocol):
-    """How a run acts: it collects with ``sample`` and is evaluated by ``act``. A rule other than the actor's own
-    (the second actor) reports what it did as progress columns (``columns``), read once per row (``read``)."""
-
-    columns: tuple[str, ...]
-
-    def read(self) -> dict[str, float | None]:
-        """The ``columns``' values since the last read (None: nothing to report); resets."""
-        ...
-
-
-class ActorActing:
-    """The agent's actor as it is: its samples collect, its mean action is evaluated; nothing to report."""
-
-    columns: tuple[str, ...] = ()
-
-    def __init__(self, actor: Actor) -> None:
-        self.actor = actor
-
-    def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return self.actor.sample(obs)
-
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        return self.actor.act(obs)
-
-    def read(self) -> dict[str, float | None]:
-        return {}
 
 
 def make_env(task: Task, horizon: int, seed: int | None,

@@ -18,11 +18,10 @@ evaluate — with each evaluation logged at the environment steps it saw. The fi
 as published, or by uniform-random actions (SAC, which has nothing to start from). The
 algorithm is an :class:`~nppac.agents.base.Agent` built from the table in
 :mod:`nppac.training.algorithms`; every metric its update reports by name reaches
-``progress.csv`` and TensorBoard. Remedies stay out of the loop: how the run collects
-and is evaluated is ``run.acting`` (the actor, or the second actor's rule, whose
-columns it reads once per row), and where the online updates draw their batches is
-``run.online_batches`` (the replay buffer, or demonstrations mixed in), both set up
-by :mod:`nppac.training.setup`.
+``progress.csv`` and TensorBoard. The loop is the same for every algorithm: how the run
+collects and is evaluated is the agent's ``acting()`` (whose columns it reads once per
+row), where the online updates draw their batches is ``run.online_batches``, and
+whatever an agent keeps beyond its networks travels in its own ``state_dict``.
 """
 
 from __future__ import annotations
@@ -44,18 +43,18 @@ import torch
 from nppac.agents.base import Agent, Metrics
 from nppac.agents.networks import Actor, save_actor
 from nppac.data.demos import Demonstrations
-from nppac.data.replay import Batch, BatchSource
+from nppac.data.replay import BatchSource
 from nppac.errors import DivergedError
 from nppac.outputs import one_writer
 from nppac.priors.base import Prior
-from nppac.training.checkpoint import CHECKPOINT_NAME, rng_state, save_checkpoint
+from nppac.training.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, rng_state, save_checkpoint
 from nppac.training.config import ResolvedConfig, TrainConfig
 from nppac.training.envs import Collector, evaluate
 from nppac.training.logger import RunLogger, progress_columns
 from nppac.training.progress import ProgressBar
 from nppac.training.provenance import record_start
 from nppac.training.rundir import ACTOR_NAME, CONFIG_NAME, own_prior, prepare_run_dir
-from nppac.training.setup import Run, kl_sac_agent, restore_or_start_run
+from nppac.training.setup import Run, restore_or_start_run
 
 log = logging.getLogger(__name__)
 
@@ -94,15 +93,11 @@ class EpochMetrics:
 
 
 def make_gradient_step(agent: Agent, buffer: BatchSource, metrics: EpochMetrics,
-                       batch_size: int, update: Callable[[Batch], Metrics] | None = None) -> Callable[[], None]:
-    """The whole gradient step (replay sampling, update, metric accumulation) as one tensor-only function.
-
-    ``update`` replaces ``agent.update`` (the critic warm start's ``agent.critic_update``).
-    """
-    step = agent.update if update is None else update
+                       batch_size: int) -> Callable[[], None]:
+    """The whole gradient step (replay sampling, update, metric accumulation) as one tensor-only function."""
 
     def gradient_step() -> None:
-        metrics.add(step(buffer.sample(batch_size)))
+        metrics.add(agent.update(buffer.sample(batch_size)))
 
     return gradient_step
 
@@ -189,24 +184,16 @@ class _Loop:
         """Whether a callback asked to stop (the run stays resumable from its last checkpoint)."""
 
     def initial_phases(self) -> None:
-        """Offline pretraining or the critic warm start on the demonstrations (if any), then the evaluated row at
-        env_steps = 0. Both are logged as the offline phase: gradient steps on fixed data before interaction."""
-        cfg, state, run = self.cfg, self.run.state, self.run
-        if run.warmstart_buffer is not None:
-            buffer, total, batch_size = run.warmstart_buffer, cfg.critic_warmstart_steps, cfg.batch_size
-            critic_update = kl_sac_agent(run.agent, "the critic warm start").critic_update
-            step = make_gradient_step(run.agent, buffer, self.metrics, batch_size, critic_update)
-            what = "critic warm start (policy evaluation, actor frozen)"
-        else:
-            buffer, total, batch_size = run.buffer, cfg.offline_updates, cfg.offline_batch_size
-            step = make_gradient_step(run.agent, buffer, self.metrics, batch_size)
-            what = "offline phase"
+        """Offline pretraining (if any), then the evaluated row at env_steps = 0."""
+        cfg, state, buffer = self.cfg, self.run.state, self.run.buffer
+        total, batch_size = cfg.offline_updates, cfg.offline_batch_size
+        step = make_gradient_step(self.run.agent, buffer, self.metrics, batch_size)
         if not total:
             state.step0_done = True
             self.evaluate_log_and_checkpoint("init", dict(self.run.init_metrics))
             return
         if state.offline_done == 0:
-            log.info("%s: %d gradient steps on %d demonstration transitions (batch %d)", what, total,
+            log.info("offline phase: %d gradient steps on %d demonstration transitions (batch %d)", total,
                      len(buffer), batch_size)
         while state.offline_done < total:
             n = min(cfg.offline_eval_every, total - state.offline_done)
@@ -226,22 +213,6 @@ class _Loop:
             self.evaluate_log_and_checkpoint("offline", {**first, **means, "updates_per_s": n / elapsed})
             if self.stopped:
                 return
-
-    def _warm_start_on_replay(self, epoch: int) -> None:
-        """The critic warm start on the warm-up steps in the buffer, before the first online update."""
-        cfg, run, state = self.cfg, self.run, self.run.state
-        n = cfg.critic_warmstart_steps
-        if n:
-            critic_update = kl_sac_agent(run.agent, "the critic warm start").critic_update
-            step = make_gradient_step(run.agent, run.buffer, self.metrics, cfg.batch_size, critic_update)
-            log.info("critic warm start: %d policy-evaluation steps on %d warm-up transitions", n, len(run.buffer))
-            for _ in range(n):
-                step()
-            means, first_bad, _ = self.metrics.read()
-            _check_finite(first_bad, run.agent, f"during the critic warm start of epoch {epoch}", n, self.ckpt_path)
-            log.info("critic warm start done: mean Q %.3g, critic loss %.3g", means["q_mean"], means["critic_loss"])
-            state.gradient_steps += n
-        state.warmstart_done = True
 
     def online(self) -> None:
         """The online epochs: collect, update, evaluate, row, checkpoint."""
@@ -271,8 +242,6 @@ class _Loop:
             state.env_steps += cfg.steps_per_epoch
             t1 = time.perf_counter()
             epoch_updates = cfg.updates_per_epoch if learns_online and state.env_steps >= cfg.warmup_steps else 0
-            if epoch_updates and cfg.critic_warmstart_data == "warmup" and not state.warmstart_done:
-                self._warm_start_on_replay(epoch)
             for _ in range(epoch_updates):
                 gradient_step()
             n_updates += epoch_updates
@@ -316,9 +285,8 @@ class _Loop:
             "epoch": state.epoch, "env_steps": state.env_steps, "wall_s": state.wall_s,
             "state": dataclasses.asdict(state), "config": json.dumps(cfg.to_dict()),
             "agent": run.agent.state_dict(), "replay": run.buffer.state_dict(),
-            "rng": rng_state(run.np_rng, run.envs), "row": row,
+            "rng": rng_state(run.np_rng, run.envs), "row": row, "format": CHECKPOINT_FORMAT,
             **({} if run.prior_sha256 is None else {"prior_sha256": run.prior_sha256}),
-            **({} if run.frozen_actor is None else {"anchor": run.frozen_actor.state_dict()}),
         }, self.ckpt_path)
         self.logger.log(row)
         self.rows.append(row)

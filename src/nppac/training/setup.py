@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from nppac.agents.base import Agent
-from nppac.agents.kl_sac import KLSAC, KLSACConfig, initialize_policy, policy_kl
-from nppac.agents.networks import Actor, freeze, load_actor
-from nppac.agents.second_actor import SecondActor, SecondActorActing, SecondActorChoice, SecondActorSource
+from nppac.agents.base import Acting, Agent
+from nppac.agents.kl_sac import KLSACConfig, PriorMean, SigmaConvention, initialize_policy, policy_kl
+from nppac.agents.networks import load_actor
 from nppac.data.demos import Demonstrations
 from nppac.data.relabel import as_binary_reward
 from nppac.data.replay import BatchSource, MixedBatches, ReplayBuffer
@@ -38,9 +36,9 @@ from nppac.priors.base import Prior
 from nppac.priors.metrics import mean_action
 from nppac.tasks import get_task
 from nppac.training.algorithms import ABLATION_PRIOR, AgentSpec, DemoLoader
-from nppac.training.checkpoint import CHECKPOINT_NAME, restore_rng_state
+from nppac.training.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, restore_rng_state
 from nppac.training.config import ResolvedConfig, TrainConfig
-from nppac.training.envs import EVAL_SEED_OFFSET, Acting, ActorActing, eval_envs, make_env
+from nppac.training.envs import EVAL_SEED_OFFSET, eval_envs, make_env
 from nppac.training.logger import PROGRESS_NAME, truncate_progress
 from nppac.training.prior_cache import PriorCache
 from nppac.training.progress import ProgressBar
@@ -63,8 +61,6 @@ class RunState:
     """Gradient steps of the offline phase taken."""
     step0_done: bool = False
     """Whether the row at env_steps = 0 (after initialization and the offline phase) is written."""
-    warmstart_done: bool = False
-    """Whether the critic warm start on the warm-up data has run (``critic_warmstart_data = "warmup"``)."""
     wall_s: float = 0.0
     rows: int = 0
     """Rows of ``progress.csv`` written, the checkpoint's own included (it is saved just before its row)."""
@@ -81,14 +77,9 @@ class Run:
     np_rng: np.random.Generator
     prior_cache: PriorCache | None
     acting: Acting
-    """How the run collects and is evaluated: the actor itself, or with a second actor beside it."""
+    """How the run collects and is evaluated (the agent's ``acting()``)."""
     eval_copies: list[gym.Env] = dataclasses.field(default_factory=list)
     """Copies of the evaluation environment that run its episodes side by side (their streams come from it)."""
-    frozen_actor: Actor | None = None
-    """The initialized policy, frozen, where a remedy reads it (``kl_anchor``, ``second_actor = "init-actor"``);
-    every checkpoint saves it (as ``anchor``)."""
-    warmstart_buffer: ReplayBuffer | None = None
-    """The demonstrations with the run's reward and cached prior, for the critic warm start on them."""
     mixed_batches: MixedBatches | None = None
     """Demonstrations and replay in every online batch (``demo_batch_fraction``); None: the replay buffer alone."""
     state: RunState = dataclasses.field(default_factory=RunState)
@@ -124,12 +115,9 @@ def restore_or_start_run(cfg: ResolvedConfig, out: Path, resume: bool, prior: Pr
         _restore(run, cfg, out, ckpt)
     else:
         _start_fresh(run, cfg, out, resolved_prior, demo_source, progress)
-    warmstart = bool(cfg.critic_warmstart_steps) and cfg.critic_warmstart_data == "demos"
-    if warmstart or cfg.demo_batch_fraction:  # after the anchor: its μ0 is cached
+    if cfg.demo_batch_fraction:
         demo_buffer = demonstration_buffer(cfg, demo_source.get(), run.prior_cache, device)
-        run.warmstart_buffer = demo_buffer if warmstart else None
-        if cfg.demo_batch_fraction:
-            run.mixed_batches = MixedBatches(run.buffer, demo_buffer, cfg.demo_batch_fraction)
+        run.mixed_batches = MixedBatches(run.buffer, demo_buffer, cfg.demo_batch_fraction)
     truncate_progress(out / PROGRESS_NAME, run.state.epoch, run.state.gradient_steps if ckpt is not None else -1,
                       uses_prior=cfg.prior_kind is not None)
     return run
@@ -141,41 +129,15 @@ def _build_run(cfg: ResolvedConfig, prior: Prior | None, demo_source: DemoSource
     if prior is not None and not use_variance(prior, cfg.prior_variance, cfg.love_rank, cfg.love_seed) \
             and cfg.prior_variance == "love":
         log.info("the %s prior's σ0 has no LOVE estimate; it stays exact", prior.kind)
-    prior_cache = None if prior is None else PriorCache(prior, cfg.prior_sigma, device)
-    agent = build_agent(cfg, demo_source.get, device)
+    prior_cache = None if prior is None else PriorCache(prior, device)
+    agent = build_agent(cfg, demo_source.get, device, prior)
     n_seeded = demo_source.get().n_transitions if cfg.seed_demos else 0
     n_online = cfg.n_epochs * cfg.steps_per_epoch if cfg.algorithm.online_updates else 0
     capacity = min(cfg.replay_capacity, n_online + n_seeded)
     buffer = ReplayBuffer(task.obs_dim, task.act_dim, capacity, device, prior_cache=prior_cache)
     evaluation, *copies = eval_envs(task, cfg.eval_horizon, cfg.seed + EVAL_SEED_OFFSET, cfg.eval_episodes)
     envs = {"train": make_env(task, cfg.horizon, cfg.seed, cfg.binary_reward), "eval": evaluation}
-    # The frozen initialized policy: a copy now, its weights the initialized policy's once there is one.
-    reads_init = cfg.kl_anchor == "init-actor" or cfg.second_actor == "init-actor"
-    frozen = freeze(agent.actor) if reads_init else None
-    acting = ActorActing(agent.actor) if cfg.second_actor == "none" else \
-        second_actor_acting(cfg, agent, prior, frozen)
-    return Run(agent, buffer, envs, np.random.default_rng(cfg.seed), prior_cache, acting, eval_copies=copies,
-               frozen_actor=frozen)
-
-
-def second_actor_acting(cfg: ResolvedConfig, agent: Agent, prior: Prior | None,
-                        frozen: Actor | None) -> SecondActorActing:
-    """``second_actor``: the second action in the agent's critic target, and the rule the run acts by."""
-    kl_sac = kl_sac_agent(agent, f"second_actor={cfg.second_actor}")
-    propose: Callable[[torch.Tensor], torch.Tensor]
-    if cfg.second_actor == "prior-mean":
-        if prior is None:
-            raise NppacError("second_actor=prior-mean proposes the prior's mean action; this run has no prior")
-        propose = functools.partial(_prior_mean_action, prior)
-    elif frozen is not None:
-        propose = frozen.deterministic
-    else:
-        raise NppacError("second_actor=init-actor needs the frozen initialized policy")
-    source: SecondActorSource = "prior-mean" if cfg.second_actor == "prior-mean" else "init-actor"
-    choice: SecondActorChoice = "softmax" if cfg.second_actor_choice == "softmax" else "greedy"
-    second = SecondActor(source, propose, choice, cfg.second_actor_temperature)
-    kl_sac.use_second_actor(second)
-    return SecondActorActing(kl_sac.actor, kl_sac.critic, second)
+    return Run(agent, buffer, envs, np.random.default_rng(cfg.seed), prior_cache, agent.acting(), eval_copies=copies)
 
 
 def _prior_mean_action(prior: Prior, states: torch.Tensor) -> torch.Tensor:
@@ -186,6 +148,8 @@ def _prior_mean_action(prior: Prior, states: torch.Tensor) -> torch.Tensor:
 def _restore(run: Run, cfg: ResolvedConfig, out: Path, ckpt: dict[str, Any]) -> None:
     """Agent, replay buffer, generators and phase state from the checkpoint (checked by load_resume_checkpoint)."""
     ckpt_path = out / CHECKPOINT_NAME
+    if ckpt.get("format", 1) < CHECKPOINT_FORMAT:
+        _from_format_1(ckpt, cfg)
     try:
         run.agent.load_state_dict(ckpt["agent"])
         run.buffer.load_state_dict(ckpt["replay"])
@@ -195,15 +159,22 @@ def _restore(run: Run, cfg: ResolvedConfig, out: Path, ckpt: dict[str, Any]) -> 
     restore_rng_state(ckpt["rng"], run.np_rng, run.envs)
     run.state = RunState(**ckpt["state"])
     run.unwritten_row = ckpt.get("row")
-    if run.frozen_actor is not None:
-        if "anchor" not in ckpt:
-            reader = "kl_anchor" if cfg.kl_anchor == "init-actor" else "second_actor"
-            raise NppacError(f"checkpoint {ckpt_path} holds no anchor actor, but the run's {CONFIG_NAME} says "
-                             f"{reader}=init-actor; was it edited? restore it or start a new run")
-        run.frozen_actor.load_state_dict(ckpt["anchor"])  # the frozen copy takes the saved weights
-        _anchor(run, cfg)
     where = f"epoch {run.state.epoch}" if run.state.step0_done else f"offline step {run.state.offline_done}"
     log.info("resuming %s after %s (%d env steps)", out, where, run.state.env_steps)
+
+
+def _from_format_1(ckpt: dict[str, Any], cfg: ResolvedConfig) -> None:
+    """A checkpoint of an earlier version as this one writes it, exactly: its replay buffer's σ0² (cached squared
+    under ``prior_sigma = "variance"``) becomes σ0 again; the frozen initialized policy saved beside
+    the agent (``anchor``) joins the agent's state; the removed critic warm start's flag goes."""
+    storage = ckpt["replay"]["storage"]
+    if cfg.prior_sigma == "variance" and "prior_std" in storage:
+        for key in ("prior_std", "next_prior_std"):
+            # Exact: in binary floating point rounded to nearest, sqrt(fl(σ·σ)) = σ (barring under- and overflow).
+            storage[key] = storage[key].sqrt()
+    if "anchor" in ckpt:
+        ckpt["agent"]["init_actor"] = ckpt.pop("anchor")
+    ckpt["state"].pop("warmstart_done", None)
 
 
 def _start_fresh(run: Run, cfg: ResolvedConfig, out: Path, prior: Prior | None, demo_source: DemoSource,
@@ -215,40 +186,14 @@ def _start_fresh(run: Run, cfg: ResolvedConfig, out: Path, prior: Prior | None, 
         write_references(out, references(task, demos_for_reference, prior, cfg.eval_episodes, cfg.eval_horizon,
                                          cfg.seed + 20_000))
     if cfg.init_actor is not None:
-        run.init_metrics = start_from_actor(run.agent, cfg.init_actor, run.prior_cache, demo_source)
+        run.init_metrics = start_from_actor(run.agent, cfg.init_actor, run.prior_cache, demo_source, cfg.prior_sigma)
     if run.prior_cache is not None and cfg.init_epochs:
         run.init_metrics = initialize_toward_prior(run.agent, run.prior_cache, demo_source.get(), cfg, progress)
-    if run.frozen_actor is not None:
-        run.frozen_actor.load_state_dict(run.agent.actor.state_dict())
-        _anchor(run, cfg)
-    if cfg.auto_alpha_target == "init-kl":
-        if "init_kl" not in run.init_metrics:
-            raise NppacError("auto_alpha_target=init-kl needs the KL measured by policy initialization; "
-                             "set init_epochs > 0 or choose auto_alpha_target=act-dim")
-        kl_sac_agent(run.agent, "auto_alpha_target=init-kl").penalty_target.fill_(run.init_metrics["init_kl"])
-        log.info("automatic α targets the KL after initialization, %.3g", run.init_metrics["init_kl"])
+    run.agent.before_online(run.init_metrics)
     if cfg.seed_demos:
         flat = demo_source.get().flat()
         run.buffer.add(flat["observations"], flat["actions"], training_rewards(flat["rewards"], cfg),
                        flat["next_observations"], flat["terminals"])
-
-
-def _anchor(run: Run, cfg: ResolvedConfig) -> None:
-    """``kl_anchor = "init-actor"``: the prior cache answers with the frozen initialized policy's mean action as μ0
-    (else nothing)."""
-    if cfg.kl_anchor != "init-actor" or run.frozen_actor is None:
-        return
-    if run.prior_cache is None:
-        raise NppacError("kl_anchor=init-actor moves the mean of the KL's prior; this run has no prior")
-    run.prior_cache.anchor_to(run.frozen_actor)
-    log.info("the online KL is anchored to the initialized policy's mean action, with the prior's σ0")
-
-
-def kl_sac_agent(agent: Agent, what: str) -> KLSAC:
-    """``agent`` as the KL-SAC agent that ``what`` needs (TrainConfig.validate allows it for those only)."""
-    if not isinstance(agent, KLSAC):
-        raise NppacError(f"{what} needs a KL-SAC agent, not {type(agent).__name__}")
-    return agent
 
 
 def q_bounds(cfg: ResolvedConfig) -> tuple[float, float] | None:
@@ -265,28 +210,29 @@ def kl_sac_config(cfg: ResolvedConfig) -> KLSACConfig:
     use_prior = cfg.prior_kind is not None
     # Automatic α tracks E[log π − log π0]: −H̄ for SAC (log π0 ≡ 0), the KL target with a prior.
     target = cfg.target_kl if use_prior else -cfg.target_entropy
-    if cfg.auto_alpha_target == "act-dim":
-        target = float(cfg.task_spec.act_dim)
-    # "init-kl": the run sets the target once initialization has measured the KL (training.setup).
-    return KLSACConfig(gamma=cfg.gamma, tau=cfg.tau, alpha=cfg.alpha,
-                       auto_alpha=cfg.auto_alpha or cfg.auto_alpha_target is not None,
+    return KLSACConfig(gamma=cfg.gamma, tau=cfg.tau, alpha=cfg.alpha, auto_alpha=cfg.auto_alpha,
                        penalty_target=float(target or 0.0), actor_lr=cfg.actor_lr, critic_lr=cfg.critic_lr,
-                       alpha_lr=cfg.alpha_lr, use_prior=use_prior, actor_delay_updates=cfg.actor_delay_updates,
-                       critic_layernorm=cfg.critic_layernorm)
+                       alpha_lr=cfg.alpha_lr, use_prior=use_prior, prior_sigma=cfg.prior_sigma,
+                       prior_variance=cfg.prior_variance, auto_alpha_target=cfg.auto_alpha_target,
+                       critic_layernorm=cfg.critic_layernorm, kl_anchor=cfg.kl_anchor, second_actor=cfg.second_actor,
+                       second_actor_choice=cfg.second_actor_choice,
+                       second_actor_temperature=cfg.second_actor_temperature)
 
 
-def agent_spec(cfg: ResolvedConfig, demos: DemoLoader, device: torch.device) -> AgentSpec:
+def agent_spec(cfg: ResolvedConfig, demos: DemoLoader, device: torch.device, prior: Prior | None = None) -> AgentSpec:
     """What the algorithm's builder reads of a resolved config (``demos`` loads the demonstrations on demand)."""
     task = cfg.task_spec
+    prior_mean: PriorMean | None = None if prior is None else functools.partial(_prior_mean_action, prior)
     return AgentSpec(obs_dim=task.obs_dim, act_dim=task.act_dim, actor=cfg.actor, actor_hidden=cfg.actor_hidden,
                      critic_hidden=cfg.critic_hidden, actor_log_std_range=cfg.actor_log_std_range,
                      q_bounds=q_bounds(cfg), kl_sac=kl_sac_config(cfg), settings=cfg.algo_config(), demos=demos,
-                     device=device)
+                     device=device, prior_mean=prior_mean)
 
 
-def build_agent(cfg: ResolvedConfig, demos: DemoLoader, device: torch.device) -> Agent:
-    """The algorithm's agent for a resolved config (``demos`` loads the demonstrations if its builder reads them)."""
-    return cfg.algorithm.build(agent_spec(cfg, demos, device))
+def build_agent(cfg: ResolvedConfig, demos: DemoLoader, device: torch.device, prior: Prior | None = None) -> Agent:
+    """The algorithm's agent for a resolved config (``demos`` loads the demonstrations if its builder reads them;
+    ``prior``'s mean action is proposed by the second actor ``prior-mean``)."""
+    return cfg.algorithm.build(agent_spec(cfg, demos, device, prior))
 
 
 def demonstration_buffer(cfg: ResolvedConfig, demos: Demonstrations, prior_cache: PriorCache | None,
@@ -430,8 +376,8 @@ def fit_run_prior(cfg: ResolvedConfig, kind: str, demos: Demonstrations, progres
     return fit(kind)
 
 
-def start_from_actor(agent: Agent, path: str, prior_cache: PriorCache | None,
-                     demos: DemoSource) -> dict[str, float]:
+def start_from_actor(agent: Agent, path: str, prior_cache: PriorCache | None, demos: DemoSource,
+                     prior_sigma: SigmaConvention) -> dict[str, float]:
     """Load ``path`` into the agent's actor (refused in one line unless it has the run's architecture); returns
     its KL(π‖π0) on the demonstration states, measured as policy initialization reports it (when there are both)."""
     actor = load_actor(path, agent.device)
@@ -448,7 +394,7 @@ def start_from_actor(agent: Agent, path: str, prior_cache: PriorCache | None,
     states = torch.as_tensor(demos.get().states, device=agent.device)
     prior_mean, prior_std = prior_cache(states)
     with torch.no_grad():
-        kl = float(policy_kl(mine, states, prior_mean, prior_std))
+        kl = float(policy_kl(mine, states, prior_mean, prior_std, prior_sigma))
     if not math.isfinite(kl):
         raise NonFiniteError(f"KL(π‖π0) of the actor in {path} is not finite; check the prior's σ0")
     log.info("its KL(π‖π0) on %d demonstration states: %.3g", len(states), kl)
@@ -463,7 +409,8 @@ def initialize_toward_prior(agent: Agent, prior_cache: PriorCache, demos: Demons
     prior_mean, prior_std = prior_cache(states)
     with ProgressBar(progress) as bar:
         history = initialize_policy(agent.actor, states, prior_mean, prior_std, cfg.init_epochs,
-                                    cfg.init_batch_size, cfg.actor_lr, cfg.seed, progress=bar.stage)
+                                    cfg.init_batch_size, cfg.actor_lr, cfg.seed, progress=bar.stage,
+                                    prior_sigma=cfg.prior_sigma)
     if not math.isfinite(history[-1]):
         raise NonFiniteError("KL(π‖π0) became non-finite during policy initialization; check the prior's σ0")
     log.info("policy initialized: KL(π‖π0) %.3g → %.3g over %d epochs", history[0], history[-1], len(history))
