@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from run_files import finished, read_rows
+from nppac.experiments.tables.runs import finished, read_rows
 
 ALGOS = ("awac", "bc")
 

@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from run_files import columns, done
 
 from nppac.diagnostics import style
 from nppac.diagnostics.curves import Run, load_run, t_interval
+from nppac.experiments.tables.runs import columns, done
 
 
 def level_of(runs: list[Run], hand: bool, level: float) -> float:

@@ -37,56 +37,63 @@ if [ ${#runs[@]} -gt 0 ]; then
   $nppac compare "${runs[@]}" --group-by algo,prior_sigma --out "$figures/halfcheetah-conventions.png" > /dev/null
 fi
 # Run by run: the pathology on halfcheetah (exact-variance and std) and on pen-binary (std and published).
-python "$(dirname "$0")/pathology_table.py" "$results/cpu" "$results/cpu-std" > "$figures/halfcheetah-runs.md"
+$nppac suite report --table pathology "$results/cpu" "$results/cpu-std" > "$figures/halfcheetah-runs.md"
 pen=("$results/cpu")
 [ -f "$results/cpu-published/suite.json" ] && pen+=("$results/cpu-published")
-python "$(dirname "$0")/pathology_table.py" "${pen[@]}" --task pen-binary > "$figures/pen-binary-runs.md"
+$nppac suite report --table pathology "${pen[@]}" --task pen-binary > "$figures/pen-binary-runs.md"
 # The same algorithms' final return and AUC under exact-variance and std, and the difference.
-python "$(dirname "$0")/conventions_table.py" "$results/cpu" "$results/cpu-std" > "$figures/halfcheetah-conventions.md"
+$nppac suite report --table conventions "$results/cpu" "$results/cpu-std" > "$figures/halfcheetah-conventions.md"
 wrote="$figures/halfcheetah-runs.md, $figures/pen-binary-runs.md, $figures/halfcheetah-conventions.md"
 if [ -f "$results/cpu-door/suite.json" ]; then
   door=("$results/cpu-door")
   [ -f "$results/cpu-door-published/suite.json" ] && door+=("$results/cpu-door-published")
-  python "$(dirname "$0")/pathology_table.py" "${door[@]}" --task door-binary > "$figures/door-binary-runs.md"
+  $nppac suite report --table pathology "${door[@]}" --task door-binary > "$figures/door-binary-runs.md"
   wrote="$wrote, $figures/door-binary-runs.md"
 fi
 # The claims under published beside exact-variance and std.
 if [ -f "$results/cpu-published/suite.json" ]; then
   {
-    python "$here/priors_table.py" "$results/cpu-published" "$results/cpu" "$results/cpu-std" --task halfcheetah
-    python "$here/priors_table.py" "$results/cpu-published" "$results/cpu" --task halfcheetah --versus awac
-    python "$here/priors_table.py" "$results/cpu-published" "$results/cpu" --task halfcheetah --versus sac
-    python "$here/pathology_table.py" "$results/cpu-published"
-    python "$here/competence_table.py" "$results/cpu-published" "$results/cpu" "$results/cpu-std" --task halfcheetah
+    $nppac suite report --table priors "$results/cpu-published" "$results/cpu" "$results/cpu-std" --task halfcheetah
+    $nppac suite report --table priors "$results/cpu-published" "$results/cpu" --task halfcheetah --versus awac
+    $nppac suite report --table priors "$results/cpu-published" "$results/cpu" --task halfcheetah --versus sac
+    $nppac suite report --table pathology "$results/cpu-published"
+    $nppac suite report --table competence "$results/cpu-published" "$results/cpu" "$results/cpu-std" --task halfcheetah
   } > "$figures/published-halfcheetah.md"
   {
-    python "$here/priors_table.py" "$results/cpu-published" "$results/cpu" --task pen-binary --versus bc
-    python "$here/priors_table.py" "$results/cpu-published" "$results/cpu" --task pen-binary --versus awac
-    python "$here/conventions_table.py" "$results/cpu" "$results/cpu-published" --task pen-binary
-    python "$here/pathology_table.py" "$results/cpu-published" --task pen-binary
-    python "$here/competence_table.py" "$results/cpu-published" "$results/cpu" --task pen-binary
+    $nppac suite report --table priors "$results/cpu-published" "$results/cpu" --task pen-binary --versus bc
+    $nppac suite report --table priors "$results/cpu-published" "$results/cpu" --task pen-binary --versus awac
+    $nppac suite report --table conventions "$results/cpu" "$results/cpu-published" --task pen-binary
+    $nppac suite report --table pathology "$results/cpu-published" --task pen-binary
+    $nppac suite report --table competence "$results/cpu-published" "$results/cpu" --task pen-binary
   } > "$figures/published-pen-binary.md"
   wrote="$wrote, $figures/published-halfcheetah.md, $figures/published-pen-binary.md"
 fi
-if [ -d "$results/remedies/runs" ] && [ -d "$results/remedies-pen/runs" ]; then
-  # The remedies screen (docs/remedies.md; its tables in docs/RESULTS.md "Beyond the paper").
-  python "$(dirname "$0")/conventions.py" --out "$results/remedies" "$results/remedies-pen" \
-    --report "$(dirname "$figures")/remedies" > /dev/null
-  wrote="$wrote, $(dirname "$figures")/remedies/remedies.{md,json,png} and remedies-grid.png"
-fi
+# The screens (docs/conventions.md, docs/remedies.md): each one's report and figures in FIGURES_DIR/../SCREEN.
+screens=("conventions-love:conventions-love conventions-love-pen" "anchor:anchor" "remedies:remedies remedies-pen")
+for entry in "${screens[@]}"; do
+  name="${entry%%:*}" outs=()
+  for folder in ${entry#*:}; do
+    [ -f "$results/$folder/suite.json" ] && outs+=("$results/$folder")
+  done
+  if [ ${#outs[@]} -gt 0 ]; then
+    $nppac suite report --table screen "${outs[@]}" --out "$(dirname "$figures")/$name" 2> /dev/null
+    wrote="$wrote, $(dirname "$figures")/$name/$name.{md,json,png} and $name-grid.png"
+  fi
+done
 # Beyond the paper: the chosen remedy the full length, against today's nppac, BC and AWAC (results/cpu).
 if [ -f "$results/cpu-remedies/suite.json" ]; then
   {
-    python "$here/competence_table.py" "$results/cpu-remedies" "$results/cpu" --task halfcheetah \
-      --columns nppac nppac-alpha-init ppac-nn ppac-nn-alpha-init awac \
+    $nppac suite report --table competence "$results/cpu-remedies" "$results/cpu" --task halfcheetah \
+      --columns nppac --columns nppac-alpha-init --columns ppac-nn --columns ppac-nn-alpha-init --columns awac \
       --figure "$figures/remedies-halfcheetah-competence.png"
-    python "$here/priors_table.py" "$results/cpu-remedies" "$results/cpu" --task halfcheetah --versus awac
+    $nppac suite report --table priors "$results/cpu-remedies" "$results/cpu" --task halfcheetah --versus awac
   } > "$figures/remedies-halfcheetah.md"
   {
-    python "$here/competence_table.py" "$results/cpu-remedies" "$results/cpu" --task pen-binary \
-      --columns nppac nppac-alpha-init bc awac --figure "$figures/remedies-pen-binary-competence.png"
-    python "$here/priors_table.py" "$results/cpu-remedies" "$results/cpu" --task pen-binary --versus bc
-    python "$here/priors_table.py" "$results/cpu-remedies" "$results/cpu" --task pen-binary --versus awac
+    $nppac suite report --table competence "$results/cpu-remedies" "$results/cpu" --task pen-binary \
+      --columns nppac --columns nppac-alpha-init --columns bc --columns awac \
+      --figure "$figures/remedies-pen-binary-competence.png"
+    $nppac suite report --table priors "$results/cpu-remedies" "$results/cpu" --task pen-binary --versus bc
+    $nppac suite report --table priors "$results/cpu-remedies" "$results/cpu" --task pen-binary --versus awac
   } > "$figures/remedies-pen-binary.md"
   wrote="$wrote, $figures/remedies-{halfcheetah,pen-binary}.md and -competence.png"
 fi

@@ -8,9 +8,9 @@ the key number with its 95 % interval, how firm it is (seeds, adjusted p-value a
 the horizon measured as a share of the paper's, and the suite folders it reads. Every number comes from the
 project's own functions: each suite's ``report.json`` (``nppac suite report``: finals by
 :func:`nppac.experiments.report.run_final`, intervals and Holm-adjusted p-values by
-:mod:`nppac.experiments.stats`), the run-by-run summaries of ``pathology_table.py`` and
-``competence_table.py``, and the ``--versus`` differences of ``priors_table.py`` (their family and adjustment
-as that script prints them).
+:mod:`nppac.experiments.stats`), the run-by-run summaries of ``nppac suite report --table pathology`` and
+``--table competence``, and the ``--versus`` differences of ``--table priors`` (their family and adjustment
+as that table prints them).
 
 The verdicts are computed by these rules, never typed:
 
@@ -56,13 +56,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import competence_table
-import pathology_table
-import priors_table
-from run_files import columns, done, prior_name
-
 from nppac.experiments.report import collect_runs, summarize
 from nppac.experiments.stats import ALPHA, P_LABELS, Welch, p_text
+from nppac.experiments.tables import competence, pathology, priors
+from nppac.experiments.tables.runs import columns, done, prior_name
 
 EXPLOSION = 10.0
 """A run explodes when its peak KL or policy-gradient norm is this many times the GP prior's (nppac's) largest."""
@@ -114,10 +111,10 @@ def report(results: Path, suite: str) -> dict[str, Any] | None:
 
 
 def summaries(results: Path, suite: str, task: str, algos: Iterable[str]) -> list[dict[str, Any]]:
-    """pathology_table's summary of every finished or diverged run of the algorithms in the suite and task."""
+    """The pathology table's summary of every finished or diverged run of the algorithms in the suite and task."""
     folder = results / suite
     present = columns(folder, task) if folder.is_dir() else []
-    return [pathology_table.summarize(run) for algo in algos if algo in present
+    return [pathology.summarize(run) for algo in algos if algo in present
             for run in sorted((folder / task / algo).glob("seed-*")) if done(run)]
 
 
@@ -342,7 +339,8 @@ def claim_step0(results: Path) -> Row:
 
 def versus_row(results: Path, claim: str, task: str) -> Row:
     """nppac under the published prior (cpu-published) against the baselines of cpu, on final and AUC, as
-    ``priors_table.py results/cpu-published results/cpu --task TASK --versus X`` prints them."""
+    ``nppac suite report --table priors results/cpu-published results/cpu --task TASK --versus X`` prints
+    them."""
     suites = [results / "cpu-published", results / "cpu"]
     if not all((s / "report.json").is_file() for s in suites):
         return Row(claim, "untested", "—", "—", "—", "cpu-published, cpu")
@@ -353,7 +351,7 @@ def versus_row(results: Path, claim: str, task: str) -> Row:
     sides: list[str] = []
     sizes: list[int] = []
     for versus in LONG_VERSUS[task]:
-        family = priors_table.differences(suites, task, versus)
+        family = priors.differences(suites, task, versus)
         sizes.append(sum(math.isfinite(t.p) for t, _ in family.values()))
         for quantity in ("final", "auc"):
             test, p = family[quantity, suites[0], "nppac"]
@@ -363,7 +361,7 @@ def versus_row(results: Path, claim: str, task: str) -> Row:
                         f"{' ✓' if p < ALPHA else ''})")
     n = first["tasks"][task]["algos"]["nppac"]["n"]
     firmness = (f"{n} seeds a side; {P_LABELS['holm']} within each `--versus` table's family "
-                f"({' and '.join(map(str, dict.fromkeys(sizes)))} comparisons, priors_table.py); "
+                f"({' and '.join(map(str, dict.fromkeys(sizes)))} comparisons, --table priors); "
                 f"{sides.count('for')} of {len(sides)} for the claim, {sides.count('against')} against")
     return Row(claim, comparisons_verdict(sides), f"nppac (published) − baseline: {'; '.join(keys)}", firmness,
                horizon(report_steps(results, [("cpu-published", task), ("cpu", task)])), "cpu-published, cpu")
@@ -442,7 +440,7 @@ def claim_competence(results: Path) -> Row:
         if not only:
             continue
         worst_of: list[tuple[float, str]] = []
-        for (_, algo, name), runs in competence_table.cells(competence_table.collect(suites, task, only)).items():
+        for (_, algo, name), runs in competence.cells(competence.collect(suites, task, only)).items():
             worst = min((r["min_vs_prior"] for r in runs if math.isfinite(r["min_vs_prior"])), default=math.nan)
             if not math.isfinite(worst):
                 continue
@@ -456,8 +454,8 @@ def claim_competence(results: Path) -> Row:
             best.append(f"{SHORT.get(task, task)} {value:.2f}, {label}")
         baselines: list[str] = ([c for c in ("awac", "bc") if c in columns(results / "cpu", task)]
                                  if (results / "cpu").is_dir() else [])
-        for (_, algo, _), runs in competence_table.cells(
-                competence_table.collect([results / "cpu"], task, baselines)).items() if baselines else []:
+        for (_, algo, _), runs in competence.cells(
+                competence.collect([results / "cpu"], task, baselines)).items() if baselines else []:
             worst = min(r["min_vs_prior"] for r in runs)
             references.append(f"{algo.upper()} on {SHORT.get(task, task)} {worst:.2f}")
     key = (f"the worst seed's min over epochs of evaluation ÷ the prior's mean action, best nppac cell: "

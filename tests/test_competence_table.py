@@ -1,20 +1,20 @@
-"""benchmarks/competence_table.py: the competence ratios of suite runs, variants included, with intervals."""
+"""nppac suite report --table competence: the competence ratios of suite runs, variants included, with intervals."""
 
 from __future__ import annotations
 
 import csv
 import json
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from tests.builders import benchmark_module
+from nppac.errors import NppacError
+from nppac.experiments.tables import competence as competence_module
 
 
 @pytest.fixture(scope="module")
-def competence() -> ModuleType:
-    return benchmark_module("competence_table")
+def competence():
+    return competence_module
 
 
 def _run(suite: Path, column: str, seed: int, evals: list[float], prior: float | None, gp: bool = True,
@@ -91,7 +91,7 @@ def test_episodes_are_banded_against_the_prior(competence, tmp_path):
     assert cells[:4] == ["suite", "nppac", "exact-variance", "2 seeds"]
     assert cells[4] == "25% · 38% · 38% (of 8)"  # < 0.2: 50, 199; 0.2-0.9: 500, 200, 899; ≥ 0.9: 900, 1300, 900
     assert cells[5] == "33% · 0% · 67% (of 3)"  # seed 1 logged no worst episode
-    with pytest.raises(SystemExit, match="locomotion"):
+    with pytest.raises(NppacError, match="locomotion"):
         competence.episodes_table([suite], "pen-binary")
 
 
@@ -112,7 +112,7 @@ def test_a_suite_of_variants_lends_its_prior_reference_and_unknown_columns_are_r
     _run(suite, "awac", 0, [800.0, 900.0, 950.0], prior=None, gp=False)
     rows = competence.table([suite], "halfcheetah")
     assert rows[2].split("|")[5].strip() == "1,200"  # awac's row: the variant's reference
-    with pytest.raises(SystemExit, match="--columns awca: no such column of halfcheetah.*there are: awac, nppac"):
+    with pytest.raises(NppacError, match="--columns awca: no such column of halfcheetah.*there are: awac, nppac"):
         competence.table([suite], "halfcheetah", only=["awca"])
 
 

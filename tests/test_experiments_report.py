@@ -498,10 +498,9 @@ def test_success_rate_intervals_stay_within_0_and_1(tmp_path):
 
 def test_a_diverged_runs_final_is_the_same_in_the_report_and_the_tables(tmp_path):
     """One definition: the mean of the last K rows of the run's schedule, its last evaluation held after it
-    stopped; the report, competence_table and pathology_table give the same number for the same run."""
-    from tests.builders import benchmark_module
+    stopped; the report, competence and pathology tables give the same number for the same run."""
+    from nppac.experiments.tables import competence, pathology
 
-    competence, pathology = benchmark_module("competence_table"), benchmark_module("pathology_table")
     suite = parse_suite({"name": "div", "tasks": ["hopper"], "algos": ["sac"], "seeds": 2,
                          "settings": {"steps": 600, "steps_per_epoch": 100}, "report": {"last_k": 3}})
     out = tmp_path / "out"

@@ -490,3 +490,42 @@ def test_held_to_schedule_holds_evaluations_only():
     stopped_last = held_to_schedule(Run(Path("r"), {}, {"env_steps": np.array([0.0, 400.0]),
                                                        "eval_return": np.array([5.0, 7.0])}), 400, 100)
     assert stopped_last.stopped_at == 400 and stopped_last.columns["env_steps"].tolist() == [0, 400]
+
+
+def test_shared_init_initializes_once_per_task_seed_and_sigma_setting_and_is_reused(tmp_path, monkeypatch):
+    """Variants that differ after step 0 start from one initialized actor; one of another σ0 from its own; a
+    second invocation makes none again."""
+    import nppac.training
+
+    variants = textwrap.dedent("""\
+        [variant.a]
+        algo = "ppac-nn"
+        [variant.b]
+        algo = "ppac-nn"
+        critic_layernorm = true
+        [variant.c]
+        algo = "ppac-nn"
+        prior_sigma = "variance"
+        """)
+    path = _suite_file(tmp_path, algos='["a", "b", "c"]', seeds="1", name="screen", extra=variants)
+    text = path.read_text().replace("[settings]", "[settings]\ninit_epochs = 2\nprior_iters = 20", 1)
+    path.write_text("shared_init = true\n" + text)
+    calls = []
+    real_train = nppac.training.train
+    monkeypatch.setattr(nppac.training, "train",
+                        lambda cfg, out, **kw: calls.append(out.name) or real_train(cfg, out, **kw))
+    suite = load_suite(path)
+    out = tmp_path / "out"
+    results = run_suite(suite, out, LocalRunner(workers=1), progress=False)
+    assert [r.outcome for r in results] == ["finished"] * 3
+    inits = sorted(p.name for p in (out / "inits").iterdir() if p.is_dir())
+    assert len(inits) == len(calls) == 2  # 2 σ0 settings
+    used = {r.key: json.loads((r.directory(out) / "config.json").read_text()) for r in suite.runs}
+    for seed in (0,):
+        a, b, c = (used[f"halfcheetah/{v}/seed-{seed}"] for v in "abc")
+        assert a["init_actor"] == b["init_actor"] != c["init_actor"] and a["init_epochs"] == 0
+        assert Path(a["init_actor"]).parent.parent == out / "inits"
+        step0 = [_progress(out / "halfcheetah" / v / f"seed-{seed}")[0]["eval_return"] for v in "ab"]
+        assert step0[0] == step0[1]  # the same initialized actor, evaluated alike
+    run_suite(load_suite(path), out, LocalRunner(workers=1), progress=False)
+    assert len(calls) == 2

@@ -1,4 +1,4 @@
-"""benchmarks/priors_table.py and conventions_table.py: suites side by side, replications pooled, differences
+"""nppac suite report --table priors and --table conventions: suites side by side, replications pooled, differences
 marked on p-values adjusted across each table's family."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 
 from nppac.experiments import parse_suite, write_report
 from nppac.experiments.stats import adjust_p_values, welch_test
-from tests.builders import benchmark_module
+from nppac.experiments.tables import conventions, priors
 
 FINALS = {"a": {"nppac": [10.0, 20.0, 30.0], "sac": [40.0, 50.0, 60.0]},
           "b": {"nppac": [60.0, 70.0, 80.0], "sac": [44.0, 54.0, 64.0]}}
@@ -46,7 +46,6 @@ def suites(tmp_path: Path) -> list[Path]:
 
 
 def test_priors_table_pools_the_reference_and_adjusts_the_differences_across_the_table(suites):
-    priors = benchmark_module("priors_table")
     lines = priors.tables(suites, "hopper", versus="sac")
     text = "\n".join(lines)
     # sac ran with identical settings in both suites: one cell of 6 seeds, and the reference of the differences.
@@ -67,7 +66,6 @@ def test_priors_table_pools_the_reference_and_adjusts_the_differences_across_the
 
 
 def test_conventions_table_pools_identical_settings_and_compares_the_others(suites):
-    conventions = benchmark_module("conventions_table")
     lines = conventions.table(*suites, task="hopper")
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")] for line in lines[2:4]}
     # sac: one cell of both suites' seeds (mean 52, n = 6), no difference.

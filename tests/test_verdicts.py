@@ -83,7 +83,8 @@ def test_the_rules(verdicts):
 
 
 def test_runs_are_named_by_their_prior_setting_and_where_they_went_non_finite(tmp_path):
-    files = benchmark_module("run_files")
+    from nppac.experiments.tables import runs as files
+
     assert files.prior_name({"algo": "nppac", "prior": "gp", "prior_sigma": "variance", "prior_variance": "love"}) \
         == "published"
     assert files.prior_name({"algo": "nppac", "prior": "gp", "prior_sigma": "variance"}) == "exact-variance"

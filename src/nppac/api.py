@@ -102,10 +102,7 @@ class TrainSettings(TypedDict, total=False):
     target_kl: float | None
     alpha_lr: float
     auto_alpha_target: str | None
-    critic_warmstart_steps: int
-    critic_warmstart_data: str
     critic_layernorm: bool
-    actor_delay_updates: int
     kl_anchor: str
     second_actor: str
     second_actor_choice: str

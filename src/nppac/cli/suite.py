@@ -155,11 +155,17 @@ def export(
           file=sys.stderr)
 
 
+TABLES = ("competence", "conventions", "pathology", "priors", "screen")
+"""The tables ``nppac suite report --table`` prints from suite folders (:mod:`nppac.experiments.tables`)."""
+
+
 @app.command("report")
 def report(
-    out: Path = typer.Argument(..., metavar="OUT", help="Suite directory written by `nppac suite run --out`."),
+    outs: list[Path] = typer.Argument(..., metavar="OUT...", help="Suite directory written by `nppac suite run "
+                                                                   "--out` (several for --table)."),
     report_path: Path | None = typer.Option(None, "--out", help="Markdown report (default OUT/report.md); "
-                                                                  "the JSON and figures/ go beside it."),
+                                                                  "the JSON and figures/ go beside it. With --table "
+                                                                  "screen: the folder of the screen's files."),
     last_k: int | None = typer.Option(None, "--last-k", help="Evaluations averaged into final performance "
                                                              "(default: the suite's report.last_k, 3)."),
     thresholds: list[str] = typer.Option([], "--threshold", help="TASK=LEVEL: also report steps until the primary "
@@ -170,11 +176,36 @@ def report(
                                                              "adjusted across them: holm, bh (Benjamini–Hochberg) "
                                                              "or none (default: the suite's report.adjust, holm)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report's numbers as one JSON document."),
+    table: str | None = typer.Option(
+        None, "--table", help="Instead, print one table of the suite folders' runs (Markdown): competence (each run "
+                              "against its prior's mean action and step 0), conventions (the same algorithms in two "
+                              "suites, and their difference), pathology (run by run: the drop, KL, gradient, Q), "
+                              "priors (a column per suite; reads each folder's report.json) or screen (writes a "
+                              "screen's report files into --out)."),
+    task: str = typer.Option("halfcheetah", "--task", help="With --table: the task."),
+    versus: str | None = typer.Option(None, "--versus", help="With --table priors: the algorithm every cell is "
+                                                             "differenced against."),
+    columns: list[str] = typer.Option([], "--columns", help="With --table competence: only this column "
+                                                            "(an algorithm or variant; repeatable)."),
+    episodes: bool = typer.Option(False, "--episodes", help="With --table competence: the share of single episodes "
+                                                            "that fail, fall short of or keep the prior's return."),
+    figure: Path | None = typer.Option(None, "--figure", help="With --table competence: also draw each run's "
+                                                              "evaluation ÷ the prior's mean action (a .png)."),
 ) -> None:
-    """Final performance and sample efficiency per task and algorithm (mean, 95 % t-interval), with curves."""
+    """Final performance and sample efficiency per task and algorithm (mean, 95 % t-interval), with curves;
+    or, with --table, one table of one or more suite folders (docs/experiments.md)."""
+    from nppac.errors import NppacError
+
+    if table is not None:
+        lines = _table_lines(table, outs, report_path, task, versus, adjust or "holm", columns, episodes, figure)
+        if lines:
+            print("\n".join(lines))
+        return
+    if len(outs) != 1:
+        raise NppacError(f"nppac suite report reads one suite folder, got {len(outs)}; several are for --table")
     from nppac.experiments import write_report
 
-    summary, written = write_report(out, report_path, last_k, _thresholds(thresholds), baseline=baseline,
+    summary, written = write_report(outs[0], report_path, last_k, _thresholds(thresholds), baseline=baseline,
                                     adjust=adjust)
     if json_out:
         emit_json(summary.to_json())
@@ -184,6 +215,36 @@ def report(
 
     Console().print(Markdown(summary.to_markdown()))
     print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+
+
+def _table_lines(table: str, outs: list[Path], dest: Path | None, task: str, versus: str | None, adjust: str,
+                 columns: list[str], episodes: bool, figure: Path | None) -> list[str]:
+    from nppac.errors import NppacError
+    from nppac.experiments import tables
+
+    if table not in TABLES:
+        raise NppacError(f"--table {table!r}: choose one of {', '.join(TABLES)}")
+    if table == "competence":
+        only = columns or None
+        if episodes:
+            return tables.competence.episodes_table(outs, task, only)
+        lines = tables.competence.table(outs, task, only)
+        if figure is not None:
+            tables.competence.figure(outs, task, figure, only)
+        return lines
+    if table == "conventions":
+        if len(outs) != 2:
+            raise NppacError(f"--table conventions compares two suite folders, got {len(outs)}")
+        return tables.conventions.table(outs[0], outs[1], task, adjust)
+    if table == "pathology":
+        return tables.pathology.table(outs, task)
+    if table == "priors":
+        return tables.priors.tables(outs, task, versus, adjust)
+    if dest is None:
+        raise NppacError("--table screen writes its files into a folder: give it with --out DIR")
+    written = tables.screen.report(outs, dest)
+    print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+    return []
 
 
 def _thresholds(pairs: list[str]) -> dict[str, float]:

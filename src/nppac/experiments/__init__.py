@@ -9,6 +9,9 @@
 * :mod:`nppac.experiments.stats` — Welch's test, p-values adjusted across a family of
   comparisons (Holm, Benjamini–Hochberg), intervals held to a quantity's bounds.
 * :mod:`nppac.experiments.replicates` — which runs of several suites are one cell.
+* :mod:`nppac.experiments.shared_priors`, :mod:`nppac.experiments.shared_inits` — priors fitted and policies
+  initialized once per suite.
+* :mod:`nppac.experiments.tables` — the tables of one or more suites' runs (``nppac suite report --table``).
 """
 
 from nppac.experiments.export import export_suite

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from nppac.errors import DivergedError, NppacError
+from nppac.experiments.shared_inits import with_shared_inits
 from nppac.experiments.shared_priors import with_shared_priors
 from nppac.experiments.suite import RunSpec, Suite
 from nppac.outputs import DirectoryLock, real_output, write_atomic
@@ -468,13 +469,16 @@ def run_suite(suite: Suite, out: str | Path, runner: Runner | None = None, progr
     the manifest still names every run, so the report lists the others as pending.
 
     Priors are fitted first, once per (demonstrations, kind, settings), into ``out/priors``
-    (:mod:`nppac.experiments.shared_priors`), and every run reads its shared prior.
+    (:mod:`nppac.experiments.shared_priors`), and every run reads its shared prior; with the suite's
+    ``shared_init``, policy initializations are done next, once per task, seed and initialization setting, into
+    ``out/inits`` (:mod:`nppac.experiments.shared_inits`).
     """
     out = real_output(Path(out).expanduser())  # Ray workers do not share this process's working directory
     suite.check_output(out)
     selected = {r.key for r in suite.select(only)}
     suite.write_manifest(out)  # before any prior is fitted into it: OUT is the suite's, even if a fit is cut short
     suite = with_shared_priors(suite, out, selected)  # each (demonstrations, kind, settings) prior fitted once
+    suite = with_shared_inits(suite, out, selected)  # with shared_init: each initialization done once
     suite.write_manifest(out)
     runner = runner or LocalRunner()
     results: dict[str, RunResult] = {}

@@ -60,30 +60,31 @@ def shared_prior(cfg: TrainConfig, kind: str, root: Path) -> Path:
     if kind == ABLATION_PRIOR:
         parts = {role: shared_prior(cfg, part, root) for role, part in (("mean", "gp"), ("std", "nn"))}
         key = hashlib.sha256(json.dumps({k: str(v) for k, v in parts.items()}).encode()).hexdigest()[:12]
-        return _build(root / f"{cfg.task}-{kind}-{key}", lambda tmp: _combine(parts, tmp),
+        return build_once(root / f"{cfg.task}-{kind}-{key}", lambda tmp: _combine(parts, tmp),
                       {"kind": kind, "parts": {k: str(v) for k, v in parts.items()}})
     demos = _demos_source(cfg)
     settings = prior_settings(cfg, kind)
     record = {**settings, "demos": demos, "demos_sha256": content_hash(local_path(demos))}
     key = hashlib.sha256(json.dumps({k: v for k, v in record.items() if k not in ("demos", "gpytorch")}, sort_keys=True)
                          .encode()).hexdigest()[:12]
-    return _build(root / f"{cfg.task}-{kind}-{key}", lambda tmp: _fit(cfg, kind, settings, tmp), record)
+    return build_once(root / f"{cfg.task}-{kind}-{key}", lambda tmp: _fit(cfg, kind, settings, tmp), record)
 
 
-def _build(target: Path, make: Any, record: dict[str, Any]) -> Path:
-    """``target`` made once by ``make(tmp_dir)``, under a lock, moved into place whole."""
-    if (target / "settings.json").exists():
+def build_once(target: Path, make: Any, record: dict[str, Any], record_name: str = "shared_prior.json") -> Path:
+    """``target`` made once by ``make(tmp_dir)``, under a lock, moved into place whole with ``record`` in its
+    ``record_name`` (a target made earlier, with its record, is returned as it is)."""
+    if (target / record_name).exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with (target.parent / f".{target.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a second suite process waits for the first one's fit
-        if not (target / "settings.json").exists():
+        if not (target / record_name).exists():
             tmp = target.with_name(target.name + ".tmp")
             if tmp.is_symlink():  # a fit cut short leaves a folder; a link would be followed out of OUT
-                raise NppacError(f"{tmp} is a symbolic link, not a prior fit cut short; remove it")
+                raise NppacError(f"{tmp} is a symbolic link, not a fit cut short; remove it")
             shutil.rmtree(tmp, ignore_errors=True)
             make(tmp)
-            (tmp / "shared_prior.json").write_text(json.dumps(record, indent=2) + "\n")
+            (tmp / record_name).write_text(json.dumps(record, indent=2) + "\n")
             tmp.rename(target)
     return target
 

@@ -7,6 +7,7 @@ A suite file is TOML::
     algos = ["nppac", "ppac-nn", "sac"]
     seeds = 5                              # seeds 0..4, or a list: [0, 3, 7]
     skip = ["door-binary/sac"]             # optional: task/algo pairs left out of the product
+    shared_init = true                     # optional: one policy initialization per task × seed × σ0 setting
 
     [settings]                             # every run: any TrainConfig field
     steps = 300_000
@@ -38,6 +39,10 @@ own types, checked against each setting's as every source's are (``actor_hidden 
 ``prior`` paths are taken from the suite file's directory. Each run lives in
 ``OUT/task/algo/seed-S``, a variant's in ``OUT/task/VARIANT/seed-S``: the report, its
 figures and ``--only`` treat a variant as an algorithm of its own.
+
+``shared_init = true`` (a screen's: variants that differ only after step 0) starts every run that initializes
+its policy toward π0 from one initialization per task, seed and initialization setting, made once into
+``OUT/inits`` (:mod:`nppac.experiments.shared_inits`), as priors are shared (:mod:`nppac.experiments.shared_priors`).
 """
 
 from __future__ import annotations
@@ -71,7 +76,8 @@ MANIFEST_NAME = "suite.json"
 MANIFEST_FORMAT = "nppac-suite"
 """The ``format`` of a manifest (manifests written before it have none, and are recognized by reading them)."""
 
-_TOP_KEYS = ("name", "tasks", "algos", "seeds", "skip", "settings", "task", "algo", "variant", "report")
+_TOP_KEYS = ("name", "tasks", "algos", "seeds", "skip", "shared_init", "settings", "task", "algo", "variant",
+             "report")
 _SET_BY_SUITE = {"task": "tasks", "algo": "algos", "seed": "seeds"}
 _REPORT_KEYS = ("last_k", "threshold", "adjust")
 
@@ -142,6 +148,9 @@ class Suite:
     """The suite file it was read from."""
     columns: tuple[str, ...] = ()
     """The algorithms and variants in the order the suite file lists them (``algos``)."""
+    shared_init: bool = False
+    """Whether runs start from one policy initialization per task, seed and initialization setting
+    (:mod:`nppac.experiments.shared_inits`)."""
 
     @property
     def tasks(self) -> list[str]:
@@ -175,7 +184,7 @@ class Suite:
     def to_json(self) -> dict[str, Any]:
         return {"format": MANIFEST_FORMAT, "name": self.name, "source": self.source, "tasks": self.tasks,
                 "algos": self.algos, "seeds": self.seeds, "report": self.report.to_json(),
-                "runs": [r.to_json() for r in self.runs]}
+                "runs": [r.to_json() for r in self.runs]} | ({"shared_init": True} if self.shared_init else {})
 
     def fingerprint(self) -> str:
         """sha256 of the suite's name and expanded runs (key, variant and the suite file's settings), files named
@@ -268,7 +277,10 @@ def parse_suite(data: dict[str, Any], source: str | Path = "<suite>") -> Suite:
                 except NppacError as err:
                     raise NppacError(f"{where}: run {spec.key}: {err}") from None
                 runs.append(spec)
-    return Suite(name, tuple(runs), _report(data, where, tasks), str(source), tuple(algos))
+    shared_init = data.get("shared_init", False)
+    if not isinstance(shared_init, bool):
+        raise NppacError(f"{where}: shared_init must be true or false, got {shared_init!r}")
+    return Suite(name, tuple(runs), _report(data, where, tasks), str(source), tuple(algos), shared_init)
 
 
 def read_manifest(out: str | Path) -> Suite:
@@ -281,7 +293,8 @@ def read_manifest(out: str | Path) -> Suite:
         report = data.get("report", {})
         settings = ReportSettings(int(report.get("last_k", 3)), dict(report.get("threshold", {})),
                                   str(report.get("adjust", "holm")))
-        return Suite(data["name"], runs, settings, data.get("source"), tuple(data.get("algos", ())))
+        return Suite(data["name"], runs, settings, data.get("source"), tuple(data.get("algos", ())),
+                     bool(data.get("shared_init", False)))
     except OSError as err:
         raise NppacError(f"cannot read {path}: {err.strerror or err}; "
                          f"is {out} the --out of `nppac suite run`?") from None
@@ -379,8 +392,9 @@ def _tables(data: dict[str, Any], kind: str, known: list[str], where: str, base:
     return out
 
 
-_VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-"""A variant's name is a folder and an ``--only`` pattern's part: no glob characters, separators or spaces."""
+_VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+@-]*")
+"""A variant's name is a folder and an ``--only`` pattern's part: no glob characters, separators or spaces
+(``std+policy@awac``, a screen's names, are fine)."""
 
 
 def _variants(data: dict[str, Any], where: str, base: Path) -> dict[str, tuple[str, Settings]]:
@@ -391,9 +405,9 @@ def _variants(data: dict[str, Any], where: str, base: Path) -> dict[str, tuple[s
         if not isinstance(table, dict):
             raise NppacError(f"{where}: variant.{name} must be a table ({label}), got {table!r}")
         if not _VARIANT_NAME.fullmatch(name) or name.lower() in (a.lower() for a in (*ALGORITHMS, *out)):
-            raise NppacError(f"{where}: {label}: a variant needs a name of its own: letters, digits, '.', '_' "
-                             f"and '-', starting with a letter or digit, not an algorithm's or another variant's "
-                             f"in any case; got {name!r}")
+            raise NppacError(f"{where}: {label}: a variant needs a name of its own: letters, digits, '.', '_', "
+                             f"'+', '@' and '-', starting with a letter or digit, not an algorithm's or another "
+                             f"variant's in any case; got {name!r}")
         algo = table.get("algo")
         if not isinstance(algo, str) or algo not in ALGORITHMS:
             raise NppacError(f"{where}: {label} algo = {algo!r}: name the algorithm it varies "

@@ -1,0 +1,80 @@
+"""Policy initializations done once per suite and loaded by every run that would do the same one.
+
+A screen compares variants of an algorithm that differ only after step 0 (a remedy, a warm-up rule): with
+``shared_init = true`` in the suite file, the published policy initialization toward π0 runs once per task,
+seed and initialization setting (:data:`INIT_SETTINGS`: the σ0 convention, the actor, its initialization
+epochs, …), into ``OUT/inits/TASK-ALGO-seed-S-HASH/`` (a run stopped at its step-0 row; HASH from those
+settings and the prior's folder, itself content-addressed), and every such run starts from its actor
+(``init_actor``). The variants of a task and seed then start from the same policy, and a screen of N variants
+initializes once instead of N times. Like shared priors, each is made under a lock and moved into place whole:
+one cut short is made again, one made is reused by a later ``nppac suite run``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from collections.abc import Collection
+from pathlib import Path
+
+from nppac.errors import NppacError
+from nppac.experiments.shared_priors import build_once
+from nppac.experiments.suite import Suite
+from nppac.training import TrainConfig
+from nppac.training.config import PATH_FIELDS
+from nppac.training.rundir import ACTOR_NAME
+
+log = logging.getLogger(__name__)
+
+INITS_DIR = "inits"
+INIT_SETTINGS = ("task", "algo", "seed", "device", "num_threads", "demos", "allow_pickle", "max_clipped_actions",
+                 "prior", "prior_sigma", "prior_variance", "prior_convention", "love_rank", "love_seed", "actor",
+                 "actor_hidden", "actor_log_std_range", "actor_lr", "init_epochs", "init_batch_size")
+"""What a policy initialization reads of a run's settings: runs that agree on these share one."""
+RECORD_NAME = "shared_init.json"
+
+
+def init_config(cfg: TrainConfig) -> TrainConfig:
+    """The configuration of the initialization a run shares: its INIT_SETTINGS, one epoch, stopped at step 0."""
+    return TrainConfig(**{k: getattr(cfg, k) for k in INIT_SETTINGS}, steps=cfg.steps_per_epoch,
+                       steps_per_epoch=cfg.steps_per_epoch)
+
+
+def shared_init(cfg: TrainConfig, root: Path) -> Path:
+    """The initialized actor of a run's configuration (its ``prior`` already the shared one), made here if missing."""
+    init = init_config(cfg)
+    settings = {k: Path(v).name if k in PATH_FIELDS and v is not None else v
+                for k, v in dataclasses.asdict(init).items()}
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+    def make(tmp: Path) -> None:
+        from nppac.training import train
+
+        log.info("initializing the shared policy of %s/%s seed %d", cfg.task, cfg.algo, cfg.seed)
+        train(init, tmp, progress=False, on_epoch_end=lambda row: False)
+
+    target = root / f"{cfg.task}-{cfg.algo}-seed-{cfg.seed}-{key}"
+    return build_once(target, make, settings, RECORD_NAME) / ACTOR_NAME
+
+
+def with_shared_inits(suite: Suite, out: Path, keys: Collection[str] | None = None) -> Suite:
+    """The suite with every run that would initialize its policy toward π0 started from the shared initialization
+    (made here if missing); ``keys`` limits this to the runs about to train (None: every run)."""
+    runs = []
+    for run in suite.runs:
+        resolved = run.config.resolved()
+        if (not suite.shared_init or resolved.prior_kind is None or not resolved.init_epochs
+                or run.config.init_actor is not None or (keys is not None and run.key not in keys)):
+            runs.append(run)
+            continue
+        try:
+            actor = shared_init(run.config, out / INITS_DIR)
+        except (NppacError, OSError) as err:  # the run itself then fails with this error, recorded in its status
+            log.warning("%s: no shared initialization (%s); the run initializes its own", run.key, err)
+            runs.append(run)
+            continue
+        runs.append(dataclasses.replace(run, config=dataclasses.replace(run.config, init_actor=str(actor),
+                                                                        init_epochs=0)))
+    return dataclasses.replace(suite, runs=tuple(runs))

@@ -1,0 +1,121 @@
+"""What the tables read of a run directory: its config.json and progress.csv (and its suite's K of final)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def read_rows(run: Path) -> list[dict[str, str]]:
+    """The rows of a run's ``progress.csv``, its columns under today's names (runs of earlier versions too)."""
+    from nppac.training.algorithms import run_uses_prior
+    from nppac.training.logger import current_column_names
+
+    try:
+        config = json.loads((run / "config.json").read_text())
+    except (OSError, ValueError):
+        config = {}
+    with (run / "progress.csv").open(newline="") as f:
+        header = next(csv.reader(f), None)
+        if header is None:
+            return []
+        return list(csv.DictReader(f, fieldnames=current_column_names(header, run_uses_prior(config))))
+
+
+def last_k(suite: Path) -> int:
+    """The K of the suite's report (``suite.json``'s report.last_k): a run's final value is the mean of its last K
+    evaluated rows (:func:`nppac.experiments.report.run_final`)."""
+    from nppac.experiments.suite import MANIFEST_NAME, ReportSettings
+
+    try:
+        return int(json.loads((suite / MANIFEST_NAME).read_text())["report"]["last_k"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ReportSettings().last_k
+
+
+def final(run: Path, steps: list[float], values: list[float]) -> float:
+    """The run's final value from the evaluations it logged at ``steps`` (its step-0 row and online rows), as the
+    report defines it (:func:`nppac.experiments.report.run_final`, K of the run's suite folder)."""
+    from nppac.experiments.report import config_schedule, run_final
+
+    config = json.loads((run / "config.json").read_text())
+    return run_final(np.asarray(steps, dtype=float), values, config_schedule(config), last_k(run.parents[2]))
+
+
+def finished(run: Path) -> bool:
+    """Whether a run reached its configured steps (config.json and progress.csv are enough to tell)."""
+    try:
+        steps = json.loads((run / "config.json").read_text())["steps"]
+        rows = read_rows(run)
+    except (OSError, ValueError, KeyError):
+        return False
+    return bool(rows) and int(rows[-1]["env_steps"]) >= int(steps)
+
+
+def state(run: Path) -> str | None:
+    """The suite runner's record of the run (``status.json``): finished, diverged, failed; None without one."""
+    try:
+        return str(json.loads((run / "status.json").read_text())["status"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def done(run: Path) -> bool:
+    """Finished, or stopped for good by training's non-finite guard (a diverged run is a result too)."""
+    return finished(run) or state(run) == "diverged"
+
+
+ALGOS = ("nppac", "ppac-nn", "nppac-nn-std", "sac", "sac-bc", "awac", "bc")
+"""The order of a suite's algorithm columns in the tables; variants (any other folder) follow, sorted by name."""
+
+
+def columns(suite: Path, task: str) -> list[str]:
+    """The suite's columns (``TASK/COLUMN/seed-S``) that ran the task: algorithms in ALGOS order, then variants."""
+    present = {p.name for p in (suite / task).iterdir() if p.is_dir()} if (suite / task).is_dir() else set()
+    return [a for a in ALGOS if a in present] + sorted(present - set(ALGOS))
+
+
+PRIOR_ALGOS = ("nppac", "ppac-nn", "nppac-nn-std")
+"""The algorithms with a prior π0 (their runs have a σ0 setting)."""
+
+
+def prior_name(config: dict[str, Any]) -> str | None:
+    """The run's prior setting by its glossary name (docs/RESULTS.md): ``published`` (σ0² from LOVE in the place of
+    σ0), ``exact-variance`` (σ0² exact, in the place of σ0), ``std`` (σ0 exact, as a standard deviation) or
+    ``love-std`` (σ0 from LOVE, as a standard deviation): the ``prior_convention`` values of its (``prior_sigma``,
+    ``prior_variance``). An NN's σ0 has no LOVE estimate, so the NN variants' is exact whatever the run asked for;
+    runs from before ``prior_variance`` existed used the exact variance. None for a run without a prior (none
+    named in its config.json and an algorithm without one)."""
+    from nppac.training.config import PRIOR_CONVENTIONS
+
+    algo = config.get("algo")
+    if algo not in PRIOR_ALGOS and config.get("prior") is None:
+        return None
+    estimate = "exact" if algo in ("ppac-nn", "nppac-nn-std") else config.get("prior_variance") or "exact"
+    pair = (str(config.get("prior_sigma")), estimate)
+    return next((name for name, value in PRIOR_CONVENTIONS.items() if value == pair), " · ".join(pair))
+
+
+def non_finite(run: Path) -> tuple[str, int] | None:
+    """What became non-finite in a diverged run and in which epoch, from its ``status.json`` error (the trainer's
+    "critic gradient became non-finite at epoch 5 (gradient step 2 of 1000); …"): ("critic gradient", 5). The
+    epoch is the one being trained when it happened, one after the last epoch the run logged; None when the run
+    did not diverge or its error does not say."""
+    if state(run) != "diverged":
+        return None
+    try:
+        error = str(json.loads((run / "status.json").read_text()).get("error") or "")
+    except (OSError, ValueError, AttributeError):
+        return None
+    found = re.match(r"(.+?) became non-finite at epoch (\d+)", error)
+    if found is None:
+        return None
+    # "critic loss Σ_k (Q_k − y)²": the term's name, its words before its formula.
+    words = found.group(1).split()
+    name = " ".join(words[:next((i for i, w in enumerate(words) if not w.isascii() or not w.isalpha()), len(words))])
+    return name or found.group(1), int(found.group(2))
