@@ -86,3 +86,38 @@ def test_resume_finds_its_demonstrations_from_anywhere_and_refuses_changed_ones(
     save_npz(tiny_demos(seed=1), work / "demos.npz")
     proc = run_cli("train", "--resume", "--steps", "450", "--quiet", "--out", str(work / "run"), cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "changed since the run" in proc.stderr
+
+
+def _progress_run(tmp_path, text: str):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"algo": "nppac"}))
+    (run / "progress.csv").write_text(text)
+    return run
+
+
+HEADER = "phase,epoch,env_steps,wall_s,eval_return,target_kl\n"  # target_kl: an earlier version's name
+
+
+def test_every_reader_of_progress_reads_the_same_complete_rows_under_todays_names(tmp_path):
+    from nppac.diagnostics.curves import load_run
+    from nppac.experiments.runners import completed_epochs, measured_pace
+    from nppac.experiments.tables.runs import read_rows
+    from nppac.training.logger import current_column_names
+    from nppac.training.rundir import read_run_progress
+
+    whole = HEADER + "init,0,0,10,1.0,\nonline,1,100,20,2.0,0.5\nonline,2,200,30,3.0,0.7\n"
+    run = _progress_run(tmp_path, whole + "online,3,300,4")  # the last row cut by a kill
+    names, rows = read_run_progress(run)
+    assert names == current_column_names(HEADER.strip().split(","), True)
+    assert "target_kl" not in names and "next_kl_mean" in names
+    assert [r["epoch"] for r in rows] == ["0", "1", "2"] and read_rows(run) == rows
+    assert completed_epochs(run) == 2 and measured_pace(run).epochs == 2
+    with pytest.raises(NppacError, match="progress.csv is cut or edited: line 5 has 4 of 6 fields"):
+        load_run(run)
+    (run / "progress.csv").write_text(whole.replace("online,1,100,20,2.0,0.5", "online,1,100,20"))
+    assert [r["epoch"] for r in read_run_progress(run)[1]] == ["0", "2"]
+    with pytest.raises(NppacError, match="line 3 has 4 of 6 fields"):
+        read_run_progress(run, strict=True)
+    (run / "progress.csv").unlink()
+    assert read_run_progress(run) == ([], []) and completed_epochs(run) == 0 and measured_pace(run) is None

@@ -18,7 +18,6 @@ log x mapped back, which stays positive and is symmetric on the axis it is drawn
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -110,30 +109,13 @@ def load_run(directory: str | Path) -> Run:
             raise NppacError(f"{config_file} is not readable JSON ({err}); fix or remove it") from None
         if not isinstance(config, dict):
             raise NppacError(f"{config_file} must hold a JSON object (the run's settings)")
-    try:
-        with progress.open(newline="") as f:
-            text = f.read()
-        table = list(csv.reader(text.splitlines(keepends=True)))
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise NppacError(f"{progress} is not a readable CSV file ({err})") from None
-    names = table[0] if table else []
+    from nppac.training.rundir import read_run_progress
+
+    names, rows = read_run_progress(directory, strict=True, config=config)
     if "env_steps" not in names:
         raise NppacError(f"{progress} has no env_steps column; pass directories written by `nppac train`")
-    if len(table) < 2:
+    if not rows:
         raise NppacError(f"{progress} has no rows yet; wait for the run's first epoch")
-    # Rows are written whole, line end included: a last line without one, or a row with another number of
-    # fields, was cut mid-write (a kill, a full disk) or edited, and its numbers may be cut short too.
-    short = next((i for i, row in enumerate(table[1:], start=2) if len(row) != len(names)), None)
-    if short is not None or not text.endswith("\n"):
-        where = f"line {short} has {len(table[short - 1])} of {len(names)} fields" if short is not None else \
-            f"its last line ({len(table)}) has no line end"
-        raise NppacError(f"{progress} is cut or edited: {where}; a run writes whole rows, so its curve cannot be "
-                         "trusted: train the run again")
-    from nppac.training.algorithms import run_uses_prior
-    from nppac.training.logger import current_column_names
-
-    names = current_column_names(names, run_uses_prior(config))  # runs of earlier versions: today's names
-    rows = [dict(zip(names, row)) for row in table[1:]]
     init_kl = next((_float(row.get("init_kl")) for row in rows if row.get("init_kl")), math.nan)
     # The rows of an offline phase all sit at env_steps = 0; its last one is the curve's step-0 point.
     rows = [row for row, later in zip(rows, rows[1:] + [None])

@@ -28,7 +28,6 @@ Runners differ only in where :func:`execute_run` is called:
 from __future__ import annotations
 
 import concurrent.futures as cf
-import csv
 import json
 import logging
 import math
@@ -49,7 +48,7 @@ from nppac.experiments.suite import RunSpec, Suite
 from nppac.outputs import DirectoryLock, real_output, write_atomic
 from nppac.training import TrainConfig, train
 from nppac.training.checkpoint import CHECKPOINT_NAME
-from nppac.training.rundir import is_own_prior
+from nppac.training.rundir import is_own_prior, read_run_progress
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +105,9 @@ def completed_epochs(directory: str | Path) -> int:
     """The last online epoch in a run's ``progress.csv`` (0 when there is none; step-0 and offline rows do not
     count). A run that evaluates every few epochs (``eval_every``) has a row, and a checkpoint, at those only."""
     try:
-        with (Path(directory) / "progress.csv").open(newline="") as f:
-            return max((int(float(row["epoch"])) for row in csv.DictReader(f)
-                        if row.get("phase", "online") == "online"), default=0)
-    except (OSError, KeyError, ValueError):
+        return max((int(float(row["epoch"])) for row in read_run_progress(Path(directory))[1]
+                    if row.get("phase", "online") == "online"), default=0)
+    except (KeyError, ValueError):
         return 0
 
 
@@ -128,11 +126,10 @@ class Pace:
 def measured_pace(directory: str | Path) -> Pace | None:
     """The pace of the run in ``directory`` (None when it has not logged its step-0 row)."""
     try:
-        with (Path(directory) / "progress.csv").open(newline="") as f:
-            rows = list(csv.DictReader(f))
+        rows = read_run_progress(Path(directory))[1]
         start = [float(r["wall_s"]) for r in rows if r.get("phase") != "online"]
         online = [(int(float(r["epoch"])), float(r["wall_s"])) for r in rows if r.get("phase") == "online"]
-    except (OSError, KeyError, ValueError):
+    except (KeyError, ValueError):
         return None
     if not start:
         return None

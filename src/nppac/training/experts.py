@@ -16,7 +16,6 @@ a ``{task}.json`` of the same kind.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -38,7 +37,7 @@ from nppac.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from nppac.training.config import ResolvedConfig, TrainConfig
 from nppac.training.envs import make_env
 from nppac.training.loop import train
-from nppac.training.rundir import ACTOR_NAME, CONFIG_NAME
+from nppac.training.rundir import ACTOR_NAME, CONFIG_NAME, read_run_progress
 
 log = logging.getLogger(__name__)
 
@@ -335,13 +334,7 @@ def _expert_record(path: Path) -> dict[str, Any] | None:
 
 def _eval_return(run: Path, epoch: int) -> float | None:
     """The evaluation return of ``epoch`` in the run's ``progress.csv`` (None if the row is missing)."""
-    path = run / "progress.csv"
-    if path.is_file():
-        with path.open(newline="") as f:
-            for row in csv.DictReader(f):
-                if int(row["epoch"]) == epoch:
-                    return float(row["eval_return"])
-    return None
+    return next((float(row["eval_return"]) for row in read_run_progress(run)[1] if int(row["epoch"]) == epoch), None)
 
 
 def _exported_return(expert_file: Path) -> float:

@@ -26,7 +26,6 @@ whatever an agent keeps beyond its networks travels in its own ``state_dict``.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import functools
 import json
@@ -53,7 +52,7 @@ from nppac.training.envs import Collector, evaluate
 from nppac.training.logger import RunLogger, progress_columns
 from nppac.training.progress import ProgressBar
 from nppac.training.provenance import record_start
-from nppac.training.rundir import ACTOR_NAME, CONFIG_NAME, own_prior, prepare_run_dir
+from nppac.training.rundir import ACTOR_NAME, CONFIG_NAME, own_prior, prepare_run_dir, read_run_progress
 from nppac.training.setup import Run, restore_or_start_run
 
 log = logging.getLogger(__name__)
@@ -319,8 +318,7 @@ def _check_finite(first_bad: dict[str, int], agent: Agent, when: str, n_updates:
 
 
 def _summary(out: Path, cfg: ResolvedConfig, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    with (out / "progress.csv").open(newline="") as f:
-        history = list(csv.DictReader(f))
+    history = read_run_progress(out)[1]
     online = [r for r in history if r["phase"] == "online"]
     step0 = [r for r in history if r["phase"] != "online"]
     returns = [float(r["eval_return"]) for r in history]

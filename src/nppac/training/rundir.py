@@ -12,7 +12,9 @@ with its prior or its rows in ``progress.csv`` gone or changed).
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
 import logging
 from pathlib import Path
@@ -25,7 +27,7 @@ from nppac.errors import NppacError
 from nppac.outputs import check_output_dir, content_hash
 from nppac.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from nppac.training.config import ResolvedConfig, TrainConfig, with_legacy_values
-from nppac.training.logger import PROGRESS_NAME, read_progress
+from nppac.training.logger import PROGRESS_NAME, current_column_names, read_progress
 
 log = logging.getLogger(__name__)
 
@@ -183,3 +185,45 @@ def check_same_run(cfg: TrainConfig, ckpt: dict[str, Any], ckpt_path: Path) -> N
         shown = ", ".join(f"{k}: {saved.get(k)!r} → {now[k]!r}" for k in changed[:3])
         raise NppacError(f"the run's {CONFIG_NAME} differs from its checkpoint {ckpt_path} in {shown}; "
                          "restore the file or start a new run")
+
+
+def read_run_progress(run_dir: Path, *, strict: bool = False, config: dict[str, Any] | None = None
+                      ) -> tuple[list[str], list[dict[str, str]]]:
+    """The one reader of a run's ``progress.csv``: its columns under today's names (runs of earlier versions
+    too, :func:`~nppac.training.logger.current_column_names`) and its complete rows.
+
+    A row cut by a kill (a last line without its line end, another number of fields than the header) is left
+    out; with ``strict`` it is refused in one line, as is a missing or unreadable file, since a curve drawn from
+    it cannot be trusted. ``config`` (the run's ``config.json``) is read when not given.
+    """
+    from nppac.training.algorithms import run_uses_prior
+
+    progress = Path(run_dir) / PROGRESS_NAME
+    try:
+        text = ""
+        if strict or progress.is_file():
+            with progress.open(newline="") as f:
+                text = f.read()
+        table = list(csv.reader(io.StringIO(text)))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        if strict:
+            raise NppacError(f"{progress} is not a readable CSV file ({err})") from None
+        return [], []
+    if not table:
+        return [], []
+    header, body = table[0], table[1:]
+    cut = next((i for i, row in enumerate(body, start=2) if len(row) != len(header)), None)
+    if cut is not None or (body and not text.endswith("\n")):
+        if strict:
+            where = f"line {cut} has {len(body[cut - 2])} of {len(header)} fields" if cut is not None else \
+                f"its last line ({len(table)}) has no line end"
+            raise NppacError(f"{progress} is cut or edited: {where}; a run writes whole rows, so its curve cannot "
+                             "be trusted: train the run again")
+        body = [row for row in (body if text.endswith("\n") else body[:-1]) if len(row) == len(header)]
+    if config is None:
+        try:
+            config = json.loads((Path(run_dir) / CONFIG_NAME).read_text())
+        except (OSError, ValueError):
+            config = {}
+    names = current_column_names(header, run_uses_prior(config if isinstance(config, dict) else {}))
+    return names, [dict(zip(names, row)) for row in body]

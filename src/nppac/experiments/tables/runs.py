@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 from pathlib import Path
@@ -12,19 +11,11 @@ import numpy as np
 
 
 def read_rows(run: Path) -> list[dict[str, str]]:
-    """The rows of a run's ``progress.csv``, its columns under today's names (runs of earlier versions too)."""
-    from nppac.training.algorithms import run_uses_prior
-    from nppac.training.logger import current_column_names
+    """The complete rows of a run's ``progress.csv``, its columns under today's names (runs of earlier versions
+    too)."""
+    from nppac.training.rundir import read_run_progress
 
-    try:
-        config = json.loads((run / "config.json").read_text())
-    except (OSError, ValueError):
-        config = {}
-    with (run / "progress.csv").open(newline="") as f:
-        header = next(csv.reader(f), None)
-        if header is None:
-            return []
-        return list(csv.DictReader(f, fieldnames=current_column_names(header, run_uses_prior(config))))
+    return read_run_progress(run)[1]
 
 
 def last_k(suite: Path) -> int:
