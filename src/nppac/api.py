@@ -46,6 +46,7 @@ from nppac.tasks import Task, task_name
 from nppac.training.algorithms import ALGORITHMS, get_algorithm
 from nppac.training.config import TrainConfig, own_settings
 from nppac.training.loop import train as run_training
+from nppac.training.progress import ProgressBar
 from nppac.training.rundir import ACTOR_NAME, CONFIG_NAME
 
 Callback = Callable[[dict[str, Any]], Any]
@@ -217,7 +218,7 @@ def fit_prior(data: Demonstrations | str | Path, task: str | Task | gym.Env | No
                            max_clipped=max_clipped_actions)
     if kind == "gp" and "kernel" not in settings and name is not None:
         settings["kernel"] = get_task(name).defaults.kernel
-    report = (lambda stage, done, total: print(f"\r{stage}: {done}/{total}", end="", flush=True)) if progress else None
-    prior, metrics = fit(demos, kind, progress=report, **settings)
+    with ProgressBar(progress) as bar:
+        prior, metrics = fit(demos, kind, progress=bar.stage, **settings)
     prior.metrics = metrics  # type: ignore[attr-defined]  # handed back on the prior, beside the Prior interface
     return prior
