@@ -63,9 +63,9 @@ wheel: $(STAMP)
 WHEEL_CHECK_DIR ?= /tmp/nppac-wheel-check
 wheel-check: wheel
 	rm -rf $(WHEEL_CHECK_DIR) && $(PYTHON) -m venv $(WHEEL_CHECK_DIR)/venv
-	$(WHEEL_CHECK_DIR)/venv/bin/python -m pip install -q --upgrade pip
-	$(WHEEL_CHECK_DIR)/venv/bin/python -m pip install -q "$(TORCH_SPEC)"
-	$(WHEEL_CHECK_DIR)/venv/bin/python -m pip install -q dist/nppac-*.whl
+	$(WHEEL_CHECK_DIR)/venv/bin/python -m pip install --upgrade pip
+	$(WHEEL_CHECK_DIR)/venv/bin/python -m pip install "$(TORCH_SPEC)"
+	$(WHEEL_CHECK_DIR)/venv/bin/python -m pip install dist/nppac-*.whl
 	cd $(WHEEL_CHECK_DIR) && venv/bin/nppac tasks > /dev/null
 	cd $(WHEEL_CHECK_DIR) && venv/bin/nppac data inspect "$$(venv/bin/python -c 'from nppac.tasks import get_task; print(get_task("hopper").bundled_demos)')" --task hopper > /dev/null
 	cd $(WHEEL_CHECK_DIR) && venv/bin/nppac train --task hopper --algo sac --steps 200 --quiet --out run \
