@@ -83,9 +83,11 @@ def test_on_a_terminal_it_draws_rich_rows(monkeypatch):
     monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich: draw as on a terminal
     with ProgressBar(True) as bar:
         assert bar.live
+        bar.stage("run a", 5, 10)
         bar.stage("evaluation", 3, 10)
+        bar.end("run a")  # a suite's finished run: its row goes
         bar.stage("evaluation", 1, 10)  # the next evaluation: the row starts again
-        assert bar.progress.tasks[0].completed == 1
+        assert [(t.description, t.completed) for t in bar.progress.tasks] == [("evaluation", 1)]
 
 
 def test_api_fit_prior_with_progress_writes_lines_not_carriage_returns(monkeypatch, capsys):

@@ -39,6 +39,7 @@ class ProgressBar:
         self.enabled = enabled
         self.live = False
         self.rows: dict[str, Any] = {}
+        self.shown: dict[str, int] = {}
         self.lines: dict[str, _Lines] = {}
 
     def __enter__(self) -> ProgressBar:
@@ -66,14 +67,16 @@ class ProgressBar:
         row = self.rows.get(name)
         if row is None:
             self.rows[name] = self.progress.add_task(name, total=total, completed=completed, note=note)
-        elif completed < self.progress.tasks[row].completed:
+        elif completed < self.shown[name]:
             self.progress.reset(row, total=total, completed=completed, note=note)
         else:
             self.progress.update(row, completed=completed, total=total, note=note)
+        self.shown[name] = completed
 
     def end(self, name: str) -> None:
         """Remove the row ``name`` (a finished run of a suite)."""
         self.lines.pop(name, None)
+        self.shown.pop(name, None)
         if name in self.rows:
             self.progress.remove_task(self.rows.pop(name))
 
