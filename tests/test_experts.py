@@ -192,7 +192,7 @@ def test_cli_train_exports_the_best_expert_and_export_harvests_the_run(tmp_path)
 
 def test_train_keeps_the_best_evaluated_actor_not_the_last(tmp_path, monkeypatch):
     scripted = iter([9.0, 5.0, 1.0, 3.0])  # the untrained step-0 policy scores best and is still no expert
-    monkeypatch.setattr(loop, "evaluate", lambda *args: Evaluation([next(scripted)], None))
+    monkeypatch.setattr(loop, "evaluate", lambda *args, **kwargs: Evaluation([next(scripted)], None))
     overrides = [s for s in TINY_TRAINING if s != "--set"]
     summary = train_expert(expert_config("hopper", steps=600, overrides=overrides), tmp_path / "run", progress=False)
     meta = json.loads((tmp_path / "run" / "expert.json").read_text())

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import logging
+import re
 
 import pytest
 import torch
@@ -30,16 +33,18 @@ def test_halfcheetah_has_an_initialized_actor_made_for_the_quickstarts_prior():
 
 
 @pytest.mark.slow
-def test_quickstart_starts_from_the_bundled_actor_and_names_its_prior(tmp_path, monkeypatch, capsys):
+def test_quickstart_starts_from_the_bundled_actor_and_names_its_prior(tmp_path, monkeypatch, capsys, caplog):
     """The quickstart's own path with a short run: a stand-in prior (the bundled actor is chosen by the prior's
-    settings), 150 env steps and no update, so the run's actor is the one it started from."""
+    settings), 150 env steps and no update, so the run's actor is the one it started from. It prints one KL for
+    that actor, the one its progress.csv holds at step 0 (not also the bundled record's)."""
+    caplog.set_level(logging.INFO)
     small = dict(steps_per_epoch=150, warmup_steps=150, updates_per_epoch=0, eval_episodes=1, horizon=30,
                  batch_size=32, critic_hidden=(32, 32))
     original = nppac.training.TrainConfig
     monkeypatch.setattr(nppac.training, "TrainConfig", lambda **kw: original(**kw, **small))
     metrics = {"std_on_data": 0.1, "std_offset": {"8": 0.5}}
-    monkeypatch.setattr(quickstart, "fit_quickstart_prior", lambda demos, settings: (LinearGaussianPrior(17, 6),
-                                                                                       metrics))
+    monkeypatch.setattr(quickstart, "fit_quickstart_prior",
+                        lambda demos, settings, progress=None: (LinearGaussianPrior(17, 6), metrics))
     out = tmp_path / "qs"
     code, stdout, stderr = nppac_in_process(monkeypatch, capsys, "quickstart", "--steps", "150", "--out", str(out))
     assert code == 0, stderr
@@ -50,8 +55,16 @@ def test_quickstart_starts_from_the_bundled_actor_and_names_its_prior(tmp_path, 
     bundled = load_file(config["init_actor"])
     for name, tensor in load_file(str(out / "actor.safetensors")).items():
         torch.testing.assert_close(tensor, bundled[name], rtol=0, atol=0)
-    first = (out / "progress.csv").read_text().splitlines()[1].split(",")
-    assert first[0] == "init"
+    with (out / "progress.csv").open(newline="") as f:
+        first = next(csv.DictReader(f))
+    assert first["phase"] == "init"
+    # The log line may reach both stderr and caplog: compare what follows "KL", not how often it is shown.
+    printed = stdout + stderr + caplog.text
+    kls = {line[line.index("KL"):] for line in printed.splitlines() if re.search(r"KL(\(π‖π0\))? \d", line)}
+    assert kls == {f"KL(π‖π0) {float(first['init_kl']):.3g} on the 10000 demonstration states (init_kl)"}, kls
+    record = quickstart.initialized_actor(get_task("halfcheetah"), quickstart.prior_settings(
+        get_task("halfcheetah"), get_task("halfcheetah").bundled_demos, 100, 1000, 0))[1]
+    assert f"{record['initialization']['kl']:.3g}" not in printed
     assert (out / "learning_curve.png").is_file()
 
 

@@ -60,6 +60,7 @@ from nppac.training.algorithms import ALGORITHMS
 from nppac.training.config import PATH_FIELDS, TrainConfig
 from nppac.training.logger import PROGRESS_NAME, read_progress
 from nppac.training.loop import train as run_training
+from nppac.training.progress import ProgressBar
 from nppac.training.rundir import ACTOR_NAME, CONFIG_NAME, check_new_run_dir
 from nppac.training.setup import check_prior
 
@@ -537,7 +538,7 @@ def fit_prior(data: Demonstrations | PathLike, task: str | Task | gym.Env | None
                            max_clipped=max_clipped_actions)
     if kind == "gp" and "kernel" not in settings and name is not None:
         settings["kernel"] = get_task(name).defaults.kernel
-    report = (lambda stage, done, total: print(f"\r{stage}: {done}/{total}", end="", flush=True)) if progress else None
-    prior, metrics = fit(demos, kind, progress=report, **settings)
+    with ProgressBar(progress) as bar:
+        prior, metrics = fit(demos, kind, progress=bar.stage, **settings)
     prior.metrics = metrics  # type: ignore[attr-defined]  # handed back on the prior, beside the Prior interface
     return prior

@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
 from nppac.cli.common import emit_json, print_table, to_json_text
@@ -31,9 +29,17 @@ _VARIANCE_HELP = ("GP priors' σ0: exact, love (gpytorch 1.0.1's LOVE estimate, 
 @contextmanager
 def _progress(description: str, total: int) -> Iterator[Callable[[], None]]:
     """A progress bar on stderr; yields the function that advances it by one."""
-    with Progress(console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda: bar.advance(task)
+    from nppac.training.progress import ProgressBar
+
+    done = 0
+
+    def advance() -> None:
+        nonlocal done
+        done += 1
+        bar.stage(description, done, total)
+
+    with ProgressBar(True) as bar:
+        yield advance
 
 
 def _write_numbers(numbers: dict[str, Any], figure: Path, json_out: bool) -> Path:

@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from nppac.cli.common import emit_json, to_json_text
 from nppac.data.validate import MAX_CLIPPED_ACTIONS
@@ -24,11 +23,6 @@ DEFAULT_KERNEL = "matern52"
 """Kernel when neither --kernel nor --task gives one (the published pen-binary choice)."""
 
 _stderr = Console(stderr=True)
-
-
-def _progress_bar() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=_stderr, transient=False)
 
 
 def _fit_settings(kind: str, task: str | None, kernel: str | None, rank: int | None, iters: int | None,
@@ -106,6 +100,7 @@ def fit(
     from nppac.data import load_demos
     from nppac.priors import fit_prior
     from nppac.priors.common import is_saved_prior
+    from nppac.training.progress import ProgressBar
 
     if threads < 0:
         raise NppacError(f"--threads must be ≥ 0, got {threads}")
@@ -118,15 +113,8 @@ def fit(
         raise NppacError(f"--max-clipped-actions must be a share in [0, 1], got {max_clipped}")
     demos = load_demos(data, task=task, allow_pickle=allow_pickle, clip_actions=True, max_clipped=max_clipped)
     _stderr.print(f"fitting a {kind} prior to {demos.n_transitions} transitions from {data}")
-    with _progress_bar() as bar:
-        tasks: dict[str, Any] = {}
-
-        def report(stage: str, completed: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=completed, total=total)
-
-        prior, metrics = fit_prior(demos, kind, progress=report, **settings)
+    with ProgressBar(True) as bar:
+        prior, metrics = fit_prior(demos, kind, progress=bar.stage, **settings)
     metrics["data"] = str(data)
     metrics["task"] = task
     prior.save(out)
@@ -257,6 +245,7 @@ def evaluate(
 
     from nppac.priors import load_prior, mean_action
     from nppac.tasks import get_task
+    from nppac.training.progress import ProgressBar
 
     task = get_task(task_name)
     prior = load_prior(prior_dir)
@@ -268,8 +257,8 @@ def evaluate(
         raise NppacError(f"--episodes must be ≥ 1, got {n_episodes}")
     env = task.make_env(seed=seed)
     returns, successes = [], []
-    with _progress_bar() as bar:
-        bar_task = bar.add_task(f"{task.name}: rolling out the prior's mean action", total=n_episodes)
+    stage = f"{task.name}: rolling out the prior's mean action"
+    with ProgressBar(True) as bar:
         for k in range(n_episodes):
             obs, _ = env.reset(seed=seed + k)
             total, flags, done = 0.0, [], False
@@ -283,7 +272,7 @@ def evaluate(
             returns.append(total)
             if task.reward == "binary":
                 successes.append(task.episode_success(flags))
-            bar.update(bar_task, advance=1)
+            bar.stage(stage, k + 1, n_episodes)
     env.close()
     result = {
         "task": task.name, "prior": str(prior_dir), "kind": prior.kind, "episodes": n_episodes, "seed": seed,

@@ -48,6 +48,7 @@ from nppac.experiments.suite import RunSpec, Suite
 from nppac.outputs import DirectoryLock, real_output, write_atomic
 from nppac.training import TrainConfig, train
 from nppac.training.checkpoint import CHECKPOINT_NAME
+from nppac.training.progress import ProgressBar
 from nppac.training.rundir import is_own_prior, read_run_progress
 
 log = logging.getLogger(__name__)
@@ -490,45 +491,29 @@ def run_suite(suite: Suite, out: str | Path, runner: Runner | None = None, progr
 
 
 class _SuiteProgress:
-    """Rich progress on stderr: one row for the suite, one per run being trained (epochs, last evaluation)."""
+    """Progress on stderr (:class:`~nppac.training.progress.ProgressBar`): one row for the suite, one per run being
+    trained (epochs, last evaluation)."""
 
     def __init__(self, name: str, n_runs: int, enabled: bool) -> None:
-        self.name, self.n_runs, self.enabled = name, n_runs, enabled
-        self.rows: dict[str, Any] = {}
+        self.name, self.n_runs, self.bar = f"suite {name}", n_runs, ProgressBar(enabled)
         self.counts = {"finished": 0, "diverged": 0, "skipped": 0, "failed": 0, "busy": 0}
 
     def __enter__(self) -> _SuiteProgress:
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
-                                     TextColumn("{task.fields[note]}"), TimeElapsedColumn(),
-                                     console=Console(stderr=True))
-            self.progress.start()
-            self.total = self.progress.add_task(f"suite {self.name}", total=self.n_runs, note="")
+        self.bar.__enter__()
+        self.bar.stage(self.name, 0, self.n_runs)
         return self
 
     def event(self, event: dict[str, Any]) -> None:
         """A run started (``eval_return`` None) or finished an epoch."""
-        if not self.enabled:
-            return
-        key = event["key"]
-        if key not in self.rows:
-            self.rows[key] = self.progress.add_task(f"  {key}", total=event["n_epochs"], note="")
         note = "" if event["eval_return"] is None or math.isnan(event["eval_return"]) else \
             f"eval {event['eval_return']:.4g}"
-        self.progress.update(self.rows[key], completed=event["epoch"], note=note)
+        self.bar.stage(f"  {event['key']}", event["epoch"], event["n_epochs"], note)
 
     def done(self, result: RunResult) -> None:
         self.counts[result.outcome] += 1
-        if not self.enabled:
-            return
-        if result.key in self.rows:
-            self.progress.remove_task(self.rows.pop(result.key))
+        self.bar.end(f"  {result.key}")
         note = " · ".join(f"{n} {k}" for k, n in self.counts.items() if n)
-        self.progress.update(self.total, advance=1, note=note)
+        self.bar.stage(self.name, sum(self.counts.values()), self.n_runs, note)
 
     def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            self.progress.stop()
+        self.bar.__exit__(*exc)

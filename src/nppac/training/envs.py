@@ -11,6 +11,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from nppac.priors.common import Progress
 from nppac.tasks import BinaryRewardName, Task
 
 EVAL_WIDTH = 10
@@ -121,8 +122,12 @@ class Evaluation:
         return None if self.successes is None else float(np.mean(self.successes))
 
 
-def evaluate(policy: Policy, envs: gym.Env | Sequence[gym.Env], task: Task, episodes: int,
-             horizon: int) -> Evaluation:
+EVAL_PROGRESS_EVERY = 100
+"""Steps of an evaluation between its ``progress`` calls."""
+
+
+def evaluate(policy: Policy, envs: gym.Env | Sequence[gym.Env], task: Task, episodes: int, horizon: int,
+             progress: Progress | None = None, stage: str = "evaluation") -> Evaluation:
     """``episodes`` episodes of the deterministic policy (the mean action), stepped side by side in ``envs``.
 
     The episodes are exactly those the first environment alone would give one after
@@ -131,9 +136,11 @@ def evaluate(policy: Policy, envs: gym.Env | Sequence[gym.Env], task: Task, epis
     numbers only at a reset, so stepping the others in between changes nothing). Each
     step asks the policy once, for all running episodes; the first environment's
     generator ends where the one-after-another evaluation leaves it, so a checkpoint
-    written afterwards resumes the same stream.
+    written afterwards resumes the same stream. ``progress(stage, step, total)`` counts steps of the
+    horizon, ``horizon`` per group of episodes stepped side by side.
     """
     envs = [envs] if isinstance(envs, gym.Env) else list(envs)
+    total = horizon * math.ceil(episodes / len(envs))
     stream = envs[0].unwrapped.np_random.bit_generator.state
     returns: list[float] = []
     successes: list[bool] = []
@@ -147,9 +154,11 @@ def evaluate(policy: Policy, envs: gym.Env | Sequence[gym.Env], task: Task, epis
         totals = [0.0] * len(wave)
         flags: list[list[bool]] = [[] for _ in wave]
         running = list(range(len(wave)))
-        for _ in range(horizon):
+        for t in range(horizon):
             if not running:
                 break
+            if progress is not None and t % EVAL_PROGRESS_EVERY == 0:
+                progress(stage, first // len(envs) * horizon + t, total)
             actions = policy.act(np.stack([obs[i] for i in running]))
             still = []
             for i, action in zip(running, actions):
@@ -163,4 +172,6 @@ def evaluate(policy: Policy, envs: gym.Env | Sequence[gym.Env], task: Task, epis
         if task.reward == "binary":
             successes.extend(task.episode_success(f) for f in flags)
     envs[0].unwrapped.np_random.bit_generator.state = stream
+    if progress is not None:
+        progress(stage, total, total)
     return Evaluation(returns, successes if task.reward == "binary" else None)

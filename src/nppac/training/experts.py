@@ -37,6 +37,7 @@ from nppac.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from nppac.training.config import ResolvedConfig, TrainConfig
 from nppac.training.envs import make_env
 from nppac.training.loop import train
+from nppac.training.progress import ProgressBar
 from nppac.training.rundir import ACTOR_NAME, CONFIG_NAME, read_run_progress
 
 log = logging.getLogger(__name__)
@@ -149,10 +150,11 @@ def collect_demos(actor: Actor, task: str, episodes: int = 10, action_noise: flo
     noise = np.random.default_rng(noise_stream)
     trajectories = []
     try:
-        with _EpisodeBar(progress, episodes, f"{spec.name} rollouts") as bar:
-            for _ in range(episodes):
+        with ProgressBar(progress) as bar:
+            for k in range(episodes):
                 trajectories.append(_rollout(actor, env, spec, action_noise, noise))
-                bar.advance(trajectories[-1].episode_return)
+                bar.stage(f"{spec.name} rollouts", k + 1, episodes,
+                          f"last return {trajectories[-1].episode_return:.1f}")
     finally:
         env.close()
     returns = [t.episode_return for t in trajectories]
@@ -204,33 +206,6 @@ def _return_stats(demos: Demonstrations) -> dict[str, Any]:
     if task.reward == "binary":
         stats["success_rate"] = float(np.mean([task.episode_success(t.infos["success"]) for t in demos]))
     return stats
-
-
-class _EpisodeBar:
-    """A rich progress bar on stderr counting episodes, with the last return (a no-op when disabled)."""
-
-    def __init__(self, enabled: bool, total: int, description: str) -> None:
-        self.enabled, self.total, self.description = enabled, total, description
-
-    def __enter__(self) -> _EpisodeBar:
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TextColumn("episodes {task.fields[last]}"), TimeRemainingColumn(),
-                                     console=Console(stderr=True))
-            self.progress.start()
-            self.task_id = self.progress.add_task(self.description, total=self.total, last="")
-        return self
-
-    def advance(self, episode_return: float) -> None:
-        if self.enabled:
-            self.progress.update(self.task_id, advance=1, last=f"· last return {episode_return:.1f}")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            self.progress.stop()
 
 
 def expert_config(task: str, steps: int = EXPERT_STEPS, seed: int = 0, device: str = "cpu",

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import json
 import logging
 import math
@@ -222,6 +223,11 @@ class _Loop:
         gradient_step = make_gradient_step(agent, run.online_batches, self.metrics, cfg.batch_size)
         total_steps = cfg.n_epochs * cfg.steps_per_epoch
         self.bar.stage("env steps", state.env_steps, total_steps, f"epoch {state.epoch}/{cfg.n_epochs}")
+        # The online gradient steps by the end of each epoch (none before warmup_steps): an epoch's updates are most
+        # of its time, so their progress shows between the epochs' rows.
+        per_epoch = [cfg.updates_per_epoch if learns_online and e * cfg.steps_per_epoch >= cfg.warmup_steps else 0
+                     for e in range(1, cfg.n_epochs + 1)]
+        updates_by = list(itertools.accumulate(per_epoch, initial=0))
         first = state.epoch + 1  # the first epoch of the row being gathered
         collect_s = update_s = 0.0
         n_updates = 0
@@ -241,8 +247,10 @@ class _Loop:
             state.env_steps += cfg.steps_per_epoch
             t1 = time.perf_counter()
             epoch_updates = cfg.updates_per_epoch if learns_online and state.env_steps >= cfg.warmup_steps else 0
-            for _ in range(epoch_updates):
+            for i in range(1, epoch_updates + 1):
                 gradient_step()
+                if i % 100 == 0:
+                    self.bar.stage("gradient steps", updates_by[epoch - 1] + i, updates_by[-1])
             n_updates += epoch_updates
             collect_s += t1 - t0
             update_s += time.perf_counter() - t1
@@ -271,7 +279,7 @@ class _Loop:
         epoch callback whether to go on."""
         cfg, run, state = self.cfg, self.run, self.run.state
         evaluation = evaluate(run.acting, [run.envs["eval"], *run.eval_copies], cfg.task_spec,
-                              cfg.eval_episodes, cfg.eval_horizon)
+                              cfg.eval_episodes, cfg.eval_horizon, progress=self.bar.stage)
         state.wall_s = self.wall_before + time.perf_counter() - self.started
         row = {"phase": phase, "epoch": state.epoch, "env_steps": state.env_steps,
                "gradient_steps": state.gradient_steps, "wall_s": state.wall_s,

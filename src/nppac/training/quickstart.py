@@ -19,6 +19,7 @@ from typing import Any
 from nppac.data.demos import Demonstrations
 from nppac.outputs import content_hash
 from nppac.priors.base import Prior
+from nppac.priors.common import Progress
 from nppac.tasks import Task
 
 FIT_SUBSET = 500
@@ -32,13 +33,14 @@ def prior_settings(task: Task, demos: Path, iters: int, inducing: int, seed: int
             **conditioning, "demos_sha256": content_hash(demos)}
 
 
-def fit_quickstart_prior(demos: Demonstrations, settings: dict[str, Any]) -> tuple[Prior, dict[str, Any]]:
+def fit_quickstart_prior(demos: Demonstrations, settings: dict[str, Any],
+                         progress: Progress | None = None) -> tuple[Prior, dict[str, Any]]:
     """The quickstart's GP prior: hyperparameters on :data:`FIT_SUBSET` states, the posterior through inducing
     states (or exact), as ``settings`` (:func:`prior_settings`) say."""
     from nppac.priors import fit_prior
 
     fit = {k: v for k, v in settings.items() if k not in ("kind", "demos_sha256")}
-    return fit_prior(demos, "gp", **fit)
+    return fit_prior(demos, "gp", progress=progress, **fit)
 
 
 def asset_dir() -> Path:

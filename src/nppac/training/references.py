@@ -18,6 +18,7 @@ from nppac.data.demos import Demonstrations
 from nppac.data.validate import inspect_demos
 from nppac.outputs import write_atomic
 from nppac.priors.base import Prior
+from nppac.priors.common import Progress
 from nppac.priors.metrics import mean_action
 from nppac.tasks import Task
 from nppac.training.envs import eval_envs, evaluate, make_env
@@ -47,7 +48,7 @@ class UniformPolicy:
         return self.rng.uniform(-1.0, 1.0, (len(obs), self.act_dim)).astype(np.float32)
 
 
-def random_policy_return(task: Task, episodes: int, horizon: int, seed: int) -> float:
+def random_policy_return(task: Task, episodes: int, horizon: int, seed: int, progress: Progress | None = None) -> float:
     """The uniform-random policy's mean return, evaluated like the agent (seeded: the same number every time).
 
     One environment, episodes one after another: the policy's draws then come in the same order whatever
@@ -55,19 +56,20 @@ def random_policy_return(task: Task, episodes: int, horizon: int, seed: int) -> 
     """
     env = make_env(task, horizon, seed)
     try:
-        return evaluate(UniformPolicy(task.act_dim, seed), env, task, episodes, horizon).mean_return
+        return evaluate(UniformPolicy(task.act_dim, seed), env, task, episodes, horizon, progress,
+                        "reference: the uniform-random policy").mean_return
     finally:
         env.close()
 
 
 def references(task: Task, demos: Demonstrations | None, prior: Prior | None, episodes: int, horizon: int,
-               seed: int) -> dict[str, Any]:
+               seed: int, progress: Progress | None = None) -> dict[str, Any]:
     """The demonstrations' mean return (and success rate), the prior's mean action evaluated like the agent, and,
     on dense-reward tasks, the uniform-random policy's return (with the demonstrations', the ends of the
     normalized score of :mod:`nppac.experiments.aggregate`)."""
     out: dict[str, Any] = {"task": task.name}
     if task.reward != "binary":
-        out["random"] = {"return": random_policy_return(task, episodes, horizon, seed), "episodes": episodes}
+        out["random"] = {"return": random_policy_return(task, episodes, horizon, seed, progress), "episodes": episodes}
     if demos is not None:
         summary = inspect_demos(demos, task.name)
         out["demos"] = {"return": summary["return_mean"], "success": summary.get("success_rate"),
@@ -75,7 +77,8 @@ def references(task: Task, demos: Demonstrations | None, prior: Prior | None, ep
     if prior is not None:
         envs = eval_envs(task, horizon, seed, episodes)
         try:
-            evaluation = evaluate(_MeanAction(prior), envs, task, episodes, horizon)
+            evaluation = evaluate(_MeanAction(prior), envs, task, episodes, horizon, progress,
+                                  "reference: the prior's mean action")
         finally:
             for env in envs:
                 env.close()

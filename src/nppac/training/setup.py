@@ -183,8 +183,10 @@ def _start_fresh(run: Run, cfg: ResolvedConfig, out: Path, prior: Prior | None, 
     task = cfg.task_spec
     if not (out / REFERENCES_NAME).exists():
         demos_for_reference = demo_source.get() if demo_source.available else None
-        write_references(out, references(task, demos_for_reference, prior, cfg.eval_episodes, cfg.eval_horizon,
-                                         cfg.seed + 20_000))
+        with ProgressBar(progress) as bar:
+            values = references(task, demos_for_reference, prior, cfg.eval_episodes, cfg.eval_horizon,
+                                cfg.seed + 20_000, bar.stage)
+        write_references(out, values)
     if cfg.init_actor is not None:
         run.init_metrics = start_from_actor(run.agent, cfg.init_actor, run.prior_cache, demo_source, cfg.prior_sigma)
     if run.prior_cache is not None and cfg.init_epochs:
@@ -388,8 +390,8 @@ def start_from_actor(agent: Agent, path: str, prior_cache: PriorCache | None, de
     if differ:
         raise NppacError(f"init_actor {path} does not fit the run's actor: {', '.join(differ)}")
     mine.load_state_dict(actor.state_dict())
-    log.info("the policy starts from the actor in %s", path)
     if prior_cache is None or not demos.available:
+        log.info("the policy starts from the actor in %s", path)
         return {}
     states = torch.as_tensor(demos.get().states, device=agent.device)
     prior_mean, prior_std = prior_cache(states)
@@ -397,7 +399,8 @@ def start_from_actor(agent: Agent, path: str, prior_cache: PriorCache | None, de
         kl = float(policy_kl(mine, states, prior_mean, prior_std, prior_sigma))
     if not math.isfinite(kl):
         raise NonFiniteError(f"KL(π‖π0) of the actor in {path} is not finite; check the prior's σ0")
-    log.info("its KL(π‖π0) on %d demonstration states: %.3g", len(states), kl)
+    log.info("the policy starts from the actor in %s: KL(π‖π0) %.3g on the %d demonstration states (init_kl)", path,
+             kl, len(states))
     return {"init_kl": kl}
 
 
