@@ -24,7 +24,7 @@ from nppac.data.replay import ReplayBuffer
 from nppac.errors import NppacError
 from nppac.outputs import check_output_dir, content_hash
 from nppac.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from nppac.training.config import ResolvedConfig, TrainConfig, with_legacy_values
+from nppac.training.config import ResolvedConfig, TrainConfig, migrate
 from nppac.training.logger import PROGRESS_NAME, read_progress
 
 log = logging.getLogger(__name__)
@@ -170,8 +170,8 @@ def check_same_run(cfg: TrainConfig, ckpt: dict[str, Any], ckpt_path: Path) -> N
     """Refuse, in one line, a ``config.json`` edited since the checkpoint was written."""
     if "config" not in ckpt:
         return
-    saved = with_legacy_values(json.loads(ckpt["config"]))
-    now = json.loads(json.dumps(cfg.to_dict()))
+    saved = migrate(json.loads(ckpt["config"]))  # both in one form, whichever version wrote the checkpoint
+    now = migrate(json.loads(json.dumps(cfg.to_dict())))
     changed = [k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k]]
     if changed:
         shown = ", ".join(f"{k}: {saved.get(k)!r} → {now[k]!r}" for k in changed[:3])

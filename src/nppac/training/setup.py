@@ -279,7 +279,7 @@ def agent_spec(cfg: ResolvedConfig, demos: DemoLoader, device: torch.device) -> 
     """What the algorithm's builder reads of a resolved config (``demos`` loads the demonstrations on demand)."""
     task = cfg.task_spec
     return AgentSpec(obs_dim=task.obs_dim, act_dim=task.act_dim, actor=cfg.actor, actor_hidden=cfg.actor_hidden,
-                     critic_hidden=cfg.critic_hidden, actor_log_std_range=cfg.actor_log_std_range,
+                     critic_hidden=cfg.critic_hidden,
                      q_bounds=q_bounds(cfg), kl_sac=kl_sac_config(cfg), settings=cfg.algo_config(), demos=demos,
                      device=device)
 
