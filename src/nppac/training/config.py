@@ -381,7 +381,15 @@ class TrainConfig:
                 **{k: v for k, v in dataclasses.asdict(self).items() if algorithm.reads_setting(k)}}
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        """Write :meth:`to_dict` to ``path`` (a run's ``config.json``), naming the files inside its directory
+        relative to it, so that the run still reads them once moved (:meth:`load`), and others by absolute path."""
+        home = Path(path).parent.resolve()
+        data = self.to_dict()
+        for name in PATH_FIELDS:
+            if isinstance(data.get(name), str) and not is_minari_id(data[name]):
+                file = Path(data[name]).resolve()
+                data[name] = str(file.relative_to(home) if file.is_relative_to(home) else file)
+        Path(path).write_text(json.dumps(data, indent=2) + "\n")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -433,6 +441,9 @@ class TrainConfig:
             raise NppacError(f"cannot read run config {path}: {err}") from None
         if not isinstance(data, dict):
             raise NppacError(f"run config {path} is not a JSON object; restore it or start a new run")
+        if "schema" in data:  # its paths are relative to it (:meth:`save`); earlier ones to where the run started
+            data = {k: str(Path(path).parent.resolve() / v) if k in PATH_FIELDS and isinstance(v, str)
+                    and not is_minari_id(v) else v for k, v in data.items()}
         try:
             return cls.from_dict(data)
         except NppacError as err:
@@ -474,9 +485,9 @@ class TrainConfig:
         settings (into ``algo_settings``), each typed by its declaration (:func:`typed`); unknown keys are refused."""
         algo = typed("algo", values.get("algo", self.algo), str)
         values = {current_name(k, algo): v for k, v in values.items()}
-        own = {k: v for k, v in values.items() if k not in _hints(TrainConfig) or k == "algo_settings"}
-        for key in own:
+        for key in values:
             self.hint(key, algo)
+        own = {k: v for k, v in values.items() if k not in _hints(TrainConfig) or k == "algo_settings"}
         return dataclasses.replace(self, **{k: v for k, v in values.items() if k not in own},
                                    algo_settings={**self.algo_settings, **own})
 
