@@ -126,7 +126,7 @@ class TrainConfig:
     auto_alpha_target: str | None = None
     """Automatic α toward a named KL target (turns auto_alpha on): act-dim (the published trainer's automatic
     tuning with a GP prior: KL = the action dimension) or init-kl (the KL measured at the end of policy
-    initialization). KL-SAC algorithms only."""
+    initialization). KL-SAC algorithms with a prior only."""
     critic_warmstart_steps: int = 0
     """Critic warm start: this many policy-evaluation steps (the critics regress on the initialized policy's
     KL-regularized value; actor and α frozen) before the first online update. KL-SAC algorithms only."""
@@ -397,7 +397,7 @@ class TrainConfig:
         (:func:`migrate`), each value typed by its field (:func:`typed`); a key that is no setting, or one its
         algorithm does not read, raises :class:`NppacError`."""
         data = migrate(data)
-        algorithm = get_algorithm(str(data.get("algo", cls.algo)))
+        algorithm = get_algorithm(typed("algo", data.get("algo", cls.algo), str))
         known = {f.name for f in dataclasses.fields(cls)}
         unread = [k for k in data if (k in known or k in INSTEAD) and not algorithm.reads_setting(k)]
         if unread:
@@ -564,6 +564,7 @@ def _derived_settings(cfg: ResolvedConfig) -> dict[str, Any]:
 def _values(cfg: TrainConfig) -> dict[str, Any]:
     """The fields of ``cfg`` by name (not copied)."""
     return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+
 
 def current_name(key: str, algo: str) -> str:
     """Setting ``key``'s name now: an old name (:data:`RENAMED`) maps to the new one, with a deprecation warning,
