@@ -31,7 +31,7 @@ def probe(run: Path, states: torch.Tensor) -> str:
     cfg = TrainConfig.load(run / "config.json").resolved()
     task = cfg.task_spec
     agent = KLSAC(task.obs_dim, task.act_dim, cfg.actor, cfg.actor_hidden, cfg.critic_hidden,
-                  kl_sac_config(cfg), log_std_range=cfg.actor_log_std_range)
+                  kl_sac_config(cfg), log_std_range=cfg.algo_config().log_std_range)
     state = load_checkpoint(run / "checkpoint.pt", "cpu", required=("agent.actor", "agent.critic"), mmap=True)["agent"]
     agent.actor.load_state_dict(state["actor"])
     agent.critic.load_state_dict(state["critic"])

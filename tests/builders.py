@@ -207,6 +207,21 @@ TINY_SETS = ["--set", "steps_per_epoch=150", "--set", "updates_per_epoch=60", "-
 """The TINY settings of a run as ``--set`` flags of ``nppac train`` (150-step epochs, 32-wide networks)."""
 
 
+def tiny(algo: str, **settings: object) -> dict[str, object]:
+    """TINY less what ``algo`` does not read (the table of nppac.training.algorithms), then ``settings``."""
+    from nppac.training.algorithms import get_algorithm
+
+    return {**{k: v for k, v in TINY.items() if get_algorithm(algo).reads_setting(k)}, **settings}
+
+
+def tiny_sets(algo: str) -> list[str]:
+    """TINY_SETS less what ``algo`` does not read."""
+    from nppac.training.algorithms import get_algorithm
+
+    pairs = [(TINY_SETS[i], TINY_SETS[i + 1]) for i in range(0, len(TINY_SETS), 2)]
+    return [x for flag, kv in pairs if get_algorithm(algo).reads_setting(kv.partition("=")[0]) for x in (flag, kv)]
+
+
 def tiny_demos(task: str = "halfcheetah", episodes: int = 2, length: int = 60, seed: int = 0) -> Demonstrations:
     """Short rollouts of a fixed smooth policy: enough for a prior and policy initialization in tests."""
     from nppac.tasks import get_task

@@ -14,13 +14,13 @@ from nppac.errors import DivergedError, NppacError
 from nppac.training import TrainConfig, train
 from nppac.training.checkpoint import load_checkpoint
 from tests.builders import (
-    TINY,
     assert_grads_equal,
     float64_copy,
     move_targets_away,
     normal_log_density,
     one_thread_per_test,  # noqa: F401 (autouse fixture)
     random_batch,
+    tiny,
     tiny_demos,
     transitions,
 )
@@ -230,7 +230,7 @@ def test_awac_policy_fits_actions_at_the_bounds():
 
 def test_two_epoch_run_pretrains_offline_then_learns_online(tmp_path):
     out = tmp_path / "awac"
-    summary = train(TrainConfig(algo="awac", offline_updates=20, offline_eval_every=15, **TINY), out,
+    summary = train(TrainConfig(algo="awac", offline_updates=20, offline_eval_every=15, **tiny("awac")), out,
                     demos=tiny_demos(), progress=False)
     with (out / "progress.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
@@ -250,7 +250,7 @@ def test_two_epoch_run_pretrains_offline_then_learns_online(tmp_path):
 
 def test_non_finite_weights_are_named(tmp_path):
     # λ at float32's smallest positive value: A/λ overflows, and the softmax of +∞ is NaN.
-    config = TrainConfig(algo="awac", offline_updates=5, **TINY).with_overrides(["lam=1e-45", "score_clip=inf"])
+    config = TrainConfig(algo="awac", offline_updates=5, **tiny("awac")).with_overrides(["lam=1e-45", "score_clip=inf"])
     with pytest.raises(DivergedError, match=r"AWAC advantage weights softmax\(A/λ\) became non-finite during "
                                              r"the offline phase \(gradient step 1 of 5\)"):
         train(config, tmp_path / "run", demos=tiny_demos(), progress=False)

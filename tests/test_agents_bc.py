@@ -16,15 +16,15 @@ from nppac.errors import NppacError
 from nppac.training import TrainConfig, train
 from nppac.training.checkpoint import load_checkpoint
 from tests.builders import (
-    TINY,
-    TINY_SETS,
     assert_grads_equal,
     float64_copy,
     normal_log_density,
     one_thread_per_test,  # noqa: F401 (autouse fixture)
     random_batch,
     tanh_normal_log_density,
+    tiny,
     tiny_demos,
+    tiny_sets,
 )
 from tests.conftest import run_cli
 
@@ -93,7 +93,7 @@ def test_config_needs_the_demonstrations_offline():
 
 def test_two_epoch_run_evaluates_without_online_updates(tmp_path):
     out = tmp_path / "bc"
-    summary = train(TrainConfig(algo="bc", offline_updates=50, **TINY), out, demos=tiny_demos(), progress=False)
+    summary = train(TrainConfig(algo="bc", offline_updates=50, **tiny("bc")), out, demos=tiny_demos(), progress=False)
     with (out / "progress.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
     assert [(r["phase"], int(r["env_steps"]), int(r["gradient_steps"])) for r in rows] == \
@@ -117,7 +117,7 @@ def test_two_epoch_run_evaluates_without_online_updates(tmp_path):
 def test_cli_trains_bc(tmp_path):
     demos = save_npz(tiny_demos(), tmp_path / "demos.npz")
     proc = run_cli("train", "--task", "halfcheetah", "--algo", "bc", "--demos", str(demos), "--steps", "300",
-                   "--out", str(tmp_path / "run"), *TINY_SETS, "--set", "offline_updates=20", "--json", "--quiet")
+                   "--out", str(tmp_path / "run"), *tiny_sets("bc"), "--set", "offline_updates=20", "--json", "--quiet")
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert (summary["algo"], summary["epochs"], summary["env_steps"]) == ("bc", 2, 300)

@@ -23,13 +23,13 @@ from nppac.distributions import gaussian_log_prob
 from nppac.errors import NppacError
 from nppac.training import TrainConfig, train
 from tests.builders import (
-    TINY,
     assert_grads_equal,
     float64_copy,
     normal_log_density,
     one_thread_per_test,  # noqa: F401 (autouse fixture)
     random_batch,
     tanh_normal_log_density,
+    tiny,
     tiny_demos,
     transitions,
 )
@@ -147,7 +147,7 @@ def test_demo_sampler_draws_every_pair_and_refuses_empty_sets():
 
 def test_two_epoch_run_writes_finite_metrics(tmp_path):
     out = tmp_path / "sac-bc"
-    summary = train(TrainConfig(algo="sac-bc", **TINY), out, demos=tiny_demos(), progress=False)
+    summary = train(TrainConfig(algo="sac-bc", **tiny("sac-bc")), out, demos=tiny_demos(), progress=False)
     with (out / "progress.csv").open(newline="") as f:
         reader = csv.DictReader(f)
         header, rows = reader.fieldnames, list(reader)
@@ -167,9 +167,9 @@ def test_prior_free_sac_on_hand_tasks_bounds_its_log_std(algo):
     from nppac.training.setup import agent_spec, kl_sac_config
 
     hand = TrainConfig(task="pen-binary", algo=algo).resolved()
-    assert hand.actor == "gaussian_tanh_mean" and hand.actor_log_std_range == (-6.0, 0.0)
-    assert TrainConfig(task="halfcheetah", algo=algo).resolved().actor_log_std_range is None
-    assert TrainConfig(task="pen-binary", algo="nppac").resolved().actor_log_std_range is None  # the prior bounds it
+    assert hand.actor == "gaussian_tanh_mean" and hand.algo_config().log_std_range == (-6.0, 0.0)
+    assert TrainConfig(task="halfcheetah", algo=algo).resolved().algo_config().log_std_range is None
+    assert TrainConfig(task="pen-binary", algo="nppac").resolved().algo_config().log_std_range is None  # prior
     agent = ALGORITHMS["sac"].build(agent_spec(hand, lambda: None, torch.device("cpu")))  # SAC+BC's KL-SAC part
     assert agent.actor.log_std_range == (-6.0, 0.0)
     # However the weights move, σ stays at most 1: the entropy of 24 dimensions at most 24 · ½ log(2πe).

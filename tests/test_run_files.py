@@ -79,13 +79,13 @@ def test_resume_finds_its_demonstrations_from_anywhere_and_refuses_changed_ones(
                                    .replace('demos = "demos/hopper.npz"\n', ""))
     run_cli("train", "--config", "run.toml", "--demos", "demos.npz", "--steps", "150", "--quiet", "--out", "run",
             cwd=work, check=True)
-    record = json.loads((work / "run" / "demos.json").read_text())
+    record = json.loads((work / "run" / "inputs.json").read_text())["demos"]
     assert record["path"] == str((work / "demos.npz").resolve())
     # From another working directory the relative path does not exist; the recorded one is used.
     run_cli("train", "--resume", "--steps", "300", "--quiet", "--out", str(work / "run"), cwd=tmp_path, check=True)
     save_npz(tiny_demos(seed=1), work / "demos.npz")
     proc = run_cli("train", "--resume", "--steps", "450", "--quiet", "--out", str(work / "run"), cwd=tmp_path)
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "changed since the run" in proc.stderr
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "is not the file it started from" in proc.stderr
 
 
 def _progress_run(tmp_path, text: str):

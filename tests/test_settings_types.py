@@ -101,11 +101,17 @@ def toml(value: Any) -> str:
 
 
 def cases(*left_out: str, texts: bool = False) -> list[Any]:
-    """(algorithm, key, declared type) of TrainConfig's fields (under sac) and of each algorithm's own settings,
-    but ``left_out``; with ``texts``, only those some ``--set`` text does not fit."""
-    every = [("sac", name, HINTS[name]) for name in FIELDS] + OWN
+    """(algorithm, key, declared type) of TrainConfig's fields (under sac, or the first algorithm that reads it)
+    and of each algorithm's own settings, but ``left_out``; with ``texts``, only those some ``--set`` text does not
+    fit."""
+    every = [(reader(name), name, HINTS[name]) for name in FIELDS] + OWN
     return [pytest.param(*case, id=f"{case[0]}-{case[1]}") for case in every if case[1] not in left_out
             and (not texts or any(not text_fits(t, case[2]) for t in TEXTS))]
+
+
+def reader(name: str) -> str:
+    """sac, or the first algorithm that reads TrainConfig field ``name``."""
+    return next(a for a in ("sac", *ALGORITHMS) if ALGORITHMS[a].reads_setting(name))
 
 
 def refused_by_cli(monkeypatch, capsys, tmp_path: Path, argv: list[str], *says: str) -> None:

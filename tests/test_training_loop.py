@@ -15,7 +15,7 @@ from nppac.errors import DivergedError, NppacError
 from nppac.training import TrainConfig, progress_columns, train
 from nppac.training.checkpoint import load_checkpoint
 from nppac.training.envs import Collector
-from tests.builders import TINY, LinearGaussianPrior, tiny_demos
+from tests.builders import TINY, LinearGaussianPrior, tiny, tiny_demos
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +35,7 @@ def _rows(out):
 def test_two_epoch_run_writes_finite_metrics(tmp_path, algo):
     out = tmp_path / algo
     # nppac / ppac-nn fit the real GP / NN prior on the demonstrations (briefly), then initialize the policy.
-    config = TrainConfig(algo=algo, prior_iters=5, **TINY)
+    config = TrainConfig(algo=algo, **tiny(algo, prior_iters=5) if algo != "sac" else tiny(algo))
     summary = train(config, out, demos=None if algo == "sac" else tiny_demos(), progress=False)
     header, rows = _rows(out)
     terms = SAC_METRIC_TERMS if algo == "sac" else KL_SAC_METRIC_TERMS
@@ -85,7 +85,7 @@ def test_resume_with_steps_extends_the_run_and_refuses_to_shrink_below_its_progr
 
 def test_resumed_run_of_an_earlier_version_fills_its_columns_under_todays_names(tmp_path):
     out = tmp_path / "run"
-    train(TrainConfig(algo="sac", **TINY), out, progress=False)
+    train(TrainConfig(algo="sac", **tiny("sac")), out, progress=False)
     text = (out / "progress.csv").read_text()
     header, body = text.split("\n", 1)
     # Earlier versions logged SAC's log π as kl_mean and the critic target's as target_kl.
@@ -102,7 +102,7 @@ def test_existing_directory_needs_resume(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "x").write_text("")
     with pytest.raises(NppacError, match="--resume"):
-        train(TrainConfig(algo="sac", **TINY), tmp_path / "run", progress=False)
+        train(TrainConfig(algo="sac", **tiny("sac")), tmp_path / "run", progress=False)
 
 
 def test_resume_continues_without_repeating_or_losing_epochs(tmp_path):

@@ -16,6 +16,7 @@ from tests.builders import (
     TINY,
     LinearGaussianPrior,
     one_thread_per_test,  # noqa: F401 (autouse fixture)
+    tiny,
     tiny_demos,
 )
 
@@ -35,7 +36,7 @@ def _stand_in(algo: str):
 def test_every_algorithm_writes_an_evaluated_step0_row_and_all_its_metrics(tmp_path, algo):
     out = tmp_path / algo
     config = TrainConfig(algo=algo, offline_updates=None if ALGORITHMS[algo].offline_updates == 0 else 10,
-                         offline_eval_every=10, **{**TINY, "steps": 150})
+                         offline_eval_every=10, **tiny(algo, steps=150))
     summary = train(config, out, prior=_stand_in(algo), demos=tiny_demos(), progress=False)
     header, rows = _rows(out)
     first = rows[0]
@@ -70,7 +71,7 @@ def test_warmup_is_collected_by_the_initialized_policy_or_uniformly(tmp_path):
 
 
 def test_a_kill_inside_the_offline_phase_resumes_there_and_matches_an_uninterrupted_run(tmp_path):
-    config = TrainConfig(algo="awac", offline_updates=30, offline_eval_every=10, **TINY)
+    config = TrainConfig(algo="awac", offline_updates=30, offline_eval_every=10, **tiny("awac"))
 
     class Killed(Exception):
         pass

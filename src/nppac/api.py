@@ -111,7 +111,6 @@ class TrainSettings(TypedDict, total=False):
     demo_batch_fraction: float
     actor: str | None
     actor_hidden: tuple[int, ...] | None
-    actor_log_std_range: tuple[float, float] | None
     critic_hidden: tuple[int, ...]
     init_epochs: int | None
     init_batch_size: int

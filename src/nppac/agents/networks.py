@@ -25,6 +25,12 @@ LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 _LOG_2 = math.log(2.0)
 
 
+def check_log_std_range(value: tuple[float, float] | None) -> None:
+    """Refuse a log σ range that is empty (low ≥ high), in one line."""
+    if value is not None and not value[0] < value[1]:
+        raise NppacError(f"log_std_range={value!r}: give low,high with low < high (e.g. --set log_std_range=-6,0)")
+
+
 def mlp(sizes: list[int]) -> nn.Sequential:
     """Linear layers of the given widths with ReLU between them (none after the last)."""
     layers: list[nn.Module] = []

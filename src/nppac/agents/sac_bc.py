@@ -21,7 +21,7 @@ import torch
 
 from nppac.agents.base import Acting, Metrics, optimizer_step, soft_update
 from nppac.agents.kl_sac import KLSAC, SAC_METRIC_TERMS, critic_step, policy_loss, temperature_step
-from nppac.agents.networks import Actor
+from nppac.agents.networks import Actor, check_log_std_range
 from nppac.data.replay import Batch
 from nppac.errors import NppacError
 
@@ -42,9 +42,12 @@ class SACBCConfig:
     """Weight λ of the behaviour-cloning term −λ E_D0[log π(a|s)] in the actor loss."""
     demo_batch_size: int = 256
     """Demonstration pairs (s, a) per gradient step."""
+    log_std_range: tuple[float, float] | None = None
+    """The actor's log σ as SAC's (:class:`~nppac.training.algorithms.KLSACSettings`; hand tasks: −6,0)."""
 
     def validate(self) -> SACBCConfig:
         """Raise a one-line :class:`NppacError` for an impossible setting; returns self."""
+        check_log_std_range(self.log_std_range)
         if not self.bc_weight >= 0:
             raise NppacError(f"sac-bc setting bc_weight={self.bc_weight!r} is out of range: must be ≥ 0")
         if not self.demo_batch_size >= 1:

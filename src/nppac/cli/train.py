@@ -49,12 +49,15 @@ def train(
     from nppac.errors import NppacError
     from nppac.training import TrainConfig
     from nppac.training import train as run_training
+    from nppac.training.rundir import check_inputs
 
     config = None
     if resume and config_file is not None:
         raise NppacError("--resume continues the run in --out with its stored configuration; drop --config")
     if not resume:
         base, given = TrainConfig.from_file(config_file) if config_file is not None else (TrainConfig(), set())
+        if config_file is not None and config_file.suffix == ".json":  # a past run's files, wherever it moved
+            base = check_inputs(base, config_file.parent)
         if (task is None and "task" not in given) or (algo is None and "algo" not in given):
             raise NppacError("--task and --algo are required for a new run (or --config FILE naming them, or "
                              "--resume --out DIR)")

@@ -2,7 +2,7 @@
 
 Two runs replicate one cell when their resolved configurations (a run's ``config.json``, with the
 settings added since an older run was written filled in as it ran:
-:func:`nppac.training.config.with_legacy_values`) are equal apart from
+:func:`nppac.training.config.migrate`) are equal apart from
 
 * ``seed``, what tells replications apart;
 * where and on what the run ran: ``device``, ``num_threads``, and ``prior``, the path of the prior
@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from nppac.training.config import PATH_FIELDS, with_legacy_values
+from nppac.training.config import PATH_FIELDS, migrate
 
 LOCATION_FIELDS: tuple[str, ...] = ("seed", "device", "num_threads", "prior")
 """Fields that say where or on what a run ran, or which of its replications it is: not compared."""
@@ -31,7 +31,7 @@ LOCATION_FIELDS: tuple[str, ...] = ("seed", "device", "num_threads", "prior")
 
 def setting_key(config: Mapping[str, Any]) -> str:
     """The settings of a run (its ``config.json``) that replications share, as one canonical string."""
-    filled = with_legacy_values(dict(config))
+    filled = migrate(dict(config))
     kept = {k: v for k, v in filled.items() if k not in LOCATION_FIELDS}
     for name in PATH_FIELDS:
         if kept.get(name):

@@ -125,9 +125,9 @@ def evaluation_steps(total_steps: int, steps_per_epoch: int, eval_every: int = 1
 def config_schedule(config: Mapping[str, Any]) -> np.ndarray:
     """:func:`evaluation_steps` of a run's ``config.json`` (settings it lacks as the run had them: runs from
     before ``eval_every`` evaluated every epoch)."""
-    from nppac.training.config import with_legacy_values
+    from nppac.training.config import migrate
 
-    filled = with_legacy_values(dict(config))
+    filled = migrate(dict(config))
     return evaluation_steps(int(filled["steps"]), int(filled["steps_per_epoch"]), int(filled["eval_every"]))
 
 

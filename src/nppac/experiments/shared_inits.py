@@ -31,15 +31,18 @@ log = logging.getLogger(__name__)
 INITS_DIR = "inits"
 INIT_SETTINGS = ("task", "algo", "seed", "device", "num_threads", "demos", "allow_pickle", "max_clipped_actions",
                  "prior", "prior_sigma", "prior_variance", "prior_convention", "love_rank", "love_seed", "actor",
-                 "actor_hidden", "actor_log_std_range", "actor_lr", "init_epochs", "init_batch_size")
-"""What a policy initialization reads of a run's settings: runs that agree on these share one."""
+                 "actor_hidden", "actor_lr", "init_epochs", "init_batch_size")
+"""What a policy initialization reads of a run's settings: runs that agree on these share one (and on the
+algorithm's own ``log_std_range``, :data:`INIT_OWN_SETTINGS`)."""
+INIT_OWN_SETTINGS = ("log_std_range",)
 RECORD_NAME = "shared_init.json"
 
 
 def init_config(cfg: TrainConfig) -> TrainConfig:
     """The configuration of the initialization a run shares: its INIT_SETTINGS, one epoch, stopped at step 0."""
+    own = {k: v for k, v in cfg.algo_settings.items() if k in INIT_OWN_SETTINGS}
     return TrainConfig(**{k: getattr(cfg, k) for k in INIT_SETTINGS}, steps=cfg.steps_per_epoch,
-                       steps_per_epoch=cfg.steps_per_epoch)
+                       steps_per_epoch=cfg.steps_per_epoch, algo_settings=own)
 
 
 def shared_init(cfg: TrainConfig, root: Path) -> Path:

@@ -66,7 +66,7 @@ from nppac.outputs import real_output, write_atomic
 from nppac.tasks import UnknownTaskError, get_task, list_tasks
 from nppac.training import TrainConfig
 from nppac.training.algorithms import ALGORITHMS
-from nppac.training.config import PATH_FIELDS, own_settings, typed
+from nppac.training.config import PATH_FIELDS, current_name, own_settings, typed
 
 Settings = tuple[tuple[str, Any], ...]
 """A table's settings, typed, in the file's order."""
@@ -259,6 +259,11 @@ def parse_suite(data: dict[str, Any], source: str | Path = "<suite>") -> Suite:
             if table_name not in chosen:
                 raise NppacError(f"{where}: [{kind}.{table_name}]: {table_name} is not in the suite's {listed} "
                                  f"({', '.join(dict.fromkeys(chosen))}); add it there or remove the table")
+    for label, table in (("[settings]", settings), *((f"[task.{t}]", per_task[t]) for t in per_task)):
+        for key, _ in table:
+            if not any(ALGORITHMS[a].reads_setting(key) for a in trained):
+                raise NppacError(f"{where}: {label} {key}: read by none of the suite's algos "
+                                 f"({', '.join(dict.fromkeys(trained))}); remove it")
     if len(skip) == len(tasks) * len(algos):
         raise NppacError(f"{where}: skip removes every task/algo pair; the suite would train nothing")
 
@@ -269,7 +274,10 @@ def parse_suite(data: dict[str, Any], source: str | Path = "<suite>") -> Suite:
                 if f"{task}/{algo}" in skip:
                     continue
                 base_algo, own = variants.get(algo, (algo, ()))
-                values = (*settings, *per_task.get(task, ()), *per_algo.get(base_algo, ()), *own)
+                # A shared table applies where the algorithm reads it; an algorithm's or a variant's, whole.
+                shared = [(k, v) for k, v in (*settings, *per_task.get(task, ()))
+                          if ALGORITHMS[base_algo].reads_setting(k)]
+                values = (*shared, *per_algo.get(base_algo, ()), *own)
                 config = TrainConfig(task=task, algo=base_algo, seed=seed).with_values(dict(values))
                 spec = RunSpec(config, tuple(f"{k}={_text(v)}" for k, v in values), algo if algo in variants else None)
                 try:
@@ -428,18 +436,19 @@ def _overrides(table: dict[str, Any], label: str, where: str, base: Path, algo: 
     known = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "algo_settings"] + sorted(own)
     pairs = []
     for key, value in table.items():
+        key = key if algo is None else current_name(key, algo)
         if key in _SET_BY_SUITE:
             raise NppacError(f"{where}: {label} {key}: set by the suite's {_SET_BY_SUITE[key]} list, not per table")
         if key not in known:
             raise NppacError(f"{where}: {label} {key}: unknown setting; known: {', '.join(known)}")
         if key in PATH_FIELDS:
             if not isinstance(value, str):
-                raise NppacError(f"{where}: {label} {key} = {value!r}: "
-                                 "expected a string or null (a path: \"path/to/file\")")
+                raise NppacError(f"{where}: {label} {key} = {value!r}: expected a string or null "
+                                 "(a path: \"path/to/file\")")
             if not is_minari_id(value):
                 value = str(base / Path(value).expanduser())
         try:
-            pairs.append((key, typed(key, value, TrainConfig.hint(key, own.get(key, algo or "nppac")))))
+            pairs.append((key, typed(key, value, TrainConfig.hint(key, algo))))
         except NppacError as err:
             raise NppacError(f"{where}: {label} {err}") from None
     return tuple(pairs)

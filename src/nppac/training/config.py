@@ -9,6 +9,7 @@ import numbers
 import tomllib
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -22,13 +23,20 @@ from nppac.data.validate import MAX_CLIPPED_ACTIONS
 from nppac.errors import NppacError
 from nppac.priors.gp import VARIANCE_ESTIMATES, VarianceEstimate
 from nppac.tasks import BINARY_REWARDS, HAND_PROTOCOLS, BinaryRewardName, Task, get_task
-from nppac.training.algorithms import ALGORITHMS, WARMUPS, Algorithm, Warmup, get_algorithm
+from nppac.training.algorithms import ALGORITHMS, INSTEAD, WARMUPS, Algorithm, Warmup, get_algorithm
 from nppac.training.presets import PRESETS, preset_settings
 
 AUTO_ALPHA_TARGETS: tuple[str, ...] = ("act-dim", "init-kl")
 """Named KL targets of automatic α (``auto_alpha_target``)."""
 KL_ANCHORS: tuple[str, ...] = ("prior", "init-actor")
 """The mean of the reference in the online KL (``kl_anchor``)."""
+
+CONFIG_SCHEMA = 2
+"""Version of a run's ``config.json``: 2 records only the settings its algorithm reads (:func:`migrate` reads
+older ones)."""
+RENAMED: dict[str, tuple[str, str]] = {"actor_log_std_range": ("log_std_range", "temperature")}
+"""Old setting name → (its name now, the group of :data:`~nppac.training.algorithms.SETTING_GROUPS` whose algorithms
+read it under the old name): accepted there with a deprecation warning, refused elsewhere."""
 
 PATH_FIELDS: tuple[str, ...] = ("demos", "prior", "prior_gpytorch", "init_actor")
 """Settings that name files: relative to the run or suite file that gives them (a ``minari:ID`` names none)."""
@@ -130,7 +138,7 @@ class TrainConfig:
     auto_alpha_target: str | None = None
     """Automatic α toward a named KL target (turns auto_alpha on): act-dim (the published trainer's automatic
     tuning with a GP prior: KL = the action dimension) or init-kl (the KL measured at the end of policy
-    initialization). KL-SAC algorithms only."""
+    initialization). KL-SAC algorithms with a prior only."""
     critic_layernorm: bool = False
     """Layer-normalize the critics' hidden layers (RLPD's remedy for critic extrapolation). KL-SAC algorithms only."""
     kl_anchor: str = "prior"
@@ -155,9 +163,6 @@ class TrainConfig:
     """Actor head: tanh_gaussian or gaussian_tanh_mean (task default)."""
     actor_hidden: tuple[int, ...] | None = None
     """Actor hidden widths (task: 2×256 locomotion, 4×256 hand)."""
-    actor_log_std_range: tuple[float, float] | None = None
-    """KL-SAC actors: one learned log σ per action dimension in [low, high] (rlkit's std_architecture="values")
-    instead of a state-dependent log σ clamped to [−20, 2]; algorithm default (sac, sac-bc on hand tasks: −6,0)."""
     critic_hidden: tuple[int, ...] = (256, 256)
     """Hidden widths of each critic."""
     init_epochs: int | None = None
@@ -204,8 +209,8 @@ class TrainConfig:
     """Clamp the critics to the returns' range [r_min, r_max]/(1 − γ) where the task's reward range is known
     (binary tasks: [−100, 0] at γ = 0.99); algorithm default (on for awac, whose critic has no entropy term)."""
     algo_settings: dict[str, Any] = field(default_factory=dict)
-    """The algorithm's own settings (fields of its registered settings class, e.g. awac's ``lam``):
-    ``--set lam=0.3``."""
+    """The algorithm's own settings given (fields of its registered settings class, e.g. awac's ``lam`` or every
+    algorithm's ``log_std_range``): ``--set lam=0.3``; the others take the algorithm's defaults."""
     allow_pickle: bool = False
     """Allow reading pickle-based demonstration files (only for files you trust)."""
     num_threads: int | None = 1
@@ -236,6 +241,11 @@ class TrainConfig:
         """Raise a one-line :class:`NppacError` for an impossible setting; returns self."""
         get_task(self.task)
         algorithm = get_algorithm(self.algo)
+        if not isinstance(self, ResolvedConfig):  # which fills the fields its algorithm does not read, unused
+            unread = [f.name for f in dataclasses.fields(TrainConfig)
+                      if not algorithm.reads_setting(f.name) and getattr(self, f.name) != f.default]
+            if unread:
+                raise NppacError(algorithm.refusal(unread[0]))
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             raise NppacError(f"unknown device {self.device!r}; choose cpu or cuda")
         for name, choices in (("actor", ACTOR_KINDS), ("warmup", WARMUPS), ("prior_sigma", SIGMA_CONVENTIONS),
@@ -271,26 +281,8 @@ class TrainConfig:
         if clash:
             raise NppacError(f"algo_settings may not hold TrainConfig fields ({', '.join(clash)}); set them directly")
         algorithm.make_settings(self.algo_settings)
-        if self.actor_log_std_range is not None and not (
-                len(self.actor_log_std_range) == 2 and self.actor_log_std_range[0] < self.actor_log_std_range[1]):
-            raise NppacError(f"config field actor_log_std_range={self.actor_log_std_range!r}: give low,high with "
-                             "low < high (e.g. --set actor_log_std_range=-6,0)")
         if self.steps < self.steps_per_epoch:
             raise NppacError(f"steps={self.steps} is less than one epoch (steps_per_epoch={self.steps_per_epoch})")
-        remedies = {"auto_alpha_target": self.auto_alpha_target is not None,
-                    "critic_layernorm": self.critic_layernorm,
-                    "kl_anchor": self.kl_anchor != "prior",
-                    "second_actor": self.second_actor != "none",
-                    "demo_batch_fraction": self.demo_batch_fraction > 0}
-        used = [name for name, on in remedies.items() if on]
-        if used and not algorithm.remedies:
-            raise NppacError(f"config field {used[0]} applies to the KL-SAC algorithms only "
-                             f"({', '.join(a for a in ALGORITHMS if ALGORITHMS[a].remedies)}), not to {self.algo}")
-        if self.auto_alpha_target is not None and self.prior_kind is None:
-            raise NppacError(f"auto_alpha_target targets a KL to the prior; algo {self.algo} has no prior "
-                             "(use auto_alpha with target_entropy)")
-        if self.kl_anchor == "init-actor" and self.prior_kind is None:
-            raise NppacError(f"kl_anchor=init-actor moves the mean of the KL's prior; algo {self.algo} has no prior")
         if self.kl_anchor == "init-actor" and self.init_epochs == 0 and not self.init_actor:
             raise NppacError("kl_anchor=init-actor anchors the KL to the initialized policy, and init_epochs=0 "
                              "without init_actor leaves none; initialize the policy or use kl_anchor=prior")
@@ -342,7 +334,8 @@ class TrainConfig:
         cfg = self
         if cfg.preset is not None:
             given = preset_settings(cfg.preset, cfg.task, task.family, cfg.algo, algorithm.prior_kind is not None)
-            cfg = dataclasses.replace(cfg, **{k: v for k, v in given.items() if getattr(cfg, k) is None}).validate()
+            cfg = dataclasses.replace(cfg, **{k: v for k, v in given.items()
+                                              if getattr(cfg, k) is None and algorithm.reads_setting(k)}).validate()
         own = {k: v for k, v in algorithm.defaults_for(task.family).items() if getattr(cfg, k) is None}
         cfg = dataclasses.replace(cfg, **own)
         protocol = HAND_PROTOCOLS[_or(cfg.hand_protocol, algorithm.hand_protocol)] if task.family == "hand" else None
@@ -381,19 +374,36 @@ class TrainConfig:
         return self.steps // self.steps_per_epoch
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The settings its algorithm reads, by name, after the schema version (:data:`CONFIG_SCHEMA`): a run's
+        ``config.json``."""
+        algorithm = self.algorithm
+        return {"schema": CONFIG_SCHEMA,
+                **{k: v for k, v in dataclasses.asdict(self).items() if algorithm.reads_setting(k)}}
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        """Write :meth:`to_dict` to ``path`` (a run's ``config.json``), naming the files inside its directory
+        relative to it, so that the run still reads them once moved (:meth:`load`), and others by absolute path."""
+        home = Path(path).parent.resolve()
+        data = self.to_dict()
+        for name in PATH_FIELDS:
+            if isinstance(data.get(name), str) and not is_minari_id(data[name]):
+                file = Path(data[name]).resolve()
+                data[name] = str(file.relative_to(home) if file.is_relative_to(home) else file)
+        Path(path).write_text(json.dumps(data, indent=2) + "\n")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Build from a dict (e.g. a run's ``config.json``), each value typed by its field (:func:`typed`); unknown
-        keys raise :class:`NppacError`."""
-        data = _without_removed(data)
-        for key in set(data) & set(REMOVED_SETTINGS):
+        """Build from a stored dict (a run's ``config.json``, a suite manifest's run) in this version's form
+        (:func:`migrate`), each value typed by its field (:func:`typed`); a key that is no setting, or one its
+        algorithm does not read, raises :class:`NppacError`."""
+        for key in set(_without_removed(data)) & set(REMOVED_SETTINGS):
             raise _removed(key)
+        data = migrate(data)
+        algorithm = get_algorithm(typed("algo", data.get("algo", cls.algo), str))
         known = {f.name for f in dataclasses.fields(cls)}
+        unread = [k for k in data if (k in known or k in INSTEAD) and not algorithm.reads_setting(k)]
+        if unread:
+            raise NppacError(algorithm.refusal(unread[0]))
         unknown = sorted(set(data) - known)
         if unknown:
             raise NppacError(f"unknown config key(s): {', '.join(unknown)} (written by another nppac version? rename "
@@ -402,22 +412,29 @@ class TrainConfig:
 
     @classmethod
     def set_keys(cls, algo: str) -> list[str]:
-        """Every ``--set`` key for ``algo``: TrainConfig's fields, then the algorithm's own settings."""
-        return [f.name for f in dataclasses.fields(cls) if f.name != "algo_settings"] + \
-            list(own_settings(get_algorithm(algo)))
+        """Every ``--set`` key for ``algo``: the TrainConfig fields it reads, then its own settings."""
+        algorithm = get_algorithm(algo)
+        return [f.name for f in dataclasses.fields(cls) if f.name != "algo_settings" and
+                algorithm.reads_setting(f.name)] + list(own_settings(algorithm))
 
     @classmethod
-    def hint(cls, key: str, algo: str) -> Any:
-        """The declared type of setting ``key`` (a TrainConfig field, or ``algo``'s own); unknown keys are refused."""
+    def hint(cls, key: str, algo: str | None) -> Any:
+        """The declared type of setting ``key`` (a TrainConfig field ``algo`` reads, or its own; any TrainConfig
+        field for ``algo`` None); unknown keys and those ``algo`` does not read are refused."""
         hints = _hints(TrainConfig)
-        if key in hints and key != "algo_settings":
+        if algo is None and key in hints and key != "algo_settings":
             return hints[key]
         if key in REMOVED_SETTINGS:
             raise _removed(key)
-        algorithm = get_algorithm(algo)
-        if key not in own_settings(algorithm):
-            raise NppacError(f"unknown config key {key!r} for algo {algo}; known keys: {', '.join(cls.set_keys(algo))}")
-        return _hints(algorithm.settings)[key]
+        algorithm = get_algorithm(algo or TrainConfig.algo)
+        if key in own_settings(algorithm):
+            return _hints(algorithm.settings)[key]
+        if key in INSTEAD or (key in hints and key != "algo_settings"):
+            if algorithm.reads_setting(key) and key in hints:
+                return hints[key]
+            raise NppacError(algorithm.refusal(key))
+        raise NppacError(f"unknown config key {key!r} for algo {algorithm.name}; known keys: "
+                         f"{', '.join(cls.set_keys(algorithm.name))}")
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
@@ -428,8 +445,11 @@ class TrainConfig:
             raise NppacError(f"cannot read run config {path}: {err}") from None
         if not isinstance(data, dict):
             raise NppacError(f"run config {path} is not a JSON object; restore it or start a new run")
+        if "schema" in data:  # its paths are relative to it (:meth:`save`); earlier ones to where the run started
+            data = {k: str(Path(path).parent.resolve() / v) if k in PATH_FIELDS and isinstance(v, str)
+                    and not is_minari_id(v) else v for k, v in data.items()}
         try:
-            return cls.from_dict(with_legacy_values(data))
+            return cls.from_dict(data)
         except NppacError as err:
             raise NppacError(f"{path}: {err}") from None
 
@@ -468,9 +488,10 @@ class TrainConfig:
         """These settings by name, as a file or the API gives them: TrainConfig's fields, and the algorithm's own
         settings (into ``algo_settings``), each typed by its declaration (:func:`typed`); unknown keys are refused."""
         algo = typed("algo", values.get("algo", self.algo), str)
-        own = {k: v for k, v in values.items() if k not in _hints(TrainConfig) or k == "algo_settings"}
-        for key in own:
+        values = {current_name(k, algo): v for k, v in values.items()}
+        for key in values:
             self.hint(key, algo)
+        own = {k: v for k, v in values.items() if k not in _hints(TrainConfig) or k == "algo_settings"}
         return dataclasses.replace(self, **{k: v for k, v in values.items() if k not in own},
                                    algo_settings={**self.algo_settings, **own})
 
@@ -486,7 +507,9 @@ class TrainConfig:
             key = key.strip()
             if not sep:
                 raise NppacError(f"--set expects key=value, got {pair!r}")
-            values[key] = parsed(key, text.strip(), self.hint(key, values.get("algo", self.algo)))
+            algo = values.get("algo", self.algo)
+            key = current_name(key, algo)
+            values[key] = parsed(key, text.strip(), self.hint(key, algo))
         return self.with_values(values)
 
 
@@ -546,23 +569,62 @@ def _values(cfg: TrainConfig) -> dict[str, Any]:
     """The fields of ``cfg`` by name (not copied)."""
     return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
 
-def with_legacy_values(stored: dict[str, Any]) -> dict[str, Any]:
-    """A stored (resolved) run config with the settings added since nppac 0.1's first runs filled in as those
-    runs used them: hand tasks on AWAC's protocol, time limits bootstrapped, the exact GP variance, evaluation
-    over the training horizon, and the remedies off."""
-    filled: dict[str, Any] = {"timeout_terminal": False, "prior_variance": "exact",
-                              "eval_horizon": stored.get("horizon")}
-    task = stored.get("task")
+
+def current_name(key: str, algo: str) -> str:
+    """Setting ``key``'s name now: an old name (:data:`RENAMED`) maps to the new one, with a deprecation warning,
+    for the algorithms that read it under the old name (others refuse it, naming the one they read)."""
+    new, group = RENAMED.get(key, (key, ""))
+    if new == key or group not in get_algorithm(algo).reads:
+        return key
+    warnings.warn(f"setting {key} is now called {new}; {key} will be refused by a later version", FutureWarning,
+                  stacklevel=3)
+    return new
+
+
+def migrate(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored config (a run's ``config.json``, a checkpoint's or a suite manifest's copy) in this version's form:
+    the one place that reads what earlier versions wrote.
+
+    Every schema: settings added since it was written take their defaults; the schema key is dropped. Written
+    before schemas (nppac 0.1's runs, which recorded every TrainConfig field): the settings added since those
+    runs take the values they ran with (hand tasks on AWAC's protocol, time limits bootstrapped, the exact GP
+    variance, evaluation over the training horizon, the remedies off), renamed settings (:data:`RENAMED`) move
+    to their new name where the algorithm read them, and the fields the algorithm does not read are dropped.
+    Keys that are no setting are left for :meth:`TrainConfig.from_dict` to refuse.
+    """
+    data = _without_removed(dict(stored))
+    schema = data.pop("schema", 1)
+    if not isinstance(schema, int) or schema > CONFIG_SCHEMA:
+        raise NppacError(f"config schema {schema!r} is newer than this nppac's ({CONFIG_SCHEMA}); "
+                         "read it with the nppac version that wrote it")
+    algorithm = ALGORITHMS.get(str(data.get("algo", TrainConfig.algo)))
     try:
-        hand = isinstance(task, str) and get_task(task).family == "hand"
+        family = get_task(str(data.get("task", TrainConfig.task))).family
     except NppacError:
-        hand = False
-    if hand:
-        filled |= {"hand_protocol": "awac", "binary_reward": "minus_one_zero"}
-    # Every other setting added since (the remedies, for one) defaults to what runs without it did.
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)
-                if f.default is not dataclasses.MISSING and f.name not in filled}
-    return {**defaults, **filled, **_without_removed(stored)}
+        family = None
+    if schema < 2 and algorithm is not None:
+        filled: dict[str, Any] = {"timeout_terminal": False, "prior_variance": "exact",
+                                  "eval_horizon": data.get("horizon")}
+        if family == "hand":
+            filled |= {"hand_protocol": "awac", "binary_reward": "minus_one_zero"}
+        data = {**filled, **data}
+        own = dict(data.get("algo_settings") or {})
+        for old, (new, group) in RENAMED.items():
+            value = data.pop(old, None)
+            default = algorithm.family_settings.get(family or "", {}).get(new, _own_default(algorithm, new))
+            if group in algorithm.reads and new not in own and json.dumps(value) != json.dumps(default):
+                own[new] = value
+        data["algo_settings"] = own
+        shared = {f.name for f in dataclasses.fields(TrainConfig)}
+        data = {k: v for k, v in data.items() if k not in shared or algorithm.reads_setting(k)}
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING
+                and (algorithm is None or algorithm.reads_setting(f.name))}
+    return {**defaults, **data}
+
+
+def _own_default(algorithm: Algorithm, name: str) -> Any:
+    fields = {f.name: f.default for f in dataclasses.fields(algorithm.settings)} if algorithm.settings else {}
+    return fields.get(name)
 
 
 RANGES: dict[str, tuple[float, float | None, bool, bool]] = {

@@ -4,10 +4,13 @@ A run directory holds everything needed to continue it: ``config.json`` (the res
 configuration), ``checkpoint.pt``, the prior (``prior/``), ``progress.csv`` and the
 final actor. ``config.json`` names the run's copy of its prior, however the prior was
 given (a path, an object, a suite's shared prior, or fitted in the run), so the file
-alone reruns the run. A new run refuses a directory in use; a resumed run takes its stored
-configuration and refuses a checkpoint it cannot continue exactly (damaged, written by
-another version, past the steps asked for, saved under a configuration edited since, or
-with its prior or its rows in ``progress.csv`` gone or changed).
+alone reruns the run. It names the files inside the run relative to it, and
+``inputs.json`` records the absolute path and content hash of each file it names outside,
+so that a run copied elsewhere reruns and resumes (:func:`check_inputs`). A new run
+refuses a directory in use; a resumed run takes its stored configuration and refuses a
+checkpoint it cannot continue exactly (damaged, written by another version, past the
+steps asked for, saved under a configuration edited since, or with its prior or its rows
+in ``progress.csv`` gone or changed).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import io
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -26,20 +29,23 @@ from nppac.data.replay import ReplayBuffer
 from nppac.errors import NppacError
 from nppac.outputs import check_output_dir, content_hash
 from nppac.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from nppac.training.config import ResolvedConfig, TrainConfig, with_legacy_values
+from nppac.training.config import PATH_FIELDS, ResolvedConfig, TrainConfig, migrate
 from nppac.training.logger import PROGRESS_NAME, current_column_names, read_progress
 
 log = logging.getLogger(__name__)
+Config = TypeVar("Config", bound=TrainConfig)
 
 CONFIG_NAME = "config.json"
 PRIOR_DIR = "prior"
 ACTOR_NAME = "actor.safetensors"
 
-RESUMABLE_CHANGES = ("steps", "num_threads", "device", "demos", "eval_every")
-"""Settings a resumed run may differ in from the checkpoint it continues (``demos``: the same file, found from
-another working directory; :func:`check_demonstrations` makes sure of it)."""
+RESUMABLE_CHANGES = ("steps", "num_threads", "device", "eval_every", *PATH_FIELDS)
+"""Settings a resumed run may differ in from the checkpoint it continues (the files: the same content, found where
+the run or the file moved; :func:`check_inputs` and the prior's hash in the checkpoint make sure of it)."""
+INPUTS_RECORD = "inputs.json"
+"""The files outside the run that its ``config.json`` names: setting → its absolute path and content hash."""
 DEMOS_RECORD = "demos.json"
-"""The demonstration file a run started from: its absolute path and content hash."""
+"""Runs before :data:`INPUTS_RECORD` recorded their demonstration file alone, in this file."""
 
 
 def prepare_run_dir(config: TrainConfig | None, out: Path, resume: bool) -> ResolvedConfig:
@@ -48,7 +54,7 @@ def prepare_run_dir(config: TrainConfig | None, out: Path, resume: bool) -> Reso
     if resume:
         if not stored.exists():
             raise NppacError(f"nothing to resume in {out}: no {CONFIG_NAME}; start a new run without --resume")
-        cfg = check_demonstrations(TrainConfig.load(stored).resolved(), out)  # fills fields added since the start
+        cfg = check_inputs(TrainConfig.load(stored).resolved(), out)
         if config is not None:
             given = config.resolved().to_dict()
             differ = [k for k, v in cfg.to_dict().items() if given[k] != v]
@@ -61,9 +67,12 @@ def prepare_run_dir(config: TrainConfig | None, out: Path, resume: bool) -> Reso
     cfg = config.resolved()
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(stored)
-    if cfg.demos is not None and Path(cfg.demos).exists():
-        record = {"path": str(Path(cfg.demos).resolve()), "sha256": content_hash(Path(cfg.demos))}
-        (out / DEMOS_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    home = out.resolve()
+    record = {name: {"path": str(Path(value).resolve()), "sha256": content_hash(Path(value))}
+              for name in PATH_FIELDS if isinstance(value := getattr(cfg, name), str) and Path(value).exists()
+              and not Path(value).resolve().is_relative_to(home)}
+    if record:
+        (out / INPUTS_RECORD).write_text(json.dumps(record, indent=2) + "\n")
     return cfg
 
 
@@ -76,8 +85,8 @@ def check_new_run_dir(out: Path, to_continue: str = "pass --resume to continue i
 
 
 def own_prior(out: Path) -> str:
-    """The run's copy of its prior, as its ``config.json`` names it: an absolute path, so that
-    ``nppac train --config OUT/config.json`` reruns the run from any working directory."""
+    """The run's copy of its prior, as an absolute path (its ``config.json`` names it relative to the run, so that
+    ``nppac train --config OUT/config.json`` reruns the run from any working directory, wherever OUT moved)."""
     return str((out / PRIOR_DIR).resolve())
 
 
@@ -86,21 +95,30 @@ def is_own_prior(path: str | Path, out: Path) -> bool:
     return Path(path).resolve() == (out / PRIOR_DIR).resolve()
 
 
-def check_demonstrations(cfg: ResolvedConfig, out: Path) -> ResolvedConfig:
-    """A resumed run's demonstrations are the file it started from: found from any working directory (by the
-    absolute path recorded at the start), and refused in one line when their content changed."""
+def check_inputs(cfg: Config, directory: Path) -> Config:
+    """The files outside the run in ``directory`` that its ``config.json`` names are those it started from
+    (:data:`INPUTS_RECORD`; runs before it: their demonstrations in :data:`DEMOS_RECORD`): each taken where the
+    config names it, else at the absolute path recorded at the start; refused in one line, naming both, when
+    neither exists or its content changed (sha256)."""
     try:
-        record = json.loads((out / DEMOS_RECORD).read_text())
+        records = json.loads((directory / INPUTS_RECORD).read_text())
     except (OSError, ValueError):
-        return cfg  # runs from before the record, or without a demonstration file
-    path = Path(cfg.demos) if cfg.demos is not None and Path(cfg.demos).exists() else Path(record["path"])
-    if not path.exists():
-        raise NppacError(f"the run's demonstrations {cfg.demos} (started from {record['path']}) are gone; "
-                         "restore the file to resume")
-    if content_hash(path) != record["sha256"]:
-        raise NppacError(f"{path} changed since the run in {out} started (sha256 differs from {DEMOS_RECORD}); "
-                         "restore the original demonstrations to resume, or start a new run")
-    return dataclasses.replace(cfg, demos=str(path))
+        try:
+            records = {"demos": json.loads((directory / DEMOS_RECORD).read_text())}
+        except (OSError, ValueError):
+            return cfg  # nothing outside the run
+    found: dict[str, Any] = {}
+    for name, record in records.items():
+        given = getattr(cfg, name)
+        path = next((p for p in (Path(given) if given else None, Path(record["path"])) if p and p.exists()), None)
+        if path is None:
+            raise NppacError(f"{name} of the run in {directory}: neither {given} nor {record['path']} (where it "
+                             "started) exists; restore the file to rerun or resume it")
+        if content_hash(path) != record["sha256"]:
+            raise NppacError(f"{name} of the run in {directory}: {path} is not the file it started from "
+                             f"({record['path']}, sha256 in {INPUTS_RECORD}); restore that file, or start a new run")
+        found[name] = str(path)
+    return dataclasses.replace(cfg, **found)
 
 
 def load_resume_checkpoint(cfg: ResolvedConfig, out: Path, device: torch.device) -> dict[str, Any] | None:
@@ -178,8 +196,8 @@ def check_same_run(cfg: TrainConfig, ckpt: dict[str, Any], ckpt_path: Path) -> N
     """Refuse, in one line, a ``config.json`` edited since the checkpoint was written."""
     if "config" not in ckpt:
         return
-    saved = with_legacy_values(json.loads(ckpt["config"]))
-    now = json.loads(json.dumps(cfg.to_dict()))
+    saved = migrate(json.loads(ckpt["config"]))  # both in one form, whichever version wrote the checkpoint
+    now = migrate(json.loads(json.dumps(cfg.to_dict())))
     changed = [k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k]]
     if changed:
         shown = ", ".join(f"{k}: {saved.get(k)!r} → {now[k]!r}" for k in changed[:3])

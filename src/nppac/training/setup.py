@@ -226,7 +226,7 @@ def agent_spec(cfg: ResolvedConfig, demos: DemoLoader, device: torch.device, pri
     task = cfg.task_spec
     prior_mean: PriorMean | None = None if prior is None else functools.partial(_prior_mean_action, prior)
     return AgentSpec(obs_dim=task.obs_dim, act_dim=task.act_dim, actor=cfg.actor, actor_hidden=cfg.actor_hidden,
-                     critic_hidden=cfg.critic_hidden, actor_log_std_range=cfg.actor_log_std_range,
+                     critic_hidden=cfg.critic_hidden,
                      q_bounds=q_bounds(cfg), kl_sac=kl_sac_config(cfg), settings=cfg.algo_config(), demos=demos,
                      device=device, prior_mean=prior_mean)
 
