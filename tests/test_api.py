@@ -10,6 +10,7 @@ import pytest
 
 import nppac
 from nppac.errors import NppacError
+from nppac.training import TrainConfig
 from nppac.training.algorithms import ALGORITHMS
 from tests.builders import nppac_in_process, tiny_demos
 from tests.conftest import run_cli
@@ -78,7 +79,8 @@ def test_a_prior_passed_as_an_object_is_named_in_config_json_whose_file_alone_re
     model = nppac.NPPAC("halfcheetah", prior=prior, demos=tmp_path / "demos.npz", seed=2, init_epochs=2, **TINY)
     model.learn(300, tmp_path / "run", progress=False)
     config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert config["prior"] == str((tmp_path / "run" / "prior").resolve())
+    assert config["prior"] == "prior"  # the run's own copy, named relative to the run (a run moves whole)
+    assert TrainConfig.load(tmp_path / "run" / "config.json").prior == str((tmp_path / "run" / "prior").resolve())
     assert load_run(tmp_path / "run").has("kl_mean")  # the curves' KL panel
     # The file alone reruns the run elsewhere (its prior read from the first run's copy, then copied again) ...
     code, _, err = nppac_in_process(monkeypatch, capsys, "train", "--config", str(tmp_path / "run" / "config.json"),
@@ -86,7 +88,7 @@ def test_a_prior_passed_as_an_object_is_named_in_config_json_whose_file_alone_re
     assert code == 0, err
     assert rows(tmp_path / "rerun") == rows(tmp_path / "run")
     rerun = json.loads((tmp_path / "rerun" / "config.json").read_text())
-    assert rerun["prior"] == str((tmp_path / "rerun" / "prior").resolve())
+    assert rerun["prior"] == "prior"
     assert {k: v for k, v in rerun.items() if k != "prior"} == {k: v for k, v in config.items() if k != "prior"}
     # ... and the run itself, naming its own copy, resumes from it.
     model.learn(150, progress=False)

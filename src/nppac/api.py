@@ -190,11 +190,12 @@ class Model:
         # Paths may be given as Path objects; every other value is typed by its setting (TrainConfig.with_values).
         values: dict[str, Any] = {k: os.fspath(v) if k in PATH_FIELDS and isinstance(v, os.PathLike) else v
                                   for k, v in settings.items()}
-        for key, value in (("prior", prior), ("demos", demos)):
-            if isinstance(value, (str, os.PathLike)):
-                values[key] = _existing(key, value)
+        paths = {k: v for k, v in (("prior", prior), ("demos", demos)) if isinstance(v, (str, os.PathLike))}
+        values.update({k: os.fspath(v) for k, v in paths.items()})
         config = TrainConfig(task=task_name(task), algo=name, seed=seed, device=_device(device))
-        self.config = config.with_values(values).validate()
+        self.config = config.with_values(values).validate()  # the settings first: one the algorithm does not read
+        for key, value in paths.items():  # is refused as such, whatever its value
+            _existing(key, value)
         self.prior = None if prior is None or isinstance(prior, (str, os.PathLike)) else _prior(self.config, prior)
         self.demos = None if demos is None or isinstance(demos, (str, os.PathLike)) else _demos(self.config, demos)
         self.run_dir: Path | None = None
@@ -390,7 +391,7 @@ def _verbosity(verbose: Any) -> int:
 def _device(name: Any) -> str:
     """A device name checked against this machine before any work; auto is cuda where there is one, else cpu."""
     if not isinstance(name, str):
-        raise NppacError(f"device={name!r}; choose cpu, cuda, cuda:N or auto")
+        raise NppacError(f"device = {name!r}: expected a string: cpu, cuda, cuda:N or auto")
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     resolve_device(name)
