@@ -108,3 +108,25 @@ def test_pen_evaluate_rolls_out_the_mean_action(pen_gp):
     assert result["success_rate"] in (0.0, 1.0)
     proc = run_cli("prior", "evaluate", "--prior", str(out), "--task", "door-binary", "--episodes", "1")
     assert proc.returncode == 2 and "45→24" in proc.stderr
+
+
+def test_fit_refuses_a_prior_narrow_everywhere_and_keeps_it_when_allowed(tmp_path, monkeypatch, capsys, caplog):
+    """A constant action dimension: exit code 2, one error line after the progress, nothing written; with
+    --allow-narrow-prior the prior is written and a WARNING names σ0."""
+    from nppac.data import save_npz
+    from tests.builders import make_demos, nppac_in_process
+
+    rng = np.random.default_rng(0)
+    states = rng.normal(size=(120, 3)).astype(np.float32)
+    actions = np.stack([np.tanh(states[:, 0]), np.full(120, 0.5, np.float32)], 1)
+    data = save_npz(make_demos(states, actions), tmp_path / "constant.npz")
+    argv = ["prior", "fit", "--data", str(data), "--kind", "gp", "--iters", "100", "--out", str(tmp_path / "gp")]
+    code, _, err = nppac_in_process(monkeypatch, capsys, *argv)
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert code == 2 and "Traceback" not in err and len(errors) == 1, err
+    assert "constant.npz: σ0 of action dim 1 is at most 0.0" in errors[0] and "--allow-narrow-prior" in errors[0]
+    assert not (tmp_path / "gp").exists()
+    with caplog.at_level("WARNING"):
+        code, out, err = nppac_in_process(monkeypatch, capsys, *argv, "--allow-narrow-prior")
+    assert code == 0 and (tmp_path / "gp" / "weights.safetensors").is_file(), err
+    assert any(r.levelname == "WARNING" and "σ0 of action dim 1 is at most" in r.getMessage() for r in caplog.records)

@@ -296,3 +296,34 @@ def test_cuda_predictions_match_cpu():
     assert gpu[0].device.type == "cuda"
     torch.testing.assert_close(gpu[0].cpu(), cpu[0], atol=1e-5, rtol=0)
     torch.testing.assert_close(gpu[1].cpu(), cpu[1], atol=1e-5, rtol=0)
+
+
+def test_a_fit_beyond_the_memory_left_is_refused_with_its_estimate_and_the_setting_that_fits(monkeypatch):
+    """200k states × 39 dims under 4 GiB: the default Nyström conditioning (2000 inducing states) needs 3 n×m float64
+    matrices, 9.6e9 bytes; 894 inducing states fit."""
+    from nppac.priors import gp
+
+    config = GPConfig()
+    assert gp.fit_memory(200_000, config)["condition"][0] == 3 * 200_000 * 2000 * 8
+    assert gp.fit_memory(20_000, config)["condition"][0] == 6 * 20_000**2 * 8  # exact up to max_exact
+    assert gp.fit_memory(20_000, GPConfig(fit_subset=0))["learn"][0] == 13 * 20_000**2 * 8
+    monkeypatch.setattr(gp, "available_memory", lambda device: 4 * 2**30)
+    with pytest.raises(NppacError, match=r"a GP fit on 200000 states needs about 8\.9 GiB for conditioning on 2000 "
+                                         r"inducing states .* only 4\.0 GiB are available; .*--num-inducing 894\)"):
+        gp.check_fit_memory(200_000, config)
+    gp.check_fit_memory(200_000, GPConfig(num_inducing=894))
+    with pytest.raises(NppacError, match=r"--max-exact 19999 --num-inducing 2000\)"):
+        gp.check_fit_memory(20_000, config)
+    states = np.zeros((200_000, 39), np.float32)
+    with pytest.raises(NppacError, match="needs about 8.9 GiB"):  # refused before anything is allocated for the fit
+        GPPrior(config).fit(make_demos(states, np.zeros((200_000, 2), np.float32)))
+
+
+def test_available_memory_respects_an_address_space_limit(monkeypatch):
+    from nppac.priors import gp
+
+    free = gp.available_memory(torch.device("cpu"))
+    assert free is not None and free > 0
+    monkeypatch.setattr(gp.resource, "getrlimit", lambda which: (4 * 2**30, gp.resource.RLIM_INFINITY))
+    limited = gp.available_memory(torch.device("cpu"))
+    assert limited is not None and limited < 4 * 2**30

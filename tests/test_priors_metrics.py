@@ -70,3 +70,60 @@ def test_unknown_kinds_and_settings_are_user_errors(tmp_path):
         make_prior("gp", lengthscale=1.0)
     with pytest.raises(NppacError, match="settings.json not found"):
         load_prior(tmp_path)
+
+
+# ------------------------------------------------------------------ priors that cannot be right
+def constant_action_demos(n: int = 200):
+    """Demonstrations whose second action dimension never moves: any fitted σ0 there is the noise floor."""
+    rng = np.random.default_rng(0)
+    states = rng.normal(size=(n, 3)).astype(np.float32)
+    actions = np.tanh(states[:, :2])
+    actions[:, 1] = 0.5
+    return make_demos(states, actions)
+
+
+def test_a_gp_whose_sigma0_is_narrow_everywhere_is_refused_unless_allowed(caplog):
+    """A constant action dim: the GP's σ0 stays ~0.02 even 8 state-stds from the data (a KL of ~1e3 per unit of
+    action error everywhere); refused, kept with allow_narrow and a WARNING naming the number."""
+    demos = constant_action_demos()
+    with pytest.raises(NppacError, match=r"σ0 of action dim 1 is at most 0\.0\d+ .*std in that dim is 0\).*"
+                                         r"--allow-narrow-prior"):
+        fit_prior(demos, "gp", iters=100)
+    with caplog.at_level("WARNING"):
+        prior, metrics = fit_prior(demos, "gp", iters=100, allow_narrow=True)
+    assert metrics["std_offset"]["8"] > 0  # kept
+    assert any(r.levelname == "WARNING" and "σ0 of action dim 1 is at most" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # a varying dim: no word
+        fit_prior(make_demos(demos.states, np.tanh(demos.states[:, :2])), "gp", iters=100)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_a_prior_predicting_nan_at_the_data_is_refused_before_it_is_saved(tmp_path, monkeypatch):
+    demos = constant_action_demos(40)
+    real = GPPrior.predict
+
+    def nan_at_the_data(self, states, exact=False):
+        mean, std = real(self, states, exact)
+        return mean, torch.where(torch.arange(len(std))[:, None] == 3, torch.nan, std)
+
+    monkeypatch.setattr(GPPrior, "predict", nan_at_the_data)
+    with pytest.raises(NppacError, match=r"the gp prior fitted on .*predicts σ0 = nan for action dim 0 at "
+                                         r"(training|demonstration) state 3"):
+        fit_prior(demos, "gp", iters=2, allow_narrow=True)
+
+
+def test_a_fit_that_runs_out_of_memory_is_one_line(monkeypatch):
+    def no_memory(*args):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: "
+                           "you tried to allocate 320000000000 bytes.\nmore lines of C++ frames")
+
+    monkeypatch.setattr("nppac.priors.kronecker.condition", no_memory)
+    with pytest.raises(NppacError, match=r"fitting the gp prior on 40 states from .* ran out of memory \(.*not "
+                                         r"enough memory: you tried to allocate 320000000000 bytes\.\); learn on "
+                                         r"fewer") as err:
+        fit_prior(constant_action_demos(40), "gp", iters=2)
+    assert "\n" not in str(err.value)
+    monkeypatch.setattr("nppac.priors.kronecker.condition", lambda *a: (_ for _ in ()).throw(RuntimeError("bug")))
+    with pytest.raises(RuntimeError, match="bug"):  # other errors are not memory's
+        fit_prior(constant_action_demos(40), "gp", iters=2)

@@ -170,6 +170,42 @@ def edited_obs_dim(ctx: Context) -> Path:
     return prior_dir
 
 
+def zero_state_scale(ctx: Context) -> Path:
+    prior_dir = ctx.prior_dir("gp")
+    tensors = load_file(str(prior_dir / "weights.safetensors"))
+    tensors["x_scale"][1] = 0.0
+    save_file(tensors, str(prior_dir / "weights.safetensors"))
+    return prior_dir
+
+
+def integer_weights(ctx: Context) -> Path:
+    prior_dir = ctx.prior_dir("nn")
+    tensors = load_file(str(prior_dir / "weights.safetensors"))
+    tensors["x_scale"] = tensors["x_scale"].to(torch.int64)
+    save_file(tensors, str(prior_dir / "weights.safetensors"))
+    return prior_dir
+
+
+def gpytorch_import(**changes: torch.Tensor) -> Callable[[Context], list[str]]:
+    """``prior import`` of a 3→2-dim multitask GP's state dict with some tensors replaced."""
+    def setup(ctx: Context) -> list[str]:
+        task, data = "covar_module.task_covar_module.", "covar_module.data_covar_module."
+        state = {task + "covar_factor": torch.ones(2, 1), task + "raw_var": torch.zeros(2),
+                 data + "raw_lengthscale": torch.zeros(1, 3), "mean_module.base_means.0.constant": torch.zeros(1),
+                 "mean_module.base_means.1.constant": torch.zeros(1), "likelihood.raw_task_noises": torch.zeros(2),
+                 "likelihood.raw_noise": torch.zeros(1)}
+        torch.save(state | {(data if "lengthscale" in k else task) + k: v for k, v in changes.items()},
+                   ctx.folder / "gp.pt")
+        data = save_npz(toy_demos(), ctx.folder / "toy.npz")
+        return ["prior", "import", "--gpytorch", str(ctx.folder / "gp.pt"), "--data", str(data), "--kernel", "rbf",
+                "--out", str(ctx.folder / "prior")]
+    return setup
+
+
+def little_memory(ctx: Context) -> None:
+    ctx.monkeypatch.setattr("nppac.priors.gp.available_memory", lambda device: 50_000)
+
+
 def fit_to(out: str, *extra: str,
            prepare: Callable[[Context], None] = lambda ctx: None) -> Callable[[Context], list[str]]:
     def setup(ctx: Context) -> list[str]:
@@ -426,6 +462,18 @@ REFUSALS = [
             ("states.npy", "NaN/Inf"), ("p.npz",)),
     Refusal("prior with NaN weights", predict(nan_weights), ("weights.safetensors", "'mean_head.bias'", "NaN"),
             ("p.npz",)),
+    Refusal("prior with a state scale of 0", predict(zero_state_scale), ("weights.safetensors", "x_scale[1] = 0",
+                                                                         "must be positive"), ("p.npz",)),
+    Refusal("prior weights of an integer dtype", predict(integer_weights),
+            ("weights.safetensors", "'x_scale' has dtype int64", "real floating-point"), ("p.npz",)),
+    Refusal("gpytorch lengthscale that rounds to 0", gpytorch_import(raw_lengthscale=torch.tensor([[0.0, -800, 0]])),
+            ("gp.pt", "lengthscale[1] = 0, but it must be positive", "softplus rounds it to 0"), ("prior",)),
+    Refusal("gpytorch complex tensor", gpytorch_import(covar_factor=torch.ones(2, 1, dtype=torch.complex64)),
+            ("gp.pt", "'covar_module.task_covar_module.covar_factor' has dtype complex64"), ("prior",)),
+    Refusal("a GP fit larger than the memory left", fit_to("prior", "--kind", "gp", "--fit-subset", "0",
+                                                           prepare=little_memory),
+            ("a GP fit on 30 states needs about 0.089 MiB for learning on 30 states", "only 0.048 MiB are available",
+             "--fit-subset 21"), ("prior",)),
     # Files that crashed
     Refusal("truncated prior weights", predict(truncated_weights),
             ("weights.safetensors", "not a readable safetensors"), ("p.npz",)),

@@ -115,3 +115,23 @@ def test_fused_adam_on_the_cpu_matches_the_reference_adam():
             opt.step()
     for a, b in zip(net.parameters(), ref):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_initialization_far_from_the_prior_warns_about_the_observation_scale(caplog):
+    """States scaled by 1e6: the actor reads them unscaled and starts millions of nats from π0; a WARNING names the
+    KL and the scale and says to normalize. Order-one states and an actor near π0: no warning."""
+    from nppac.agents.kl_sac import initialize_policy
+    from nppac.agents.networks import Actor
+    from nppac.training.setup import warn_if_far_from_prior
+
+    states = torch.randn(64, 3, generator=torch.Generator().manual_seed(0))
+    mean, std = torch.zeros(64, 2), torch.full((64, 2), 0.3)
+    for scale, warned in ((1.0, False), (1e6, True)):
+        torch.manual_seed(0)
+        caplog.clear()
+        kl = initialize_policy(Actor(3, 2, (16,), "gaussian_tanh_mean"), states * scale, mean, std, 1)[0]
+        with caplog.at_level("WARNING"):
+            warn_if_far_from_prior("the policy", kl, states * scale, mean, std)
+        lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert bool(lines) == warned, lines
+    assert "normalize the observations" in lines[0] and "reach |s| = 3.41e+06" in lines[0]

@@ -27,13 +27,14 @@ _stderr = Console(stderr=True)
 
 def _fit_settings(kind: str, task: str | None, kernel: str | None, rank: int | None, iters: int | None,
                   fit_subset: int | None, variant: str | None, device: str, seed: int,
-                  optimizer: str | None = None, predict_rtol: float | None = None) -> dict[str, Any]:
+                  optimizer: str | None = None, predict_rtol: float | None = None, max_exact: int | None = None,
+                  num_inducing: int | None = None) -> dict[str, Any]:
     """Config fields for :func:`nppac.priors.fit_prior` from the flags (checking they apply to ``kind``)."""
     settings: dict[str, Any] = {"device": device, "seed": seed}
     if iters is not None:
         settings["iters"] = iters
     gp_only = {"--kernel": kernel, "--rank": rank, "--fit-subset": fit_subset, "--optimizer": optimizer,
-               "--predict-rtol": predict_rtol}
+               "--predict-rtol": predict_rtol, "--max-exact": max_exact, "--num-inducing": num_inducing}
     if kind == "gp":
         if variant is not None:
             raise NppacError("--variant applies to --kind nn only")
@@ -42,14 +43,10 @@ def _fit_settings(kind: str, task: str | None, kernel: str | None, rank: int | N
 
             kernel = get_task(task).defaults.kernel if task else DEFAULT_KERNEL
         settings["kernel"] = kernel
-        if rank is not None:
-            settings["rank"] = rank
-        if fit_subset is not None:
-            settings["fit_subset"] = fit_subset
-        if optimizer is not None:
-            settings["optimizer"] = optimizer
-        if predict_rtol is not None:
-            settings["predict_rtol"] = predict_rtol
+        settings |= {name: value for name, value in (("rank", rank), ("fit_subset", fit_subset),
+                                                      ("optimizer", optimizer), ("predict_rtol", predict_rtol),
+                                                      ("max_exact", max_exact), ("num_inducing", num_inducing))
+                     if value is not None}
     elif kind == "nn":
         given = [flag for flag, value in gp_only.items() if value is not None]
         if given:
@@ -81,8 +78,14 @@ def fit(
     optimizer: str | None = typer.Option(None, "--optimizer", help="GP: adam (published, default) or lbfgs."),
     predict_rtol: float | None = typer.Option(None, "--predict-rtol", help="GP: relative σ0 error allowed to fast "
                                                  "prediction, checked on probe states (default 0.002; 0 = exact)."),
+    max_exact: int | None = typer.Option(None, "--max-exact", help="GP: condition exactly on up to this many "
+                                         "states, on inducing states beyond (default 20000)."),
+    num_inducing: int | None = typer.Option(None, "--num-inducing", help="GP: inducing states beyond --max-exact "
+                                            "(default 2000)."),
     variant: str | None = typer.Option(
         None, "--variant", help="NN: gaussian, tanh_gaussian or fixed_std (default gaussian)."),
+    allow_narrow: bool = typer.Option(False, "--allow-narrow-prior", help="Keep a prior whose σ0 stays below 0.05 "
+                                      "in some action dim at and away from the data (refused otherwise)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     allow_pickle: bool = typer.Option(
         False, "--allow-pickle", help="Allow pickled inputs (rlkit .npy, mjrl .pkl); only for files you trust."),
@@ -98,8 +101,9 @@ def fit(
     import torch
 
     from nppac.data import load_demos
-    from nppac.priors import fit_prior
+    from nppac.priors import GPConfig, fit_prior
     from nppac.priors.common import is_saved_prior
+    from nppac.priors.gp import check_fit_memory
     from nppac.training.progress import ProgressBar
 
     if threads < 0:
@@ -108,13 +112,15 @@ def fit(
         torch.set_num_threads(threads)
     check_output_dir(out, reuse=is_saved_prior, reused="an earlier prior (which would be replaced)")
     settings = _fit_settings(kind, task, kernel, rank, iters, fit_subset, variant, device, seed, optimizer,
-                             predict_rtol)
+                             predict_rtol, max_exact, num_inducing)
     if not 0.0 <= max_clipped <= 1.0:
         raise NppacError(f"--max-clipped-actions must be a share in [0, 1], got {max_clipped}")
     demos = load_demos(data, task=task, allow_pickle=allow_pickle, clip_actions=True, max_clipped=max_clipped)
+    if kind == "gp":
+        check_fit_memory(len(demos.states), GPConfig(**settings).validate())  # refused before the progress bar
     _stderr.print(f"fitting a {kind} prior to {demos.n_transitions} transitions from {data}")
     with ProgressBar(True) as bar:
-        prior, metrics = fit_prior(demos, kind, progress=bar.stage, **settings)
+        prior, metrics = fit_prior(demos, kind, progress=bar.stage, allow_narrow=allow_narrow, **settings)
     metrics["data"] = str(data)
     metrics["task"] = task
     prior.save(out)
@@ -164,12 +170,15 @@ def import_(
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow pickled demonstrations (rlkit .npy, mjrl "
                                       ".pkl); only for files you trust."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    allow_narrow: bool = typer.Option(False, "--allow-narrow-prior", help="Keep a prior whose σ0 stays below 0.05 "
+                                      "in some action dim at and away from the data (refused otherwise)."),
     json_out: bool = typer.Option(False, "--json", help="Print metrics.json on stdout."),
 ) -> None:
     """Import a published gpytorch GP prior: its hyperparameters, conditioned on its demonstrations."""
     from nppac.data import load_demos
-    from nppac.priors import fit_prior
+    from nppac.priors import GPConfig, fit_prior
     from nppac.priors.common import is_saved_prior
+    from nppac.priors.gp import check_fit_memory
     from nppac.priors.gpytorch_import import hyperparameters, read_state_dict
 
     check_output_dir(out, reuse=is_saved_prior, reused="an earlier prior (which would be replaced)")
@@ -183,8 +192,10 @@ def import_(
         if (spec.obs_dim, spec.act_dim) != (demos.states.shape[1], demos.actions.shape[1]):
             raise NppacError(f"{data}: {demos.states.shape[1]}-dim states and {demos.actions.shape[1]}-dim actions, "
                              f"but task {task} has {spec.obs_dim} and {spec.act_dim}")
+    check_fit_memory(len(demos.states), GPConfig(iters=0, device=device))
     _stderr.print(f"importing {gpytorch_ckpt} and conditioning it on {demos.n_transitions} transitions from {data}")
-    prior, metrics = fit_prior(demos, "gp", from_gpytorch=gpytorch_ckpt, kernel=kernel, device=device)
+    prior, metrics = fit_prior(demos, "gp", from_gpytorch=gpytorch_ckpt, allow_narrow=allow_narrow, kernel=kernel,
+                               device=device)
     metrics |= {"data": str(data), "task": task}
     prior.save(out)
     write_atomic(out / "metrics.json", to_json_text(metrics) + "\n")

@@ -132,10 +132,40 @@ def read_saved(directory: str | Path, kind: str) -> tuple[dict[str, Any], dict[s
         reason = str(err).strip().splitlines()[0]
         raise NppacError(f"{weights}: not a readable safetensors file ({reason}); re-run `nppac prior fit`") from None
     for name, tensor in tensors.items():
-        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+        check_real(tensor, name, weights)
+        if not torch.isfinite(tensor).all():
             raise NppacError(f"{weights}: tensor {name!r} holds NaN or Inf values; the prior is damaged, "
                              "re-run `nppac prior fit`")
     return settings, tensors
+
+
+def check_real(tensor: torch.Tensor, name: str, path: str | Path) -> None:
+    """Refuse a tensor that is not of a real floating dtype (complex, bool, integer): casting it to float would drop
+    an imaginary part with only a torch warning, or read flags and counts as weights."""
+    if not tensor.is_floating_point():
+        dtype = str(tensor.dtype).removeprefix("torch.")
+        raise NppacError(f"{path}: tensor {name!r} has dtype {dtype}, expected real floating-point values (a cast "
+                         "would drop an imaginary part, or read flags or counts as parameters); re-create the file")
+
+
+def check_positive(where: str | Path, values: dict[str, torch.Tensor], fix: str) -> None:
+    """Refuse the first entry of ``values`` (name → tensor) that is not finite and > 0, naming it and its value."""
+    for name, tensor in values.items():
+        flat = tensor.detach().reshape(-1)
+        bad = ~(torch.isfinite(flat) & (flat > 0))
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0])
+            entry = f"{name}[{i}]" if flat.numel() > 1 else name
+            raise NppacError(f"{where}: {entry} = {float(flat[i]):.6g}, but it must be positive and finite; {fix}")
+
+
+def check_predictions(where: str | Path, mean: torch.Tensor, std: torch.Tensor, at: str) -> None:
+    """Refuse a prior whose μ0 is not finite or whose σ0 is not finite and > 0 at the states ``at`` names."""
+    for name, values, ok in (("μ0", mean, torch.isfinite(mean)), ("σ0", std, torch.isfinite(std) & (std > 0))):
+        if not bool(ok.all()):
+            row, dim = (int(i) for i in (~ok).nonzero()[0])
+            raise NppacError(f"{where}: the prior predicts {name} = {float(values[row, dim]):.6g} for action dim {dim} "
+                             f"at {at} {row}; a prior must predict a finite mean and a positive σ0 there, re-fit it")
 
 
 def load_weights(module: torch.nn.Module, tensors: dict[str, torch.Tensor], directory: str | Path) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
+import resource
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
@@ -48,6 +49,8 @@ from nppac.priors.common import (
     WEIGHTS,
     Progress,
     check_data,
+    check_positive,
+    check_predictions,
     check_states,
     config_from_settings,
     load_weights,
@@ -383,6 +386,85 @@ def _fingerprint(states: np.ndarray, actions: np.ndarray) -> str:
     return h.hexdigest()
 
 
+LEARN_MATRICES = 13
+"""n×n float64 matrices the marginal likelihood's learning step holds at once on m states (measured: peak
+resident memory 12.7 m² · 8 bytes): the kernel and its autograd intermediates, eigh's input, output and workspace,
+the analytic gradients."""
+EXACT_MATRICES = 6
+"""n×n float64 matrices exact conditioning holds at once (measured 5.4): K_x, eigh's eigenvectors and workspace
+(2 n²), the kept components, their bytes when the prior is saved."""
+INDUCING_MATRICES = 3
+"""n×m float64 matrices Nyström conditioning holds at once (measured 3.0): K_mn, Φ, Q."""
+
+
+def fit_memory(n: int, config: GPConfig) -> dict[str, tuple[int, str]]:
+    """Bytes and a description of the two large steps of a GP fit on ``n`` states: ``learn`` (the marginal
+    likelihood on the subset) and ``condition`` (exact up to ``max_exact`` states, else Nyström)."""
+    m = 0 if config.iters == 0 else n if config.fit_subset == 0 else min(n, config.fit_subset)
+    steps = {"learn": (LEARN_MATRICES * m * m * 8, f"learning on {m} states ({LEARN_MATRICES} {m}×{m} float64 "
+                                                   "matrices)")}
+    if config.conditioning == "exact" or (config.conditioning == "auto" and n <= config.max_exact):
+        steps["condition"] = (EXACT_MATRICES * n * n * 8, f"exact conditioning ({EXACT_MATRICES} {n}×{n} float64 "
+                                                         "matrices)")
+    else:
+        k = min(n, config.num_inducing)
+        steps["condition"] = (INDUCING_MATRICES * n * k * 8, f"conditioning on {k} inducing states "
+                                                             f"({INDUCING_MATRICES} {n}×{k} float64 matrices)")
+    return steps
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes a fit may still allocate on ``device``: free GPU memory, or on the CPU the least of the system's
+    MemAvailable, the room left under the address-space limit (``ulimit -v``) and under the cgroup's memory.max."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    room: list[int] = []
+    try:
+        meminfo = Path("/proc/meminfo").read_text()
+        room += [int(line.split()[1]) * 1024 for line in meminfo.splitlines() if line.startswith("MemAvailable:")]
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit != resource.RLIM_INFINITY:
+            status = Path("/proc/self/status").read_text()
+            used = [int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmSize:")]
+            room.append(limit - (used[0] if used else 0))
+        cgroup_max = Path("/sys/fs/cgroup/memory.max")
+        if cgroup_max.is_file() and cgroup_max.read_text().strip() != "max":
+            current = Path("/sys/fs/cgroup/memory.current")
+            room.append(int(cgroup_max.read_text()) - (int(current.read_text()) if current.is_file() else 0))
+    except (OSError, ValueError):
+        pass
+    return min(room) if room else None
+
+
+def check_fit_memory(n: int, config: GPConfig) -> None:
+    """Refuse, before any work, a fit on ``n`` states whose largest step needs more memory than is available,
+    saying which setting makes it fit."""
+    steps = fit_memory(n, config)
+    need, what = max(steps.values())
+    room = available_memory(resolve_device(config.device))
+    if room is None or need <= room:
+        return
+    raise NppacError(f"a GP fit on {n} states needs about {_size(need)} for {what}, but only {_size(room)} "
+                     f"are available; {_memory_advice(n, config, steps, room)}")
+
+
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 2**30:.1f} GiB" if n_bytes >= 2**30 else f"{max(n_bytes, 0) / 2**20:.2g} MiB"
+
+
+def _memory_advice(n: int, config: GPConfig, steps: dict[str, tuple[int, str]], room: int) -> str:
+    room = max(room, 0)
+    advice = []
+    if steps["learn"][0] > room:
+        advice.append(f"learn on fewer states (--fit-subset {max(1, math.isqrt(room // (LEARN_MATRICES * 8)))})")
+    if steps["condition"][0] > room:
+        inducing = max(1, min(config.num_inducing, room // (INDUCING_MATRICES * 8 * n)))
+        exact = config.conditioning == "exact" or (config.conditioning == "auto" and n <= config.max_exact)
+        advice.append(f"condition on inducing states (--max-exact {n - 1} --num-inducing {inducing})" if exact
+                      else f"condition on fewer inducing states (--num-inducing {inducing})")
+    return " and ".join(advice) + ", or fit on fewer demonstrations"
+
+
 class GPPrior:
     """Behavioral reference policy π0 = the observed predictive of a multi-output exact GP.
 
@@ -428,6 +510,7 @@ class GPPrior:
         """Learn the hyperparameters (on a subset), then condition on every demonstration."""
         start = time.perf_counter()
         states, actions = check_data(demos.states, demos.actions)
+        check_fit_memory(len(states), self.config)
         self._build(states.shape[1], actions.shape[1])
         dev = self.device
         mean = states.mean(0, dtype=np.float64)
@@ -537,9 +620,21 @@ class GPPrior:
         if states_np.shape[1] != self.obs_dim or actions_np.shape[1] != self.act_dim:
             raise NppacError(f"GP prior expects {self.obs_dim}-dim states and {self.act_dim}-dim actions, "
                              f"got {states_np.shape[1]} and {actions_np.shape[1]}")
+        check_fit_memory(len(states_np), replace(self.config, iters=0))
         x = self.standardize(torch.as_tensor(states_np))
         y = torch.as_tensor(actions_np, dtype=DTYPE, device=self.device)
         self._condition(x, y, _fingerprint(states_np, actions_np), torch.Generator().manual_seed(self.config.seed))
+
+    def check_parameters(self, where: str | Path) -> None:
+        """Refuse a GP whose positive quantities (lengthscales, B's diagonal terms v, noises, state scales) are not
+        finite and > 0, or whose predictions at (up to 256 of) its training states are not finite."""
+        h = self.hyper
+        with torch.no_grad():
+            check_positive(where, {"lengthscale": h.lengthscale, "v": h.log_v.exp(), "noise": h.noise,
+                                   "x_scale": self.x_scale}, "the GP cannot be conditioned with it")
+            if self.x_train is not None and len(self.x_train):
+                states = self.x_train[:256] * self.x_scale + self.x_mean
+                check_predictions(where, *self.predict(states), "training state")
 
     def hyperparameter_summary(self) -> dict[str, float]:
         """A few numbers that describe the learned model (for logs and metrics.json)."""
@@ -717,6 +812,7 @@ class GPPrior:
             fingerprint, mll = settings["train_mll"]
             prior._train_mll = (str(fingerprint), float(mll))
         prior.fit_seconds, prior.fit_info = settings.get("fit_seconds"), settings.get("fit", {})
-        return prior.to(device)
+        prior.to(device).check_parameters(Path(directory) / WEIGHTS)
+        return prior
 
 

@@ -20,6 +20,7 @@ import torch
 
 from nppac.data.demos import Demonstrations
 from nppac.errors import NppacError
+from nppac.priors.common import check_positive, check_real
 from nppac.priors.gp import DTYPE, GPConfig, GPPrior
 from nppac.priors.kernels import KernelName, check_kernel
 
@@ -58,6 +59,7 @@ def _require(state: dict[str, torch.Tensor], key: str | tuple[str, ...], path: P
     names = (key,) if isinstance(key, str) else key
     for name in names:
         if name in state:
+            check_real(state[name], name, path)
             return state[name]
     raise NppacError(f"{path}: tensor {names[0]!r} is missing; this is not a gpytorch multitask GP "
                      "(MultitaskMean of ConstantMeans, MultitaskKernel, MultitaskGaussianLikelihood)")
@@ -72,7 +74,7 @@ def hyperparameters(state: dict[str, torch.Tensor], path: Path) -> dict[str, tor
     var = _softplus(_require(state, _TASK + "raw_var", path)).reshape(-1)
     outputscale = torch.ones((), dtype=DTYPE)
     if _DATA + "raw_outputscale" in state:
-        outputscale = _softplus(state[_DATA + "raw_outputscale"]).reshape(())
+        outputscale = _softplus(_require(state, _DATA + "raw_outputscale", path)).reshape(())
         raw_ls = _require(state, _DATA + "base_kernel.raw_lengthscale", path)
     else:
         raw_ls = _require(state, _DATA + "raw_lengthscale", path)
@@ -92,6 +94,9 @@ def hyperparameters(state: dict[str, torch.Tensor], path: Path) -> dict[str, tor
     bad = [k for k, v in out.items() if not bool(torch.isfinite(v).all())]
     if bad:
         raise NppacError(f"{path}: non-finite values in the {bad[0]} parameters")
+    # softplus(raw) rounds to 0 for raw below about −745: a zero lengthscale or variance has no logarithm.
+    check_positive(path, {"lengthscale": out["lengthscale"], "task variance v": out["v"]},
+                   "its raw value is so negative that softplus rounds it to 0; this checkpoint cannot be a fitted GP")
     return out
 
 

@@ -2,18 +2,61 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from nppac.data.demos import Demonstrations
+from nppac.errors import NppacError
 from nppac.priors.base import Prior
-from nppac.priors.common import as_numpy
+from nppac.priors.common import as_numpy, check_predictions
 from nppac.priors.gp import GPPrior
+
+log = logging.getLogger(__name__)
 
 OFFSETS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
 """Multiples c of the per-dimension state std used by ``std_offset``."""
+SIGMA0_FLOOR = 0.05
+"""A fitted prior whose median σ0 in some action dimension stays below this at the demonstrations and at every offset
+of :data:`OFFSETS` is refused (unless allowed): on actions in [−1, 1] it pins the policy to μ0 everywhere, at a KL of
+about 1/(2σ0²) ≥ 200 per unit of action error. A GP's σ0 is at least √(2·min_noise) = 0.014; fitted to a constant
+action dimension it stays near 0.02 even 8 state-stds from the data. The published pen GP's widest σ0 is 0.20–0.65
+per dimension."""
+SIGMA0_NARROW = 0.1
+"""Below this widest σ0 (but above :data:`SIGMA0_FLOOR`, or allowed) a fit is kept with a warning."""
+
+
+@torch.no_grad()
+def check_fitted(prior: Prior, demos: Demonstrations, where: str | Path, allow_narrow: bool = False) -> None:
+    """Refuse a freshly fitted or imported prior that cannot be right: non-finite or non-positive parameters (where
+    the prior can tell), a μ0 or σ0 at the demonstrations that is not finite and positive, or a σ0 narrower than
+    :data:`SIGMA0_FLOOR` at the demonstrations and away from them (unless ``allow_narrow``; a warning then, as
+    below :data:`SIGMA0_NARROW`)."""
+    check_parameters = getattr(prior, "check_parameters", None)
+    if check_parameters is not None:
+        check_parameters(where)
+    mean, std = prior.predict(torch.from_numpy(demos.states))
+    check_predictions(where, mean, std, "demonstration state")
+    at_data = std.median(0).values
+    far = torch.stack([prior.predict(torch.from_numpy(offset_states(demos.states, c)))[1].median(0).values
+                       for c in OFFSETS])
+    widest = torch.maximum(at_data, far.max(0).values)
+    dim = int(widest.argmin())
+    value = float(widest[dim])
+    if value >= SIGMA0_NARROW:
+        return
+    detail = (f"{where}: σ0 of action dim {dim} is at most {value:.3g} (median {float(at_data[dim]):.3g} at the "
+              f"demonstrations, {float(far[-1, dim]):.3g} at {OFFSETS[-1]:g} state-stds from them; the demonstrated "
+              f"actions' std in that dim is {float(demos.actions[:, dim].std()):.3g})")
+    if value < SIGMA0_FLOOR and not allow_narrow:
+        raise NppacError(f"{detail}: the prior would pin the policy to μ0 everywhere, at a KL of ~1/(2σ0²) per unit "
+                         "of action error; drop constant action dims from the demonstrations, or keep it with "
+                         "--allow-narrow-prior (allow_narrow=True)")
+    log.warning("%s: a KL toward it grows as 1/(2σ0²) even far from the demonstrations; drop (near-)constant action "
+                "dims from the demonstrations", detail)
 
 
 def offset_states(states: np.ndarray | torch.Tensor, c: float, n: int = 512, seed: int = 0) -> np.ndarray:

@@ -33,8 +33,11 @@ from nppac.devices import resolve_device
 from nppac.distributions import gaussian_log_prob
 from nppac.errors import NonFiniteError, NppacError
 from nppac.priors.common import (
+    WEIGHTS,
     Progress,
     check_data,
+    check_positive,
+    check_predictions,
     check_states,
     config_from_settings,
     load_weights,
@@ -238,6 +241,16 @@ class NNPrior:
             return tanh_gaussian_log_prob(actions, mean, std)
         return gaussian_log_prob(actions, mean, std)
 
+    def check_parameters(self, where: str | Path) -> None:
+        """Refuse a network with non-finite weights or a state scale that is not positive, or whose prediction at
+        the center of its state scaler is not finite."""
+        with torch.no_grad():
+            check_positive(where, {"x_scale": self.net.x_scale}, "re-fit the prior")
+            for name, tensor in self.net.state_dict().items():
+                if not bool(torch.isfinite(tensor).all()):
+                    raise NppacError(f"{where}: weights {name!r} hold NaN or Inf; re-fit the prior")
+            check_predictions(where, *self.predict(self.net.x_mean[None]), "the mean demonstration state")
+
     def to(self, device: torch.device | str) -> NNPrior:
         """Move the network to ``device``; returns self."""
         self.net.to(device)
@@ -261,4 +274,5 @@ class NNPrior:
         prior.net.eval()
         prior.fitted = True
         prior.fit_seconds, prior.fit_info = settings.get("fit_seconds"), settings.get("fit", {})
-        return prior.to(device)
+        prior.to(device).check_parameters(Path(directory) / WEIGHTS)
+        return prior

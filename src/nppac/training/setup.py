@@ -29,6 +29,7 @@ from nppac.data.demos import Demonstrations
 from nppac.data.relabel import as_binary_reward
 from nppac.data.replay import BatchSource, MixedBatches, ReplayBuffer
 from nppac.devices import resolve_device
+from nppac.distributions import gaussian_kl
 from nppac.errors import NonFiniteError, NppacError
 from nppac.outputs import content_hash
 from nppac.priors import combine_priors, fit_prior, load_prior, use_variance
@@ -401,7 +402,31 @@ def start_from_actor(agent: Agent, path: str, prior_cache: PriorCache | None, de
         raise NonFiniteError(f"KL(π‖π0) of the actor in {path} is not finite; check the prior's σ0")
     log.info("the policy starts from the actor in %s: KL(π‖π0) %.3g on the %d demonstration states (init_kl)", path,
              kl, len(states))
+    warn_if_far_from_prior(f"the actor in {path}", kl, states, prior_mean, prior_std)
     return {"init_kl": kl}
+
+
+OBS_SCALE_WARN = 1e3
+"""Demonstrated observations beyond this in absolute value (or a per-dimension std beyond it) get a warning: the
+actor reads raw observations (the priors standardize theirs), and a network fed 1e6 starts with outputs, and a
+KL(π‖π0), millions of times too large (5e6 measured for states scaled by 1e6)."""
+KL_WARN_RATIO = 100.0
+"""A policy's KL(π‖π0) at initialization beyond this multiple of KL(N(0, I) ‖ π0), what an actor whose outputs are
+of order one has, gets the same warning."""
+
+
+def warn_if_far_from_prior(whose: str, kl: float, states: torch.Tensor, prior_mean: torch.Tensor,
+                           prior_std: torch.Tensor) -> None:
+    """A WARNING line when the observations' scale is extreme or ``kl`` is far above an order-one actor's."""
+    unit = float(gaussian_kl(torch.zeros_like(prior_mean), torch.ones_like(prior_std), prior_mean, prior_std).mean())
+    reach, spread = float(states.abs().max()), float(states.std(0).max()) if len(states) > 1 else 0.0
+    if max(reach, spread) <= OBS_SCALE_WARN and kl <= KL_WARN_RATIO * unit:
+        return
+    log.warning("KL(π‖π0) of %s is %.3g on the demonstration states, %.3g× that of N(0, I) (%.3g); the "
+                "demonstrations' observations reach |s| = %.3g (largest per-dim std %.3g) and the actor reads them "
+                "unscaled: normalize the observations (the task's environment and the demonstrations alike, e.g. "
+                "with a gymnasium ObservationWrapper), or check the prior's σ0", whose, kl, kl / max(unit, 1e-12),
+                unit, reach, spread)
 
 
 def initialize_toward_prior(agent: Agent, prior_cache: PriorCache, demos: Demonstrations, cfg: ResolvedConfig,
@@ -417,4 +442,6 @@ def initialize_toward_prior(agent: Agent, prior_cache: PriorCache, demos: Demons
     if not math.isfinite(history[-1]):
         raise NonFiniteError("KL(π‖π0) became non-finite during policy initialization; check the prior's σ0")
     log.info("policy initialized: KL(π‖π0) %.3g → %.3g over %d epochs", history[0], history[-1], len(history))
+    warn_if_far_from_prior("the policy in its first epoch of initialization", history[0], states, prior_mean,
+                           prior_std)
     return {"init_kl_start": history[0], "init_kl": history[-1]}
