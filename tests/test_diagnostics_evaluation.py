@@ -23,7 +23,7 @@ from nppac.errors import NppacError
 from nppac.tasks import get_task, register_task
 from nppac.training import TrainConfig, train
 from nppac.training.experts import evaluate_expert
-from tests.builders import TINY, nppac_in_process
+from tests.builders import nppac_in_process, tiny
 
 EPISODES = 2
 """Evaluation episodes per row of the tiny run: its three rows (step 0 and two epochs) read 6 episodes."""
@@ -33,7 +33,7 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("evaluate") / "run"
-    train(TrainConfig(algo="sac", seed=4, **{**TINY, "eval_episodes": EPISODES}), out, progress=False)
+    train(TrainConfig(algo="sac", seed=4, **tiny("sac", eval_episodes=EPISODES)), out, progress=False)
     return out
 
 

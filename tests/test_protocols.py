@@ -11,7 +11,7 @@ from nppac.data.relabel import as_binary_reward
 from nppac.errors import NppacError
 from nppac.tasks import get_task
 from nppac.training import TrainConfig
-from nppac.training.config import with_legacy_values
+from nppac.training.config import migrate
 from nppac.training.envs import Collector, make_env
 from nppac.training.setup import q_bounds
 
@@ -106,14 +106,14 @@ def test_a_convention_contradicted_by_a_field_is_refused():
 
 def test_runs_stored_before_the_protocol_settings_resume_on_awacs_protocol(tmp_path):
     stored = TrainConfig(task="pen-binary", algo="nppac").resolved().to_dict()
-    for key in ("hand_protocol", "binary_reward", "timeout_terminal", "eval_horizon", "prior_variance"):
-        del stored[key]
+    for key in ("hand_protocol", "binary_reward", "timeout_terminal", "eval_horizon", "prior_variance", "schema"):
+        del stored[key]  # written before the protocol settings: before the schema version too
     stored["horizon"] = 200
     (tmp_path / "config.json").write_text(json.dumps(stored))
     cfg = TrainConfig.load(tmp_path / "config.json").resolved()
     assert (cfg.hand_protocol, cfg.binary_reward, cfg.horizon, cfg.timeout_terminal, cfg.eval_horizon,
             cfg.prior_variance) == ("awac", "minus_one_zero", 200, False, 200, "exact")
-    assert with_legacy_values({"task": "halfcheetah"})["timeout_terminal"] is False
+    assert migrate({"task": "halfcheetah", "algo": "sac"})["timeout_terminal"] is False
 
 
 def test_a_run_with_the_published_convention_caches_loves_std_and_its_agent_squares_it(tmp_path):

@@ -261,7 +261,7 @@ def parse_suite(data: dict[str, Any], source: str | Path = "<suite>") -> Suite:
                                  f"({', '.join(dict.fromkeys(chosen))}); add it there or remove the table")
     for label, table in (("[settings]", settings), *((f"[task.{t}]", per_task[t]) for t in per_task)):
         for key, _ in table:
-            if not any(ALGORITHMS[a].reads_setting(key) for a in trained):
+            if not any(ALGORITHMS[a].reads_setting(key) for a in trained if a in ALGORITHMS):
                 raise NppacError(f"{where}: {label} {key}: read by none of the suite's algos "
                                  f"({', '.join(dict.fromkeys(trained))}); remove it")
     if len(skip) == len(tasks) * len(algos):
