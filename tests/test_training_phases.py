@@ -129,7 +129,8 @@ def test_initialization_far_from_the_prior_warns_about_the_observation_scale(cap
     for scale, warned in ((1.0, False), (1e6, True)):
         torch.manual_seed(0)
         caplog.clear()
-        kl = initialize_policy(Actor(3, 2, (16,), "gaussian_tanh_mean"), states * scale, mean, std, 1, prior_sigma="std")[0]
+        actor = Actor(3, 2, (16,), "gaussian_tanh_mean")
+        kl = initialize_policy(actor, states * scale, mean, std, 1, prior_sigma="std")[0]
         with caplog.at_level("WARNING"):
             warn_if_far_from_prior("the policy", kl, states * scale, mean, std)
         lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
