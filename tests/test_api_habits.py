@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import tomllib
 import typing
 from pathlib import Path
@@ -251,3 +252,28 @@ def test_a_step_callback_stops_at_once_and_learn_continues_from_the_last_checkpo
     threshold = EvalCallback(reward_threshold=-1e9)  # reached at the first evaluation
     nppac.SAC("halfcheetah", seed=5, verbose=0, **TINY).learn(300, tmp_path / "short", callback=threshold)
     assert env_steps(tmp_path / "short") == [0] and threshold.evaluations_timesteps == [0]
+
+
+@pytest.mark.parametrize("call, says", [
+    (lambda: nppac.evaluate_policy(5), "cannot evaluate 5"),
+    (lambda: nppac.evaluate_policy(None), "cannot evaluate None"),
+    (lambda: nppac.evaluate_policy("runs/x", n_episodes=1.5), "n_episodes = 1.5: expected a whole number"),
+    (lambda: nppac.evaluate_policy("runs/x", n_episodes="1"), "n_episodes = '1': expected a whole number"),
+    (lambda: nppac.evaluate_policy("runs/x", seed="0"), "seed = '0': expected a whole number"),
+    (lambda: nppac.evaluate_policy("runs/x", n_episodes=True), "n_episodes = True"),
+    (lambda: nppac.SAC("hopper", verbose=True), "verbose=True"),
+])
+def test_wrong_arguments_are_one_line_before_any_work(call, says):
+    with pytest.raises(NppacError, match=re.escape(says)):
+        call()
+
+
+def test_save_refuses_what_is_not_a_path_and_a_place_it_cannot_write(tmp_path):
+    model = nppac.SAC("hopper")
+    model.run_dir = tmp_path / "run"
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{}")
+    with pytest.raises(NppacError, match=re.escape("save(5): expected a path")):
+        model.save(5)  # type: ignore[arg-type]
+    with pytest.raises(NppacError, match="cannot write there"):
+        model.save("/proc/nppac-cannot-be-here")

@@ -5,6 +5,7 @@ disagree, or that is gone; a progress.csv without the rows up to the checkpoint;
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import shutil
 import zipfile
@@ -138,3 +139,51 @@ def test_a_checkpoint_of_an_earlier_version_resumes_and_says_what_it_cannot_chec
     (run / "checkpoint.pt").unlink()
     code, err = resume(run, monkeypatch, capsys)
     assert code == 2 and "checkpoint.pt is gone, but" in err and "4 rows" in err
+
+
+def _swap_progress_with_another_run(run: Path) -> None:
+    path = run / "progress.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    header = lines[0].split(",")
+    at = header.index("eval_return")
+    cells = lines[-1].rstrip("\n").split(",")
+    cells[at] = str(float(cells[at]) + 17.0)  # the same epochs, another run's numbers
+    path.write_text("".join(lines[:-1]) + ",".join(cells) + "\n")
+
+
+def _edit_json(name: str, value: object) -> Callable[[Path], None]:
+    def edit(run: Path) -> None:
+        (run / name).write_text(value if isinstance(value, str) else json.dumps(value))
+    return edit
+
+
+def _edit_config(**changes: object) -> Callable[[Path], None]:
+    def edit(run: Path) -> None:
+        config = json.loads((run / "config.json").read_text())
+        (run / "config.json").write_text(json.dumps({**config, **changes}))
+    return edit
+
+
+@pytest.mark.parametrize("damage, says", [
+    (_swap_progress_with_another_run, "belongs to another run"),
+    (lambda run: (run / "progress.csv").write_text((run / "progress.csv").read_text()
+                                                   + (run / "progress.csv").read_text().splitlines()[-1] + "\n"),
+     "not in the order a run writes them"),
+    (lambda run: (run / "inputs.json").unlink(), "inputs.json is gone"),
+    (lambda run: (run / "inputs.json").write_text((run / "inputs.json").read_text()[:20]), "cannot be read"),
+    (_edit_json("inputs.json", []), "not a record of the run's outside files"),
+    (_edit_json("inputs.json", {"demos": {"path": 5, "sha256": "x"}}), "not a record of the run's outside files"),
+    (lambda run: (run / "config.json").write_bytes(b"\xff\xfe\x00garbage"), "cannot read run config"),
+    (_edit_config(schema=True), "not a schema version"),
+    (_edit_config(schema=-1), "not a schema version"),
+    (_edit_config(schema="2"), "not a schema version"),
+])
+def test_a_resume_from_files_that_are_not_the_runs_is_refused_in_one_line(trained, tmp_path, monkeypatch, capsys,
+                                                                           damage, says):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    damage(run)
+    before = files(run)
+    code, err = resume(run, monkeypatch, capsys)
+    assert code == 2 and says in err and err.count("\n") == 1, err
+    assert files(run) == before

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import pickle
+import re
 import types
 import typing
 from pathlib import Path
@@ -222,3 +224,25 @@ def test_a_string_false_never_allows_a_pickle_to_run(tmp_path, monkeypatch, caps
     code, _, err = nppac_in_process(monkeypatch, capsys, "train", "--resume", "--quiet", "--out", str(run))
     assert code == 2 and "allow_pickle = 'false'" in err, err
     assert not marker.exists() and not (tmp_path / "run").exists()
+
+
+def test_no_setting_takes_a_non_finite_number_from_any_source(tmp_path):
+    floats = [k for k, h in HINTS.items() if float in typing.get_args(h) or h is float]
+    assert len(floats) > 10
+    for key in floats:
+        for value in (math.nan, math.inf, -math.inf):
+            with pytest.raises(NppacError, match=f"^{key} = .*: expected a finite number"):
+                TrainConfig(**{key: value})
+    with pytest.raises(NppacError, match="expected a finite number"):
+        nppac.AWAC("hopper", lam=math.inf)
+    with pytest.raises(NppacError, match="expected a finite number"):
+        TrainConfig(algo="sac", auto_alpha=True).with_overrides(["target_entropy=nan"])
+
+
+@pytest.mark.parametrize("settings, says", [
+    ({"seed": -1}, "seed=-1 is out of range"), ({"seed": 2**70}, "is out of range"),
+    ({"love_seed": -7}, "love_seed=-7 is out of range"), ({"critic_hidden": []}, "critic_hidden=() is empty"),
+])
+def test_seeds_and_layer_lists_outside_what_a_run_can_use_are_refused(settings, says):
+    with pytest.raises(NppacError, match=re.escape(says)):
+        TrainConfig(**settings).validate()

@@ -301,6 +301,8 @@ class Model:
         (nothing to do when the run already lives there). ``Model.load(path)`` reads it; ``learn`` continues it."""
         if self.run_dir is None:
             raise NppacError("nothing to save: call learn() first")
+        if not isinstance(path, (str, os.PathLike)):
+            raise NppacError(f"save({path!r}): expected a path (a new or empty directory)")
         target = Path(path)
         if target.resolve() == self.run_dir.resolve():
             return target
@@ -308,7 +310,11 @@ class Model:
             raise NppacError(f"save({str(target)!r}) is inside the run directory {self.run_dir}; choose a path "
                              "outside it")
         check_output_dir(target)
-        shutil.copytree(self.run_dir, target, dirs_exist_ok=True)
+        try:
+            shutil.copytree(self.run_dir, target, dirs_exist_ok=True)
+        except OSError as err:
+            raise NppacError(f"save({str(target)!r}): cannot write there ({err.strerror or err}); choose another "
+                             "path") from None
         if self.actor is not None:
             save_actor(self.actor, target / ACTOR_NAME)
         return target
@@ -383,7 +389,7 @@ def _logging(verbose: int) -> Iterator[None]:
 
 
 def _verbosity(verbose: Any) -> int:
-    if verbose not in VERBOSITY or isinstance(verbose, float):
+    if isinstance(verbose, bool) or not isinstance(verbose, int) or verbose not in VERBOSITY:
         raise NppacError(f"verbose={verbose!r}; choose 0 (warnings only), 1 (phases and progress) or 2 (debug)")
     return int(verbose)
 

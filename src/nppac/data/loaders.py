@@ -498,7 +498,7 @@ def _npz_header(entry: np.ndarray, source: str) -> dict[str, Any]:
     redo = "re-create the file with `nppac data convert`"
     try:
         header = json.loads(str(entry))
-    except json.JSONDecodeError as err:
+    except ValueError as err:
         raise NppacError(f"{place}: is not valid JSON ({err}); {redo}") from None
     if not isinstance(header, dict):
         raise NppacError(f"{place}: is a JSON {type(header).__name__}, expected an object; {redo}")

@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import gc
 import logging
+import numbers
 import shutil
 import sys
 import tempfile
@@ -111,6 +112,9 @@ def evaluate_policy(model_or_run: TrainedModel | Actor | str | Path, task: str |
     from nppac.training.envs import EVAL_SEED_OFFSET, eval_envs, evaluate
     from nppac.training.experts import check_fits
 
+    for name, value, low in (("n_episodes", n_episodes, 1), ("seed", seed, 0)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low):
+            raise NppacError(f"{name} = {value!r}: expected a whole number ≥ {low} or None")
     actor, cfg, policy = _policy(model_or_run, resolve_device(device))
     if task is None and cfg is None:
         raise NppacError("evaluating an Actor needs task=...; a model or a run directory names its own")
@@ -161,6 +165,8 @@ def _policy(source: TrainedModel | Actor | str | Path, device: torch.device) -> 
     if isinstance(source, Actor):  # evaluated where it is, as a model's actor
         return source, None, "actor"
     if not isinstance(source, (str, Path)):
+        if not hasattr(source, "actor") or not hasattr(source, "config"):
+            raise NppacError(f"cannot evaluate {source!r}: give a run directory, a model (nppac.api) or an Actor")
         if source.actor is None:
             raise NppacError("the model has not been trained or loaded: call learn() or Model.load(run_dir)")
         return source.actor, source.config.resolved(), str(getattr(source, "run_dir", None) or "model")

@@ -101,8 +101,8 @@ def read_settings(directory: str | Path) -> dict[str, Any]:
         raise NppacError(f"{path} not found: is {root} a directory written by `nppac prior fit`?")
     try:
         settings = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise NppacError(f"{path} is not valid JSON ({err.msg}); re-run `nppac prior fit`") from None
+    except ValueError as err:
+        raise NppacError(f"{path} is not valid JSON ({err}); re-run `nppac prior fit`") from None
     if not isinstance(settings, dict) or "kind" not in settings:
         raise NppacError(f"{path} has no 'kind' field; re-run `nppac prior fit`")
     return settings

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import numbers
 import tomllib
 import types
@@ -260,6 +261,8 @@ class TrainConfig:
                 raise NppacError(f"config field {name}={value!r}; choose one of: {', '.join(choices)}")
         for name, (lo, hi, lo_open, hi_open) in RANGES.items():
             values = getattr(self, name)
+            if values == ():
+                raise NppacError(f"config field {name}=() is empty: give at least one layer width")
             for value in values if isinstance(values, tuple) else (values,):
                 if value is None:
                     continue
@@ -441,7 +444,7 @@ class TrainConfig:
         """A stored run config; settings added since it was written take the values that run used."""
         try:
             data = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as err:
+        except (OSError, ValueError) as err:
             raise NppacError(f"cannot read run config {path}: {err}") from None
         if not isinstance(data, dict):
             raise NppacError(f"run config {path} is not a JSON object; restore it or start a new run")
@@ -594,7 +597,10 @@ def migrate(stored: dict[str, Any]) -> dict[str, Any]:
     """
     data = _without_removed(dict(stored))
     schema = data.pop("schema", 1)
-    if not isinstance(schema, int) or schema > CONFIG_SCHEMA:
+    if isinstance(schema, bool) or not isinstance(schema, int) or schema < 1:
+        raise NppacError(f"config schema {schema!r} is not a schema version (a whole number from 1 to "
+                         f"{CONFIG_SCHEMA}); was the file edited? restore it or start a new run")
+    if schema > CONFIG_SCHEMA:
         raise NppacError(f"config schema {schema!r} is newer than this nppac's ({CONFIG_SCHEMA}); "
                          "read it with the nppac version that wrote it")
     algorithm = ALGORITHMS.get(str(data.get("algo", TrainConfig.algo)))
@@ -629,6 +635,8 @@ def _own_default(algorithm: Algorithm, name: str) -> Any:
 
 RANGES: dict[str, tuple[float, float | None, bool, bool]] = {
     # field: (low, high, low open, high open); None: no upper bound. Tuples are checked element-wise.
+    "seed": (0, 2**32 - 1, False, False),
+    "love_seed": (0, 2**32 - 1, False, False),
     "steps": (1, None, False, False),
     "steps_per_epoch": (1, None, False, False),
     "updates_per_epoch": (0, None, False, False),
@@ -677,7 +685,8 @@ BOOL_TEXTS: dict[str, bool] = {"true": True, "1": True, "yes": True, "on": True,
 """How ``--set`` spells a boolean (in any case); a file or the API gives a real true or false."""
 
 _NAMES: dict[Any, tuple[str, str]] = {bool: ("true or false", "booleans"),
-                                      int: ("a whole number", "whole numbers"), float: ("a number", "numbers"),
+                                      int: ("a whole number", "whole numbers"),
+                                      float: ("a finite number", "finite numbers"),
                                       str: ("a string", "strings")}
 _WRONG = object()
 
@@ -742,7 +751,7 @@ def _convert(value: Any, hint: Any) -> Any:
     if hint is int and isinstance(value, numbers.Real) and float(value).is_integer():
         return int(float(value))
     if hint is float and isinstance(value, numbers.Real):
-        return float(value)
+        return float(value) if math.isfinite(value) else _WRONG  # NaN and ±inf: no setting means them
     return value if hint is str and isinstance(value, str) else _WRONG
 
 

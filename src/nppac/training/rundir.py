@@ -20,11 +20,13 @@ import dataclasses
 import io
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
 
+from nppac.data.loaders import is_minari_id
 from nppac.data.replay import ReplayBuffer
 from nppac.errors import NppacError
 from nppac.outputs import check_output_dir, content_hash
@@ -100,13 +102,28 @@ def check_inputs(cfg: Config, directory: Path) -> Config:
     (:data:`INPUTS_RECORD`; runs before it: their demonstrations in :data:`DEMOS_RECORD`): each taken where the
     config names it, else at the absolute path recorded at the start; refused in one line, naming both, when
     neither exists or its content changed (sha256)."""
-    try:
-        records = json.loads((directory / INPUTS_RECORD).read_text())
-    except (OSError, ValueError):
+    record_file = directory / INPUTS_RECORD
+    if record_file.exists():
+        try:
+            records = json.loads(record_file.read_text())
+        except (OSError, ValueError) as err:
+            raise NppacError(f"{record_file} cannot be read ({err}); restore it, or start a new run") from None
+        if not (isinstance(records, dict) and all(
+                name in PATH_FIELDS and isinstance(r, dict) and isinstance(r.get("path"), str)
+                and isinstance(r.get("sha256"), str) for name, r in records.items())):
+            raise NppacError(f"{record_file} is not a record of the run's outside files ({{name: {{path, sha256}}}}); "
+                             "was it edited? restore it, or start a new run")
+    else:
         try:
             records = {"demos": json.loads((directory / DEMOS_RECORD).read_text())}
         except (OSError, ValueError):
-            return cfg  # nothing outside the run
+            home = directory.resolve()
+            outside = [name for name in PATH_FIELDS if isinstance(value := getattr(cfg, name), str)
+                       and not is_minari_id(value) and not Path(value).resolve().is_relative_to(home)]
+            if outside and _has_schema(directory):  # a run of this version records each file outside it
+                raise NppacError(f"{record_file} is gone: {', '.join(outside)} outside the run can no longer be "
+                                 "checked against what it started from; restore it, or start a new run") from None
+            return cfg  # nothing outside the run, or a run from before the record
     found: dict[str, Any] = {}
     for name, record in records.items():
         given = getattr(cfg, name)
@@ -119,6 +136,14 @@ def check_inputs(cfg: Config, directory: Path) -> Config:
                              f"({record['path']}, sha256 in {INPUTS_RECORD}); restore that file, or start a new run")
         found[name] = str(path)
     return dataclasses.replace(cfg, **found)
+
+
+def _has_schema(directory: Path) -> bool:
+    """Whether the run's ``config.json`` was written by a version with schemas (and with :data:`INPUTS_RECORD`)."""
+    try:
+        return "schema" in json.loads((directory / CONFIG_NAME).read_text())
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 def load_resume_checkpoint(cfg: ResolvedConfig, out: Path, device: torch.device) -> dict[str, Any] | None:
@@ -179,7 +204,18 @@ def _check_progress(progress: Path, ckpt: dict[str, Any], ckpt_path: Path) -> No
     except ValueError:
         raise NppacError(f"{progress} is damaged (no epoch and gradient_steps in each row); restore it, or start "
                          "over with a new --out") from None
+    if any(a >= b for a, b in zip(keys, keys[1:])):
+        raise NppacError(f"{progress} is damaged: its rows are not in the order a run writes them (a row repeated or "
+                         "out of place); restore it, or start over with a new --out")
     before, own = sum(k < key for k in keys), key in keys
+    if own and isinstance(ckpt.get("row"), dict):  # the row on file is the one the checkpoint holds
+        on_file = dict(zip(header, rows[keys.index(key)]))
+        differ = [name for name in ("env_steps", "eval_return", "eval_success")
+                  if not _same_number(on_file.get(name), ckpt["row"].get(name))]
+        if differ:
+            raise NppacError(f"{progress}: the row of epoch {key[0]} differs from the one saved with {ckpt_path} "
+                             f"({', '.join(differ)}); it belongs to another run: restore it, or start over with a "
+                             "new --out")
     saved = state.get("rows")
     complete = own if saved is None else before == saved - 1 and (own or "row" in ckpt)
     if not complete:
@@ -190,6 +226,17 @@ def _check_progress(progress: Path, ckpt: dict[str, Any], ckpt_path: Path) -> No
     state["rows"] = before + 1
     if own:
         ckpt.pop("row", None)
+
+
+def _same_number(text: Any, value: Any) -> bool:
+    """A logged cell and the value it was written from (empty for None), as the logger writes it."""
+    if value is None or text in (None, ""):
+        return (value is None) == (text in (None, ""))
+    try:
+        return math.isclose(float(text), float(value), rel_tol=1e-6, abs_tol=1e-9) or \
+            (math.isnan(float(text)) and math.isnan(float(value)))
+    except (TypeError, ValueError):
+        return False
 
 
 def check_same_run(cfg: TrainConfig, ckpt: dict[str, Any], ckpt_path: Path) -> None:
