@@ -689,6 +689,8 @@ _NAMES: dict[Any, tuple[str, str]] = {bool: ("true or false", "booleans"),
                                       float: ("a finite number", "finite numbers"),
                                       str: ("a string", "strings")}
 _WRONG = object()
+UNBOUNDED = frozenset({"score_clip"})
+"""The settings that take ±inf, with a meaning of their own (awac's score_clip: no clip); no setting takes NaN."""
 
 
 def typed(key: str, value: Any, hint: Any) -> Any:
@@ -702,7 +704,10 @@ def typed(key: str, value: Any, hint: Any) -> Any:
     value and the type expected.
     """
     converted = _convert(value, hint)
-    if converted is _WRONG:
+    numbers_in = converted if isinstance(converted, tuple) else (converted,)
+    # NaN means no setting; ±inf only where a setting says what it means (awac's score_clip: no clip).
+    if converted is _WRONG or any(isinstance(v, float) and not math.isfinite(v)
+                                  and (key not in UNBOUNDED or math.isnan(v)) for v in numbers_in):
         raise NppacError(f"{key} = {value!r}: expected {_expected(hint)}")
     return converted
 
@@ -751,7 +756,7 @@ def _convert(value: Any, hint: Any) -> Any:
     if hint is int and isinstance(value, numbers.Real) and float(value).is_integer():
         return int(float(value))
     if hint is float and isinstance(value, numbers.Real):
-        return float(value) if math.isfinite(value) else _WRONG  # NaN and ±inf: no setting means them
+        return float(value)
     return value if hint is str and isinstance(value, str) else _WRONG
 
 

@@ -229,11 +229,11 @@ def _check_progress(progress: Path, ckpt: dict[str, Any], ckpt_path: Path) -> No
 
 
 def _same_number(text: Any, value: Any) -> bool:
-    """A logged cell and the value it was written from (empty for None), as the logger writes it."""
+    """A logged cell and the value it was written from (empty for None): the logger writes 6 significant digits."""
     if value is None or text in (None, ""):
         return (value is None) == (text in (None, ""))
     try:
-        return math.isclose(float(text), float(value), rel_tol=1e-6, abs_tol=1e-9) or \
+        return math.isclose(float(text), float(value), rel_tol=1e-4, abs_tol=1e-6) or \
             (math.isnan(float(text)) and math.isnan(float(value)))
     except (TypeError, ValueError):
         return False
