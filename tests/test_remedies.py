@@ -309,16 +309,9 @@ def test_a_run_with_both_resumed_after_a_kill_matches_an_uninterrupted_one(tmp_p
                          second_actor_choice="softmax", second_actor_temperature=0.1, demo_batch_fraction=0.5)
     prior = LinearGaussianPrior(17, 6)
 
-    class Killed(Exception):
-        pass
-
-    def kill_after_one(row):
-        if row["epoch"] == 1:
-            raise Killed
-
-    with pytest.raises(Killed):
+    with pytest.raises(_Killed):
         train(config, tmp_path / "killed", prior=prior, demos=tiny_demos(), progress=False,
-              on_epoch_end=kill_after_one)
+              on_epoch_end=_kill_after_one)
     first = load_checkpoint(tmp_path / "killed" / "checkpoint.pt")
     train(None, tmp_path / "killed", resume=True, prior=prior, demos=tiny_demos(), progress=False)
     train(config, tmp_path / "whole", prior=prior, demos=tiny_demos(), progress=False)
@@ -350,16 +343,9 @@ def test_a_checkpoint_of_the_earlier_format_resumes_exactly(tmp_path):
     config = TrainConfig(**{**TINY, "steps": 450, "horizon": 50, "prior_sigma": "variance"}, kl_anchor="init-actor")
     prior = LinearGaussianPrior(17, 6)
 
-    class Killed(Exception):
-        pass
-
-    def kill_after_one(row):
-        if row["epoch"] == 1:
-            raise Killed
-
     killed = tmp_path / "killed"
-    with pytest.raises(Killed):
-        train(config, killed, prior=prior, demos=tiny_demos(), progress=False, on_epoch_end=kill_after_one)
+    with pytest.raises(_Killed):
+        train(config, killed, prior=prior, demos=tiny_demos(), progress=False, on_epoch_end=_kill_after_one)
     ckpt = load_checkpoint(killed / "checkpoint.pt")
     assert ckpt.pop("format") == 2
     storage = ckpt["replay"]["storage"]
@@ -383,3 +369,12 @@ def test_a_checkpoint_of_the_earlier_format_resumes_exactly(tmp_path):
             assert a[column] == b[column], (column, a["epoch"])
     resumed = load_checkpoint(killed / "checkpoint.pt")["replay"]["storage"]["prior_std"]
     assert torch.equal(resumed[:len(sigma0)], sigma0)  # σ0 itself again, bit for bit
+
+
+class _Killed(Exception):
+    """A kill after epoch 1, as a test stands it in."""
+
+
+def _kill_after_one(row: dict) -> None:
+    if row["epoch"] == 1:
+        raise _Killed
