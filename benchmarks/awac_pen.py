@@ -6,18 +6,20 @@
 Each run is ``nppac train --task pen-binary --algo ALGO --demos DEMOS --allow-pickle --steps STEPS
 --seed S --out OUT/ALGO/seed-S`` (AWAC: the published 25,000 offline steps, then online epochs;
 BC: 10,000 offline steps). Finished runs are skipped. ``--report`` writes ``summary.md`` (the
-numbers) and ``compare.png`` (``nppac compare`` of all runs), reading only each run's
-``config.json``, ``progress.csv`` and ``references.json``: ``results/awac-pen`` holds those of
-the measured runs.
+numbers) and ``compare.png`` with ``compare.json`` (what ``nppac compare`` of all runs writes),
+reading only each run's ``config.json``, ``progress.csv`` and ``references.json``:
+``results/awac-pen`` holds those of the measured runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+from nppac.diagnostics.curves import compare_runs, load_run, plot_comparison
 from nppac.experiments.tables.runs import finished, read_rows
 
 ALGOS = ("awac", "bc")
@@ -67,10 +69,11 @@ def main() -> None:
         return
     args.report.mkdir(parents=True, exist_ok=True)
     (args.report / "summary.md").write_text(summary(args.out))
-    runs = [str(r) for algo in ALGOS for r in sorted((args.out / algo).glob("seed-*")) if finished(r)]
-    subprocess.run([sys.executable, "-m", "nppac", "compare", *runs, "--out", str(args.report / "compare.png")],
-                   check=True, stdout=subprocess.DEVNULL)
-    print(f"wrote {args.report / 'summary.md'} and {args.report / 'compare.png'}")
+    comparison = compare_runs([load_run(r) for algo in ALGOS for r in sorted((args.out / algo).glob("seed-*"))
+                               if finished(r)])
+    figure = plot_comparison(comparison, args.report / "compare.png")
+    figure.with_suffix(".json").write_text(json.dumps(comparison.to_json(), indent=2) + "\n")
+    print(f"wrote {args.report / 'summary.md'}, {figure} and {figure.with_suffix('.json')}")
 
 
 if __name__ == "__main__":

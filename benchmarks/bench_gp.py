@@ -4,17 +4,18 @@ Each size runs in its own subprocess (so peak memory is per size) with a wall-cl
 limit. Data (T = 24, d = 45): states and actions of the published pen set (a random
 subset for n ≤ 4,975; for larger n, copies of it with every state jittered by 0.1 ×
 its per-dimension std and every action by N(0, 0.05²), clipped); synthetic smooth
-data of the same shape when the pen set is absent. Prediction is timed on 1,000
-probe states (`offset_states` at c = 0.5, 1, 2); the fast σ0 is compared with the
-exact one on those and, for n ≤ 4,475, on 500 held-out demonstration states.
+data of the same shape when the pen set is absent, or with ``--data synthetic``.
+Prediction is timed on 1,000 probe states (`offset_states` at c = 0.5, 1, 2); the fast
+σ0 is compared with the exact one on those and, for n ≤ 4,475, on 500 held-out
+demonstration states.
 
 ``--data halfcheetah`` uses the bundled halfcheetah demonstrations instead (10,000
 states, T = 6, d = 17: the set `nppac train --task halfcheetah` conditions on by
 default); its held-out states are 500 states of one more episode collected from the
 bundled expert with another seed.
 
-    .venv/bin/python benchmarks/bench_gp.py [--sizes 1000 5000 20000] [--iters 1000] [--data pen|halfcheetah]
-        [--predict-rtol 0.002]
+    .venv/bin/python benchmarks/bench_gp.py [--sizes 1000 5000 20000] [--iters 1000]
+        [--data pen|halfcheetah|synthetic] [--predict-rtol 0.002]
         [--conditioning auto|exact|inducing] [--device cpu|cuda] [--threads 1] [--timeout 900]
         [--exact-max 5000] [--json]
 """
@@ -28,10 +29,16 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
+
+from nppac.priors.gp import Conditioning
+
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[1]
 PEN_FILE = REPO.parent / "shared" / "data" / "pen2_sparse.npy"
@@ -52,7 +59,10 @@ def _halfcheetah_arrays(n: int, held_out: int, seed: int) -> tuple[np.ndarray, n
     from nppac.tasks import get_task
     from nppac.training.experts import collect_demos, load_expert
 
-    demos = load_demos(get_task("halfcheetah").bundled_demos, task="halfcheetah")
+    bundled = get_task("halfcheetah").bundled_demos
+    if bundled is None:
+        raise SystemExit("--data halfcheetah needs the task's bundled demonstrations, which this install lacks")
+    demos = load_demos(bundled, task="halfcheetah")
     if n > demos.n_transitions:
         raise SystemExit(f"--data halfcheetah has {demos.n_transitions} states; ask for at most that many")
     order = np.random.default_rng(seed).permutation(demos.n_transitions)[:n]
@@ -68,7 +78,7 @@ def make_data(n: int, held_out: int, seed: int = 0, data: str = "pen"
     if data == "halfcheetah":
         return _halfcheetah_arrays(n, held_out, seed)
     rng = np.random.default_rng(seed)
-    pen = _pen_arrays()
+    pen = _pen_arrays() if data == "pen" else None
     if pen is None:
         states = rng.standard_normal((n + held_out, OBS_DIM)).astype(np.float32)
         mix = rng.standard_normal((OBS_DIM, ACT_DIM)) / np.sqrt(OBS_DIM)
@@ -88,7 +98,7 @@ def make_data(n: int, held_out: int, seed: int = 0, data: str = "pen"
     return big_s[:n].astype(np.float32), big_a[:n].astype(np.float32), None, f"pen × {copies}, jittered"
 
 
-def _timed(fn, device: str) -> tuple[float, object]:
+def _timed(fn: Callable[[], T], device: str) -> tuple[float, T]:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     start = time.perf_counter()
@@ -98,8 +108,8 @@ def _timed(fn, device: str) -> tuple[float, object]:
     return time.perf_counter() - start, out
 
 
-def worker(n: int, iters: int, conditioning: str, device: str, threads: int | None, exact_max: int,
-           data: str = "pen", predict_rtol: float = 2e-3) -> dict:
+def worker(n: int, iters: int, conditioning: Conditioning, device: str, threads: int | None, exact_max: int,
+           data: str = "pen", predict_rtol: float = 2e-3) -> dict[str, Any]:
     """Fit, predict and measure one size; returns one JSON-able row."""
     from nppac.data.demos import Demonstrations, Trajectory
     from nppac.priors import GPConfig, GPPrior, offset_states
@@ -157,7 +167,7 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=1000)
     parser.add_argument("--conditioning", default="auto", choices=["auto", "exact", "inducing"])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--data", default="pen", choices=["pen", "halfcheetah"])
+    parser.add_argument("--data", default="pen", choices=["pen", "halfcheetah", "synthetic"])
     parser.add_argument("--predict-rtol", type=float, default=2e-3, help="GPConfig.predict_rtol (fast σ0 tolerance).")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--timeout", type=float, default=900, help="Wall-clock seconds per size.")

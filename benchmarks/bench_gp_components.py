@@ -29,10 +29,11 @@ from bench_gp import machine, make_data
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="halfcheetah", choices=["pen", "halfcheetah"])
+    parser.add_argument("--data", default="halfcheetah", choices=["pen", "halfcheetah", "synthetic"])
     parser.add_argument("--n", type=int, default=10000)
     parser.add_argument("--ks", type=int, nargs="+", default=[600, 800, 1000, 1200, 1500, 2000, 3000])
     parser.add_argument("--heads", type=int, nargs="+", default=[0, 16, 64, 256])
+    parser.add_argument("--iters", type=int, default=1000, help="Hyperparameter iterations, as bench_gp.py's.")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -48,9 +49,11 @@ def main() -> None:
         raise SystemExit(f"--data {args.data} --n {args.n} leaves no held-out states; use a smaller --n")
     zeros = np.zeros(len(states), np.float32)
     demos = Demonstrations([Trajectory(states, actions, zeros, zeros.astype(bool), zeros.astype(bool), states)])
-    prior = GPPrior(GPConfig(kernel="matern52", predict_rtol=0.0))
+    prior = GPPrior(GPConfig(kernel="matern52", iters=args.iters, predict_rtol=0.0))
     prior.fit(demos)
     post = prior.posterior
+    if post is None:
+        raise SystemExit("the GP kept no posterior after its fit")
     order = post.delta_g.abs().max(1).values.argsort(descending=True)
     q, delta_g = post.proj[:, order], post.delta_g[order]
     probes = np.concatenate([offset_states(states, c, n=334, seed=1) for c in (0.5, 1.0, 2.0)])[:1000]

@@ -1,23 +1,23 @@
 """Where a training run's time goes: prior fit, initialization, warm-up, collection, updates, evaluation, the rest.
 
-Runs one short run in this process (the library's own ``nppac.training.train``) with
-timers around the functions that make up each phase, prints the phase table, and
+Runs one short run in this process (the library's own ``nppac.training.train``), times
+the phases it marks (:mod:`nppac.training.timing`), prints the phase table, and
 extrapolates it to a longer run:
 
     .venv/bin/python benchmarks/bench_phases.py --task halfcheetah --algo nppac --steps 3000 \\
         --prior runs/gp-halfcheetah --extrapolate 30000 [--init-epochs N] [--json OUT.json]
 
-Phases (each the time spent inside the functions named):
+Phases (each the time spent inside the run's phase of that name, :data:`nppac.training.timing.PHASES`):
 
-* prior fit — ``setup.fit_run_prior`` (zero with ``--prior``: a suite fits its priors once, before its runs);
-* references — ``setup.references``: the prior's mean action and the uniform policy, evaluated once;
-* π0 at demo states — the rest of ``setup.initialize_toward_prior``: the prior's (μ0, σ0) at the demonstration
-  states, computed once;
-* initialization — ``setup.initialize_policy``: the epochs of KL(π‖π0) on the demonstration states;
-* warm-up — ``Collector.collect`` and ``ReplayBuffer.add`` until ``warmup_steps`` env steps are stored;
+* prior fit — fitting the run's prior (zero with ``--prior``: a suite fits its priors once, before its runs);
+* references — the prior's mean action and the uniform policy, evaluated once;
+* π0 at demo states — the prior's (μ0, σ0) at the demonstration states, computed once (the initialization
+  inside it excluded);
+* initialization — the epochs of KL(π‖π0) on the demonstration states;
+* warm-up — the collection (env steps and the replay buffer's additions) of the epochs that start before
+  ``warmup_steps`` env steps are stored;
 * collection — the same afterwards (env steps with the policy, and π0 cached at the new states);
-* updates — every gradient step (``loop.make_gradient_step``'s function);
-* evaluation — ``loop.evaluate``; checkpoints — ``loop.save_checkpoint``;
+* updates — every gradient step; evaluation; checkpoints;
 * other — the rest of the run's wall time (building the agent, buffers and environments, logging).
 
 The pure update rate is gradient steps per second inside the updates alone; the whole
@@ -30,7 +30,8 @@ runs fewer, warm-up, and everything before the first collected step) is kept; th
 costs of the epochs after the warm-up (updates, collection, evaluation, other) are
 scaled by their number, and checkpoint time also by the replay buffer's mean size
 (a checkpoint writes the filled buffer). The script measures the code it imports:
-run it with ``PYTHONPATH=OTHER_CHECKOUT/src`` to measure another version.
+run it with ``PYTHONPATH=OTHER_CHECKOUT/src`` to measure another version whose runs mark
+their phases.
 """
 
 from __future__ import annotations
@@ -44,34 +45,37 @@ import subprocess
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import torch
 
 import nppac
-from nppac.data.replay import ReplayBuffer
-from nppac.training import TrainConfig, loop, setup
-from nppac.training.envs import Collector
+from nppac.training import TrainConfig, train
+from nppac.training.config import ResolvedConfig
+from nppac.training.timing import PHASES as RUN_PHASES
+from nppac.training.timing import phase_timer
 
-PHASES = ("prior fit", "references", "π0 at demo states", "initialization", "warm-up", "collection", "updates",
-          "evaluation", "checkpoints", "other")
+COLLECTION = RUN_PHASES.index("collection")
+PHASES = (*RUN_PHASES[:COLLECTION], "warm-up", *RUN_PHASES[COLLECTION:], "other")
+"""The table's rows: the run's phases, its collection split into the warm-up and the rest, and the rest of the
+run's wall time."""
 
 
 class PhaseClock:
     """Seconds per phase, split into the part before the first collected env step (once per run) and after."""
 
-    def __init__(self, device: torch.device, warmup_steps: int) -> None:
-        self.device, self.warmup_steps = device, warmup_steps
+    def __init__(self, device: torch.device, warmup_steps: int, steps_per_epoch: int) -> None:
+        self.device, self.warmup_steps, self.steps_per_epoch = device, warmup_steps, steps_per_epoch
         self.before: dict[str, float] = defaultdict(float)
         self.after: dict[str, float] = defaultdict(float)
         self.started = 0.0
         self.first_step_at: float | None = None
         """Seconds from the start of the run to its first collected env step."""
-        self.env_steps = self.updates = self.checkpoints_after = 0
+        self.env_steps = self.checkpoints_after = 0
         self.inner: list[float] = []
-        """Per timed call in progress, the seconds its own timed calls took (a phase's time excludes theirs)."""
+        """Per phase in progress, the seconds its own inner phases took (a phase's time excludes theirs)."""
 
     @property
     def collecting(self) -> bool:
@@ -85,62 +89,26 @@ class PhaseClock:
     def add(self, phase: str, seconds: float) -> None:
         (self.after if self.collecting else self.before)[phase] += seconds
 
-    def timed(self, phase: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            t0 = self.now()
-            self.inner.append(0.0)
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                elapsed = self.now() - t0
-                self.add(phase, elapsed - self.inner.pop())
-                if self.inner:
-                    self.inner[-1] += elapsed
-
-        return wrapper
-
-    def install(self) -> None:
-        """Wrap the library's phase functions (module attributes: the run looks them up when it calls them)."""
-        setup.fit_run_prior = self.timed("prior fit", setup.fit_run_prior)
-        setup.references = self.timed("references", setup.references)
-        setup.initialize_toward_prior = self.timed("π0 at demo states", setup.initialize_toward_prior)
-        setup.initialize_policy = self.timed("initialization", setup.initialize_policy)
-        loop.evaluate = self.timed("evaluation", loop.evaluate)
-        save, collect, add, make_step = loop.save_checkpoint, Collector.collect, ReplayBuffer.add, \
-            loop.make_gradient_step
-
-        def save_checkpoint(*args: Any, **kwargs: Any) -> None:
-            self.checkpoints_after += self.collecting
-            self.timed("checkpoints", save)(*args, **kwargs)
-
-        def timed_collect(collector: Collector, actor: Any, n_steps: int, *args: Any, **kwargs: Any) -> Any:
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        """The run's timer (:func:`nppac.training.timing.phase_timer`): the seconds of each phase it enters."""
+        if phase == "collection":
             if self.first_step_at is None:
                 self.first_step_at = self.now() - self.started
-            phase = "warm-up" if self.env_steps < self.warmup_steps else "collection"
-            self.env_steps += n_steps
-            return self.timed(phase, collect)(collector, actor, n_steps, *args, **kwargs)
-
-        def timed_add(buffer: ReplayBuffer, *args: Any, **kwargs: Any) -> None:
-            if not self.collecting:  # demonstrations seeded before the run
-                return add(buffer, *args, **kwargs)
-            self.timed("warm-up" if self.env_steps <= self.warmup_steps else "collection", add)(buffer, *args,
-                                                                                                **kwargs)
-
-        def make_gradient_step(*args: Any, **kwargs: Any) -> Callable[[], None]:
-            step = make_step(*args, **kwargs)
-
-            def gradient_step() -> None:
-                t0 = self.now()
-                step()
-                self.add("updates", self.now() - t0)
-                self.updates += 1
-
-            return gradient_step
-
-        loop.save_checkpoint = save_checkpoint
-        Collector.collect = timed_collect  # type: ignore[method-assign]
-        ReplayBuffer.add = timed_add  # type: ignore[method-assign]
-        loop.make_gradient_step = make_gradient_step
+            if self.env_steps < self.warmup_steps:
+                phase = "warm-up"
+            self.env_steps += self.steps_per_epoch
+        elif phase == "checkpoints":
+            self.checkpoints_after += self.collecting
+        t0 = self.now()
+        self.inner.append(0.0)
+        try:
+            yield
+        finally:
+            elapsed = self.now() - t0
+            self.add(phase, elapsed - self.inner.pop())
+            if self.inner:
+                self.inner[-1] += elapsed
 
     def measured(self, total: float) -> dict[str, float]:
         """Seconds per phase of the measured run; ``other`` is the rest of its wall time."""
@@ -148,8 +116,8 @@ class PhaseClock:
         out["other"] = max(0.0, total - sum(out.values()))
         return out
 
-    def extrapolated(self, cfg: Any, epochs_run: int, target_steps: int, init_scale: float,
-                     total: float) -> dict[str, float]:
+    def extrapolated(self, cfg: ResolvedConfig, epochs_run: int, updates_run: int, target_steps: int,
+                     init_scale: float, total: float) -> dict[str, float]:
         """Seconds per phase for a run of ``target_steps`` (see the module docstring)."""
         target_epochs = target_steps // cfg.steps_per_epoch
         warmup_epochs = math.ceil(cfg.warmup_steps / cfg.steps_per_epoch)
@@ -168,7 +136,7 @@ class PhaseClock:
             if phase == "warm-up":
                 out[phase] = once + after
             elif phase == "updates":
-                out[phase] = once + after / max(1, self.updates) * target_epochs * cfg.updates_per_epoch
+                out[phase] = once + after / max(1, updates_run) * target_epochs * cfg.updates_per_epoch
             elif phase == "checkpoints":
                 out[phase] = once + after * checkpoint_scale
             elif phase == "other":
@@ -218,25 +186,25 @@ def main() -> None:
         parser.error("--steps must cover the warm-up and at least one epoch after it")
     default_init = TrainConfig(task=cfg.task, algo=cfg.algo).resolved().init_epochs
     init_scale = default_init / cfg.init_epochs if cfg.init_epochs else 1.0
-    clock = PhaseClock(torch.device(args.device), cfg.warmup_steps)
-    clock.install()
+    clock = PhaseClock(torch.device(args.device), cfg.warmup_steps, cfg.steps_per_epoch)
     load = os.getloadavg()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, phase_timer(clock.timed):
         clock.started = clock.now()
-        summary = loop.train(config, Path(args.out) if args.out else Path(tmp) / "run", progress=False)
+        summary = train(config, Path(args.out) if args.out else Path(tmp) / "run", progress=False)
         total = clock.now() - clock.started
     load_end = os.getloadavg()
+    updates = summary["gradient_steps"]
     measured = clock.measured(total)
-    projected = clock.extrapolated(cfg, summary["epochs"], args.extrapolate, init_scale, total)
+    projected = clock.extrapolated(cfg, summary["epochs"], updates, args.extrapolate, init_scale, total)
     projected_total = sum(projected.values())
-    update_rate = clock.updates / measured["updates"] if measured["updates"] else math.nan
+    update_rate = updates / measured["updates"] if measured["updates"] else math.nan
     run_rate = summary["env_steps"] / total
     projected_run_rate = args.extrapolate / projected_total
     report = {
         "nppac": str(Path(nppac.__file__).resolve().parent), "commit": source_commit(nppac.__file__),
         "torch": torch.__version__, "threads": args.threads, "machine": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(), "load_average_start": load[0], "load_average_end": load_end[0],
-        "task": cfg.task, "algo": cfg.algo, "env_steps": summary["env_steps"], "gradient_steps": clock.updates,
+        "task": cfg.task, "algo": cfg.algo, "env_steps": summary["env_steps"], "gradient_steps": updates,
         "init_epochs": cfg.init_epochs, "seconds": measured, "total_s": total, "update_rate": update_rate,
         "run_env_steps_per_s": run_rate, "ratio": run_rate / update_rate,
         "extrapolated_steps": args.extrapolate, "extrapolated_init_epochs": default_init if cfg.init_epochs else 0,
@@ -246,7 +214,7 @@ def main() -> None:
     }
     print(f"nppac {report['nppac']} at {report['commit']}; torch {report['torch']}, {args.threads} thread(s), "
           f"load average {load[0]:.1f} → {load_end[0]:.1f} on {report['cpus']} CPUs")
-    print(f"{cfg.algo} on {cfg.task}: {summary['env_steps']:,} env steps, {clock.updates:,} gradient steps, "
+    print(f"{cfg.algo} on {cfg.task}: {summary['env_steps']:,} env steps, {updates:,} gradient steps, "
           f"{cfg.init_epochs} initialization epochs (extrapolated: {report['extrapolated_init_epochs']})")
     print()
     print(f"| phase | {summary['env_steps']:,}-step run (s) | % | {args.extrapolate:,} steps, extrapolated (s) | % |")

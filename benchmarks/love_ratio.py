@@ -48,7 +48,7 @@ def _pairs(values: list[str], flag: str) -> dict[str, str]:
     return out
 
 
-def _prior(task: str, source: str, demos: Any, out: Path, gpytorch: str | None) -> Any:
+def _prior(task: str, source: str, demos: Any, out: Path, gpytorch: str | None, iters: int | None) -> Any:
     from nppac.priors import fit_prior, load_prior
     from nppac.tasks import get_task
 
@@ -56,7 +56,9 @@ def _prior(task: str, source: str, demos: Any, out: Path, gpytorch: str | None) 
     if (target / "settings.json").exists():
         return load_prior(target)
     kernel = get_task(task).defaults.kernel
-    prior, _ = fit_prior(demos, "gp", from_gpytorch=gpytorch if source == "published" else None, kernel=kernel, seed=0)
+    settings: dict[str, Any] = {} if iters is None else {"iters": iters}
+    prior, _ = fit_prior(demos, "gp", from_gpytorch=gpytorch if source == "published" else None, kernel=kernel, seed=0,
+                         **settings)
     prior.save(target)
     return prior
 
@@ -112,6 +114,7 @@ def main() -> None:
     parser.add_argument("--demos", action="append", default=[], help="TASK=PATH (default: the bundled set)")
     parser.add_argument("--gpytorch", action="append", default=[], help="TASK=CHECKPOINT: also the published GP")
     parser.add_argument("--allow-pickle", action="store_true")
+    parser.add_argument("--iters", type=int, default=None, help="GP hyperparameter iterations (default: the GP's)")
     parser.add_argument("--report", type=Path, required=True, help="REPORT path without suffix")
     parser.add_argument("--from-json", action="store_true",
                         help="only write REPORT.md again from the measurements in REPORT.json (no prior is fitted)")
@@ -130,13 +133,15 @@ def main() -> None:
     results = []
     for task in args.tasks:
         path = demos_paths.get(task) or get_task(task).bundled_demos
+        if path is None:
+            parser.error(f"task {task} has no bundled demonstrations; pass --demos {task}=PATH")
         demos = load_demos(path, task=task, allow_pickle=args.allow_pickle, clip_actions=True)
         picks = np.random.default_rng(1).choice(len(demos.states), min(N_STATES, len(demos.states)), replace=False)
         states, spread = demos.states[picks].astype(np.float64), demos.states.std(0).astype(np.float64)
         sources = ["fitted"] + (["published"] if task in checkpoints else [])
         for source in sources:
             print(f"{task}: {source} GP", file=sys.stderr)
-            prior = _prior(task, source, demos, args.out, checkpoints.get(task))
+            prior = _prior(task, source, demos, args.out, checkpoints.get(task), args.iters)
             results.append({"task": task, "gp": source, "kernel": prior.config.kernel, "n": len(demos.states),
                             "offsets": measure(prior, states, spread)})
     args.report.parent.mkdir(parents=True, exist_ok=True)

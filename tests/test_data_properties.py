@@ -21,7 +21,7 @@ from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402
 
 from nppac.data import Demonstrations, load_demos  # noqa: E402
-from nppac.data.demos import FIELDS  # noqa: E402
+from nppac.data.trajectories import FIELDS  # noqa: E402
 from nppac.errors import NppacError  # noqa: E402
 
 # Hypothesis' own float16/int casts of the drawn values overflow on purpose.

@@ -1,4 +1,5 @@
-"""The package's import graph has no cycles: every module can be read after the modules it imports."""
+"""The package's import graph has no cycles: every module can be read after the modules it imports, and no two
+modules need each other's types either (imports under ``if TYPE_CHECKING`` counted)."""
 
 from __future__ import annotations
 
@@ -19,12 +20,13 @@ def _is_type_checking(node: ast.If) -> bool:
         (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
-def _imports(tree: ast.Module, package: str, modules: set[str]) -> set[str]:
-    """nppac modules imported anywhere in ``tree`` (in functions too), but not under ``if TYPE_CHECKING``."""
+def _imports(tree: ast.Module, package: str, modules: set[str], type_checking: bool = False) -> set[str]:
+    """nppac modules imported anywhere in ``tree`` (in functions too); under ``if TYPE_CHECKING`` only with
+    ``type_checking``."""
     found: set[str] = set()
 
     def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node):
+        if isinstance(node, ast.If) and _is_type_checking(node) and not type_checking:
             for child in node.orelse:
                 visit(child)
             return
@@ -46,14 +48,15 @@ def _imports(tree: ast.Module, package: str, modules: set[str]) -> set[str]:
     return found
 
 
-def import_graph() -> dict[str, set[str]]:
-    """Module → the nppac modules it imports (a package's ``__init__`` is the package's name)."""
+def import_graph(type_checking: bool = False) -> dict[str, set[str]]:
+    """Module → the nppac modules it imports (a package's ``__init__`` is the package's name); with
+    ``type_checking``, also those it imports for its annotations alone."""
     paths = {_module_name(p): p for p in (SRC / "nppac").rglob("*.py")}
     modules = set(paths)
     graph = {}
     for name, path in paths.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        graph[name] = _imports(ast.parse(path.read_text()), package, modules) - {name}
+        graph[name] = _imports(ast.parse(path.read_text()), package, modules, type_checking) - {name}
     return graph
 
 
@@ -96,6 +99,19 @@ def test_no_module_imports_itself_through_others():
     graph = import_graph()
     assert len(graph) > 50 and "nppac.training.loop" in graph["nppac.training"]
     assert cycles(graph) == []
+
+
+def test_no_module_needs_the_types_of_a_module_that_imports_it():
+    """A type shared by two modules lives in the lower one (or a module of its own), not behind TYPE_CHECKING."""
+    assert cycles(import_graph(type_checking=True)) == []
+
+
+def test_type_checking_imports_count_only_when_asked():
+    modules = {"p", "p.a", "p.b"}
+    tree = ast.parse("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from p.a import A\nelse:\n"
+                     "    from p.b import B\n")
+    assert _imports(tree, "p", modules) == {"p.b"}
+    assert _imports(tree, "p", modules, type_checking=True) == {"p.a", "p.b"}
 
 
 def test_from_package_import_module_is_an_edge_to_the_package_too():

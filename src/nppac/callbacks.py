@@ -14,15 +14,32 @@ callback that overrides it, so a run without one pays nothing per step.
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from nppac.errors import NppacError
 from nppac.outputs import check_output_dir
+from nppac.training.config import TrainConfig
 
-if TYPE_CHECKING:
-    from nppac.api import Model
+
+class LearningModel(Protocol):
+    """What a callback sees of the model that learns (:class:`nppac.Model` is one): its settings, its run, its
+    environment steps so far, and ``predict`` and ``save``, which read the live policy during training."""
+
+    config: TrainConfig
+    run_dir: Path | None
+    """Where the model's run lives (None before its first ``learn``)."""
+
+    @property
+    def num_timesteps(self) -> int: ...
+
+    def predict(self, observation: Any, deterministic: bool = True, *, state: Any = None,
+                episode_start: Any = None) -> tuple[Any, Any]: ...
+
+    def save(self, path: str | os.PathLike[str]) -> Path: ...
+
 
 RowFunction = Callable[[dict[str, Any]], Any]
 """A plain function of each progress row, as :meth:`BaseCallback.on_evaluation` (False stops)."""
@@ -34,11 +51,11 @@ class BaseCallback:
     ``self.n_calls`` the number of ``on_step`` calls."""
 
     def __init__(self) -> None:
-        self.model: Model | None = None
+        self.model: LearningModel | None = None
         self.num_timesteps = 0
         self.n_calls = 0
 
-    def init_callback(self, model: Model) -> None:
+    def init_callback(self, model: LearningModel) -> None:
         """Called by ``learn`` before any work: binds the model (a subclass checks its settings here)."""
         self.model = model
 
@@ -80,7 +97,7 @@ class CheckpointCallback(BaseCallback):
         self.next_save = save_freq
         self.saved: list[Path] = []
 
-    def init_callback(self, model: Model) -> None:
+    def init_callback(self, model: LearningModel) -> None:
         super().init_callback(model)
         check_output_dir(self.save_path, reuse=lambda _: True)  # a writable place; earlier snapshots may stay
         done = model.num_timesteps
@@ -120,7 +137,7 @@ class EvalCallback(BaseCallback):
         self.evaluations_results: list[float] = []
         self.last_mean_reward = self.best_mean_reward = -float("inf")
 
-    def init_callback(self, model: Model) -> None:
+    def init_callback(self, model: LearningModel) -> None:
         super().init_callback(model)
         if self.metric == "eval_success" and model.config.task_spec.reward != "binary":
             raise NppacError(f"EvalCallback: metric=eval_success needs a binary task; {model.config.task} has "

@@ -1,4 +1,5 @@
-"""The one in-memory type every later stage reads: :class:`Demonstrations`.
+"""The one in-memory type every later stage reads: :class:`Demonstrations`, the data of
+:mod:`nppac.data.trajectories` with the constructors that check it.
 
 It is built by the readers of :mod:`nppac.data.loaders`, or from flat per-step arrays
 (:meth:`Demonstrations.from_arrays`, D4RL's layout, which the HDF5 and D4RL ``.npz``
@@ -9,58 +10,24 @@ the validated set with a binary task's reward.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from nppac.data.relabel import binary_rewards
+from nppac.data.trajectories import Trajectory, TrajectorySet
 from nppac.data.validate import per_step, real_array, step_flags, validate, validate_structure, where
 from nppac.errors import NppacError
 from nppac.tasks import get_task
 
 logger = logging.getLogger(__name__)
 
-FIELDS = ("observations", "actions", "rewards", "terminals", "timeouts", "next_observations")
-
 
 @dataclass
-class Trajectory:
-    """One episode of expert behaviour, float32 arrays of equal length T."""
-
-    observations: np.ndarray
-    """(T, obs_dim) states s_t."""
-    actions: np.ndarray
-    """(T, act_dim) actions a_t, normalized to [-1, 1]."""
-    rewards: np.ndarray
-    """(T,) rewards r_t."""
-    terminals: np.ndarray
-    """(T,) bool: the episode ended in a true terminal state after step t."""
-    timeouts: np.ndarray
-    """(T,) bool: the episode was cut by a time limit after step t (not terminal)."""
-    next_observations: np.ndarray
-    """(T, obs_dim) states s_{t+1}."""
-    infos: dict[str, np.ndarray] = field(default_factory=dict)
-    """Optional per-step extras, e.g. ``success`` for hand tasks."""
-
-    def __len__(self) -> int:
-        return len(self.actions)
-
-    @property
-    def episode_return(self) -> float:
-        return float(np.sum(self.rewards))
-
-
-@dataclass
-class Demonstrations:
-    """A set of trajectories with metadata (``source``, ``format``, ``task`` if known)."""
-
-    trajectories: list[Trajectory]
-    source: str = ""
-    format: str = ""
-    task: str | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
+class Demonstrations(TrajectorySet):
+    """A set of trajectories with metadata (``source``, ``format``, ``task`` if known), and the constructors that
+    check it: every reader's result, and what learning reads."""
 
     @classmethod
     def from_arrays(
@@ -108,42 +75,6 @@ class Demonstrations:
         checked = validate(self, task=task, clip_actions=clip_actions, max_clipped=max_clipped)
         return binary_rewards(checked, get_task(checked.task)) if checked.task else checked
 
-    def __iter__(self) -> Iterator[Trajectory]:
-        return iter(self.trajectories)
-
-    def __len__(self) -> int:
-        return len(self.trajectories)
-
-    @property
-    def n_transitions(self) -> int:
-        return sum(len(t) for t in self.trajectories)
-
-    @property
-    def obs_dim(self) -> int:
-        return int(self.trajectories[0].observations.shape[1])
-
-    @property
-    def act_dim(self) -> int:
-        return int(self.trajectories[0].actions.shape[1])
-
-    @property
-    def returns(self) -> np.ndarray:
-        return np.array([t.episode_return for t in self.trajectories], dtype=np.float64)
-
-    def flat(self) -> dict[str, np.ndarray]:
-        """All transitions concatenated: one array per field in :data:`FIELDS`."""
-        return {k: np.concatenate([getattr(t, k) for t in self.trajectories]) for k in FIELDS}
-
-    @property
-    def states(self) -> np.ndarray:
-        """(n, obs_dim) float32: every demonstrated state s_i (the prior's inputs)."""
-        return np.concatenate([t.observations for t in self.trajectories]).astype(np.float32)
-
-    @property
-    def actions(self) -> np.ndarray:
-        """(n, act_dim) float32: every demonstrated action a_i (the prior's targets)."""
-        return np.concatenate([t.actions for t in self.trajectories]).astype(np.float32)
-
 
 def _rescaled(actions: Any, space: Any, source: str) -> np.ndarray:
     """``actions`` from the units of ``space`` (a Box, or a (low, high) pair) to [−1, 1], as the environments of
@@ -161,8 +92,8 @@ def _rescaled(actions: Any, space: Any, source: str) -> np.ndarray:
 
 
 def from_flat(arrays: dict[str, Any], source: str, fmt: str) -> Demonstrations:
-    """Flat D4RL arrays (:data:`FIELDS`, ``success`` per step) → trajectories split after every terminal or
-    time-out; not yet validated."""
+    """Flat D4RL arrays (:data:`~nppac.data.trajectories.FIELDS`, ``success`` per step) → trajectories split after
+    every terminal or time-out; not yet validated."""
     for key in ("observations", "actions", "rewards", "terminals"):
         if key not in arrays:
             raise NppacError(

@@ -58,7 +58,8 @@ from typing import Any
 
 import numpy as np
 
-from nppac.data.demos import FIELDS, Demonstrations, Trajectory, from_flat, shifted
+from nppac.data.demos import Demonstrations, from_flat, shifted
+from nppac.data.trajectories import FIELDS, Trajectory
 from nppac.data.validate import per_step, real_array, step_flags, validate_structure, where
 from nppac.errors import NppacError
 from nppac.outputs import atomic_file, check_output_file

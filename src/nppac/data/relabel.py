@@ -20,16 +20,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nppac.data.trajectories import SameSet
 from nppac.data.validate import where
 from nppac.errors import NppacError
 from nppac.tasks import Task
-
-if TYPE_CHECKING:  # demos.py applies the binary reward (Demonstrations.checked), so it is not imported here
-    from nppac.data.demos import Demonstrations
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +54,7 @@ def as_binary_reward(rewards: np.ndarray, name: str) -> np.ndarray:
     return np.where(rewards == SUCCESS_REWARD, success, failure).astype(np.float32)
 
 
-def binary_rewards(demos: Demonstrations, task: Task) -> Demonstrations:
+def binary_rewards(demos: SameSet, task: Task) -> SameSet:
     """``demos`` with the binary reward of ``task`` (a validated set; module docs for the rules).
 
     Dense tasks and sets whose rewards are already binary come back unchanged.

@@ -18,15 +18,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from nppac.data.trajectories import SameSet, Trajectory, TrajectorySet
 from nppac.errors import NppacError
 from nppac.tasks import Task, get_task
-
-if TYPE_CHECKING:  # demos.py builds on these checks (Demonstrations.from_arrays), so it is not imported here
-    from nppac.data.demos import Demonstrations, Trajectory
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +100,7 @@ def step_flags(value: Any, source: str, index: int | None, field: str) -> np.nda
     return as_flags(per_step(real_array(value, source, index, field)), where(source, index, field))
 
 
-def validate_structure(demos: Demonstrations, task: str | None = None) -> Demonstrations:
+def validate_structure(demos: SameSet, task: str | None = None) -> SameSet:
     """Check every trajectory and return a copy with float32 arrays and bool flags.
 
     ``task`` (default ``demos.task``) adds the check that observation and action
@@ -128,8 +126,8 @@ def validate_structure(demos: Demonstrations, task: str | None = None) -> Demons
     return replace(demos, trajectories=checked, task=task_name, meta=dict(demos.meta))
 
 
-def validate(demos: Demonstrations, task: str | None = None, clip_actions: bool = False,
-             max_clipped: float = 1.0) -> Demonstrations:
+def validate(demos: SameSet, task: str | None = None, clip_actions: bool = False,
+             max_clipped: float = 1.0) -> SameSet:
     """:func:`validate_structure`, then the action range: warn about (or clip) |a| > 1.
 
     Actions farther than :data:`ACTION_TOLERANCE` outside [−1, 1] are logged as a
@@ -257,7 +255,7 @@ def _check_consistent(trajectories: list[Trajectory], source: str, task: Task | 
             )
 
 
-def inspect_demos(demos: Demonstrations, task: str | None = None) -> dict[str, Any]:
+def inspect_demos(demos: TrajectorySet, task: str | None = None) -> dict[str, Any]:
     """Sizes, dimensions and episode-return statistics of a validated set.
 
     ``return_std`` is the population standard deviation of the episode returns. On a
@@ -294,7 +292,7 @@ def inspect_demos(demos: Demonstrations, task: str | None = None) -> dict[str, A
     return summary
 
 
-def _success_rate(demos: Demonstrations, task: Task) -> dict[str, Any]:
+def _success_rate(demos: TrajectorySet, task: Task) -> dict[str, Any]:
     if all("success" in t.infos for t in demos):
         flags, origin = [t.infos["success"] for t in demos], "infos"
     elif all(np.isin(t.rewards, (0.0, -1.0)).all() for t in demos):

@@ -33,6 +33,7 @@ from torch import nn
 from nppac.diagnostics.inputs import LabelledPrior
 from nppac.distributions import gaussian_log_prob
 from nppac.errors import NppacError
+from nppac.priors.nn import hidden_layers
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 """The actor's log-std clamp (DESIGN.md §3)."""
@@ -43,12 +44,7 @@ class GaussianPolicy(nn.Module):
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (64, 64)) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        width = obs_dim
-        for h in hidden:
-            layers += [nn.Linear(width, h), nn.Tanh()]
-            width = h
-        self.body = nn.Sequential(*layers)
+        self.body, width = hidden_layers(obs_dim, hidden, nn.Tanh)
         self.mean_head = nn.Linear(width, act_dim)
         self.log_std_head = nn.Linear(width, act_dim)
 

@@ -61,6 +61,7 @@ from nppac.priors.kernels import KernelName, check_kernel, kernel_matrix
 from nppac.priors.love import PUBLISHED_RANK, love_root, love_variance
 
 VarianceEstimate = Literal["exact", "love"]
+Conditioning = Literal["auto", "exact", "inducing"]
 VARIANCE_ESTIMATES: tuple[str, ...] = ("exact", "love")
 
 
@@ -99,7 +100,7 @@ class GPConfig:
     """Learn hyperparameters on at most this many random states (0: all); the posterior uses all."""
     min_noise: float = 1e-4
     """Lower bound of each noise variance (per action dimension and shared)."""
-    conditioning: Literal["auto", "exact", "inducing"] = "auto"
+    conditioning: Conditioning = "auto"
     """Posterior on all states: exact, Nyström/DTC inducing points, or exact up to ``max_exact`` states."""
     max_exact: int = 20000
     """With conditioning="auto", larger sets use inducing points."""

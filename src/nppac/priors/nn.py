@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -97,6 +98,15 @@ class NNConfig:
         return self
 
 
+def hidden_layers(width: int, hidden: Sequence[int], activation: type[nn.Module]) -> tuple[nn.Sequential, int]:
+    """Linear layers of the ``hidden`` widths from an input of ``width``, each followed by ``activation``: the trunk
+    that a Gaussian's mean and log σ heads read, and its output width."""
+    layers: list[nn.Module] = []
+    for n_in, n_out in zip([width, *hidden], hidden):
+        layers += [nn.Linear(n_in, n_out), activation()]
+    return nn.Sequential(*layers), hidden[-1] if hidden else width
+
+
 class GaussianMLP(nn.Module):
     """Standardized state → (μ, log σ) through a ReLU MLP with two linear heads."""
 
@@ -105,12 +115,7 @@ class GaussianMLP(nn.Module):
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], learn_std: bool) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        width = obs_dim
-        for h in hidden:
-            layers += [nn.Linear(width, h), nn.ReLU()]
-            width = h
-        self.trunk = nn.Sequential(*layers)
+        self.trunk, width = hidden_layers(obs_dim, hidden, nn.ReLU)
         self.mean_head = nn.Linear(width, act_dim)
         self.log_std_head = nn.Linear(width, act_dim) if learn_std else None
         self.register_buffer("x_mean", torch.zeros(obs_dim))

@@ -55,6 +55,7 @@ from nppac.training.progress import ProgressBar
 from nppac.training.provenance import record_start
 from nppac.training.rundir import ACTOR_NAME, CONFIG_NAME, own_prior, prepare_run_dir, read_run_progress
 from nppac.training.setup import Run, restore_or_start_run
+from nppac.training.timing import timed
 
 log = logging.getLogger(__name__)
 
@@ -198,10 +199,11 @@ class _Loop:
         while state.offline_done < total:
             n = min(cfg.offline_eval_every, total - state.offline_done)
             t0 = time.perf_counter()
-            for i in range(1, n + 1):
-                step()
-                if i % 100 == 0:
-                    self.bar.stage("offline updates", state.offline_done + i, total)
+            with timed("updates"):
+                for i in range(1, n + 1):
+                    step()
+                    if i % 100 == 0:
+                        self.bar.stage("offline updates", state.offline_done + i, total)
             means, first_bad, _ = self.metrics.read()
             elapsed = time.perf_counter() - t0
             _check_finite(first_bad, self.run.agent, "during the offline phase", total, self.ckpt_path,
@@ -236,21 +238,23 @@ class _Loop:
             n_uniform = max(0, min(cfg.steps_per_epoch, cfg.warmup_steps - state.env_steps)) \
                 if cfg.warmup == "uniform" else 0
             hook = None if self.on_step is None else functools.partial(_shifted, self.on_step, state.env_steps)
-            batch = collector.collect(run.acting, cfg.steps_per_epoch, n_uniform, run.np_rng, hook)
-            if len(batch["obs"]) < cfg.steps_per_epoch:
-                log.info("stopped at env step %d: the step callback returned False; the run resumes from its last "
-                         "checkpoint", state.env_steps + len(batch["obs"]))
-                self.stopped = True
-                return
-            if learns_online:
-                run.buffer.add(**batch)
+            with timed("collection"):
+                batch = collector.collect(run.acting, cfg.steps_per_epoch, n_uniform, run.np_rng, hook)
+                if len(batch["obs"]) < cfg.steps_per_epoch:
+                    log.info("stopped at env step %d: the step callback returned False; the run resumes from its "
+                             "last checkpoint", state.env_steps + len(batch["obs"]))
+                    self.stopped = True
+                    return
+                if learns_online:
+                    run.buffer.add(**batch)
             state.env_steps += cfg.steps_per_epoch
             t1 = time.perf_counter()
             epoch_updates = cfg.updates_per_epoch if learns_online and state.env_steps >= cfg.warmup_steps else 0
-            for i in range(1, epoch_updates + 1):
-                gradient_step()
-                if i % 100 == 0:
-                    self.bar.stage("gradient steps", updates_by[epoch - 1] + i, updates_by[-1])
+            with timed("updates"):
+                for i in range(1, epoch_updates + 1):
+                    gradient_step()
+                    if i % 100 == 0:
+                        self.bar.stage("gradient steps", updates_by[epoch - 1] + i, updates_by[-1])
             n_updates += epoch_updates
             collect_s += t1 - t0
             update_s += time.perf_counter() - t1
@@ -278,8 +282,9 @@ class _Loop:
         """Evaluate the deterministic policy, write the row and TensorBoard scalars, then the checkpoint; ask the
         epoch callback whether to go on."""
         cfg, run, state = self.cfg, self.run, self.run.state
-        evaluation = evaluate(run.acting, [run.envs["eval"], *run.eval_copies], cfg.task_spec,
-                              cfg.eval_episodes, cfg.eval_horizon, progress=self.bar.stage)
+        with timed("evaluation"):
+            evaluation = evaluate(run.acting, [run.envs["eval"], *run.eval_copies], cfg.task_spec,
+                                  cfg.eval_episodes, cfg.eval_horizon, progress=self.bar.stage)
         state.wall_s = self.wall_before + time.perf_counter() - self.started
         row = {"phase": phase, "epoch": state.epoch, "env_steps": state.env_steps,
                "gradient_steps": state.gradient_steps, "wall_s": state.wall_s,
@@ -288,13 +293,14 @@ class _Loop:
         state.rows += 1
         # The checkpoint first, holding its row: a row in progress.csv always has its checkpoint, and a kill
         # between the two leaves a row that the resumed run writes from the checkpoint.
-        save_checkpoint({
-            "epoch": state.epoch, "env_steps": state.env_steps, "wall_s": state.wall_s,
-            "state": dataclasses.asdict(state), "config": json.dumps(cfg.to_dict()),
-            "agent": run.agent.state_dict(), "replay": run.buffer.state_dict(),
-            "rng": rng_state(run.np_rng, run.envs), "row": row, "format": CHECKPOINT_FORMAT,
-            **({} if run.prior_sha256 is None else {"prior_sha256": run.prior_sha256}),
-        }, self.ckpt_path)
+        with timed("checkpoints"):
+            save_checkpoint({
+                "epoch": state.epoch, "env_steps": state.env_steps, "wall_s": state.wall_s,
+                "state": dataclasses.asdict(state), "config": json.dumps(cfg.to_dict()),
+                "agent": run.agent.state_dict(), "replay": run.buffer.state_dict(),
+                "rng": rng_state(run.np_rng, run.envs), "row": row, "format": CHECKPOINT_FORMAT,
+                **({} if run.prior_sha256 is None else {"prior_sha256": run.prior_sha256}),
+            }, self.ckpt_path)
         self.logger.log(row)
         self.rows.append(row)
         if self.on_row is not None and self.on_row(row) is False:

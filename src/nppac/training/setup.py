@@ -45,6 +45,7 @@ from nppac.training.prior_cache import PriorCache
 from nppac.training.progress import ProgressBar
 from nppac.training.references import REFERENCES_NAME, references, write_references
 from nppac.training.rundir import CONFIG_NAME, PRIOR_DIR, is_own_prior, load_resume_checkpoint
+from nppac.training.timing import timed
 
 log = logging.getLogger(__name__)
 
@@ -184,14 +185,15 @@ def _start_fresh(run: Run, cfg: ResolvedConfig, out: Path, prior: Prior | None, 
     task = cfg.task_spec
     if not (out / REFERENCES_NAME).exists():
         demos_for_reference = demo_source.get() if demo_source.available else None
-        with ProgressBar(progress) as bar:
+        with ProgressBar(progress) as bar, timed("references"):
             values = references(task, demos_for_reference, prior, cfg.eval_episodes, cfg.eval_horizon,
                                 cfg.seed + 20_000, bar.stage)
         write_references(out, values)
     if cfg.init_actor is not None:
         run.init_metrics = start_from_actor(run.agent, cfg.init_actor, run.prior_cache, demo_source, cfg.prior_sigma)
     if run.prior_cache is not None and cfg.init_epochs:
-        run.init_metrics = initialize_toward_prior(run.agent, run.prior_cache, demo_source.get(), cfg, progress)
+        with timed("π0 at demo states"):  # the initialization's own phase inside it
+            run.init_metrics = initialize_toward_prior(run.agent, run.prior_cache, demo_source.get(), cfg, progress)
     run.agent.before_online(run.init_metrics)
     if cfg.seed_demos:
         flat = demo_source.get().flat()
@@ -369,7 +371,7 @@ def fit_run_prior(cfg: ResolvedConfig, kind: str, demos: Demonstrations, progres
         if cfg.prior_iters is not None:
             settings["iters"] = cfg.prior_iters
         log.info("fitting a %s prior on %d demonstration transitions", kind, demos.n_transitions)
-        with ProgressBar(progress) as bar:
+        with ProgressBar(progress) as bar, timed("prior fit"):
             prior, metrics = fit_prior(demos, kind, progress=bar.stage, **settings)
         log.info("%s prior fitted: %s", kind, {k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         return prior
@@ -435,7 +437,7 @@ def initialize_toward_prior(agent: Agent, prior_cache: PriorCache, demos: Demons
     states = torch.as_tensor(demos.states, device=agent.device)
     log.info("initializing the policy: KL(π‖π0) on %d demonstration states for %d epochs", len(states), cfg.init_epochs)
     prior_mean, prior_std = prior_cache(states)
-    with ProgressBar(progress) as bar:
+    with ProgressBar(progress) as bar, timed("initialization"):
         history = initialize_policy(agent.actor, states, prior_mean, prior_std, cfg.init_epochs,
                                     cfg.init_batch_size, cfg.actor_lr, cfg.seed, progress=bar.stage,
                                     prior_sigma=cfg.prior_sigma)
