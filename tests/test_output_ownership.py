@@ -169,15 +169,15 @@ def _write_manifest(path: Path) -> None:
 
 
 def _write_status(path: Path) -> None:
-    from nppac.experiments.runners import _write_status
+    from nppac.training.rundir import RunDir
 
-    _write_status(path, {"status": "finished"})
+    RunDir(path).write_status({"status": "finished"})
 
 
 def _write_references(path: Path) -> None:
-    from nppac.training.references import write_references
+    from nppac.training.rundir import REFERENCES_NAME, RunDir
 
-    write_references(path, {"demos": 1.0})
+    RunDir(path).write(REFERENCES_NAME, {"demos": 1.0})
 
 
 def _record_start(path: Path) -> None:

@@ -104,11 +104,11 @@ def test_every_reader_of_progress_reads_the_same_complete_rows_under_todays_name
     from nppac.experiments.runners import completed_epochs, measured_pace
     from nppac.experiments.tables.runs import read_rows
     from nppac.training.logger import current_column_names
-    from nppac.training.rundir import read_run_progress
+    from nppac.training.rundir import RunDir
 
     whole = HEADER + "init,0,0,10,1.0,\nonline,1,100,20,2.0,0.5\nonline,2,200,30,3.0,0.7\n"
     run = _progress_run(tmp_path, whole + "online,3,300,4")  # the last row cut by a kill
-    names, rows = read_run_progress(run)
+    names, rows = RunDir(run).progress()
     assert names == current_column_names(HEADER.strip().split(","), True)
     assert "target_kl" not in names and "next_kl_mean" in names
     assert [r["epoch"] for r in rows] == ["0", "1", "2"] and read_rows(run) == rows
@@ -116,8 +116,8 @@ def test_every_reader_of_progress_reads_the_same_complete_rows_under_todays_name
     with pytest.raises(NppacError, match="progress.csv is cut or edited: line 5 has 4 of 6 fields"):
         load_run(run)
     (run / "progress.csv").write_text(whole.replace("online,1,100,20,2.0,0.5", "online,1,100,20"))
-    assert [r["epoch"] for r in read_run_progress(run)[1]] == ["0", "2"]
+    assert [r["epoch"] for r in RunDir(run).progress()[1]] == ["0", "2"]
     with pytest.raises(NppacError, match="line 3 has 4 of 6 fields"):
-        read_run_progress(run, strict=True)
+        RunDir(run).progress(strict=True)
     (run / "progress.csv").unlink()
-    assert read_run_progress(run) == ([], []) and completed_epochs(run) == 0 and measured_pace(run) is None
+    assert RunDir(run).progress() == ([], []) and completed_epochs(run) == 0 and measured_pace(run) is None

@@ -58,10 +58,9 @@ from nppac.priors.base import Prior
 from nppac.tasks import Task, task_name
 from nppac.training.algorithms import ALGORITHMS
 from nppac.training.config import PATH_FIELDS, TrainConfig
-from nppac.training.logger import PROGRESS_NAME, read_progress
 from nppac.training.loop import train as run_training
 from nppac.training.progress import ProgressBar
-from nppac.training.rundir import ACTOR_NAME, CONFIG_NAME, check_new_run_dir
+from nppac.training.rundir import RunDir, check_new_run_dir
 from nppac.training.setup import check_prior
 
 Callback = BaseCallback | RowFunction | Sequence[BaseCallback | RowFunction] | None
@@ -207,8 +206,8 @@ class Model:
         """Environment steps the model's run has taken (as its ``progress.csv`` records them; 0 before any)."""
         if self.run_dir is None:
             return 0
-        header, rows = read_progress(self.run_dir / PROGRESS_NAME)
-        return int(rows[-1][header.index("env_steps")]) if rows and "env_steps" in header else 0
+        rows = RunDir(self.run_dir).progress()[1]
+        return int(rows[-1]["env_steps"]) if rows and "env_steps" in rows[-1] else 0
 
     def learn(self, total_timesteps: int | None = None, out_dir: PathLike | None = None, callback: Callback = None,
               progress: bool | None = None, *, reset_num_timesteps: bool = True,
@@ -253,7 +252,7 @@ class Model:
             raise NppacError(f"this model runs in {self.run_dir}; save() it elsewhere rather than learn into {out_dir}")
         for item in given:
             item.init_callback(self)
-        resume = (self.run_dir / CONFIG_NAME).exists()
+        resume = RunDir(self.run_dir).started
         fresh = None if resume else dataclasses.replace(cfg, steps=target).validate()
 
         def start(actor: Actor) -> None:
@@ -269,7 +268,7 @@ class Model:
                     steps=target if resume else None, progress=self.verbose >= 1 if progress is None else progress,
                     on_epoch_end=_on_row(given) if given else None, on_step=_on_step(given), on_start=start)
             finally:
-                saved = self.run_dir / ACTOR_NAME
+                saved = RunDir(self.run_dir).actor
                 self.actor = load_actor(saved, cfg.device) if saved.exists() else None
         self.config = dataclasses.replace(cfg, steps=target)
         for item in given:
@@ -316,26 +315,24 @@ class Model:
             raise NppacError(f"save({str(target)!r}): cannot write there ({err.strerror or err}); choose another "
                              "path") from None
         if self.actor is not None:
-            save_actor(self.actor, target / ACTOR_NAME)
+            save_actor(self.actor, RunDir(target).actor)
         return target
 
     @classmethod
     def load(cls, path: PathLike, device: str = "cpu", verbose: int = 1) -> Model:
         """The model of a run directory (written by the CLI or the API): its settings, its last actor; ``learn``
         continues the run. ``device`` is where ``predict`` runs (cpu, cuda, cuda:N or auto)."""
-        run = Path(path)
+        run = RunDir(os.fspath(path))
         device, verbose = _device(device), _verbosity(verbose)
-        if not (run / CONFIG_NAME).is_file():
-            raise NppacError(f"{run} is not a run directory (no {CONFIG_NAME}); give the out_dir of a run "
-                             "(Model.learn, nppac train --out)")
-        cfg = TrainConfig.load(run / CONFIG_NAME)
+        cfg = run.train_config("give the out_dir of a run (Model.learn, nppac train --out)")
         model_cls = MODELS.get(cfg.algo, Model) if cls is Model else cls
         if model_cls.algo not in (None, cfg.algo):
-            raise NppacError(f"{run} is a {cfg.algo} run; load it with Model.load or {MODELS[cfg.algo].__name__}.load")
+            raise NppacError(f"{run.path} is a {cfg.algo} run; load it with Model.load or "
+                             f"{MODELS[cfg.algo].__name__}.load")
         model = model_cls.__new__(model_cls)
         model.config, model.verbose = dataclasses.replace(cfg, device=device), verbose
-        model.prior, model.demos, model.run_dir, model.summary = None, None, run, {}
-        model.actor = load_actor(run / ACTOR_NAME, device) if (run / ACTOR_NAME).exists() else None
+        model.prior, model.demos, model.run_dir, model.summary = None, None, run.path, {}
+        model.actor = load_actor(run.actor, device) if run.actor.exists() else None
         return model
 
 

@@ -100,9 +100,9 @@ def quickstart(
     if json_out:
         emit_json(summary)
     else:
-        from nppac.training.references import read_references
+        from nppac.training.rundir import RunDir
 
-        prior_line = read_references(out_dir).get("prior_mean_action", {}).get("return")
+        prior_line = RunDir(out_dir).references().get("prior_mean_action", {}).get("return")
         versus = f" (the GP prior's mean action alone: {prior_line:.1f})" if prior_line is not None else ""
         start_what = "the initialized actor" if bundled is not None else "initialization"
         say(f"eval return {summary['step0_eval_return']:.1f} from {start_what}, {summary['final_eval_return']:.1f} "

@@ -85,20 +85,20 @@ def _check_resume(out: Path, identity: dict[str, object], ignored: list[str]) ->
     """Refuse ``--task``/``--algo``/``--seed`` that differ from the run being resumed (they define it);
     name every other option that ``--resume`` ignores."""
     from nppac.errors import NppacError
-    from nppac.training import TrainConfig
+    from nppac.training.rundir import RunDir
 
-    stored = out / "config.json"
-    if not stored.is_file():
+    run = RunDir(out)
+    if not run.started:
         return  # train() says there is nothing to resume
-    cfg = TrainConfig.load(stored)
+    cfg = run.train_config()
     differ = [f"--{k} {v} (the run's {k} is {getattr(cfg, k)})" for k, v in identity.items()
               if v is not None and v != getattr(cfg, k)]
     if differ:
         raise NppacError(f"--resume continues the run in {out} as it was started, but {', '.join(differ)}; "
                          "drop those options, or start a new run with another --out")
     if ignored:
-        print(f"note: --resume continues with the configuration stored in {stored}; ignoring {', '.join(ignored)} "
-              "(only --steps may change)", file=sys.stderr)
+        print(f"note: --resume continues with the configuration stored in {run.config_file}; ignoring "
+              f"{', '.join(ignored)} (only --steps may change)", file=sys.stderr)
 
 
 def _str(path: Path | None) -> str | None:

@@ -18,7 +18,6 @@ log x mapped back, which stays positive and is symmetric on the axis it is drawn
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import warnings
@@ -94,24 +93,16 @@ def _float(text: str | None) -> float:
 
 def load_run(directory: str | Path) -> Run:
     """Read ``config.json`` and ``progress.csv`` of a run directory (errors name the file)."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise NppacError(f"run directory {directory} does not exist")
-    progress = directory / "progress.csv"
-    if not progress.is_file():
-        raise NppacError(f"run directory {directory} has no progress.csv; pass directories written by `nppac train`")
-    config_file = directory / "config.json"
-    config: dict[str, Any] = {}
-    if config_file.is_file():
-        try:
-            config = json.loads(config_file.read_text())
-        except (OSError, ValueError) as err:
-            raise NppacError(f"{config_file} is not readable JSON ({err}); fix or remove it") from None
-        if not isinstance(config, dict):
-            raise NppacError(f"{config_file} must hold a JSON object (the run's settings)")
-    from nppac.training.rundir import read_run_progress
+    from nppac.training.rundir import RunDir
 
-    names, rows = read_run_progress(directory, strict=True, config=config)
+    run = RunDir(directory)
+    if not run.path.is_dir():
+        raise NppacError(f"run directory {run.path} does not exist")
+    progress = run.progress_file
+    if not progress.is_file():
+        raise NppacError(f"run directory {run.path} has no progress.csv; pass directories written by `nppac train`")
+    config = run.config() if run.config_file.is_file() else {}
+    names, rows = run.progress(strict=True, config=config)
     if "env_steps" not in names:
         raise NppacError(f"{progress} has no env_steps column; pass directories written by `nppac train`")
     if not rows:
@@ -126,9 +117,7 @@ def load_run(directory: str | Path) -> Run:
         columns["kl_mean"][0] = init_kl  # no update before step 0: the KL there is the initialized actor's
     if not np.isfinite(steps).all() or (np.diff(steps) <= 0).any():
         raise NppacError(f"{progress}: env_steps must be finite and increasing row by row")
-    from nppac.training.references import read_references
-
-    return Run(directory, config, columns, read_references(directory))
+    return Run(run.path, config, columns, run.references())
 
 
 def group_key(run: Run, by: str) -> str:

@@ -158,9 +158,8 @@ def wilson_interval(successes: int, n: int, level: float = LEVEL) -> tuple[float
 
 def _policy(source: TrainedModel | Actor | str | Path, device: torch.device) -> tuple[Actor, Any, str]:
     """(the actor, the run's resolved settings or None, what the actor is) of what :func:`evaluate_policy` takes."""
-    from nppac.training.config import TrainConfig
     from nppac.training.experts import checkpoint_actor
-    from nppac.training.rundir import ACTOR_NAME, CONFIG_NAME
+    from nppac.training.rundir import ACTOR_NAME, RunDir
 
     if isinstance(source, Actor):  # evaluated where it is, as a model's actor
         return source, None, "actor"
@@ -170,16 +169,14 @@ def _policy(source: TrainedModel | Actor | str | Path, device: torch.device) -> 
         if source.actor is None:
             raise NppacError("the model has not been trained or loaded: call learn() or Model.load(run_dir)")
         return source.actor, source.config.resolved(), str(getattr(source, "run_dir", None) or "model")
-    run = Path(source)
-    if not (run / CONFIG_NAME).is_file():
-        raise NppacError(f"{run} is not a run directory (no {CONFIG_NAME}); pass the --out of `nppac train`")
-    cfg = TrainConfig.load(run / CONFIG_NAME).resolved()
+    run = RunDir(source)
+    cfg = run.train_config("pass the --out of `nppac train`").resolved()
     if cfg.second_actor != "none":
-        log.warning("%s acted by second_actor=%s; this evaluates its actor alone", run, cfg.second_actor)
-    if (run / ACTOR_NAME).is_file():
-        return load_actor(run / ACTOR_NAME, device), cfg, str(run / ACTOR_NAME)
-    actor, ckpt = checkpoint_actor(run, cfg, device)  # a run still training, or stopped by a kill
-    return actor, cfg, f"{run} (checkpoint at {int(ckpt['env_steps']):,} env steps; no {ACTOR_NAME} yet)"
+        log.warning("%s acted by second_actor=%s; this evaluates its actor alone", run.path, cfg.second_actor)
+    if run.actor.is_file():
+        return load_actor(run.actor, device), cfg, str(run.actor)
+    actor, ckpt = checkpoint_actor(run.path, cfg, device)  # a run still training, or stopped by a kill
+    return actor, cfg, f"{run.path} (checkpoint at {int(ckpt['env_steps']):,} env steps; no {ACTOR_NAME} yet)"
 
 
 _RENDER_HINT = ("set MUJOCO_GL=egl (a GPU, or Mesa's EGL) or MUJOCO_GL=osmesa (CPU: apt install libosmesa6) "

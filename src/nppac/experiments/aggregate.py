@@ -29,7 +29,8 @@ import numpy as np
 
 from nppac.experiments.report import RunEntry, SuiteReport
 from nppac.tasks import get_task
-from nppac.training.references import random_policy_return, read_references
+from nppac.training.references import random_policy_return
+from nppac.training.rundir import RunDir
 
 STATS_HINT = ("Aggregates across tasks (IQM, probability of improvement, performance profiles) need rliable: "
               "pip install 'nppac[stats]'")
@@ -106,7 +107,7 @@ def normalization(report: SuiteReport, entries: list[RunEntry]) -> dict[str, dic
         spec = get_task(task.task)
         if spec.reward == "binary":
             continue
-        refs = [read_references(e.directory) for e in entries if e.spec.task == task.task and e.run is not None]
+        refs = [RunDir(e.directory).references() for e in entries if e.spec.task == task.task and e.run is not None]
         demos = next((r["demos"]["return"] for r in refs if r.get("demos")), None)
         random = next((r["random"]["return"] for r in refs if r.get("random")), None)
         if random is None:

@@ -27,9 +27,8 @@ from nppac.errors import NppacError
 from nppac.experiments.runners import DONE_STATES, run_state
 from nppac.experiments.suite import MANIFEST_NAME, Suite, read_manifest
 from nppac.outputs import DirectoryLock, check_output_dir, copy_atomic, real_output, refuse_links, write_atomic
+from nppac.training.rundir import RUN_FILES, RunDir
 
-RUN_FILES = ("config.json", "progress.csv", "status.json", "references.json", "provenance.json")
-"""What a run's report row and figure are made from."""
 EXPORT_FORMAT = "nppac-suite-export"
 """The ``format`` of an export's ``suite.json``."""
 
@@ -71,7 +70,7 @@ def _plan(out: Path, suite: Suite) -> dict[str, Path]:
     for spec in suite.runs:
         directory = spec.directory(out)
         if run_state(directory) in DONE_STATES:
-            sources += [directory / name for name in RUN_FILES if (directory / name).is_file()]
+            sources += RunDir(directory).exported_files()
     if (out / "priors").is_dir():
         sources += sorted((out / "priors").rglob("*.json"))
     return {source.relative_to(out).as_posix(): source for source in sources}

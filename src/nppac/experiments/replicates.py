@@ -23,7 +23,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from nppac.errors import NppacError
 from nppac.training.config import PATH_FIELDS, migrate
+from nppac.training.rundir import RunDir
 
 LOCATION_FIELDS: tuple[str, ...] = ("seed", "device", "num_threads", "prior")
 """Fields that say where or on what a run ran, or which of its replications it is: not compared."""
@@ -39,17 +41,13 @@ def setting_key(config: Mapping[str, Any]) -> str:
     return json.dumps(kept, sort_keys=True, default=str)
 
 
-def run_setting_key(run: Path) -> str:
-    """:func:`setting_key` of the run directory ``run``."""
-    return setting_key(json.loads((run / "config.json").read_text()))
-
-
 def cell_setting_key(runs: Iterable[Path]) -> str | None:
     """The settings the runs of one suite column share (None when they differ or a config.json is missing)."""
     try:
-        keys = {run_setting_key(run) for run in runs}
-    except (OSError, ValueError):
+        configs = [RunDir(run).config() for run in runs]
+    except NppacError:
         return None
+    keys = {setting_key(config) for config in configs}
     return keys.pop() if len(keys) == 1 else None
 
 

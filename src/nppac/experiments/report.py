@@ -71,7 +71,7 @@ import numpy as np
 
 from nppac.diagnostics.curves import Run, load_run, t_interval
 from nppac.errors import NppacError
-from nppac.experiments.runners import completed_epochs, read_status, run_state
+from nppac.experiments.runners import completed_epochs, run_state
 from nppac.experiments.stats import (
     ALPHA,
     BOUNDS,
@@ -84,6 +84,7 @@ from nppac.experiments.stats import (
     welch_test,
 )
 from nppac.experiments.suite import MANIFEST_NAME, ReportSettings, RunSpec, Suite, read_manifest
+from nppac.training.rundir import RunDir
 
 REPORT_FORMAT = "nppac-suite-report"
 """The ``format`` of ``report.json``; ``report.md`` starts with :data:`REPORT_MARK`."""
@@ -201,13 +202,13 @@ def check_curve(run: Run, spec: RunSpec, diverged: bool) -> None:
     schedule than the suite's ``spec`` (its ``steps`` changed since) raises :class:`ScheduleError`:
     averaging it in would mix schedules in one row.
     """
-    progress = run.directory / "progress.csv"
+    progress = RunDir(run.directory).progress_file
     try:
         per, epochs = int(run.config["steps_per_epoch"]), int(run.config["steps"]) // int(run.config["steps_per_epoch"])
         every = int(run.config.get("eval_every") or 1)
         schedule = evaluation_steps(epochs * per, per, every)
     except (KeyError, TypeError, ValueError, ZeroDivisionError):
-        raise NppacError(f"{run.directory / 'config.json'} has no positive integer steps, steps_per_epoch and "
+        raise NppacError(f"{RunDir(run.directory).config_file} has no positive integer steps, steps_per_epoch and "
                          "eval_every; the run's schedule is unknown") from None
     steps = run.env_steps
     epoch_ends = set(np.arange(epochs + 1, dtype=float) * per)
@@ -558,7 +559,7 @@ def collect_runs(out: str | Path) -> tuple[Suite, list[RunEntry]]:
     for spec in suite.runs:
         directory = spec.directory(out)
         state = run_state(directory)
-        status = read_status(directory) or {}
+        status = RunDir(directory).status() or {}
         error = status.get("error") if state in ("failed", "diverged") else None
         run = None
         if state in ("finished", "diverged"):

@@ -28,7 +28,6 @@ Runners differ only in where :func:`execute_run` is called:
 from __future__ import annotations
 
 import concurrent.futures as cf
-import json
 import logging
 import math
 import multiprocessing
@@ -45,16 +44,12 @@ from nppac.errors import DivergedError, NppacError
 from nppac.experiments.shared_inits import with_shared_inits
 from nppac.experiments.shared_priors import with_shared_priors
 from nppac.experiments.suite import RunSpec, Suite
-from nppac.outputs import DirectoryLock, real_output, write_atomic
-from nppac.training import TrainConfig, train
-from nppac.training.checkpoint import CHECKPOINT_NAME
+from nppac.outputs import DirectoryLock, real_output
+from nppac.training import train
 from nppac.training.progress import ProgressBar
-from nppac.training.rundir import is_own_prior, read_run_progress
+from nppac.training.rundir import RunDir, is_own_prior
 
 log = logging.getLogger(__name__)
-
-STATUS_NAME = "status.json"
-"""The runner's record of a run: finished with its summary, diverged or failed with its error."""
 
 DONE_STATES = ("finished", "diverged")
 """States a suite does not train again."""
@@ -84,29 +79,19 @@ class RunResult:
         return asdict(self)
 
 
-def read_status(directory: str | Path) -> dict[str, Any] | None:
-    """A run's ``status.json`` (None when the runner never finished with it, or the file is unreadable)."""
-    try:
-        status = json.loads((Path(directory) / STATUS_NAME).read_text())
-    except (OSError, ValueError):
-        return None
-    return status if isinstance(status, dict) else None
-
-
 def run_state(directory: str | Path) -> str:
     """finished, diverged, failed, unfinished (started, not finished) or pending (never started)."""
-    directory = Path(directory)
-    status = read_status(directory)
+    status = RunDir(directory).status()
     if status is not None and status.get("status") in (*DONE_STATES, "failed"):
         return str(status["status"])
-    return "unfinished" if (directory / "config.json").exists() else "pending"
+    return "unfinished" if RunDir(directory).started else "pending"
 
 
 def completed_epochs(directory: str | Path) -> int:
     """The last online epoch in a run's ``progress.csv`` (0 when there is none; step-0 and offline rows do not
     count). A run that evaluates every few epochs (``eval_every``) has a row, and a checkpoint, at those only."""
     try:
-        return max((int(float(row["epoch"])) for row in read_run_progress(Path(directory))[1]
+        return max((int(float(row["epoch"])) for row in RunDir(directory).progress()[1]
                     if row.get("phase", "online") == "online"), default=0)
     except (KeyError, ValueError):
         return 0
@@ -127,7 +112,7 @@ class Pace:
 def measured_pace(directory: str | Path) -> Pace | None:
     """The pace of the run in ``directory`` (None when it has not logged its step-0 row)."""
     try:
-        rows = read_run_progress(Path(directory))[1]
+        rows = RunDir(directory).progress()[1]
         start = [float(r["wall_s"]) for r in rows if r.get("phase") != "online"]
         online = [(int(float(r["epoch"])), float(r["wall_s"])) for r in rows if r.get("phase") == "online"]
     except (KeyError, ValueError):
@@ -190,13 +175,13 @@ def execute_run(run: RunSpec, out: str | Path, notify: Notify | None = None) -> 
     with DirectoryLock(directory) as lock:
         if not lock.acquired:
             return RunResult(run.key, "busy", error=f"{lock.busy()}: it is training this run")
-        status = read_status(directory)
+        status = RunDir(directory).status()
         extend = status is not None and status.get("status") == "finished" and asks_longer(run, directory)
         if status is not None and status.get("status") in DONE_STATES and not extend:
             _warn_if_changed(run, directory)
             return RunResult(run.key, "skipped", error=status.get("error"), summary=status.get("summary"))
-        _clear_status(directory)
-        resume = (directory / "config.json").exists()
+        RunDir(directory).clear_status()
+        resume = RunDir(directory).started
         if extend:
             log.info("%s: the suite asks for %s env steps; extending the finished run", run.key,
                      f"{run.config.steps:,}")
@@ -222,46 +207,27 @@ def execute_run(run: RunSpec, out: str | Path, notify: Notify | None = None) -> 
             record: dict[str, Any] = {"status": outcome, "error": error}
             if not isinstance(err, NppacError):
                 record["traceback"] = traceback.format_exc()
-            _write_status(directory, record)
+            RunDir(directory).write_status(record)
             return RunResult(run.key, outcome, error=error, resumed_at=done, wall_s=time.perf_counter() - started)
-        _write_status(directory, {"status": "finished", "summary": summary})
+        RunDir(directory).write_status({"status": "finished", "summary": summary})
         return RunResult(run.key, "finished", summary=summary, resumed_at=done, wall_s=time.perf_counter() - started)
-
-
-def _write_status(directory: Path, record: dict[str, Any]) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    record = {**record, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    write_atomic(directory / STATUS_NAME, json.dumps(record, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "item"):
-        return obj.item()
-    return str(obj)
-
-
-def _clear_status(directory: Path) -> None:
-    """Forget an earlier failure before trying again (and the directory it alone kept, so training starts clean)."""
-    (directory / STATUS_NAME).unlink(missing_ok=True)
-    if directory.is_dir() and not any(directory.iterdir()):
-        directory.rmdir()
 
 
 def asks_longer(run: RunSpec, directory: Path) -> bool:
     """Whether the suite now asks a finished run for more epochs of the same length than it was trained for,
     and its checkpoint is there to continue from (an exported copy has none)."""
     try:
-        stored = TrainConfig.load(directory / "config.json")
+        stored = RunDir(directory).train_config()
     except NppacError:
         return False
     return (stored.steps_per_epoch == run.config.steps_per_epoch and run.config.n_epochs > stored.n_epochs
-            and (directory / CHECKPOINT_NAME).is_file())
+            and RunDir(directory).checkpoint.is_file())
 
 
 def _warn_if_changed(run: RunSpec, directory: Path, resumable: tuple[str, ...] = ()) -> None:
     """A run keeps the settings it was started with (but ``resumable``); say so when the suite now asks for others."""
     try:
-        stored = TrainConfig.load(directory / "config.json").to_dict()
+        stored = RunDir(directory).train_config().to_dict()
         wanted = run.config.resolved().to_dict()
     except NppacError:
         return
@@ -387,7 +353,7 @@ def _result_of(future: cf.Future, run: RunSpec, out: Path) -> RunResult:
         return future.result()
     except Exception as err:
         error = f"worker process died: {one_line(err)}"
-        _write_status(run.directory(out), {"status": "failed", "error": error})
+        RunDir(run.directory(out)).write_status({"status": "failed", "error": error})
         return RunResult(run.key, "failed", error=error)
 
 
@@ -430,7 +396,7 @@ class RayRunner:
                 if gpus > cluster_gpus:
                     error = (f"device {run.config.device!r} needs {gpus:g} GPU but the Ray cluster has "
                              f"{cluster_gpus:g}; set device = \"cpu\" or add GPU nodes")
-                    _write_status(run.directory(out), {"status": "failed", "error": error})
+                    RunDir(run.directory(out)).write_status({"status": "failed", "error": error})
                     yield RunResult(run.key, "failed", error=error)
                     continue
                 ref = remote.options(num_cpus=1, num_gpus=gpus).remote(run, out)
@@ -442,7 +408,7 @@ class RayRunner:
                     result = ray.get(done[0])
                 except Exception as err:  # the Ray worker itself failed (killed, lost node)
                     error = f"ray task failed: {one_line(err)}"
-                    _write_status(run.directory(out), {"status": "failed", "error": error})
+                    RunDir(run.directory(out)).write_status({"status": "failed", "error": error})
                     result = RunResult(run.key, "failed", error=error)
                 yield result
         finally:

@@ -442,12 +442,7 @@ class TrainConfig:
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
         """A stored run config; settings added since it was written take the values that run used."""
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as err:
-            raise NppacError(f"cannot read run config {path}: {err}") from None
-        if not isinstance(data, dict):
-            raise NppacError(f"run config {path} is not a JSON object; restore it or start a new run")
+        data = read_stored(path)
         if "schema" in data:  # its paths are relative to it (:meth:`save`); earlier ones to where the run started
             data = {k: str(Path(path).parent.resolve() / v) if k in PATH_FIELDS and isinstance(v, str)
                     and not is_minari_id(v) else v for k, v in data.items()}
@@ -582,6 +577,17 @@ def current_name(key: str, algo: str) -> str:
     warnings.warn(f"setting {key} is now called {new}; {key} will be refused by a later version", FutureWarning,
                   stacklevel=3)
     return new
+
+
+def read_stored(path: str | Path) -> dict[str, Any]:
+    """A stored run config as written (a run's ``config.json``), refused in one line unless it is a JSON object."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise NppacError(f"cannot read run config {path}: {err}") from None
+    if not isinstance(data, dict):
+        raise NppacError(f"run config {path} is not a JSON object; restore it or start a new run")
+    return data
 
 
 def migrate(stored: dict[str, Any]) -> dict[str, Any]:

@@ -33,12 +33,12 @@ from nppac.data.demos import Demonstrations, Trajectory
 from nppac.errors import NppacError
 from nppac.outputs import write_atomic
 from nppac.tasks import Task, get_task
-from nppac.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from nppac.training.checkpoint import load_checkpoint
 from nppac.training.config import ResolvedConfig, TrainConfig
 from nppac.training.envs import make_env
 from nppac.training.loop import train
 from nppac.training.progress import ProgressBar
-from nppac.training.rundir import ACTOR_NAME, CONFIG_NAME, read_run_progress
+from nppac.training.rundir import ACTOR_NAME, CONFIG_NAME, RunDir
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,8 @@ def expert_task(spec: str, task: str | None) -> str:
     """The task an expert is evaluated on: ``task``, else the task of the run directory ``spec`` names."""
     if task is not None:
         return task
-    if Path(spec).is_dir() and (Path(spec) / CONFIG_NAME).is_file():
-        return TrainConfig.load(Path(spec) / CONFIG_NAME).task
+    if Path(spec).is_dir() and RunDir(spec).started:
+        return RunDir(spec).train_config().task
     raise NppacError(f"--task is required unless --expert is a run directory (with a {CONFIG_NAME}); got {spec!r}")
 
 
@@ -267,9 +267,7 @@ def export_expert(run_dir: str | Path, out_file: str | Path) -> dict[str, Any]:
     if record.exists() and _expert_record(record) is None:
         raise NppacError(f"{record} is not an exported expert's record, and the export would replace it; "
                          "move it away or choose another --out")
-    if not (run / CONFIG_NAME).is_file():
-        raise NppacError(f"{run} is not a training run (no {CONFIG_NAME}); pass the --out of `nppac expert train`")
-    cfg = TrainConfig.load(run / CONFIG_NAME).resolved()
+    cfg = RunDir(run).train_config("pass the --out of `nppac expert train`", what="a training run").resolved()
     actor, ckpt = checkpoint_actor(run, cfg)
     epoch, env_steps, task = int(ckpt["epoch"]), int(ckpt["env_steps"]), cfg.task_spec
     save_actor(actor, out)
@@ -284,9 +282,9 @@ def checkpoint_actor(run: Path, cfg: ResolvedConfig,
                      device: str | torch.device = "cpu") -> tuple[Actor, dict[str, Any]]:
     """The actor of a run's latest checkpoint (safe while the run trains: checkpoints are replaced whole), and the
     checkpoint's entries read (``epoch``, ``env_steps``)."""
-    ckpt_path = run / CHECKPOINT_NAME
+    ckpt_path = RunDir(run).checkpoint
     if not ckpt_path.is_file():
-        raise NppacError(f"{run} has no {CHECKPOINT_NAME} yet; wait for its first epoch to finish")
+        raise NppacError(f"{run} has no {ckpt_path.name} yet; wait for its first epoch to finish")
     # mmap: only the actor's tensors are read, not the replay buffer stored beside them.
     ckpt = load_checkpoint(ckpt_path, "cpu", required=("epoch", "env_steps", "agent.actor"), mmap=True)
     task = cfg.task_spec
@@ -309,7 +307,7 @@ def _expert_record(path: Path) -> dict[str, Any] | None:
 
 def _eval_return(run: Path, epoch: int) -> float | None:
     """The evaluation return of ``epoch`` in the run's ``progress.csv`` (None if the row is missing)."""
-    return next((float(row["eval_return"]) for row in read_run_progress(run)[1] if int(row["epoch"]) == epoch), None)
+    return next((float(row["eval_return"]) for row in RunDir(run).progress()[1] if int(row["epoch"]) == epoch), None)
 
 
 def _exported_return(expert_file: Path) -> float:

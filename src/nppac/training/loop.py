@@ -47,13 +47,13 @@ from nppac.data.replay import BatchSource
 from nppac.errors import DivergedError
 from nppac.outputs import one_writer
 from nppac.priors.base import Prior
-from nppac.training.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, rng_state, save_checkpoint
+from nppac.training.checkpoint import CHECKPOINT_FORMAT, rng_state, save_checkpoint
 from nppac.training.config import ResolvedConfig, TrainConfig
 from nppac.training.envs import Collector, evaluate
 from nppac.training.logger import RunLogger, progress_columns
 from nppac.training.progress import ProgressBar
 from nppac.training.provenance import record_start
-from nppac.training.rundir import ACTOR_NAME, CONFIG_NAME, own_prior, prepare_run_dir, read_run_progress
+from nppac.training.rundir import RunDir, own_prior, prepare_run_dir
 from nppac.training.setup import Run, restore_or_start_run
 from nppac.training.timing import timed
 
@@ -141,7 +141,7 @@ def train(config: TrainConfig | None, out_dir: str | Path, resume: bool = False,
         # config.json names the copy the run trains with, however the prior was given: the file alone reruns it.
         cfg = dataclasses.replace(cfg, prior=own_prior(out))
     if names_its_prior or (resume and steps is not None):
-        cfg.save(out / CONFIG_NAME)
+        cfg.save(RunDir(out).config_file)
     task, agent = cfg.task_spec, run.agent
     columns = progress_columns(task.reward == "binary", tuple(agent.metric_terms),
                                with_init=run.prior_cache is not None, acting=run.acting.columns)
@@ -164,7 +164,7 @@ def train(config: TrainConfig | None, out_dir: str | Path, resume: bool = False,
         for env in [*run.envs.values(), *run.eval_copies]:
             env.close()
 
-    save_actor(agent.actor, out / ACTOR_NAME)
+    save_actor(agent.actor, RunDir(out).actor)
     return _summary(out, cfg, loop.rows)
 
 
@@ -178,7 +178,7 @@ class _Loop:
                  on_step: Callable[[int], bool | None] | None = None) -> None:
         self.cfg, self.run, self.logger, self.on_row, self.on_step = cfg, run, logger, on_row, on_step
         self.wall_before, self.started = run.state.wall_s, started
-        self.ckpt_path = out / CHECKPOINT_NAME
+        self.ckpt_path = RunDir(out).checkpoint
         self.metrics = EpochMetrics(tuple(run.agent.metric_terms), run.agent.device)
         self.rows: list[dict[str, Any]] = []
         self.stopped = False
@@ -332,7 +332,8 @@ def _check_finite(first_bad: dict[str, int], agent: Agent, when: str, n_updates:
 
 
 def _summary(out: Path, cfg: ResolvedConfig, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    history = read_run_progress(out)[1]
+    run = RunDir(out)
+    history = run.progress()[1]
     online = [r for r in history if r["phase"] == "online"]
     step0 = [r for r in history if r["phase"] != "online"]
     returns = [float(r["eval_return"]) for r in history]
@@ -345,7 +346,7 @@ def _summary(out: Path, cfg: ResolvedConfig, rows: list[dict[str, Any]]) -> dict
         "step0_eval_return": float(step0[-1]["eval_return"]) if step0 else math.nan,
         "final_eval_return": returns[-1] if returns else math.nan,
         "best_eval_return": max(returns) if returns else math.nan,
-        "actor": str(out / ACTOR_NAME), "checkpoint": str(out / CHECKPOINT_NAME),
+        "actor": str(run.actor), "checkpoint": str(run.checkpoint),
         "rows_this_call": len(rows),
     }
     if cfg.task_spec.reward == "binary" and history:

@@ -10,7 +10,6 @@ entries after the first.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -19,9 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from nppac.outputs import write_atomic
-
-PROVENANCE_NAME = "provenance.json"
+from nppac.training.rundir import PROVENANCE_NAME, RunDir
 
 
 @cache
@@ -48,26 +45,15 @@ def code_version() -> dict[str, Any]:
     return {"nppac": installed, "commit": commit, "dirty": dirty}
 
 
-def read_provenance(directory: str | Path) -> dict[str, Any]:
-    """A run's provenance record (``{"starts": []}`` when it has none, or it cannot be read)."""
-    try:
-        record = json.loads((Path(directory) / PROVENANCE_NAME).read_text())
-    except (OSError, ValueError):
-        return {"starts": []}
-    if not isinstance(record, dict) or not isinstance(record.get("starts"), list):
-        return {"starts": []}
-    return record
-
-
 def resumes(directory: str | Path) -> int:
     """How many times the run in ``directory`` was resumed after its first start."""
-    return max(0, len(read_provenance(directory)["starts"]) - 1)
+    return max(0, len(RunDir(directory).provenance()["starts"]) - 1)
 
 
 def record_start(directory: str | Path, epoch: int, env_steps: int) -> None:
     """Append this start of the run (time, host, code, where it picks up) to its ``provenance.json``, atomically."""
-    directory = Path(directory)
-    record = read_provenance(directory)
+    run = RunDir(directory)
+    record = run.provenance()
     record["starts"].append({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": socket.gethostname(),
                              "pid": os.getpid(), "code": code_version(), "epoch": epoch, "env_steps": env_steps})
-    write_atomic(directory / PROVENANCE_NAME, json.dumps(record, indent=2) + "\n")
+    run.write(PROVENANCE_NAME, record)

@@ -7,8 +7,6 @@ sees that the prior's mean action alone scores 5,558. Every run therefore writes
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,14 +14,11 @@ import torch
 
 from nppac.data.demos import Demonstrations
 from nppac.data.validate import inspect_demos
-from nppac.outputs import write_atomic
 from nppac.priors.base import Prior
 from nppac.priors.common import Progress
 from nppac.priors.metrics import mean_action
 from nppac.tasks import Task
 from nppac.training.envs import eval_envs, evaluate, make_env
-
-REFERENCES_NAME = "references.json"
 
 
 class _MeanAction:
@@ -85,16 +80,3 @@ def references(task: Task, demos: Demonstrations | None, prior: Prior | None, ep
         out["prior_mean_action"] = {"kind": prior.kind, "return": evaluation.mean_return,
                                     "success": evaluation.success_rate, "episodes": episodes}
     return out
-
-
-def write_references(out_dir: Path, values: dict[str, Any]) -> None:
-    write_atomic(out_dir / REFERENCES_NAME, json.dumps(values, indent=2) + "\n")
-
-
-def read_references(run_dir: Path) -> dict[str, Any]:
-    """A run's ``references.json``, or {} for runs written before it existed (or a broken file)."""
-    try:
-        data = json.loads((run_dir / REFERENCES_NAME).read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}

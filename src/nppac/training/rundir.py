@@ -1,4 +1,5 @@
-"""A run's directory: its stored configuration, the checks before a run starts or resumes, and the names of its files.
+"""A run's directory: its one owner (:class:`RunDir`: its files' names, their readers and writers), and the checks
+before a run starts or resumes.
 
 A run directory holds everything needed to continue it: ``config.json`` (the resolved
 configuration), ``checkpoint.pt``, the prior (``prior/``), ``progress.csv`` and the
@@ -21,6 +22,7 @@ import io
 import json
 import logging
 import math
+import time
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,9 +31,9 @@ import torch
 from nppac.data.loaders import is_minari_id
 from nppac.data.replay import ReplayBuffer
 from nppac.errors import NppacError
-from nppac.outputs import check_output_dir, content_hash
+from nppac.outputs import check_output_dir, content_hash, write_atomic
 from nppac.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from nppac.training.config import PATH_FIELDS, ResolvedConfig, TrainConfig, migrate
+from nppac.training.config import PATH_FIELDS, ResolvedConfig, TrainConfig, migrate, read_stored
 from nppac.training.logger import PROGRESS_NAME, current_column_names, read_progress
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,14 @@ Config = TypeVar("Config", bound=TrainConfig)
 CONFIG_NAME = "config.json"
 PRIOR_DIR = "prior"
 ACTOR_NAME = "actor.safetensors"
+STATUS_NAME = "status.json"
+"""The suite runner's record of a run: finished with its summary, diverged or failed with its error."""
+REFERENCES_NAME = "references.json"
+"""What the run's learning curve is read against (:mod:`nppac.training.references`)."""
+PROVENANCE_NAME = "provenance.json"
+"""Every start of the run and the code it ran (:mod:`nppac.training.provenance`)."""
+RUN_FILES = (CONFIG_NAME, PROGRESS_NAME, STATUS_NAME, REFERENCES_NAME, PROVENANCE_NAME)
+"""What a run's report row and figure are made from: the files a suite's export copies."""
 
 RESUMABLE_CHANGES = ("steps", "num_threads", "device", "eval_every", *PATH_FIELDS)
 """Settings a resumed run may differ in from the checkpoint it continues (the files: the same content, found where
@@ -50,13 +60,138 @@ DEMOS_RECORD = "demos.json"
 """Runs before :data:`INPUTS_RECORD` recorded their demonstration file alone, in this file."""
 
 
+class RunDir:
+    """A run's directory (the ``--out`` of ``nppac train``, a suite's ``TASK/ALGO/seed-S``): the one place that
+    names its files and reads or writes its records. The records a run may lack (its status, references and
+    provenance) read as empty when missing or unreadable; its configuration is refused in one line naming the file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.config_file, self.progress_file, self.checkpoint, self.prior_dir, self.actor = (
+            self.path / name for name in (CONFIG_NAME, PROGRESS_NAME, CHECKPOINT_NAME, PRIOR_DIR, ACTOR_NAME))
+
+    @property
+    def started(self) -> bool:
+        """Whether a run started here: its ``config.json`` is the first file it writes."""
+        return self.config_file.exists()
+
+    def exported_files(self) -> list[Path]:
+        """The run's files of :data:`RUN_FILES` that exist: what an export copies."""
+        return [self.path / name for name in RUN_FILES if (self.path / name).is_file()]
+
+    def config(self) -> dict[str, Any]:
+        """The stored configuration as written (:func:`~nppac.training.config.read_stored`)."""
+        return read_stored(self.config_file)
+
+    def train_config(self, hint: str | None = None, what: str = "a run directory") -> TrainConfig:
+        """The stored configuration, typed in this version's form (:meth:`TrainConfig.load`). With ``hint``, a
+        directory without one is refused as not ``what``, ``hint`` saying what to give instead."""
+        if hint is not None and not self.config_file.is_file():
+            raise NppacError(f"{self.path} is not {what} (no {CONFIG_NAME}); {hint}")
+        return TrainConfig.load(self.config_file)
+
+    def progress(self, *, strict: bool = False, config: dict[str, Any] | None = None
+                 ) -> tuple[list[str], list[dict[str, str]]]:
+        """The one reader of the run's ``progress.csv``: its columns under today's names (runs of earlier versions
+        too, :func:`~nppac.training.logger.current_column_names`) and its complete rows.
+
+        A row cut by a kill (a last line without its line end, another number of fields than the header) is left
+        out; with ``strict`` it is refused in one line, as is a missing or unreadable file, since a curve drawn
+        from it cannot be trusted. ``config`` (the run's ``config.json``) is read when not given.
+        """
+        from nppac.training.algorithms import run_uses_prior
+
+        progress = self.progress_file
+        try:
+            text = ""
+            if strict or progress.is_file():
+                with progress.open(newline="") as f:
+                    text = f.read()
+            table = list(csv.reader(io.StringIO(text)))
+        except (OSError, UnicodeDecodeError, csv.Error) as err:
+            if strict:
+                raise NppacError(f"{progress} is not a readable CSV file ({err})") from None
+            return [], []
+        if not table:
+            return [], []
+        header, body = table[0], table[1:]
+        cut = next((i for i, row in enumerate(body, start=2) if len(row) != len(header)), None)
+        if cut is not None or (body and not text.endswith("\n")):
+            if strict:
+                where = f"line {cut} has {len(body[cut - 2])} of {len(header)} fields" if cut is not None else \
+                    f"its last line ({len(table)}) has no line end"
+                raise NppacError(f"{progress} is cut or edited: {where}; a run writes whole rows, so its curve "
+                                 "cannot be trusted: train the run again")
+            body = [row for row in (body if text.endswith("\n") else body[:-1]) if len(row) == len(header)]
+        config = self.record(CONFIG_NAME) or {} if config is None else config
+        names = current_column_names(header, run_uses_prior(config))
+        return names, [dict(zip(names, row)) for row in body]
+
+    def inputs(self) -> dict[str, Any] | None:
+        """The record of the files outside the run that its ``config.json`` names (:data:`INPUTS_RECORD`; runs
+        before it: their demonstrations in :data:`DEMOS_RECORD`), None without one; refused in one line when it
+        cannot be read or was edited."""
+        record_file = self.path / INPUTS_RECORD
+        if not record_file.exists():
+            demos = self.record(DEMOS_RECORD)
+            return None if demos is None else {"demos": demos}
+        try:
+            records = json.loads(record_file.read_text())
+        except (OSError, ValueError) as err:
+            raise NppacError(f"{record_file} cannot be read ({err}); restore it, or start a new run") from None
+        if not (isinstance(records, dict) and all(
+                name in PATH_FIELDS and isinstance(r, dict) and isinstance(r.get("path"), str)
+                and isinstance(r.get("sha256"), str) for name, r in records.items())):
+            raise NppacError(f"{record_file} is not a record of the run's outside files ({{name: {{path, sha256}}}}); "
+                             "was it edited? restore it, or start a new run")
+        return records
+
+    def status(self) -> dict[str, Any] | None:
+        """The suite runner's record of the run (None when it never finished with it, or the file is unreadable)."""
+        return self.record(STATUS_NAME)
+
+    def write_status(self, record: dict[str, Any]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.write(STATUS_NAME, {**record, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+
+    def clear_status(self) -> None:
+        """Forget an earlier failure before trying again (and the directory it alone kept, so training starts
+        clean)."""
+        (self.path / STATUS_NAME).unlink(missing_ok=True)
+        if self.path.is_dir() and not any(self.path.iterdir()):
+            self.path.rmdir()
+
+    def references(self) -> dict[str, Any]:
+        """The run's references ({} for runs written before them, or a broken file)."""
+        return self.record(REFERENCES_NAME) or {}
+
+    def provenance(self) -> dict[str, Any]:
+        """The run's provenance record (``{"starts": []}`` when it has none, or it cannot be read)."""
+        record = self.record(PROVENANCE_NAME)
+        return record if record is not None and isinstance(record.get("starts"), list) else {"starts": []}
+
+    def record(self, name: str) -> dict[str, Any] | None:
+        """The run's JSON record ``name`` (None when it is missing, unreadable or no object)."""
+        try:
+            record = json.loads((self.path / name).read_text())
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) else None
+
+    def write(self, name: str, record: dict[str, Any]) -> None:
+        """Replace the run's JSON record ``name`` whole (a kill leaves the old file or the new one); numpy and torch
+        scalars as numbers, anything else JSON lacks as text."""
+        text = json.dumps(record, indent=2, default=lambda x: x.item() if hasattr(x, "item") else str(x))
+        write_atomic(self.path / name, text + "\n")
+
+
 def prepare_run_dir(config: TrainConfig | None, out: Path, resume: bool) -> ResolvedConfig:
     """The run's configuration: the stored one when resuming, else ``config`` resolved and written."""
-    stored = out / CONFIG_NAME
+    run = RunDir(out)
     if resume:
-        if not stored.exists():
+        if not run.started:
             raise NppacError(f"nothing to resume in {out}: no {CONFIG_NAME}; start a new run without --resume")
-        cfg = check_inputs(TrainConfig.load(stored).resolved(), out)
+        cfg = check_inputs(run.train_config().resolved(), out)
         if config is not None:
             given = config.resolved().to_dict()
             differ = [k for k, v in cfg.to_dict().items() if given[k] != v]
@@ -68,13 +203,13 @@ def prepare_run_dir(config: TrainConfig | None, out: Path, resume: bool) -> Reso
     check_new_run_dir(out)
     cfg = config.resolved()
     out.mkdir(parents=True, exist_ok=True)
-    cfg.save(stored)
+    cfg.save(run.config_file)
     home = out.resolve()
     record = {name: {"path": str(Path(value).resolve()), "sha256": content_hash(Path(value))}
               for name in PATH_FIELDS if isinstance(value := getattr(cfg, name), str) and Path(value).exists()
               and not Path(value).resolve().is_relative_to(home)}
     if record:
-        (out / INPUTS_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+        run.write(INPUTS_RECORD, record)
     return cfg
 
 
@@ -89,12 +224,12 @@ def check_new_run_dir(out: Path, to_continue: str = "pass --resume to continue i
 def own_prior(out: Path) -> str:
     """The run's copy of its prior, as an absolute path (its ``config.json`` names it relative to the run, so that
     ``nppac train --config OUT/config.json`` reruns the run from any working directory, wherever OUT moved)."""
-    return str((out / PRIOR_DIR).resolve())
+    return str(RunDir(out).prior_dir.resolve())
 
 
 def is_own_prior(path: str | Path, out: Path) -> bool:
     """Whether ``path`` is the run's own copy of its prior (``out/prior``)."""
-    return Path(path).resolve() == (out / PRIOR_DIR).resolve()
+    return Path(path).resolve() == Path(own_prior(out))
 
 
 def check_inputs(cfg: Config, directory: Path) -> Config:
@@ -102,28 +237,15 @@ def check_inputs(cfg: Config, directory: Path) -> Config:
     (:data:`INPUTS_RECORD`; runs before it: their demonstrations in :data:`DEMOS_RECORD`): each taken where the
     config names it, else at the absolute path recorded at the start; refused in one line, naming both, when
     neither exists or its content changed (sha256)."""
-    record_file = directory / INPUTS_RECORD
-    if record_file.exists():
-        try:
-            records = json.loads(record_file.read_text())
-        except (OSError, ValueError) as err:
-            raise NppacError(f"{record_file} cannot be read ({err}); restore it, or start a new run") from None
-        if not (isinstance(records, dict) and all(
-                name in PATH_FIELDS and isinstance(r, dict) and isinstance(r.get("path"), str)
-                and isinstance(r.get("sha256"), str) for name, r in records.items())):
-            raise NppacError(f"{record_file} is not a record of the run's outside files ({{name: {{path, sha256}}}}); "
-                             "was it edited? restore it, or start a new run")
-    else:
-        try:
-            records = {"demos": json.loads((directory / DEMOS_RECORD).read_text())}
-        except (OSError, ValueError):
-            home = directory.resolve()
-            outside = [name for name in PATH_FIELDS if isinstance(value := getattr(cfg, name), str)
-                       and not is_minari_id(value) and not Path(value).resolve().is_relative_to(home)]
-            if outside and _has_schema(directory):  # a run of this version records each file outside it
-                raise NppacError(f"{record_file} is gone: {', '.join(outside)} outside the run can no longer be "
-                                 "checked against what it started from; restore it, or start a new run") from None
-            return cfg  # nothing outside the run, or a run from before the record
+    records = RunDir(directory).inputs()
+    if records is None:
+        home = directory.resolve()
+        outside = [name for name in PATH_FIELDS if isinstance(value := getattr(cfg, name), str)
+                   and not is_minari_id(value) and not Path(value).resolve().is_relative_to(home)]
+        if outside and "schema" in (RunDir(directory).record(CONFIG_NAME) or {}):  # this version records them
+            raise NppacError(f"{directory / INPUTS_RECORD} is gone: {', '.join(outside)} outside the run can no "
+                             "longer be checked against what it started from; restore it, or start a new run")
+        return cfg  # nothing outside the run, or a run from before the record
     found: dict[str, Any] = {}
     for name, record in records.items():
         given = getattr(cfg, name)
@@ -138,20 +260,12 @@ def check_inputs(cfg: Config, directory: Path) -> Config:
     return dataclasses.replace(cfg, **found)
 
 
-def _has_schema(directory: Path) -> bool:
-    """Whether the run's ``config.json`` was written by a version with schemas (and with :data:`INPUTS_RECORD`)."""
-    try:
-        return "schema" in json.loads((directory / CONFIG_NAME).read_text())
-    except (OSError, ValueError, TypeError):
-        return False
-
-
 def load_resume_checkpoint(cfg: ResolvedConfig, out: Path, device: torch.device) -> dict[str, Any] | None:
     """The checkpoint a resumed run continues from (None when none was written yet), refused in one line unless it is
     exactly the state the run saved: intact (:func:`load_checkpoint`: its checksums, finite tensors), written with run
     phases, not past the run's steps, under the run's ``config.json``, with a replay buffer whose sizes agree, the
     prior it trained with and the rows of ``progress.csv`` up to it. Nothing is written before these checks."""
-    ckpt_path, progress = out / CHECKPOINT_NAME, out / PROGRESS_NAME
+    ckpt_path, progress = RunDir(out).checkpoint, RunDir(out).progress_file
     if not ckpt_path.exists():
         rows = len(read_progress(progress)[1])
         if rows:  # every row is written after its checkpoint
@@ -177,7 +291,7 @@ def load_resume_checkpoint(cfg: ResolvedConfig, out: Path, device: torch.device)
 
 def _check_prior(cfg: ResolvedConfig, out: Path, recorded: str | None, ckpt_path: Path) -> None:
     """The run's ``prior/`` is the one its checkpoint was trained with (the content hash the checkpoint records)."""
-    stored = out / PRIOR_DIR
+    stored = RunDir(out).prior_dir
     if cfg.prior_kind is None:
         return
     if recorded is None:
@@ -250,45 +364,3 @@ def check_same_run(cfg: TrainConfig, ckpt: dict[str, Any], ckpt_path: Path) -> N
         shown = ", ".join(f"{k}: {saved.get(k)!r} → {now[k]!r}" for k in changed[:3])
         raise NppacError(f"the run's {CONFIG_NAME} differs from its checkpoint {ckpt_path} in {shown}; "
                          "restore the file or start a new run")
-
-
-def read_run_progress(run_dir: Path, *, strict: bool = False, config: dict[str, Any] | None = None
-                      ) -> tuple[list[str], list[dict[str, str]]]:
-    """The one reader of a run's ``progress.csv``: its columns under today's names (runs of earlier versions
-    too, :func:`~nppac.training.logger.current_column_names`) and its complete rows.
-
-    A row cut by a kill (a last line without its line end, another number of fields than the header) is left
-    out; with ``strict`` it is refused in one line, as is a missing or unreadable file, since a curve drawn from
-    it cannot be trusted. ``config`` (the run's ``config.json``) is read when not given.
-    """
-    from nppac.training.algorithms import run_uses_prior
-
-    progress = Path(run_dir) / PROGRESS_NAME
-    try:
-        text = ""
-        if strict or progress.is_file():
-            with progress.open(newline="") as f:
-                text = f.read()
-        table = list(csv.reader(io.StringIO(text)))
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        if strict:
-            raise NppacError(f"{progress} is not a readable CSV file ({err})") from None
-        return [], []
-    if not table:
-        return [], []
-    header, body = table[0], table[1:]
-    cut = next((i for i, row in enumerate(body, start=2) if len(row) != len(header)), None)
-    if cut is not None or (body and not text.endswith("\n")):
-        if strict:
-            where = f"line {cut} has {len(body[cut - 2])} of {len(header)} fields" if cut is not None else \
-                f"its last line ({len(table)}) has no line end"
-            raise NppacError(f"{progress} is cut or edited: {where}; a run writes whole rows, so its curve cannot "
-                             "be trusted: train the run again")
-        body = [row for row in (body if text.endswith("\n") else body[:-1]) if len(row) == len(header)]
-    if config is None:
-        try:
-            config = json.loads((Path(run_dir) / CONFIG_NAME).read_text())
-        except (OSError, ValueError):
-            config = {}
-    names = current_column_names(header, run_uses_prior(config if isinstance(config, dict) else {}))
-    return names, [dict(zip(names, row)) for row in body]

@@ -37,14 +37,14 @@ from nppac.priors.base import Prior
 from nppac.priors.metrics import mean_action
 from nppac.tasks import get_task
 from nppac.training.algorithms import ABLATION_PRIOR, AgentSpec, DemoLoader
-from nppac.training.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, restore_rng_state
+from nppac.training.checkpoint import CHECKPOINT_FORMAT, restore_rng_state
 from nppac.training.config import ResolvedConfig, TrainConfig
 from nppac.training.envs import EVAL_SEED_OFFSET, eval_envs, make_env
-from nppac.training.logger import PROGRESS_NAME, truncate_progress
+from nppac.training.logger import truncate_progress
 from nppac.training.prior_cache import PriorCache
 from nppac.training.progress import ProgressBar
-from nppac.training.references import REFERENCES_NAME, references, write_references
-from nppac.training.rundir import CONFIG_NAME, PRIOR_DIR, is_own_prior, load_resume_checkpoint
+from nppac.training.references import references
+from nppac.training.rundir import CONFIG_NAME, REFERENCES_NAME, RunDir, is_own_prior, load_resume_checkpoint
 from nppac.training.timing import timed
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def restore_or_start_run(cfg: ResolvedConfig, out: Path, resume: bool, prior: Pr
                          f"demonstrations, and task {cfg.task} has no bundled set; pass --demos PATH")
     resolved_prior = resolve_prior(cfg, out, prior, demo_source, progress)
     run = _build_run(cfg, resolved_prior, demo_source, device)
-    run.prior_sha256 = None if resolved_prior is None else content_hash(out / PRIOR_DIR)
+    run.prior_sha256 = None if resolved_prior is None else content_hash(RunDir(out).prior_dir)
     if ckpt is not None:
         _restore(run, cfg, out, ckpt)
     else:
@@ -120,7 +120,7 @@ def restore_or_start_run(cfg: ResolvedConfig, out: Path, resume: bool, prior: Pr
     if cfg.demo_batch_fraction:
         demo_buffer = demonstration_buffer(cfg, demo_source.get(), run.prior_cache, device)
         run.mixed_batches = MixedBatches(run.buffer, demo_buffer, cfg.demo_batch_fraction)
-    truncate_progress(out / PROGRESS_NAME, run.state.epoch, run.state.gradient_steps if ckpt is not None else -1,
+    truncate_progress(RunDir(out).progress_file, run.state.epoch, run.state.gradient_steps if ckpt is not None else -1,
                       uses_prior=cfg.prior_kind is not None)
     return run
 
@@ -149,7 +149,7 @@ def _prior_mean_action(prior: Prior, states: torch.Tensor) -> torch.Tensor:
 
 def _restore(run: Run, cfg: ResolvedConfig, out: Path, ckpt: dict[str, Any]) -> None:
     """Agent, replay buffer, generators and phase state from the checkpoint (checked by load_resume_checkpoint)."""
-    ckpt_path = out / CHECKPOINT_NAME
+    ckpt_path = RunDir(out).checkpoint
     if ckpt.get("format", 1) < CHECKPOINT_FORMAT:
         _from_format_1(ckpt, cfg)
     try:
@@ -157,7 +157,7 @@ def _restore(run: Run, cfg: ResolvedConfig, out: Path, ckpt: dict[str, Any]) -> 
         run.buffer.load_state_dict(ckpt["replay"])
     except (RuntimeError, KeyError, ValueError) as err:
         raise NppacError(f"checkpoint {ckpt_path} does not fit the run's {CONFIG_NAME} ({str(err).splitlines()[0]}); "
-                         f"was {out / CONFIG_NAME} edited? restore it or start a new run") from None
+                         f"was {RunDir(out).config_file} edited? restore it or start a new run") from None
     restore_rng_state(ckpt["rng"], run.np_rng, run.envs)
     run.state = RunState(**ckpt["state"])
     run.unwritten_row = ckpt.get("row")
@@ -183,12 +183,12 @@ def _start_fresh(run: Run, cfg: ResolvedConfig, out: Path, prior: Prior | None, 
                  progress: bool) -> None:
     """``references.json``, policy initialization toward π0 (and the KL target it sets), demonstrations seeded."""
     task = cfg.task_spec
-    if not (out / REFERENCES_NAME).exists():
+    if not RunDir(out).references():
         demos_for_reference = demo_source.get() if demo_source.available else None
         with ProgressBar(progress) as bar, timed("references"):
             values = references(task, demos_for_reference, prior, cfg.eval_episodes, cfg.eval_horizon,
                                 cfg.seed + 20_000, bar.stage)
-        write_references(out, values)
+        RunDir(out).write(REFERENCES_NAME, values)
     if cfg.init_actor is not None:
         run.init_metrics = start_from_actor(run.agent, cfg.init_actor, run.prior_cache, demo_source, cfg.prior_sigma)
     if run.prior_cache is not None and cfg.init_epochs:
@@ -338,7 +338,7 @@ def resolve_prior(cfg: ResolvedConfig, out: Path, prior: Prior | None, demos: De
         if prior is not None:
             check_prior(cfg, prior)
         return None
-    stored = out / PRIOR_DIR
+    stored = RunDir(out).prior_dir
     if prior is None:
         if (stored / "settings.json").exists():
             prior = load_prior(stored)

@@ -29,16 +29,16 @@ every run's ratio to the prior, epoch by epoch.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from nppac.errors import NppacError
-from nppac.experiments.replicates import run_setting_key
+from nppac.experiments.replicates import setting_key
 from nppac.experiments.report import Estimate
 from nppac.experiments.stats import BOUNDS
 from nppac.experiments.tables.runs import columns, done, final, non_finite, prior_name, read_rows, state
+from nppac.training.rundir import RunDir
 
 
 def _float(text: str | None) -> float:
@@ -93,17 +93,13 @@ def summarize(run: Path, fallback_prior: float) -> dict[str, Any]:
     every = read_rows(run)
     offline = [r for r in every if r.get("phase") == "offline"]
     rows = offline[-1:] + [r for r in every if r.get("phase") != "offline"]
-    config = json.loads((run / "config.json").read_text())
+    config = RunDir(run).config()
     metric = "success" if config["task"].endswith("-binary") else "return"
     column = "eval_success" if metric == "success" else "eval_return"
     values = [_float(r.get(column)) for r in rows]
     steps = [_float(r.get("env_steps")) for r in rows]
     rates = [x for x in (_float(r.get("updates_per_s")) for r in rows[1:]) if math.isfinite(x)]
-    try:
-        references = json.loads((run / "references.json").read_text())
-    except (OSError, ValueError):
-        references = {}
-    prior = _prior_reference(references, metric)
+    prior = _prior_reference(RunDir(run).references(), metric)
     prior = prior if math.isfinite(prior) else fallback_prior
     start, online = values[0], values[1:]
 
@@ -113,7 +109,7 @@ def summarize(run: Path, fallback_prior: float) -> dict[str, Any]:
     lowest = min(online) if online else math.nan
     episodes = {key: [_float(r.get(key)) for r in rows[1:] if math.isfinite(_float(r.get(key)))]
                 for key in ("train_return", "eval_return_min")}
-    return {"algo": run.parent.name, "setting": setting(config), "cell": run_setting_key(run), "seed": config["seed"],
+    return {"algo": run.parent.name, "setting": setting(config), "cell": setting_key(config), "seed": config["seed"],
             "metric": metric, "prior": prior, "step0": start, "min_vs_prior": ratio(lowest, prior),
             "min_vs_step0": ratio(lowest, start), "final": final(run, steps, values),
             "diverged": state(run) == "diverged", "non_finite": non_finite(run),
@@ -126,11 +122,8 @@ def _suite_prior(suite: Path, task: str, metric: str) -> float:
     """The prior's mean-action evaluation recorded by a GP-prior run of the suite (for runs without a prior):
     the ``nppac`` column's, else any column's whose runs recorded one (a suite of nppac variants)."""
     for column in sorted(columns(suite, task), key=lambda c: c != "nppac"):
-        for path in sorted((suite / task / column).glob("seed-*/references.json")):
-            try:
-                value = _prior_reference(json.loads(path.read_text()), metric)
-            except (OSError, ValueError):
-                continue
+        for run in sorted((suite / task / column).glob("seed-*")):
+            value = _prior_reference(RunDir(run).references(), metric)
             if math.isfinite(value):
                 return value
     return math.nan

@@ -20,12 +20,12 @@ before). The prior column names the run's prior setting as docs/RESULTS.md's glo
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from nppac.experiments.tables.runs import PRIOR_ALGOS, columns, done, final, last_k, non_finite, prior_name, read_rows
+from nppac.training.rundir import RunDir
 
 
 def _values(rows: list[dict[str, str]], column: str) -> list[float]:
@@ -43,7 +43,7 @@ def summarize(run: Path) -> dict[str, Any]:
     every = read_rows(run)
     offline = [r for r in every if r.get("phase") == "offline"]
     rows = offline[-1:] + [r for r in every if r.get("phase") != "offline"]
-    config = json.loads((run / "config.json").read_text())
+    config = RunDir(run).config()
     success = _values(rows, "eval_success")
     metric = "success" if all(math.isfinite(v) for v in success) else "return"
     returns = success if metric == "success" else _values(rows, "eval_return")

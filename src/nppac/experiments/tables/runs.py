@@ -9,13 +9,14 @@ from typing import Any
 
 import numpy as np
 
+from nppac.errors import NppacError
+from nppac.training.rundir import RunDir
+
 
 def read_rows(run: Path) -> list[dict[str, str]]:
     """The complete rows of a run's ``progress.csv``, its columns under today's names (runs of earlier versions
     too)."""
-    from nppac.training.rundir import read_run_progress
-
-    return read_run_progress(run)[1]
+    return RunDir(run).progress()[1]
 
 
 def last_k(suite: Path) -> int:
@@ -34,26 +35,24 @@ def final(run: Path, steps: list[float], values: list[float]) -> float:
     report defines it (:func:`nppac.experiments.report.run_final`, K of the run's suite folder)."""
     from nppac.experiments.report import config_schedule, run_final
 
-    config = json.loads((run / "config.json").read_text())
+    config = RunDir(run).config()
     return run_final(np.asarray(steps, dtype=float), values, config_schedule(config), last_k(run.parents[2]))
 
 
 def finished(run: Path) -> bool:
     """Whether a run reached its configured steps (config.json and progress.csv are enough to tell)."""
     try:
-        steps = json.loads((run / "config.json").read_text())["steps"]
+        steps = RunDir(run).config()["steps"]
         rows = read_rows(run)
-    except (OSError, ValueError, KeyError):
+    except (NppacError, KeyError):
         return False
     return bool(rows) and int(rows[-1]["env_steps"]) >= int(steps)
 
 
 def state(run: Path) -> str | None:
     """The suite runner's record of the run (``status.json``): finished, diverged, failed; None without one."""
-    try:
-        return str(json.loads((run / "status.json").read_text())["status"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    found = (RunDir(run).status() or {}).get("status")
+    return None if found is None else str(found)
 
 
 def done(run: Path) -> bool:
@@ -99,10 +98,7 @@ def non_finite(run: Path) -> tuple[str, int] | None:
     did not diverge or its error does not say."""
     if state(run) != "diverged":
         return None
-    try:
-        error = str(json.loads((run / "status.json").read_text()).get("error") or "")
-    except (OSError, ValueError, AttributeError):
-        return None
+    error = str((RunDir(run).status() or {}).get("error") or "")
     found = re.match(r"(.+?) became non-finite at epoch (\d+)", error)
     if found is None:
         return None

@@ -20,7 +20,7 @@ from typing import Any
 from nppac.errors import NppacError
 from nppac.experiments.suite import MANIFEST_NAME
 from nppac.experiments.tables.runs import finished, read_rows
-from nppac.training.references import read_references
+from nppac.training.rundir import RunDir
 
 COLOUR_ORDER = ("std+uniform", "std+policy", "exact-variance+policy", "exact-variance+uniform", "published+policy",
                 "love-std+policy", "std+policy@awac", "std+policy@nppac", "published+policy@awac",
@@ -42,7 +42,7 @@ def _columns(out: Path) -> tuple[list[str], list[str]]:
 def _prior_mean_action(runs: list[Path]) -> dict[str, Any]:
     """The prior's mean action as the first of ``runs`` that recorded one evaluated it (its references.json)."""
     for run in runs:
-        found = read_references(run).get("prior_mean_action")
+        found = RunDir(run).references().get("prior_mean_action")
         if found:
             return {"return": found.get("return"), "success": found.get("success")}
     return {"return": None, "success": None}
