@@ -308,15 +308,21 @@ def random_batch(n: int, obs_dim: int, act_dim: int, seed: int = 0) -> Batch:
     return Batch(obs, action, reward, next_obs, done, prior[0][0], prior[0][1], prior[1][0], prior[1][1])
 
 
+def perturb(module: nn.Module, scale: float = 0.3, seed: int = 0) -> None:
+    """Add scale · N(0, 1) noise, from a generator seeded with ``seed``, to every parameter of ``module``: a network
+    that training moved (an actor after policy initialization, then after online steps)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in module.parameters():
+            param.add_(scale * torch.randn(param.shape, generator=g))
+
+
 def move_targets_away(critic_target: nn.Module, scale: float = 0.1, seed: int = 0) -> None:
     """Perturb freshly copied target critics, so that one Polyak step Q̄ ← (1 − τ) Q̄ + τ Q shows τ.
 
     Right after the copy Q̄ and Q differ only by one critic step, and any τ passes at float32 tolerance.
     """
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for param in critic_target.parameters():
-            param.add_(scale * torch.randn(param.shape, generator=g))
+    perturb(critic_target, scale, seed)
 
 
 def float64_copy(module: nn.Module) -> nn.Module:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import os
 import stat
@@ -32,6 +33,7 @@ from tests.builders import (
     move_targets_away,
     normal_log_density,
     one_thread_per_test,  # noqa: F401 (autouse fixture)
+    perturb,
     random_batch,
     tanh_normal_log_density,
     transitions,
@@ -293,6 +295,114 @@ def test_temperature_step_descends_the_design_alpha_loss():
     assert agent.log_alpha.item() == pytest.approx(math.log(0.3) + 0.01 * math.copysign(1.0, gap), rel=1e-5)
 
 
+@pytest.mark.parametrize("target, init_metrics, expected", [
+    (None, {"init_kl": 1.7}, None), ("act-dim", {"init_kl": 1.7}, 2.0),
+    ("init-kl", {"init_kl_start": 9.0, "init_kl": 1.7}, 1.7)])
+def test_automatic_alpha_targets_the_named_kl(caplog, target, init_metrics, expected):
+    """``auto_alpha_target`` turns automatic α on (``auto_alpha`` left off): act-dim steers E[log π − log π0]
+    toward the action dimension, init-kl toward the KL policy initialization reached, which ``before_online``
+    reads and logs. Without it α stays fixed. One step on −log α (E[log π − log π0] − target)."""
+    torch.manual_seed(0)
+    agent = KLSAC(5, 2, "tanh_gaussian", (16,), (16,), KLSACConfig(alpha=0.3, alpha_lr=0.01, auto_alpha_target=target))
+    caplog.set_level(logging.INFO, logger="nppac.agents.kl_sac")
+    agent.before_online(init_metrics)
+    stats = {k: float(v) for k, v in kl_sac_update(agent, random_batch(32, 5, 2, seed=2)).items()}
+    if expected is None:
+        assert agent.alpha_opt is None and not agent.log_alpha.requires_grad
+        assert agent.log_alpha.item() == pytest.approx(math.log(0.3), rel=1e-7)
+    else:
+        gap = stats["kl_mean"] - expected
+        assert agent.log_alpha.grad.item() == pytest.approx(-gap, rel=1e-5)
+        assert agent.log_alpha.item() == pytest.approx(math.log(0.3) + 0.01 * math.copysign(1.0, gap), rel=1e-5)
+    logged = ["automatic α targets the KL after initialization, 1.7"] if target == "init-kl" else []
+    assert caplog.messages == logged
+
+
+def test_the_init_kl_target_without_an_initialization_is_refused():
+    agent = KLSAC(5, 2, "tanh_gaussian", (8,), (8,), KLSACConfig(auto_alpha_target="init-kl"))
+    message = ("^auto_alpha_target=init-kl needs the KL measured by policy initialization; "
+               "set init_epochs > 0 or choose auto_alpha_target=act-dim$")
+    with pytest.raises(NppacError, match=message):
+        agent.before_online({})
+
+
+def test_before_online_freezes_the_initialized_policy_the_kl_is_anchored_to(caplog):
+    """``kl_anchor = init-actor``: the KL's mean is the mean action of the policy as ``before_online`` found it
+    (not as built, not as it learns after); with no cached prior there is no reference at all."""
+    torch.manual_seed(0)
+    agent = KLSAC(5, 2, "tanh_gaussian", (16,), (16,), KLSACConfig(kl_anchor="init-actor"))
+    built = copy.deepcopy(agent.actor)
+    perturb(agent.actor, seed=1)
+    initialized = copy.deepcopy(agent.actor)
+    caplog.set_level(logging.INFO, logger="nppac.agents.kl_sac")
+    agent.before_online({"init_kl": 1.7})
+    perturb(agent.actor, seed=2)
+    batch = random_batch(16, 5, 2)
+    with torch.no_grad():
+        anchor = agent.kl_mean(batch.obs, batch.prior_mean)
+        assert torch.equal(anchor, initialized.deterministic(batch.obs))
+        assert not torch.equal(anchor, built.deterministic(batch.obs))
+    assert agent.kl_mean(batch.obs, None) is None
+    assert caplog.messages == ["the online KL is anchored to the initialized policy's mean action, with the prior's σ0"]
+
+
+def test_a_restored_agent_takes_the_same_next_step():
+    """``state_dict`` holds what the remedies keep (log α and its optimizer, the init-kl target, the frozen
+    initialized policy), and only where a setting reads it: an agent restored into a fresh one steps as it does."""
+    config = KLSACConfig(alpha=0.3, alpha_lr=0.01, auto_alpha_target="init-kl", kl_anchor="init-actor")
+
+    def fresh(seed: int, settings: KLSACConfig = config) -> KLSAC:
+        torch.manual_seed(seed)
+        return KLSAC(5, 2, "tanh_gaussian", (16,), (16,), settings)
+
+    agent = fresh(0)
+    perturb(agent.actor, seed=1)
+    agent.before_online({"init_kl": 1.7})
+    torch.manual_seed(2)
+    agent.update(random_batch(32, 5, 2, seed=1))
+    restored = fresh(3)
+    restored.load_state_dict(copy.deepcopy(agent.state_dict()))
+    steps = []
+    for a in (agent, restored):
+        torch.manual_seed(4)
+        steps.append((a.update(random_batch(32, 5, 2, seed=2)), a.state_dict()))
+    (stats, state), (restored_stats, restored_state) = steps
+    assert all(torch.equal(stats[k], restored_stats[k]) for k in stats)
+    for section in ("actor", "critic", "critic_target", "init_actor"):
+        assert all(torch.equal(state[section][k], v) for k, v in restored_state[section].items())
+    assert torch.equal(agent.log_alpha, restored.log_alpha) and restored.penalty_target.item() == pytest.approx(1.7)
+    plain = {"actor", "critic", "critic_target", "actor_opt", "critic_opt", "log_alpha", "penalty_target"}
+    assert set(state) == plain | {"alpha_opt", "init_actor"}
+    assert set(fresh(0, KLSACConfig()).state_dict()) == plain
+    assert set(fresh(0, KLSACConfig(second_actor="init-actor")).state_dict()) == plain | {"init_actor"}
+
+
+@pytest.mark.parametrize("layernorm, bounds", [(False, None), (True, (-0.1, 0.05))])
+def test_the_critics_are_built_as_configured(layernorm, bounds):
+    """``critic_layernorm`` (RLPD): every hidden layer of both critics, and of their targets, normalized before its
+    ReLU; ``q_bounds``: Q clamped to [lo, hi] (the binary tasks). Recomputed in float64 from the weights."""
+    torch.manual_seed(0)
+    agent = KLSAC(5, 2, "tanh_gaussian", (16, 16), (16, 16), KLSACConfig(critic_layernorm=layernorm),
+                  q_bounds=bounds)
+    perturb(agent.critic, scale=0.1, seed=1)  # gains and biases of the norms away from 1 and 0
+    batch = random_batch(64, 5, 2, seed=1)
+    for critic in (agent.critic, agent.critic_target):
+        h = torch.cat([batch.obs, batch.action], -1).double().expand(2, -1, -1)
+        for i, layer in enumerate(critic.layers):
+            h = h @ layer.weight.double() + layer.bias.double()
+            if i < len(critic.layers) - 1:
+                if layernorm:
+                    h = (h - h.mean(-1, keepdim=True)) / torch.sqrt(h.var(-1, unbiased=False, keepdim=True) + 1e-5)
+                    h = h * critic.norms[i].weight.double() + critic.norms[i].bias.double()
+                h = torch.relu(h)
+        q = h.squeeze(-1).detach()
+        if bounds is not None:
+            assert (q < bounds[0]).any() and (q > bounds[1]).any()  # the clamp binds on both sides
+            q = q.clamp(*bounds)
+        with torch.no_grad():
+            torch.testing.assert_close(critic(batch.obs, batch.action).double(), q, rtol=1e-5, atol=1e-6)
+
+
 def test_automatic_alpha_moves_toward_the_target():
     torch.manual_seed(0)
     # A very low entropy target (penalty target −H̄ = 20 » log π): α must fall.
@@ -375,6 +485,7 @@ def test_initialization_minimizes_the_kl_to_the_prior_over_shuffled_batches(kind
     assert history == pytest.approx(expected, rel=1e-5)
     assert_grads_equal(actor, torch.autograd.grad(kl, list(ref.parameters())))
     assert calls == [("policy initialization", 1, 2), ("policy initialization", 2, 2)]
+    assert initialize_policy(actor, states, mu0, sigma0, epochs=0, prior_sigma="std") == []  # no epoch, no KL
     with pytest.raises(NppacError, match="40 states but 39 prior predictions"):
         initialize_policy(actor, states, mu0[:39], sigma0[:39], epochs=1, prior_sigma="std")
 

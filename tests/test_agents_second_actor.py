@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -10,14 +11,15 @@ import pytest
 import torch
 
 from nppac.agents import KLSAC, Actor, KLSACConfig, kl_sac_update
-from nppac.agents.networks import freeze
-from nppac.agents.second_actor import SecondActor, SecondActorActing, choose_second
+from nppac.agents.second_actor import choose_second
+from nppac.errors import NppacError
 from tests.builders import (
     assert_grads_equal,
     float64_copy,
     move_targets_away,
     normal_log_density,
     one_thread_per_test,  # noqa: F401 (autouse fixture)
+    perturb,
     random_batch,
     tanh_normal_log_density,
 )
@@ -31,16 +33,29 @@ def _never_asked(states: torch.Tensor) -> torch.Tensor:
     raise AssertionError("the gradient step asked the prior: μ0(s′) is cached in the batch")
 
 
-def _agent_and_second(source: str, choice: str) -> tuple[KLSAC, SecondActor, Actor]:
+def _prior_mean_action(states: torch.Tensor) -> torch.Tensor:
+    """clip(μ0(s), −1, 1) of a linear prior, as a run asks it at new states (collection, evaluation)."""
+    return (1.5 * states[:, :ACT]).clamp(-1.0, 1.0)
+
+
+def _agent(source: str, choice: str, prior_mean=_prior_mean_action) -> tuple[KLSAC, Actor]:
+    """An agent whose settings name the second actor, built as a run builds it: policy initialization moves the
+    actor, ``before_online`` freezes it, and the actor learns on. Returns the agent and its initialized policy."""
     torch.manual_seed(0)
-    agent = KLSAC(OBS, ACT, "tanh_gaussian", (16, 16), (16, 16), KLSACConfig(alpha=0.3, gamma=0.9))
+    config = KLSACConfig(alpha=0.3, gamma=0.9, second_actor=source, second_actor_choice=choice,
+                         second_actor_temperature=TEMPERATURE)
+    agent = KLSAC(OBS, ACT, "tanh_gaussian", (16, 16), (16, 16), config, prior_mean=prior_mean)
     move_targets_away(agent.critic_target)
-    torch.manual_seed(5)
-    frozen = freeze(Actor(OBS, ACT, (16, 16), "tanh_gaussian"))
-    propose = frozen.deterministic if source == "init-actor" else _never_asked
-    second = SecondActor(source, propose, choice, TEMPERATURE)  # type: ignore[arg-type]
-    agent.use_second_actor(second)
-    return agent, second, frozen
+    perturb(agent.actor, seed=5)
+    initialized = copy.deepcopy(agent.actor)
+    agent.before_online({})
+    perturb(agent.actor, seed=6)
+    return agent, initialized
+
+
+def _second(source: str, initialized: Actor, states: torch.Tensor) -> torch.Tensor:
+    """a₂(s) at new states: the prior's clipped mean action, or the initialized policy's mean action."""
+    return _prior_mean_action(states) if source == "prior-mean" else initialized.deterministic(states)
 
 
 @pytest.mark.parametrize("source", ["prior-mean", "init-actor"])
@@ -49,14 +64,15 @@ def test_the_critic_target_takes_the_second_action_where_the_target_critics_choo
     """y = r + γ(1 − d)[(1 − c)(Q̄(s′, a′_π) − α(log π − log π0)(a′_π|s′)) + c Q̄(s′, a′₂)], in float64.
 
     a′₂ = clip(μ0(s′)) from the batch's cache (prior-mean; some μ0 here leave the box) or the frozen actor's mean
-    action (init-actor); c = 1[Q̄₂ > Q̄_π] or c ~ Bernoulli(σ((Q̄₂ − Q̄_π)/T)) with the update's own uniform draw
-    (after a′_π's noise). The critics' gradient is the loss's on that target.
+    action (init-actor, the copy ``before_online`` froze); c = 1[Q̄₂ > Q̄_π] or c ~ Bernoulli(σ((Q̄₂ − Q̄_π)/T))
+    with the update's own uniform draw (after a′_π's noise). The critics' gradient is the loss's on that target;
+    the KL's mean stays μ0 (no anchor), and the step asks the prior nothing.
     """
-    agent, _, frozen = _agent_and_second(source, choice)
+    agent, initialized = _agent(source, choice, prior_mean=_never_asked)
     batch = random_batch(B, OBS, ACT, seed=1)
     batch = batch._replace(next_prior_mean=2.0 * batch.next_prior_mean)
     actor, critic_before, critic_target, frozen64 = (float64_copy(m) for m in
-                                                     (agent.actor, agent.critic, agent.critic_target, frozen))
+                                                     (agent.actor, agent.critic, agent.critic_target, initialized))
     torch.manual_seed(11)
     eps_next, draw = torch.randn(B, ACT).double(), torch.rand(B).double()
     torch.manual_seed(11)
@@ -81,6 +97,7 @@ def test_the_critic_target_takes_the_second_action_where_the_target_critics_choo
     q = critic_before(batch.obs.double(), batch.action.double())
     critic_loss = ((q[0] - y) ** 2).mean() + ((q[1] - y) ** 2).mean()
 
+    assert set(stats) == set(agent.metric_terms)  # the share among them
     assert 0.1 < chosen.double().mean().item() < 0.9  # both candidates win somewhere: the choice is exercised
     if choice == "softmax":
         assert (chosen != greedy).any()  # the draw, not the comparison alone, decides some states
@@ -112,20 +129,17 @@ def test_softmax_takes_the_second_action_with_the_probability_of_its_softmax_wei
     assert torch.equal(chosen, again)  # the same generator state draws the same choices
 
 
-def _acting(choice: str) -> tuple[SecondActorActing, KLSAC, Actor]:
-    agent, second, frozen = _agent_and_second("init-actor", choice)
-    return SecondActorActing(agent.actor, agent.critic, second), agent, frozen
-
-
+@pytest.mark.parametrize("source", ["prior-mean", "init-actor"])
 @pytest.mark.parametrize("choice", ["greedy", "softmax"])
-def test_collection_takes_the_candidate_the_critics_choose_and_counts_its_share(choice):
-    acting, agent, frozen = _acting(choice)
+def test_collection_takes_the_candidate_the_critics_choose_and_counts_its_share(source, choice):
+    agent, initialized = _agent(source, choice)
+    acting = agent.acting()
     obs = torch.randn(B, OBS, generator=torch.Generator().manual_seed(3))
     torch.manual_seed(7)
     with torch.no_grad():
         action = agent.actor.sample(obs)[0]
         draw = torch.rand(B)
-        second = frozen.deterministic(obs)
+        second = _second(source, initialized, obs)
         q_policy, q_second = (agent.critic(obs, a).min(0).values for a in (action, second))
     chosen = q_second > q_policy if choice == "greedy" else draw < torch.sigmoid((q_second - q_policy) / TEMPERATURE)
     torch.manual_seed(7)
@@ -137,13 +151,15 @@ def test_collection_takes_the_candidate_the_critics_choose_and_counts_its_share(
     assert acting.read() == {"train_second_share": None, "eval_second_share": None}  # read resets
 
 
+@pytest.mark.parametrize("source", ["prior-mean", "init-actor"])
 @pytest.mark.parametrize("choice", ["greedy", "softmax"])
-def test_evaluation_takes_the_greedy_choice_between_the_mean_action_and_the_second(choice):
-    acting, agent, frozen = _acting(choice)
+def test_evaluation_takes_the_greedy_choice_between_the_mean_action_and_the_second(source, choice):
+    agent, initialized = _agent(source, choice)
+    acting = agent.acting()
     obs = np.random.default_rng(4).normal(size=(B, OBS)).astype(np.float32)
     states = torch.as_tensor(obs)
     with torch.no_grad():
-        mean, second = agent.actor.deterministic(states), frozen.deterministic(states)
+        mean, second = agent.actor.deterministic(states), _second(source, initialized, states)
         chosen = agent.critic(states, second).min(0).values > agent.critic(states, mean).min(0).values
     rng = torch.get_rng_state()
     actions = acting.act(obs)
@@ -152,3 +168,10 @@ def test_evaluation_takes_the_greedy_choice_between_the_mean_action_and_the_seco
     np.testing.assert_array_equal(actions, torch.where(chosen[:, None], second, mean).numpy())
     share = chosen.double().mean().item()
     assert acting.read() == {"train_second_share": None, "eval_second_share": pytest.approx(share)}
+
+
+def test_the_prior_mean_second_actor_without_the_priors_mean_action_is_refused():
+    config = KLSACConfig(second_actor="prior-mean")
+    message = "^second_actor=prior-mean needs the prior's mean action or the initialized policy$"
+    with pytest.raises(NppacError, match=message):
+        KLSAC(OBS, ACT, "tanh_gaussian", (8,), (8,), config)
