@@ -57,8 +57,9 @@ from nppac.priors.common import (
     read_saved,
     write_saved,
 )
-from nppac.priors.kernels import KernelName, check_kernel, kernel_matrix
+from nppac.priors.kernels import KernelName, kernel_matrix
 from nppac.priors.love import PUBLISHED_RANK, love_root, love_variance
+from nppac.settings import typed_fields
 
 VarianceEstimate = Literal["exact", "love"]
 VARIANCE_ESTIMATES: tuple[str, ...] = ("exact", "love")
@@ -120,18 +121,17 @@ class GPConfig:
     love_seed: int = 0
     """Seed of LOVE's random Lanczos start vector."""
 
+    def __post_init__(self) -> None:
+        typed_fields(self)  # the kernel, optimizer, conditioning and variance among their values
+
     def validate(self) -> GPConfig:
         """Check the values; raises :class:`NppacError` naming the bad field."""
-        check_kernel(self.kernel)
         resolve_device(self.device)
         checks = {
             "rank": self.rank >= 1, "iters": self.iters >= 0, "lr": self.lr > 0, "tol": self.tol >= 0,
             "fit_subset": self.fit_subset >= 0, "min_noise": self.min_noise > 0,
             "max_exact": self.max_exact >= 1, "num_inducing": self.num_inducing >= 1,
             "predict_rtol": self.predict_rtol >= 0, "love_rank": self.love_rank >= 1,
-            "variance": self.variance in VARIANCE_ESTIMATES,
-            "optimizer": self.optimizer in ("adam", "lbfgs"),
-            "conditioning": self.conditioning in ("auto", "exact", "inducing"),
         }
         for name, ok in checks.items():
             if not ok:
@@ -795,7 +795,7 @@ class GPPrior:
     def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> GPPrior:
         """Read a prior written by :meth:`save`, onto ``device``."""
         settings, tensors = read_saved(directory, "gp")
-        config = config_from_settings(GPConfig, settings, device)
+        config = config_from_settings(GPConfig, settings, device, directory)
         prior = cls(config, int(settings["obs_dim"]), int(settings["act_dim"]))
         load_weights(prior.hyper, {k[len("hyper."):]: v for k, v in tensors.items() if k.startswith("hyper.")},
                      directory)
