@@ -27,7 +27,7 @@ from nppac.priors import PRIOR_KINDS, combine_priors, load_prior, make_prior
 from nppac.priors.common import SAVED_FIELDS
 from nppac.training import TrainConfig
 from nppac.training.algorithms import ALGORITHMS
-from nppac.training.config import own_settings
+from nppac.training.config import PATH_FIELDS, own_settings
 from tests.builders import make_demos, nppac_in_process
 
 HINTS = typing.get_type_hints(TrainConfig)
@@ -295,3 +295,12 @@ def test_a_saved_prior_settings_json_refuses_every_value_of_another_type(kind, s
             assert "\n" not in str(info.value)
     assert load_prior(saved_priors[kind]).kind == kind
 
+
+def test_every_named_choice_is_refused_when_it_names_none_before_any_work():
+    """A setting whose string names a choice (a kernel, an actor head, a convention) is refused by validate(),
+    before a run fits its prior: every string setting but the paths."""
+    strings = [name for name in FIELDS if _parts(HINTS[name])[0] is str and name not in PATH_FIELDS]
+    assert "prior_kernel" in strings and len(strings) > 10
+    for name in strings:
+        with pytest.raises(NppacError, match="cosine"):
+            TrainConfig(**{"algo": reader(name), name: "cosine"}).validate()

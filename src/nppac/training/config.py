@@ -18,6 +18,7 @@ from nppac.data.replay import demo_count
 from nppac.data.validate import MAX_CLIPPED_ACTIONS
 from nppac.errors import NppacError
 from nppac.priors.gp import VARIANCE_ESTIMATES, VarianceEstimate
+from nppac.priors.kernels import KERNELS
 from nppac.settings import field_types, parsed, typed, typed_fields
 from nppac.tasks import BINARY_REWARDS, HAND_PROTOCOLS, BinaryRewardName, Task, get_task
 from nppac.training.algorithms import ALGORITHMS, INSTEAD, WARMUPS, Algorithm, Warmup, get_algorithm
@@ -248,6 +249,7 @@ class TrainConfig:
                               ("kl_anchor", KL_ANCHORS), ("second_actor", SECOND_ACTORS),
                               ("second_actor_choice", SECOND_ACTOR_CHOICES),
                               ("prior_variance", VARIANCE_ESTIMATES), ("prior_convention", tuple(PRIOR_CONVENTIONS)),
+                              ("prior_kernel", tuple(KERNELS)),
                               ("preset", PRESETS),
                               ("hand_protocol", tuple(HAND_PROTOCOLS)), ("binary_reward", tuple(BINARY_REWARDS))):
             value = getattr(self, name)
