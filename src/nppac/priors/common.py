@@ -194,19 +194,23 @@ def load_weights(module: torch.nn.Module, tensors: dict[str, torch.Tensor], dire
     A mismatch means settings.json and weights.safetensors do not belong together (an
     edited dimension, files from two priors): one line naming the first bad tensor.
     """
-    weights = Path(directory) / WEIGHTS
     expected = module.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    if missing:
-        raise NppacError(f"{weights}: tensor {missing[0]!r} is missing; re-run `nppac prior fit`")
-    for name, want in expected.items():
-        got = tensors[name]
-        if got.shape != want.shape:
-            raise NppacError(
-                f"{weights}: tensor {name!r} has shape {tuple(got.shape)} but the dimensions in {SETTINGS} "
-                f"need {tuple(want.shape)}; the two files do not belong together, re-run `nppac prior fit`"
-            )
+    check_shapes(directory, tensors, {name: tuple(want.shape) for name, want in expected.items()})
     module.load_state_dict({name: tensors[name] for name in expected})
+
+
+def check_shapes(directory: str | Path, tensors: dict[str, torch.Tensor], shapes: dict[str, tuple[int, ...]]) -> None:
+    """Refuse, naming the first, a tensor of ``shapes`` (name → shape) that ``tensors`` lacks or holds in another
+    shape: settings.json and weights.safetensors do not belong together (an edited dimension, files of two priors)."""
+    weights = Path(directory) / WEIGHTS
+    for name, want in shapes.items():
+        if name not in tensors:
+            raise NppacError(f"{weights}: tensor {name!r} is missing; re-run `nppac prior fit`")
+        if tuple(tensors[name].shape) != want:
+            raise NppacError(
+                f"{weights}: tensor {name!r} has shape {tuple(tensors[name].shape)} but the dimensions in {SETTINGS} "
+                f"need {want}; the two files do not belong together, re-run `nppac prior fit`"
+            )
 
 
 def config_from_settings(config_cls: type[C], settings: dict[str, Any], device: str | torch.device,

@@ -51,6 +51,7 @@ from nppac.priors.common import (
     check_data,
     check_positive,
     check_predictions,
+    check_shapes,
     check_states,
     config_from_settings,
     load_weights,
@@ -799,13 +800,21 @@ class GPPrior:
         prior = cls(config, int(settings["obs_dim"]), int(settings["act_dim"]))
         load_weights(prior.hyper, {k[len("hyper."):]: v for k, v in tensors.items() if k.startswith("hyper.")},
                      directory)
-        missing = [k for k in ("x_mean", "x_scale", "x_train", "y_train") if k not in tensors]
-        if missing:
-            raise NppacError(f"{Path(directory) / WEIGHTS}: tensor {missing[0]!r} is missing; re-run `nppac prior fit`")
+        # In the dtypes a fit leaves (float64; the exact posterior's tail float32), of sizes that agree.
+        tensors = {k: v.to(torch.float32 if k == "posterior.proj_tail" else DTYPE) for k, v in tensors.items()}
+        d, t, n = prior.obs_dim, prior.act_dim, settings.get("n", len(tensors.get("x_train", ())))
+        m = len(tensors.get("posterior.basis", tensors.get("x_train", ())))
+        h, tail = (tensors[k].shape[-1] if k in tensors and tensors[k].ndim == 2 else 0
+                   for k in ("posterior.proj", "posterior.proj_tail"))
+        check_shapes(directory, tensors, {
+            "x_mean": (d,), "x_scale": (d,), "x_train": (n, d), "y_train": (n, t), "posterior.mean_weights": (m, t),
+            "posterior.proj": (m, h), "posterior.delta_g": (h + tail, t),
+            **{f"posterior.{k}": (t,) for k in ("g0", "b_diag", "noise", "mean")},
+            **{k: (m, shape) for k, shape in (("posterior.basis", d), ("posterior.proj_tail", tail)) if k in tensors}})
         prior.x_mean, prior.x_scale = tensors["x_mean"], tensors["x_scale"]
         prior.x_train, prior.y_train = tensors["x_train"], tensors["y_train"]
         prior.conditioning = settings["conditioning"]
-        saved = {k[len("posterior."):]: v for k, v in tensors.items() if k.startswith("posterior.")}
+        saved = {k: tensors[f"posterior.{k}"] for k in Posterior._TENSORS if f"posterior.{k}" in tensors}
         saved.setdefault("basis", prior.x_train)
         prior.posterior = Posterior(**saved, tail_from_kernel=prior.conditioning == "exact")
         if settings.get("train_mll"):
