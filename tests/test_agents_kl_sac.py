@@ -540,3 +540,8 @@ def test_save_load_actor_round_trip(tmp_path):
     (tmp_path / "bad.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(NppacError, match="bad.safetensors"):
         load_actor(tmp_path / "bad.safetensors")
+    with torch.no_grad():
+        actor.trunk[0].bias[1] = float("nan")  # a damaged file: its actions would be NaN
+    save_actor(actor, tmp_path / "nan.safetensors")
+    with pytest.raises(NppacError, match="nan.safetensors: tensor 'trunk.0.bias' holds NaN"):
+        load_actor(tmp_path / "nan.safetensors")

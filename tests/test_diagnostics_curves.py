@@ -69,6 +69,7 @@ def test_cli_mean_and_interval_match_independent_computation(runs: list[Path], t
     numbers = json.loads(proc.stdout)
     assert out.stat().st_size > 10_000
     assert json.loads(out.with_suffix(".json").read_text()) == numbers
+    assert run_cli("compare", *map(str, runs), "--out", str(out)).returncode == 0  # its own numbers are replaced
 
     nppac = numbers["groups"]["nppac"]
     assert nppac["n"] == 3

@@ -274,6 +274,30 @@ def test_save_load_round_trip_gives_identical_predictions(tmp_path):
     torch.testing.assert_close(prior.log_prob(test, act), loaded.log_prob(test, act), atol=0, rtol=0)
 
 
+@pytest.mark.parametrize("conditioning", ["exact", "inducing"])
+def test_a_saved_gp_whose_tensors_disagree_in_size_is_refused_and_one_in_half_precision_loads(conditioning,
+                                                                                               tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    states, actions = random_problem(6, 60)
+    prior = randomized_prior("rbf", 1, states, actions, conditioning=conditioning, num_inducing=20)
+    prior.save(tmp_path / "gp")
+    saved = load_file(str(tmp_path / "gp" / "weights.safetensors"))
+    for name in saved:
+        if name.startswith("hyper."):  # checked against the module they load into
+            continue
+        for cut in (lambda x: x[:-1], lambda x: x[..., :-1]):
+            damaged = {**saved, name: cut(saved[name]).clone()}
+            if damaged[name].shape == saved[name].shape:
+                continue
+            save_file(damaged, str(tmp_path / "gp" / "weights.safetensors"))
+            with pytest.raises(NppacError, match="has shape .* do not belong together"):
+                load_prior(tmp_path / "gp")
+    save_file({k: v.half() for k, v in saved.items()}, str(tmp_path / "gp" / "weights.safetensors"))
+    mean, std = load_prior(tmp_path / "gp").predict(torch.from_numpy(states[:5]))
+    torch.testing.assert_close(mean, prior.predict(torch.from_numpy(states[:5]))[0], atol=0.05, rtol=0)
+
+
 def test_predict_keeps_the_input_device_and_dtype_and_checks_dimensions():
     states, actions = random_problem(8)
     prior = randomized_prior("rbf", 1, states, actions)

@@ -335,6 +335,16 @@ def compare_cut_run(ctx: Context) -> list[str]:
     return ["compare", str(run), "--out", str(ctx.folder / "c.png")]
 
 
+def compare_beside_notes(ctx: Context) -> list[str]:
+    """``nppac compare --out c.png`` where ``c.json``, which the figure's numbers would replace, is the user's."""
+    run = ctx.folder / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"task": "hopper", "algo": "sac", "seed": 0}))
+    (run / "progress.csv").write_text("epoch,env_steps,eval_return\n0,0,0.5\n1,100,0.9\n")
+    (ctx.folder / "c.json").write_text('{"my": "notes"}')
+    return ["compare", str(run), "--out", str(ctx.folder / "c.png")]
+
+
 def suite_into(prepare: Callable[[Path], None], *flags: str) -> Callable[[Context], list[str]]:
     """``suite run`` of a one-run suite named "mine" into an output that ``prepare`` made."""
     def setup(ctx: Context) -> list[str]:
@@ -567,6 +577,8 @@ REFUSALS = [
     Refusal("compare a run whose last row is cut", compare_cut_run,
             ("progress.csv is cut or edited", "its last line (3) has no line end"), ("c.png",)),
     # Suite outputs
+    Refusal("compare beside a .json of the user's", compare_beside_notes,
+            ("c.json was not written by nppac", "another --out"), ("c.png",)),
     Refusal("suite into another suite's output", suite_into(other_suite), ("holds the runs of suite 'theirs'",),
             ("out/halfcheetah",)),
     Refusal("dry run into another suite's output", suite_into(other_suite, "--dry-run"),

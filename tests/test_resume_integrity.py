@@ -86,6 +86,15 @@ DAMAGES = {
     "a replay write position off the ring": (replay(ptr=300), ("write position 300 in a capacity of 300",)),
     "a replay storage cut short": (edit_checkpoint(lambda s: s["replay"]["storage"].update(
         reward=s["replay"]["storage"]["reward"][:100])), ("reward 100 transitions where its size is 300",)),
+    "a numpy generator state of another kind": (edit_checkpoint(lambda s: s["rng"].update(numpy={"state": 1})),
+                                                ("checkpoint.pt does not fit", "state must be for a PCG64 RNG")),
+    "a run state of another type": (edit_checkpoint(lambda s: s["state"].update(env_steps="300")),
+                                    ("checkpoint.pt does not fit", "env_steps = '300'")),
+    "a run state with an entry no run saves": (edit_checkpoint(lambda s: s["state"].update(bonus=1)),
+                                               ("checkpoint.pt does not fit", "bonus")),
+    "a run state at other env steps than the checkpoint": (
+        edit_checkpoint(lambda s: s["state"].update(env_steps=s["state"]["env_steps"] + 7)),
+        ("checkpoint.pt does not fit", "env_steps 300 and its run state's 307 differ")),
     "the checkpoint gone": (lambda run: (run / "checkpoint.pt").unlink(), ("checkpoint.pt is gone", "3 rows")),
     "progress.csv gone": (lambda run: (run / "progress.csv").unlink(), ("progress.csv holds 0 rows", "3 rows were")),
     "a middle row of progress.csv gone": (

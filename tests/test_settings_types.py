@@ -5,25 +5,30 @@ naming the source and the key, before anything is written."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
 import pickle
 import re
+import shutil
 import types
 import typing
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import nppac
 from nppac.errors import NppacError
 from nppac.experiments import load_suite
+from nppac.priors import PRIOR_KINDS, combine_priors, load_prior, make_prior
+from nppac.priors.common import SAVED_FIELDS
 from nppac.training import TrainConfig
 from nppac.training.algorithms import ALGORITHMS
-from nppac.training.config import own_settings
-from tests.builders import nppac_in_process
+from nppac.training.config import PATH_FIELDS, own_settings
+from tests.builders import make_demos, nppac_in_process
 
 HINTS = typing.get_type_hints(TrainConfig)
 FIELDS = [f.name for f in dataclasses.fields(TrainConfig)]
@@ -55,9 +60,11 @@ def fits(value: Any, hint: Any) -> bool:
         items = typing.get_args(kind)
         fixed = items[-1] is not Ellipsis
         return isinstance(value, list) and (not fixed or len(value) == len(items)) and \
-            all(fits(v, items[0]) for v in value)
+            all(fits(v, items[i] if fixed else items[0]) for i, v in enumerate(value))
     if typing.get_origin(kind) is dict:
         return isinstance(value, dict)
+    if typing.get_origin(kind) is typing.Literal:
+        return isinstance(value, str) and value in typing.get_args(kind)
     if kind is bool or isinstance(value, bool):
         return kind is bool and isinstance(value, bool)
     if kind is int:
@@ -246,3 +253,54 @@ def test_no_setting_takes_a_non_finite_number_from_any_source(tmp_path):
 def test_seeds_and_layer_lists_outside_what_a_run_can_use_are_refused(settings, says):
     with pytest.raises(NppacError, match=re.escape(says)):
         TrainConfig(**settings).validate()
+
+
+@pytest.fixture(scope="module")
+def saved_priors(tmp_path_factory) -> dict[str, Path]:
+    """A tiny GP, NN and mean-std prior, saved."""
+    rng = np.random.default_rng(0)
+    demos = make_demos(rng.normal(size=(30, 3)), np.tanh(rng.normal(size=(30, 2))))
+    root, priors = tmp_path_factory.mktemp("priors"), {}
+    for kind, settings in (("gp", {"iters": 3}), ("nn", {"iters": 2, "hidden": (8,)})):
+        priors[kind] = make_prior(kind, **settings)
+        priors[kind].fit(demos)
+    priors["gp-mean-nn-std"] = combine_priors(priors["gp"], priors["nn"])
+    for kind, prior in priors.items():
+        prior.save(root / kind)
+    return {kind: root / kind for kind in priors}
+
+
+def declared(kind: str, saved: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(key, declared type) of every field of a saved prior's settings.json (``saved``) and of its config."""
+    config = typing.get_type_hints(PRIOR_KINDS[kind][1]).items() if kind in PRIOR_KINDS else ()
+    return [(key, hint) for key, hint in SAVED_FIELDS.items() if key in saved] + \
+        [(f"config.{key}", hint) for key, hint in config]
+
+
+@pytest.mark.parametrize("kind", ["gp", "nn", "gp-mean-nn-std"])
+def test_a_saved_prior_settings_json_refuses_every_value_of_another_type(kind, saved_priors, tmp_path):
+    saved = json.loads((saved_priors[kind] / "settings.json").read_text())
+    assert set(saved) <= set(SAVED_FIELDS)  # every field written is declared
+    folder = tmp_path / kind
+    shutil.copytree(saved_priors[kind], folder)
+    for key, hint in declared(kind, saved):
+        table, _, field = key.rpartition(".")
+        for value in wrong(hint, VALUES):
+            edited = copy.deepcopy(saved)
+            (edited[table] if table else edited)[field] = value
+            (folder / "settings.json").write_text(json.dumps(edited))
+            with pytest.raises(NppacError) as info:
+                load_prior(folder)
+            assert str(info.value).startswith(f"{folder / 'settings.json'}: {key} = {value!r}: expected "), info.value
+            assert "\n" not in str(info.value)
+    assert load_prior(saved_priors[kind]).kind == kind
+
+
+def test_every_named_choice_is_refused_when_it_names_none_before_any_work():
+    """A setting whose string names a choice (a kernel, an actor head, a convention) is refused by validate(),
+    before a run fits its prior: every string setting but the paths."""
+    strings = [name for name in FIELDS if _parts(HINTS[name])[0] is str and name not in PATH_FIELDS]
+    assert "prior_kernel" in strings and len(strings) > 10
+    for name in strings:
+        with pytest.raises(NppacError, match="cosine"):
+            TrainConfig(**{"algo": reader(name), name: "cosine"}).validate()

@@ -217,8 +217,13 @@ def load_actor(path: str | Path, device: str | torch.device = "cpu") -> Actor:
             low, high = (float(v) for v in meta["log_std_range"].split(","))
             log_std_range = (low, high)
         actor = Actor(int(meta["obs_dim"]), int(meta["act_dim"]), hidden, meta["kind"], log_std_range)
-        actor.load_state_dict(load_file(str(path)))
+        tensors = load_file(str(path))
+        actor.load_state_dict(tensors)
     except (KeyError, ValueError, RuntimeError, OSError, SafetensorError) as err:
         raise NppacError(f"{path} is not an nppac actor file ({err.__class__.__name__}: {err}); "
                          "write it with nppac.agents.save_actor") from None
+    bad = next((name for name, tensor in tensors.items() if not bool(torch.isfinite(tensor).all())), None)
+    if bad is not None:  # its actions would be NaN
+        raise NppacError(f"{path}: tensor {bad!r} holds NaN or Inf, which no trained actor does; the file is "
+                         "damaged, restore it or save the actor again")
     return actor.to(device).eval()

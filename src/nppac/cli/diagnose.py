@@ -6,6 +6,7 @@ Every command writes the figure to ``--out`` and its numbers to the same path wi
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ import typer
 from rich.table import Table
 
 from nppac.cli.common import emit_json, print_table, to_json_text
+from nppac.outputs import write_atomic
 
 app = typer.Typer(help="Figures that show the pathology: variance maps and gradient probes.", no_args_is_help=True)
 
@@ -42,9 +44,32 @@ def _progress(description: str, total: int) -> Iterator[Callable[[], None]]:
         yield advance
 
 
+NUMBERS_FORMAT = "nppac-figure-numbers"
+"""The ``format`` of the numbers written beside a figure: what tells them from a file of the user's."""
+
+
+def _figure_path(out: Path) -> Path:
+    """``--out`` checked as a figure, and the ``.json`` beside it, which the numbers replace: new, or numbers that
+    one of these commands wrote (their :data:`NUMBERS_FORMAT`; before it, a JSON object beside an nppac PNG)."""
+    from nppac.diagnostics import style
+    from nppac.errors import NppacError
+
+    figure = style.check_figure_path(out)
+    beside = figure.with_suffix(".json")
+    try:
+        numbers = json.loads(beside.read_text()) if beside.exists() and not beside.is_symlink() else None
+    except (OSError, ValueError):
+        numbers = None
+    if (beside.exists() or beside.is_symlink()) and not (isinstance(numbers, dict) and (
+            numbers.get("format") == NUMBERS_FORMAT or style.is_marked_figure(figure))):
+        raise NppacError(f"{beside} was not written by nppac, and the figure's numbers would replace it; move it "
+                         "away, or choose another --out")
+    return figure
+
+
 def _write_numbers(numbers: dict[str, Any], figure: Path, json_out: bool) -> Path:
-    path = figure.with_suffix(".json")
-    path.write_text(to_json_text(numbers) + "\n")
+    numbers = {"format": NUMBERS_FORMAT, **numbers}
+    path = write_atomic(figure.with_suffix(".json"), to_json_text(numbers) + "\n")
     if json_out:
         emit_json(numbers)
     return path
@@ -74,10 +99,10 @@ def variance(
     json_out: bool = typer.Option(False, "--json", help=_JSON_HELP),
 ) -> None:
     """Map each prior's predictive std over the demonstrations' first two principal components."""
-    from nppac.diagnostics import inputs, style
+    from nppac.diagnostics import inputs
     from nppac.diagnostics.variance import VarianceMapConfig, plot_variance_map, variance_map
 
-    out = style.check_figure_path(out)
+    out = _figure_path(out)
     config = VarianceMapConfig(grid=grid, extent=extent)
     # `--priors A B` leaves B as an extra argument: click options take one value each.
     directories = [*priors, *(Path(a) for a in ctx.args)]
@@ -109,11 +134,11 @@ def gradients(
     """Proposition 1 measured: actor-loss gradient norm against σ0, and under the prior on and off the data."""
     import numpy as np
 
-    from nppac.diagnostics import inputs, style
+    from nppac.diagnostics import inputs
     from nppac.diagnostics.gradients import ProbeConfig, offset_probe, plot_gradients, sigma0_sweep
     from nppac.errors import NppacError
 
-    out = style.check_figure_path(out)
+    out = _figure_path(out)
     config = ProbeConfig(alpha=alpha)
     states = inputs.demonstration_states(data, allow_pickle)
     labelled = inputs.load_labelled_priors(prior_dirs, variance)
@@ -148,10 +173,9 @@ def compare(
     json_out: bool = typer.Option(False, "--json", help=_JSON_HELP),
 ) -> None:
     """Learning curves across runs: mean and 95 % t-interval over seeds, per group."""
-    from nppac.diagnostics import style
     from nppac.diagnostics.curves import compare_runs, load_run, plot_comparison
 
-    out = style.check_figure_path(out)
+    out = _figure_path(out)
     comparison = compare_runs([load_run(r) for r in runs], group_by)
     figure = plot_comparison(comparison, out)
     numbers = comparison.to_json()

@@ -63,10 +63,11 @@ from nppac.data.loaders import is_minari_id
 from nppac.errors import NppacError
 from nppac.experiments.stats import ADJUSTMENTS
 from nppac.outputs import real_output, write_atomic
+from nppac.settings import typed
 from nppac.tasks import UnknownTaskError, get_task, list_tasks
 from nppac.training import TrainConfig
 from nppac.training.algorithms import ALGORITHMS
-from nppac.training.config import PATH_FIELDS, current_name, own_settings, typed
+from nppac.training.config import PATH_FIELDS, current_name, own_settings
 
 Settings = tuple[tuple[str, Any], ...]
 """A table's settings, typed, in the file's order."""
@@ -426,7 +427,7 @@ def _variants(data: dict[str, Any], where: str, base: Path) -> dict[str, tuple[s
 
 
 def _overrides(table: dict[str, Any], label: str, where: str, base: Path, algo: str | None = None) -> Settings:
-    """One table's settings, each typed by its declaration as any file's are (:func:`nppac.training.config.typed`).
+    """One table's settings, each typed by its declaration as any file's are (:func:`nppac.settings.typed`).
 
     Keys are TrainConfig fields or an algorithm's own settings (``lam`` of awac); the
     table of one algorithm (``algo``) accepts only that algorithm's.

@@ -8,10 +8,11 @@ may replace) and ``weights.safetensors`` (tensors).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ from safetensors.torch import load_file, save
 
 from nppac.errors import NppacError
 from nppac.outputs import atomic_file, write_atomic
+from nppac.settings import typed
 
 Progress = Callable[[str, int, int], None]
 """Called as ``progress(stage, completed, total)`` during fitting (e.g. to drive a progress bar)."""
@@ -38,6 +40,13 @@ SETTINGS = "settings.json"
 WEIGHTS = "weights.safetensors"
 PRIOR_FORMAT = "nppac-prior"
 """The ``format`` of a saved prior's ``settings.json``: what tells a prior's folder from any other."""
+SAVED_FIELDS: dict[str, Any] = {
+    "kind": str, "format": str, "format_version": int, "obs_dim": int, "act_dim": int, "config": dict[str, Any],
+    "fit_seconds": float | None, "fit": dict[str, Any], "conditioning": Literal["exact", "inducing"], "n": int,
+    "train_mll": tuple[str, float] | None, "mean": str, "std": str,
+}
+"""The declared type of each field of a saved prior's ``settings.json`` (a GP's ``conditioning``, ``n`` and
+``train_mll``; a mean-std prior's part kinds ``mean`` and ``std``); those of ``config`` are its config class's."""
 
 
 def check_data(states: np.ndarray | torch.Tensor, actions: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -105,7 +114,18 @@ def read_settings(directory: str | Path) -> dict[str, Any]:
         raise NppacError(f"{path} is not valid JSON ({err}); re-run `nppac prior fit`") from None
     if not isinstance(settings, dict) or "kind" not in settings:
         raise NppacError(f"{path} has no 'kind' field; re-run `nppac prior fit`")
-    return settings
+    with typed_in(path):
+        return {k: typed(k, v, SAVED_FIELDS[k]) if k in SAVED_FIELDS else v for k, v in settings.items()}
+
+
+@contextmanager
+def typed_in(path: Path, table: str = "") -> Iterator[None]:
+    """A setting of ``path`` (in its ``table``) of another type than it declares (:func:`nppac.settings.typed`),
+    named with the file."""
+    try:
+        yield
+    except NppacError as err:
+        raise NppacError(f"{path}: {table}{err}; correct the value or re-run `nppac prior fit`") from None
 
 
 def read_saved(directory: str | Path, kind: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -121,7 +141,7 @@ def read_saved(directory: str | Path, kind: str) -> tuple[dict[str, Any], dict[s
         raise NppacError(f"{path}: kind is {settings['kind']!r}, expected {kind!r}")
     for name in ("obs_dim", "act_dim"):
         value = settings.get(name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if value is None or value < 1:
             raise NppacError(f"{path}: {name} is {value!r}, expected a positive integer; re-run `nppac prior fit`")
     weights = Path(directory) / WEIGHTS
     if not weights.is_file():
@@ -174,24 +194,31 @@ def load_weights(module: torch.nn.Module, tensors: dict[str, torch.Tensor], dire
     A mismatch means settings.json and weights.safetensors do not belong together (an
     edited dimension, files from two priors): one line naming the first bad tensor.
     """
-    weights = Path(directory) / WEIGHTS
     expected = module.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    if missing:
-        raise NppacError(f"{weights}: tensor {missing[0]!r} is missing; re-run `nppac prior fit`")
-    for name, want in expected.items():
-        got = tensors[name]
-        if got.shape != want.shape:
-            raise NppacError(
-                f"{weights}: tensor {name!r} has shape {tuple(got.shape)} but the dimensions in {SETTINGS} "
-                f"need {tuple(want.shape)}; the two files do not belong together, re-run `nppac prior fit`"
-            )
+    check_shapes(directory, tensors, {name: tuple(want.shape) for name, want in expected.items()})
     module.load_state_dict({name: tensors[name] for name in expected})
 
 
-def config_from_settings(config_cls: type[C], settings: dict[str, Any], device: str | torch.device) -> C:
-    """The saved ``settings["config"]`` as ``config_cls`` on ``device``; keys it no longer has are ignored."""
+def check_shapes(directory: str | Path, tensors: dict[str, torch.Tensor], shapes: dict[str, tuple[int, ...]]) -> None:
+    """Refuse, naming the first, a tensor of ``shapes`` (name → shape) that ``tensors`` lacks or holds in another
+    shape: settings.json and weights.safetensors do not belong together (an edited dimension, files of two priors)."""
+    weights = Path(directory) / WEIGHTS
+    for name, want in shapes.items():
+        if name not in tensors:
+            raise NppacError(f"{weights}: tensor {name!r} is missing; re-run `nppac prior fit`")
+        if tuple(tensors[name].shape) != want:
+            raise NppacError(
+                f"{weights}: tensor {name!r} has shape {tuple(tensors[name].shape)} but the dimensions in {SETTINGS} "
+                f"need {want}; the two files do not belong together, re-run `nppac prior fit`"
+            )
+
+
+def config_from_settings(config_cls: type[C], settings: dict[str, Any], device: str | torch.device,
+                         directory: str | Path) -> C:
+    """The saved ``settings["config"]`` as ``config_cls`` (its fields typed as declared) on ``device``; keys it no
+    longer has are ignored."""
     known = {f.name for f in fields(config_cls)}
-    config = config_cls(**{k: v for k, v in settings["config"].items() if k in known})
+    with typed_in(Path(directory) / SETTINGS, "config."):
+        config = config_cls(**{k: v for k, v in settings.get("config", {}).items() if k in known})
     config.device = str(device)
     return config

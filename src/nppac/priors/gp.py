@@ -51,14 +51,16 @@ from nppac.priors.common import (
     check_data,
     check_positive,
     check_predictions,
+    check_shapes,
     check_states,
     config_from_settings,
     load_weights,
     read_saved,
     write_saved,
 )
-from nppac.priors.kernels import KernelName, check_kernel, kernel_matrix
+from nppac.priors.kernels import KernelName, kernel_matrix
 from nppac.priors.love import PUBLISHED_RANK, love_root, love_variance
+from nppac.settings import typed_fields
 
 VarianceEstimate = Literal["exact", "love"]
 Conditioning = Literal["auto", "exact", "inducing"]
@@ -121,18 +123,17 @@ class GPConfig:
     love_seed: int = 0
     """Seed of LOVE's random Lanczos start vector."""
 
+    def __post_init__(self) -> None:
+        typed_fields(self)  # the kernel, optimizer, conditioning and variance among their values
+
     def validate(self) -> GPConfig:
         """Check the values; raises :class:`NppacError` naming the bad field."""
-        check_kernel(self.kernel)
         resolve_device(self.device)
         checks = {
             "rank": self.rank >= 1, "iters": self.iters >= 0, "lr": self.lr > 0, "tol": self.tol >= 0,
             "fit_subset": self.fit_subset >= 0, "min_noise": self.min_noise > 0,
             "max_exact": self.max_exact >= 1, "num_inducing": self.num_inducing >= 1,
             "predict_rtol": self.predict_rtol >= 0, "love_rank": self.love_rank >= 1,
-            "variance": self.variance in VARIANCE_ESTIMATES,
-            "optimizer": self.optimizer in ("adam", "lbfgs"),
-            "conditioning": self.conditioning in ("auto", "exact", "inducing"),
         }
         for name, ok in checks.items():
             if not ok:
@@ -796,17 +797,25 @@ class GPPrior:
     def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> GPPrior:
         """Read a prior written by :meth:`save`, onto ``device``."""
         settings, tensors = read_saved(directory, "gp")
-        config = config_from_settings(GPConfig, settings, device)
+        config = config_from_settings(GPConfig, settings, device, directory)
         prior = cls(config, int(settings["obs_dim"]), int(settings["act_dim"]))
         load_weights(prior.hyper, {k[len("hyper."):]: v for k, v in tensors.items() if k.startswith("hyper.")},
                      directory)
-        missing = [k for k in ("x_mean", "x_scale", "x_train", "y_train") if k not in tensors]
-        if missing:
-            raise NppacError(f"{Path(directory) / WEIGHTS}: tensor {missing[0]!r} is missing; re-run `nppac prior fit`")
+        # In the dtypes a fit leaves (float64; the exact posterior's tail float32), of sizes that agree.
+        tensors = {k: v.to(torch.float32 if k == "posterior.proj_tail" else DTYPE) for k, v in tensors.items()}
+        d, t, n = prior.obs_dim, prior.act_dim, settings.get("n", len(tensors.get("x_train", ())))
+        m = len(tensors.get("posterior.basis", tensors.get("x_train", ())))
+        h, tail = (tensors[k].shape[-1] if k in tensors and tensors[k].ndim == 2 else 0
+                   for k in ("posterior.proj", "posterior.proj_tail"))
+        check_shapes(directory, tensors, {
+            "x_mean": (d,), "x_scale": (d,), "x_train": (n, d), "y_train": (n, t), "posterior.mean_weights": (m, t),
+            "posterior.proj": (m, h), "posterior.delta_g": (h + tail, t),
+            **{f"posterior.{k}": (t,) for k in ("g0", "b_diag", "noise", "mean")},
+            **{k: (m, shape) for k, shape in (("posterior.basis", d), ("posterior.proj_tail", tail)) if k in tensors}})
         prior.x_mean, prior.x_scale = tensors["x_mean"], tensors["x_scale"]
         prior.x_train, prior.y_train = tensors["x_train"], tensors["y_train"]
         prior.conditioning = settings["conditioning"]
-        saved = {k[len("posterior."):]: v for k, v in tensors.items() if k.startswith("posterior.")}
+        saved = {k: tensors[f"posterior.{k}"] for k in Posterior._TENSORS if f"posterior.{k}" in tensors}
         saved.setdefault("basis", prior.x_train)
         prior.posterior = Posterior(**saved, tail_from_kernel=prior.conditioning == "exact")
         if settings.get("train_mll"):

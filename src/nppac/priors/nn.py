@@ -45,9 +45,9 @@ from nppac.priors.common import (
     read_saved,
     write_saved,
 )
+from nppac.settings import typed_fields
 
 Variant = Literal["gaussian", "tanh_gaussian", "fixed_std"]
-VARIANTS: tuple[str, ...] = ("gaussian", "tanh_gaussian", "fixed_std")
 _TANH_EPS = 1e-6
 """Demonstrated actions sit exactly at ±1; atanh needs them strictly inside."""
 
@@ -81,20 +81,21 @@ class NNConfig:
     seed: int = 0
     """Seed of the weights, the split and the mini-batch order."""
 
+    def __post_init__(self) -> None:
+        typed_fields(self)  # the variant among its values
+
     def validate(self) -> NNConfig:
         """Check the values; raises :class:`NppacError` naming the bad field."""
         resolve_device(self.device)
         checks = {
-            "variant": self.variant in VARIANTS, "hidden": len(self.hidden) >= 1 and min(self.hidden) >= 1,
+            "hidden": len(self.hidden) >= 1 and min(self.hidden) >= 1,
             "lr": self.lr > 0, "batch_size": self.batch_size >= 1, "iters": self.iters >= 0,
             "patience": self.patience >= 1, "val_fraction": 0.0 <= self.val_fraction < 1.0,
             "fixed_std": self.fixed_std > 0, "log_std_max": self.log_std_min < self.log_std_max,
         }
         for name, ok in checks.items():
             if not ok:
-                raise NppacError(f"NN setting {name}={getattr(self, name)!r} is invalid"
-                                 + (f"; choose one of: {', '.join(VARIANTS)}" if name == "variant" else ""))
-        self.hidden = tuple(int(h) for h in self.hidden)
+                raise NppacError(f"NN setting {name}={getattr(self, name)!r} is invalid")
         return self
 
 
@@ -273,7 +274,7 @@ class NNPrior:
     def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> NNPrior:
         """Read a prior written by :meth:`save`, onto ``device``."""
         settings, tensors = read_saved(directory, "nn")
-        config = config_from_settings(NNConfig, settings, device)
+        config = config_from_settings(NNConfig, settings, device, directory)
         prior = cls(config, int(settings["obs_dim"]), int(settings["act_dim"]))
         load_weights(prior.net, tensors, directory)
         prior.net.eval()

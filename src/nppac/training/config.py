@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
-import math
-import numbers
 import tomllib
-import types
-import typing
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +18,8 @@ from nppac.data.replay import demo_count
 from nppac.data.validate import MAX_CLIPPED_ACTIONS
 from nppac.errors import NppacError
 from nppac.priors.gp import VARIANCE_ESTIMATES, VarianceEstimate
+from nppac.priors.kernels import KERNELS
+from nppac.settings import field_types, parsed, typed, typed_fields
 from nppac.tasks import BINARY_REWARDS, HAND_PROTOCOLS, BinaryRewardName, Task, get_task
 from nppac.training.algorithms import ALGORITHMS, INSTEAD, WARMUPS, Algorithm, Warmup, get_algorithm
 from nppac.training.presets import PRESETS, preset_settings
@@ -219,12 +216,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         # Every setting typed by its declaration however it was given (a file, --set, the API): see typed().
-        hints = _hints(TrainConfig)
-        for f in dataclasses.fields(TrainConfig):
-            object.__setattr__(self, f.name, typed(f.name, getattr(self, f.name), hints[f.name]))
+        typed_fields(self, TrainConfig)
         algorithm = ALGORITHMS.get(self.algo)
         if algorithm is not None and algorithm.settings is not None:
-            own = _hints(algorithm.settings)
+            own = field_types(algorithm.settings)
             object.__setattr__(self, "algo_settings", {k: typed(k, v, own[k]) if k in own else v
                                                        for k, v in self.algo_settings.items()})
 
@@ -254,6 +249,7 @@ class TrainConfig:
                               ("kl_anchor", KL_ANCHORS), ("second_actor", SECOND_ACTORS),
                               ("second_actor_choice", SECOND_ACTOR_CHOICES),
                               ("prior_variance", VARIANCE_ESTIMATES), ("prior_convention", tuple(PRIOR_CONVENTIONS)),
+                              ("prior_kernel", tuple(KERNELS)),
                               ("preset", PRESETS),
                               ("hand_protocol", tuple(HAND_PROTOCOLS)), ("binary_reward", tuple(BINARY_REWARDS))):
             value = getattr(self, name)
@@ -424,14 +420,14 @@ class TrainConfig:
     def hint(cls, key: str, algo: str | None) -> Any:
         """The declared type of setting ``key`` (a TrainConfig field ``algo`` reads, or its own; any TrainConfig
         field for ``algo`` None); unknown keys and those ``algo`` does not read are refused."""
-        hints = _hints(TrainConfig)
+        hints = field_types(TrainConfig)
         if algo is None and key in hints and key != "algo_settings":
             return hints[key]
         if key in REMOVED_SETTINGS:
             raise _removed(key)
         algorithm = get_algorithm(algo or TrainConfig.algo)
         if key in own_settings(algorithm):
-            return _hints(algorithm.settings)[key]
+            return field_types(algorithm.settings)[key]
         if key in INSTEAD or (key in hints and key != "algo_settings"):
             if algorithm.reads_setting(key) and key in hints:
                 return hints[key]
@@ -489,7 +485,7 @@ class TrainConfig:
         values = {current_name(k, algo): v for k, v in values.items()}
         for key in values:
             self.hint(key, algo)
-        own = {k: v for k, v in values.items() if k not in _hints(TrainConfig) or k == "algo_settings"}
+        own = {k: v for k, v in values.items() if k not in field_types(TrainConfig) or k == "algo_settings"}
         return dataclasses.replace(self, **{k: v for k, v in values.items() if k not in own},
                                    algo_settings={**self.algo_settings, **own})
 
@@ -684,110 +680,3 @@ def _describe(lo: float, hi: float | None, lo_open: bool, hi_open: bool) -> str:
 
 def _or(value: Any, default: Any) -> Any:
     return default if value is None else value
-
-
-BOOL_TEXTS: dict[str, bool] = {"true": True, "1": True, "yes": True, "on": True,
-                               "false": False, "0": False, "no": False, "off": False}
-"""How ``--set`` spells a boolean (in any case); a file or the API gives a real true or false."""
-
-_NAMES: dict[Any, tuple[str, str]] = {bool: ("true or false", "booleans"),
-                                      int: ("a whole number", "whole numbers"),
-                                      float: ("a finite number", "finite numbers"),
-                                      str: ("a string", "strings")}
-_WRONG = object()
-UNBOUNDED = frozenset({"score_clip"})
-"""The settings that take ±inf, with a meaning of their own (awac's score_clip: no clip); no setting takes NaN."""
-
-
-def typed(key: str, value: Any, hint: Any) -> Any:
-    """``value`` as setting ``key`` of declared type ``hint``: the one rule of every source (a run or suite file,
-    a run's ``config.json``, the API's arguments, and ``--set`` once its text is read by :func:`parsed`).
-
-    A boolean is true or false, never a string or a number. A whole number is an integer or a float without a
-    fraction (``1e6``, ``300.0``), never a boolean. A number is an integer or a float, not a boolean. A string is
-    a string; a tuple a list (or tuple) of such items, of its length where it has one; a table a dict. An
-    optional setting also takes None (JSON's null). Anything else is refused in one line naming the key, the
-    value and the type expected.
-    """
-    converted = _convert(value, hint)
-    numbers_in = converted if isinstance(converted, tuple) else (converted,)
-    # NaN means no setting; ±inf only where a setting says what it means (awac's score_clip: no clip).
-    if converted is _WRONG or any(isinstance(v, float) and not math.isfinite(v)
-                                  and (key not in UNBOUNDED or math.isnan(v)) for v in numbers_in):
-        raise NppacError(f"{key} = {value!r}: expected {_expected(hint)}")
-    return converted
-
-
-def parsed(key: str, text: str, hint: Any) -> Any:
-    """A ``--set`` value from its text, then typed by :func:`typed`: ``none``, ``null`` or nothing for an optional
-    setting, a form of :data:`BOOL_TEXTS` for a boolean, ``a,b`` for a tuple."""
-    try:
-        return typed(key, _from_text(text, hint), hint)
-    except NppacError:
-        forms = " (or 1/0, yes/no, on/off)" if _required(hint) is bool else ""
-        raise NppacError(f"--set {key}={text!r}: expected {_expected(hint)}{forms}") from None
-
-
-@functools.cache
-def _hints(settings: type) -> dict[str, Any]:
-    return typing.get_type_hints(settings)
-
-
-def _optional(hint: Any) -> bool:
-    return typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in typing.get_args(hint)
-
-
-def _required(hint: Any) -> Any:
-    """``X`` of ``X | None``; other hints as they are."""
-    return next(a for a in typing.get_args(hint) if a is not type(None)) if _optional(hint) else hint
-
-
-def _convert(value: Any, hint: Any) -> Any:
-    if value is None:
-        return None if _optional(hint) else _WRONG
-    hint = _required(hint)
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) is tuple:
-        if not isinstance(value, (list, tuple)):
-            return _WRONG
-        items = [args[0]] * len(value) if args[-1] is Ellipsis else list(args)
-        out = tuple(_convert(v, item) for v, item in zip(value, items))
-        return _WRONG if len(items) != len(value) or any(v is _WRONG for v in out) else out
-    if typing.get_origin(hint) is dict:
-        return dict(value) if isinstance(value, dict) and all(isinstance(k, str) for k in value) else _WRONG
-    if hint is bool or isinstance(value, bool):
-        return value if hint is bool and isinstance(value, bool) else _WRONG
-    if hint is int and isinstance(value, numbers.Integral):
-        return int(value)
-    if hint is int and isinstance(value, numbers.Real) and float(value).is_integer():
-        return int(float(value))
-    if hint is float and isinstance(value, numbers.Real):
-        return float(value)
-    return value if hint is str and isinstance(value, str) else _WRONG
-
-
-def _expected(hint: Any) -> str:
-    required = _required(hint)
-    args = typing.get_args(required)
-    if typing.get_origin(required) is tuple:
-        name = f"a list of {'' if args[-1] is Ellipsis else f'{len(args)} '}{_NAMES[args[0]][1]}"
-    else:
-        name = "a table" if typing.get_origin(required) is dict else _NAMES[required][0]
-    return f"{name.replace(' or ', ', ')} or null" if _optional(hint) else name
-
-
-def _from_text(text: str, hint: Any) -> Any:
-    """A ``--set`` text as the value it spells for ``hint`` (left as text where it spells none)."""
-    if _optional(hint) and text.lower() in ("none", "null", ""):
-        return None
-    hint = _required(hint)
-    if hint is bool:
-        return BOOL_TEXTS.get(text.lower(), text)
-    if typing.get_origin(hint) is tuple:
-        return [_from_text(x.strip(), typing.get_args(hint)[0]) for x in text.split(",") if x.strip()]
-    for number in (int, float) if hint in (int, float) else ():
-        try:
-            return number(text)
-        except ValueError:
-            pass
-    return text

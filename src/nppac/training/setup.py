@@ -35,6 +35,7 @@ from nppac.outputs import content_hash
 from nppac.priors import combine_priors, fit_prior, load_prior, use_variance
 from nppac.priors.base import Prior
 from nppac.priors.metrics import mean_action
+from nppac.settings import typed_fields
 from nppac.tasks import get_task
 from nppac.training.algorithms import ABLATION_PRIOR, AgentSpec, DemoLoader
 from nppac.training.checkpoint import CHECKPOINT_FORMAT, restore_rng_state
@@ -66,6 +67,9 @@ class RunState:
     wall_s: float = 0.0
     rows: int = 0
     """Rows of ``progress.csv`` written, the checkpoint's own included (it is saved just before its row)."""
+
+    def __post_init__(self) -> None:
+        typed_fields(self)  # as a checkpoint holds it
 
 
 @dataclass
@@ -155,11 +159,14 @@ def _restore(run: Run, cfg: ResolvedConfig, out: Path, ckpt: dict[str, Any]) -> 
     try:
         run.agent.load_state_dict(ckpt["agent"])
         run.buffer.load_state_dict(ckpt["replay"])
-    except (RuntimeError, KeyError, ValueError) as err:
+        restore_rng_state(ckpt["rng"], run.np_rng, run.envs)
+        run.state = RunState(**ckpt["state"])
+        differ = next((k for k in ("epoch", "env_steps") if ckpt[k] != getattr(run.state, k)), None)
+        if differ:
+            raise ValueError(f"its {differ} {ckpt[differ]} and its run state's {getattr(run.state, differ)} differ")
+    except (RuntimeError, KeyError, ValueError, TypeError, NppacError) as err:
         raise NppacError(f"checkpoint {ckpt_path} does not fit the run's {CONFIG_NAME} ({str(err).splitlines()[0]}); "
-                         f"was {RunDir(out).config_file} edited? restore it or start a new run") from None
-    restore_rng_state(ckpt["rng"], run.np_rng, run.envs)
-    run.state = RunState(**ckpt["state"])
+                         f"was either edited? restore them, or start over with a new --out") from None
     run.unwritten_row = ckpt.get("row")
     where = f"epoch {run.state.epoch}" if run.state.step0_done else f"offline step {run.state.offline_done}"
     log.info("resuming %s after %s (%d env steps)", out, where, run.state.env_steps)
