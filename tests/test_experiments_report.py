@@ -168,6 +168,8 @@ def test_report_tables_intervals_and_incomplete_runs(suite_out):
     assert numbers["last_k"] == 2
     hopper = numbers["tasks"]["hopper"]
     assert hopper["primary_metric"] == "eval_return" and hopper["threshold"] == 25.0
+    # Figures are named relative to the report, so a report copied or committed elsewhere still finds them.
+    assert hopper["figure"] == "figures/hopper.png" and (suite_out / hopper["figure"]).is_file()
     nppac = hopper["algos"]["nppac"]
     half = T_975_2 * 10.0 / math.sqrt(3)
     final = nppac["final"]["eval_return"]

@@ -146,7 +146,7 @@ def test_report_numbers_equal_those_computed_from_progress_files(tiny):
     numbers = json.loads((out / "report.json").read_text())
     across = numbers.pop("aggregate")  # the rliable section (tests/test_experiments_report.py checks it)
     assert across is None or across["algos"] == ["sac"]
-    assert numbers == json.loads(json.dumps(report.to_json()))
+    assert numbers == json.loads(json.dumps(report.to_json(relative_to=out)))
     finals, aucs = [], []
     for seed in (0, 1):
         rows = _progress(out / "halfcheetah" / "sac" / f"seed-{seed}")

@@ -273,3 +273,10 @@ def content_hash(path: Path) -> str:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
+
+
+def relative_link(path: Path | None, relative_to: Path | None) -> str | None:
+    """``path`` as a report names it: relative to the report's directory ``relative_to`` when given."""
+    if path is None:
+        return None
+    return os.path.relpath(path, relative_to) if relative_to else str(path)

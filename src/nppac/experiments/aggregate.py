@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from nppac.experiments.report import RunEntry, SuiteReport
+from nppac.outputs import relative_link
 from nppac.tasks import get_task
 from nppac.training.references import random_policy_return
 from nppac.training.rundir import RunDir
@@ -64,7 +65,7 @@ class Aggregate:
     excluded: dict[str, str] = field(default_factory=dict)
     profile: Path | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, relative_to: Path | None = None) -> dict[str, Any]:
         def triple(v: tuple[float, float, float]) -> dict[str, float]:
             return {"point": v[0], "lo": v[1], "hi": v[2]}
 
@@ -72,10 +73,9 @@ class Aggregate:
                 "normalization": self.normalization, "iqm": {k: triple(v) for k, v in self.iqm.items()},
                 "mean": {k: triple(v) for k, v in self.mean.items()},
                 "probability_of_improvement": {k: triple(v) for k, v in self.improvement.items()},
-                "excluded": self.excluded, "performance_profile": str(self.profile) if self.profile else None}
+                "excluded": self.excluded, "performance_profile": relative_link(self.profile, relative_to)}
 
     def to_markdown(self, relative_to: Path | None = None) -> list[str]:
-        import os
 
         lines = ["## Across tasks (rliable)", "",
                  f"Final performance on one scale: success rate on hand tasks, (R − R_random) / (R_demos − R_random) "
@@ -95,8 +95,7 @@ class Aggregate:
             for pair, (p, lo, hi) in self.improvement.items():
                 lines.append(f"| P({pair.replace(' over ', ' > ')}) | {p:.2f} [{lo:.2f}, {hi:.2f}] |")
         if self.profile is not None:
-            link = os.path.relpath(self.profile, relative_to) if relative_to else str(self.profile)
-            lines += ["", f"![performance profiles]({link})"]
+            lines += ["", f"![performance profiles]({relative_link(self.profile, relative_to)})"]
         return lines + [""]
 
 

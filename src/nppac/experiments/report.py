@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -84,6 +83,7 @@ from nppac.experiments.stats import (
     welch_test,
 )
 from nppac.experiments.suite import MANIFEST_NAME, ReportSettings, RunSpec, Suite, read_manifest
+from nppac.outputs import relative_link
 from nppac.training.rundir import RunDir
 
 REPORT_FORMAT = "nppac-suite-report"
@@ -407,12 +407,12 @@ class TaskReport:
     """The algorithm the others are compared with (None when it has no finished run)."""
     differences: list[Difference] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, relative_to: Path | None = None) -> dict[str, Any]:
         differences: dict[str, dict[str, Any]] = {}
         for d in self.differences:
             differences.setdefault(d.algo, {})[d.summary] = d.to_json()
         return {"primary_metric": self.primary, "metrics": self.metrics, "threshold": self.threshold,
-                "figure": str(self.figure) if self.figure else None,
+                "figure": relative_link(self.figure, relative_to),
                 "algos": {a.algo: a.to_json(len(a.seeds)) for a in self.algos},
                 "baseline": self.baseline, "differences": differences}
 
@@ -442,7 +442,8 @@ class SuiteReport:
         """The family of comparisons and the adjustment of their p-values, in one sentence."""
         return family_text(self.family_size, self.settings.adjust, f"this report ({FAMILY})")
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, relative_to: Path | None = None) -> dict[str, Any]:
+        """The report's numbers; figure paths relative to ``relative_to`` (the report's directory)."""
         counts: dict[str, int] = {}
         for entry in self.entries:
             counts[entry.state] = counts.get(entry.state, 0) + 1
@@ -455,7 +456,7 @@ class SuiteReport:
             "comparisons": {"family": FAMILY, "size": self.family_size, "adjust": self.settings.adjust,
                             "p_label": P_LABELS[self.settings.adjust], "alpha": ALPHA},
             "counts": counts,
-            "tasks": {t.task: t.to_json() for t in self.tasks},
+            "tasks": {t.task: t.to_json(relative_to) for t in self.tasks},
             "runs": [e.to_json(self.settings) for e in self.entries],
             "incomplete": [e.spec.key for e in self.incomplete],
         }
@@ -483,8 +484,7 @@ class SuiteReport:
         for task in self.tasks:
             lines += [f"## {task.task}", ""]
             if task.figure is not None:
-                link = os.path.relpath(task.figure, relative_to) if relative_to else str(task.figure)
-                lines += [f"![{task.task} learning curves]({link})", ""]
+                lines += [f"![{task.task} learning curves]({relative_link(task.figure, relative_to)})", ""]
             if not task.algos:
                 lines += ["No finished runs yet.", ""]
                 continue

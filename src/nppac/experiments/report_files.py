@@ -62,10 +62,10 @@ def write_report(out: str | Path, path: str | Path | None = None, last_k: int | 
         across = aggregate(common_scale_scores(report, entries, ends), ends,
                            path.parent / "figures" if figures else None)
     markdown = report.to_markdown(relative_to=path.parent)
-    data = report.to_json()
+    data = report.to_json(relative_to=path.parent)
     if across is not None:
         markdown += "\n" + "\n".join(across.to_markdown(relative_to=path.parent))
-        data["aggregate"] = across.to_json()
+        data["aggregate"] = across.to_json(relative_to=path.parent)
         if across.profile is not None:
             written.append(across.profile)
     else:
