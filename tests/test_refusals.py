@@ -607,6 +607,8 @@ REFUSALS = [
     # Evaluation
     Refusal("evaluate a folder that is not a run", lambda ctx: ["evaluate", str(ctx.folder)],
             ("is not a run directory (no config.json)", "nppac train")),
+    Refusal("evaluate no episodes", lambda ctx: ["evaluate", str(ctx.folder), "--episodes", "0"],
+            ("'--episodes'", "greater than or equal to 1")),
     Refusal("evaluate --video where nothing renders", video_run(RuntimeError("invalid value for MUJOCO_GL: x")),
             ("--video: task halfcheetah cannot render", "MUJOCO_GL=egl", "MUJOCO_GL=osmesa"), ("v.mp4",)),
     Refusal("evaluate --video without moviepy", video_run(None), ("--video needs moviepy", "pip install moviepy"),

@@ -12,7 +12,7 @@ from nppac.cli.common import emit_json
 def evaluate(
     run: Path = typer.Argument(
         ..., metavar="RUN_DIR", help="Run directory (the --out of `nppac train`, a suite's run, the API's)."),
-    episodes: int | None = typer.Option(None, "--episodes", help="Episodes (default: the run's eval_episodes)."),
+    episodes: int | None = typer.Option(None, "--episodes", min=1, help="Episodes (default: the run's eval_episodes)."),
     seed: int | None = typer.Option(
         None, "--seed", help="Seed of the evaluation environment (default: the run's, seed + 10000: the episodes of "
                              "its first evaluation)."),
