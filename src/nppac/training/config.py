@@ -460,7 +460,7 @@ class TrainConfig:
         path = Path(path)
         if path.suffix == ".json":
             cfg = cls.load(path)
-            return cfg, set(json.loads(path.read_text()))
+            return cfg, set(read_stored(path))
         if path.suffix != ".toml":
             raise NppacError(f"--config {path}: expected a .toml run file or a run's config.json")
         try:
