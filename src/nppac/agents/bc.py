@@ -22,7 +22,6 @@ curve sits on the same axes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
@@ -75,13 +74,6 @@ class BC(AgentHooks):
     def update(self, batch: Batch) -> Metrics:
         """One maximum-likelihood step on the (s, a) of ``batch``; its :data:`BC_METRIC_TERMS` by name."""
         return bc_update(self, batch)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"actor": self.actor.state_dict(), "actor_opt": self.actor_opt.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.actor.load_state_dict(state["actor"])
-        self.actor_opt.load_state_dict(state["actor_opt"])
 
 
 def bc_update(agent: BC, batch: Batch) -> Metrics:

@@ -169,6 +169,8 @@ class KLSAC(ActorCritic):
     clip(μ0(s)) at new states, for ``second_actor = "prior-mean"`` (it proposes in collection and evaluation).
     """
 
+    saved = (*ActorCritic.saved, "log_alpha", "penalty_target", "alpha_opt", "init_actor")
+
     def __init__(self, obs_dim: int, act_dim: int, actor_kind: ActorKind, actor_hidden: tuple[int, ...],
                  critic_hidden: tuple[int, ...], config: KLSACConfig, device: str | torch.device = "cpu",
                  q_bounds: tuple[float, float] | None = None,
@@ -231,26 +233,9 @@ class KLSAC(ActorCritic):
         """One gradient step on ``batch``; its ``metric_terms`` by name."""
         return kl_sac_update(self, batch)
 
-    def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        state["log_alpha"] = self.log_alpha.detach().clone()
-        state["penalty_target"] = self.penalty_target.clone()
-        if self.alpha_opt is not None:
-            state["alpha_opt"] = self.alpha_opt.state_dict()
-        if self.init_actor is not None:
-            state["init_actor"] = self.init_actor.state_dict()
-        return state
-
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        with torch.no_grad():
-            self.log_alpha.copy_(state["log_alpha"])
-            if "penalty_target" in state:
-                self.penalty_target.copy_(state["penalty_target"])
-        if self.alpha_opt is not None:
-            self.alpha_opt.load_state_dict(state["alpha_opt"])
-        if self.init_actor is not None:
-            self.init_actor.load_state_dict(state["init_actor"])
+        # Checkpoints of earlier versions hold no penalty_target: it keeps its value.
+        super().load_state_dict({"penalty_target": self.penalty_target, **state})
 
 
 def _second_actor(config: KLSACConfig, init_actor: Actor | None, prior_mean: PriorMean | None) -> SecondActor:

@@ -159,17 +159,16 @@ class TwinCritic(nn.Module):
     extrapolates to large values at actions it has not seen; Ball et al. 2023).
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], n: int = 2,
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...],
                  bounds: tuple[float, float] | None = None, layernorm: bool = False) -> None:
         super().__init__()
         sizes = [obs_dim + act_dim, *hidden, 1]
-        self.n = n
         self.bounds = bounds
-        self.layers = nn.ModuleList(EnsembleLinear(n, i, o) for i, o in zip(sizes[:-1], sizes[1:]))
-        self.norms = nn.ModuleList(EnsembleLayerNorm(n, width) for width in hidden) if layernorm else None
+        self.layers = nn.ModuleList(EnsembleLinear(2, i, o) for i, o in zip(sizes[:-1], sizes[1:]))
+        self.norms = nn.ModuleList(EnsembleLayerNorm(2, width) for width in hidden) if layernorm else None
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([obs, action], dim=-1).expand(self.n, -1, -1)
+        x = torch.cat([obs, action], dim=-1).expand(2, -1, -1)
         for i, layer in enumerate(self.layers):
             x = layer(x)
             if i < len(self.layers) - 1:

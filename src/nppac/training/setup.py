@@ -222,13 +222,8 @@ def kl_sac_config(cfg: ResolvedConfig) -> KLSACConfig:
     use_prior = cfg.prior_kind is not None
     # Automatic α tracks E[log π − log π0]: −H̄ for SAC (log π0 ≡ 0), the KL target with a prior.
     target = cfg.target_kl if use_prior else -cfg.target_entropy
-    return KLSACConfig(gamma=cfg.gamma, tau=cfg.tau, alpha=cfg.alpha, auto_alpha=cfg.auto_alpha,
-                       penalty_target=float(target or 0.0), actor_lr=cfg.actor_lr, critic_lr=cfg.critic_lr,
-                       alpha_lr=cfg.alpha_lr, use_prior=use_prior, prior_sigma=cfg.prior_sigma,
-                       prior_variance=cfg.prior_variance, auto_alpha_target=cfg.auto_alpha_target,
-                       critic_layernorm=cfg.critic_layernorm, kl_anchor=cfg.kl_anchor, second_actor=cfg.second_actor,
-                       second_actor_choice=cfg.second_actor_choice,
-                       second_actor_temperature=cfg.second_actor_temperature)
+    shared = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(KLSACConfig) if hasattr(cfg, f.name)}
+    return KLSACConfig(**shared, penalty_target=float(target or 0.0), use_prior=use_prior)
 
 
 def agent_spec(cfg: ResolvedConfig, demos: DemoLoader, device: torch.device, prior: Prior | None = None) -> AgentSpec:
