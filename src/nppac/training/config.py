@@ -68,9 +68,9 @@ class TrainConfig:
 
     task: str = "halfcheetah"
     """Task: a registered name (``nppac tasks``), a gymnasium id, ``module:function`` or an entry point of group
-    ``nppac.tasks`` (the nppac.tasks docs)."""
+    ``nppac.tasks``."""
     algo: str = "nppac"
-    """Registered algorithm name (``nppac train --help`` lists them; the table is nppac.training.algorithms)."""
+    """Algorithm name (the table of nppac.training.algorithms)."""
     seed: int = 0
     """Seed of torch, numpy and the environments."""
     device: str = "cpu"
@@ -92,25 +92,24 @@ class TrainConfig:
     offline_eval_every: int = 5000
     """Offline gradient steps between evaluated progress rows and checkpoints of the offline phase."""
     eval_every: int = 1
-    """Online epochs per evaluated progress row and checkpoint (the last epoch is always evaluated): a long run
-    evaluates every few epochs where evaluation would cost a noticeable share of it."""
+    """Online epochs per evaluated row and checkpoint (the last epoch always is): for runs where evaluation costs a
+    noticeable share."""
     eval_episodes: int | None = None
     """Deterministic evaluation episodes per epoch (task: 5000 steps in all)."""
     horizon: int | None = None
     """Episode length cap of training (task: 1000 locomotion, 200 hand; the hand protocol's: pen 100 under nppac's)."""
     eval_horizon: int | None = None
-    """Episode length cap of evaluation: a ``horizon`` given explicitly, else the task's (1000 locomotion, 200 hand),
-    whatever the hand protocol's training horizon."""
+    """Episode length cap of evaluation: a ``horizon`` given explicitly, else the task's, whatever the hand
+    protocol's training horizon."""
     hand_protocol: str | None = None
-    """Hand tasks' training protocol: nppac (reward 0/1, pen 100 steps, time limit a terminal) or awac
-    (reward −1/0, 200 steps, bootstrapped) (nppac.tasks.HAND_PROTOCOLS); algorithm default. Evaluation is the same
-    under both: the task's horizon and AWAC's −1/0 return, so success rates compare across protocols."""
+    """Hand tasks' training protocol (nppac.tasks.HAND_PROTOCOLS): nppac (reward 0/1, pen 100 steps, time limit a
+    terminal) or awac (reward −1/0, 200 steps, bootstrapped); algorithm default. Evaluation is AWAC's under both
+    (the task's horizon, −1/0 return), so success rates compare."""
     binary_reward: str | None = None
-    """Hand tasks' training reward: minus_one_zero (0 at the goal, else −1) or zero_one (1 at the goal, else 0);
-    the hand protocol's."""
+    """Hand tasks' training reward: minus_one_zero (0 at the goal, else −1) or zero_one; the hand protocol's."""
     timeout_terminal: bool | None = None
-    """Store a time-limit step as a terminal (no bootstrap through it), as the published rlkit code did;
-    the hand protocol's on hand tasks, else false."""
+    """Store a time-limit step as a terminal (no bootstrap), as the published rlkit code did; the hand protocol's
+    on hand tasks, else false."""
     replay_capacity: int = 1_000_000
     """Replay capacity (allocated: min(capacity, steps + seeded demonstrations))."""
     batch_size: int | None = None
@@ -134,29 +133,25 @@ class TrainConfig:
     alpha_lr: float = 3e-4
     """Adam learning rate of log α."""
     auto_alpha_target: str | None = None
-    """Automatic α toward a named KL target (turns auto_alpha on): act-dim (the published trainer's automatic
-    tuning with a GP prior: KL = the action dimension) or init-kl (the KL measured at the end of policy
-    initialization). KL-SAC algorithms with a prior only."""
+    """Automatic α toward a named KL target (turns auto_alpha on): act-dim (the published trainer's tuning with a
+    GP prior) or init-kl (the KL at the end of policy initialization). KL-SAC with a prior only."""
     critic_layernorm: bool = False
-    """Layer-normalize the critics' hidden layers (RLPD's remedy for critic extrapolation). KL-SAC algorithms only."""
+    """Layer-normalize the critics' hidden layers (RLPD's remedy for critic extrapolation). KL-SAC only."""
     kl_anchor: str = "prior"
     """The mean of the reference in the online KL: prior (μ0) or init-actor (the initialized policy's mean action,
-    frozen, with the prior's σ0; the policy initialization itself still fits π0). KL-SAC algorithms with a prior
-    and an initialized policy only."""
+    frozen, with the prior's σ0; initialization still fits π0). KL-SAC with a prior and an initialized policy only."""
     second_actor: str = "none"
-    """A second candidate action beside the policy's, taken where the critics value it higher (PEX, IBRL):
-    prior-mean (clip(μ0(s)), cached per replay state) or init-actor (the initialized policy's mean action, frozen);
-    in collection, in the critic target at s′ (the chosen second action without an entropy or KL term) and,
-    greedily, in evaluation (nppac.agents.second_actor). KL-SAC algorithms with a prior only."""
+    """A second candidate action, taken where the critics value it higher (PEX, IBRL): prior-mean (clip(μ0(s))) or
+    init-actor (the frozen initialized policy's mean action); in collection, in the critic target and, greedily, in
+    evaluation (nppac.agents.second_actor). KL-SAC with a prior only."""
     second_actor_choice: str = "greedy"
-    """How the second action is chosen in collection and in the critic target: greedy (the higher min_k Q_k) or
-    softmax (with probability σ((Q₂ − Q_π)/T), T = second_actor_temperature). Evaluation is always greedy."""
+    """How the second action is chosen in collection and the critic target: greedy (the higher min_k Q_k) or
+    softmax (probability σ((Q₂ − Q_π)/T)). Evaluation is always greedy."""
     second_actor_temperature: float = 1.0
     """Temperature T > 0 of the softmax choice, in the critics' units (softmax only)."""
     demo_batch_fraction: float = 0.0
-    """Share f ∈ [0, 1) of each online update batch drawn from the demonstrations (with the run's training reward
-    and cached prior), the rest from the replay buffer (RLPD's symmetric sampling); 0 = off. KL-SAC algorithms
-    only; needs demonstrations."""
+    """Share f ∈ [0, 1) of each online batch drawn from the demonstrations (with the run's reward and cached prior;
+    RLPD's symmetric sampling); 0 = off. KL-SAC only; needs demonstrations."""
     actor: str | None = None
     """Actor head: tanh_gaussian or gaussian_tanh_mean (task default)."""
     actor_hidden: tuple[int, ...] | None = None
@@ -164,26 +159,24 @@ class TrainConfig:
     critic_hidden: tuple[int, ...] = (256, 256)
     """Hidden widths of each critic."""
     init_epochs: int | None = None
-    """Epochs of KL(π‖π0) policy initialization on demonstration states (task default, 0 with ``init_actor``;
-    0 skips)."""
+    """Epochs of KL(π‖π0) policy initialization on demonstration states (task default, 0 with ``init_actor``)."""
     init_batch_size: int = 64
     """Mini-batch size of policy initialization."""
     init_actor: str | None = None
-    """An actor file (``nppac.agents.save_actor``: a run's ``actor.safetensors``, or the quickstart's bundled
-    initialized actor) the run's policy starts from, of the run's architecture; ``init_epochs`` then continue
-    from it."""
+    """An actor file (``nppac.agents.save_actor``: a run's ``actor.safetensors``, the quickstart's initialized
+    actor) of the run's architecture that the policy starts from; ``init_epochs`` continue from it."""
     seed_demos: bool | None = None
     """Put the demonstration transitions into the replay buffer before training (default: true for awac and bc)."""
     demos: str | None = None
-    """Demonstration file, or ``minari:ID`` (a dataset of the local Minari store); default: the task's own set."""
+    """Demonstration file, or ``minari:ID`` (the local Minari store); default: the task's own set."""
     max_clipped_actions: float = MAX_CLIPPED_ACTIONS
-    """Largest share of demonstration action values outside [−1, 1] that the run clips to the box (with a
-    warning); a set with more is refused, its actions more likely in the environment's own units. 1 accepts any."""
+    """Largest share of demonstration action values outside [−1, 1] that are clipped (with a warning); a set with
+    more is refused, its actions more likely in the environment's own units. 1 accepts any."""
     prior: str | None = None
     """Directory of a saved prior (default: fit one from the demonstrations)."""
     prior_gpytorch: str | None = None
-    """A gpytorch GP checkpoint (state dict) whose hyperparameters the run's GP prior takes instead of learning
-    them, conditioned on the run's demonstrations (the published prior; ``nppac prior import``)."""
+    """A gpytorch GP checkpoint whose hyperparameters the run's GP prior takes, conditioned on the run's
+    demonstrations (the published prior; ``nppac prior import``)."""
     prior_kernel: str | None = None
     """State kernel of a GP prior fitted here (task default)."""
     prior_iters: int | None = None
@@ -191,24 +184,23 @@ class TrainConfig:
     prior_sigma: str | None = None
     """How σ0 enters π0: std (the math) or variance (the published code's N(μ0, σ0²) as std); task default."""
     prior_variance: str | None = None
-    """Which GP predictive variance σ0² is: exact, or love (gpytorch 1.0.1's LOVE estimate, the published
-    code's; nppac.priors.love). NN priors have no LOVE estimate: their σ0 is exact either way. Default exact."""
+    """Which GP predictive variance σ0² is: exact, or love (gpytorch 1.0.1's LOVE estimate, the published code's;
+    nppac.priors.love). An NN prior's σ0 is exact either way. Default exact."""
     love_rank: int = 100
     """Lanczos iterations of the LOVE variance (published: 100)."""
     love_seed: int = 0
     """Seed of LOVE's random Lanczos start vector."""
     prior_convention: str | None = None
-    """A named (prior_sigma, prior_variance) pair: published = (variance, love), the published code's prior;
-    exact-variance = (variance, exact); std = (std, exact); love-std = (std, love)."""
+    """A named (prior_sigma, prior_variance) pair (:data:`PRIOR_CONVENTIONS`); published = (variance, love)."""
     preset: str | None = None
-    """A named group of settings filling the ones left unset, before the algorithm's and the task's defaults:
-    published = the published code's prior, protocol and per-task settings (nppac.training.presets)."""
+    """Named settings filling those left unset, before the algorithm's and the task's defaults: published = the
+    published code's prior, protocol and per-task settings (nppac.training.presets)."""
     bound_q: bool | None = None
-    """Clamp the critics to the returns' range [r_min, r_max]/(1 − γ) where the task's reward range is known
-    (binary tasks: [−100, 0] at γ = 0.99); algorithm default (on for awac, whose critic has no entropy term)."""
+    """Clamp the critics to the returns' range [r_min, r_max]/(1 − γ) where the task's reward range is known;
+    algorithm default (on for awac, whose critic has no entropy term)."""
     algo_settings: dict[str, Any] = field(default_factory=dict)
-    """The algorithm's own settings given (fields of its registered settings class, e.g. awac's ``lam`` or every
-    algorithm's ``log_std_range``): ``--set lam=0.3``; the others take the algorithm's defaults."""
+    """The algorithm's own settings given (fields of its settings class, e.g. awac's ``lam``): ``--set lam=0.3``;
+    the others take the algorithm's defaults."""
     allow_pickle: bool = False
     """Allow reading pickle-based demonstration files (only for files you trust)."""
     num_threads: int | None = 1

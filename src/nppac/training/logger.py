@@ -68,21 +68,27 @@ def tensorboard_tag(column: str) -> str:
     return f"losses/{column}"
 
 
+def parse_progress(text: str) -> tuple[list[str], list[list[str]], str | None]:
+    """The header and the complete rows of a ``progress.csv``'s text, and where a row cut short by a kill was left
+    out (None: none was): its last line has no line end, or it has another number of fields than the header."""
+    table = list(csv.reader(io.StringIO(text)))
+    if not table:
+        return [], [], None
+    header, body = table[0], table[1:]
+    cut = next((i for i, row in enumerate(body, start=2) if len(row) != len(header)), None)
+    where = f"line {cut} has {len(body[cut - 2])} of {len(header)} fields" if cut is not None else \
+        f"its last line ({len(table)}) has no line end" if body and not text.endswith("\n") else None
+    return header, [r for r in (body if text.endswith("\n") else body[:-1]) if len(r) == len(header)], where
+
+
 def read_progress(path: Path) -> tuple[list[str], list[list[str]]]:
-    """The header and the complete rows of a ``progress.csv`` (none without the file). A row cut short by a kill
-    is left out: its last line has no line end, or it has another number of fields than the header."""
+    """The header and the complete rows of a ``progress.csv`` (:func:`parse_progress`; none without the file)."""
     try:
         with path.open(newline="") as f:
             text = f.read()
     except FileNotFoundError:
         return [], []
-    rows = list(csv.reader(io.StringIO(text)))
-    if not rows:
-        return [], []
-    header, body = rows[0], rows[1:]
-    if body and not text.endswith("\n"):
-        body.pop()
-    return header, [r for r in body if len(r) == len(header)]
+    return parse_progress(text)[:2]
 
 
 def truncate_progress(path: Path, last_epoch: int, last_gradient_steps: int, uses_prior: bool) -> None:

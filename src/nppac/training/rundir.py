@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import json
 import logging
 import math
@@ -34,7 +33,7 @@ from nppac.errors import NppacError
 from nppac.outputs import check_output_dir, content_hash, write_atomic
 from nppac.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from nppac.training.config import PATH_FIELDS, ResolvedConfig, TrainConfig, migrate, read_stored
-from nppac.training.logger import PROGRESS_NAME, current_column_names, read_progress
+from nppac.training.logger import PROGRESS_NAME, current_column_names, parse_progress, read_progress
 
 log = logging.getLogger(__name__)
 Config = TypeVar("Config", bound=TrainConfig)
@@ -107,22 +106,14 @@ class RunDir:
             if strict or progress.is_file():
                 with progress.open(newline="") as f:
                     text = f.read()
-            table = list(csv.reader(io.StringIO(text)))
+            header, body, cut = parse_progress(text)
         except (OSError, UnicodeDecodeError, csv.Error) as err:
             if strict:
                 raise NppacError(f"{progress} is not a readable CSV file ({err})") from None
             return [], []
-        if not table:
-            return [], []
-        header, body = table[0], table[1:]
-        cut = next((i for i, row in enumerate(body, start=2) if len(row) != len(header)), None)
-        if cut is not None or (body and not text.endswith("\n")):
-            if strict:
-                where = f"line {cut} has {len(body[cut - 2])} of {len(header)} fields" if cut is not None else \
-                    f"its last line ({len(table)}) has no line end"
-                raise NppacError(f"{progress} is cut or edited: {where}; a run writes whole rows, so its curve "
-                                 "cannot be trusted: train the run again")
-            body = [row for row in (body if text.endswith("\n") else body[:-1]) if len(row) == len(header)]
+        if cut is not None and strict:
+            raise NppacError(f"{progress} is cut or edited: {cut}; a run writes whole rows, so its curve "
+                             "cannot be trusted: train the run again")
         config = self.record(CONFIG_NAME) or {} if config is None else config
         names = current_column_names(header, run_uses_prior(config))
         return names, [dict(zip(names, row)) for row in body]

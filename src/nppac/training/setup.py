@@ -203,9 +203,7 @@ def _start_fresh(run: Run, cfg: ResolvedConfig, out: Path, prior: Prior | None, 
             run.init_metrics = initialize_toward_prior(run.agent, run.prior_cache, demo_source.get(), cfg, progress)
     run.agent.before_online(run.init_metrics)
     if cfg.seed_demos:
-        flat = demo_source.get().flat()
-        run.buffer.add(flat["observations"], flat["actions"], training_rewards(flat["rewards"], cfg),
-                       flat["next_observations"], flat["terminals"])
+        add_demonstrations(run.buffer, demo_source.get(), cfg)
 
 
 def q_bounds(cfg: ResolvedConfig) -> tuple[float, float] | None:
@@ -245,16 +243,17 @@ def build_agent(cfg: ResolvedConfig, demos: DemoLoader, device: torch.device, pr
 def demonstration_buffer(cfg: ResolvedConfig, demos: Demonstrations, prior_cache: PriorCache | None,
                          device: torch.device) -> ReplayBuffer:
     """The demonstrations as a replay buffer of their own, with the run's reward and cached prior."""
-    task, flat = cfg.task_spec, demos.flat()
-    buffer = ReplayBuffer(task.obs_dim, task.act_dim, demos.n_transitions, device, prior_cache=prior_cache)
-    buffer.add(flat["observations"], flat["actions"], training_rewards(flat["rewards"], cfg),
-               flat["next_observations"], flat["terminals"])
+    task = cfg.task_spec
+    return add_demonstrations(ReplayBuffer(task.obs_dim, task.act_dim, demos.n_transitions, device,
+                                           prior_cache=prior_cache), demos, cfg)
+
+
+def add_demonstrations(buffer: ReplayBuffer, demos: Demonstrations, cfg: ResolvedConfig) -> ReplayBuffer:
+    """``buffer`` with the demonstrations added, a hand task's binary reward in the run's protocol's values."""
+    flat = demos.flat()
+    rewards = flat["rewards"] if cfg.binary_reward is None else as_binary_reward(flat["rewards"], cfg.binary_reward)
+    buffer.add(flat["observations"], flat["actions"], rewards, flat["next_observations"], flat["terminals"])
     return buffer
-
-
-def training_rewards(rewards: np.ndarray, cfg: ResolvedConfig) -> np.ndarray:
-    """Demonstration rewards as the run trains on them: a hand task's binary reward in the protocol's values."""
-    return rewards if cfg.binary_reward is None else as_binary_reward(rewards, cfg.binary_reward)
 
 
 class DemoSource:
