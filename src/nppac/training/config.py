@@ -6,6 +6,7 @@ import dataclasses
 import json
 import tomllib
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -55,6 +56,12 @@ that leave them off: a stored config.json or suite manifest that holds those sti
 
 def _removed(key: str) -> NppacError:
     return NppacError(f"config key {key}: removed in this version; measured harmful, docs/remedies.md")
+
+
+def _with_paths(values: dict[str, Any], change: Callable[[str], str]) -> dict[str, Any]:
+    """``values`` with each file a setting names (:data:`PATH_FIELDS`; a ``minari:ID`` names none) ``change``d."""
+    return {k: change(v) if k in PATH_FIELDS and isinstance(v, str) and not is_minari_id(v) else v
+            for k, v in values.items()}
 
 
 def _without_removed(values: dict[str, Any]) -> dict[str, Any]:
@@ -332,7 +339,7 @@ class TrainConfig:
         protocol = HAND_PROTOCOLS[_or(cfg.hand_protocol, algorithm.hand_protocol)] if task.family == "hand" else None
         sigma, variance = PRIOR_CONVENTIONS.get(cfg.prior_convention or "", (None, None))
         return ResolvedConfig(**{
-            **_values(cfg),
+            **{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)},
             "hand_protocol": None if protocol is None else protocol.name,
             "binary_reward": None if protocol is None else _or(cfg.binary_reward, protocol.binary_reward),
             "timeout_terminal": _or(cfg.timeout_terminal, False if protocol is None else protocol.timeout_terminal),
@@ -375,12 +382,12 @@ class TrainConfig:
         """Write :meth:`to_dict` to ``path`` (a run's ``config.json``), naming the files inside its directory
         relative to it, so that the run still reads them once moved (:meth:`load`), and others by absolute path."""
         home = Path(path).parent.resolve()
-        data = self.to_dict()
-        for name in PATH_FIELDS:
-            if isinstance(data.get(name), str) and not is_minari_id(data[name]):
-                file = Path(data[name]).resolve()
-                data[name] = str(file.relative_to(home) if file.is_relative_to(home) else file)
-        Path(path).write_text(json.dumps(data, indent=2) + "\n")
+
+        def named(value: str) -> str:
+            file = Path(value).resolve()
+            return str(file.relative_to(home) if file.is_relative_to(home) else file)
+
+        Path(path).write_text(json.dumps(_with_paths(self.to_dict(), named), indent=2) + "\n")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -432,8 +439,7 @@ class TrainConfig:
         """A stored run config; settings added since it was written take the values that run used."""
         data = read_stored(path)
         if "schema" in data:  # its paths are relative to it (:meth:`save`); earlier ones to where the run started
-            data = {k: str(Path(path).parent.resolve() / v) if k in PATH_FIELDS and isinstance(v, str)
-                    and not is_minari_id(v) else v for k, v in data.items()}
+            data = _with_paths(data, lambda value: str(Path(path).parent.resolve() / value))
         try:
             return cls.from_dict(data)
         except NppacError as err:
@@ -441,13 +447,9 @@ class TrainConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> tuple[TrainConfig, set[str]]:
-        """A run described in a file, and the keys the file sets.
-
-        ``.json``: a run's ``config.json`` (rerun any past run). ``.toml``: like a suite
-        cell, any TrainConfig field or the algorithm's own setting at the top level or in a
-        ``[settings]`` table (which wins); relative ``demos``, ``prior`` and ``prior_gpytorch``
-        paths are taken from the file's directory. Unknown keys and values of another type
-        than the setting's are refused in one line.
+        """A run described in a file, and the keys the file sets: a run's ``config.json``, or a ``.toml`` like a
+        suite cell (any setting at the top level or in a ``[settings]`` table, which wins; relative paths from the
+        file's directory). Unknown keys and values of another type than the setting's are refused in one line.
         """
         path = Path(path)
         if path.suffix == ".json":
@@ -462,9 +464,7 @@ class TrainConfig:
         settings = data.pop("settings", {})
         if not isinstance(settings, dict):
             raise NppacError(f"{path}: settings must be a table ([settings]), got {settings!r}")
-        merged = {key: str(path.parent / Path(value).expanduser()) if key in PATH_FIELDS and isinstance(value, str)
-                  and not is_minari_id(value)
-                  else value for key, value in {**data, **settings}.items()}
+        merged = _with_paths({**data, **settings}, lambda value: str(path.parent / Path(value).expanduser()))
         try:
             return cls().with_values(merged), set(merged)
         except NppacError as err:
@@ -482,11 +482,8 @@ class TrainConfig:
                                    algo_settings={**self.algo_settings, **own})
 
     def with_overrides(self, pairs: list[str]) -> TrainConfig:
-        """Apply ``key=value`` strings (``--set``), each read by the setting's type (:func:`parsed`).
-
-        A key that is not a TrainConfig field is one of the algorithm's own settings
-        (its registered settings class) and lands in ``algo_settings``.
-        """
+        """Apply ``key=value`` strings (``--set``), each read by the setting's type (:func:`parsed`); the algorithm's
+        own settings land in ``algo_settings``."""
         values: dict[str, Any] = {}
         for pair in pairs:
             key, sep, text = pair.partition("=")
@@ -503,9 +500,8 @@ class TrainConfig:
 class ResolvedConfig(TrainConfig):
     """The settings a run trains with: a :class:`TrainConfig` with every default filled in (by its ``resolved()``).
 
-    Its fields are TrainConfig's, in the same order (so its ``config.json`` is the same);
-    those a default always fills are typed here without ``None``. Those still optional
-    are so by meaning: no hand protocol off the hand tasks, no prior path, no KL target.
+    Its fields are TrainConfig's, in the same order (so is its ``config.json``); those a default always fills are
+    typed here without ``None``. Those still optional are so by meaning (no hand protocol off the hand tasks, …).
     """
 
     warmup: Warmup
@@ -551,11 +547,6 @@ def _derived_settings(cfg: ResolvedConfig) -> dict[str, Any]:
             "demo_batch_size": cfg.batch_size}
 
 
-def _values(cfg: TrainConfig) -> dict[str, Any]:
-    """The fields of ``cfg`` by name (not copied)."""
-    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
-
-
 def current_name(key: str, algo: str) -> str:
     """Setting ``key``'s name now: an old name (:data:`RENAMED`) maps to the new one, with a deprecation warning,
     for the algorithms that read it under the old name (others refuse it, naming the one they read)."""
@@ -582,12 +573,11 @@ def migrate(stored: dict[str, Any]) -> dict[str, Any]:
     """A stored config (a run's ``config.json``, a checkpoint's or a suite manifest's copy) in this version's form:
     the one place that reads what earlier versions wrote.
 
-    Every schema: settings added since it was written take their defaults; the schema key is dropped. Written
-    before schemas (nppac 0.1's runs, which recorded every TrainConfig field): the settings added since those
-    runs take the values they ran with (hand tasks on AWAC's protocol, time limits bootstrapped, the exact GP
-    variance, evaluation over the training horizon, the remedies off), renamed settings (:data:`RENAMED`) move
-    to their new name where the algorithm read them, and the fields the algorithm does not read are dropped.
-    Keys that are no setting are left for :meth:`TrainConfig.from_dict` to refuse.
+    Settings added since it was written take their defaults. Written before schemas (nppac 0.1's runs, which
+    recorded every field): settings added since take the values those runs ran with (hand tasks on AWAC's
+    protocol, time limits bootstrapped, the exact GP variance, evaluation over the training horizon), renamed
+    settings (:data:`RENAMED`) move to their new name where the algorithm read them, and the fields it does not
+    read are dropped. Keys that are no setting are left for :meth:`TrainConfig.from_dict` to refuse.
     """
     data = _without_removed(dict(stored))
     schema = data.pop("schema", 1)
