@@ -1,9 +1,8 @@
 """Losses and update steps of the agents: KL-regularized SAC (nppac / ppac-nn / sac), SAC+BC, AWAC and BC.
 
-Each algorithm is a small config dataclass plus an update function over tensors that
-returns its metrics by name; the training loop drives any of them through the
-:class:`~nppac.agents.base.Agent` protocol. The algorithms are registered, once, in
-:mod:`nppac.training.algorithms`.
+Each algorithm is a small config dataclass plus an update function over tensors that returns its metrics by name; the
+training loop drives any of them through the :class:`~nppac.agents.base.Agent` protocol. The algorithms are
+registered, once, in :mod:`nppac.training.algorithms`.
 """
 
 from nppac.agents.awac import AWAC, AWAC_METRIC_TERMS, AWACConfig, advantage_weights, awac_policy_loss, awac_update

@@ -86,8 +86,8 @@ class Agent(Protocol):
 
 
 class AgentHooks:
-    """The defaults of the :class:`Agent` hooks (act with the actor itself; keep nothing of the initialization),
-    and its ``state_dict``: the state of each part named in ``saved`` that the agent has (not None), in that order."""
+    """The defaults of the :class:`Agent` hooks (act with the actor itself; keep nothing of the initialization), and
+    its ``state_dict``: the state of each part named in ``saved`` that the agent has (not None), in that order."""
 
     actor: Actor
     saved: tuple[str, ...] = ("actor", "actor_opt")

@@ -31,8 +31,8 @@ KL_ANCHORS: tuple[str, ...] = ("prior", "init-actor")
 """The mean of the reference in the online KL (``kl_anchor``)."""
 
 CONFIG_SCHEMA = 2
-"""Version of a run's ``config.json``: 2 records only the settings its algorithm reads (:func:`migrate` reads
-older ones)."""
+"""Version of a run's ``config.json``: 2 records only the settings its algorithm reads (:func:`migrate` reads older
+ones)."""
 RENAMED: dict[str, tuple[str, str]] = {"actor_log_std_range": ("log_std_range", "temperature")}
 """Old setting name → (its name now, the group of :data:`~nppac.training.algorithms.SETTING_GROUPS` whose algorithms
 read it under the old name): accepted there with a deprecation warning, refused elsewhere."""
@@ -50,8 +50,8 @@ PRIOR_CONVENTIONS: dict[str, tuple[str, str]] = {
 
 REMOVED_SETTINGS: dict[str, tuple[Any, ...]] = {"critic_warmstart_steps": (0,), "actor_delay_updates": (0,),
                                                 "critic_warmstart_data": ("demos", "warmup")}
-"""Settings of earlier versions, removed because they were measured harmful (docs/remedies.md), with the values
-that leave them off: a stored config.json or suite manifest that holds those still reads; any other use is refused."""
+"""Settings of earlier versions, removed because they were measured harmful (docs/remedies.md), with the values that
+leave them off: a stored config.json or suite manifest that holds those still reads; any other use is refused."""
 
 
 def _removed(key: str) -> NppacError:
@@ -110,13 +110,13 @@ class TrainConfig:
     protocol's training horizon."""
     hand_protocol: str | None = None
     """Hand tasks' training protocol (nppac.tasks.HAND_PROTOCOLS): nppac (reward 0/1, pen 100 steps, time limit a
-    terminal) or awac (reward −1/0, 200 steps, bootstrapped); algorithm default. Evaluation is AWAC's under both
-    (the task's horizon, −1/0 return), so success rates compare."""
+    terminal) or awac (reward −1/0, 200 steps, bootstrapped); algorithm default. Evaluation is AWAC's under both (the
+    task's horizon, −1/0 return), so success rates compare."""
     binary_reward: str | None = None
     """Hand tasks' training reward: minus_one_zero (0 at the goal, else −1) or zero_one; the hand protocol's."""
     timeout_terminal: bool | None = None
-    """Store a time-limit step as a terminal (no bootstrap), as the published rlkit code did; the hand protocol's
-    on hand tasks, else false."""
+    """Store a time-limit step as a terminal (no bootstrap), as the published rlkit code did; the hand protocol's on
+    hand tasks, else false."""
     replay_capacity: int = 1_000_000
     """Replay capacity (allocated: min(capacity, steps + seeded demonstrations))."""
     batch_size: int | None = None
@@ -140,8 +140,8 @@ class TrainConfig:
     alpha_lr: float = 3e-4
     """Adam learning rate of log α."""
     auto_alpha_target: str | None = None
-    """Automatic α toward a named KL target (turns auto_alpha on): act-dim (the published trainer's tuning with a
-    GP prior) or init-kl (the KL at the end of policy initialization). KL-SAC with a prior only."""
+    """Automatic α toward a named KL target (turns auto_alpha on): act-dim (the published trainer's tuning with a GP
+    prior) or init-kl (the KL at the end of policy initialization). KL-SAC with a prior only."""
     critic_layernorm: bool = False
     """Layer-normalize the critics' hidden layers (RLPD's remedy for critic extrapolation). KL-SAC only."""
     kl_anchor: str = "prior"
@@ -152,8 +152,8 @@ class TrainConfig:
     init-actor (the frozen initialized policy's mean action); in collection, in the critic target and, greedily, in
     evaluation (nppac.agents.second_actor). KL-SAC with a prior only."""
     second_actor_choice: str = "greedy"
-    """How the second action is chosen in collection and the critic target: greedy (the higher min_k Q_k) or
-    softmax (probability σ((Q₂ − Q_π)/T)). Evaluation is always greedy."""
+    """How the second action is chosen in collection and the critic target: greedy (the higher min_k Q_k) or softmax
+    (probability σ((Q₂ − Q_π)/T)). Evaluation is always greedy."""
     second_actor_temperature: float = 1.0
     """Temperature T > 0 of the softmax choice, in the critics' units (softmax only)."""
     demo_batch_fraction: float = 0.0
@@ -170,8 +170,8 @@ class TrainConfig:
     init_batch_size: int = 64
     """Mini-batch size of policy initialization."""
     init_actor: str | None = None
-    """An actor file (``nppac.agents.save_actor``: a run's ``actor.safetensors``, the quickstart's initialized
-    actor) of the run's architecture that the policy starts from; ``init_epochs`` continue from it."""
+    """An actor file (``nppac.agents.save_actor``: a run's ``actor.safetensors``, the quickstart's initialized actor)
+    of the run's architecture that the policy starts from; ``init_epochs`` continue from it."""
     seed_demos: bool | None = None
     """Put the demonstration transitions into the replay buffer before training (default: true for awac and bc)."""
     demos: str | None = None
@@ -206,8 +206,8 @@ class TrainConfig:
     """Clamp the critics to the returns' range [r_min, r_max]/(1 − γ) where the task's reward range is known;
     algorithm default (on for awac, whose critic has no entropy term)."""
     algo_settings: dict[str, Any] = field(default_factory=dict)
-    """The algorithm's own settings given (fields of its settings class, e.g. awac's ``lam``): ``--set lam=0.3``;
-    the others take the algorithm's defaults."""
+    """The algorithm's own settings given (fields of its settings class, e.g. awac's ``lam``): ``--set lam=0.3``; the
+    others take the algorithm's defaults."""
     allow_pickle: bool = False
     """Allow reading pickle-based demonstration files (only for files you trust)."""
     num_threads: int | None = 1
@@ -538,8 +538,8 @@ def own_settings(algorithm: Algorithm) -> tuple[str, ...]:
 
 
 def _derived_settings(cfg: ResolvedConfig) -> dict[str, Any]:
-    """The values an algorithm's settings take from TrainConfig (shared hyperparameters, batch sizes)
-    and from its defaults on the task's family."""
+    """The values an algorithm's settings take from TrainConfig (shared hyperparameters, batch sizes) and from its
+    defaults on the task's family."""
     return {**cfg.algorithm.family_settings.get(cfg.task_spec.family, {}), "gamma": cfg.gamma, "tau": cfg.tau,
             "actor_lr": cfg.actor_lr, "critic_lr": cfg.critic_lr,
             # SAC+BC: as many demonstration pairs per step as replay transitions, so both halves of its
@@ -548,8 +548,8 @@ def _derived_settings(cfg: ResolvedConfig) -> dict[str, Any]:
 
 
 def current_name(key: str, algo: str) -> str:
-    """Setting ``key``'s name now: an old name (:data:`RENAMED`) maps to the new one, with a deprecation warning,
-    for the algorithms that read it under the old name (others refuse it, naming the one they read)."""
+    """Setting ``key``'s name now: an old name (:data:`RENAMED`) maps to the new one, with a deprecation warning, for
+    the algorithms that read it under the old name (others refuse it, naming the one they read)."""
     new, group = RENAMED.get(key, (key, ""))
     if new == key or group not in get_algorithm(algo).reads:
         return key
@@ -573,11 +573,11 @@ def migrate(stored: dict[str, Any]) -> dict[str, Any]:
     """A stored config (a run's ``config.json``, a checkpoint's or a suite manifest's copy) in this version's form:
     the one place that reads what earlier versions wrote.
 
-    Settings added since it was written take their defaults. Written before schemas (nppac 0.1's runs, which
-    recorded every field): settings added since take the values those runs ran with (hand tasks on AWAC's
-    protocol, time limits bootstrapped, the exact GP variance, evaluation over the training horizon), renamed
-    settings (:data:`RENAMED`) move to their new name where the algorithm read them, and the fields it does not
-    read are dropped. Keys that are no setting are left for :meth:`TrainConfig.from_dict` to refuse.
+    Settings added since it was written take their defaults. Written before schemas (nppac 0.1's runs, which recorded
+    every field): settings added since take the values those runs ran with (hand tasks on AWAC's protocol, time
+    limits bootstrapped, the exact GP variance, evaluation over the training horizon), renamed settings
+    (:data:`RENAMED`) move to their new name where the algorithm read them, and the fields it does not read are
+    dropped. Keys that are no setting are left for :meth:`TrainConfig.from_dict` to refuse.
     """
     data = _without_removed(dict(stored))
     schema = data.pop("schema", 1)

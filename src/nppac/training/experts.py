@@ -1,12 +1,12 @@
 """Locomotion experts and the demonstrations they give (DESIGN.md §4, AWAC protocol).
 
-An expert is an :class:`~nppac.agents.networks.Actor` trained by the one training loop with SAC (no prior,
-automatic α toward −act_dim). Its demonstrations are rollouts of μ(s) plus Gaussian noise, clipped to the bounds:
+An expert is an :class:`~nppac.agents.networks.Actor` trained by the one training loop with SAC (no prior, automatic
+α toward −act_dim). Its demonstrations are rollouts of μ(s) plus Gaussian noise, clipped to the bounds:
 
     a_t = clip(μ(s_t) + ε_t, −1, 1),   ε_t ~ N(0, σ² I),   σ = 0.15 by default.
 
-An expert's run directory holds ``expert.safetensors``, the best-evaluated actor so far (a killed run still leaves
-a usable expert), and ``expert.json``; bundled experts are ``nppac/assets/experts/{task}.safetensors`` and ``.json``.
+An expert's run directory holds ``expert.safetensors``, the best-evaluated actor so far (a killed run still leaves a
+usable expert), and ``expert.json``; bundled experts are ``nppac/assets/experts/{task}.safetensors`` and ``.json``.
 """
 
 from __future__ import annotations
@@ -225,8 +225,8 @@ def train_expert(config: TrainConfig | None, out_dir: str | Path, resume: bool =
 
 
 def export_expert(run_dir: str | Path, out_file: str | Path) -> dict[str, Any]:
-    """Write the actor of a run's latest checkpoint to ``out_file`` and its metadata beside it (``.json``); safe on
-    a run still training (checkpoints are replaced whole). Returns the metadata (format :data:`EXPERT_FORMAT`, the
+    """Write the actor of a run's latest checkpoint to ``out_file`` and its metadata beside it (``.json``); safe on a
+    run still training (checkpoints are replaced whole). Returns the metadata (format :data:`EXPERT_FORMAT`, the
     run's task, algo, seed, evaluation settings and budget, the checkpoint's epoch, env steps and eval return)."""
     run, out = Path(run_dir), Path(out_file)
     if out.suffix != ".safetensors":

@@ -1,7 +1,7 @@
 """The one loop shared by every algorithm: pretrain offline, collect, update, evaluate, log, checkpoint.
 
-A run goes through up to three phases, each visible in ``progress.csv`` (column ``phase``) and each resumable
-from its checkpoint:
+A run goes through up to three phases, each visible in ``progress.csv`` (column ``phase``) and each resumable from
+its checkpoint:
 
 * ``init`` — π0 fitted or loaded and the policy initialized toward it (:mod:`nppac.training.setup`); one
   evaluated row at env_steps = 0.
@@ -10,11 +10,11 @@ from its checkpoint:
 * ``online`` — per epoch ``steps_per_epoch`` environment steps, then ``updates_per_epoch`` gradient steps, then
   a deterministic evaluation in a separate environment, a row, TensorBoard scalars and an atomic checkpoint.
 
-This is the published rlkit order, each evaluation logged at the environment steps it saw. The first
-``warmup_steps`` are collected before any online update, by the (initialized) policy as published, or
-uniformly (SAC, which has nothing to start from). The loop is the same for every algorithm: the agent's metrics
-reach the logs by name, how it collects and is evaluated is its ``acting()``, where the online updates draw
-their batches is ``run.online_batches``, and whatever it keeps travels in its ``state_dict``.
+This is the published rlkit order, each evaluation logged at the environment steps it saw. The first ``warmup_steps``
+are collected before any online update, by the (initialized) policy as published, or uniformly (SAC, which has
+nothing to start from). The loop is the same for every algorithm: the agent's metrics reach the logs by name, how it
+collects and is evaluated is its ``acting()``, where the online updates draw their batches is ``run.online_batches``,
+and whatever it keeps travels in its ``state_dict``.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ log = logging.getLogger(__name__)
 
 
 class EpochMetrics:
-    """Running sums of the gradient-step metrics on the training device, read once per row, and per metric the
-    first step at which it was NaN/Inf, so that the check can name the term that broke first."""
+    """Running sums of the gradient-step metrics on the training device, read once per row, and per metric the first
+    step at which it was NaN/Inf, so that the check can name the term that broke first."""
 
     def __init__(self, names: tuple[str, ...], device: torch.device) -> None:
         self.names = names
@@ -103,11 +103,11 @@ def train(config: TrainConfig | None, out_dir: str | Path, resume: bool = False,
 
     ``out_dir`` receives ``config.json``, ``progress.csv``, TensorBoard events, ``checkpoint.pt`` (saved just before
     each row), the prior (``prior/``) and the final actor (``actor.safetensors``). With ``resume`` the stored
-    configuration is used and the run continues from its last checkpoint, whichever phase it was in; ``steps``
-    then sets a new total (at least the steps already done). ``prior``/``demos`` supply in-memory objects instead
-    of paths. ``on_epoch_end(row)`` is called after each row's checkpoint, ``on_step(env_steps)`` after every online
-    environment step: False from either stops the run (after the row; at once, without one), resumable like a
-    killed run. ``on_start(actor)`` receives the live actor before the first phase.
+    configuration is used and the run continues from its last checkpoint, whichever phase it was in; ``steps`` then
+    sets a new total (at least the steps already done). ``prior``/``demos`` supply in-memory objects instead of
+    paths. ``on_epoch_end(row)`` is called after each row's checkpoint, ``on_step(env_steps)`` after every online
+    environment step: False from either stops the run (after the row; at once, without one), resumable like a killed
+    run. ``on_start(actor)`` receives the live actor before the first phase.
     """
     started = time.perf_counter()
     out = Path(out_dir)

@@ -2,11 +2,11 @@
 before a run starts or resumes.
 
 A run directory holds everything needed to continue it. Its ``config.json`` names the run's copy of its prior
-(``prior/``), however the prior was given, so the file alone reruns the run; it names files inside the run
-relative to it, and ``inputs.json`` records the path and content hash of each file outside, so that a moved run
-reruns and resumes. A new run refuses a directory in use; a resumed run refuses a checkpoint it cannot continue
-exactly (damaged, of another version, past the steps asked for, under an edited configuration, or with its prior
-or its rows in ``progress.csv`` gone or changed).
+(``prior/``), however the prior was given, so the file alone reruns the run; it names files inside the run relative
+to it, and ``inputs.json`` records the path and content hash of each file outside, so that a moved run reruns and
+resumes. A new run refuses a directory in use; a resumed run refuses a checkpoint it cannot continue exactly
+(damaged, of another version, past the steps asked for, under an edited configuration, or with its prior or its rows
+in ``progress.csv`` gone or changed).
 """
 
 from __future__ import annotations
@@ -56,8 +56,8 @@ DEMOS_RECORD = "demos.json"
 
 class RunDir:
     """A run's directory (``nppac train --out``, a suite's ``TASK/ALGO/seed-S``): the one place that names its files
-    and reads or writes its records. Those a run may lack read as empty when missing or unreadable; its
-    configuration is refused in one line naming the file."""
+    and reads or writes its records. Those a run may lack read as empty when missing or unreadable; its configuration
+    is refused in one line naming the file."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -88,8 +88,8 @@ class RunDir:
                  ) -> tuple[list[str], list[dict[str, str]]]:
         """The one reader of the run's ``progress.csv``: its columns under today's names
         (:func:`~nppac.training.logger.current_column_names`) and its complete rows (:func:`parse_progress`). With
-        ``strict`` a cut row, a missing or an unreadable file is refused in one line: a curve drawn from it cannot
-        be trusted. ``config`` (the run's ``config.json``) is read when not given.
+        ``strict`` a cut row, a missing or an unreadable file is refused in one line: a curve drawn from it cannot be
+        trusted. ``config`` (the run's ``config.json``) is read when not given.
         """
         from nppac.training.algorithms import run_uses_prior
 
@@ -138,8 +138,7 @@ class RunDir:
         self.write(STATUS_NAME, {**record, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
     def clear_status(self) -> None:
-        """Forget an earlier failure before trying again (and the directory it alone kept, so training starts
-        clean)."""
+        """Forget an earlier failure before trying again (and the directory it alone kept, so training starts clean)."""
         (self.path / STATUS_NAME).unlink(missing_ok=True)
         if self.path.is_dir() and not any(self.path.iterdir()):
             self.path.rmdir()

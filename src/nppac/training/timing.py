@@ -1,9 +1,8 @@
 """Where a run's time goes: a run marks its phases, and a timer installed with :func:`phase_timer` times them.
 
-Each phase of :data:`PHASES` a run enters (in this thread) runs inside ``timer(phase)``, a
-context manager of the caller's; without a timer the marks do nothing. What lies outside
-every phase (building the agent, buffers and environments, logging) is the rest of the
-run's wall time. ``benchmarks/bench_phases.py`` reads a run this way.
+Each phase of :data:`PHASES` a run enters (in this thread) runs inside ``timer(phase)``, a context manager of the
+caller's; without a timer the marks do nothing. What lies outside every phase (building the agent, buffers and
+environments, logging) is the rest of the run's wall time. ``benchmarks/bench_phases.py`` reads a run this way.
 """
 
 from __future__ import annotations
