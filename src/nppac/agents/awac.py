@@ -81,14 +81,13 @@ class AWACConfig:
     def validate(self) -> AWACConfig:
         """Raise a one-line :class:`NppacError` for an impossible setting; returns self."""
         lo, hi = self.log_std_range
-        checks = {"lam": self.lam > 0, "score_clip": self.score_clip == self.score_clip,
-                  "actor_weight_decay": self.actor_weight_decay >= 0, "log_std_range": lo < hi}
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            rules = {"lam": "> 0", "score_clip": "a number (inf: no clip)", "actor_weight_decay": "≥ 0",
-                     "log_std_range": "low,high with low < high"}
-            raise NppacError(f"awac setting {bad[0]}={getattr(self, bad[0])!r} is out of range: "
-                             f"must be {rules[bad[0]]}")
+        rules = {"lam": (self.lam > 0, "> 0"),
+                 "score_clip": (self.score_clip == self.score_clip, "a number (inf: no clip)"),
+                 "actor_weight_decay": (self.actor_weight_decay >= 0, "≥ 0"),
+                 "log_std_range": (lo < hi, "low,high with low < high")}
+        bad = next((name for name, (ok, _) in rules.items() if not ok), None)
+        if bad is not None:
+            raise NppacError(f"awac setting {bad}={getattr(self, bad)!r} is out of range: must be {rules[bad][1]}")
         return self
 
 
