@@ -1,9 +1,8 @@
 """Losses and update steps of the agents: KL-regularized SAC (nppac / ppac-nn / sac), SAC+BC, AWAC and BC.
 
-Each algorithm is a small config dataclass plus an update function over tensors that
-returns its metrics by name; the training loop drives any of them through the
-:class:`~nppac.agents.base.Agent` protocol. The algorithms are registered, once, in
-:mod:`nppac.training.algorithms`.
+Each algorithm is a small config dataclass plus an update function over tensors that returns its metrics by name; the
+training loop drives any of them through the :class:`~nppac.agents.base.Agent` protocol. The algorithms are
+registered, once, in :mod:`nppac.training.algorithms`.
 """
 
 from nppac.agents.awac import AWAC, AWAC_METRIC_TERMS, AWACConfig, advantage_weights, awac_policy_loss, awac_update
@@ -34,43 +33,10 @@ from nppac.agents.sac_bc import (
 )
 
 __all__ = [
-    "AWAC",
-    "AWAC_METRIC_TERMS",
-    "BC",
-    "BC_METRIC_TERMS",
-    "KL_SAC_METRIC_TERMS",
-    "KLSAC",
-    "SACBC",
-    "SAC_BC_METRIC_TERMS",
-    "SAC_METRIC_TERMS",
-    "AWACConfig",
-    "Actor",
-    "ActorCritic",
-    "ActorKind",
-    "Agent",
-    "BCConfig",
-    "DemoSampler",
-    "KLSACConfig",
-    "Metrics",
-    "SACBCConfig",
-    "TwinCritic",
-    "advantage_weights",
-    "awac_policy_loss",
-    "awac_update",
-    "bc_loss",
-    "bc_update",
-    "critic_step",
-    "critic_target",
-    "demo_log_likelihood",
-    "initialize_policy",
-    "kl_sac_update",
-    "load_actor",
-    "optimizer_step",
-    "policy_loss",
-    "prior_log_prob",
-    "sac_bc_policy_loss",
-    "sac_bc_update",
-    "save_actor",
-    "soft_update",
-    "temperature_step",
+    "AWAC", "AWAC_METRIC_TERMS", "BC", "BC_METRIC_TERMS", "KL_SAC_METRIC_TERMS", "KLSAC", "SACBC",
+    "SAC_BC_METRIC_TERMS", "SAC_METRIC_TERMS", "AWACConfig", "Actor", "ActorCritic", "ActorKind", "Agent", "BCConfig",
+    "DemoSampler", "KLSACConfig", "Metrics", "SACBCConfig", "TwinCritic", "advantage_weights", "awac_policy_loss",
+    "awac_update", "bc_loss", "bc_update", "critic_step", "critic_target", "demo_log_likelihood", "initialize_policy",
+    "kl_sac_update", "load_actor", "optimizer_step", "policy_loss", "prior_log_prob", "sac_bc_policy_loss",
+    "sac_bc_update", "save_actor", "soft_update", "temperature_step",
 ]

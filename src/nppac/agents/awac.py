@@ -1,8 +1,7 @@
 """AWAC: advantage-weighted actor-critic (Nair et al. 2020), the offline-then-online baseline of DESIGN.md §6.
 
-With the paper's names, on a replay batch (s, a, r, s′) — the buffer is seeded with the
-demonstrations and pretrained on them offline before interaction (the loop's
-``offline_updates``), then keeps learning online:
+With the paper's names, on a replay batch (s, a, r, s′) — the buffer is seeded with the demonstrations and pretrained
+on them offline before interaction (the loop's ``offline_updates``), then keeps learning online:
 
     critic target:  y = r + γ (1 − done) min_k Q̄_k(s′, a′),  a′ ~ π(·|s′) clipped to [−1, 1]
     critic loss:    Σ_k E (Q_k(s, a) − y)²
@@ -10,15 +9,13 @@ demonstrations and pretrained on them offline before interaction (the loop's
     weights:        w = softmax_batch(min(A, c) / λ)
     actor loss:     −Σ_i w_i log π(a_i|s_i)
 
-The constants are the public AWAC hand-task configuration (rlkit ``examples/awac/hand``),
-named in :class:`AWACConfig`: λ = 0.5, score clip c = 0.5, V at the policy's mean
-action, a state-independent log σ in [−6, 0] that starts at −3, policy weight decay
-1e-4, no entropy term (α = 0), 25,000 offline steps on batches of 128. Two choices are
-not rlkit's: sampled a′ are clipped to the action box the environment executes (as
-CORL's AWAC does; rlkit queries the critic at unclipped Gaussian samples), and on the
-binary hand tasks the critics are clamped to the returns' range [−1/(1 − γ), 0] (rlkit's
-hand critics end in ``Clamp(max=0)``, the upper half of it). A and V use the critic
-before this step's update, as Q(s, a) in the critic loss does.
+The constants are the public AWAC hand-task configuration (rlkit ``examples/awac/hand``), named in
+:class:`AWACConfig`: λ = 0.5, score clip c = 0.5, V at the policy's mean action, a state-independent log σ in [−6, 0]
+that starts at −3, policy weight decay 1e-4, no entropy term (α = 0), 25,000 offline steps on batches of 128. Two
+choices are not rlkit's: sampled a′ are clipped to the action box the environment executes (as CORL's AWAC does;
+rlkit queries the critic at unclipped Gaussian samples), and on the binary hand tasks the critics are clamped to the
+returns' range [−1/(1 − γ), 0] (rlkit's hand critics end in ``Clamp(max=0)``, the upper half of it). A and V use the
+critic before this step's update, as Q(s, a) in the critic loss does.
 """
 
 from __future__ import annotations
@@ -48,10 +45,9 @@ AWAC_METRIC_TERMS: dict[str, str] = {
 }
 """What one AWAC step reports, in the order it computes them, with human names for the non-finite message.
 
-``awac_weight_max`` is n · max_i w_i over a batch of n: 1 when the weights are uniform
-(plain behaviour cloning), n when one transition takes all the weight.
-``awac_weight_ess`` is the effective sample size 1 / (n Σ w_i²), as a fraction of the
-batch: 1 for uniform weights, 1/n for one-hot weights.
+``awac_weight_max`` is n · max_i w_i over a batch of n: 1 when the weights are uniform (plain behaviour cloning), n
+when one transition takes all the weight. ``awac_weight_ess`` is the effective sample size 1 / (n Σ w_i²), as a
+fraction of the batch: 1 for uniform weights, 1/n for one-hot weights.
 """
 
 
@@ -85,14 +81,13 @@ class AWACConfig:
     def validate(self) -> AWACConfig:
         """Raise a one-line :class:`NppacError` for an impossible setting; returns self."""
         lo, hi = self.log_std_range
-        checks = {"lam": self.lam > 0, "score_clip": self.score_clip == self.score_clip,
-                  "actor_weight_decay": self.actor_weight_decay >= 0, "log_std_range": lo < hi}
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            rules = {"lam": "> 0", "score_clip": "a number (inf: no clip)", "actor_weight_decay": "≥ 0",
-                     "log_std_range": "low,high with low < high"}
-            raise NppacError(f"awac setting {bad[0]}={getattr(self, bad[0])!r} is out of range: "
-                             f"must be {rules[bad[0]]}")
+        rules = {"lam": (self.lam > 0, "> 0"),
+                 "score_clip": (self.score_clip == self.score_clip, "a number (inf: no clip)"),
+                 "actor_weight_decay": (self.actor_weight_decay >= 0, "≥ 0"),
+                 "log_std_range": (lo < hi, "low,high with low < high")}
+        bad = next((name for name, (ok, _) in rules.items() if not ok), None)
+        if bad is not None:
+            raise NppacError(f"awac setting {bad}={getattr(self, bad)!r} is out of range: must be {rules[bad][1]}")
         return self
 
 

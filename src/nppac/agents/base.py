@@ -54,14 +54,10 @@ class ActorActing:
 class Agent(Protocol):
     """An algorithm's networks and optimizers, seen from the shared training loop.
 
-    ``update`` is one gradient step on a replay mini-batch; it returns its metrics by
-    name as scalar tensors on ``device`` (no host syncs). ``metric_terms`` names every
-    metric ``update`` reports, in the same order, with a human description for the
-    one-line message when it becomes non-finite. ``state_dict()["actor"]`` is the
-    actor's weights; whatever else the agent keeps (an algorithm's own extras, such as a
-    frozen copy of the initialized policy) is in its ``state_dict`` too. The two hooks,
-    ``acting`` and ``before_online``, are where an algorithm differs from the loop's
-    defaults (:class:`AgentHooks`), for every algorithm alike.
+    ``update`` returns its metrics by name as scalar tensors on ``device`` (no host syncs); ``metric_terms`` names
+    them in the same order, each with a human description for the message when it becomes non-finite. The
+    ``state_dict`` holds whatever the agent keeps (key ``actor``: the actor's weights). The hooks ``acting`` and
+    ``before_online`` are where an algorithm differs from the loop's defaults (:class:`AgentHooks`).
     """
 
     metric_terms: dict[str, str]
@@ -90,9 +86,11 @@ class Agent(Protocol):
 
 
 class AgentHooks:
-    """The defaults of the :class:`Agent` hooks: act with the actor itself; keep nothing of the initialization."""
+    """The defaults of the :class:`Agent` hooks (act with the actor itself; keep nothing of the initialization), and
+    its ``state_dict``: the state of each part named in ``saved`` that the agent has (not None), in that order."""
 
     actor: Actor
+    saved: tuple[str, ...] = ("actor", "actor_opt")
 
     def acting(self) -> Acting:
         return ActorActing(self.actor)
@@ -100,12 +98,28 @@ class AgentHooks:
     def before_online(self, init_metrics: Mapping[str, float]) -> None:
         return None
 
+    def state_dict(self) -> dict[str, Any]:
+        parts = ((name, getattr(self, name)) for name in self.saved)
+        return {name: part.detach().clone() if isinstance(part, torch.Tensor) else part.state_dict()
+                for name, part in parts if part is not None}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in self.saved:
+            part = getattr(self, name)
+            if isinstance(part, torch.Tensor):
+                with torch.no_grad():
+                    part.copy_(state[name])
+            elif part is not None:
+                part.load_state_dict(state[name])
+
 
 class ActorCritic(AgentHooks):
     """An actor, twin critics with Polyak-averaged targets, and their Adam optimizers.
 
     The part KL-SAC (nppac / ppac-nn / sac) and AWAC share; each adds its own update.
     """
+
+    saved: tuple[str, ...] = ("actor", "critic", "critic_target", "actor_opt", "critic_opt")
 
     def __init__(self, obs_dim: int, act_dim: int, actor_kind: ActorKind, actor_hidden: tuple[int, ...],
                  critic_hidden: tuple[int, ...], actor_lr: float, critic_lr: float,
@@ -119,22 +133,6 @@ class ActorCritic(AgentHooks):
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_opt = adam(self.actor.parameters(), actor_lr, self.device, weight_decay=actor_weight_decay)
         self.critic_opt = adam(self.critic.parameters(), critic_lr, self.device)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "actor": self.actor.state_dict(),
-            "critic": self.critic.state_dict(),
-            "critic_target": self.critic_target.state_dict(),
-            "actor_opt": self.actor_opt.state_dict(),
-            "critic_opt": self.critic_opt.state_dict(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.actor.load_state_dict(state["actor"])
-        self.critic.load_state_dict(state["critic"])
-        self.critic_target.load_state_dict(state["critic_target"])
-        self.actor_opt.load_state_dict(state["actor_opt"])
-        self.critic_opt.load_state_dict(state["critic_opt"])
 
     def critic_regression(self, batch: Batch, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Regress Q_1, Q_2 on the (fixed) target y and step the critic optimizer.

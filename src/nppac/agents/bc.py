@@ -1,28 +1,25 @@
 """BC: behavioural cloning, the "prior's mean action" baseline of DESIGN.md §6.
 
-The actor is fitted to the demonstrations by maximum likelihood, exactly as the NN
-prior is, but with the actor's own head, and its mean action is the policy:
+The actor is fitted to the demonstrations by maximum likelihood, exactly as the NN prior is, but with the actor's own
+head, and its mean action is the policy:
 
     actor loss:  −E_{(s,a)~D0} [ log π(a|s) ]
 
-The policy's log σ is one learned value per action dimension, independent of the
-state, in [−6, 0] (the policy of the public AWAC code, whose BC pretraining uses it).
-With a state-dependent σ(s) maximum likelihood is unstable: σ collapses on the
-demonstrations it fits and the others' log-likelihood and gradients explode (on pen,
-a mean log-likelihood of −3.5·10⁶ and gradient norms of 10⁹ over the first 5,000
-steps, and a mean action 0.18 off in squared error); with a shared σ the mean's loss
-is a scaled squared error. ``log_std_range=None`` gives the state-dependent head.
+The policy's log σ is one learned value per action dimension, independent of the state, in [−6, 0] (the policy of the
+public AWAC code, whose BC pretraining uses it). With a state-dependent σ(s) maximum likelihood is unstable: σ
+collapses on the demonstrations it fits and the others' log-likelihood and gradients explode (on pen, a mean
+log-likelihood of −3.5·10⁶ and gradient norms of 10⁹ over the first 5,000 steps, and a mean action 0.18 off in
+squared error); with a shared σ the mean's loss is a scaled squared error. ``log_std_range=None`` gives the
+state-dependent head.
 
-The training loop runs these steps only before interaction, on the replay buffer
-seeded with D0 (``offline_updates``), and none online: BC never learns from its own
-rollouts, it is evaluated after every epoch like the other algorithms so that its
-curve sits on the same axes.
+The training loop runs these steps only before interaction, on the replay buffer seeded with D0
+(``offline_updates``), and none online: BC never learns from its own rollouts, it is evaluated after every epoch like
+the other algorithms so that its curve sits on the same axes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
@@ -75,13 +72,6 @@ class BC(AgentHooks):
     def update(self, batch: Batch) -> Metrics:
         """One maximum-likelihood step on the (s, a) of ``batch``; its :data:`BC_METRIC_TERMS` by name."""
         return bc_update(self, batch)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"actor": self.actor.state_dict(), "actor_opt": self.actor_opt.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.actor.load_state_dict(state["actor"])
-        self.actor_opt.load_state_dict(state["actor_opt"])
 
 
 def bc_update(agent: BC, batch: Batch) -> Metrics:

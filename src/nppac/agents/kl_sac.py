@@ -6,17 +6,15 @@ DESIGN.md §3, with the paper's names:
     critic loss:    Σ_k E (Q_k(s, a) − y)²
     actor loss:     E [ α (log π(a|s) − log π0(a|s)) − min_k Q_k(s, a) ],  a = f_φ(ε; s)
 
-log π0 is read from the (μ0, σ0) cached in the replay batch, never from the prior
-itself; with no prior log π0 ≡ 0 and the losses are SAC's. The cached σ0 is the prior's
-predictive std as it predicted it (the GP's exact or LOVE variance, ``prior_variance``);
-the σ0 convention (``prior_sigma``) is applied here, in :func:`prior_log_prob`.
+log π0 is read from the (μ0, σ0) cached in the replay batch, never from the prior itself; with no prior log π0 ≡ 0
+and the losses are SAC's. The cached σ0 is the prior's predictive std as it predicted it (the GP's exact or LOVE
+variance, ``prior_variance``); the σ0 convention (``prior_sigma``) is applied here, in :func:`prior_log_prob`.
 
-The remedies beyond the paper (docs/remedies.md) are settings of this agent and live here:
-automatic α toward a named KL target, layer-normalized critics, the KL anchored to the
-initialized policy (its frozen copy, :meth:`KLSAC.kl_mean`) and the second actor
-(:mod:`nppac.agents.second_actor`: the critic target chooses, at s′, between a′ and the
-second action). The loop reaches them only through the agent's hooks, :meth:`KLSAC.acting`
-and :meth:`KLSAC.before_online`, and its ``state_dict``.
+The remedies beyond the paper (docs/remedies.md) are settings of this agent and live here: automatic α toward a named
+KL target, layer-normalized critics, the KL anchored to the initialized policy (its frozen copy,
+:meth:`KLSAC.kl_mean`) and the second actor (:mod:`nppac.agents.second_actor`: the critic target chooses, at s′,
+between a′ and the second action). The loop reaches them only through the agent's hooks, :meth:`KLSAC.acting` and
+:meth:`KLSAC.before_online`, and its ``state_dict``.
 """
 
 from __future__ import annotations
@@ -48,8 +46,8 @@ log = logging.getLogger(__name__)
 
 SigmaConvention = Literal["std", "variance"]
 SIGMA_CONVENTIONS: tuple[str, ...] = ("std", "variance")
-"""How the cached σ0 scales π0 (``prior_sigma``; DESIGN.md §2, "The two conventions of the published code"): std,
-π0 = N(μ0, σ0²), the math as written; variance, π0 = N(μ0, (σ0²)²), the published code's ``Normal(mean,
+"""How the cached σ0 scales π0 (``prior_sigma``; DESIGN.md §2, "The two conventions of the published code"):
+std, π0 = N(μ0, σ0²), the math as written; variance, π0 = N(μ0, (σ0²)²), the published code's ``Normal(mean,
 variance)``, σ0² in the place of σ0 (sharper where σ0 < 1: σ0 = 0.2 acts as 0.04)."""
 
 PriorMean = Callable[[torch.Tensor], torch.Tensor]
@@ -67,8 +65,8 @@ KL_SAC_METRIC_TERMS: dict[str, str] = {
     "actor_loss": "actor loss",
     "policy_grad_norm": "policy gradient",
 }
-"""What one gradient step with a prior (N-PPAC, PPAC-NN, the ablation) reports, in the order it computes them,
-with human names for the non-finite message."""
+"""What one gradient step with a prior (N-PPAC, PPAC-NN, the ablation) reports, in the order it computes them, with
+human names for the non-finite message."""
 
 SAC_METRIC_TERMS: dict[str, str] = {
     "alpha": "temperature α",
@@ -82,8 +80,8 @@ SAC_METRIC_TERMS: dict[str, str] = {
     "actor_loss": "actor loss",
     "policy_grad_norm": "policy gradient",
 }
-"""What one gradient step without a prior (SAC) reports: with log π0 ≡ 0 the KL penalty is log π itself,
-the entropy term, and is named for it (``log_pi_mean``, ``next_log_pi_mean``)."""
+"""What one gradient step without a prior (SAC) reports: with log π0 ≡ 0 the KL penalty is log π itself, the entropy
+term, and is named for it (``log_pi_mean``, ``next_log_pi_mean``)."""
 
 
 @dataclass(frozen=True)
@@ -115,8 +113,8 @@ class KLSACConfig:
     estimate, far larger near the data). A prediction setting of the GP, applied where it predicts
     (``nppac.priors.use_variance``); named here so that the loss says which π0 it regularizes toward."""
     auto_alpha_target: str | None = None
-    """Remedy: automatic α toward a named KL target: act-dim (the action dimension, the published trainer's
-    automatic tuning with a GP prior) or init-kl (the KL policy initialization reached, :meth:`KLSAC.before_online`)."""
+    """Remedy: automatic α toward a named KL target: act-dim (the action dimension, the published trainer's automatic
+    tuning with a GP prior) or init-kl (the KL policy initialization reached, :meth:`KLSAC.before_online`)."""
     critic_layernorm: bool = False
     """Remedy: layer-normalize the critics' hidden layers (RLPD)."""
     kl_anchor: str = "prior"
@@ -152,10 +150,10 @@ def prior_log_prob(action: torch.Tensor, prior_mean: torch.Tensor | None, sigma0
                    prior_sigma: SigmaConvention) -> torch.Tensor:
     """log π0(a|s) = log N(a; μ0(s), scale(s)²) from cached (μ0(s), σ0(s)); 0 without a prior (SAC).
 
-    scale = σ0 (``prior_sigma = "std"``) or σ0² (``"variance"``, the published code's), :func:`prior_scale`; σ0
-    is the GP's exact or LOVE predictive std as the prior predicted it (``prior_variance``). This is where the
-    pathology enters: where an NN prior's σ0 collapses off the demonstrations, (a − μ0)²/σ0² and its gradient
-    blow up (DESIGN.md §1, Proposition 1).
+    scale = σ0 (``prior_sigma = "std"``) or σ0² (``"variance"``, the published code's), :func:`prior_scale`; σ0 is
+    the GP's exact or LOVE predictive std as the prior predicted it (``prior_variance``). This is where the pathology
+    enters: where an NN prior's σ0 collapses off the demonstrations, (a − μ0)²/σ0² and its gradient blow up
+    (DESIGN.md §1, Proposition 1).
     """
     if prior_mean is None or sigma0 is None:
         return torch.zeros(action.shape[:-1], device=action.device, dtype=action.dtype)
@@ -168,6 +166,8 @@ class KLSAC(ActorCritic):
     The gradient step itself is :func:`kl_sac_update`; ``update`` is a shortcut to it. ``prior_mean`` gives
     clip(μ0(s)) at new states, for ``second_actor = "prior-mean"`` (it proposes in collection and evaluation).
     """
+
+    saved = (*ActorCritic.saved, "log_alpha", "penalty_target", "alpha_opt", "init_actor")
 
     def __init__(self, obs_dim: int, act_dim: int, actor_kind: ActorKind, actor_hidden: tuple[int, ...],
                  critic_hidden: tuple[int, ...], config: KLSACConfig, device: str | torch.device = "cpu",
@@ -231,26 +231,9 @@ class KLSAC(ActorCritic):
         """One gradient step on ``batch``; its ``metric_terms`` by name."""
         return kl_sac_update(self, batch)
 
-    def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        state["log_alpha"] = self.log_alpha.detach().clone()
-        state["penalty_target"] = self.penalty_target.clone()
-        if self.alpha_opt is not None:
-            state["alpha_opt"] = self.alpha_opt.state_dict()
-        if self.init_actor is not None:
-            state["init_actor"] = self.init_actor.state_dict()
-        return state
-
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        with torch.no_grad():
-            self.log_alpha.copy_(state["log_alpha"])
-            if "penalty_target" in state:
-                self.penalty_target.copy_(state["penalty_target"])
-        if self.alpha_opt is not None:
-            self.alpha_opt.load_state_dict(state["alpha_opt"])
-        if self.init_actor is not None:
-            self.init_actor.load_state_dict(state["init_actor"])
+        # Checkpoints of earlier versions hold no penalty_target: it keeps its value.
+        super().load_state_dict({"penalty_target": self.penalty_target, **state})
 
 
 def _second_actor(config: KLSACConfig, init_actor: Actor | None, prior_mean: PriorMean | None) -> SecondActor:
@@ -268,8 +251,8 @@ def _second_actor(config: KLSACConfig, init_actor: Actor | None, prior_mean: Pri
 def kl_sac_update(agent: KLSAC, batch: Batch) -> Metrics:
     """One gradient step of critics, actor and (optionally) α; no host syncs, no branching on values.
 
-    Returns the :data:`KL_SAC_METRIC_TERMS` (without a prior: :data:`SAC_METRIC_TERMS`) by name, as tensors
-    on the training device.
+    Returns the :data:`KL_SAC_METRIC_TERMS` (without a prior: :data:`SAC_METRIC_TERMS`) by name, as tensors on the
+    training device.
     """
     cfg = agent.config
     mu0, sigma0 = (agent.kl_mean(batch.obs, batch.prior_mean), batch.prior_std) if cfg.use_prior else (None, None)
@@ -359,17 +342,15 @@ def initialize_policy(actor: Actor, states: torch.Tensor, prior_mean: torch.Tens
                       prior_sigma: SigmaConvention) -> list[float]:
     """Minimize KL(π_φ(·|s) ‖ π0(·|s)) over demonstration states before any interaction.
 
-    The Gaussian head uses the closed form; the tanh head a one-sample estimate
-    E_{a~π}[log π(a|s) − log π0(a|s)] (no closed form through the tanh). The prior is
-    given as its cached (μ0, σ0) at ``states`` and the σ0 convention (:func:`policy_kl`).
-    Each epoch visits the states once in a fresh permutation drawn from ``seed``, in
-    mini-batches of ``batch_size``, with one Adam step each. ``progress(stage, completed,
-    total)`` is called after each epoch. Returns the mean KL of each epoch.
+    The Gaussian head uses the closed form; the tanh head a one-sample estimate E_{a~π}[log π(a|s) − log π0(a|s)] (no
+    closed form through the tanh). The prior is given as its cached (μ0, σ0) at ``states`` and the σ0 convention
+    (:func:`policy_kl`). Each epoch visits the states once in a fresh permutation drawn from ``seed``, in
+    mini-batches of ``batch_size``, with one Adam step each. ``progress(stage, completed, total)`` is called after
+    each epoch. Returns the mean KL of each epoch.
 
-    The loop is small steps bound by per-step overhead, so it avoids what costs without
-    changing a number: each epoch gathers its permutation once (the mini-batches are
-    then slices, in the same order), the optimizer is :func:`~nppac.agents.base.adam`
-    (fused on the CPU), and the epoch sums stay on the device until the end (no host
+    The loop is small steps bound by per-step overhead, so it avoids what costs without changing a number: each epoch
+    gathers its permutation once (the mini-batches are then slices, in the same order), the optimizer is
+    :func:`~nppac.agents.base.adam` (fused on the CPU), and the epoch sums stay on the device until the end (no host
     sync inside the loop).
     """
     if not (len(states) == len(prior_mean) == len(prior_std)):
@@ -397,9 +378,8 @@ def initialize_policy(actor: Actor, states: torch.Tensor, prior_mean: torch.Tens
 
 def policy_kl(actor: Actor, states: torch.Tensor, prior_mean: torch.Tensor, sigma0: torch.Tensor,
               prior_sigma: SigmaConvention) -> torch.Tensor:
-    """Mean KL(π_φ(·|s) ‖ π0(·|s)) over ``states``, π0 = N(μ0, scale²) with scale = :func:`prior_scale` of the
-    cached σ0: closed form for the Gaussian head, a one-sample estimate E_{a~π}[log π(a|s) − log π0(a|s)] for the
-    tanh head."""
+    """Mean KL(π_φ(·|s) ‖ π0(·|s)) over ``states``, π0 = N(μ0, scale²) with scale = :func:`prior_scale` of the cached
+    σ0: closed form for the Gaussian head, a one-sample estimate E_{a~π}[log π(a|s) − log π0(a|s)] for the tanh head."""
     if actor.kind == "gaussian_tanh_mean":
         mean, std = actor(states)
         return gaussian_kl(mean, std, prior_mean, prior_scale(sigma0, prior_sigma)).mean()

@@ -54,9 +54,9 @@ class Actor(nn.Module):
     * ``gaussian_tanh_mean`` (hand): a ~ N(tanh(μ_φ(s)), σ_φ²(s)); actions are not
       squashed (the environment clips them), so log π is the plain Gaussian density.
 
-    By default log σ_φ(s) is a second output of the trunk, clamped to [−20, 2]. With
-    ``log_std_range=(lo, hi)`` it is one learned value per action dimension, independent
-    of the state, kept in [lo, hi] (AWAC's published hand-task policy: [−6, 0]).
+    By default log σ_φ(s) is a second output of the trunk, clamped to [−20, 2]. With ``log_std_range=(lo, hi)`` it is
+    one learned value per action dimension, independent of the state, kept in [lo, hi] (AWAC's published hand-task
+    policy: [−6, 0]).
     """
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], kind: ActorKind,
@@ -154,22 +154,21 @@ class EnsembleLayerNorm(nn.Module):
 class TwinCritic(nn.Module):
     """Q_k(s, a), k = 1, 2: two independent MLPs evaluated together; ``forward`` returns (2, batch).
 
-    With ``bounds=(lo, hi)`` the outputs are clamped to that interval. With ``layernorm``
-    every hidden layer is normalized before its ReLU (RLPD's remedy for a critic that
-    extrapolates to large values at actions it has not seen; Ball et al. 2023).
+    With ``bounds=(lo, hi)`` the outputs are clamped to that interval. With ``layernorm`` every hidden layer is
+    normalized before its ReLU (RLPD's remedy for a critic that extrapolates to large values at actions it has not
+    seen; Ball et al. 2023).
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], n: int = 2,
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...],
                  bounds: tuple[float, float] | None = None, layernorm: bool = False) -> None:
         super().__init__()
         sizes = [obs_dim + act_dim, *hidden, 1]
-        self.n = n
         self.bounds = bounds
-        self.layers = nn.ModuleList(EnsembleLinear(n, i, o) for i, o in zip(sizes[:-1], sizes[1:]))
-        self.norms = nn.ModuleList(EnsembleLayerNorm(n, width) for width in hidden) if layernorm else None
+        self.layers = nn.ModuleList(EnsembleLinear(2, i, o) for i, o in zip(sizes[:-1], sizes[1:]))
+        self.norms = nn.ModuleList(EnsembleLayerNorm(2, width) for width in hidden) if layernorm else None
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([obs, action], dim=-1).expand(self.n, -1, -1)
+        x = torch.cat([obs, action], dim=-1).expand(2, -1, -1)
         for i, layer in enumerate(self.layers):
             x = layer(x)
             if i < len(self.layers) - 1:

@@ -1,14 +1,13 @@
 """SAC+BC: soft actor-critic plus a behaviour-cloning log-likelihood term on demonstration batches.
 
-DESIGN.md §6. The critic and the temperature are SAC's (:mod:`nppac.agents.kl_sac`
-without a prior); the actor loss gains one term on (s, a) ~ D0:
+DESIGN.md §6. The critic and the temperature are SAC's (:mod:`nppac.agents.kl_sac` without a prior); the actor loss
+gains one term on (s, a) ~ D0:
 
     actor loss:  E_{s~buffer, a=f_φ(ε;s)} [ α log π(a|s) − min_k Q_k(s, a) ]  −  λ E_{(s,a)~D0} [ log π(a|s) ]
 
-λ = 1 by default: the log-likelihood enters at unit weight beside SAC's terms. With
-hand-task rewards in {−1, 0} the Q-values stay within ±1/(1 − γ) and the term keeps
-its pull; on dense locomotion rewards Q grows and the term weakens relative to it,
-so λ is worth tuning there (``--set bc_weight=…``).
+λ = 1 by default: the log-likelihood enters at unit weight beside SAC's terms. With hand-task rewards in {−1, 0} the
+Q-values stay within ±1/(1 − γ) and the term keeps its pull; on dense locomotion rewards Q grows and the term weakens
+relative to it, so λ is worth tuning there (``--set bc_weight=…``).
 """
 
 from __future__ import annotations
@@ -58,8 +57,8 @@ class SACBCConfig:
 class DemoSampler:
     """The demonstration pairs (s, a) as tensors on the training device, drawn uniformly with replacement.
 
-    Indices come from torch's RNG on the device with a constant bound, so sampling
-    needs no host sync and can sit inside a captured gradient step.
+    Indices come from torch's RNG on the device with a constant bound, so sampling needs no host sync and can sit
+    inside a captured gradient step.
     """
 
     def __init__(self, obs: torch.Tensor, action: torch.Tensor) -> None:
@@ -85,8 +84,8 @@ def sac_bc_policy_loss(log_pi: torch.Tensor, q_min: torch.Tensor, alpha: torch.T
 def demo_log_likelihood(actor: Actor, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
     """E log π(a|s) over demonstration pairs.
 
-    For the tanh head :meth:`Actor.log_prob` clamps the actions to ±(1 − 1e-6) before
-    atanh: demonstrations clipped to the action bounds would otherwise map to ±∞.
+    For the tanh head :meth:`Actor.log_prob` clamps the actions to ±(1 − 1e-6) before atanh: demonstrations clipped
+    to the action bounds would otherwise map to ±∞.
     """
     return actor.log_prob(obs, action).mean()
 

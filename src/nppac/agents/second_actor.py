@@ -1,9 +1,9 @@
 """The prior as a second actor (a remedy beyond the paper, after PEX and IBRL): in every state the agent has two
 candidate actions, the learning policy's and a fixed second one, and takes the one its critic values higher.
 
-PEX (Zhang, Xu, Yu 2023) keeps the initial policy frozen beside the learner and picks between their actions by
-Q; IBRL (Hu et al. 2023) lets an imitation policy propose an action both for acting and in the TD target. Here
-the second action a₂(s) is
+PEX (Zhang, Xu, Yu 2023) keeps the initial policy frozen beside the learner and picks between their actions by Q;
+IBRL (Hu et al. 2023) lets an imitation policy propose an action both for acting and in the TD target. Here the
+second action a₂(s) is
 
 * ``prior-mean``: the prior's mean action clip(μ0(s), −1, 1) (in the gradient step: the μ0(s′) cached in the
   replay batch, so the step never asks the prior), or
@@ -15,8 +15,8 @@ With Q(s, a) = min_k Q_k(s, a), the rule that takes a₂ (c = 1) or the policy's
     greedy:   c = 1[Q(s, a₂) > Q(s, a_π)]            (a tie keeps the policy's action)
     softmax:  c ~ Bernoulli(σ((Q(s, a₂) − Q(s, a_π)) / T)),  σ the logistic function, T the temperature
 
-(the softmax over the two values exp(Q/T), drawn with torch's generator: the run's, seeded and checkpointed).
-It acts in three places:
+(the softmax over the two values exp(Q/T), drawn with torch's generator: the run's, seeded and checkpointed). It acts
+in three places:
 
 * collection: a_π ~ π(·|s) against a₂(s), compared by the critics, with the configured rule;
 * the critic target, at s′: a′_π ~ π(·|s′) against a′₂ = a₂(s′), compared by the *target* critics Q̄, with the
@@ -55,8 +55,8 @@ SECOND_SHARE_TERM = "share of s′ whose critic target took the second action"
 
 def choose_second(q_policy: torch.Tensor, q_second: torch.Tensor, choice: str, temperature: float = 1.0,
                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """Where the second action is taken (a bool tensor of the values' shape): greedy 1[Q₂ > Q_π], or softmax
-    c ~ Bernoulli(σ((Q₂ − Q_π) / T)) with ``generator`` (None: torch's default generator)."""
+    """Where the second action is taken (a bool tensor of the values' shape): greedy 1[Q₂ > Q_π], or softmax c ~
+    Bernoulli(σ((Q₂ − Q_π) / T)) with ``generator`` (None: torch's default generator)."""
     if choice == "greedy":
         return q_second > q_policy
     draw = torch.rand(q_policy.shape, generator=generator, device=q_policy.device, dtype=q_policy.dtype)
@@ -80,8 +80,8 @@ class SecondActor:
 
     source: SecondActorSource
     propose: Callable[[torch.Tensor], torch.Tensor]
-    """a₂ at states the replay batch has not cached: clip(μ0(s)) asked of the prior (collection, evaluation), or
-    the frozen initialized policy's mean action (everywhere)."""
+    """a₂ at states the replay batch has not cached: clip(μ0(s)) asked of the prior (collection, evaluation), or the
+    frozen initialized policy's mean action (everywhere)."""
     choice: SecondActorChoice = "greedy"
     temperature: float = 1.0
     """T of the softmax choice: where Q(s, a₂) exceeds Q(s, a_π) by T, a₂ is taken with probability σ(1) ≈ 0.73."""
@@ -99,8 +99,8 @@ class SecondActor:
 
 class SecondActorActing:
     """How an agent with a second actor acts: collection takes π's sample or a₂(s) by the critics' min Q (the
-    configured rule), evaluation π's mean action or a₂(s) greedily. It counts how often a₂ was taken, on the
-    device, and reports the shares once per progress row (:meth:`read`)."""
+    configured rule), evaluation π's mean action or a₂(s) greedily. It counts how often a₂ was taken, on the device,
+    and reports the shares once per progress row (:meth:`read`)."""
 
     columns: tuple[str, ...] = ("train_second_share", "eval_second_share")
     """Share of collected steps that took the second action; share of evaluation steps that did."""

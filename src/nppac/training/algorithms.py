@@ -1,14 +1,12 @@
 """The algorithm table: every algorithm the training loop runs, registered once.
 
-An entry names the algorithm and its kind of reference policy, names the groups of
-shared settings it reads (:data:`SETTING_GROUPS`; a setting it does not read is refused,
-and its ``config.json`` records none), gives its own settings (a config dataclass whose
-fields ``--set`` reaches: ``--set lam=0.3`` for awac), builds
-its agent, and says where its use of the one shared loop differs: whether the
-demonstrations are seeded into the replay buffer, how many gradient steps it takes on
-them before interaction and on what batches, how the first steps are collected,
-whether it learns online, whether its critics are bounded, and which defaults it
-changes. Add an algorithm by writing its agent in ``nppac/agents/`` and one entry here.
+An entry names the algorithm and its kind of reference policy, names the groups of shared settings it reads
+(:data:`SETTING_GROUPS`; a setting it does not read is refused, and its ``config.json`` records none), gives its own
+settings (a config dataclass whose fields ``--set`` reaches: ``--set lam=0.3`` for awac), builds its agent, and says
+where its use of the one shared loop differs: whether the demonstrations are seeded into the replay buffer, how many
+gradient steps it takes on them before interaction and on what batches, how the first steps are collected, whether it
+learns online, whether its critics are bounded, and which defaults it changes. Add an algorithm by writing its agent
+in ``nppac/agents/`` and one entry here.
 """
 
 from __future__ import annotations
@@ -54,8 +52,8 @@ SETTING_GROUPS: dict[str, tuple[str, ...]] = {
 (``Algorithm.reads``). Every other field (task, seed, steps, schedule, evaluation, replay, actor, demonstrations,
 device) is read by every algorithm. online: steps of learning while interacting; critics: the Q-functions;
 temperature: α of the KL-SAC family; entropy: SAC's target without a prior; prior: π0, its σ0 convention and the
-policy initialization toward it; gp: a GP prior fitted here; remedies and anchors: the KL-SAC remedies (anchors
-read the prior or the policy initialized toward it)."""
+policy initialization toward it; gp: a GP prior fitted here; remedies and anchors: the KL-SAC remedies (anchors read
+the prior or the policy initialized toward it)."""
 
 INSTEAD: dict[str, str] = {"target_kl": "target_entropy", "target_entropy": "target_kl",
                            "actor_log_std_range": "log_std_range"}
@@ -114,8 +112,8 @@ class Algorithm:
     reads: tuple[str, ...] = ()
     """The groups of :data:`SETTING_GROUPS` it reads, beside the settings every algorithm reads."""
     hand_protocol: str = "nppac"
-    """Default of ``hand_protocol`` on hand tasks: the published training protocol of the paper whose numbers
-    the algorithm's comparison reproduces (N-PPAC's for the KL-SAC family, AWAC's for awac and bc)."""
+    """Default of ``hand_protocol`` on hand tasks: the published training protocol of the paper whose numbers the
+    algorithm's comparison reproduces (N-PPAC's for the KL-SAC family, AWAC's for awac and bc)."""
     defaults: dict[str, Any] = field(default_factory=dict)
     """TrainConfig fields whose default this algorithm changes (before the task's defaults apply)."""
     family_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)

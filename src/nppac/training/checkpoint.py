@@ -39,13 +39,11 @@ def load_checkpoint(
 ) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint` (tensors only, no arbitrary pickles), exactly as saved.
 
-    ``required`` names the entries the caller reads (dots reach nested ones:
-    ``agent.actor``). A file that is not such a checkpoint (random bytes, a pickle of
-    other objects, a truncated write), one whose bytes changed since it was written (each
-    entry of its zip against the CRC-32 stored with it), one holding NaN or Inf in a tensor
-    (no run saves one: a diverged run stops before its checkpoint) or one that lacks a
-    required entry raises a one-line :class:`NppacError` naming the file. ``mmap`` maps
-    the file instead of reading it.
+    ``required`` names the entries the caller reads (dots reach nested ones: ``agent.actor``). A file that is not
+    such a checkpoint (random bytes, a pickle of other objects, a truncated write), one whose bytes changed since it
+    was written (each entry of its zip against the CRC-32 stored with it), one holding NaN or Inf in a tensor (no run
+    saves one: a diverged run stops before its checkpoint) or one that lacks a required entry raises a one-line
+    :class:`NppacError` naming the file. ``mmap`` maps the file instead of reading it.
     """
     path = Path(path)
     not_ours = (f"cannot read checkpoint {path}: it is not a complete checkpoint written by nppac (truncated, "

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import tomllib
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -30,8 +31,8 @@ KL_ANCHORS: tuple[str, ...] = ("prior", "init-actor")
 """The mean of the reference in the online KL (``kl_anchor``)."""
 
 CONFIG_SCHEMA = 2
-"""Version of a run's ``config.json``: 2 records only the settings its algorithm reads (:func:`migrate` reads
-older ones)."""
+"""Version of a run's ``config.json``: 2 records only the settings its algorithm reads (:func:`migrate` reads older
+ones)."""
 RENAMED: dict[str, tuple[str, str]] = {"actor_log_std_range": ("log_std_range", "temperature")}
 """Old setting name → (its name now, the group of :data:`~nppac.training.algorithms.SETTING_GROUPS` whose algorithms
 read it under the old name): accepted there with a deprecation warning, refused elsewhere."""
@@ -49,12 +50,18 @@ PRIOR_CONVENTIONS: dict[str, tuple[str, str]] = {
 
 REMOVED_SETTINGS: dict[str, tuple[Any, ...]] = {"critic_warmstart_steps": (0,), "actor_delay_updates": (0,),
                                                 "critic_warmstart_data": ("demos", "warmup")}
-"""Settings of earlier versions, removed because they were measured harmful (docs/remedies.md), with the values
-that leave them off: a stored config.json or suite manifest that holds those still reads; any other use is refused."""
+"""Settings of earlier versions, removed because they were measured harmful (docs/remedies.md), with the values that
+leave them off: a stored config.json or suite manifest that holds those still reads; any other use is refused."""
 
 
 def _removed(key: str) -> NppacError:
     return NppacError(f"config key {key}: removed in this version; measured harmful, docs/remedies.md")
+
+
+def _with_paths(values: dict[str, Any], change: Callable[[str], str]) -> dict[str, Any]:
+    """``values`` with each file a setting names (:data:`PATH_FIELDS`; a ``minari:ID`` names none) ``change``d."""
+    return {k: change(v) if k in PATH_FIELDS and isinstance(v, str) and not is_minari_id(v) else v
+            for k, v in values.items()}
 
 
 def _without_removed(values: dict[str, Any]) -> dict[str, Any]:
@@ -68,9 +75,9 @@ class TrainConfig:
 
     task: str = "halfcheetah"
     """Task: a registered name (``nppac tasks``), a gymnasium id, ``module:function`` or an entry point of group
-    ``nppac.tasks`` (the nppac.tasks docs)."""
+    ``nppac.tasks``."""
     algo: str = "nppac"
-    """Registered algorithm name (``nppac train --help`` lists them; the table is nppac.training.algorithms)."""
+    """Algorithm name (the table of nppac.training.algorithms)."""
     seed: int = 0
     """Seed of torch, numpy and the environments."""
     device: str = "cpu"
@@ -92,25 +99,24 @@ class TrainConfig:
     offline_eval_every: int = 5000
     """Offline gradient steps between evaluated progress rows and checkpoints of the offline phase."""
     eval_every: int = 1
-    """Online epochs per evaluated progress row and checkpoint (the last epoch is always evaluated): a long run
-    evaluates every few epochs where evaluation would cost a noticeable share of it."""
+    """Online epochs per evaluated row and checkpoint (the last epoch always is): for runs where evaluation costs a
+    noticeable share."""
     eval_episodes: int | None = None
     """Deterministic evaluation episodes per epoch (task: 5000 steps in all)."""
     horizon: int | None = None
     """Episode length cap of training (task: 1000 locomotion, 200 hand; the hand protocol's: pen 100 under nppac's)."""
     eval_horizon: int | None = None
-    """Episode length cap of evaluation: a ``horizon`` given explicitly, else the task's (1000 locomotion, 200 hand),
-    whatever the hand protocol's training horizon."""
+    """Episode length cap of evaluation: a ``horizon`` given explicitly, else the task's, whatever the hand
+    protocol's training horizon."""
     hand_protocol: str | None = None
-    """Hand tasks' training protocol: nppac (reward 0/1, pen 100 steps, time limit a terminal) or awac
-    (reward −1/0, 200 steps, bootstrapped) (nppac.tasks.HAND_PROTOCOLS); algorithm default. Evaluation is the same
-    under both: the task's horizon and AWAC's −1/0 return, so success rates compare across protocols."""
+    """Hand tasks' training protocol (nppac.tasks.HAND_PROTOCOLS): nppac (reward 0/1, pen 100 steps, time limit a
+    terminal) or awac (reward −1/0, 200 steps, bootstrapped); algorithm default. Evaluation is AWAC's under both (the
+    task's horizon, −1/0 return), so success rates compare."""
     binary_reward: str | None = None
-    """Hand tasks' training reward: minus_one_zero (0 at the goal, else −1) or zero_one (1 at the goal, else 0);
-    the hand protocol's."""
+    """Hand tasks' training reward: minus_one_zero (0 at the goal, else −1) or zero_one; the hand protocol's."""
     timeout_terminal: bool | None = None
-    """Store a time-limit step as a terminal (no bootstrap through it), as the published rlkit code did;
-    the hand protocol's on hand tasks, else false."""
+    """Store a time-limit step as a terminal (no bootstrap), as the published rlkit code did; the hand protocol's on
+    hand tasks, else false."""
     replay_capacity: int = 1_000_000
     """Replay capacity (allocated: min(capacity, steps + seeded demonstrations))."""
     batch_size: int | None = None
@@ -134,29 +140,25 @@ class TrainConfig:
     alpha_lr: float = 3e-4
     """Adam learning rate of log α."""
     auto_alpha_target: str | None = None
-    """Automatic α toward a named KL target (turns auto_alpha on): act-dim (the published trainer's automatic
-    tuning with a GP prior: KL = the action dimension) or init-kl (the KL measured at the end of policy
-    initialization). KL-SAC algorithms with a prior only."""
+    """Automatic α toward a named KL target (turns auto_alpha on): act-dim (the published trainer's tuning with a GP
+    prior) or init-kl (the KL at the end of policy initialization). KL-SAC with a prior only."""
     critic_layernorm: bool = False
-    """Layer-normalize the critics' hidden layers (RLPD's remedy for critic extrapolation). KL-SAC algorithms only."""
+    """Layer-normalize the critics' hidden layers (RLPD's remedy for critic extrapolation). KL-SAC only."""
     kl_anchor: str = "prior"
     """The mean of the reference in the online KL: prior (μ0) or init-actor (the initialized policy's mean action,
-    frozen, with the prior's σ0; the policy initialization itself still fits π0). KL-SAC algorithms with a prior
-    and an initialized policy only."""
+    frozen, with the prior's σ0; initialization still fits π0). KL-SAC with a prior and an initialized policy only."""
     second_actor: str = "none"
-    """A second candidate action beside the policy's, taken where the critics value it higher (PEX, IBRL):
-    prior-mean (clip(μ0(s)), cached per replay state) or init-actor (the initialized policy's mean action, frozen);
-    in collection, in the critic target at s′ (the chosen second action without an entropy or KL term) and,
-    greedily, in evaluation (nppac.agents.second_actor). KL-SAC algorithms with a prior only."""
+    """A second candidate action, taken where the critics value it higher (PEX, IBRL): prior-mean (clip(μ0(s))) or
+    init-actor (the frozen initialized policy's mean action); in collection, in the critic target and, greedily, in
+    evaluation (nppac.agents.second_actor). KL-SAC with a prior only."""
     second_actor_choice: str = "greedy"
-    """How the second action is chosen in collection and in the critic target: greedy (the higher min_k Q_k) or
-    softmax (with probability σ((Q₂ − Q_π)/T), T = second_actor_temperature). Evaluation is always greedy."""
+    """How the second action is chosen in collection and the critic target: greedy (the higher min_k Q_k) or softmax
+    (probability σ((Q₂ − Q_π)/T)). Evaluation is always greedy."""
     second_actor_temperature: float = 1.0
     """Temperature T > 0 of the softmax choice, in the critics' units (softmax only)."""
     demo_batch_fraction: float = 0.0
-    """Share f ∈ [0, 1) of each online update batch drawn from the demonstrations (with the run's training reward
-    and cached prior), the rest from the replay buffer (RLPD's symmetric sampling); 0 = off. KL-SAC algorithms
-    only; needs demonstrations."""
+    """Share f ∈ [0, 1) of each online batch drawn from the demonstrations (with the run's reward and cached prior;
+    RLPD's symmetric sampling); 0 = off. KL-SAC only; needs demonstrations."""
     actor: str | None = None
     """Actor head: tanh_gaussian or gaussian_tanh_mean (task default)."""
     actor_hidden: tuple[int, ...] | None = None
@@ -164,26 +166,24 @@ class TrainConfig:
     critic_hidden: tuple[int, ...] = (256, 256)
     """Hidden widths of each critic."""
     init_epochs: int | None = None
-    """Epochs of KL(π‖π0) policy initialization on demonstration states (task default, 0 with ``init_actor``;
-    0 skips)."""
+    """Epochs of KL(π‖π0) policy initialization on demonstration states (task default, 0 with ``init_actor``)."""
     init_batch_size: int = 64
     """Mini-batch size of policy initialization."""
     init_actor: str | None = None
-    """An actor file (``nppac.agents.save_actor``: a run's ``actor.safetensors``, or the quickstart's bundled
-    initialized actor) the run's policy starts from, of the run's architecture; ``init_epochs`` then continue
-    from it."""
+    """An actor file (``nppac.agents.save_actor``: a run's ``actor.safetensors``, the quickstart's initialized actor)
+    of the run's architecture that the policy starts from; ``init_epochs`` continue from it."""
     seed_demos: bool | None = None
     """Put the demonstration transitions into the replay buffer before training (default: true for awac and bc)."""
     demos: str | None = None
-    """Demonstration file, or ``minari:ID`` (a dataset of the local Minari store); default: the task's own set."""
+    """Demonstration file, or ``minari:ID`` (the local Minari store); default: the task's own set."""
     max_clipped_actions: float = MAX_CLIPPED_ACTIONS
-    """Largest share of demonstration action values outside [−1, 1] that the run clips to the box (with a
-    warning); a set with more is refused, its actions more likely in the environment's own units. 1 accepts any."""
+    """Largest share of demonstration action values outside [−1, 1] that are clipped (with a warning); a set with
+    more is refused, its actions more likely in the environment's own units. 1 accepts any."""
     prior: str | None = None
     """Directory of a saved prior (default: fit one from the demonstrations)."""
     prior_gpytorch: str | None = None
-    """A gpytorch GP checkpoint (state dict) whose hyperparameters the run's GP prior takes instead of learning
-    them, conditioned on the run's demonstrations (the published prior; ``nppac prior import``)."""
+    """A gpytorch GP checkpoint whose hyperparameters the run's GP prior takes, conditioned on the run's
+    demonstrations (the published prior; ``nppac prior import``)."""
     prior_kernel: str | None = None
     """State kernel of a GP prior fitted here (task default)."""
     prior_iters: int | None = None
@@ -191,24 +191,23 @@ class TrainConfig:
     prior_sigma: str | None = None
     """How σ0 enters π0: std (the math) or variance (the published code's N(μ0, σ0²) as std); task default."""
     prior_variance: str | None = None
-    """Which GP predictive variance σ0² is: exact, or love (gpytorch 1.0.1's LOVE estimate, the published
-    code's; nppac.priors.love). NN priors have no LOVE estimate: their σ0 is exact either way. Default exact."""
+    """Which GP predictive variance σ0² is: exact, or love (gpytorch 1.0.1's LOVE estimate, the published code's;
+    nppac.priors.love). An NN prior's σ0 is exact either way. Default exact."""
     love_rank: int = 100
     """Lanczos iterations of the LOVE variance (published: 100)."""
     love_seed: int = 0
     """Seed of LOVE's random Lanczos start vector."""
     prior_convention: str | None = None
-    """A named (prior_sigma, prior_variance) pair: published = (variance, love), the published code's prior;
-    exact-variance = (variance, exact); std = (std, exact); love-std = (std, love)."""
+    """A named (prior_sigma, prior_variance) pair (:data:`PRIOR_CONVENTIONS`); published = (variance, love)."""
     preset: str | None = None
-    """A named group of settings filling the ones left unset, before the algorithm's and the task's defaults:
-    published = the published code's prior, protocol and per-task settings (nppac.training.presets)."""
+    """Named settings filling those left unset, before the algorithm's and the task's defaults: published = the
+    published code's prior, protocol and per-task settings (nppac.training.presets)."""
     bound_q: bool | None = None
-    """Clamp the critics to the returns' range [r_min, r_max]/(1 − γ) where the task's reward range is known
-    (binary tasks: [−100, 0] at γ = 0.99); algorithm default (on for awac, whose critic has no entropy term)."""
+    """Clamp the critics to the returns' range [r_min, r_max]/(1 − γ) where the task's reward range is known;
+    algorithm default (on for awac, whose critic has no entropy term)."""
     algo_settings: dict[str, Any] = field(default_factory=dict)
-    """The algorithm's own settings given (fields of its registered settings class, e.g. awac's ``lam`` or every
-    algorithm's ``log_std_range``): ``--set lam=0.3``; the others take the algorithm's defaults."""
+    """The algorithm's own settings given (fields of its settings class, e.g. awac's ``lam``): ``--set lam=0.3``; the
+    others take the algorithm's defaults."""
     allow_pickle: bool = False
     """Allow reading pickle-based demonstration files (only for files you trust)."""
     num_threads: int | None = 1
@@ -340,7 +339,7 @@ class TrainConfig:
         protocol = HAND_PROTOCOLS[_or(cfg.hand_protocol, algorithm.hand_protocol)] if task.family == "hand" else None
         sigma, variance = PRIOR_CONVENTIONS.get(cfg.prior_convention or "", (None, None))
         return ResolvedConfig(**{
-            **_values(cfg),
+            **{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)},
             "hand_protocol": None if protocol is None else protocol.name,
             "binary_reward": None if protocol is None else _or(cfg.binary_reward, protocol.binary_reward),
             "timeout_terminal": _or(cfg.timeout_terminal, False if protocol is None else protocol.timeout_terminal),
@@ -383,12 +382,12 @@ class TrainConfig:
         """Write :meth:`to_dict` to ``path`` (a run's ``config.json``), naming the files inside its directory
         relative to it, so that the run still reads them once moved (:meth:`load`), and others by absolute path."""
         home = Path(path).parent.resolve()
-        data = self.to_dict()
-        for name in PATH_FIELDS:
-            if isinstance(data.get(name), str) and not is_minari_id(data[name]):
-                file = Path(data[name]).resolve()
-                data[name] = str(file.relative_to(home) if file.is_relative_to(home) else file)
-        Path(path).write_text(json.dumps(data, indent=2) + "\n")
+
+        def named(value: str) -> str:
+            file = Path(value).resolve()
+            return str(file.relative_to(home) if file.is_relative_to(home) else file)
+
+        Path(path).write_text(json.dumps(_with_paths(self.to_dict(), named), indent=2) + "\n")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -440,8 +439,7 @@ class TrainConfig:
         """A stored run config; settings added since it was written take the values that run used."""
         data = read_stored(path)
         if "schema" in data:  # its paths are relative to it (:meth:`save`); earlier ones to where the run started
-            data = {k: str(Path(path).parent.resolve() / v) if k in PATH_FIELDS and isinstance(v, str)
-                    and not is_minari_id(v) else v for k, v in data.items()}
+            data = _with_paths(data, lambda value: str(Path(path).parent.resolve() / value))
         try:
             return cls.from_dict(data)
         except NppacError as err:
@@ -449,13 +447,9 @@ class TrainConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> tuple[TrainConfig, set[str]]:
-        """A run described in a file, and the keys the file sets.
-
-        ``.json``: a run's ``config.json`` (rerun any past run). ``.toml``: like a suite
-        cell, any TrainConfig field or the algorithm's own setting at the top level or in a
-        ``[settings]`` table (which wins); relative ``demos``, ``prior`` and ``prior_gpytorch``
-        paths are taken from the file's directory. Unknown keys and values of another type
-        than the setting's are refused in one line.
+        """A run described in a file, and the keys the file sets: a run's ``config.json``, or a ``.toml`` like a
+        suite cell (any setting at the top level or in a ``[settings]`` table, which wins; relative paths from the
+        file's directory). Unknown keys and values of another type than the setting's are refused in one line.
         """
         path = Path(path)
         if path.suffix == ".json":
@@ -470,9 +464,7 @@ class TrainConfig:
         settings = data.pop("settings", {})
         if not isinstance(settings, dict):
             raise NppacError(f"{path}: settings must be a table ([settings]), got {settings!r}")
-        merged = {key: str(path.parent / Path(value).expanduser()) if key in PATH_FIELDS and isinstance(value, str)
-                  and not is_minari_id(value)
-                  else value for key, value in {**data, **settings}.items()}
+        merged = _with_paths({**data, **settings}, lambda value: str(path.parent / Path(value).expanduser()))
         try:
             return cls().with_values(merged), set(merged)
         except NppacError as err:
@@ -490,11 +482,8 @@ class TrainConfig:
                                    algo_settings={**self.algo_settings, **own})
 
     def with_overrides(self, pairs: list[str]) -> TrainConfig:
-        """Apply ``key=value`` strings (``--set``), each read by the setting's type (:func:`parsed`).
-
-        A key that is not a TrainConfig field is one of the algorithm's own settings
-        (its registered settings class) and lands in ``algo_settings``.
-        """
+        """Apply ``key=value`` strings (``--set``), each read by the setting's type (:func:`parsed`); the algorithm's
+        own settings land in ``algo_settings``."""
         values: dict[str, Any] = {}
         for pair in pairs:
             key, sep, text = pair.partition("=")
@@ -511,9 +500,8 @@ class TrainConfig:
 class ResolvedConfig(TrainConfig):
     """The settings a run trains with: a :class:`TrainConfig` with every default filled in (by its ``resolved()``).
 
-    Its fields are TrainConfig's, in the same order (so its ``config.json`` is the same);
-    those a default always fills are typed here without ``None``. Those still optional
-    are so by meaning: no hand protocol off the hand tasks, no prior path, no KL target.
+    Its fields are TrainConfig's, in the same order (so is its ``config.json``); those a default always fills are
+    typed here without ``None``. Those still optional are so by meaning (no hand protocol off the hand tasks, …).
     """
 
     warmup: Warmup
@@ -550,8 +538,8 @@ def own_settings(algorithm: Algorithm) -> tuple[str, ...]:
 
 
 def _derived_settings(cfg: ResolvedConfig) -> dict[str, Any]:
-    """The values an algorithm's settings take from TrainConfig (shared hyperparameters, batch sizes)
-    and from its defaults on the task's family."""
+    """The values an algorithm's settings take from TrainConfig (shared hyperparameters, batch sizes) and from its
+    defaults on the task's family."""
     return {**cfg.algorithm.family_settings.get(cfg.task_spec.family, {}), "gamma": cfg.gamma, "tau": cfg.tau,
             "actor_lr": cfg.actor_lr, "critic_lr": cfg.critic_lr,
             # SAC+BC: as many demonstration pairs per step as replay transitions, so both halves of its
@@ -559,14 +547,9 @@ def _derived_settings(cfg: ResolvedConfig) -> dict[str, Any]:
             "demo_batch_size": cfg.batch_size}
 
 
-def _values(cfg: TrainConfig) -> dict[str, Any]:
-    """The fields of ``cfg`` by name (not copied)."""
-    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
-
-
 def current_name(key: str, algo: str) -> str:
-    """Setting ``key``'s name now: an old name (:data:`RENAMED`) maps to the new one, with a deprecation warning,
-    for the algorithms that read it under the old name (others refuse it, naming the one they read)."""
+    """Setting ``key``'s name now: an old name (:data:`RENAMED`) maps to the new one, with a deprecation warning, for
+    the algorithms that read it under the old name (others refuse it, naming the one they read)."""
     new, group = RENAMED.get(key, (key, ""))
     if new == key or group not in get_algorithm(algo).reads:
         return key
@@ -590,12 +573,11 @@ def migrate(stored: dict[str, Any]) -> dict[str, Any]:
     """A stored config (a run's ``config.json``, a checkpoint's or a suite manifest's copy) in this version's form:
     the one place that reads what earlier versions wrote.
 
-    Every schema: settings added since it was written take their defaults; the schema key is dropped. Written
-    before schemas (nppac 0.1's runs, which recorded every TrainConfig field): the settings added since those
-    runs take the values they ran with (hand tasks on AWAC's protocol, time limits bootstrapped, the exact GP
-    variance, evaluation over the training horizon, the remedies off), renamed settings (:data:`RENAMED`) move
-    to their new name where the algorithm read them, and the fields the algorithm does not read are dropped.
-    Keys that are no setting are left for :meth:`TrainConfig.from_dict` to refuse.
+    Settings added since it was written take their defaults. Written before schemas (nppac 0.1's runs, which recorded
+    every field): settings added since take the values those runs ran with (hand tasks on AWAC's protocol, time
+    limits bootstrapped, the exact GP variance, evaluation over the training horizon), renamed settings
+    (:data:`RENAMED`) move to their new name where the algorithm read them, and the fields it does not read are
+    dropped. Keys that are no setting are left for :meth:`TrainConfig.from_dict` to refuse.
     """
     data = _without_removed(dict(stored))
     schema = data.pop("schema", 1)

@@ -27,8 +27,8 @@ class Policy(Protocol):
 
 
 class Explorer(Protocol):
-    """Anything that collects like the agent's actor: ``sample(obs)[0]`` is a batch of actions for a batch of
-    states, on the training device."""
+    """Anything that collects like the agent's actor: ``sample(obs)[0]`` is a batch of actions for a batch of states,
+    on the training device."""
 
     def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, ...]: ...
 
@@ -46,8 +46,8 @@ def make_env(task: Task, horizon: int, seed: int | None,
 
 
 def eval_envs(task: Task, horizon: int, seed: int, episodes: int) -> list[gym.Env]:
-    """The evaluation environment (seeded) and the copies that let up to :data:`EVAL_WIDTH` of its ``episodes``
-    run side by side (:func:`evaluate` seeds each of their episodes from the first one's generator)."""
+    """The evaluation environment (seeded) and the copies that let up to :data:`EVAL_WIDTH` of its ``episodes`` run
+    side by side (:func:`evaluate` seeds each of their episodes from the first one's generator)."""
     width = max(1, min(episodes, EVAL_WIDTH))
     return [make_env(task, horizon, seed), *(make_env(task, horizon, None) for _ in range(width - 1))]
 
@@ -65,8 +65,8 @@ class Collector:
     def collect(self, actor: Explorer, n_steps: int, n_uniform: int, rng: np.random.Generator,
                 on_step: Callable[[int], bool | None] | None = None) -> dict[str, np.ndarray]:
         """n_steps transitions: the first ``n_uniform`` with uniform-random actions, the rest sampled from ``actor``
-        (π, or the run's acting rule). ``on_step(t)`` is called after the t-th step; False ends the collection
-        there (fewer transitions come back)."""
+        (π, or the run's acting rule). ``on_step(t)`` is called after the t-th step; False ends the collection there
+        (fewer transitions come back)."""
         obs_buf, act_buf, rew_buf, next_buf, done_buf = [], [], [], [], []
         for t in range(n_steps):
             if self.obs is None:
@@ -130,14 +130,13 @@ def evaluate(policy: Policy, envs: gym.Env | Sequence[gym.Env], task: Task, epis
              progress: Progress | None = None, stage: str = "evaluation") -> Evaluation:
     """``episodes`` episodes of the deterministic policy (the mean action), stepped side by side in ``envs``.
 
-    The episodes are exactly those the first environment alone would give one after
-    another: its generator carries the evaluation's random stream, and episode i starts
-    from the state that i resets of it alone would have left (the tasks draw random
-    numbers only at a reset, so stepping the others in between changes nothing). Each
-    step asks the policy once, for all running episodes; the first environment's
-    generator ends where the one-after-another evaluation leaves it, so a checkpoint
-    written afterwards resumes the same stream. ``progress(stage, step, total)`` counts steps of the
-    horizon, ``horizon`` per group of episodes stepped side by side.
+    The episodes are exactly those the first environment alone would give one after another: its generator carries
+    the evaluation's random stream, and episode i starts from the state that i resets of it alone would have left
+    (the tasks draw random numbers only at a reset, so stepping the others in between changes nothing). Each step
+    asks the policy once, for all running episodes; the first environment's generator ends where the
+    one-after-another evaluation leaves it, so a checkpoint written afterwards resumes the same stream.
+    ``progress(stage, step, total)`` counts steps of the horizon, ``horizon`` per group of episodes stepped side by
+    side.
     """
     envs = [envs] if isinstance(envs, gym.Env) else list(envs)
     total = horizon * math.ceil(episodes / len(envs))

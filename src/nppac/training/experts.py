@@ -1,17 +1,12 @@
 """Locomotion experts and the demonstrations they give (DESIGN.md §4, AWAC protocol).
 
-An expert is an :class:`~nppac.agents.networks.Actor` trained with the project's own
-SAC (no prior, automatic temperature α toward the entropy target −act_dim) through
-the one training loop. Its demonstrations are rollouts of the deterministic action
-μ(s) plus Gaussian noise, clipped to the action bounds:
+An expert is an :class:`~nppac.agents.networks.Actor` trained by the one training loop with SAC (no prior, automatic
+α toward −act_dim). Its demonstrations are rollouts of μ(s) plus Gaussian noise, clipped to the bounds:
 
     a_t = clip(μ(s_t) + ε_t, −1, 1),   ε_t ~ N(0, σ² I),   σ = 0.15 by default.
 
-A run directory holds ``expert.safetensors`` (the actor with the best evaluation
-return so far, rewritten as training goes, so a killed run still leaves a usable
-expert) and ``expert.json`` (task, env steps, evaluation return, training budget).
-Experts shipped with nppac live in ``nppac/assets/experts/{task}.safetensors`` with
-a ``{task}.json`` of the same kind.
+An expert's run directory holds ``expert.safetensors``, the best-evaluated actor so far (a killed run still leaves a
+usable expert), and ``expert.json``; bundled experts are ``nppac/assets/experts/{task}.safetensors`` and ``.json``.
 """
 
 from __future__ import annotations
@@ -60,13 +55,8 @@ def bundled_expert_path(task: str) -> Path | None:
 
 
 def load_expert(spec: str, task: str, device: str | torch.device = "cpu") -> Actor:
-    """The expert named by ``spec`` for ``task``: ``"bundled"``, an actor file, or a run directory.
-
-    A run directory means its ``expert.safetensors`` (``nppac expert train``), else its final actor
-    (``actor.safetensors``, any run). The actor's dimensions must
-    match the task's; a missing bundled expert raises :class:`NppacError` saying how
-    to train one.
-    """
+    """The expert named by ``spec`` for ``task``: ``"bundled"``, an actor file, or a run directory (its
+    ``expert.safetensors``, else its final actor), refused in one line unless it fits the task."""
     actor = load_actor(resolve_expert(spec, task), device)
     check_fits(actor, get_task(task))
     return actor
@@ -112,13 +102,9 @@ def check_fits(actor: Actor, task: Task) -> None:
 
 def evaluate_expert(actor: Actor, task: str, episodes: int = 10, seed: int = 0, horizon: int | None = None,
                     progress: bool = False) -> dict[str, Any]:
-    """Return statistics of the deterministic policy μ(s) over ``episodes`` episodes.
-
-    Keys: ``returns``, ``lengths`` (per episode), ``return_mean``, ``return_std``
-    (population std), ``return_min``, ``return_max``, and ``success_rate`` on
-    binary tasks. ``horizon`` caps episodes below the task's horizon. The same
-    ``seed`` gives the same episodes as :func:`collect_demos` with no noise.
-    """
+    """Statistics of the deterministic policy μ(s) over ``episodes`` episodes: ``returns`` and ``lengths`` per
+    episode, ``return_mean``, ``return_std`` (population), ``return_min``, ``return_max`` and, on binary tasks,
+    ``success_rate``; the episodes of :func:`collect_demos` with no noise and the same ``seed``."""
     demos = collect_demos(actor, task, episodes, action_noise=0.0, seed=seed, horizon=horizon, progress=progress)
     return {"task": demos.task, "episodes": episodes, "seed": seed, **_return_stats(demos)}
 
@@ -128,10 +114,8 @@ def collect_demos(actor: Actor, task: str, episodes: int = 10, action_noise: flo
                   expert_name: str = "") -> Demonstrations:
     """Roll the expert out with noisy actions a_t = clip(μ(s_t) + ε_t, −1, 1), ε_t ~ N(0, σ² I).
 
-    Episodes end at a true terminal state (``terminals``) or at the horizon
-    (``timeouts``: the task's, or ``horizon`` when shorter). The same ``seed`` gives
-    identical arrays. ``meta`` records ``expert_name``, the noise σ, the seed, the
-    horizon and the episode returns; binary tasks also keep ``infos["success"]``.
+    Episodes end at a true terminal state or at the horizon (the task's, or ``horizon`` when shorter); the same
+    ``seed`` gives identical arrays. ``meta`` records ``expert_name``, σ, the seed, the horizon and the returns.
     """
     spec = get_task(task)
     check_fits(actor, spec)
@@ -166,30 +150,27 @@ def collect_demos(actor: Actor, task: str, episodes: int = 10, action_noise: flo
 def _rollout(actor: Actor, env: gym.Env, task: Task, noise_std: float, noise: np.random.Generator) -> Trajectory:
     """One episode; ``noise`` is only drawn from when σ > 0, so σ = 0 is exactly the deterministic policy."""
     obs, _ = env.reset()
-    steps: dict[str, list[Any]] = {k: [] for k in ("obs", "action", "reward", "next_obs", "terminal", "timeout",
-                                                   "success")}
+    steps = []
     while True:
         action = actor.act(obs)
         if noise_std > 0:
             action = action + noise_std * noise.standard_normal(task.act_dim).astype(np.float32)
         action = np.clip(action, -1.0, 1.0)
         next_obs, reward, terminated, truncated, info = env.step(action)
-        for key, value in (("obs", obs), ("action", action), ("reward", reward), ("next_obs", next_obs),
-                           ("terminal", terminated), ("timeout", truncated and not terminated),
-                           ("success", bool(info.get("success", False)))):
-            steps[key].append(value)
+        steps.append((obs, action, reward, terminated, truncated and not terminated, next_obs,
+                      bool(info.get("success", False))))
         obs = next_obs
         if terminated or truncated:
             break
-    infos = {"success": np.asarray(steps["success"], bool)} if task.reward == "binary" else {}
+    observations, actions, rewards, terminals, timeouts, next_observations, success = zip(*steps)
     return Trajectory(
-        observations=np.asarray(steps["obs"], np.float32),
-        actions=np.asarray(steps["action"], np.float32),
-        rewards=np.asarray(steps["reward"], np.float32),
-        terminals=np.asarray(steps["terminal"], bool),
-        timeouts=np.asarray(steps["timeout"], bool),
-        next_observations=np.asarray(steps["next_obs"], np.float32),
-        infos=infos,
+        observations=np.asarray(observations, np.float32),
+        actions=np.asarray(actions, np.float32),
+        rewards=np.asarray(rewards, np.float32),
+        terminals=np.asarray(terminals, bool),
+        timeouts=np.asarray(timeouts, bool),
+        next_observations=np.asarray(next_observations, np.float32),
+        infos={"success": np.asarray(success, bool)} if task.reward == "binary" else {},
     )
 
 
@@ -210,11 +191,8 @@ def _return_stats(demos: Demonstrations) -> dict[str, Any]:
 
 def expert_config(task: str, steps: int = EXPERT_STEPS, seed: int = 0, device: str = "cpu",
                   overrides: Sequence[str] = ()) -> TrainConfig:
-    """The training configuration of an expert: SAC (no prior) with automatic α toward −act_dim.
-
-    ``overrides`` are ``key=value`` strings applied on top (``--set``); the
-    algorithm must stay ``sac``.
-    """
+    """The training configuration of an expert: SAC (no prior) with automatic α toward −act_dim, with ``overrides``
+    (``--set key=value``) on top; the algorithm must stay ``sac``."""
     config = TrainConfig(task=task, algo="sac", seed=seed, device=device, steps=steps, auto_alpha=True)
     config = config.with_overrides(list(overrides))
     if config.algo != "sac":
@@ -224,14 +202,10 @@ def expert_config(task: str, steps: int = EXPERT_STEPS, seed: int = 0, device: s
 
 def train_expert(config: TrainConfig | None, out_dir: str | Path, resume: bool = False,
                  progress: bool = True, steps: int | None = None) -> dict[str, Any]:
-    """Train an expert with :func:`nppac.training.train` and keep ``out_dir/expert.safetensors`` current.
-
-    After every epoch whose evaluation return beats the best so far, the actor of
-    that epoch's checkpoint is exported (with ``expert.json``), so the expert on
-    disk is always the best-evaluated actor; the loop's final actor stays in
-    ``actor.safetensors``. With ``resume`` the run continues from its checkpoint and
-    ``config`` may be None (``steps``: a new total, as in :func:`nppac.training.train`). Returns the loop's
-    summary plus ``expert`` (the path) and ``expert_eval_return``.
+    """Train an expert with :func:`nppac.training.train`, keeping ``out_dir/expert.safetensors`` the best-evaluated
+    actor so far (exported with ``expert.json`` after each epoch that beats it; the final actor stays in
+    ``actor.safetensors``). ``resume`` and ``steps`` as for ``train``. Returns the loop's summary plus ``expert``
+    (the path) and ``expert_eval_return``.
     """
     out = Path(out_dir)
     expert_file = out / EXPERT_NAME
@@ -251,13 +225,9 @@ def train_expert(config: TrainConfig | None, out_dir: str | Path, resume: bool =
 
 
 def export_expert(run_dir: str | Path, out_file: str | Path) -> dict[str, Any]:
-    """Write the actor of a run's latest checkpoint to ``out_file`` and its metadata beside it (``.json``).
-
-    Safe on a run that is still training: checkpoints are replaced atomically, so
-    the one read is complete. Returns the metadata: format (:data:`EXPERT_FORMAT`), task, algo, seed, epoch,
-    env_steps, eval_return (that epoch's evaluation), eval_episodes, horizon,
-    run_steps (the run's training budget) and run.
-    """
+    """Write the actor of a run's latest checkpoint to ``out_file`` and its metadata beside it (``.json``); safe on a
+    run still training (checkpoints are replaced whole). Returns the metadata (format :data:`EXPERT_FORMAT`, the
+    run's task, algo, seed, evaluation settings and budget, the checkpoint's epoch, env steps and eval return)."""
     run, out = Path(run_dir), Path(out_file)
     if out.suffix != ".safetensors":
         raise NppacError(f"{out}: the expert file must end in .safetensors")
@@ -274,7 +244,7 @@ def export_expert(run_dir: str | Path, out_file: str | Path) -> dict[str, Any]:
     meta = {"format": EXPERT_FORMAT, "task": task.name, "algo": cfg.algo, "seed": cfg.seed, "epoch": epoch,
             "env_steps": env_steps, "eval_return": _eval_return(run, epoch), "eval_episodes": cfg.eval_episodes,
             "horizon": cfg.horizon, "run_steps": cfg.steps, "run": str(run)}
-    _write_json(record, meta)
+    write_atomic(record, json.dumps(meta, indent=2) + "\n")
     return meta
 
 
@@ -314,7 +284,3 @@ def _exported_return(expert_file: Path) -> float:
     """The evaluation return recorded beside an exported expert (−inf if there is none yet)."""
     value = (_expert_record(expert_file.with_suffix(".json")) or {}).get("eval_return")
     return -math.inf if not isinstance(value, (int, float)) or not math.isfinite(value) else float(value)
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    write_atomic(path, json.dumps(data, indent=2) + "\n")

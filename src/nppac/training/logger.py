@@ -17,12 +17,12 @@ PROGRESS_NAME = "progress.csv"
 LEADING_COLUMNS: tuple[str, ...] = (
     "phase", "epoch", "env_steps", "gradient_steps", "wall_s", "eval_return", "eval_success", "eval_return_min",
 )
-"""The first columns of every ``progress.csv``; ``eval_success`` only for binary-reward tasks.
-``eval_return`` is the mean over the evaluation's episodes, ``eval_return_min`` its worst episode
-(runs stored before it existed resume without it).
+"""The first columns of every ``progress.csv``; ``eval_success`` only for binary-reward tasks. ``eval_return`` is the
+mean over the evaluation's episodes, ``eval_return_min`` its worst episode (runs stored before it existed resume
+without it).
 
-``phase`` is init, offline or online; rows with env_steps = 0 evaluate the policy before
-any interaction (the last of them is the step-0 point of a learning curve).
+``phase`` is init, offline or online; rows with env_steps = 0 evaluate the policy before any interaction (the last of
+them is the step-0 point of a learning curve).
 """
 
 INIT_COLUMNS: tuple[str, ...] = ("init_kl_start", "init_kl")
@@ -41,8 +41,8 @@ RENAMED_COLUMNS_WITHOUT_PRIOR: dict[str, str] = {"target_kl": "next_log_pi_mean"
 def current_column_names(names: Sequence[str], uses_prior: bool) -> list[str]:
     """A ``progress.csv`` header with the names of earlier versions mapped to today's (today's are kept).
 
-    The one place old names are read: learning curves, reports and the benchmark tables see
-    today's names only, and a resumed run rewrites its header with them.
+    The one place old names are read: learning curves, reports and the benchmark tables see today's names only, and a
+    resumed run rewrites its header with them.
     """
     renamed = RENAMED_COLUMNS if uses_prior else RENAMED_COLUMNS_WITHOUT_PRIOR
     return [renamed.get(name, name) for name in names]
@@ -50,8 +50,8 @@ def current_column_names(names: Sequence[str], uses_prior: bool) -> list[str]:
 
 def progress_columns(binary: bool, metrics: tuple[str, ...], with_init: bool = False,
                      acting: tuple[str, ...] = ()) -> list[str]:
-    """The columns of a run's ``progress.csv``: the leading ones, the agent's metrics by name, what the run's
-    acting rule reports (the second actor's shares), the loop's."""
+    """The columns of a run's ``progress.csv``: the leading ones, the agent's metrics by name, what the run's acting
+    rule reports (the second actor's shares), the loop's."""
     leading = [c for c in LEADING_COLUMNS if binary or c != "eval_success"]
     return [*leading, *(INIT_COLUMNS if with_init else ()), *metrics, *acting, *LOOP_COLUMNS]
 
@@ -68,28 +68,34 @@ def tensorboard_tag(column: str) -> str:
     return f"losses/{column}"
 
 
+def parse_progress(text: str) -> tuple[list[str], list[list[str]], str | None]:
+    """The header and the complete rows of a ``progress.csv``'s text, and where a row cut short by a kill was left
+    out (None: none was): its last line has no line end, or it has another number of fields than the header."""
+    table = list(csv.reader(io.StringIO(text)))
+    if not table:
+        return [], [], None
+    header, body = table[0], table[1:]
+    cut = next((i for i, row in enumerate(body, start=2) if len(row) != len(header)), None)
+    where = f"line {cut} has {len(body[cut - 2])} of {len(header)} fields" if cut is not None else \
+        f"its last line ({len(table)}) has no line end" if body and not text.endswith("\n") else None
+    return header, [r for r in (body if text.endswith("\n") else body[:-1]) if len(r) == len(header)], where
+
+
 def read_progress(path: Path) -> tuple[list[str], list[list[str]]]:
-    """The header and the complete rows of a ``progress.csv`` (none without the file). A row cut short by a kill
-    is left out: its last line has no line end, or it has another number of fields than the header."""
+    """The header and the complete rows of a ``progress.csv`` (:func:`parse_progress`; none without the file)."""
     try:
         with path.open(newline="") as f:
             text = f.read()
     except FileNotFoundError:
         return [], []
-    rows = list(csv.reader(io.StringIO(text)))
-    if not rows:
-        return [], []
-    header, body = rows[0], rows[1:]
-    if body and not text.endswith("\n"):
-        body.pop()
-    return header, [r for r in body if len(r) == len(header)]
+    return parse_progress(text)[:2]
 
 
 def truncate_progress(path: Path, last_epoch: int, last_gradient_steps: int, uses_prior: bool) -> None:
     """Keep only the rows up to the checkpoint (epoch, gradient step); a resumed run rewrites the rest, atomically.
 
-    The header is rewritten with today's column names (:func:`current_column_names`), so that the rows
-    the resumed run appends fill the columns its earlier rows filled.
+    The header is rewritten with today's column names (:func:`current_column_names`), so that the rows the resumed
+    run appends fill the columns its earlier rows filled.
     """
     header, body = read_progress(path)
     if not header:
@@ -108,10 +114,9 @@ def truncate_progress(path: Path, last_epoch: int, last_gradient_steps: int, use
 class RunLogger:
     """Appends one ``progress.csv`` row and one set of TensorBoard scalars per evaluation.
 
-    ``purge_step`` (the environment step of the checkpoint a run resumes from) drops
-    TensorBoard events that a killed run wrote past its last checkpoint. TensorBoard's
-    step is the environment step: the rows of an offline phase all sit at step 0
-    (``progress.csv`` tells them apart by ``gradient_steps``).
+    ``purge_step`` (the environment step of the checkpoint a run resumes from) drops TensorBoard events that a killed
+    run wrote past its last checkpoint. TensorBoard's step is the environment step: the rows of an offline phase all
+    sit at step 0 (``progress.csv`` tells them apart by ``gradient_steps``).
     """
 
     def __init__(self, out_dir: Path, columns: list[str], purge_step: int | None = None) -> None:

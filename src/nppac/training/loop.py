@@ -1,27 +1,20 @@
 """The one loop shared by every algorithm: pretrain offline, collect, update, evaluate, log, checkpoint.
 
-A run goes through up to three phases, each visible in ``progress.csv`` (column
-``phase``) and each resumable from its checkpoint:
+A run goes through up to three phases, each visible in ``progress.csv`` (column ``phase``) and each resumable from
+its checkpoint:
 
-* ``init`` — fit or load π0, then KL(π‖π0) policy initialization on the demonstration
-  states (DESIGN.md §3; both in :mod:`nppac.training.setup`); one evaluated row at env_steps = 0.
-* ``offline`` — ``offline_updates`` gradient steps on the replay buffer seeded with the
-  demonstrations (AWAC's pretraining, BC's whole training), an evaluated row and a
-  checkpoint every ``offline_eval_every`` steps; the last of them is the step-0 row.
-* ``online`` — epochs of ``steps_per_epoch`` environment steps, then
-  ``updates_per_epoch`` gradient steps, then a deterministic evaluation in a separate
-  environment, a row, TensorBoard scalars and an atomic checkpoint.
+* ``init`` — π0 fitted or loaded and the policy initialized toward it (:mod:`nppac.training.setup`); one
+  evaluated row at env_steps = 0.
+* ``offline`` — ``offline_updates`` gradient steps on the buffer seeded with the demonstrations (AWAC's
+  pretraining, BC's whole training), an evaluated row and a checkpoint every ``offline_eval_every`` steps.
+* ``online`` — per epoch ``steps_per_epoch`` environment steps, then ``updates_per_epoch`` gradient steps, then
+  a deterministic evaluation in a separate environment, a row, TensorBoard scalars and an atomic checkpoint.
 
-This is the published rlkit order — pretrain; evaluate; then per epoch collect, train,
-evaluate — with each evaluation logged at the environment steps it saw. The first
-``warmup_steps`` are collected before any online update, by the (initialized) policy
-as published, or by uniform-random actions (SAC, which has nothing to start from). The
-algorithm is an :class:`~nppac.agents.base.Agent` built from the table in
-:mod:`nppac.training.algorithms`; every metric its update reports by name reaches
-``progress.csv`` and TensorBoard. The loop is the same for every algorithm: how the run
-collects and is evaluated is the agent's ``acting()`` (whose columns it reads once per
-row), where the online updates draw their batches is ``run.online_batches``, and
-whatever an agent keeps beyond its networks travels in its own ``state_dict``.
+This is the published rlkit order, each evaluation logged at the environment steps it saw. The first ``warmup_steps``
+are collected before any online update, by the (initialized) policy as published, or uniformly (SAC, which has
+nothing to start from). The loop is the same for every algorithm: the agent's metrics reach the logs by name, how it
+collects and is evaluated is its ``acting()``, where the online updates draw their batches is ``run.online_batches``,
+and whatever it keeps travels in its ``state_dict``.
 """
 
 from __future__ import annotations
@@ -61,11 +54,8 @@ log = logging.getLogger(__name__)
 
 
 class EpochMetrics:
-    """Running sums of the gradient-step metrics, kept on the training device and read once per epoch.
-
-    Besides the sums it remembers, per metric, the first gradient step at which the
-    value was NaN/Inf, so the epoch-end check can name the term that broke first.
-    """
+    """Running sums of the gradient-step metrics on the training device, read once per row, and per metric the first
+    step at which it was NaN/Inf, so that the check can name the term that broke first."""
 
     def __init__(self, names: tuple[str, ...], device: torch.device) -> None:
         self.names = names
@@ -111,17 +101,13 @@ def train(config: TrainConfig | None, out_dir: str | Path, resume: bool = False,
           on_start: Callable[[Actor], None] | None = None) -> dict[str, Any]:
     """Train an agent and return a summary (step-0, last and best evaluation, steps, paths).
 
-    ``out_dir`` receives ``config.json``, ``progress.csv`` (a row at env_steps = 0, rows
-    of the offline phase, one per evaluated online epoch), TensorBoard events, an atomic
-    ``checkpoint.pt`` with every row (saved just before it), the prior (``prior/``) and the final actor
-    (``actor.safetensors``). With ``resume`` the stored configuration is used and the
-    run continues from its last checkpoint, whichever phase it was in; ``steps`` then
-    sets a new total (to extend a run, or end it sooner; at least the steps already
-    done). ``prior``/``demos`` supply in-memory objects instead of paths;
-    ``on_epoch_end`` is called with each row after its checkpoint is written; returning False
-    stops the run after that row (resumable like a killed run). ``on_step(env_steps)`` is called after every
-    online environment step; returning False stops the run there, at once: no row, and a later resume continues
-    from the last checkpoint, as after a kill. ``on_start(actor)`` receives the live actor before the first phase.
+    ``out_dir`` receives ``config.json``, ``progress.csv``, TensorBoard events, ``checkpoint.pt`` (saved just before
+    each row), the prior (``prior/``) and the final actor (``actor.safetensors``). With ``resume`` the stored
+    configuration is used and the run continues from its last checkpoint, whichever phase it was in; ``steps`` then
+    sets a new total (at least the steps already done). ``prior``/``demos`` supply in-memory objects instead of
+    paths. ``on_epoch_end(row)`` is called after each row's checkpoint, ``on_step(env_steps)`` after every online
+    environment step: False from either stops the run (after the row; at once, without one), resumable like a killed
+    run. ``on_start(actor)`` receives the live actor before the first phase.
     """
     started = time.perf_counter()
     out = Path(out_dir)
@@ -199,11 +185,7 @@ class _Loop:
         while state.offline_done < total:
             n = min(cfg.offline_eval_every, total - state.offline_done)
             t0 = time.perf_counter()
-            with timed("updates"):
-                for i in range(1, n + 1):
-                    step()
-                    if i % 100 == 0:
-                        self.bar.stage("offline updates", state.offline_done + i, total)
+            self.gradient_steps(step, n, "offline updates", state.offline_done, total)
             means, first_bad, _ = self.metrics.read()
             elapsed = time.perf_counter() - t0
             _check_finite(first_bad, self.run.agent, "during the offline phase", total, self.ckpt_path,
@@ -250,11 +232,7 @@ class _Loop:
             state.env_steps += cfg.steps_per_epoch
             t1 = time.perf_counter()
             epoch_updates = cfg.updates_per_epoch if learns_online and state.env_steps >= cfg.warmup_steps else 0
-            with timed("updates"):
-                for i in range(1, epoch_updates + 1):
-                    gradient_step()
-                    if i % 100 == 0:
-                        self.bar.stage("gradient steps", updates_by[epoch - 1] + i, updates_by[-1])
+            self.gradient_steps(gradient_step, epoch_updates, "gradient steps", updates_by[epoch - 1], updates_by[-1])
             n_updates += epoch_updates
             collect_s += t1 - t0
             update_s += time.perf_counter() - t1
@@ -277,6 +255,14 @@ class _Loop:
             if self.stopped:
                 return
             first, collect_s, update_s, n_updates = epoch + 1, 0.0, 0.0, 0
+
+    def gradient_steps(self, step: Callable[[], None], n: int, stage: str, done: int, total: int) -> None:
+        """``n`` gradient steps, shown as ``done + i`` of ``total`` on the progress row ``stage``."""
+        with timed("updates"):
+            for i in range(1, n + 1):
+                step()
+                if i % 100 == 0:
+                    self.bar.stage(stage, done + i, total)
 
     def evaluate_log_and_checkpoint(self, phase: str, values: dict[str, Any]) -> dict[str, Any]:
         """Evaluate the deterministic policy, write the row and TensorBoard scalars, then the checkpoint; ask the
@@ -317,10 +303,8 @@ def _shifted(on_step: Callable[[int], bool | None], base: int, t: int) -> bool |
 
 def _check_finite(first_bad: dict[str, int], agent: Agent, when: str, n_updates: int, ckpt_path: Path,
                   offset: int = 0) -> None:
-    """Stop at the first term that became NaN/Inf, before anything of the epoch is saved.
-
-    ``offset`` is the number of the phase's steps taken before these (the offline phase is read in chunks).
-    """
+    """Stop at the first term that became NaN/Inf, before anything of the epoch is saved (``offset``: the phase's
+    steps before these, as the offline phase is read in chunks)."""
     bad = {k: step for k, step in first_bad.items() if step > 0}
     if not bad:
         return

@@ -1,9 +1,8 @@
 """Named groups of settings: ``preset = "published"`` gives the published code's settings for a task.
 
-A preset fills the settings a run leaves unset, before the algorithm's and the task's
-defaults (an explicit setting always wins). Its values are written here as the published
-code had them (DESIGN.md §3), not read from nppac's own task defaults, so that a change of
-nppac's defaults does not change what the preset reproduces.
+A preset fills the settings a run leaves unset, before the algorithm's and the task's defaults (an explicit setting
+always wins). Its values are written here as the published code had them (DESIGN.md §3), not read from nppac's own
+task defaults, so that a change of nppac's defaults does not change what the preset reproduces.
 
 ``published``, for the algorithms with a prior (N-PPAC, PPAC-NN, the variance ablation):
 
@@ -15,10 +14,10 @@ nppac's defaults does not change what the preset reproduces.
   the table below. Hopper and hammer-binary have no published setting: they take their
   family's (halfcheetah's, resp. relocate's, as DESIGN.md §3 says).
 
-For the other algorithms the preset pins the protocol of their own published code (AWAC's
-hand protocol for ``awac``, ``bc`` and ``sac-bc``; SAC's uniform warm-up), whose other
-defaults are already those configurations (docs/baselines.md). The preset cannot name the
-published pen GP checkpoint, which nppac does not ship: set ``prior_gpytorch`` to use it.
+For the other algorithms the preset pins the protocol of their own published code (AWAC's hand protocol for ``awac``,
+``bc`` and ``sac-bc``; SAC's uniform warm-up), whose other defaults are already those configurations
+(docs/baselines.md). The preset cannot name the published pen GP checkpoint, which nppac does not ship: set
+``prior_gpytorch`` to use it.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """What the agent reads of π0: (μ0, σ0) at replay states, computed once per stored state.
 
-σ0 is cached as the prior predicts it: its predictive standard deviation (for the GP,
-the root of its exact or its LOVE variance, a prediction setting of the GP,
-``nppac.priors.use_variance``). How σ0 scales π0 (``prior_sigma``: std, or σ0² in its
-place as the published code has it, DESIGN.md §2) is applied where the KL is computed,
-:func:`nppac.agents.kl_sac.prior_log_prob`, so that the loss shows which π0 a run
-regularizes toward. The cache is the same for every prior kind (GP, NN, the ablation).
+σ0 is cached as the prior predicts it (the GP's exact or LOVE std, ``nppac.priors.use_variance``), for every prior
+kind alike; how σ0 scales π0 (``prior_sigma``, DESIGN.md §2) is applied where the KL is computed
+(:func:`nppac.agents.kl_sac.prior_log_prob`), so that the loss shows which π0 a run regularizes toward.
 """
 
 from __future__ import annotations
@@ -17,11 +14,8 @@ from nppac.priors.base import Prior
 
 
 class PriorCache:
-    """(μ0, σ0) of ``prior`` at states, in chunks, checked, on ``device``.
-
-    Handed to :class:`~nppac.data.replay.ReplayBuffer` (which stores the values beside
-    each transition) and used by policy initialization, so both see the same π0.
-    """
+    """(μ0, σ0) of ``prior`` at states, in chunks, checked, on ``device``: what the replay buffer stores beside each
+    transition and policy initialization reads, so both see the same π0."""
 
     def __init__(self, prior: Prior, device: str | torch.device = "cpu", chunk: int = 4096) -> None:
         self.prior, self.device, self.chunk = prior, torch.device(device), chunk

@@ -26,13 +26,13 @@ class _Lines:
 
 
 class ProgressBar:
-    """Progress of a run's stages on stderr (the prior fit, policy initialization, evaluations, env steps), each
-    with the time left.
+    """Progress of a run's stages on stderr (the prior fit, policy initialization, evaluations, env steps), each with
+    the time left.
 
-    On a terminal these are rich rows, redrawn in place. Anywhere else (a log file, a pipe, CI) rich could only
-    draw them at the end; each stage instead writes a plain line every :data:`LINE_STEP` percent (no carriage
-    returns), once it has run :data:`LINE_INTERVAL_S`, and a last line when it ends; a stage of one
-    indivisible step (the GP's conditioning) says when it starts.
+    On a terminal these are rich rows, redrawn in place. Anywhere else (a log file, a pipe, CI) rich could only draw
+    them at the end; each stage instead writes a plain line every :data:`LINE_STEP` percent (no carriage returns),
+    once it has run :data:`LINE_INTERVAL_S`, and a last line when it ends; a stage of one indivisible step (the GP's
+    conditioning) says when it starts.
     """
 
     def __init__(self, enabled: bool) -> None:

@@ -1,11 +1,8 @@
 """Where a run's code came from, and every time it was started or resumed (``provenance.json``).
 
-A long run may outlive the machine it started on: it is killed and resumed from its last
-checkpoint, possibly by a later version of the code. ``provenance.json`` keeps one entry
-per start of ``train`` in the run directory: when and where, from which code (nppac's
-version and, in a git checkout, the commit and whether the checkout had local changes),
-and at which epoch and env step it picked up. The number of resumes is the number of
-entries after the first.
+A long run may be killed and resumed, possibly by a later version of the code: ``provenance.json`` keeps one entry
+per start of ``train`` (when, where, nppac's version and git commit with whether the checkout had local changes, and
+the epoch and env step it picked up at).
 """
 
 from __future__ import annotations

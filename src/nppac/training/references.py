@@ -1,8 +1,8 @@
 """What a learning curve should be read against: the demonstrations' return and the prior's mean action.
 
-A curve that climbs from 458 to 2,222 on halfcheetah looks like learning until one
-sees that the prior's mean action alone scores 5,558. Every run therefore writes
-``references.json`` when it starts, and every learning-curve figure draws these lines.
+A curve that climbs from 458 to 2,222 on halfcheetah looks like learning until one sees that the prior's mean action
+alone scores 5,558. Every run therefore writes ``references.json`` when it starts, and every learning-curve figure
+draws these lines.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ class UniformPolicy:
 def random_policy_return(task: Task, episodes: int, horizon: int, seed: int, progress: Progress | None = None) -> float:
     """The uniform-random policy's mean return, evaluated like the agent (seeded: the same number every time).
 
-    One environment, episodes one after another: the policy's draws then come in the same order whatever
-    the evaluation's width.
+    One environment, episodes one after another: the policy's draws then come in the same order whatever the
+    evaluation's width.
     """
     env = make_env(task, horizon, seed)
     try:
@@ -59,9 +59,9 @@ def random_policy_return(task: Task, episodes: int, horizon: int, seed: int, pro
 
 def references(task: Task, demos: Demonstrations | None, prior: Prior | None, episodes: int, horizon: int,
                seed: int, progress: Progress | None = None) -> dict[str, Any]:
-    """The demonstrations' mean return (and success rate), the prior's mean action evaluated like the agent, and,
-    on dense-reward tasks, the uniform-random policy's return (with the demonstrations', the ends of the
-    normalized score of :mod:`nppac.experiments.aggregate`)."""
+    """The demonstrations' mean return (and success rate), the prior's mean action evaluated like the agent, and, on
+    dense-reward tasks, the uniform-random policy's return (with the demonstrations', the ends of the normalized
+    score of :mod:`nppac.experiments.aggregate`)."""
     out: dict[str, Any] = {"task": task.name}
     if task.reward != "binary":
         out["random"] = {"return": random_policy_return(task, episodes, horizon, seed, progress), "episodes": episodes}

@@ -1,16 +1,11 @@
 """A run's directory: its one owner (:class:`RunDir`: its files' names, their readers and writers), and the checks
 before a run starts or resumes.
 
-A run directory holds everything needed to continue it: ``config.json`` (the resolved
-configuration), ``checkpoint.pt``, the prior (``prior/``), ``progress.csv`` and the
-final actor. ``config.json`` names the run's copy of its prior, however the prior was
-given (a path, an object, a suite's shared prior, or fitted in the run), so the file
-alone reruns the run. It names the files inside the run relative to it, and
-``inputs.json`` records the absolute path and content hash of each file it names outside,
-so that a run copied elsewhere reruns and resumes (:func:`check_inputs`). A new run
-refuses a directory in use; a resumed run takes its stored configuration and refuses a
-checkpoint it cannot continue exactly (damaged, written by another version, past the
-steps asked for, saved under a configuration edited since, or with its prior or its rows
+A run directory holds everything needed to continue it. Its ``config.json`` names the run's copy of its prior
+(``prior/``), however the prior was given, so the file alone reruns the run; it names files inside the run relative
+to it, and ``inputs.json`` records the path and content hash of each file outside, so that a moved run reruns and
+resumes. A new run refuses a directory in use; a resumed run refuses a checkpoint it cannot continue exactly
+(damaged, of another version, past the steps asked for, under an edited configuration, or with its prior or its rows
 in ``progress.csv`` gone or changed).
 """
 
@@ -18,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import json
 import logging
 import math
@@ -34,7 +28,7 @@ from nppac.errors import NppacError
 from nppac.outputs import check_output_dir, content_hash, write_atomic
 from nppac.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from nppac.training.config import PATH_FIELDS, ResolvedConfig, TrainConfig, migrate, read_stored
-from nppac.training.logger import PROGRESS_NAME, current_column_names, read_progress
+from nppac.training.logger import PROGRESS_NAME, current_column_names, parse_progress, read_progress
 
 log = logging.getLogger(__name__)
 Config = TypeVar("Config", bound=TrainConfig)
@@ -61,9 +55,9 @@ DEMOS_RECORD = "demos.json"
 
 
 class RunDir:
-    """A run's directory (the ``--out`` of ``nppac train``, a suite's ``TASK/ALGO/seed-S``): the one place that
-    names its files and reads or writes its records. The records a run may lack (its status, references and
-    provenance) read as empty when missing or unreadable; its configuration is refused in one line naming the file."""
+    """A run's directory (``nppac train --out``, a suite's ``TASK/ALGO/seed-S``): the one place that names its files
+    and reads or writes its records. Those a run may lack read as empty when missing or unreadable; its configuration
+    is refused in one line naming the file."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -92,12 +86,10 @@ class RunDir:
 
     def progress(self, *, strict: bool = False, config: dict[str, Any] | None = None
                  ) -> tuple[list[str], list[dict[str, str]]]:
-        """The one reader of the run's ``progress.csv``: its columns under today's names (runs of earlier versions
-        too, :func:`~nppac.training.logger.current_column_names`) and its complete rows.
-
-        A row cut by a kill (a last line without its line end, another number of fields than the header) is left
-        out; with ``strict`` it is refused in one line, as is a missing or unreadable file, since a curve drawn
-        from it cannot be trusted. ``config`` (the run's ``config.json``) is read when not given.
+        """The one reader of the run's ``progress.csv``: its columns under today's names
+        (:func:`~nppac.training.logger.current_column_names`) and its complete rows (:func:`parse_progress`). With
+        ``strict`` a cut row, a missing or an unreadable file is refused in one line: a curve drawn from it cannot be
+        trusted. ``config`` (the run's ``config.json``) is read when not given.
         """
         from nppac.training.algorithms import run_uses_prior
 
@@ -107,30 +99,21 @@ class RunDir:
             if strict or progress.is_file():
                 with progress.open(newline="") as f:
                     text = f.read()
-            table = list(csv.reader(io.StringIO(text)))
+            header, body, cut = parse_progress(text)
         except (OSError, UnicodeDecodeError, csv.Error) as err:
             if strict:
                 raise NppacError(f"{progress} is not a readable CSV file ({err})") from None
             return [], []
-        if not table:
-            return [], []
-        header, body = table[0], table[1:]
-        cut = next((i for i, row in enumerate(body, start=2) if len(row) != len(header)), None)
-        if cut is not None or (body and not text.endswith("\n")):
-            if strict:
-                where = f"line {cut} has {len(body[cut - 2])} of {len(header)} fields" if cut is not None else \
-                    f"its last line ({len(table)}) has no line end"
-                raise NppacError(f"{progress} is cut or edited: {where}; a run writes whole rows, so its curve "
-                                 "cannot be trusted: train the run again")
-            body = [row for row in (body if text.endswith("\n") else body[:-1]) if len(row) == len(header)]
+        if cut is not None and strict:
+            raise NppacError(f"{progress} is cut or edited: {cut}; a run writes whole rows, so its curve "
+                             "cannot be trusted: train the run again")
         config = self.record(CONFIG_NAME) or {} if config is None else config
         names = current_column_names(header, run_uses_prior(config))
         return names, [dict(zip(names, row)) for row in body]
 
     def inputs(self) -> dict[str, Any] | None:
-        """The record of the files outside the run that its ``config.json`` names (:data:`INPUTS_RECORD`; runs
-        before it: their demonstrations in :data:`DEMOS_RECORD`), None without one; refused in one line when it
-        cannot be read or was edited."""
+        """The record of the files outside the run (:data:`INPUTS_RECORD`, or an earlier run's :data:`DEMOS_RECORD`),
+        None without one; refused in one line when it cannot be read or was edited."""
         record_file = self.path / INPUTS_RECORD
         if not record_file.exists():
             demos = self.record(DEMOS_RECORD)
@@ -155,8 +138,7 @@ class RunDir:
         self.write(STATUS_NAME, {**record, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
     def clear_status(self) -> None:
-        """Forget an earlier failure before trying again (and the directory it alone kept, so training starts
-        clean)."""
+        """Forget an earlier failure before trying again (and the directory it alone kept, so training starts clean)."""
         (self.path / STATUS_NAME).unlink(missing_ok=True)
         if self.path.is_dir() and not any(self.path.iterdir()):
             self.path.rmdir()
@@ -233,10 +215,8 @@ def is_own_prior(path: str | Path, out: Path) -> bool:
 
 
 def check_inputs(cfg: Config, directory: Path) -> Config:
-    """The files outside the run in ``directory`` that its ``config.json`` names are those it started from
-    (:data:`INPUTS_RECORD`; runs before it: their demonstrations in :data:`DEMOS_RECORD`): each taken where the
-    config names it, else at the absolute path recorded at the start; refused in one line, naming both, when
-    neither exists or its content changed (sha256)."""
+    """``cfg`` with each file outside the run that it names (:meth:`RunDir.inputs`) where the config names it, else
+    at the path recorded at the start; refused in one line, naming both, when neither exists or its sha256 changed."""
     records = RunDir(directory).inputs()
     if records is None:
         home = directory.resolve()
@@ -262,9 +242,9 @@ def check_inputs(cfg: Config, directory: Path) -> Config:
 
 def load_resume_checkpoint(cfg: ResolvedConfig, out: Path, device: torch.device) -> dict[str, Any] | None:
     """The checkpoint a resumed run continues from (None when none was written yet), refused in one line unless it is
-    exactly the state the run saved: intact (:func:`load_checkpoint`: its checksums, finite tensors), written with run
-    phases, not past the run's steps, under the run's ``config.json``, with a replay buffer whose sizes agree, the
-    prior it trained with and the rows of ``progress.csv`` up to it. Nothing is written before these checks."""
+    exactly the state the run saved: intact (:func:`load_checkpoint`), with run phases, not past the run's steps,
+    under the run's ``config.json``, its replay buffer's sizes agreeing, with the run's prior and the rows of
+    ``progress.csv`` up to it. Nothing is written before these checks."""
     ckpt_path, progress = RunDir(out).checkpoint, RunDir(out).progress_file
     if not ckpt_path.exists():
         rows = len(read_progress(progress)[1])
@@ -306,10 +286,9 @@ def _check_prior(cfg: ResolvedConfig, out: Path, recorded: str | None, ckpt_path
 
 
 def _check_progress(progress: Path, ckpt: dict[str, Any], ckpt_path: Path) -> None:
-    """``progress.csv`` holds every row up to the checkpoint's: the rows counted in it (written by earlier versions:
-    its own row at least). Its own row may be missing (a kill between saving it and writing it): then it stays
-    in ``ckpt["row"]``, to be written again; otherwise that entry is dropped. Fills ``rows`` in an earlier
-    version's state."""
+    """``progress.csv`` holds every row up to the checkpoint's (as many as it counts; earlier versions: its own at
+    least). A kill between the checkpoint and its row leaves the row in ``ckpt["row"]``, to be written again;
+    otherwise that entry is dropped. Fills ``rows`` in an earlier version's state."""
     state = ckpt["state"]
     key = (int(state["epoch"]), int(state["gradient_steps"]))
     header, rows = read_progress(progress)

@@ -1,9 +1,8 @@
 """Everything a run works on, built before its first phase: demonstrations, π0, the agent, buffers, environments.
 
-:func:`restore_or_start_run` builds them and then either restores the run from its
-checkpoint (resuming) or starts it fresh: writes ``references.json``, initializes the
-policy toward π0 (KL(π‖π0) on the demonstration states, DESIGN.md §3) and seeds the
-replay buffer with the demonstrations where the algorithm asks for them.
+:func:`restore_or_start_run` builds them and then either restores the run from its checkpoint (resuming) or starts it
+fresh: writes ``references.json``, initializes the policy toward π0 (KL(π‖π0) on the demonstration states, DESIGN.md
+§3) and seeds the replay buffer with the demonstrations where the algorithm asks for them.
 """
 
 from __future__ import annotations
@@ -103,8 +102,8 @@ class Run:
 
 def restore_or_start_run(cfg: ResolvedConfig, out: Path, resume: bool, prior: Prior | None,
                          demos: Demonstrations | None, progress: bool) -> Run:
-    """Prior, agent, replay buffer and environments; then the run restored from its checkpoint when resuming
-    (and one was written), else started fresh: policy initialization, the buffer seeded with the demonstrations."""
+    """Prior, agent, replay buffer and environments; then the run restored from its checkpoint when resuming (and one
+    was written), else started fresh: policy initialization, the buffer seeded with the demonstrations."""
     device = resolve_device(cfg.device)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
@@ -174,8 +173,8 @@ def _restore(run: Run, cfg: ResolvedConfig, out: Path, ckpt: dict[str, Any]) -> 
 
 def _from_format_1(ckpt: dict[str, Any], cfg: ResolvedConfig) -> None:
     """A checkpoint of an earlier version as this one writes it, exactly: its replay buffer's σ0² (cached squared
-    under ``prior_sigma = "variance"``) becomes σ0 again; the frozen initialized policy saved beside
-    the agent (``anchor``) joins the agent's state; the removed critic warm start's flag goes."""
+    under ``prior_sigma = "variance"``) becomes σ0 again; the frozen initialized policy saved beside the agent
+    (``anchor``) joins the agent's state; the removed critic warm start's flag goes."""
     storage = ckpt["replay"]["storage"]
     if cfg.prior_sigma == "variance" and "prior_std" in storage:
         for key in ("prior_std", "next_prior_std"):
@@ -203,9 +202,7 @@ def _start_fresh(run: Run, cfg: ResolvedConfig, out: Path, prior: Prior | None, 
             run.init_metrics = initialize_toward_prior(run.agent, run.prior_cache, demo_source.get(), cfg, progress)
     run.agent.before_online(run.init_metrics)
     if cfg.seed_demos:
-        flat = demo_source.get().flat()
-        run.buffer.add(flat["observations"], flat["actions"], training_rewards(flat["rewards"], cfg),
-                       flat["next_observations"], flat["terminals"])
+        add_demonstrations(run.buffer, demo_source.get(), cfg)
 
 
 def q_bounds(cfg: ResolvedConfig) -> tuple[float, float] | None:
@@ -222,13 +219,8 @@ def kl_sac_config(cfg: ResolvedConfig) -> KLSACConfig:
     use_prior = cfg.prior_kind is not None
     # Automatic α tracks E[log π − log π0]: −H̄ for SAC (log π0 ≡ 0), the KL target with a prior.
     target = cfg.target_kl if use_prior else -cfg.target_entropy
-    return KLSACConfig(gamma=cfg.gamma, tau=cfg.tau, alpha=cfg.alpha, auto_alpha=cfg.auto_alpha,
-                       penalty_target=float(target or 0.0), actor_lr=cfg.actor_lr, critic_lr=cfg.critic_lr,
-                       alpha_lr=cfg.alpha_lr, use_prior=use_prior, prior_sigma=cfg.prior_sigma,
-                       prior_variance=cfg.prior_variance, auto_alpha_target=cfg.auto_alpha_target,
-                       critic_layernorm=cfg.critic_layernorm, kl_anchor=cfg.kl_anchor, second_actor=cfg.second_actor,
-                       second_actor_choice=cfg.second_actor_choice,
-                       second_actor_temperature=cfg.second_actor_temperature)
+    shared = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(KLSACConfig) if hasattr(cfg, f.name)}
+    return KLSACConfig(**shared, penalty_target=float(target or 0.0), use_prior=use_prior)
 
 
 def agent_spec(cfg: ResolvedConfig, demos: DemoLoader, device: torch.device, prior: Prior | None = None) -> AgentSpec:
@@ -250,21 +242,22 @@ def build_agent(cfg: ResolvedConfig, demos: DemoLoader, device: torch.device, pr
 def demonstration_buffer(cfg: ResolvedConfig, demos: Demonstrations, prior_cache: PriorCache | None,
                          device: torch.device) -> ReplayBuffer:
     """The demonstrations as a replay buffer of their own, with the run's reward and cached prior."""
-    task, flat = cfg.task_spec, demos.flat()
-    buffer = ReplayBuffer(task.obs_dim, task.act_dim, demos.n_transitions, device, prior_cache=prior_cache)
-    buffer.add(flat["observations"], flat["actions"], training_rewards(flat["rewards"], cfg),
-               flat["next_observations"], flat["terminals"])
+    task = cfg.task_spec
+    return add_demonstrations(ReplayBuffer(task.obs_dim, task.act_dim, demos.n_transitions, device,
+                                           prior_cache=prior_cache), demos, cfg)
+
+
+def add_demonstrations(buffer: ReplayBuffer, demos: Demonstrations, cfg: ResolvedConfig) -> ReplayBuffer:
+    """``buffer`` with the demonstrations added, a hand task's binary reward in the run's protocol's values."""
+    flat = demos.flat()
+    rewards = flat["rewards"] if cfg.binary_reward is None else as_binary_reward(flat["rewards"], cfg.binary_reward)
+    buffer.add(flat["observations"], flat["actions"], rewards, flat["next_observations"], flat["terminals"])
     return buffer
 
 
-def training_rewards(rewards: np.ndarray, cfg: ResolvedConfig) -> np.ndarray:
-    """Demonstration rewards as the run trains on them: a hand task's binary reward in the protocol's values."""
-    return rewards if cfg.binary_reward is None else as_binary_reward(rewards, cfg.binary_reward)
-
-
 class DemoSource:
-    """Demonstrations loaded on first use: the given object, ``config.demos`` or the task's own set, each checked
-    as a loaded file is, with actions clipped to the box (up to the run's ``max_clipped_actions``)."""
+    """Demonstrations loaded on first use: the given object, ``config.demos`` or the task's own set, each checked as
+    a loaded file is, with actions clipped to the box (up to the run's ``max_clipped_actions``)."""
 
     def __init__(self, cfg: TrainConfig, demos: Demonstrations | None) -> None:
         self.cfg, self.demos, self.checked = cfg, demos, False
@@ -337,9 +330,9 @@ def resolve_prior(cfg: ResolvedConfig, out: Path, prior: Prior | None, demos: De
                   progress: bool) -> Prior | None:
     """π0 for this run: given, stored in the run directory, loaded from ``config.prior``, or fitted here.
 
-    A copy is kept in ``out/prior`` so that a resumed run needs nothing outside its
-    directory. ``config.prior`` naming that copy itself (a run's own ``config.json``)
-    means: load it from there, or, when it is missing, fit it there.
+    A copy is kept in ``out/prior`` so that a resumed run needs nothing outside its directory. ``config.prior``
+    naming that copy itself (a run's own ``config.json``) means: load it from there, or, when it is missing, fit it
+    there.
     """
     if cfg.prior_kind is None:
         if prior is not None:
@@ -367,8 +360,8 @@ def resolve_prior(cfg: ResolvedConfig, out: Path, prior: Prior | None, demos: De
 
 
 def fit_run_prior(cfg: ResolvedConfig, kind: str, demos: Demonstrations, progress: bool) -> Prior:
-    """A prior of ``kind`` fitted on the demonstrations with the run's settings: the GP with the run's kernel,
-    the NN, or both for the ablation (:data:`~nppac.training.algorithms.ABLATION_PRIOR`)."""
+    """A prior of ``kind`` fitted on the demonstrations with the run's settings: the GP with the run's kernel, the
+    NN, or both for the ablation (:data:`~nppac.training.algorithms.ABLATION_PRIOR`)."""
 
     def fit(kind: str) -> Prior:
         settings: dict[str, Any] = {"seed": cfg.seed, "device": cfg.device}
@@ -390,8 +383,8 @@ def fit_run_prior(cfg: ResolvedConfig, kind: str, demos: Demonstrations, progres
 
 def start_from_actor(agent: Agent, path: str, prior_cache: PriorCache | None, demos: DemoSource,
                      prior_sigma: SigmaConvention) -> dict[str, float]:
-    """Load ``path`` into the agent's actor (refused in one line unless it has the run's architecture); returns
-    its KL(π‖π0) on the demonstration states, measured as policy initialization reports it (when there are both)."""
+    """Load ``path`` into the agent's actor (refused in one line unless it has the run's architecture); returns its
+    KL(π‖π0) on the demonstration states, measured as policy initialization reports it (when there are both)."""
     actor = load_actor(path, agent.device)
     mine = agent.actor
     shape = ("kind", "obs_dim", "act_dim", "hidden", "log_std_range")
@@ -420,8 +413,8 @@ OBS_SCALE_WARN = 1e3
 actor reads raw observations (the priors standardize theirs), and a network fed 1e6 starts with outputs, and a
 KL(π‖π0), millions of times too large (5e6 measured for states scaled by 1e6)."""
 KL_WARN_RATIO = 100.0
-"""A policy's KL(π‖π0) at initialization beyond this multiple of KL(N(0, I) ‖ π0), what an actor whose outputs are
-of order one has, gets the same warning."""
+"""A policy's KL(π‖π0) at initialization beyond this multiple of KL(N(0, I) ‖ π0), what an actor whose outputs are of
+order one has, gets the same warning."""
 
 
 def warn_if_far_from_prior(whose: str, kl: float, states: torch.Tensor, prior_mean: torch.Tensor,

@@ -1,9 +1,8 @@
 """Where a run's time goes: a run marks its phases, and a timer installed with :func:`phase_timer` times them.
 
-Each phase of :data:`PHASES` a run enters (in this thread) runs inside ``timer(phase)``, a
-context manager of the caller's; without a timer the marks do nothing. What lies outside
-every phase (building the agent, buffers and environments, logging) is the rest of the
-run's wall time. ``benchmarks/bench_phases.py`` reads a run this way.
+Each phase of :data:`PHASES` a run enters (in this thread) runs inside ``timer(phase)``, a context manager of the
+caller's; without a timer the marks do nothing. What lies outside every phase (building the agent, buffers and
+environments, logging) is the rest of the run's wall time. ``benchmarks/bench_phases.py`` reads a run this way.
 """
 
 from __future__ import annotations
@@ -14,10 +13,8 @@ from contextvars import ContextVar
 
 PHASES = ("prior fit", "references", "π0 at demo states", "initialization", "collection", "updates", "evaluation",
           "checkpoints")
-"""The phases a run marks: fitting its prior (when it fits one); the references (the prior's mean action and the
-uniform policy, evaluated once); π0 at the demonstration states, with the initialization (the KL(π‖π0) epochs on
-those states) inside it; then each epoch's collection (env steps, and the replay buffer's additions), the gradient
-steps of the offline phase and of each epoch, each evaluation and each checkpoint."""
+"""The phases a run marks, in the order it enters them; the initialization (the KL(π‖π0) epochs) runs inside π0 at
+the demonstration states, and collection includes the replay buffer's additions."""
 
 PhaseTimer = Callable[[str], AbstractContextManager[object]]
 """``timer(phase)``: the context a phase of :data:`PHASES` runs in."""
