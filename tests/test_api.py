@@ -69,6 +69,17 @@ def test_bad_settings_are_refused_by_name():
     assert nppac.AWAC("pen-binary", lam=0.3).config.algo_settings == {"lam": 0.3}
 
 
+def test_a_path_argument_that_is_no_path_is_refused_by_name():
+    from nppac.callbacks import CheckpointCallback
+
+    with pytest.raises(NppacError, match=r"^Model.load: path=None: expected a path$"):
+        nppac.Model.load(None)  # type: ignore[arg-type]
+    with pytest.raises(NppacError, match=r"^learn: out_dir=5: expected a path$"):
+        nppac.SAC("halfcheetah", verbose=0).learn(1000, out_dir=5)  # type: ignore[arg-type]
+    with pytest.raises(NppacError, match=r"^CheckpointCallback: save_path=5; give a directory's path$"):
+        CheckpointCallback(150, 5)  # type: ignore[arg-type]
+
+
 def test_a_prior_passed_as_an_object_is_named_in_config_json_whose_file_alone_reruns_the_run(tmp_path, monkeypatch,
                                                                                            capsys):
     from nppac.data import save_npz

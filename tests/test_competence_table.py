@@ -106,6 +106,16 @@ def test_columns_select_and_the_figure_draws_a_panel_per_group(competence, tmp_p
     assert (tmp_path / "fig.png").stat().st_size > 0
 
 
+def test_a_figure_that_is_no_image_is_refused_before_the_work(competence, tmp_path):
+    suite = tmp_path / "suite"
+    _run(suite, "nppac", 0, [1000.0, 500.0, 1000.0], prior=1000.0)
+    progress = suite / "halfcheetah" / "nppac" / "seed-0" / "progress.csv"
+    text = progress.read_text()
+    with pytest.raises(NppacError, match="progress.csv: the output file must end in .png"):
+        competence.figure([suite], "halfcheetah", progress)
+    assert progress.read_text() == text
+
+
 def test_a_suite_of_variants_lends_its_prior_reference_and_unknown_columns_are_refused(competence, tmp_path):
     suite = tmp_path / "suite"
     _run(suite, "nppac-alpha-init", 0, [1000.0, 900.0, 1000.0], prior=1200.0, algo="nppac")

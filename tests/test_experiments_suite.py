@@ -93,6 +93,21 @@ def test_manifest_round_trip_and_refuses_another_suite(tmp_path):
         other.write_manifest(out)
 
 
+@pytest.mark.parametrize("report, message", [
+    ({"last_k": 2.5}, "report.last_k must be a positive integer, got 2.5"),
+    ({"threshold": {"halfcheetah": "x"}}, "report.threshold.halfcheetah must be a finite number, got 'x'"),
+    ({"adjust": "bogus"}, "report.adjust must be one of holm, bh, none"),
+])
+def test_a_manifests_report_settings_are_typed_as_the_suite_files_are(tmp_path, report, message):
+    out = tmp_path / "out"
+    load_suite(_write(tmp_path, SUITE)).write_manifest(out)
+    data = json.loads((out / "suite.json").read_text())
+    data["report"].update(report)
+    (out / "suite.json").write_text(json.dumps(data))
+    with pytest.raises(NppacError, match=r"suite.json is not a suite manifest .*" + message.replace(".", r"\.")):
+        read_manifest(out)
+
+
 BASE = 'tasks = ["halfcheetah"]\nalgos = ["sac"]\nseeds = 2\n'
 
 

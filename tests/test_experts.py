@@ -202,6 +202,33 @@ def test_train_keeps_the_best_evaluated_actor_not_the_last(tmp_path, monkeypatch
     assert not all(torch.equal(best[k], last[k]) for k in best)
 
 
+def test_a_run_that_is_no_experts_or_does_not_fit_its_checkpoint_is_refused(tmp_path):
+    from nppac.diagnostics.evaluation import evaluate_policy
+    from nppac.training import TrainConfig, train
+
+    overrides = [s for s in TINY_TRAINING if s != "--set"]
+    run = tmp_path / "run"
+    train(TrainConfig(task="hopper", algo="sac", steps=200).with_overrides(overrides), run, progress=False)
+    # A cut eval_return is no number: the export records none.
+    progress = run / "progress.csv"
+    lines = progress.read_text().splitlines()
+    column = lines[0].split(",").index("eval_return")
+    last = lines[-1].split(",")
+    last[column] = ""
+    progress.write_text("\n".join([*lines[:-1], ",".join(last)]) + "\n")
+    assert export_expert(run, tmp_path / "e.safetensors")["eval_return"] is None
+    config = json.loads((run / "config.json").read_text())
+    TrainConfig(task="hopper", algo="bc", steps=200).save(run / "config.json")
+    with pytest.raises(NppacError, match="is a bc run, not an expert's \\(sac\\)"):
+        train_expert(None, run, resume=True, steps=400, progress=False)
+    (run / "config.json").write_text(json.dumps({**config, "actor_hidden": [64, 64]}))
+    (run / "actor.safetensors").unlink()  # evaluated from its checkpoint, as a run still training is
+    for read in (lambda: export_expert(run, tmp_path / "f.safetensors"), lambda: evaluate_policy(run, n_episodes=1)):
+        with pytest.raises(NppacError, match="checkpoint .*checkpoint.pt does not fit the run's config.json"):
+            read()
+    assert not (tmp_path / "f.safetensors").exists()
+
+
 def test_export_needs_a_run_with_a_checkpoint(tmp_path):
     with pytest.raises(NppacError, match="not a training run"):
         export_expert(tmp_path, tmp_path / "x.safetensors")

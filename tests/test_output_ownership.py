@@ -385,3 +385,16 @@ def test_a_prior_is_replaced_only_where_a_prior_was_saved(tmp_path):
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "settings.json").write_text('{"kind": "editor settings"}')
     assert not is_saved_prior(tmp_path / "other")
+
+
+def test_a_runs_config_json_is_replaced_whole_not_written_through_a_link(tmp_path):
+    from nppac.training import TrainConfig
+
+    theirs = tmp_path / "theirs.json"
+    theirs.write_text("{}")
+    link = tmp_path / "run" / "config.json"
+    link.parent.mkdir()
+    link.symlink_to(theirs)
+    TrainConfig(task="halfcheetah", algo="sac").save(link)
+    assert theirs.read_text() == "{}" and not link.is_symlink()
+    assert TrainConfig.load(link).algo == "sac"

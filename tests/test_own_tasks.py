@@ -161,6 +161,14 @@ def test_environments_nppac_cannot_learn_in_are_refused_in_one_line(env, kwargs,
     assert "mine" not in [t.name for t in tasks.list_tasks()]
 
 
+@pytest.mark.parametrize("name", [".", ".."])
+def test_a_name_that_is_a_folder_of_its_own_is_refused(name):
+    with pytest.raises(NppacError, match="not '.' or '..' \\(it names run folders\\)"):
+        register_task(name, ENV_ID)
+    with pytest.raises(NppacError, match="^task 5: expected a task's name"):
+        get_task(5)  # type: ignore[arg-type]
+
+
 def test_the_papers_names_stay_the_papers():
     with pytest.raises(NppacError, match="'halfcheetah' is one of nppac's own tasks"):
         register_task("halfcheetah", ENV_ID)

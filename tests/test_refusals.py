@@ -360,6 +360,30 @@ def other_suite(out: Path) -> None:
     (out / "suite.json").write_text(json.dumps({"name": "theirs", "runs": []}))
 
 
+def halfcheetah_suite(ctx: Context, *flags: str) -> list[str]:
+    """``suite report`` of the manifest of a one-run halfcheetah suite, with ``flags``."""
+    from nppac.experiments import parse_suite
+
+    parse_suite({"name": "mine", "tasks": ["halfcheetah"], "algos": ["sac"], "seeds": 1}).write_manifest(
+        ctx.folder / "out")
+    return ["suite", "report", str(ctx.folder / "out"), *flags]
+
+
+def expert_never_trains(ctx: Context) -> list[str]:
+    """``expert train --steps 0``, where a training would be a failure of its own."""
+    def train(*args: object, **kwargs: object) -> None:
+        raise AssertionError("trained")
+
+    ctx.monkeypatch.setattr("nppac.training.experts.train_expert", train)
+    return ["expert", "train", "--task", "halfcheetah", "--steps", "0", "--out", str(ctx.folder / "e")]
+
+
+def run_file_not_utf8(ctx: Context) -> list[str]:
+    path = ctx.folder / "run.toml"
+    path.write_bytes(b'task = "halfcheetah"\nalgo = "sac"\n# \xff\n')
+    return ["train", "--config", str(path), "--out", str(ctx.folder / "run")]
+
+
 def notes_in(out: Path, name: str = "notes.txt") -> None:
     out.mkdir(exist_ok=True)
     (out / name).write_text("mine")
@@ -604,6 +628,24 @@ REFUSALS = [
             lambda ctx: (other_suite(ctx.folder / "out"), ["suite", "report", str(ctx.folder / "out"),
                                                            "--adjust", "bonferroni"])[1],
             ("--adjust must be one of holm, bh, none, got 'bonferroni'",), ("out/report.md",)),
+    Refusal("report with a threshold that is no finite number",
+            lambda ctx: halfcheetah_suite(ctx, "--threshold", "halfcheetah=nan"),
+            ("--threshold expects TASK=LEVEL with a finite number, got 'halfcheetah=nan'",), ("out/report.md",)),
+    Refusal("report with an option of a table, without it", lambda ctx: halfcheetah_suite(ctx, "--versus", "sac"),
+            ("--versus is read by --table priors only",), ("out/report.md",)),
+    Refusal("a table with an option of the report", lambda ctx: halfcheetah_suite(ctx, "--table", "pathology",
+                                                                                   "--baseline", "sac"),
+            ("--baseline is read by the report (no --table) only",)),
+    Refusal("a table of a task the suites did not run", lambda ctx: halfcheetah_suite(ctx, "--table", "pathology",
+                                                                                      "--task", "hopper"),
+            ("--task hopper: no run of it in",)),
+    Refusal("a run file that is not UTF-8", run_file_not_utf8, ("cannot read run file", "run.toml"), ("run",)),
+    # Experts
+    Refusal("an expert of 0 steps", expert_never_trains, ("steps=0 is out of range",), ("e",)),
+    Refusal("demonstrations of a negative seed", lambda ctx: ["demos", "collect", "--task", "halfcheetah",
+                                                              "--episodes", "1", "--seed", "-1", "--out",
+                                                              str(ctx.folder / "d.npz")],
+            ("seed must lie in [0, 4294967295], got -1",), ("d.npz",)),
     # Evaluation
     Refusal("evaluate a folder that is not a run", lambda ctx: ["evaluate", str(ctx.folder)],
             ("is not a run directory (no config.json)", "nppac train")),

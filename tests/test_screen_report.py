@@ -104,3 +104,13 @@ def test_the_committed_screens_regenerate_their_committed_files(tmp_path, outs, 
     for suffix in (".json", ".md", ".png", "-grid.png"):
         name = f"{figures}{suffix}"
         assert (dest / name).read_bytes() == (ROOT / "docs" / "figures" / figures / name).read_bytes(), name
+
+
+def test_runs_without_their_priors_mean_action_are_refused_and_nothing_is_written(tmp_path):
+    suite = tmp_path / "sac-only"
+    _manifest(suite, ["hopper"], ["sac"])
+    _run(suite, "hopper", "sac", 0, [1000.0, 1200.0])
+    dest = tmp_path / "screen"
+    with pytest.raises(NppacError, match="no finished run of hopper in .* recorded its prior's mean action"):
+        screen.report([suite], dest)
+    assert not dest.exists()

@@ -224,6 +224,8 @@ class Model:
         ``total_steps`` (deprecated): the run's total instead of the steps to add, as ``learn`` took it before.
         """
         cfg = self.config
+        if out_dir is not None:
+            _path("learn: out_dir", out_dir)
         if total_steps is not None:
             if total_timesteps is not None:
                 raise NppacError("give total_timesteps (steps to add) or the deprecated total_steps (the run's "
@@ -322,7 +324,7 @@ class Model:
     def load(cls, path: PathLike, device: str = "cpu", verbose: int = 1) -> Model:
         """The model of a run directory (written by the CLI or the API): its settings, its last actor; ``learn``
         continues the run. ``device`` is where ``predict`` runs (cpu, cuda, cuda:N or auto)."""
-        run = RunDir(os.fspath(path))
+        run = RunDir(_path("Model.load: path", path))
         device, verbose = _device(device), _verbosity(verbose)
         cfg = run.train_config("give the out_dir of a run (Model.learn, nppac train --out)")
         model_cls = MODELS.get(cfg.algo, Model) if cls is Model else cls
@@ -411,6 +413,13 @@ def _count(name: str, value: Any, steps_per_epoch: int) -> int:
         raise NppacError(f"learn: {name}={value:,} is less than one epoch (steps_per_epoch={steps_per_epoch:,}); "
                          "nppac trains whole epochs")
     return int(value)
+
+
+def _path(what: str, value: Any) -> Path:
+    """A path argument (a string or path-like), else one line naming the argument."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise NppacError(f"{what}={value!r}: expected a path")
+    return Path(value)
 
 
 def _existing(key: str, path: PathLike) -> str:

@@ -91,6 +91,8 @@ class CheckpointCallback(BaseCallback):
         super().__init__()
         if isinstance(save_freq, bool) or not isinstance(save_freq, int) or save_freq < 1:
             raise NppacError(f"CheckpointCallback: save_freq={save_freq!r}; give a whole number of env steps ≥ 1")
+        if not isinstance(save_path, (str, os.PathLike)):
+            raise NppacError(f"CheckpointCallback: save_path={save_path!r}; give a directory's path")
         if Path(save_path).exists() and not Path(save_path).is_dir():
             raise NppacError(f"CheckpointCallback: {save_path} is a file; save_path must be a directory")
         self.save_freq, self.save_path, self.name_prefix = save_freq, Path(save_path), name_prefix

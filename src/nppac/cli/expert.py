@@ -40,7 +40,7 @@ def train_command(
         if task is None:
             raise NppacError("--task is required for a new expert run (or pass --resume --out DIR)")
         check_output_dir(out)
-        config = expert_config(task, steps or EXPERT_STEPS, seed, device, overrides)
+        config = expert_config(task, EXPERT_STEPS if steps is None else steps, seed, device, overrides)
     elif overrides or task is not None:
         print("note: --resume continues with the configuration stored in the run directory (only --steps may change)",
               file=sys.stderr)

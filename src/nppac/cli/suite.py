@@ -157,6 +157,11 @@ def export(
 
 TABLES = ("competence", "conventions", "pathology", "priors", "screen")
 """The tables ``nppac suite report --table`` prints from suite folders (:mod:`nppac.experiments.tables`)."""
+_READERS: dict[str, tuple[str | None, ...]] = {
+    "--out": (None, "screen"), "--last-k": (None,), "--threshold": (None,), "--baseline": (None,),
+    "--adjust": (None, "conventions", "priors"), "--json": (None,), "--versus": ("priors",),
+    "--columns": ("competence",), "--episodes": ("competence",), "--figure": ("competence",)}
+"""Who reads each option of ``suite report``: the report (None) or the named tables."""
 
 
 @app.command("report")
@@ -196,6 +201,15 @@ def report(
     or, with --table, one table of one or more suite folders (docs/experiments.md)."""
     from nppac.errors import NppacError
 
+    if table is not None and table not in TABLES:
+        raise NppacError(f"--table {table!r}: choose one of {', '.join(TABLES)}")
+    given = {"--out": report_path, "--last-k": last_k, "--threshold": thresholds, "--baseline": baseline,
+             "--adjust": adjust, "--json": json_out, "--versus": versus, "--columns": columns, "--episodes": episodes,
+             "--figure": figure}
+    for option, value in given.items():
+        if value and table not in _READERS[option]:
+            readers = " or ".join("the report (no --table)" if t is None else f"--table {t}" for t in _READERS[option])
+            raise NppacError(f"{option} is read by {readers} only; drop it")
     if table is not None:
         lines = _table_lines(table, outs, report_path, task, versus, adjust or "holm", columns, episodes, figure)
         if lines:
@@ -221,9 +235,10 @@ def _table_lines(table: str, outs: list[Path], dest: Path | None, task: str, ver
                  columns: list[str], episodes: bool, figure: Path | None) -> list[str]:
     from nppac.errors import NppacError
     from nppac.experiments import tables
+    from nppac.experiments.suite import read_manifest
 
-    if table not in TABLES:
-        raise NppacError(f"--table {table!r}: choose one of {', '.join(TABLES)}")
+    if table != "screen" and not any(task in read_manifest(out).tasks for out in outs):
+        raise NppacError(f"--task {task}: no run of it in {', '.join(map(str, outs))}; name one of their tasks")
     if table == "competence":
         only = columns or None
         if episodes:
@@ -248,6 +263,8 @@ def _table_lines(table: str, outs: list[Path], dest: Path | None, task: str, ver
 
 
 def _thresholds(pairs: list[str]) -> dict[str, float]:
+    import math
+
     from nppac.errors import NppacError
     from nppac.tasks import get_task
 
@@ -259,6 +276,8 @@ def _thresholds(pairs: list[str]) -> dict[str, float]:
                 raise ValueError
             get_task(task.strip())  # a mistyped task is refused by name
             levels[task.strip()] = float(text)
+            if not math.isfinite(levels[task.strip()]):
+                raise ValueError
         except ValueError:
-            raise NppacError(f"--threshold expects TASK=LEVEL with a number, got {pair!r}") from None
+            raise NppacError(f"--threshold expects TASK=LEVEL with a finite number, got {pair!r}") from None
     return levels

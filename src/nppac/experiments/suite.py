@@ -299,9 +299,7 @@ def read_manifest(out: str | Path) -> Suite:
         data = json.loads(path.read_text())
         runs = tuple(RunSpec(TrainConfig.from_dict(r["config"]), tuple(r["overrides"]), r.get("variant"))
                      for r in data["runs"])
-        report = data.get("report", {})
-        settings = ReportSettings(int(report.get("last_k", 3)), dict(report.get("threshold", {})),
-                                  str(report.get("adjust", "holm")))
+        settings = _report({"report": data.get("report", {})}, MANIFEST_NAME, list(dict.fromkeys(r.task for r in runs)))
         return Suite(data["name"], runs, settings, data.get("source"), tuple(data.get("algos", ())),
                      bool(data.get("shared_init", False)))
     except OSError as err:

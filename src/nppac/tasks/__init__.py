@@ -359,6 +359,8 @@ def list_tasks() -> list[Task]:
 def get_task(name: str) -> Task:
     """Look a task up: a registered name, else a task named by a gymnasium id, ``module:function`` or an
     entry point of group ``nppac.tasks`` (:func:`resolve`); else a one-line :class:`NppacError`."""
+    if not isinstance(name, str):
+        raise NppacError(f"task {name!r}: expected a task's name (a string)")
     if name in _TASKS:
         return _TASKS[name]
     task = resolve(name)
@@ -403,8 +405,9 @@ def register_task(name: str, env: EnvSource, *, reward: str = "dense", horizon: 
     """
     if name in BUILTIN_TASKS:
         raise NppacError(f"task name {name!r} is one of nppac's own tasks; register yours under another name")
-    if not isinstance(name, str) or not name or any(c.isspace() for c in name) or "/" in name:
-        raise NppacError(f"task name {name!r}: give a non-empty name without spaces or '/' (it names run folders)")
+    if not isinstance(name, str) or name in ("", ".", "..") or any(c.isspace() for c in name) or "/" in name:
+        raise NppacError(f"task name {name!r}: give a non-empty name without spaces or '/', not '.' or '..' "
+                         "(it names run folders)")
     task = make_task(name, env, reward=reward, horizon=horizon, eval_episodes=eval_episodes, demos=demos,
                      env_kwargs=env_kwargs, success_steps=success_steps, defaults=defaults, **settings)
     return _register(task)

@@ -18,6 +18,7 @@ from nppac.data.loaders import is_minari_id
 from nppac.data.replay import demo_count
 from nppac.data.validate import MAX_CLIPPED_ACTIONS
 from nppac.errors import NppacError
+from nppac.outputs import write_atomic
 from nppac.priors.gp import VARIANCE_ESTIMATES, VarianceEstimate
 from nppac.priors.kernels import KERNELS
 from nppac.settings import field_types, parsed, typed, typed_fields
@@ -387,7 +388,7 @@ class TrainConfig:
             file = Path(value).resolve()
             return str(file.relative_to(home) if file.is_relative_to(home) else file)
 
-        Path(path).write_text(json.dumps(_with_paths(self.to_dict(), named), indent=2) + "\n")
+        write_atomic(path, json.dumps(_with_paths(self.to_dict(), named), indent=2) + "\n")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -459,7 +460,7 @@ class TrainConfig:
             raise NppacError(f"--config {path}: expected a .toml run file or a run's config.json")
         try:
             data = tomllib.loads(path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as err:
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
             raise NppacError(f"cannot read run file {path}: {err}") from None
         settings = data.pop("settings", {})
         if not isinstance(settings, dict):

@@ -123,6 +123,8 @@ def collect_demos(actor: Actor, task: str, episodes: int = 10, action_noise: flo
         raise NppacError(f"episodes must be at least 1, got {episodes}")
     if action_noise < 0 or not math.isfinite(action_noise):
         raise NppacError(f"action noise must be a finite std ≥ 0, got {action_noise}")
+    if not 0 <= seed < 2**32:
+        raise NppacError(f"seed must lie in [0, {2**32 - 1}], got {seed}")
     horizon = spec.horizon if horizon is None else horizon
     if not 1 <= horizon <= spec.horizon:
         raise NppacError(f"horizon must lie in [1, {spec.horizon}] for task {spec.name!r}, got {horizon}")
@@ -209,6 +211,10 @@ def train_expert(config: TrainConfig | None, out_dir: str | Path, resume: bool =
     """
     out = Path(out_dir)
     expert_file = out / EXPERT_NAME
+    algo = RunDir(out).train_config().algo if resume and RunDir(out).started else "sac"
+    if algo != "sac":
+        raise NppacError(f"{out} is a {algo} run, not an expert's (sac); continue it with "
+                         f"`nppac train --resume --out {out}`")
     best = _exported_return(expert_file) if resume else -math.inf
 
     def export_if_best(row: dict[str, Any]) -> None:
@@ -260,7 +266,11 @@ def checkpoint_actor(run: Path, cfg: ResolvedConfig,
     task = cfg.task_spec
     actor = Actor(task.obs_dim, task.act_dim, cfg.actor_hidden, cfg.actor,
                   getattr(cfg.algo_config(), "log_std_range", None))
-    actor.load_state_dict(ckpt["agent"]["actor"])
+    try:
+        actor.load_state_dict(ckpt["agent"]["actor"])
+    except RuntimeError as err:
+        raise NppacError(f"checkpoint {ckpt_path} does not fit the run's {CONFIG_NAME} "
+                         f"({str(err).splitlines()[-1].strip()}); was either edited? restore them") from None
     return actor.to(device).eval(), ckpt
 
 
@@ -276,8 +286,12 @@ def _expert_record(path: Path) -> dict[str, Any] | None:
 
 
 def _eval_return(run: Path, epoch: int) -> float | None:
-    """The evaluation return of ``epoch`` in the run's ``progress.csv`` (None if the row is missing)."""
-    return next((float(row["eval_return"]) for row in RunDir(run).progress()[1] if int(row["epoch"]) == epoch), None)
+    """The evaluation return of ``epoch`` in the run's ``progress.csv`` (None if the row is missing or cut)."""
+    value = next((row.get("eval_return") for row in RunDir(run).progress()[1] if row.get("epoch") == str(epoch)), None)
+    try:
+        return None if value is None else float(value)
+    except ValueError:
+        return None
 
 
 def _exported_return(expert_file: Path) -> float:

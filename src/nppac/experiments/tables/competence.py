@@ -244,6 +244,9 @@ def figure(suites: list[Path], task: str, path: Path, only: list[str] | None = N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from nppac.diagnostics.style import check_figure_path, save_figure
+
+    check_figure_path(path)
     groups = cells(collect(suites, task, only))
     if not groups:
         raise NppacError(f"no finished run of {task!r} in {', '.join(map(str, suites))}")
@@ -266,9 +269,7 @@ def figure(suites: list[Path], task: str, path: Path, only: list[str] | None = N
     for row in axes:
         row[0].set_ylabel(f"{task}: eval ÷ prior")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 

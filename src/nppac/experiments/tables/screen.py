@@ -74,6 +74,9 @@ def report(outs: list[Path], dest: Path) -> list[Path]:
                     settings[column] = runs
             first = [out / task / column / seed for column, runs in settings.items() for seed in runs]
             result[task] = {"prior_mean_action": _prior_mean_action(first), "settings": settings}
+            if result[task]["prior_mean_action"]["return"] is None:
+                raise NppacError(f"no finished run of {task} in {out} recorded its prior's mean action (in its "
+                                 "references.json); a screen compares runs with a prior (nppac and its variants)")
     dest.mkdir(parents=True, exist_ok=True)
     name = dest.name
     (dest / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
