@@ -97,22 +97,17 @@ def config_schedule(config: Mapping[str, Any]) -> np.ndarray:
     return evaluation_steps(int(filled["steps"]), int(filled["steps_per_epoch"]), int(filled["eval_every"]))
 
 
-def held_values(steps: np.ndarray, values: np.ndarray | Sequence[float], schedule: np.ndarray) -> np.ndarray:
-    """A run's logged evaluations followed by its last one at each row of ``schedule`` after its last logged
-    step: what a diverged run's last good checkpoint scores for the rest of its schedule."""
-    added = int(np.sum(schedule > steps[-1])) if len(steps) else 0
-    logged = np.asarray(values, dtype=float)
-    return np.concatenate([logged, np.full(added, logged[-1])])
-
-
 def run_final(steps: np.ndarray, values: np.ndarray | Sequence[float], schedule: np.ndarray, last_k: int) -> float:
     """A run's final performance, as the report and every table define it: the mean of the last ``last_k``
     evaluated rows of its ``schedule`` (:func:`evaluation_steps`), from the evaluations it logged at ``steps``.
 
-    A run that stopped early holds its last evaluation at the rows it did not reach: averaging its last K
-    *logged* evaluations would credit a run that diverged within K rows with earlier ones, down to step 0.
+    A run that stopped early holds its last evaluation at the rows it did not reach (what its last good
+    checkpoint scores): averaging its last K *logged* evaluations would credit a run that diverged within K rows
+    with earlier ones, down to step 0.
     """
-    return final_performance(held_values(np.asarray(steps, dtype=float), values, schedule), last_k)
+    added = int(np.sum(schedule > steps[-1])) if len(steps) else 0
+    logged = np.asarray(values, dtype=float)
+    return final_performance(np.concatenate([logged, np.full(added, logged[-1])]), last_k)
 
 
 def normalized_auc(steps: np.ndarray, values: np.ndarray) -> float:

@@ -330,9 +330,13 @@ def _result_of(future: cf.Future, run: RunSpec, out: Path) -> RunResult:
     try:
         return future.result()
     except Exception as err:
-        error = f"worker process died: {one_line(err)}"
-        RunDir(run.directory(out)).write_status({"status": "failed", "error": error})
-        return RunResult(run.key, "failed", error=error)
+        return _failed(run, out, f"worker process died: {one_line(err)}")
+
+
+def _failed(run: RunSpec, out: Path, error: str) -> RunResult:
+    """A run that failed outside its own training, recorded in its ``status.json``."""
+    RunDir(run.directory(out)).write_status({"status": "failed", "error": error})
+    return RunResult(run.key, "failed", error=error)
 
 
 RAY_INSTALL = "pip install 'nppac[ray]'"
@@ -369,10 +373,8 @@ class RayRunner:
             for run in runs:
                 gpus = self.gpus_per_run if run.config.device.startswith("cuda") else 0
                 if gpus > cluster_gpus:
-                    error = (f"device {run.config.device!r} needs {gpus:g} GPU but the Ray cluster has "
-                             f"{cluster_gpus:g}; set device = \"cpu\" or add GPU nodes")
-                    RunDir(run.directory(out)).write_status({"status": "failed", "error": error})
-                    yield RunResult(run.key, "failed", error=error)
+                    yield _failed(run, out, f"device {run.config.device!r} needs {gpus:g} GPU but the Ray cluster has "
+                                            f"{cluster_gpus:g}; set device = \"cpu\" or add GPU nodes")
                     continue
                 ref = remote.options(num_cpus=1, num_gpus=gpus).remote(run, out)
                 pending[ref] = run
@@ -382,9 +384,7 @@ class RayRunner:
                 try:
                     result = ray.get(done[0])
                 except Exception as err:  # the Ray worker itself failed (killed, lost node)
-                    error = f"ray task failed: {one_line(err)}"
-                    RunDir(run.directory(out)).write_status({"status": "failed", "error": error})
-                    result = RunResult(run.key, "failed", error=error)
+                    result = _failed(run, out, f"ray task failed: {one_line(err)}")
                 yield result
         finally:
             if started_here:
