@@ -1,11 +1,3 @@
-"""Diagnostics that show the pathology and its cure (DESIGN.md §5).
-
-* :mod:`nppac.diagnostics.variance` — predictive-std maps of priors over the
-  demonstrations' principal plane.
-* :mod:`nppac.diagnostics.gradients` — Proposition 1 measured: actor-loss gradient
-  norm against σ0, and under a fitted prior on and off the data.
-* :mod:`nppac.diagnostics.curves` — learning curves across runs and seeds.
-* :mod:`nppac.diagnostics.style` — the shared figure style.
-
-Each writes a figure and returns the numbers behind it (``to_json()``).
-"""
+"""Diagnostics that show the pathology and its cure (DESIGN.md §5): variance maps of priors (:mod:`.variance`),
+Proposition 1's gradient probes (:mod:`.gradients`), learning curves (:mod:`.curves`), policy evaluation
+(:mod:`.evaluation`), in one figure style (:mod:`.style`). Each writes a figure and returns its numbers."""

@@ -1,19 +1,11 @@
 """Learning curves across runs: mean and 95 % interval over seeds, per group (DESIGN.md §5.3).
 
-Each run directory holds ``config.json`` (at least ``task``, ``algo``, ``seed``) and
-``progress.csv`` (one row per evaluation, from env_steps = 0: the policy before any
-interaction, whose KL is the initialized actor's, ``init_kl``). Runs are grouped by a config key. Within a
-group the runs are aligned on ``env_steps`` and cut to the steps every run reached
-(the common prefix), so each point of a curve averages the same ``n`` seeds; a run
-whose logged steps differ from the others' is linearly interpolated onto the grid of
-the shortest run.
-
-The interval is Student's t interval of the mean across seeds,
-mean ± t_{0.975, n−1} · s / √n with s the sample standard deviation (ddof = 1); it
-is empty (lo = hi = mean) when a group has a single seed. Quantities drawn on a log
-axis (the policy-gradient norm, which spans orders of magnitude between priors) are
-averaged in log space: the geometric mean exp(mean log x) with the t interval of
-log x mapped back, which stays positive and is symmetric on the axis it is drawn on.
+Runs (``config.json``, ``progress.csv``) are grouped by a config key. Within a group they are aligned on
+``env_steps`` and cut to the steps every run reached, so each point averages the same ``n`` seeds (a run logged
+at other steps is interpolated onto the shortest run's grid). The interval is Student's t interval of the mean,
+mean ± t_{0.975, n−1} · s / √n (s with ddof = 1; empty for a single seed). Quantities drawn on a log axis (the
+policy-gradient norm spans orders of magnitude between priors) are averaged in log space: the geometric mean with
+the t interval of log x mapped back, positive and symmetric on the axis it is drawn on.
 """
 
 from __future__ import annotations
@@ -47,8 +39,8 @@ class Metric:
     log: bool = False
     """Positive and spans orders of magnitude: log y axis, geometric mean over seeds."""
     symlog: bool = False
-    """Either sign and may span orders of magnitude (an NN prior's KL of 1e10 beside a GP's of 10):
-    symmetric-log y axis, linear within ±1 (or a smaller decade the values reach), arithmetic mean over seeds."""
+    """Either sign and may span orders of magnitude (an NN prior's KL of 1e10 beside a GP's of 10): symmetric-log
+    y axis (:func:`_linthresh`), arithmetic mean over seeds."""
 
 
 SUCCESS = Metric("eval_success", "evaluation success rate")
@@ -83,11 +75,11 @@ class Run:
         return column in self.columns and bool(np.isfinite(self.columns[column]).any())
 
 
-
-def _float(text: str | None) -> float:
+def as_float(text: Any) -> float:
+    """A progress cell or JSON value as a number; NaN when missing, empty or not a number."""
     try:
-        return float(text) if text not in (None, "") else math.nan
-    except ValueError:
+        return float(text)
+    except (TypeError, ValueError):
         return math.nan
 
 
@@ -107,11 +99,11 @@ def load_run(directory: str | Path) -> Run:
         raise NppacError(f"{progress} has no env_steps column; pass directories written by `nppac train`")
     if not rows:
         raise NppacError(f"{progress} has no rows yet; wait for the run's first epoch")
-    init_kl = next((_float(row.get("init_kl")) for row in rows if row.get("init_kl")), math.nan)
+    init_kl = next((as_float(row.get("init_kl")) for row in rows if row.get("init_kl")), math.nan)
     # The rows of an offline phase all sit at env_steps = 0; its last one is the curve's step-0 point.
     rows = [row for row, later in zip(rows, rows[1:] + [None])
             if later is None or row.get("phase") != "offline" or later.get("env_steps") != row.get("env_steps")]
-    columns = {name: np.array([_float(row.get(name)) for row in rows]) for name in names}
+    columns = {name: np.array([as_float(row.get(name)) for row in rows]) for name in names}
     steps = columns["env_steps"]
     if "kl_mean" in columns and steps[0] == 0 and math.isnan(columns["kl_mean"][0]):
         columns["kl_mean"][0] = init_kl  # no update before step 0: the KL there is the initialized actor's
@@ -121,11 +113,8 @@ def load_run(directory: str | Path) -> Run:
 
 
 def group_key(run: Run, by: str) -> str:
-    """The run's value of config key ``by`` (dots reach into nested dicts), as text.
-
-    Several comma-separated keys (``algo,prior_sigma``) group by their combination, named
-    by the values joined with " / " (``nppac / std``).
-    """
+    """The run's value of config key ``by`` (dots reach into nested dicts) as text; several comma-separated keys
+    (``algo,prior_sigma``) give their values joined with " / " (``nppac / std``)."""
     names = []
     for key in (k.strip() for k in by.split(",")):
         value: Any = run.config
@@ -184,18 +173,18 @@ class Curve:
             "statistic": "geometric_mean" if self.geometric else "mean",
             "env_steps": _listed(self.env_steps), "mean": _listed(mean), "lo": _listed(lo), "hi": _listed(hi),
             "n": n.tolist(),
-            "final": {"env_steps": float(self.env_steps[-1]), "mean": _finite(mean[-1]), "lo": _finite(lo[-1]),
-                      "hi": _finite(hi[-1]), "values": _listed(self.per_run[:, -1])},
+            "final": {"env_steps": float(self.env_steps[-1]), "mean": finite(mean[-1]), "lo": finite(lo[-1]),
+                      "hi": finite(hi[-1]), "values": _listed(self.per_run[:, -1])},
         }
 
 
-def _finite(x: float) -> float | None:
+def finite(x: float) -> float | None:
+    """``x`` for JSON, which has no NaN: None unless finite."""
     return float(x) if math.isfinite(x) else None
 
 
 def _listed(a: np.ndarray) -> list[float | None]:
-    """JSON has no NaN: missing values become null."""
-    return [_finite(float(x)) for x in a]
+    return [finite(float(x)) for x in a]
 
 
 def common_grid(runs: Sequence[Run]) -> np.ndarray:
@@ -351,12 +340,8 @@ def _group_styles(names: list[str]) -> list[tuple[str, str]]:
 
 
 def _run_limits(per_run: list[np.ndarray], metric: Metric) -> tuple[float, float] | None:
-    """Y limits spanning every run's own values, with a margin.
-
-    A t-interval over 2–3 seeds (t_{0.975} = 12.7 for two) can reach far beyond anything
-    a run logged; the axis follows the runs so that the means stay readable, and the
-    band is cut at the axis.
-    """
+    """Y limits spanning every run's own values, with a margin: a t-interval over 2–3 seeds (t_{0.975} = 12.7 for
+    two) can reach far beyond anything a run logged, so the band is cut at the axis."""
     values = _finite_values(per_run)
     values = values[(values > 0) if metric.log else slice(None)]
     if values.size == 0:
@@ -385,11 +370,8 @@ def _linthresh(per_run: list[np.ndarray]) -> float:
 
 
 def reference_lines(comparison: Comparison) -> dict[str, float]:
-    """Label → level of the reference lines on the primary panel: demonstrations, prior's mean action.
-
-    Only for a single task (levels of different tasks do not share an axis). The prior
-    line is the GP's where any run has one (N-PPAC's π0), else the first prior found.
-    """
+    """Label → level of the reference lines on the primary panel, for a single task: the demonstrations and the
+    prior's mean action (the GP's where any run has one, N-PPAC's π0, else the first found)."""
     if len(comparison.tasks) != 1:
         return {}
     key = "success" if comparison.panels[0].column == "eval_success" else "return"

@@ -1,12 +1,6 @@
-"""A trained policy evaluated as its run evaluates it, with a 95 % interval and its worst episode.
-
-The episodes are those of the run's own evaluation (:func:`nppac.training.envs.evaluate`): the
-deterministic policy (the mean action) on the run's task and evaluation horizon, a hand task
-under AWAC's −1/0 reward, every episode drawn from one environment seeded with ``seed`` (by
-default the run's evaluation seed, so the episodes are those of its first evaluation). A hand
-task reports its success rate with Wilson's score interval, a dense reward its mean return with
-Student's t interval (:func:`nppac.diagnostics.curves.t_interval`). A video of the worst episode
-is recorded by gymnasium's own recorder (``RecordVideo``, which writes through moviepy).
+"""A trained policy evaluated as its run evaluates it (:func:`nppac.training.envs.evaluate`: the mean action, the
+run's horizon, by default its evaluation seed), with a 95 % interval (Wilson's for a success rate, Student's t for
+a mean return) and its worst episode, which gymnasium's ``RecordVideo`` can record.
 """
 
 from __future__ import annotations
@@ -42,7 +36,7 @@ LEVEL = 0.95
 
 
 class TrainedModel(Protocol):
-    """What :func:`evaluate_policy` reads of a model of :mod:`nppac.api`: its settings and its actor."""
+    """What :func:`evaluate_policy` reads of a model of :mod:`nppac.api`."""
 
     config: Any
     actor: Actor | None
@@ -102,11 +96,8 @@ def evaluate_policy(model_or_run: TrainedModel | Actor | str | Path, task: str |
                     video: str | Path | None = None) -> PolicyEvaluation:
     """Evaluate a model (:mod:`nppac.api`), a run directory's final actor or an :class:`Actor` as its run would.
 
-    ``task`` defaults to the run's (an actor needs it); ``n_episodes`` to the run's evaluation
-    episodes, ``seed`` to its evaluation seed (the task's and seed 0's for an actor). ``device``:
-    where a run directory's actor is loaded (a model's or an actor's stays where it is).
-    ``video``: an ``.mp4`` file to receive the worst episode, checked (the file, a renderer,
-    moviepy) before any episode runs.
+    ``task``, ``n_episodes`` and ``seed`` default to the run's (an actor needs ``task``, its seed is 0); ``device``
+    is where a run directory's actor is loaded; ``video``, an ``.mp4`` for the worst episode, is checked first.
     """
     from nppac.devices import resolve_device
     from nppac.training.envs import EVAL_SEED_OFFSET, eval_envs, evaluate

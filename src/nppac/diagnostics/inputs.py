@@ -28,18 +28,14 @@ class LabelledPrior:
     """Where it was loaded from (empty for priors built in memory)."""
 
 
-def _settings_details(directory: Path) -> list[str]:
-    settings_file = directory / "settings.json"
-    if not settings_file.exists():
-        return []
+def prior_label(kind: str, directory: Path) -> str:
+    """``KIND (details) · dirname``, the details (:data:`_DETAIL_KEYS`) read from ``directory/settings.json``, flat
+    or nested one level (``{"config": {...}}``)."""
     try:
-        settings = json.loads(settings_file.read_text())
+        settings = json.loads((directory / "settings.json").read_text())
     except (OSError, ValueError):
-        return []
-    if not isinstance(settings, dict):
-        return []
-    # Settings may be flat or nested one level (e.g. {"config": {...}}); look in both.
-    scopes = [settings, *(v for v in settings.values() if isinstance(v, dict))]
+        settings = None
+    scopes = [settings, *(v for v in settings.values() if isinstance(v, dict))] if isinstance(settings, dict) else []
     details: list[str] = []
     for key in _DETAIL_KEYS:
         for scope in scopes:
@@ -47,19 +43,7 @@ def _settings_details(directory: Path) -> list[str]:
             if isinstance(value, str) and value not in details:
                 details.append(value)
                 break
-    return details
-
-
-def prior_label(kind: str, directory: str | Path | None = None) -> str:
-    """``KIND (details) · dirname``, the details read from ``directory/settings.json`` when present."""
-    label = kind.upper()
-    if directory is None:
-        return label
-    directory = Path(directory)
-    details = _settings_details(directory)
-    if details:
-        label += f" ({', '.join(details)})"
-    return f"{label} · {directory.name}"
+    return kind.upper() + (f" ({', '.join(details)})" if details else "") + f" · {directory.name}"
 
 
 VARIANCE_CHOICES = ("exact", "love", "both")

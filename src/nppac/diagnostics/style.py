@@ -1,8 +1,4 @@
-"""One plotting style for every diagnostic figure: sizes, fonts, colours, saving.
-
-Figures are drawn off-screen (the Agg backend), so diagnostics run on headless
-machines and in tests.
-"""
+"""One plotting style for every diagnostic figure: sizes, fonts, colours, saving (off-screen, the Agg backend)."""
 
 from __future__ import annotations
 
@@ -29,9 +25,9 @@ PANEL_SIZE = (5.0, 3.8)
 DPI = 150
 """Resolution of saved raster figures: sharp on screen without huge files."""
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+"""Figure formats the diagnostics write."""
 FIGURE_MARK = "nppac"
 """The ``Comment`` of every PNG nppac draws: how a report knows the figures it may replace."""
-"""Figure formats the diagnostics write."""
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 """Line colours, one per group, in a fixed order so that figures stay comparable."""
 ALGORITHM_COLORS = {"nppac": "#1f77b4", "ppac-nn": "#d62728", "nppac-nn-std": "#2ca02c", "sac-bc": "#ff7f0e",
@@ -62,19 +58,14 @@ _RC: dict[RcKeyType, Any] = {
 
 
 def context() -> Any:
-    """A context in which figures are created, drawn and saved in the shared style.
-
-    The style is scoped (not written into the global ``rcParams``) so that importing
-    nppac never changes a caller's own figures.
-    """
+    """A context in which figures are created, drawn and saved in the shared style (scoped, so that nppac never
+    changes a caller's own figures)."""
     return plt.rc_context(_RC)
 
 
 def subplots(ncols: int, nrows: int = 1, **kwargs: Any) -> tuple[Figure, Any]:
-    """A figure of ``nrows × ncols`` panels of :data:`PANEL_SIZE`; call inside :func:`context`.
-
-    Returns ``(figure, axes)`` with ``axes`` always a 2-D array (``squeeze=False``).
-    """
+    """A figure of ``nrows × ncols`` panels of :data:`PANEL_SIZE` and its 2-D array of axes; call inside
+    :func:`context`."""
     return plt.subplots(
         nrows, ncols, figsize=(PANEL_SIZE[0] * ncols, PANEL_SIZE[1] * nrows),
         squeeze=False, layout="constrained", **kwargs,
@@ -82,13 +73,9 @@ def subplots(ncols: int, nrows: int = 1, **kwargs: Any) -> tuple[Figure, Any]:
 
 
 def readable_log_ticks(axis: Axis, at_least: int = 3) -> None:
-    """At least ``at_least`` labelled major ticks on a log or symlog axis, whatever range its view spans.
-
-    The scales label decades only, so a view within one or two decades (a KL from 5 to 50) shows a
-    single label. Call once the limits are set: the first locator that puts enough ticks in view is
-    kept (decades, then 1-2-5 and 1…9 per decade, then evenly spaced values for a view narrower than
-    a decade, where the scale is nearly linear), and every major tick is labelled.
-    """
+    """At least ``at_least`` labelled major ticks on a log or symlog axis, whose scales label decades only (a KL
+    from 5 to 50 would show one label). Call once the limits are set: the first locator that puts enough ticks in
+    view is kept (decades, 1-2-5, 1…9 per decade, then evenly spaced values)."""
     from matplotlib import ticker
 
     lo, hi = sorted(axis.get_view_interval())
@@ -106,10 +93,7 @@ def readable_log_ticks(axis: Axis, at_least: int = 3) -> None:
 
 
 def check_figure_path(path: str | Path) -> Path:
-    """The output path as a :class:`Path`, once it can be written as a figure (fails before any work).
-
-    Missing folders are created by :func:`save_figure`; the figure's numbers go beside it as ``.json``.
-    """
+    """The output path as a :class:`Path`, once it can be written as a figure (fails before any work)."""
     return check_output_file(path, FIGURE_SUFFIXES, make_folders=True)
 
 

@@ -1,11 +1,9 @@
 """Variance maps: where does each prior's predictive std collapse? (DESIGN.md §5.1)
 
-The demonstration states are projected on their first two principal components. A
-grid on that plane, extending well beyond the data, is lifted back to state space
-(s = mean + z₁ u₁ + z₂ u₂) and each prior's predictive std σ0(s), averaged over
-action dimensions, is drawn as a heatmap. A GP's std grows away from the data
-towards its prior variance; a maximum-likelihood NN's stays tiny everywhere — the
-pathology behind Proposition 1.
+A grid on the demonstration states' first two principal components, extending well beyond the data, is lifted
+back to state space (s = mean + z₁ u₁ + z₂ u₂) and each prior's predictive std σ0(s), averaged over action
+dimensions, drawn as a heatmap. A GP's std grows away from the data; a maximum-likelihood NN's stays tiny
+everywhere — the pathology behind Proposition 1.
 """
 
 from __future__ import annotations

@@ -1,17 +1,8 @@
 """Experiment suites: many tasks, algorithms and seeds, trained locally or on Ray, and their reports.
 
-* :mod:`nppac.experiments.suite` — suite files (TOML) expanded into runs.
-* :mod:`nppac.experiments.runners` — training the runs: skip finished, resume
-  interrupted, record failures; in this process, a process pool or Ray.
-* :mod:`nppac.experiments.export` — a suite's small files copied out (for sharing or committing).
-* :mod:`nppac.experiments.report` — final performance and sample efficiency per task
-  and algorithm with 95 % intervals over seeds, plus learning-curve figures.
-* :mod:`nppac.experiments.stats` — Welch's test, p-values adjusted across a family of
-  comparisons (Holm, Benjamini–Hochberg), intervals held to a quantity's bounds.
-* :mod:`nppac.experiments.replicates` — which runs of several suites are one cell.
-* :mod:`nppac.experiments.shared_priors`, :mod:`nppac.experiments.shared_inits` — priors fitted and policies
-  initialized once per suite.
-* :mod:`nppac.experiments.tables` — the tables of one or more suites' runs (``nppac suite report --table``).
+Suite files (:mod:`.suite`) expand into runs, trained by :mod:`.runners` with priors and initializations shared
+(:mod:`.shared_priors`, :mod:`.shared_inits`), exported (:mod:`.export`) and reported (:mod:`.report`,
+:mod:`.report_files`, :mod:`.stats`, :mod:`.aggregate`); :mod:`.tables` prints tables of several suites' runs.
 """
 
 from nppac.experiments.export import export_suite

@@ -1,20 +1,12 @@
 """Statistics across tasks with rliable (Agarwal et al., NeurIPS 2021): IQM, mean, probability of improvement,
 performance profiles. Optional: ``pip install 'nppac[stats]'``.
 
-Scores are put on one scale first, one per run, from its final performance (the report's
-mean of its last K evaluations):
-
-* hand tasks: the success rate;
-* locomotion: the demonstration-normalized return (R − R_random) / (R_demos − R_random), with
-  R_demos the demonstrations' mean return and R_random the uniform-random policy's, evaluated
-  like the agent (both in the run's ``references.json``; R_random is measured here, with the
-  same seed, for runs written before it was recorded).
-
-rliable needs the same number of runs of an algorithm on every task: an algorithm missing a
-task is left out of the aggregates (and named), and each keeps its first n seeds per task,
-n the fewest it has. Intervals are stratified-bootstrap 95 % intervals (runs resampled within
-each task), and so are the performance profiles' bands; every resample is drawn from one seeded
-generator (:data:`BOOTSTRAP_SEED`), so a report written twice has the same intervals and figure.
+Each run's final performance is put on one scale: the success rate on hand tasks, the demonstration-normalized
+return (R − R_random) / (R_demos − R_random) on locomotion (both references from the run's ``references.json``;
+R_random measured here, with the same seed, for runs from before it was recorded). rliable needs the same number
+of runs of an algorithm on every task: an algorithm missing a task is left out (and named), and each keeps its
+first n seeds per task, n the fewest it has. Intervals and the profiles' bands are stratified-bootstrap 95 %
+intervals, every resample drawn from one seeded generator (:data:`BOOTSTRAP_SEED`) so that a report is reproducible.
 """
 
 from __future__ import annotations
@@ -27,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from nppac.experiments.report import RunEntry, SuiteReport
+from nppac.experiments.report import RunEntry, SuiteReport, markdown_table
 from nppac.outputs import relative_link
 from nppac.tasks import get_task
 from nppac.training.references import random_policy_return
@@ -37,6 +29,8 @@ STATS_HINT = ("Aggregates across tasks (IQM, probability of improvement, perform
               "pip install 'nppac[stats]'")
 BOOTSTRAP_REPS = 5_000
 BOOTSTRAP_SEED = 0
+Interval = tuple[float, float, float]
+"""A point estimate with its interval: (point, lo, hi)."""
 REFERENCE_SEED = 20_000
 """The seed of a run's reference evaluations (training/setup.py evaluates references with seed + 20,000)."""
 
@@ -58,15 +52,15 @@ class Aggregate:
     algos: list[str]
     runs_per_task: dict[str, int]
     normalization: dict[str, dict[str, float]]
-    iqm: dict[str, tuple[float, float, float]]
-    mean: dict[str, tuple[float, float, float]]
-    improvement: dict[str, tuple[float, float, float]]
+    iqm: dict[str, Interval]
+    mean: dict[str, Interval]
+    improvement: dict[str, Interval]
     """"X over Y" → P(X > Y) with its interval."""
     excluded: dict[str, str] = field(default_factory=dict)
     profile: Path | None = None
 
     def to_json(self, relative_to: Path | None = None) -> dict[str, Any]:
-        def triple(v: tuple[float, float, float]) -> dict[str, float]:
+        def triple(v: Interval) -> dict[str, float]:
             return {"point": v[0], "lo": v[1], "hi": v[2]}
 
         return {"tasks": self.tasks, "algos": self.algos, "runs_per_task": self.runs_per_task,
@@ -76,7 +70,6 @@ class Aggregate:
                 "excluded": self.excluded, "performance_profile": relative_link(self.profile, relative_to)}
 
     def to_markdown(self, relative_to: Path | None = None) -> list[str]:
-
         lines = ["## Across tasks (rliable)", "",
                  f"Final performance on one scale: success rate on hand tasks, (R − R_random) / (R_demos − R_random) "
                  f"on locomotion; tasks {', '.join(self.tasks)}. Point estimate [stratified-bootstrap 95 % interval] "
@@ -85,18 +78,20 @@ class Aggregate:
             lines.append(f"- {task}: R_random = {ends['random']:.1f}, R_demos = {ends['demos']:.1f}")
         for algo, reason in self.excluded.items():
             lines.append(f"- left out: {algo} ({reason})")
-        lines += ["", "| algo | runs per task | IQM | mean |", "|---|---|---|---|"]
-        for algo in self.algos:
-            iqm, mean = self.iqm[algo], self.mean[algo]
-            lines.append(f"| {algo} | {self.runs_per_task[algo]} | {iqm[0]:.3f} [{iqm[1]:.3f}, {iqm[2]:.3f}] "
-                         f"| {mean[0]:.3f} [{mean[1]:.3f}, {mean[2]:.3f}] |")
+        lines += ["", *markdown_table(["algo", "runs per task", "IQM", "mean"],
+                                      ([algo, str(self.runs_per_task[algo]), _text(self.iqm[algo], ".3f"),
+                                        _text(self.mean[algo], ".3f")] for algo in self.algos))]
         if self.improvement:
-            lines += ["", "| comparison | probability of improvement |", "|---|---|"]
-            for pair, (p, lo, hi) in self.improvement.items():
-                lines.append(f"| P({pair.replace(' over ', ' > ')}) | {p:.2f} [{lo:.2f}, {hi:.2f}] |")
+            lines += ["", *markdown_table(["comparison", "probability of improvement"],
+                                          ([f"P({pair.replace(' over ', ' > ')})", _text(v, ".2f")]
+                                           for pair, v in self.improvement.items()))]
         if self.profile is not None:
             lines += ["", f"![performance profiles]({relative_link(self.profile, relative_to)})"]
         return lines + [""]
+
+
+def _text(v: Interval, digits: str) -> str:
+    return f"{v[0]:{digits}} [{v[1]:{digits}}, {v[2]:{digits}}]"
 
 
 def normalization(report: SuiteReport, entries: list[RunEntry]) -> dict[str, dict[str, float]]:
@@ -146,20 +141,14 @@ def aggregate(by_algo: dict[str, dict[str, list[float]]], ends: dict[str, dict[s
 
 @contextmanager
 def _seeded_bootstrap() -> Iterator[None]:
-    """NumPy's global generator seeded with :data:`BOOTSTRAP_SEED` inside, restored after.
-
-    rliable's stratified bootstrap draws its resamples from NumPy's global generator (its random_state
-    only reaches arch's unused one), for the intervals and the performance profiles' bands alike.
-    """
+    """NumPy's global generator seeded with :data:`BOOTSTRAP_SEED` inside, restored after: rliable's bootstrap
+    draws from it (its random_state only reaches arch's unused one)."""
     outside = np.random.get_state()
     np.random.seed(BOOTSTRAP_SEED)
     try:
         yield
     finally:
         np.random.set_state(outside)
-
-
-Interval = tuple[float, float, float]
 
 
 def _intervals(score_dict: dict[str, np.ndarray], reference: str
@@ -169,12 +158,11 @@ def _intervals(score_dict: dict[str, np.ndarray], reference: str
     from rliable import metrics
 
     rng = np.random.RandomState(BOOTSTRAP_SEED)
-    iqm: dict[str, tuple[float, float, float]] = {}
-    mean: dict[str, tuple[float, float, float]] = {}
-    for name, func in (("iqm", metrics.aggregate_iqm), ("mean", metrics.aggregate_mean)):
+    iqm: dict[str, Interval] = {}
+    mean: dict[str, Interval] = {}
+    for target, func in ((iqm, metrics.aggregate_iqm), (mean, metrics.aggregate_mean)):
         points, cis = rly.get_interval_estimates(score_dict, lambda x, f=func: np.array([f(x)]),
                                                  reps=BOOTSTRAP_REPS, random_state=rng)
-        target = iqm if name == "iqm" else mean
         for algo in score_dict:
             target[algo] = (float(points[algo][0]), float(cis[algo][0][0]), float(cis[algo][1][0]))
     improvement = {}

@@ -1,21 +1,12 @@
 """A suite's small outputs, copied out for sharing or committing: what its report is made from.
 
-``export_suite(OUT, DEST)`` copies the manifest (``suite.json``), each finished or diverged run's
-``config.json``, ``progress.csv``, ``status.json``, ``references.json`` and ``provenance.json``, and the
-JSON records of the shared priors (settings, fit metrics, provenance). Checkpoints,
-replay buffers, weights and TensorBoard logs stay behind. DEST mirrors OUT: exporting
-again into it removes what OUT no longer calls finished or diverged (a run whose
-``status.json`` was deleted to retry it). ``nppac suite report DEST``
-then regenerates the report from the copy alone (the other runs show as pending), and
-``nppac suite run`` into a copy skips its finished and diverged runs and trains the rest from the
-start: a run in progress has no checkpoint in the copy to resume from, so it is not copied.
-
-An export knows itself by its ``suite.json``: the manifest plus ``"format": "nppac-suite-export"``, the
-suite's fingerprint (:meth:`Suite.fingerprint`) and the files the export wrote. Exporting again replaces and
-removes only those files, and only for the same suite (same name, runs and settings); an export written
-before that record is recognized by its content (a manifest, and no file an export or a report does not
-write). Every file is copied whole (a kill leaves the old file or the new one), and ``suite.json`` lists
-every file that may be there before any is copied.
+``export_suite(OUT, DEST)`` copies the manifest, each finished or diverged run's small files (config, progress,
+status, references, provenance) and the shared priors' JSON records; checkpoints, buffers, weights and logs stay
+behind. ``nppac suite report DEST`` regenerates the report from the copy alone. DEST mirrors OUT: exporting again
+removes what OUT no longer calls finished or diverged. An export knows itself by its ``suite.json`` (the manifest
+plus its format, the suite's fingerprint and the files it wrote; older exports by their content), and replaces
+only its own files, of the same suite. Every file is copied whole, and ``suite.json`` lists every file that may
+be there before any is copied.
 """
 
 from __future__ import annotations
@@ -34,11 +25,8 @@ EXPORT_FORMAT = "nppac-suite-export"
 
 
 def export_suite(out: str | Path, dest: str | Path) -> list[Path]:
-    """Copy the small files of the suite in ``out`` to ``dest``; returns the files written.
-
-    ``dest`` must be new, empty, or an earlier export of the same suite (made to mirror ``out``: runs that
-    ``out`` does not call finished or diverged are removed from it).
-    """
+    """Copy the small files of the suite in ``out`` to ``dest`` (new, empty, or an earlier export of the same
+    suite); returns the files written."""
     out, dest = Path(out).resolve(), real_output(dest)
     if not (out / MANIFEST_NAME).exists():
         raise NppacError(f"{out} has no {MANIFEST_NAME}; pass the --out directory of `nppac suite run`")
@@ -77,11 +65,8 @@ def _plan(out: Path, suite: Suite) -> dict[str, Path]:
 
 
 def _earlier_export(dest: Path, suite: Suite, out: Path) -> set[str]:
-    """The files an earlier export of ``suite`` wrote into ``dest`` (none when it is new or empty).
-
-    Refused in one line: a ``dest`` that holds anything else, another suite's export (or this suite's with
-    other runs or settings), a link inside it, or a ``suite.json`` that cannot be read.
-    """
+    """The files an earlier export of ``suite`` wrote into ``dest`` (none when it is new or empty); refused in one
+    line: a ``dest`` holding anything else or another suite's export, a link inside it, an unreadable manifest."""
     check_output_dir(dest, reuse=lambda d: (d / MANIFEST_NAME).is_file(), reused="an earlier export")
     if not dest.is_dir() or not any(dest.iterdir()):
         return set()

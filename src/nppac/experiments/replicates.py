@@ -1,19 +1,10 @@
 """Replications: runs of identical settings are one cell, whichever suite folder holds them.
 
-Two runs replicate one cell when their resolved configurations (a run's ``config.json``, with the
-settings added since an older run was written filled in as it ran:
-:func:`nppac.training.config.migrate`) are equal apart from
-
-* ``seed``, what tells replications apart;
-* where and on what the run ran: ``device``, ``num_threads``, and ``prior``, the path of the prior
-  it read (its suite's shared fit, or its own copy of it). The fit itself is fixed by the
-  demonstrations, the algorithm's prior kind and the prior settings, which are compared;
-* the folders of its input files: ``demos``, ``prior_gpytorch`` and ``init_actor`` are compared
-  by file name.
-
-The code that ran is not compared: runs from before ``provenance.json`` do not record it. Two
-suites that ran one setting with different code (an evaluation that changed in between) are
-pooled all the same, so compare their step-0 columns before reading a pooled cell.
+Two runs replicate one cell when their configurations (``config.json``, completed as older runs ran:
+:func:`nppac.training.config.migrate`) are equal apart from the seed, where they ran (``device``,
+``num_threads``), the path of the prior they read (the fit is fixed by the demonstrations and prior settings,
+which are compared) and the folders of their input files (compared by file name). The code that ran is not
+compared (older runs do not record it): compare two suites' step-0 columns before reading a pooled cell.
 """
 
 from __future__ import annotations

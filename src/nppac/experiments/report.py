@@ -1,59 +1,24 @@
 """A suite's report: final performance and sample efficiency per task and algorithm, with 95 % intervals.
 
-For each run i of a task and algorithm, from its evaluations y_1..y_N at environment
-steps s_1 < … < s_N (``progress.csv``):
+From a run's evaluations y_1..y_N at environment steps s_1 < … < s_N (``progress.csv``: step 0, every
+``eval_every``-th epoch and the last, :func:`evaluation_steps`):
 
-* final performance (DESIGN.md §5.4):  F_i = (1/K) Σ_{j=N−K+1}^{N} y_j, the mean of
-  the last K evaluations (all N when N < K);
-* sample efficiency, the normalized area under the learning curve (trapezoidal rule):
-  A_i = 1/(s_N − s_1) · Σ_{j=2}^{N} (s_j − s_{j−1}) (y_j + y_{j−1})/2, the curve's
-  average height over the steps it covers (A_i = y_1 when N = 1);
-* the initial performance: y at s = 0, the policy before any environment step (after
-  initialization toward the prior or an offline phase; DESIGN.md §5, claim 2);
+* final performance (DESIGN.md §5.4): the mean of the last K evaluated rows of its schedule (:func:`run_final`);
+* sample efficiency: A = 1/(s_N − s_1) · Σ_j (s_j − s_{j−1})(y_j + y_{j−1})/2, the curve's average height
+  (trapezoidal rule; A = y_1 when N = 1);
+* initial performance: y at s = 0, after initialization or an offline phase (DESIGN.md §5, claim 2);
 * optionally the steps to a threshold: the first s_j with y_j ≥ level.
 
-A run evaluates at step 0, every ``eval_every``-th epoch and its last epoch
-(:func:`evaluation_steps`); the y_j above are those rows, aligned across seeds by their
-environment steps.
+Over an algorithm's seeds each is a mean with Student's t 95 % interval (a success rate's cut to [0, 1]); the
+seeds of a row share one prior fit, so the intervals leave out the variance between fits. Each algorithm is
+compared with a baseline (the suite's first) by Welch's test, the report's comparisons one family whose p-values
+are adjusted (Holm by default: :mod:`nppac.experiments.stats`); with 3 seeds a side an unmarked difference is not
+evidence of equality.
 
-Across the n finished seeds of an algorithm, each is summarized by its mean and the
-Student-t 95 % interval of :func:`nppac.diagnostics.curves.t_interval`
-(mean ± t_{0.975, n−1} · s/√n, s with ddof = 1; a single seed has no width); a success
-rate's interval is cut to [0, 1] (:data:`nppac.experiments.stats.BOUNDS`). Steps to
-a threshold are averaged over the seeds that reached it, and the count is reported.
-The seeds of a row share one prior fit (a suite fits each prior once), so the intervals
-leave out the variance between prior fits.
-
-Each algorithm is also compared with a baseline algorithm (the suite's first, unless
-told otherwise) on the primary metric: the difference of means, Δ = mean(algo) −
-mean(baseline), with Welch's 95 % interval (unequal variances, Welch–Satterthwaite
-degrees of freedom) and its two-sided p-value. The report's comparisons (every task,
-algorithm and summary) are one family: their p-values are adjusted across it (Holm by
-default; :func:`nppac.experiments.stats.adjust_p_values`), and a difference is marked as
-supported by the seeds when its adjusted p-value is below 0.05. With 3 seeds per side
-few differences are, and an unmarked one is not evidence of equality.
-
-Finished and diverged runs enter the tables and the learning-curve figures; failed,
-unfinished and pending runs are listed with their progress and error. A diverged run
-(its losses became non-finite and training stopped at its last good checkpoint) is an
-outcome of the algorithm on that seed, so leaving it out would flatter the algorithm:
-it enters with its last evaluation held at every remaining evaluated row of its schedule,
-which is what its checkpoint scores, and its training metrics (KL, Q, gradient norms) end
-where it stopped. Every row thus covers the same schedule, and each row says how many
-of its seeds diverged. Its final performance is :func:`run_final`'s, the one definition
-the benchmark tables use too: the mean of the last K rows of its schedule, so that a
-run that diverged within its last K rows is not credited with evaluations from earlier
-in its training (its step-0 evaluation, when it diverged in its first epochs).
-
-The curve is checked before it is averaged (:func:`check_curve`): a finished run whose
-``progress.csv`` does not hold one whole, finite row per evaluated step of its schedule
-is *damaged*, one trained to another schedule than the suite now asks for is *outdated*;
-both are listed with the reason instead of entering a row.
-
-A report replaces only the files a report wrote, known by their content: ``report.json``'s
-``"format": "nppac-suite-report"``, the same marker as an HTML comment on ``report.md``'s
-first line, and the mark of nppac's PNG figures (reports written before the markers: by
-their title and keys, and figures drawn by Matplotlib beside such a report).
+A diverged run is an outcome of its algorithm on that seed, and leaving it out would flatter the algorithm: it
+enters with its last evaluation held at the remaining rows of its schedule (what its last good checkpoint scores,
+:func:`held_to_schedule`). A finished run whose curve is not whole and on schedule is listed as damaged or
+outdated instead (:func:`check_curve`).
 """
 
 from __future__ import annotations
@@ -61,14 +26,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nppac.diagnostics.curves import Run, load_run, t_interval
+from nppac.diagnostics.curves import Run, finite, load_run, t_interval
 from nppac.errors import NppacError
 from nppac.experiments.runners import completed_epochs, run_state
 from nppac.experiments.stats import (
@@ -132,23 +97,17 @@ def config_schedule(config: Mapping[str, Any]) -> np.ndarray:
     return evaluation_steps(int(filled["steps"]), int(filled["steps_per_epoch"]), int(filled["eval_every"]))
 
 
-def held_values(steps: np.ndarray, values: np.ndarray | Sequence[float], schedule: np.ndarray) -> np.ndarray:
-    """A run's logged evaluations followed by its last one at each row of ``schedule`` after its last logged
-    step: what a diverged run's last good checkpoint scores for the rest of its schedule."""
-    added = int(np.sum(schedule > steps[-1])) if len(steps) else 0
-    logged = np.asarray(values, dtype=float)
-    return np.concatenate([logged, np.full(added, logged[-1])])
-
-
 def run_final(steps: np.ndarray, values: np.ndarray | Sequence[float], schedule: np.ndarray, last_k: int) -> float:
     """A run's final performance, as the report and every table define it: the mean of the last ``last_k``
     evaluated rows of its ``schedule`` (:func:`evaluation_steps`), from the evaluations it logged at ``steps``.
 
-    A run that stopped early (diverged) holds its last evaluation at the rows it did not reach: its last good
-    checkpoint is the policy it leaves. Averaging its last K *logged* evaluations instead would credit a run
-    that diverged within K rows with its earlier evaluations, down to its step-0 one.
+    A run that stopped early holds its last evaluation at the rows it did not reach (what its last good
+    checkpoint scores): averaging its last K *logged* evaluations would credit a run that diverged within K rows
+    with earlier ones, down to step 0.
     """
-    return final_performance(held_values(np.asarray(steps, dtype=float), values, schedule), last_k)
+    added = int(np.sum(schedule > steps[-1])) if len(steps) else 0
+    logged = np.asarray(values, dtype=float)
+    return final_performance(np.concatenate([logged, np.full(added, logged[-1])]), last_k)
 
 
 def normalized_auc(steps: np.ndarray, values: np.ndarray) -> float:
@@ -166,11 +125,8 @@ def initial_performance(steps: np.ndarray, values: np.ndarray) -> float | None:
 
 def held_to_schedule(run: Run, total_steps: int, steps_per_epoch: int, eval_every: int = 1) -> Run:
     """A stopped run's curve completed to ``total_steps``: one row per remaining evaluated epoch
-    (:func:`evaluation_steps`), its last evaluation held.
-
-    Only the evaluation columns are held; every other column is NaN in the added rows. The result's
-    ``stopped_at`` is the step of the last logged row, also when nothing is left to add (a run that stopped
-    in its last epoch), so that figures can say the run diverged.
+    (:func:`evaluation_steps`), its last evaluation held and every other column NaN. ``stopped_at`` is set
+    even when nothing is left to add, so that figures can say the run diverged.
     """
     last = float(run.env_steps[-1])
     schedule = evaluation_steps(total_steps, steps_per_epoch, eval_every)
@@ -192,15 +148,11 @@ def held_to_schedule(run: Run, total_steps: int, steps_per_epoch: int, eval_ever
 def check_curve(run: Run, spec: RunSpec, diverged: bool) -> None:
     """Raise a one-line :class:`NppacError` unless a finished or diverged run's rows are whole and on schedule.
 
-    A run's ``config.json`` records its schedule, ``steps // steps_per_epoch`` epochs: one row at
-    env_steps = 0 and one per ``eval_every`` epochs and at the last (:func:`evaluation_steps`). A finished
-    run must have these rows, a diverged one the first of them; every evaluation must be finite. Rows are
-    checked by their env steps: each must end an epoch, and no more than ``eval_every`` epochs may lie
-    between two of them (a run extended to more steps keeps the row of its former last epoch, off the
-    new cadence). Otherwise the run is *damaged* (its
-    ``progress.csv`` was cut, edited or partly lost) and is not averaged in. A run trained to another
-    schedule than the suite's ``spec`` (its ``steps`` changed since) raises :class:`ScheduleError`:
-    averaging it in would mix schedules in one row.
+    A finished run must have every row of its ``config.json``'s schedule (:func:`evaluation_steps`), a
+    diverged one the first of them, every evaluation finite. Each row must end an epoch, with at most
+    ``eval_every`` epochs between two (a run extended to more steps keeps the row of its former last epoch,
+    off the new cadence). A run trained to another schedule than the suite's ``spec`` raises
+    :class:`ScheduleError`: averaging it in would mix schedules in one row.
     """
     progress = RunDir(run.directory).progress_file
     try:
@@ -275,8 +227,8 @@ class Estimate:
         return cls(list(values), float(mean[0]), *clip_interval(float(lo[0]), float(hi[0]), bounds))
 
     def to_json(self) -> dict[str, Any]:
-        return {"mean": _finite(self.mean), "lo": _finite(self.lo), "hi": _finite(self.hi), "n": self.n,
-                "values": [_finite(v) for v in self.values]}
+        return {"mean": finite(self.mean), "lo": finite(self.lo), "hi": finite(self.hi), "n": self.n,
+                "values": [finite(v) for v in self.values]}
 
     def text(self) -> str:
         if self.n == 0 or not math.isfinite(self.mean):
@@ -309,8 +261,8 @@ class Difference:
         return self.p_adjusted < ALPHA
 
     def to_json(self) -> dict[str, Any]:
-        return {"diff": _finite(self.test.diff), "lo": _finite(self.test.lo), "hi": _finite(self.test.hi),
-                "p": _finite(self.test.p), "p_adjusted": _finite(self.p_adjusted), "supported": self.supported}
+        return {"diff": finite(self.test.diff), "lo": finite(self.test.lo), "hi": finite(self.test.hi),
+                "p": finite(self.test.p), "p_adjusted": finite(self.p_adjusted), "supported": self.supported}
 
     def text(self) -> str:
         return comparison_text(self.test, self.p_adjusted, self.method)
@@ -323,9 +275,7 @@ class RunEntry:
     spec: RunSpec
     directory: Path
     state: str
-    """finished, diverged, failed, unfinished or pending (:func:`nppac.experiments.runners.run_state`); damaged
-    (a finished or diverged run whose progress.csv is cut, edited or off its schedule) or outdated (trained to
-    another schedule than the suite's): :func:`check_curve`."""
+    """:func:`nppac.experiments.runners.run_state`'s, or damaged or outdated (:func:`check_curve`)."""
     epochs: int
     """Evaluations logged so far."""
     error: str | None = None
@@ -494,7 +444,7 @@ class SuiteReport:
                 header += [f"step-0 {label}", f"final {label}", f"AUC {label}"]
             if task.threshold is not None:
                 header.append(f"steps to {METRIC_LABELS[task.primary]} ≥ {task.threshold:g}")
-            lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            rows = []
             for algo in task.algos:
                 n = f"{len(algo.seeds)} ({len(algo.diverged)} diverged)" if algo.diverged else str(len(algo.seeds))
                 row = [algo.algo, n, f"{algo.env_steps:,.0f}"]
@@ -503,43 +453,46 @@ class SuiteReport:
                 if algo.threshold is not None:
                     reached = f"{algo.threshold.n}/{len(algo.seeds)} reached"
                     row.append(f"{algo.threshold.text()}, {reached}" if algo.threshold.n else reached)
-                lines.append("| " + " | ".join(row) + " |")
-            lines.append("")
+                rows.append(row)
+            lines += [*markdown_table(header, rows), ""]
             if task.differences:
                 label = METRIC_LABELS[task.primary]
+                cells = {(d.algo, d.summary): d.text() for d in task.differences}
                 lines += [f"Against {task.baseline} ({label}):", "",
-                          f"| algo | Δ final {label} | Δ AUC {label} |", "|---|---|---|"]
-                for name in dict.fromkeys(d.algo for d in task.differences):
-                    cells = {d.summary: d.text() for d in task.differences if d.algo == name}
-                    lines.append(f"| {name} | {cells.get('final', '—')} | {cells.get('auc', '—')} |")
-                lines.append("")
+                          *markdown_table(["algo", f"Δ final {label}", f"Δ AUC {label}"],
+                                          ([name, cells.get((name, "final"), "—"), cells.get((name, "auc"), "—")]
+                                           for name in dict.fromkeys(d.algo for d in task.differences))), ""]
         diverged = [e for e in self.entries if e.state == "diverged" and e.run is not None]
         if diverged:
             lines += ["## Diverged runs", "", "In the tables with their last evaluation held to the end of "
-                      "their schedule.", "", "| run | stopped after epoch | error |", "|---|---|---|"]
-            for entry in diverged:
-                error = (entry.error or "").replace("|", "\\|")
-                lines.append(f"| {entry.spec.key} | {entry.epochs}/{entry.spec.config.n_epochs} | {error} |")
-            lines.append("")
+                      "their schedule.", "",
+                      *markdown_table(["run", "stopped after epoch", "error"],
+                                      ([e.spec.key, _epochs(e), _escaped(e.error)] for e in diverged)), ""]
         lines += ["## Runs not in the tables", ""]
         if not self.incomplete:
             lines += ["None: every run finished.", ""]
         else:
-            lines += ["| run | status | epochs | error |", "|---|---|---|---|"]
-            for entry in self.incomplete:
-                error = (entry.error or "").replace("|", "\\|")
-                lines.append(f"| {entry.spec.key} | {entry.state} | {entry.epochs}/{entry.spec.config.n_epochs} "
-                             f"| {error} |")
-            lines.append("")
+            lines += [*markdown_table(["run", "status", "epochs", "error"],
+                                      ([e.spec.key, e.state, _epochs(e), _escaped(e.error)] for e in self.incomplete)),
+                      ""]
         return "\n".join(lines)
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    """A Markdown table's lines: the header, its rule and a line per row of cells."""
+    return [f"| {' | '.join(header)} |", "|" + "---|" * len(header), *(f"| {' | '.join(row)} |" for row in rows)]
 
 
 def _cell(estimate: Estimate | None) -> str:
     return estimate.text() if estimate is not None else "—"
 
 
-def _finite(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
+def _epochs(entry: RunEntry) -> str:
+    return f"{entry.epochs}/{entry.spec.config.n_epochs}"
+
+
+def _escaped(error: str | None) -> str:
+    return (error or "").replace("|", "\\|")
 
 
 def _curve(run: Run, column: str) -> tuple[np.ndarray, np.ndarray]:
@@ -595,11 +548,10 @@ def summarize(suite: Suite, entries: list[RunEntry], settings: ReportSettings, o
         algos = []
         for algo in suite.algos:
             tabled_runs = [e for e in entries if e.spec.task == task and e.spec.algo == algo and e.run is not None]
-            mine = [(spec.seed, run) for spec, run in tabled if spec.algo == algo]
-            diverged = [e.spec.seed for e in entries
-                        if e.spec.task == task and e.spec.algo == algo and e.state == "diverged" and e.run is not None]
-            if not mine:
+            if not tabled_runs:
                 continue
+            mine = [(e.spec.seed, e.run) for e in tabled_runs if e.run is not None]
+            diverged = [e.spec.seed for e in tabled_runs if e.state == "diverged"]
             initial, final, auc = {}, {}, {}
             for column in metrics:
                 curves = [_curve(run, column) for _, run in mine]

@@ -1,28 +1,15 @@
 """Running a suite: each run trained once, resumed when interrupted, its failure recorded.
 
-A run's directory ``OUT/task/algo/seed-S`` is what ``nppac train --out`` writes, plus
-``status.json`` once the runner is done with it: ``{"status": "finished", "summary":
-…}``, ``{"status": "diverged", "error": "<one line>"}`` (a loss became non-finite:
-training stopped at its last good checkpoint) or ``{"status": "failed", "error": "<one
-line>"}``. That makes a suite idempotent:
+A run's directory ``OUT/task/algo/seed-S`` is what ``nppac train --out`` writes, plus ``status.json`` once the
+runner is done with it (finished with train's summary; diverged or failed with the error in one line). A suite is
+thus idempotent: finished and diverged runs are skipped (a divergence is the algorithm's outcome on that seed:
+retrying until a seed does not diverge would select seeds; delete its ``status.json`` to retry anyway); a finished
+run the suite now asks for more epochs is extended from its last checkpoint, and an interrupted one continues from
+it, both to the suite's current ``steps``, so that every seed of a row runs one schedule; anything else starts
+fresh. An exception in one run is written to its ``status.json`` and the suite goes on.
 
-* finished and diverged runs are skipped: a divergence is the algorithm's outcome on
-  that seed, and retrying until a seed does not diverge would select seeds (delete the
-  run's ``status.json`` to retry it anyway);
-* a finished run the suite now asks for more epochs (``steps`` raised) is extended from
-  its last checkpoint, so that every seed of a row runs the same schedule;
-* runs with a ``config.json`` but no finished status (interrupted, or failed part-way)
-  continue from their last checkpoint (``train(None, dir, resume=True, steps=…)``, with
-  the suite's current ``steps``);
-* everything else starts fresh.
-
-An exception in one run is written to its ``status.json`` and the suite goes on.
-Runners differ only in where :func:`execute_run` is called:
-
-* :class:`LocalRunner` — in this process one run after another (``workers=1``), or a
-  pool of ``workers`` processes started fresh for every run;
-* :class:`RayRunner` — one Ray task per run (``num_cpus=1``, a GPU when the run's
-  device is cuda), on a local Ray or a cluster whose nodes share ``OUT``.
+:class:`LocalRunner` trains in this process or a pool of fresh processes, :class:`RayRunner` as one Ray task per
+run (on a local Ray or a cluster whose nodes share ``OUT``).
 """
 
 from __future__ import annotations
@@ -64,8 +51,7 @@ class RunResult:
 
     key: str
     outcome: str
-    """finished (trained to the end now), diverged (stopped now by a non-finite loss), skipped (finished or
-    diverged before), failed, or busy (another process holds it)."""
+    """finished or diverged (now), skipped (finished or diverged before), failed, or busy (another process holds it)."""
     error: str | None = None
     """The failure as one line."""
     summary: dict[str, Any] | None = None
@@ -89,7 +75,7 @@ def run_state(directory: str | Path) -> str:
 
 def completed_epochs(directory: str | Path) -> int:
     """The last online epoch in a run's ``progress.csv`` (0 when there is none; step-0 and offline rows do not
-    count). A run that evaluates every few epochs (``eval_every``) has a row, and a checkpoint, at those only."""
+    count)."""
     try:
         return max((int(float(row["epoch"])) for row in RunDir(directory).progress()[1]
                     if row.get("phase", "online") == "online"), default=0)
@@ -126,12 +112,9 @@ def measured_pace(directory: str | Path) -> Pace | None:
 
 
 def time_left(runs: Sequence[RunSpec], out: Path) -> dict[str, tuple[float | None, bool]]:
-    """Per run key: (estimated wall seconds left, whether it is borrowed from its siblings) for a run not done.
-
-    A run that has logged online epochs is estimated from its own mean time per epoch; one that has not
-    from the runs of the same task and algorithm (variant included) that have, with their start-up time.
-    Finished and diverged runs have 0 left; None where nothing comparable has run yet.
-    """
+    """Per run key: (estimated wall seconds left, whether it is borrowed from its siblings); from the run's own
+    mean time per epoch, else from its task and column's runs that have one (with their start-up time); 0 for a
+    run done, None where nothing comparable has run yet."""
     paces = {r.key: measured_pace(r.directory(out)) for r in runs}
 
     def group(run: RunSpec) -> tuple[str, str]:
@@ -294,14 +277,9 @@ def _init_worker(events: Any, suite_pid: int) -> None:
 
 
 def exit_with(suite_pid: int, every: float = 1.0) -> None:
-    """End this worker process once the suite process ``suite_pid`` has ended, however it ended.
-
-    A worker killed with its suite would otherwise train on as an orphan, holding its run's
-    lock. A thread checks every ``every`` seconds that the worker's parent (the fork server,
-    which exits with the suite) is still the one it started with, and that the suite process
-    still exists (for a suite that ended before the first check). The run keeps its last
-    checkpoint and is resumed by the next ``nppac suite run``.
-    """
+    """End this worker process once the suite process ``suite_pid`` has ended, however it ended: an orphaned
+    worker would train on, holding its run's lock. A thread checks every ``every`` seconds that the parent (the
+    fork server, which exits with the suite) is the one it started with and that the suite process exists."""
     parent = os.getppid()
 
     def watch() -> None:
@@ -352,9 +330,13 @@ def _result_of(future: cf.Future, run: RunSpec, out: Path) -> RunResult:
     try:
         return future.result()
     except Exception as err:
-        error = f"worker process died: {one_line(err)}"
-        RunDir(run.directory(out)).write_status({"status": "failed", "error": error})
-        return RunResult(run.key, "failed", error=error)
+        return _failed(run, out, f"worker process died: {one_line(err)}")
+
+
+def _failed(run: RunSpec, out: Path, error: str) -> RunResult:
+    """A run that failed outside its own training, recorded in its ``status.json``."""
+    RunDir(run.directory(out)).write_status({"status": "failed", "error": error})
+    return RunResult(run.key, "failed", error=error)
 
 
 RAY_INSTALL = "pip install 'nppac[ray]'"
@@ -363,11 +345,8 @@ RAY_INSTALL = "pip install 'nppac[ray]'"
 
 @dataclass(frozen=True)
 class RayRunner:
-    """Runs as Ray tasks: one task per run, on a local Ray or the cluster at ``address``.
-
-    Every node must see ``OUT`` at the same path (a shared filesystem) and have nppac
-    installed. Progress is reported per finished run, not per epoch.
-    """
+    """Runs as Ray tasks, one per run, on a local Ray or the cluster at ``address``: every node must see ``OUT`` at
+    the same path and have nppac installed. Progress is reported per finished run, not per epoch."""
 
     address: str | None = None
     """Cluster address for ``ray.init`` (``auto``, ``ray://host:10001``); None starts a local Ray
@@ -394,10 +373,8 @@ class RayRunner:
             for run in runs:
                 gpus = self.gpus_per_run if run.config.device.startswith("cuda") else 0
                 if gpus > cluster_gpus:
-                    error = (f"device {run.config.device!r} needs {gpus:g} GPU but the Ray cluster has "
-                             f"{cluster_gpus:g}; set device = \"cpu\" or add GPU nodes")
-                    RunDir(run.directory(out)).write_status({"status": "failed", "error": error})
-                    yield RunResult(run.key, "failed", error=error)
+                    yield _failed(run, out, f"device {run.config.device!r} needs {gpus:g} GPU but the Ray cluster has "
+                                            f"{cluster_gpus:g}; set device = \"cpu\" or add GPU nodes")
                     continue
                 ref = remote.options(num_cpus=1, num_gpus=gpus).remote(run, out)
                 pending[ref] = run
@@ -407,9 +384,7 @@ class RayRunner:
                 try:
                     result = ray.get(done[0])
                 except Exception as err:  # the Ray worker itself failed (killed, lost node)
-                    error = f"ray task failed: {one_line(err)}"
-                    RunDir(run.directory(out)).write_status({"status": "failed", "error": error})
-                    result = RunResult(run.key, "failed", error=error)
+                    result = _failed(run, out, f"ray task failed: {one_line(err)}")
                 yield result
         finally:
             if started_here:
@@ -429,13 +404,8 @@ def run_suite(suite: Suite, out: str | Path, runner: Runner | None = None, progr
               only: Sequence[str] = ()) -> list[RunResult]:
     """Train every run of ``suite`` under ``out`` (writing ``out/suite.json``); results in the suite's run order.
 
-    ``only`` restricts training to the runs matching its shell-style patterns (:meth:`Suite.select`);
-    the manifest still names every run, so the report lists the others as pending.
-
-    Priors are fitted first, once per (demonstrations, kind, settings), into ``out/priors``
-    (:mod:`nppac.experiments.shared_priors`), and every run reads its shared prior; with the suite's
-    ``shared_init``, policy initializations are done next, once per task, seed and initialization setting, into
-    ``out/inits`` (:mod:`nppac.experiments.shared_inits`).
+    ``only`` restricts training to the runs matching its shell-style patterns (:meth:`Suite.select`); the
+    manifest still names every run. Shared priors, then (``shared_init``) shared initializations are made first.
     """
     out = real_output(Path(out).expanduser())  # Ray workers do not share this process's working directory
     suite.check_output(out)

@@ -1,13 +1,10 @@
 """Policy initializations done once per suite and loaded by every run that would do the same one.
 
 A screen compares variants of an algorithm that differ only after step 0 (a remedy, a warm-up rule): with
-``shared_init = true`` in the suite file, the published policy initialization toward π0 runs once per task,
-seed and initialization setting (:data:`INIT_SETTINGS`: the σ0 convention, the actor, its initialization
-epochs, …), into ``OUT/inits/TASK-ALGO-seed-S-HASH/`` (a run stopped at its step-0 row; HASH from those
-settings and the prior's folder, itself content-addressed), and every such run starts from its actor
-(``init_actor``). The variants of a task and seed then start from the same policy, and a screen of N variants
-initializes once instead of N times. Like shared priors, each is made under a lock and moved into place whole:
-one cut short is made again, one made is reused by a later ``nppac suite run``.
+``shared_init = true``, the initialization toward π0 runs once per task, seed and initialization setting
+(:data:`INIT_SETTINGS`) into ``OUT/inits/TASK-ALGO-seed-S-HASH/`` (a run stopped at step 0), and every such run
+starts from its actor (``init_actor``): the variants start from the same policy, initialized once, not N times.
+Like shared priors, each is made under a lock and moved into place whole.
 """
 
 from __future__ import annotations
@@ -16,12 +13,12 @@ import dataclasses
 import hashlib
 import json
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
+from typing import Any
 
-from nppac.errors import NppacError
-from nppac.experiments.shared_priors import build_once
-from nppac.experiments.suite import Suite
+from nppac.experiments.shared_priors import build_once, with_shared
+from nppac.experiments.suite import RunSpec, Suite
 from nppac.training import TrainConfig
 from nppac.training.config import PATH_FIELDS
 from nppac.training.rundir import ACTOR_NAME
@@ -65,19 +62,12 @@ def shared_init(cfg: TrainConfig, root: Path) -> Path:
 def with_shared_inits(suite: Suite, out: Path, keys: Collection[str] | None = None) -> Suite:
     """The suite with every run that would initialize its policy toward π0 started from the shared initialization
     (made here if missing); ``keys`` limits this to the runs about to train (None: every run)."""
-    runs = []
-    for run in suite.runs:
+
+    def plan(run: RunSpec) -> Callable[[], dict[str, Any]] | None:
         resolved = run.config.resolved()
         if (not suite.shared_init or resolved.prior_kind is None or not resolved.init_epochs
-                or run.config.init_actor is not None or (keys is not None and run.key not in keys)):
-            runs.append(run)
-            continue
-        try:
-            actor = shared_init(run.config, out / INITS_DIR)
-        except (NppacError, OSError) as err:  # the run itself then fails with this error, recorded in its status
-            log.warning("%s: no shared initialization (%s); the run initializes its own", run.key, err)
-            runs.append(run)
-            continue
-        runs.append(dataclasses.replace(run, config=dataclasses.replace(run.config, init_actor=str(actor),
-                                                                        init_epochs=0)))
-    return dataclasses.replace(suite, runs=tuple(runs))
+                or run.config.init_actor is not None):
+            return None
+        return lambda: {"init_actor": str(shared_init(run.config, out / INITS_DIR)), "init_epochs": 0}
+
+    return with_shared(suite, keys, plan, log, "no shared initialization (%s); the run initializes its own")

@@ -1,13 +1,10 @@
 """Priors fitted once per suite and read by every run that asks for the same one.
 
-The published code fits one GP per task and reuses it for every seed. A suite does the
-same: before any run starts, each distinct (demonstrations, prior kind, fit settings)
-is fitted once, with seed 0, into ``OUT/priors/TASK-KIND-HASH/``, where HASH is taken
-from the demonstration file's content and the settings (content-addressed: a changed
-file or setting gives a new prior, never a stale one). Every run of that task and kind
-then trains with ``prior`` set to that directory; the run copies it into its own
-directory, with its ``shared_prior.json``, and its ``config.json`` names the copy.
-The variance ablation's prior is the combination of the shared GP and NN priors.
+The published code fits one GP per task and reuses it for every seed. A suite does the same: each distinct
+(demonstrations, prior kind, fit settings) is fitted once, with seed 0, into ``OUT/priors/TASK-KIND-HASH/``, HASH
+from the demonstrations' content and the settings (a changed file or setting gives a new prior, never a stale
+one), and every run of that task and kind trains with ``prior`` set to it. The variance ablation's prior combines
+the shared GP and NN priors.
 """
 
 from __future__ import annotations
@@ -18,13 +15,13 @@ import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
 from nppac.data.loaders import local_path
 from nppac.errors import NppacError
-from nppac.experiments.suite import Suite
+from nppac.experiments.suite import RunSpec, Suite
 from nppac.outputs import content_hash
 from nppac.training import TrainConfig
 from nppac.training.algorithms import ABLATION_PRIOR
@@ -108,27 +105,38 @@ def _combine(parts: dict[str, Path], tmp: Path) -> None:
     combine_priors(load_prior(parts["mean"]), load_prior(parts["std"])).save(tmp)
 
 
-def with_shared_priors(suite: Suite, out: Path, keys: Collection[str] | None = None) -> Suite:
-    """The suite with every run that would fit its own prior pointed at the shared one (fitted here if missing).
+Plan = Callable[[RunSpec], Callable[[], dict[str, Any]] | None]
+"""How to make what a run shares, returning the settings that point the run at it (None: the run shares nothing)."""
 
-    ``keys`` limits this to the runs of those keys (the ones about to train; None: every run), so that a
-    suite trained part by part (``--only``) fits only the priors of the part it trains.
 
-    A prior that cannot be fitted (missing or bad demonstrations) is left to its runs,
-    which fail with the one-line error in their ``status.json`` while the suite goes on.
-    """
+def with_shared(suite: Suite, keys: Collection[str] | None, plan: Plan, logger: logging.Logger, failure: str) -> Suite:
+    """The suite with each run of ``keys`` (None: every run) pointed at what it shares, made here by ``plan``. What
+    cannot be made (missing or bad demonstrations) is left to its run, which then fails with the one-line error in
+    its ``status.json`` while the suite goes on; ``logger`` warns with ``failure``."""
     runs = []
     for run in suite.runs:
+        make = plan(run)
+        if make is not None and (keys is None or run.key in keys):
+            try:
+                changes = make()
+            except (NppacError, OSError) as err:
+                logger.warning("%s: " + failure, run.key, err)
+            else:
+                run = dataclasses.replace(run, config=dataclasses.replace(run.config, **changes))
+        runs.append(run)
+    return dataclasses.replace(suite, runs=tuple(runs))
+
+
+def with_shared_priors(suite: Suite, out: Path, keys: Collection[str] | None = None) -> Suite:
+    """The suite with every run that would fit its own prior pointed at the shared one (fitted here if missing);
+    ``keys`` limits this to the runs about to train (None: every run), so that a suite trained part by part
+    (``--only``) fits only the priors of its part."""
+
+    def plan(run: RunSpec) -> Callable[[], dict[str, Any]] | None:
         cfg = run.config.resolved()
         kind = cfg.prior_kind
-        if kind is None or cfg.prior is not None or (keys is not None and run.key not in keys):
-            runs.append(run)
-            continue
-        try:
-            path = shared_prior(cfg, kind, out / PRIORS_DIR)
-        except (NppacError, OSError) as err:  # the run itself then fails with this error, recorded in its status
-            log.warning("%s: no shared prior (%s); the run fits its own", run.key, err)
-            runs.append(run)
-            continue
-        runs.append(dataclasses.replace(run, config=dataclasses.replace(run.config, prior=str(path))))
-    return dataclasses.replace(suite, runs=tuple(runs))
+        if kind is None or cfg.prior is not None:
+            return None
+        return lambda: {"prior": str(shared_prior(cfg, kind, out / PRIORS_DIR))}
+
+    return with_shared(suite, keys, plan, log, "no shared prior (%s); the run fits its own")

@@ -27,22 +27,11 @@ A suite file is TOML::
     threshold = { halfcheetah = 3000.0, door-binary = 0.5 }
     adjust = "holm"                        # p-values across the report's comparisons: holm, bh or none
 
-A task is any name ``nppac train --task`` takes: one of ``nppac tasks``, a gymnasium id
-(``HalfCheetah-v5``, with ``demos`` set) or ``module:function`` (``[task."my_pkg.tasks:make_task"]``
-quotes it as a table name); the suite keeps that string, so its runs, reruns and reports find
-the task the same way (:mod:`nppac.tasks`).
-
-A run's configuration is ``settings``, then its task's table, then its algorithm's
-table, then (for a variant) the variant's table (a later table wins). Values use TOML's
-own types, checked against each setting's as every source's are (``actor_hidden = [64, 64]``,
-``seed_demos = true``, ``steps = 1e6``: a float without a fraction is a whole number); relative ``demos`` and
-``prior`` paths are taken from the suite file's directory. Each run lives in
-``OUT/task/algo/seed-S``, a variant's in ``OUT/task/VARIANT/seed-S``: the report, its
-figures and ``--only`` treat a variant as an algorithm of its own.
-
-``shared_init = true`` (a screen's: variants that differ only after step 0) starts every run that initializes
-its policy toward π0 from one initialization per task, seed and initialization setting, made once into
-``OUT/inits`` (:mod:`nppac.experiments.shared_inits`), as priors are shared (:mod:`nppac.experiments.shared_priors`).
+A task is any name ``nppac train --task`` takes (:mod:`nppac.tasks`). A run's configuration is ``settings``,
+then its task's table, then its algorithm's, then its variant's (a later table wins), each value typed as every
+source's are; relative ``demos`` and ``prior`` paths are taken from the suite file's directory. Each run lives in
+``OUT/task/algo/seed-S``, a variant's in ``OUT/task/VARIANT/seed-S``: reports and ``--only`` treat a variant as
+an algorithm of its own.
 """
 
 from __future__ import annotations
@@ -168,11 +157,8 @@ class Suite:
         return list(dict.fromkeys(r.seed for r in self.runs))
 
     def select(self, patterns: Sequence[str]) -> tuple[RunSpec, ...]:
-        """The runs whose key (task/algo/seed-S) matches any of the shell-style ``patterns``; all without any.
-
-        ``halfcheetah/*`` is one task, ``*/nppac/*`` one algorithm, ``*/seed-0`` one seed. A pattern
-        that matches no run is refused, naming the suite's tasks and algorithms.
-        """
+        """The runs whose key (task/algo/seed-S) matches any of the shell-style ``patterns`` (all without any); a
+        pattern that matches no run is refused."""
         if not patterns:
             return self.runs
         for pattern in patterns:
@@ -425,12 +411,8 @@ def _variants(data: dict[str, Any], where: str, base: Path) -> dict[str, tuple[s
 
 
 def _overrides(table: dict[str, Any], label: str, where: str, base: Path, algo: str | None = None) -> Settings:
-    """One table's settings, each typed by its declaration as any file's are (:func:`nppac.settings.typed`).
-
-    Keys are TrainConfig fields or an algorithm's own settings (``lam`` of awac); the
-    table of one algorithm (``algo``) accepts only that algorithm's.
-    """
-    # An algorithm's own settings (awac's lam) belong in its [algo.NAME] table only.
+    """One table's settings, each typed by its declaration (:func:`nppac.settings.typed`): TrainConfig fields, and
+    in the table of one algorithm (``algo``) that algorithm's own settings (awac's ``lam``)."""
     own = {k: a.name for a in ALGORITHMS.values() for k in own_settings(a) if a.name == algo}
     known = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "algo_settings"] + sorted(own)
     pairs = []

@@ -2,29 +2,16 @@
 
     nppac suite report results/cpu results/cpu-published --table competence --task pen-binary
 
-For every finished or diverged run of the task (each suite directory holds TASK/ALGO/seed-S),
-from its progress.csv and references.json: y_0, its evaluation at env_steps = 0 (success rate
-on hand tasks, else return); y_prior, the prior's mean action rolled out like the agent's
-evaluation (the run's own references.json, or, for runs without a prior, that of a GP-prior
-run of the same suite and task); and over the online epochs after step 0
+For every finished or diverged run of the task, from its progress.csv and references.json: y_0, its evaluation at
+env_steps = 0 (success rate on hand tasks, else return); y_prior, the prior's mean action rolled out like the
+agent's evaluation (for runs without a prior: that of a GP-prior run of the same suite and task); min_e y_e / y_prior
+and min_e y_e / y_0 over the online epochs; its final value as the report defines it
+(:func:`nppac.experiments.report.run_final`); and its mean online update rate (what a remedy costs). A run that
+keeps its prior's competence has both minima near 1 or above.
 
-    min_e y_e / y_prior      min_e y_e / y_0      and the final value,
-
-the final value as the suite's report defines it (the mean of the last K evaluated rows of the
-run's schedule, K of its suite's report, a diverged run's last evaluation held after it stopped:
-:func:`nppac.experiments.report.run_final`), with the run's mean online update rate (what a
-remedy costs; it depends on what else shared the machine).
-
-A run that keeps its prior's competence has both minima near 1 or above. Rows are grouped into
-cells: runs of identical settings (:mod:`nppac.experiments.replicates`: the same resolved
-configuration apart from the seed and where the run ran), whichever suite folder and column
-(an algorithm, or a suite variant such as ``nppac-alpha-init``) holds them, so that two suites'
-replications of one setting are pooled and two suites' different settings stay apart. Each cell
-is labelled by its column and prior setting (the prior's glossary name in docs/RESULTS.md · hand
-protocol · remedies), and a cell of several seeds ends with the mean of its seeds' values with a 95 %
-Student-t interval (a success rate's cut to [0, 1]), and the worst seed's minimum (the goal of
-keeping the prior is about every seed). Prints one Markdown table; ``--figure PATH`` also draws
-every run's ratio to the prior, epoch by epoch.
+Rows are grouped into cells of identical settings (:mod:`nppac.experiments.replicates`), whichever suite folder and
+column hold them, labelled by column and prior setting; a cell of several seeds ends with its mean and 95 %
+Student-t interval, and the worst seed's minimum (keeping the prior is about every seed).
 """
 
 from __future__ import annotations
@@ -33,30 +20,21 @@ import math
 from pathlib import Path
 from typing import Any
 
+from nppac.diagnostics.curves import as_float
 from nppac.errors import NppacError
 from nppac.experiments.replicates import setting_key
 from nppac.experiments.report import Estimate
 from nppac.experiments.stats import BOUNDS
-from nppac.experiments.tables.runs import columns, done, final, non_finite, prior_name, read_rows, state
+from nppac.experiments.tables.runs import columns, done, final, non_finite, numbers, prior_name, state, step0_rows
 from nppac.training.rundir import RunDir
 
 
-def _float(text: str | None) -> float:
-    try:
-        return float(text)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _prior_reference(references: dict[str, Any], metric: str) -> float:
-    values = references.get("prior_mean_action") or {}
-    return _float(values.get(metric))
+def _prior_reference(run: Path, metric: str) -> float:
+    return as_float((RunDir(run).references().get("prior_mean_action") or {}).get(metric))
 
 
 def setting(config: dict[str, Any]) -> str:
-    """A run's prior setting by its glossary name (``published``, ``exact-variance``, ``std``, ``love-std``:
-    :func:`nppac.experiments.tables.runs.prior_name`), hand protocol and remedies (runs from before a setting
-    existed: as they ran)."""
+    """A run's prior setting (:func:`nppac.experiments.tables.runs.prior_name`), hand protocol and remedies."""
     name = prior_name(config)
     parts = [] if name is None else [name]
     if config.get("task", "").endswith("-binary"):
@@ -90,16 +68,13 @@ def remedies(config: dict[str, Any]) -> list[str]:
 def summarize(run: Path, fallback_prior: float) -> dict[str, Any]:
     """One run's prior reference, step 0, both minimum ratios and final value; its column is its folder's name,
     its cell the settings it shares with its replications."""
-    every = read_rows(run)
-    offline = [r for r in every if r.get("phase") == "offline"]
-    rows = offline[-1:] + [r for r in every if r.get("phase") != "offline"]
+    rows = step0_rows(run)
     config = RunDir(run).config()
     metric = "success" if config["task"].endswith("-binary") else "return"
-    column = "eval_success" if metric == "success" else "eval_return"
-    values = [_float(r.get(column)) for r in rows]
-    steps = [_float(r.get("env_steps")) for r in rows]
-    rates = [x for x in (_float(r.get("updates_per_s")) for r in rows[1:]) if math.isfinite(x)]
-    prior = _prior_reference(RunDir(run).references(), metric)
+    values = numbers(rows, f"eval_{metric}")
+    steps = numbers(rows, "env_steps")
+    rates = [x for x in numbers(rows[1:], "updates_per_s") if math.isfinite(x)]
+    prior = _prior_reference(run, metric)
     prior = prior if math.isfinite(prior) else fallback_prior
     start, online = values[0], values[1:]
 
@@ -107,13 +82,13 @@ def summarize(run: Path, fallback_prior: float) -> dict[str, Any]:
         return num / den if math.isfinite(num) and math.isfinite(den) and den > 0 else math.nan
 
     lowest = min(online) if online else math.nan
-    episodes = {key: [_float(r.get(key)) for r in rows[1:] if math.isfinite(_float(r.get(key)))]
+    episodes = {key: [x for x in numbers(rows[1:], key) if math.isfinite(x)]
                 for key in ("train_return", "eval_return_min")}
     return {"algo": run.parent.name, "setting": setting(config), "cell": setting_key(config), "seed": config["seed"],
             "metric": metric, "prior": prior, "step0": start, "min_vs_prior": ratio(lowest, prior),
             "min_vs_step0": ratio(lowest, start), "final": final(run, steps, values),
             "diverged": state(run) == "diverged", "non_finite": non_finite(run),
-            "epochs": int(_float(rows[-1].get("epoch"))),
+            "epochs": int(as_float(rows[-1].get("epoch"))),
             "steps": steps, "values": values, "updates_per_s": sum(rates) / len(rates) if rates else math.nan,
             "episodes": episodes}
 
@@ -123,7 +98,7 @@ def _suite_prior(suite: Path, task: str, metric: str) -> float:
     the ``nppac`` column's, else any column's whose runs recorded one (a suite of nppac variants)."""
     for column in sorted(columns(suite, task), key=lambda c: c != "nppac"):
         for run in sorted((suite / task / column).glob("seed-*")):
-            value = _prior_reference(RunDir(run).references(), metric)
+            value = _prior_reference(run, metric)
             if math.isfinite(value):
                 return value
     return math.nan
@@ -208,14 +183,10 @@ BANDS = (0.2, 0.9)
 
 
 def episodes_table(suites: list[Path], task: str, only: list[str] | None = None) -> list[str]:
-    """Markdown lines: per group of seeds, how its single episodes compare with the prior's mean action.
-
-    Two kinds of episode: the online epochs' training episodes (``train_return``, the last one
-    each epoch finished, stochastic actions) and, where logged, each evaluation's worst episode
-    (``eval_return_min``, deterministic). A mean evaluation that falls because some episodes
-    fail outright, the others at the prior's level, shows as failed and kept episodes with few
-    partial ones; a policy that is uniformly worse shows as partial ones. Returns only.
-    """
+    """Markdown lines: per group of seeds, how its single episodes compare with the prior's mean action: the online
+    epochs' training episodes (``train_return``, stochastic) and each evaluation's worst episode (``eval_return_min``).
+    A mean that falls because some episodes fail outright shows as failed and kept episodes, a policy uniformly
+    worse as partial ones."""
     if task.endswith("-binary"):
         raise NppacError("--episodes compares returns with the prior's mean-action return: locomotion tasks only")
     low, high = BANDS
@@ -270,6 +241,3 @@ def figure(suites: list[Path], task: str, path: Path, only: list[str] | None = N
         row[0].set_ylabel(f"{task}: eval ÷ prior")
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
-
-
-

@@ -1,35 +1,24 @@
-"""The same algorithms under the two σ0 conventions: each suite's final value and AUC, and their difference.
+"""The same algorithms under two σ0 conventions: each suite's final value and AUC, and their difference.
 
     nppac suite report results/cpu results/cpu-std --table conventions [--task halfcheetah] [--adjust holm]
 
-Reads the ``report.json`` that ``nppac suite report`` wrote in each suite folder (run
-``benchmarks/results_figures.sh`` first) and prints a Markdown table: for every algorithm
-that both suites ran on the task, mean [95 % interval] over seeds under each convention, and
-the second minus the first with Welch's interval and p-value. The differences of the table
-are one family: their p-values are adjusted across it (``--adjust``, Holm by default:
-:func:`nppac.experiments.stats.adjust_p_values`), and ✓ marks an adjusted p-value below 0.05.
-An algorithm that both suites ran with identical settings (:mod:`nppac.experiments.replicates`)
-is one cell, not a comparison: its row gives the seeds of both pooled.
+Reads each suite folder's ``report.json`` and prints a Markdown table: for every algorithm both suites ran on the
+task, mean [95 % interval] over seeds under each convention and the second minus the first with Welch's interval.
+The table's differences are one family whose p-values are adjusted across it (``--adjust``, Holm by default), ✓
+marking an adjusted p-value below 0.05. An algorithm both suites ran with identical settings
+(:mod:`nppac.experiments.replicates`) is one cell, not a comparison: its row pools the seeds of both.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from nppac.errors import NppacError
-from nppac.experiments.replicates import cell_setting_key
 from nppac.experiments.report import Estimate
 from nppac.experiments.stats import BOUNDS, adjust_p_values, comparison_text, family_text, welch_test
-
-
-def _report(folder: Path) -> dict[str, Any]:
-    path = folder / "report.json"
-    if not path.is_file():
-        raise NppacError(f"{path}: no report; run `nppac suite report {folder}` first")
-    return json.loads(path.read_text())
+from nppac.experiments.tables.runs import cell_key, read_report
 
 
 def _cell(estimate: dict[str, Any], digits: str = ",.0f") -> str:
@@ -38,7 +27,7 @@ def _cell(estimate: dict[str, Any], digits: str = ",.0f") -> str:
 
 def table(first: Path, second: Path, task: str = "halfcheetah", adjust: str = "holm") -> list[str]:
     """The Markdown lines of the table, then the sentence that names its family of comparisons."""
-    tasks = [_report(folder)["tasks"].get(task) for folder in (first, second)]
+    tasks = [read_report(folder)["tasks"].get(task) for folder in (first, second)]
     if tasks[0] is None or tasks[1] is None:
         raise NppacError(f"task {task!r} is not in both reports")
     metric = tasks[0]["primary_metric"]
@@ -47,14 +36,10 @@ def table(first: Path, second: Path, task: str = "halfcheetah", adjust: str = "h
         raise NppacError(f"no algorithm of {task} is in both reports")
     d = ".2f" if "success" in metric else ",.0f"  # success rates in two decimals, returns in whole units
     bounds = BOUNDS.get(metric)
-
-    def key(folder: Path, algo: str, summary: dict[str, Any]) -> str | None:
-        return cell_setting_key(folder / task / algo / f"seed-{seed}" for seed in summary["seeds"])
-
     rows: list[tuple[str, list[dict[str, Any]], bool]] = []
     for algo in algos:
         a, b = (t["algos"][algo] for t in tasks)
-        ka, kb = key(first, algo, a), key(second, algo, b)
+        ka, kb = cell_key(first, task, algo, a), cell_key(second, task, algo, b)
         rows.append((algo, [a, b], ka is not None and ka == kb))
     tests = {(algo, q): welch_test(b[q][metric]["values"], a[q][metric]["values"], bounds=bounds)
              for algo, (a, b), same in rows if not same for q in ("final", "auc")}
@@ -81,6 +66,3 @@ def table(first: Path, second: Path, task: str = "halfcheetah", adjust: str = "h
     size = sum(math.isfinite(t.p) for t in tests.values())
     return lines + ["", family_text(size, adjust, "this table (Δ final and Δ AUC of every algorithm)")
                     + " The intervals are Welch's 95 % intervals of each comparison alone."]
-
-
-

@@ -2,46 +2,31 @@
 
     nppac suite report results/cpu-published results/cpu results/cpu-std --table priors --task halfcheetah
 
-Reads the ``report.json`` that ``nppac suite report`` wrote in each suite folder and prints
-one Markdown table per quantity (step 0, final, AUC of the task's primary metric): a row per
-algorithm, a column per suite, each cell mean [95 % Student-t interval] (n seeds), "—" where
-the suite did not run the algorithm on the task. Suites that differ in prior (σ0 scale,
-variance estimate) or protocol are labelled by their folder name; say in the text what each is.
-Cells of two suites that ran identical settings (:mod:`nppac.experiments.replicates`) are one
-cell: each table is followed by such cells pooled, with their n.
+Reads each suite folder's ``report.json`` and prints one Markdown table per quantity (step 0, final, AUC of the
+task's primary metric): a row per algorithm, a column per suite (labelled by its folder's name), each cell mean
+[95 % Student-t interval] (n seeds). Cells of suites that ran identical settings
+(:mod:`nppac.experiments.replicates`) are one cell: each table is followed by such cells pooled.
 
-``--versus ALGO`` adds, for final and AUC, each cell's difference from ALGO (its cell in the first
-suite that ran it, pooled with the suites that ran it with identical settings) with Welch's 95 %
-interval and p-value. The differences printed are one family: their p-values are adjusted across
-it (``--adjust``, Holm by default: :func:`nppac.experiments.stats.adjust_p_values`), and ✓ marks
-an adjusted p-value below 0.05.
+``--versus ALGO`` adds, for final and AUC, each cell's difference from ALGO's cell (the first suite's, pooled with
+those of identical settings) with Welch's 95 % interval; the printed differences are one family whose p-values are
+adjusted across it (``--adjust``, Holm by default), ✓ marking an adjusted p-value below 0.05.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from nppac.errors import NppacError
-from nppac.experiments.replicates import cell_setting_key
 from nppac.experiments.report import Estimate
-from nppac.experiments.stats import (
-    BOUNDS,
-    Welch,
-    adjust_p_values,
-    comparison_text,
-    family_text,
-    welch_test,
-)
+from nppac.experiments.stats import BOUNDS, Welch, adjust_p_values, comparison_text, family_text, welch_test
+from nppac.experiments.tables.runs import cell_key, read_report
 
-
-def _report(folder: Path) -> dict[str, Any]:
-    path = folder / "report.json"
-    if not path.is_file():
-        raise NppacError(f"{path}: no report; run `nppac suite report {folder}` first")
-    return json.loads(path.read_text())
+Keys = dict[tuple[Path, str], str | None]
+"""(suite folder, algo) → the settings its cell's seeds share (None when they differ or are unknown)."""
+Differences = dict[tuple[str, Path, str], tuple[Welch, float]]
+"""(quantity, suite folder, algo) → Welch's test of the cell minus the reference's, and its adjusted p-value."""
 
 
 def _cell(estimate: dict[str, Any] | None, success: bool) -> str:
@@ -54,21 +39,22 @@ def _cell(estimate: dict[str, Any] | None, success: bool) -> str:
     return f"{fmt.format(estimate['mean'])} [{fmt.format(estimate['lo'])}, {fmt.format(estimate['hi'])}] (n = {n})"
 
 
+def _present(suites: list[Path], task_name: str) -> tuple[dict[Path, Any], str, Keys]:
+    """The reports' entries of the task (by suite folder, those that have it), its primary metric, the cells' keys."""
+    present = {folder: task for folder in suites if (task := read_report(folder)["tasks"].get(task_name)) is not None}
+    if not present:
+        raise NppacError(f"task {task_name!r} is in none of the reports")
+    keys = {(folder, algo): cell_key(folder, task_name, algo, summary)
+            for folder, task in present.items() for algo, summary in task["algos"].items()}
+    return present, next(iter(present.values()))["primary_metric"], keys
 
 
 def tables(suites: list[Path], task_name: str, versus: str | None = None, adjust: str = "holm") -> list[str]:
     """The Markdown lines: per quantity a row per algorithm and a column per suite, then the pooled cells of
     identical settings and (with ``versus``) the differences from ``versus``'s cell."""
-    tasks = {folder: _report(folder)["tasks"].get(task_name) for folder in suites}
-    present = {folder: task for folder, task in tasks.items() if task is not None}
-    if not present:
-        raise NppacError(f"task {task_name!r} is in none of the reports")
-    metric = next(iter(present.values()))["primary_metric"]
+    present, metric, keys = _present(suites, task_name)
     success = "success" in metric
     algos = list(dict.fromkeys(a for task in present.values() for a in task["algos"]))
-    keys = {(folder, algo): cell_setting_key(folder / task_name / algo / f"seed-{seed}"
-                                             for seed in task["algos"][algo]["seeds"])
-            for folder, task in present.items() for algo in task["algos"]}
     differences = _differences(present, keys, versus, metric, adjust) if versus is not None else {}
     names = " | ".join(folder.name for folder in present)
     lines = []
@@ -84,10 +70,8 @@ def tables(suites: list[Path], task_name: str, versus: str | None = None, adjust
             lines += ["", f"{quantity} minus {versus}'s:", "", f"| algo | {names} |", "|---|" + "---|" * len(present)]
             fmt = "{:+.2f}" if success else "{:+,.0f}"
             for algo in algos:
-                cells = []
-                for folder in present:
-                    found = differences.get((quantity, folder, algo))
-                    cells.append("—" if found is None else comparison_text(*found, adjust, fmt, "✓"))
+                found = [differences.get((quantity, folder, algo)) for folder in present]
+                cells = ["—" if f is None else comparison_text(*f, adjust, fmt, "✓") for f in found]
                 lines.append(f"| {algo} | " + " | ".join(cells) + " |")
     if versus is not None:
         size = sum(math.isfinite(test.p) for test, _ in differences.values())
@@ -97,17 +81,9 @@ def tables(suites: list[Path], task_name: str, versus: str | None = None, adjust
     return lines
 
 
-def differences(suites: list[Path], task_name: str, versus: str, adjust: str = "holm"
-                ) -> dict[tuple[str, Path, str], tuple[Welch, float]]:
-    """The differences the ``--versus`` tables print, one family: (quantity, suite, algo) → Welch's test of the
-    cell minus ``versus``'s cell and its p-value adjusted across every difference of the dict."""
-    present = {folder: task for folder in suites if (task := _report(folder)["tasks"].get(task_name)) is not None}
-    if not present:
-        raise NppacError(f"task {task_name!r} is in none of the reports")
-    metric = next(iter(present.values()))["primary_metric"]
-    keys = {(folder, algo): cell_setting_key(folder / task_name / algo / f"seed-{seed}"
-                                             for seed in task["algos"][algo]["seeds"])
-            for folder, task in present.items() for algo in task["algos"]}
+def differences(suites: list[Path], task_name: str, versus: str, adjust: str = "holm") -> Differences:
+    """The differences the ``--versus`` tables print, one family (:data:`Differences`)."""
+    present, metric, keys = _present(suites, task_name)
     return _differences(present, keys, versus, metric, adjust)
 
 
@@ -115,8 +91,7 @@ def _values(task: dict[str, Any], algo: str, quantity: str, metric: str) -> list
     return task["algos"].get(algo, {}).get(quantity, {}).get(metric, {}).get("values") or []
 
 
-def _reference(present: dict[Path, Any], keys: dict[tuple[Path, str], str | None], versus: str
-               ) -> tuple[list[Path], str]:
+def _reference(present: dict[Path, Any], keys: Keys, versus: str) -> tuple[list[Path], str]:
     """The suites whose ``versus`` cell is the first one's (identical settings), and how the text names it."""
     ran = [folder for folder, task in present.items() if versus in task["algos"]]
     if not ran:
@@ -127,9 +102,7 @@ def _reference(present: dict[Path, Any], keys: dict[tuple[Path, str], str | None
     return pooled, (f"{names}'s" if len(pooled) == 1 else f"pooled over {names} (identical settings)")
 
 
-def _differences(present: dict[Path, Any], keys: dict[tuple[Path, str], str | None], versus: str, metric: str,
-                 adjust: str) -> dict[tuple[str, Path, str], tuple[Welch, float]]:
-    """(quantity, suite, algo) → Welch's test of its cell minus ``versus``'s and its adjusted p-value."""
+def _differences(present: dict[Path, Any], keys: Keys, versus: str, metric: str, adjust: str) -> Differences:
     pooled, _ = _reference(present, keys, versus)
     tests: dict[tuple[str, Path, str], Welch] = {}
     for quantity in ("final", "auc"):
@@ -143,8 +116,7 @@ def _differences(present: dict[Path, Any], keys: dict[tuple[Path, str], str | No
     return {key: (test, p) for (key, test), p in zip(tests.items(), adjusted)}
 
 
-def _pooled(present: dict[Path, Any], keys: dict[tuple[Path, str], str | None], quantity: str, metric: str,
-            success: bool) -> list[str]:
+def _pooled(present: dict[Path, Any], keys: Keys, quantity: str, metric: str, success: bool) -> list[str]:
     """Lines naming each cell that several suites ran with identical settings, with its seeds pooled."""
     groups: dict[tuple[str, str], list[Path]] = {}
     for (folder, algo), key in keys.items():
@@ -159,4 +131,3 @@ def _pooled(present: dict[Path, Any], keys: dict[tuple[Path, str], str | None], 
             lines.append(f"- {algo}: identical settings in {' and '.join(f.name for f in folders)}, one cell: "
                          f"{_cell(pooled, success)}")
     return ["", *lines] if lines else []
-

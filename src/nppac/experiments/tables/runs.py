@@ -1,4 +1,4 @@
-"""What the tables read of a run directory: its config.json and progress.csv (and its suite's K of final)."""
+"""What the tables read of a suite folder: its runs' config.json and progress.csv, its report.json, its K of final."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from nppac.diagnostics.curves import as_float
 from nppac.errors import NppacError
+from nppac.experiments.replicates import cell_setting_key
 from nppac.training.rundir import RunDir
 
 
@@ -17,6 +19,32 @@ def read_rows(run: Path) -> list[dict[str, str]]:
     """The complete rows of a run's ``progress.csv``, its columns under today's names (runs of earlier versions
     too)."""
     return RunDir(run).progress()[1]
+
+
+def step0_rows(run: Path) -> list[dict[str, str]]:
+    """A run's rows from its step-0 evaluation on: an offline phase's rows all sit at env_steps = 0, and its last
+    one is the step-0 evaluation."""
+    every = read_rows(run)
+    offline = [r for r in every if r.get("phase") == "offline"]
+    return offline[-1:] + [r for r in every if r.get("phase") != "offline"]
+
+
+def numbers(rows: list[dict[str, str]], column: str) -> list[float]:
+    """A column of ``rows`` as numbers (NaN where a row has none)."""
+    return [as_float(r.get(column)) for r in rows]
+
+
+def read_report(folder: Path) -> dict[str, Any]:
+    """The ``report.json`` that ``nppac suite report`` wrote into a suite folder."""
+    path = folder / "report.json"
+    if not path.is_file():
+        raise NppacError(f"{path}: no report; run `nppac suite report {folder}` first")
+    return json.loads(path.read_text())
+
+
+def cell_key(folder: Path, task: str, algo: str, summary: dict[str, Any]) -> str | None:
+    """The settings shared by the seeds of a report's cell (``summary``: its entry under report.json's algos)."""
+    return cell_setting_key(folder / task / algo / f"seed-{seed}" for seed in summary["seeds"])
 
 
 def last_k(suite: Path) -> int:
@@ -31,8 +59,8 @@ def last_k(suite: Path) -> int:
 
 
 def final(run: Path, steps: list[float], values: list[float]) -> float:
-    """The run's final value from the evaluations it logged at ``steps`` (its step-0 row and online rows), as the
-    report defines it (:func:`nppac.experiments.report.run_final`, K of the run's suite folder)."""
+    """The run's final value from the evaluations it logged at ``steps``, as the report defines it
+    (:func:`nppac.experiments.report.run_final`, K of the run's suite folder)."""
     from nppac.experiments.report import config_schedule, run_final
 
     config = RunDir(run).config()
@@ -75,12 +103,10 @@ PRIOR_ALGOS = ("nppac", "ppac-nn", "nppac-nn-std")
 
 
 def prior_name(config: dict[str, Any]) -> str | None:
-    """The run's prior setting by its glossary name (docs/RESULTS.md): ``published`` (σ0² from LOVE in the place of
-    σ0), ``exact-variance`` (σ0² exact, in the place of σ0), ``std`` (σ0 exact, as a standard deviation) or
-    ``love-std`` (σ0 from LOVE, as a standard deviation): the ``prior_convention`` values of its (``prior_sigma``,
-    ``prior_variance``). An NN's σ0 has no LOVE estimate, so the NN variants' is exact whatever the run asked for;
-    runs from before ``prior_variance`` existed used the exact variance. None for a run without a prior (none
-    named in its config.json and an algorithm without one)."""
+    """The run's prior setting by its glossary name (docs/RESULTS.md: published, exact-variance, std, love-std),
+    the ``prior_convention`` of its (``prior_sigma``, ``prior_variance``). An NN's σ0 has no LOVE estimate, so the
+    NN variants' is exact whatever the run asked for, as is that of runs from before ``prior_variance``. None for a
+    run without a prior."""
     from nppac.training.config import PRIOR_CONVENTIONS
 
     algo = config.get("algo")
@@ -92,10 +118,9 @@ def prior_name(config: dict[str, Any]) -> str | None:
 
 
 def non_finite(run: Path) -> tuple[str, int] | None:
-    """What became non-finite in a diverged run and in which epoch, from its ``status.json`` error (the trainer's
-    "critic gradient became non-finite at epoch 5 (gradient step 2 of 1000); …"): ("critic gradient", 5). The
-    epoch is the one being trained when it happened, one after the last epoch the run logged; None when the run
-    did not diverge or its error does not say."""
+    """What became non-finite in a diverged run and in which epoch (the one being trained, after the last it
+    logged), from its ``status.json`` error: ("critic gradient", 5) of "critic gradient became non-finite at
+    epoch 5 (…)"; None when the run did not diverge or its error does not say."""
     if state(run) != "diverged":
         return None
     error = str((RunDir(run).status() or {}).get("error") or "")

@@ -2,13 +2,10 @@
 
     nppac suite report results/conventions-love results/conventions-love-pen --table screen --out DIR
 
-A screen is a suite of short runs of one algorithm's variants (``benchmarks/suites/screen_*.toml``), every variant
-of a task and seed starting from one shared initialization (``shared_init``). Its report, from the finished runs
-of one or more suite folders (a hand task screened with its own demonstrations or GP has a folder of its own),
-writes ``NAME.json``, ``NAME.md`` (a summary per variant, then every run), ``NAME.png`` and ``NAME-grid.png``
-(NAME: the destination's name). It reads each run's ``config.json``, ``progress.csv`` and ``references.json`` (the
-prior's mean action: the task's first variant's first seed's) and the folder's ``suite.json`` (the order of its
-tasks and variants).
+A screen is a suite of short runs of one algorithm's variants (``benchmarks/suites/screen_*.toml``), those of a
+task and seed starting from one shared initialization. Its report, from the finished runs of one or more suite
+folders (a hand task with its own demonstrations or GP has its own), writes ``NAME.json``, ``NAME.md`` (a summary
+per variant, then every run), ``NAME.png`` and ``NAME-grid.png`` (NAME: the destination's name).
 """
 
 from __future__ import annotations
@@ -66,10 +63,7 @@ def report(outs: list[Path], dest: Path) -> list[Path]:
                 raise NppacError(f"task {task} has runs in more than one suite folder; report them apart")
             settings: dict[str, Any] = {}
             for column in columns:
-                runs = {}
-                for run_dir in sorted((out / task / column).glob("seed-*")):
-                    if finished(run_dir):
-                        runs[run_dir.name] = _run(run_dir)
+                runs = {d.name: _run(d) for d in sorted((out / task / column).glob("seed-*")) if finished(d)}
                 if runs:
                     settings[column] = runs
             first = [out / task / column / seed for column, runs in settings.items() for seed in runs]
