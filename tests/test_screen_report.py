@@ -114,3 +114,20 @@ def test_runs_without_their_priors_mean_action_are_refused_and_nothing_is_writte
     with pytest.raises(NppacError, match="no finished run of hopper in .* recorded its prior's mean action"):
         screen.report([suite], dest)
     assert not dest.exists()
+
+
+@pytest.mark.parametrize("suffix", [".json", ".md", ".png", "-grid.png"])
+def test_a_users_file_named_as_a_screens_output_is_refused_and_an_earlier_report_replaced(tmp_path, suffix):
+    suite = tmp_path / "loco"
+    _manifest(suite, ["hopper"], ["default"])
+    _run(suite, "hopper", "default", 0, [2000.0, 900.0], prior=1000.0)
+    dest = tmp_path / "screen"
+    dest.mkdir()
+    mine = dest / f"screen{suffix}"
+    mine.write_text("the user's own file\n")
+    with pytest.raises(NppacError, match=f"screen{suffix} was not written by a screen report"):
+        screen.report([suite], dest)
+    assert [p.name for p in dest.iterdir()] == [mine.name] and mine.read_text() == "the user's own file\n"
+    mine.unlink()
+    first = [p.read_bytes() for p in screen.report([suite], dest)]
+    assert [p.read_bytes() for p in screen.report([suite], dest)] == first  # its own earlier files: replaced

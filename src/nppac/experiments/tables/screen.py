@@ -17,6 +17,7 @@ from typing import Any
 from nppac.errors import NppacError
 from nppac.experiments.suite import MANIFEST_NAME
 from nppac.experiments.tables.runs import finished, read_rows
+from nppac.outputs import write_atomic
 from nppac.training.rundir import RunDir
 
 COLOUR_ORDER = ("std+uniform", "std+policy", "exact-variance+policy", "exact-variance+uniform", "published+policy",
@@ -25,6 +26,26 @@ COLOUR_ORDER = ("std+uniform", "std+policy", "exact-variance+policy", "exact-var
                 "alpha-kl-init", "layernorm", "actor-delay", "alpha-kl-init+layernorm", "anchor-init")
 """The screens' variants (benchmarks/suites/screen_*.toml) in the order of their colours in the figures, so that a
 variant keeps its colour from one screen to the next; other variants follow in their order of appearance."""
+
+
+def _check_own(dest: Path) -> None:
+    """Refuse, before any work, to replace files in ``dest`` that an earlier screen report did not write: its four
+    files may exist only beside a ``NAME.json`` that holds a screen's results (a task's prior's mean action and
+    settings), as this report writes it."""
+    name = dest.name
+    files = [dest / f"{name}{suffix}" for suffix in (".json", ".md", ".png", "-grid.png")]
+    present = [f for f in files if f.exists() or f.is_symlink()]
+    if not present:
+        return
+    try:
+        earlier = json.loads(files[0].read_text()) if not files[0].is_symlink() else None
+    except (OSError, ValueError):
+        earlier = None
+    if not (isinstance(earlier, dict) and earlier and all(
+            isinstance(entry, dict) and {"prior_mean_action", "settings"} <= entry.keys()
+            for entry in earlier.values())):
+        raise NppacError(f"{present[0]} was not written by a screen report, and the screen's files would replace it; "
+                         "move it away, or choose another --out")
 
 
 def _columns(out: Path) -> tuple[list[str], list[str]]:
@@ -55,6 +76,9 @@ def report(outs: list[Path], dest: Path) -> list[Path]:
     import matplotlib.pyplot as plt
     import numpy as np
 
+    from nppac.diagnostics.style import save_figure
+
+    _check_own(dest)
     result: dict[str, Any] = {}
     for out in outs:
         tasks, columns = _columns(out)
@@ -73,8 +97,8 @@ def report(outs: list[Path], dest: Path) -> list[Path]:
                                  "references.json); a screen compares runs with a prior (nppac and its variants)")
     dest.mkdir(parents=True, exist_ok=True)
     name = dest.name
-    (dest / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
-    (dest / f"{name}.md").write_text(_summary(result) + "\n" + _table(result))
+    write_atomic(dest / f"{name}.json", json.dumps(result, indent=1) + "\n")
+    write_atomic(dest / f"{name}.md", _summary(result) + "\n" + _table(result))
 
     tasks = list(result)
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.6), squeeze=False)
@@ -97,8 +121,7 @@ def report(outs: list[Path], dest: Path) -> list[Path]:
     axes[0][0].legend(fontsize=7)
     fig.suptitle("N-PPAC after initialization (step 0) and each epoch, per setting; one line per seed", fontsize=9)
     fig.tight_layout()
-    fig.savefig(dest / f"{name}.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, dest / f"{name}.png", dpi=110)
     _grid(result, dest / f"{name}-grid.png")
     return [dest / f"{name}{suffix}" for suffix in (".json", ".md", ".png", "-grid.png")]
 
@@ -109,6 +132,8 @@ def _grid(result: dict[str, Any], path: Path) -> None:
     with. A setting the task did not run leaves its panel out."""
     import matplotlib.pyplot as plt
     import numpy as np
+
+    from nppac.diagnostics.style import save_figure
 
     result = {task: entry for task, entry in result.items() if entry["settings"]}
     if not result:
@@ -146,8 +171,7 @@ def _grid(result: dict[str, Any], path: Path) -> None:
     fig.suptitle("each setting's seeds (colour) against the task's first setting's (grey); dashed: the prior's "
                  "mean action, dotted: 0.9× it", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def _mean(values: list[float]) -> float | None:
