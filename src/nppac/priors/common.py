@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -22,6 +22,10 @@ from safetensors.torch import load_file, save
 from nppac.errors import NppacError
 from nppac.outputs import atomic_file, write_atomic
 from nppac.settings import typed
+
+if TYPE_CHECKING:
+    from nppac.priors.gp import GPPrior
+    from nppac.priors.nn import NNPrior
 
 Progress = Callable[[str, int, int], None]
 """Called as ``progress(stage, completed, total)`` during fitting (e.g. to drive a progress bar)."""
@@ -35,6 +39,9 @@ class _DeviceConfig(Protocol):
 
 
 C = TypeVar("C", bound=_DeviceConfig)
+
+
+P = TypeVar("P", "GPPrior", "NNPrior")
 
 SETTINGS = "settings.json"
 WEIGHTS = "weights.safetensors"
@@ -222,3 +229,25 @@ def config_from_settings(config_cls: type[C], settings: dict[str, Any], device: 
         config = config_cls(**{k: v for k, v in settings.get("config", {}).items() if k in known})
     config.device = str(device)
     return config
+
+
+def saved_settings(prior: Any, **extra: Any) -> dict[str, Any]:
+    """``settings.json`` of a fitted GP or NN prior: kind, dimensions, config, ``extra``, the fit summary."""
+    return {"kind": prior.kind, "format_version": 1, "obs_dim": prior.obs_dim, "act_dim": prior.act_dim,
+            "config": asdict(prior.config), **extra, "fit_seconds": prior.fit_seconds, "fit": prior.fit_info}
+
+
+def read_fitted(cls: type[P], config_cls: type[Any], directory: str | Path, device: str | torch.device
+                ) -> tuple[P, dict[str, Any], dict[str, torch.Tensor]]:
+    """An unfitted ``cls`` built from a saved prior's settings (:func:`read_saved`), the settings and the tensors."""
+    settings, tensors = read_saved(directory, cls.kind)
+    config = config_from_settings(config_cls, settings, device, directory)
+    return cls(config, int(settings["obs_dim"]), int(settings["act_dim"])), settings, tensors
+
+
+def loaded(prior: P, settings: dict[str, Any], directory: str | Path, device: str | torch.device) -> P:
+    """A prior read by :func:`read_fitted`, with its fit summary, on ``device``, once its parameters pass its
+    ``check_parameters``."""
+    prior.fit_seconds, prior.fit_info = settings.get("fit_seconds"), settings.get("fit", {})
+    prior.to(device).check_parameters(Path(directory) / WEIGHTS)
+    return prior
