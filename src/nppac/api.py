@@ -233,9 +233,7 @@ class Model:
                           DeprecationWarning, stacklevel=2)
         added = _count("total_timesteps" if total_steps is None else "total_steps",
                        total_timesteps if total_steps is None else total_steps, cfg.steps_per_epoch)
-        for flag, value in (("reset_num_timesteps", reset_num_timesteps), ("progress", progress)):
-            if value is not None and not isinstance(value, bool):
-                raise NppacError(f"learn: {flag}={value!r}; expected true or false")
+        _flags("learn", True, reset_num_timesteps=reset_num_timesteps, progress=progress)
         given = callbacks(callback)
         done = self.num_timesteps
         target = added if total_steps is not None else done + added
@@ -283,8 +281,7 @@ class Model:
         keep none) and ``episode_start`` is ignored, as Stable-Baselines3's feed-forward policies do."""
         if self.actor is None:
             raise NppacError("the model has not been trained or loaded: call learn() or Model.load(run_dir)")
-        if not isinstance(deterministic, bool):
-            raise NppacError(f"predict: deterministic={deterministic!r}; expected true or false")
+        _flags("predict", deterministic=deterministic)
         obs = _observations(observation, self.actor.obs_dim)
         batch = obs.reshape(1, -1) if obs.ndim == 1 else obs
         if deterministic:
@@ -385,6 +382,13 @@ def _logging(verbose: int) -> Iterator[None]:
             log.removeHandler(handler)
 
 
+def _flags(method: str, optional: bool = False, **flags: Any) -> None:
+    """Refuse a flag of ``method`` that is neither true nor false (nor None, where ``optional``)."""
+    for flag, value in flags.items():
+        if not isinstance(value, bool) and not (optional and value is None):
+            raise NppacError(f"{method}: {flag}={value!r}; expected true or false")
+
+
 def _verbosity(verbose: Any) -> int:
     if isinstance(verbose, bool) or not isinstance(verbose, int) or verbose not in VERBOSITY:
         raise NppacError(f"verbose={verbose!r}; choose 0 (warnings only), 1 (phases and progress) or 2 (debug)")
@@ -464,43 +468,36 @@ def _observations(observation: Any, obs_dim: int) -> np.ndarray:
 
 class NPPAC(Model):
     """N-PPAC: KL-regularized SAC toward a GP reference policy."""
-
     algo = "nppac"
 
 
 class PPACNN(Model):
     """PPAC with an MLE neural reference policy (the pathological baseline)."""
-
     algo = "ppac-nn"
 
 
 class NPPACNNStd(Model):
     """The variance ablation: the GP's mean with the NN's σ0."""
-
     algo = "nppac-nn-std"
 
 
 class SAC(Model):
     """Soft actor-critic, no reference policy."""
-
     algo = "sac"
 
 
 class SACBC(Model):
     """SAC plus a behaviour-cloning term on demonstration batches."""
-
     algo = "sac-bc"
 
 
 class AWAC(Model):
     """Advantage-weighted actor-critic: offline pretraining, then online."""
-
     algo = "awac"
 
 
 class BC(Model):
     """Behavioural cloning, evaluated by its mean action."""
-
     algo = "bc"
 
 
@@ -528,9 +525,7 @@ def fit_prior(data: Demonstrations | PathLike, task: str | Task | gym.Env | None
     if not isinstance(data, (Demonstrations, str, os.PathLike)):
         raise NppacError(f"fit_prior: data={type(data).__name__} object; give Demonstrations or the path of a "
                          "demonstration file")
-    for flag, value in (("allow_pickle", allow_pickle), ("progress", progress)):
-        if not isinstance(value, bool):
-            raise NppacError(f"fit_prior: {flag}={value!r}; expected true or false")
+    _flags("fit_prior", allow_pickle=allow_pickle, progress=progress)
     if isinstance(max_clipped_actions, bool) or not isinstance(max_clipped_actions, (int, float)) \
             or not 0 <= max_clipped_actions <= 1:
         raise NppacError(f"fit_prior: max_clipped_actions={max_clipped_actions!r}; give a share in [0, 1]")

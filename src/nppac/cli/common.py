@@ -40,3 +40,15 @@ def print_table(table: Table) -> None:
         natural = console.measure(table, options=console.options.update_width(_UNBOUNDED)).maximum
         console = Console(width=max(natural, console.width))
     console.print(table)
+
+
+def set_threads(threads: int) -> None:
+    """``--threads``: torch's CPU threads (0: torch's default)."""
+    import torch
+
+    from nppac.errors import NppacError
+
+    if threads < 0:
+        raise NppacError(f"--threads must be ≥ 0, got {threads}")
+    if threads:
+        torch.set_num_threads(threads)
