@@ -19,14 +19,10 @@ one under a name of your choosing):
     demos = Demonstrations.from_arrays(obs, actions, rewards, timeouts=ends, action_space=env.action_space)
     NPPAC(env, demos=demos, prior=fit_prior(demos)).learn(20_000, "runs/pendulum")
 
-Every method is a thin layer over what ``nppac train`` calls (:func:`nppac.training.train`), so a
-model's run directory is the one the CLI writes for the same settings: ``config.json``,
-``progress.csv``, checkpoints, the prior, ``actor.safetensors``. ``learn(N)`` adds N environment
-steps, as in Stable-Baselines3: a new model starts a run in a new (or empty) ``out_dir``, and a model that
-has run (or was loaded, ``Model.load``) continues its own run. Settings are
-:class:`~nppac.training.TrainConfig` fields, or the algorithm's own (awac's ``lam``), as typed keyword
-arguments (:class:`Settings`). Every argument is checked before any work, and refused, as by the CLI, in one
-line (:class:`~nppac.errors.NppacError`).
+Every method is a thin layer over what ``nppac train`` calls (:func:`nppac.training.train`): a model's run
+directory is the one the CLI writes for the same settings. ``learn(N)`` adds N environment steps, as in
+Stable-Baselines3. Settings are :class:`~nppac.training.TrainConfig` fields, or the algorithm's own (awac's
+``lam``), as typed keyword arguments (:class:`Settings`), each checked before any work, as by the CLI.
 """
 
 from __future__ import annotations
@@ -214,14 +210,10 @@ class Model:
               total_steps: int | None = None) -> Model:
         """Train ``total_timesteps`` more environment steps (whole epochs); returns self.
 
-        A new model starts its run in ``out_dir`` (default ``runs/TASK-ALGO-seedS-TIME``), which must be new or
-        empty: a run there is continued with ``Model.load(out_dir).learn(...)``, never by a new model. A model
-        that has run, or was loaded, continues its own run. A run keeps one step count (its ``progress.csv`` and
-        checkpoints are indexed by it), so ``reset_num_timesteps`` (Stable-Baselines3's; False continues the
-        count) changes nothing here: the count always goes on. ``callback``: see :data:`Callback` and
-        :mod:`nppac.callbacks`. ``progress`` (default: ``verbose`` ≥ 1) shows a progress bar.
-
-        ``total_steps`` (deprecated): the run's total instead of the steps to add, as ``learn`` took it before.
+        A new model starts its run in ``out_dir`` (default ``runs/TASK-ALGO-seedS-TIME``), new or empty; a model
+        that has run, or was loaded, continues its own. ``reset_num_timesteps`` (Stable-Baselines3's) changes
+        nothing: a run keeps one step count, which indexes its ``progress.csv`` and checkpoints. ``progress``
+        (default: ``verbose`` ≥ 1) shows a progress bar. ``total_steps`` (deprecated): the run's total instead.
         """
         cfg = self.config
         if total_steps is not None:

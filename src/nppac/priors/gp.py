@@ -657,8 +657,7 @@ class GPPrior:
         """
         config = replace(self.config, variance=estimate, love_rank=self.config.love_rank if rank is None else rank,
                          love_seed=self.config.love_seed if seed is None else seed).validate()
-        if (config.variance, config.love_rank, config.love_seed) != \
-                (self.config.variance, self.config.love_rank, self.config.love_seed):
+        if config != self.config:
             self._love = None
         self.config = config
         return self

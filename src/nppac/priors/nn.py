@@ -172,10 +172,8 @@ class NNPrior:
         return mean, log_std.clamp(self.config.log_std_min, self.config.log_std_max).exp()
 
     def _log_prob(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        mean, std = self._distribution(states)
-        if self.squashed:
-            return tanh_gaussian_log_prob(actions, mean, std)
-        return gaussian_log_prob(actions, mean, std)
+        density = tanh_gaussian_log_prob if self.squashed else gaussian_log_prob
+        return density(actions, *self._distribution(states))
 
     def fit(self, demos: Demonstrations, progress: Progress | None = None) -> dict[str, Any]:
         """Maximize the log-likelihood with Adam on mini-batches, early-stopped on a held-out split."""
@@ -241,10 +239,8 @@ class NNPrior:
     def log_prob(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """log π0(a|s) summed over action dimensions, (batch,): Gaussian, or tanh-Gaussian with its Jacobian."""
         mean, std = self.predict(states)
-        actions = actions.to(mean)
-        if self.squashed:
-            return tanh_gaussian_log_prob(actions, mean, std)
-        return gaussian_log_prob(actions, mean, std)
+        density = tanh_gaussian_log_prob if self.squashed else gaussian_log_prob
+        return density(actions.to(mean), mean, std)
 
     def check_parameters(self, where: str | Path) -> None:
         """Refuse a network with non-finite weights or a state scale that is not positive, or whose prediction at
