@@ -182,13 +182,6 @@ def import_(
     resolve_device(device)
     hyperparameters(read_state_dict(gpytorch_ckpt), gpytorch_ckpt)  # refuse a wrong file before the work
     demos = load_demos(data, task=task, allow_pickle=allow_pickle, clip_actions=True, max_clipped=MAX_CLIPPED_ACTIONS)
-    if task is not None:
-        from nppac.tasks import get_task
-
-        spec = get_task(task)
-        if (spec.obs_dim, spec.act_dim) != (demos.states.shape[1], demos.actions.shape[1]):
-            raise NppacError(f"{data}: {demos.states.shape[1]}-dim states and {demos.actions.shape[1]}-dim actions, "
-                             f"but task {task} has {spec.obs_dim} and {spec.act_dim}")
     check_fit_memory(len(demos.states), GPConfig(iters=0, device=device))
     _stderr.print(f"importing {gpytorch_ckpt} and conditioning it on {demos.n_transitions} transitions from {data}")
     prior, metrics = fit_prior(demos, "gp", from_gpytorch=gpytorch_ckpt, allow_narrow=allow_narrow, kernel=kernel,
