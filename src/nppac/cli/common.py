@@ -7,8 +7,13 @@ import sys
 from typing import Any
 
 import numpy as np
+import typer
 from rich.console import Console
 from rich.table import Table
+
+DEVICE = typer.Option("cpu", "--device", help="cpu or cuda.")
+QUIET = typer.Option(False, "--quiet", help="No progress bar.")
+"""Options several commands share."""
 
 
 def _default(obj: Any) -> Any:
@@ -19,14 +24,14 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(obj).__name__}")
 
 
-def emit_json(obj: Any) -> None:
-    """Print one JSON document on stdout (and nothing else)."""
-    sys.stdout.write(json.dumps(obj, indent=2, default=_default) + "\n")
-    sys.stdout.flush()
-
-
 def to_json_text(obj: Any) -> str:
     return json.dumps(obj, indent=2, default=_default)
+
+
+def emit_json(obj: Any) -> None:
+    """Print one JSON document on stdout (and nothing else)."""
+    sys.stdout.write(to_json_text(obj) + "\n")
+    sys.stdout.flush()
 
 
 _UNBOUNDED = 10_000

@@ -9,7 +9,7 @@ import numpy as np
 import typer
 from rich.console import Console
 
-from nppac.cli.common import emit_json, set_threads, to_json_text
+from nppac.cli.common import DEVICE, emit_json, set_threads, to_json_text
 from nppac.data.validate import MAX_CLIPPED_ACTIONS
 from nppac.devices import resolve_device
 from nppac.errors import NppacError
@@ -85,7 +85,7 @@ def fit(
     variant: str | None = typer.Option(
         None, "--variant", help="NN: gaussian, tanh_gaussian or fixed_std (default gaussian)."),
     allow_narrow: bool = _ALLOW_NARROW,
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    device: str = DEVICE,
     allow_pickle: bool = typer.Option(
         False, "--allow-pickle", help="Allow pickled inputs (rlkit .npy, mjrl .pkl); only for files you trust."),
     seed: int = typer.Option(0, "--seed", help="Seed of subsets, splits and initialization."),
@@ -167,7 +167,7 @@ def import_(
                                        "demonstrations with its binary reward)."),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow pickled demonstrations (rlkit .npy, mjrl "
                                       ".pkl); only for files you trust."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    device: str = DEVICE,
     allow_narrow: bool = _ALLOW_NARROW,
     json_out: bool = typer.Option(False, "--json", help="Print metrics.json on stdout."),
 ) -> None:
@@ -201,7 +201,7 @@ def predict(
                                  "before any σ0 convention."),
     seed: int = typer.Option(0, "--seed", help="Seed of LOVE's random Lanczos start vector."),
     rank: int = typer.Option(100, "--rank", help="LOVE's Lanczos iterations (published: 100)."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    device: str = DEVICE,
 ) -> None:
     """Predict μ0(s) and σ0(s) for a batch of states."""
     import torch

@@ -136,12 +136,8 @@ def typed_in(path: Path, table: str = "") -> Iterator[None]:
 
 
 def read_saved(directory: str | Path, kind: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """settings.json and weights.safetensors of a saved prior of ``kind``.
-
-    Refused with one line naming the file: a settings.json without positive integer
-    ``obs_dim`` and ``act_dim``, a weights file safetensors cannot read (truncated,
-    not safetensors) and any tensor holding NaN or Inf (it would predict NaN).
-    """
+    """settings.json and weights.safetensors of a saved prior of ``kind``, refused in one line naming the file
+    without positive dimensions, unreadable, or with a tensor holding NaN or Inf (it would predict NaN)."""
     settings = read_settings(directory)
     path = Path(directory) / SETTINGS
     if settings["kind"] != kind:
@@ -196,11 +192,8 @@ def check_predictions(where: str | Path, mean: torch.Tensor, std: torch.Tensor, 
 
 
 def load_weights(module: torch.nn.Module, tensors: dict[str, torch.Tensor], directory: str | Path) -> None:
-    """Load ``tensors`` into ``module`` (built from settings.json) after checking names and shapes.
-
-    A mismatch means settings.json and weights.safetensors do not belong together (an
-    edited dimension, files from two priors): one line naming the first bad tensor.
-    """
+    """Load ``tensors`` into ``module`` (built from settings.json) after checking names and shapes
+    (:func:`check_shapes`)."""
     expected = module.state_dict()
     check_shapes(directory, tensors, {name: tuple(want.shape) for name, want in expected.items()})
     module.load_state_dict({name: tensors[name] for name in expected})
