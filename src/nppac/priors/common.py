@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -31,14 +31,6 @@ Progress = Callable[[str, int, int], None]
 """Called as ``progress(stage, completed, total)`` during fitting (e.g. to drive a progress bar)."""
 
 
-class _DeviceConfig(Protocol):
-    """A prior's config: a dataclass with a ``device``."""
-
-    __dataclass_fields__: ClassVar[dict[str, Any]]
-    device: str
-
-
-C = TypeVar("C", bound=_DeviceConfig)
 
 
 P = TypeVar("P", "GPPrior", "NNPrior")
@@ -213,17 +205,6 @@ def check_shapes(directory: str | Path, tensors: dict[str, torch.Tensor], shapes
             )
 
 
-def config_from_settings(config_cls: type[C], settings: dict[str, Any], device: str | torch.device,
-                         directory: str | Path) -> C:
-    """The saved ``settings["config"]`` as ``config_cls`` (its fields typed as declared) on ``device``; keys it no
-    longer has are ignored."""
-    known = {f.name for f in fields(config_cls)}
-    with typed_in(Path(directory) / SETTINGS, "config."):
-        config = config_cls(**{k: v for k, v in settings.get("config", {}).items() if k in known})
-    config.device = str(device)
-    return config
-
-
 def saved_settings(prior: Any, **extra: Any) -> dict[str, Any]:
     """``settings.json`` of a fitted GP or NN prior: kind, dimensions, config, ``extra``, the fit summary."""
     return {"kind": prior.kind, "format_version": 1, "obs_dim": prior.obs_dim, "act_dim": prior.act_dim,
@@ -232,9 +213,13 @@ def saved_settings(prior: Any, **extra: Any) -> dict[str, Any]:
 
 def read_fitted(cls: type[P], config_cls: type[Any], directory: str | Path, device: str | torch.device
                 ) -> tuple[P, dict[str, Any], dict[str, torch.Tensor]]:
-    """An unfitted ``cls`` built from a saved prior's settings (:func:`read_saved`), the settings and the tensors."""
+    """An unfitted ``cls`` built from a saved prior's settings (:func:`read_saved`: its config typed as declared,
+    on ``device``, keys the config no longer has ignored), the settings and the tensors."""
     settings, tensors = read_saved(directory, cls.kind)
-    config = config_from_settings(config_cls, settings, device, directory)
+    known = {f.name for f in fields(config_cls)}
+    with typed_in(Path(directory) / SETTINGS, "config."):
+        config = config_cls(**{k: v for k, v in settings.get("config", {}).items() if k in known})
+    config.device = str(device)
     return cls(config, int(settings["obs_dim"]), int(settings["act_dim"])), settings, tensors
 
 
