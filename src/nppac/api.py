@@ -19,14 +19,10 @@ one under a name of your choosing):
     demos = Demonstrations.from_arrays(obs, actions, rewards, timeouts=ends, action_space=env.action_space)
     NPPAC(env, demos=demos, prior=fit_prior(demos)).learn(20_000, "runs/pendulum")
 
-Every method is a thin layer over what ``nppac train`` calls (:func:`nppac.training.train`), so a
-model's run directory is the one the CLI writes for the same settings: ``config.json``,
-``progress.csv``, checkpoints, the prior, ``actor.safetensors``. ``learn(N)`` adds N environment
-steps, as in Stable-Baselines3: a new model starts a run in a new (or empty) ``out_dir``, and a model that
-has run (or was loaded, ``Model.load``) continues its own run. Settings are
-:class:`~nppac.training.TrainConfig` fields, or the algorithm's own (awac's ``lam``), as typed keyword
-arguments (:class:`Settings`). Every argument is checked before any work, and refused, as by the CLI, in one
-line (:class:`~nppac.errors.NppacError`).
+Every method is a thin layer over what ``nppac train`` calls (:func:`nppac.training.train`): a model's run
+directory is the one the CLI writes for the same settings. ``learn(N)`` adds N environment steps, as in
+Stable-Baselines3. Settings are :class:`~nppac.training.TrainConfig` fields, or the algorithm's own (awac's
+``lam``), as typed keyword arguments (:class:`Settings`), each checked before any work, as by the CLI.
 """
 
 from __future__ import annotations
@@ -214,14 +210,10 @@ class Model:
               total_steps: int | None = None) -> Model:
         """Train ``total_timesteps`` more environment steps (whole epochs); returns self.
 
-        A new model starts its run in ``out_dir`` (default ``runs/TASK-ALGO-seedS-TIME``), which must be new or
-        empty: a run there is continued with ``Model.load(out_dir).learn(...)``, never by a new model. A model
-        that has run, or was loaded, continues its own run. A run keeps one step count (its ``progress.csv`` and
-        checkpoints are indexed by it), so ``reset_num_timesteps`` (Stable-Baselines3's; False continues the
-        count) changes nothing here: the count always goes on. ``callback``: see :data:`Callback` and
-        :mod:`nppac.callbacks`. ``progress`` (default: ``verbose`` ≥ 1) shows a progress bar.
-
-        ``total_steps`` (deprecated): the run's total instead of the steps to add, as ``learn`` took it before.
+        A new model starts its run in ``out_dir`` (default ``runs/TASK-ALGO-seedS-TIME``), new or empty; a model
+        that has run, or was loaded, continues its own. ``reset_num_timesteps`` (Stable-Baselines3's) changes
+        nothing: a run keeps one step count, which indexes its ``progress.csv`` and checkpoints. ``progress``
+        (default: ``verbose`` ≥ 1) shows a progress bar. ``total_steps`` (deprecated): the run's total instead.
         """
         cfg = self.config
         if out_dir is not None:
@@ -235,9 +227,7 @@ class Model:
                           DeprecationWarning, stacklevel=2)
         added = _count("total_timesteps" if total_steps is None else "total_steps",
                        total_timesteps if total_steps is None else total_steps, cfg.steps_per_epoch)
-        for flag, value in (("reset_num_timesteps", reset_num_timesteps), ("progress", progress)):
-            if value is not None and not isinstance(value, bool):
-                raise NppacError(f"learn: {flag}={value!r}; expected true or false")
+        _flags("learn", True, reset_num_timesteps=reset_num_timesteps, progress=progress)
         given = callbacks(callback)
         done = self.num_timesteps
         target = added if total_steps is not None else done + added
@@ -285,8 +275,7 @@ class Model:
         keep none) and ``episode_start`` is ignored, as Stable-Baselines3's feed-forward policies do."""
         if self.actor is None:
             raise NppacError("the model has not been trained or loaded: call learn() or Model.load(run_dir)")
-        if not isinstance(deterministic, bool):
-            raise NppacError(f"predict: deterministic={deterministic!r}; expected true or false")
+        _flags("predict", deterministic=deterministic)
         obs = _observations(observation, self.actor.obs_dim)
         batch = obs.reshape(1, -1) if obs.ndim == 1 else obs
         if deterministic:
@@ -387,6 +376,13 @@ def _logging(verbose: int) -> Iterator[None]:
             log.removeHandler(handler)
 
 
+def _flags(method: str, optional: bool = False, **flags: Any) -> None:
+    """Refuse a flag of ``method`` that is neither true nor false (nor None, where ``optional``)."""
+    for flag, value in flags.items():
+        if not isinstance(value, bool) and not (optional and value is None):
+            raise NppacError(f"{method}: {flag}={value!r}; expected true or false")
+
+
 def _verbosity(verbose: Any) -> int:
     if isinstance(verbose, bool) or not isinstance(verbose, int) or verbose not in VERBOSITY:
         raise NppacError(f"verbose={verbose!r}; choose 0 (warnings only), 1 (phases and progress) or 2 (debug)")
@@ -473,43 +469,36 @@ def _observations(observation: Any, obs_dim: int) -> np.ndarray:
 
 class NPPAC(Model):
     """N-PPAC: KL-regularized SAC toward a GP reference policy."""
-
     algo = "nppac"
 
 
 class PPACNN(Model):
     """PPAC with an MLE neural reference policy (the pathological baseline)."""
-
     algo = "ppac-nn"
 
 
 class NPPACNNStd(Model):
     """The variance ablation: the GP's mean with the NN's σ0."""
-
     algo = "nppac-nn-std"
 
 
 class SAC(Model):
     """Soft actor-critic, no reference policy."""
-
     algo = "sac"
 
 
 class SACBC(Model):
     """SAC plus a behaviour-cloning term on demonstration batches."""
-
     algo = "sac-bc"
 
 
 class AWAC(Model):
     """Advantage-weighted actor-critic: offline pretraining, then online."""
-
     algo = "awac"
 
 
 class BC(Model):
     """Behavioural cloning, evaluated by its mean action."""
-
     algo = "bc"
 
 
@@ -537,9 +526,7 @@ def fit_prior(data: Demonstrations | PathLike, task: str | Task | gym.Env | None
     if not isinstance(data, (Demonstrations, str, os.PathLike)):
         raise NppacError(f"fit_prior: data={type(data).__name__} object; give Demonstrations or the path of a "
                          "demonstration file")
-    for flag, value in (("allow_pickle", allow_pickle), ("progress", progress)):
-        if not isinstance(value, bool):
-            raise NppacError(f"fit_prior: {flag}={value!r}; expected true or false")
+    _flags("fit_prior", allow_pickle=allow_pickle, progress=progress)
     if isinstance(max_clipped_actions, bool) or not isinstance(max_clipped_actions, (int, float)) \
             or not 0 <= max_clipped_actions <= 1:
         raise NppacError(f"fit_prior: max_clipped_actions={max_clipped_actions!r}; give a share in [0, 1]")

@@ -81,11 +81,8 @@ class BaseCallback:
 
 class CheckpointCallback(BaseCallback):
     """Every ``save_freq`` environment steps, a copy of the run as :meth:`Model.save` writes it:
-    ``save_path/{name_prefix}_{steps}_steps``, a run directory that ``Model.load`` reads and ``learn`` continues.
-
-    A run can be continued only from its checkpoints, written at each evaluation: the copy is made at the first
-    evaluation at or after each multiple of ``save_freq`` (``eval_every`` × ``steps_per_epoch`` apart).
-    """
+    ``save_path/{name_prefix}_{steps}_steps``. A run continues only from its checkpoints, written at each
+    evaluation, so the copy is made at the first evaluation at or after each multiple of ``save_freq``."""
 
     def __init__(self, save_freq: int, save_path: str | Path, name_prefix: str = "nppac") -> None:
         super().__init__()
@@ -118,13 +115,8 @@ EVAL_METRICS = ("eval_return", "eval_success", "eval_return_min")
 
 
 class EvalCallback(BaseCallback):
-    """Records every evaluation (nppac evaluates the deterministic policy at each row: ``eval_episodes``
-    episodes every ``eval_every`` epochs) and stops the run once ``metric`` reaches ``reward_threshold``.
-
-    ``evaluations_timesteps``, ``evaluations_results``, ``last_mean_reward`` and ``best_mean_reward`` are named
-    as Stable-Baselines3's; ``metric`` is eval_return (default), eval_return_min or, on binary tasks,
-    eval_success.
-    """
+    """Records every evaluation (each progress row's) under Stable-Baselines3's names and stops the run once
+    ``metric`` (:data:`EVAL_METRICS`; eval_success on binary tasks only) reaches ``reward_threshold``."""
 
     def __init__(self, reward_threshold: float | None = None, metric: str = "eval_return") -> None:
         super().__init__()

@@ -1,12 +1,6 @@
-"""Where results go: output paths checked before any work, files replaced whole.
-
-Every command that writes checks its output first, so a clash (a directory where a
-file is due, an existing file where a directory is due, a missing or read-only
-folder) fails in a second, not after an hour of fitting. Files are written to a
-temporary sibling and renamed (:func:`atomic_file`): a reader, or a crash, never
-meets half a file. A run directory has one writer at a time (:class:`DirectoryLock`),
-whatever path (a symbolic link) leads to it. What a command deletes or replaces in a
-directory it owns it reaches without following a link out of it (:func:`refuse_links`).
+"""Where results go: output paths checked before any work (a clash fails in a second, not after an hour of
+fitting), files replaced whole (:func:`atomic_file`: a reader, or a crash, never meets half a file), one writer per
+run directory whatever link leads to it (:class:`DirectoryLock`), and no deleting through links (:func:`refuse_links`).
 """
 
 from __future__ import annotations
@@ -33,12 +27,8 @@ PathLike = str | os.PathLike[str]
 
 
 def check_output_file(path: PathLike, suffixes: str | tuple[str, ...], make_folders: bool = False) -> Path:
-    """``path`` as a :class:`Path` once it can be written as a file ending in one of ``suffixes``.
-
-    An existing file is accepted (it is replaced whole); an existing directory is not.
-    The folder must exist and be writable, unless ``make_folders``: then the nearest
-    existing folder above it must be writable (the writer creates the rest).
-    """
+    """``path`` once it can be written as a file ending in one of ``suffixes`` (an existing file is replaced whole).
+    Its folder must exist and be writable, unless ``make_folders``: then the nearest existing folder above it."""
     out = Path(path)
     allowed = (suffixes,) if isinstance(suffixes, str) else suffixes
     if out.is_dir():
@@ -55,13 +45,8 @@ def check_output_file(path: PathLike, suffixes: str | tuple[str, ...], make_fold
 
 
 def check_output_dir(path: PathLike, reuse: Callable[[Path], bool] | None = None, reused: str = "") -> Path:
-    """``path`` as a :class:`Path` once it can become an output directory.
-
-    A missing directory is created later (the nearest existing folder above it must be
-    writable); an existing one must be empty, or pass ``reuse`` (e.g. it holds an
-    earlier result of the same command, recognized by its content, which is replaced;
-    ``reused`` names it in the refusal). A link to a missing directory is refused.
-    """
+    """``path`` once it can become an output directory: missing (the nearest existing folder above it writable),
+    empty, or passing ``reuse`` (an earlier result of the same command, which ``reused`` names in the refusal)."""
     out = Path(path)
     real_output(out)
     if out.exists() and not out.is_dir():
@@ -88,10 +73,8 @@ def real_output(path: PathLike) -> Path:
 
 @contextmanager
 def atomic_file(path: PathLike) -> Iterator[IO[bytes]]:
-    """Write ``path`` through a temporary sibling that replaces it only once complete.
-
-    The new file gets the permissions a plain ``open`` would give it (not mkstemp's 0600).
-    """
+    """Write ``path`` through a temporary sibling that replaces it only once complete, with the permissions a plain
+    ``open`` gives (not mkstemp's 0600)."""
     out = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     try:
@@ -132,15 +115,12 @@ def refuse_links(directory: PathLike, what: str = "the output") -> None:
 
 
 class DirectoryLock:
-    """An exclusive, non-blocking ``flock`` on ``.NAME.lock`` beside the directory ``NAME``.
+    """An exclusive, non-blocking ``flock`` on ``.NAME.lock`` beside the directory's real path ``NAME``.
 
-    ``NAME`` is the directory's real path, whatever link a caller reached it through. The OS releases
-    it however its holder ends (a kill included); a holder that ends normally also
-    removes the file. The holder writes its pid
-    into the file, so that a process turned away can name it (:attr:`holder`). Re-entrant
-    within a process: a suite run holds its run's lock and calls ``train``, which takes it
-    again. Where the filesystem has no locks (some network mounts), or the lock file cannot
-    be created, the lock is skipped and the work goes on, as it would without one.
+    The OS releases it however its holder ends (a kill included); one that ends normally also removes the file. The
+    holder's pid in the file names it to a process turned away (:attr:`holder`). Re-entrant within a process (a suite
+    run holds its run's lock and calls ``train``). Where the filesystem has no locks (some network mounts) or the file
+    cannot be created, the work goes on without one.
     """
 
     _held: dict[Path, int] = {}

@@ -27,16 +27,12 @@ UNBOUNDED = frozenset({"score_clip"})
 
 
 def typed(key: str, value: Any, hint: Any) -> Any:
-    """``value`` as setting ``key`` of declared type ``hint``: the one rule of every source (a run or suite file,
-    a run's ``config.json``, a saved prior's ``settings.json``, the API's arguments, and ``--set`` once its text is
-    read by :func:`parsed`).
+    """``value`` as setting ``key`` of declared type ``hint``, whatever its source (``--set`` once :func:`parsed`).
 
-    A boolean is true or false, never a string or a number. A whole number is an integer or a float without a
-    fraction (``1e6``, ``300.0``), never a boolean. A number is an integer or a float, not a boolean. A string is
-    a string, a ``Literal`` one of its values; a tuple a list (or tuple) of such items, of its length where it has
-    one; a table a dict. An
-    optional setting also takes None (JSON's null). Anything else is refused in one line naming the key, the
-    value and the type expected.
+    A boolean is true or false; a whole number an integer or a float without a fraction (``1e6``), never a
+    boolean; a number an integer or a float; a ``Literal`` one of its values; a tuple a list (or tuple) of such
+    items, of its length where it has one; a table a dict; an optional setting also None. Anything else is
+    refused in one line naming the key, the value and the type expected.
     """
     converted = _convert(value, hint)
     numbers_in = converted if isinstance(converted, tuple) else (converted,)

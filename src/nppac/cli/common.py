@@ -7,8 +7,13 @@ import sys
 from typing import Any
 
 import numpy as np
+import typer
 from rich.console import Console
 from rich.table import Table
+
+DEVICE = typer.Option("cpu", "--device", help="cpu or cuda.")
+QUIET = typer.Option(False, "--quiet", help="No progress bar.")
+"""Options several commands share."""
 
 
 def _default(obj: Any) -> Any:
@@ -19,14 +24,14 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(obj).__name__}")
 
 
-def emit_json(obj: Any) -> None:
-    """Print one JSON document on stdout (and nothing else)."""
-    sys.stdout.write(json.dumps(obj, indent=2, default=_default) + "\n")
-    sys.stdout.flush()
-
-
 def to_json_text(obj: Any) -> str:
     return json.dumps(obj, indent=2, default=_default)
+
+
+def emit_json(obj: Any) -> None:
+    """Print one JSON document on stdout (and nothing else)."""
+    sys.stdout.write(to_json_text(obj) + "\n")
+    sys.stdout.flush()
 
 
 _UNBOUNDED = 10_000
@@ -40,3 +45,15 @@ def print_table(table: Table) -> None:
         natural = console.measure(table, options=console.options.update_width(_UNBOUNDED)).maximum
         console = Console(width=max(natural, console.width))
     console.print(table)
+
+
+def set_threads(threads: int) -> None:
+    """``--threads``: torch's CPU threads (0: torch's default)."""
+    import torch
+
+    from nppac.errors import NppacError
+
+    if threads < 0:
+        raise NppacError(f"--threads must be ≥ 0, got {threads}")
+    if threads:
+        torch.set_num_threads(threads)

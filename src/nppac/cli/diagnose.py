@@ -6,6 +6,7 @@ Every command writes the figure to ``--out`` and its numbers to the same path wi
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,15 +34,9 @@ def _progress(description: str, total: int) -> Iterator[Callable[[], None]]:
     """A progress bar on stderr; yields the function that advances it by one."""
     from nppac.training.progress import ProgressBar
 
-    done = 0
-
-    def advance() -> None:
-        nonlocal done
-        done += 1
-        bar.stage(description, done, total)
-
+    done = itertools.count(1)
     with ProgressBar(True) as bar:
-        yield advance
+        yield lambda: bar.stage(description, next(done), total)
 
 
 NUMBERS_FORMAT = "nppac-figure-numbers"

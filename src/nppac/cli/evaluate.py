@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from nppac.cli.common import emit_json
+from nppac.cli.common import DEVICE, emit_json
 
 
 def evaluate(
@@ -19,7 +19,7 @@ def evaluate(
     video: Path | None = typer.Option(
         None, "--video", help="Record the worst episode to this .mp4 (gymnasium's recorder: needs moviepy and an "
                               "OpenGL context, e.g. MUJOCO_GL=egl)."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    device: str = DEVICE,
     json_out: bool = typer.Option(False, "--json", help="Print the results as one JSON document."),
 ) -> None:
     """Evaluate the run's final actor deterministically on its task and evaluation protocol: success rate (hand

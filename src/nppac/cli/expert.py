@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from nppac.cli.common import emit_json
+from nppac.cli.common import DEVICE, QUIET, emit_json
 from nppac.outputs import check_output_dir, check_output_file
 
 expert_app = typer.Typer(help="Train, export and evaluate locomotion experts.", no_args_is_help=True)
@@ -24,12 +24,12 @@ def train_command(
     steps: int | None = typer.Option(
         None, "--steps", help="Total environment steps (default 1,000,000; with --resume: a new total)."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    device: str = DEVICE,
     out: Path = typer.Option(..., "--out", help="Run directory (must not exist unless --resume)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
     overrides: list[str] = typer.Option([], "--set", help="Override any training config field: --set key=value."),
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as one JSON document."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    quiet: bool = QUIET,
 ) -> None:
     """Train an expert with SAC (automatic α); keeps --out/expert.safetensors at the best evaluation so far."""
     from nppac.errors import NppacError
@@ -78,7 +78,7 @@ def evaluate_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the environment."),
     horizon: int | None = typer.Option(None, "--horizon", help=_HORIZON_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print the statistics as one JSON document."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    quiet: bool = QUIET,
 ) -> None:
     """Return of the expert's deterministic policy (the mean action): mean, std, min, max over episodes."""
     from nppac.training.experts import evaluate_expert, expert_task, load_expert, resolve_expert
@@ -104,7 +104,7 @@ def collect_command(
     horizon: int | None = typer.Option(None, "--horizon", help=_HORIZON_HELP),
     out: Path = typer.Option(..., "--out", help="Output .npz file (replaced atomically if it exists)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary of the written set as one JSON document."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    quiet: bool = QUIET,
 ) -> None:
     """Roll out the expert with Gaussian action noise and write the demonstrations in nppac's .npz format."""
     from nppac.data import inspect_demos, load_npz, save_npz

@@ -9,7 +9,7 @@ import numpy as np
 import typer
 from rich.console import Console
 
-from nppac.cli.common import emit_json, to_json_text
+from nppac.cli.common import DEVICE, emit_json, set_threads, to_json_text
 from nppac.data.validate import MAX_CLIPPED_ACTIONS
 from nppac.devices import resolve_device
 from nppac.errors import NppacError
@@ -23,6 +23,9 @@ DEFAULT_KERNEL = "matern52"
 """Kernel when neither --kernel nor --task gives one (the published pen-binary choice)."""
 
 _stderr = Console(stderr=True)
+_ALLOW_NARROW = typer.Option(False, "--allow-narrow-prior", help="Keep a prior whose σ0 stays below 0.05 in some "
+                             "action dim at and away from the data (refused otherwise).")
+_REPLACED = "an earlier prior (which would be replaced)"
 
 
 def _fit_settings(kind: str, task: str | None, kernel: str | None, rank: int | None, iters: int | None,
@@ -33,8 +36,8 @@ def _fit_settings(kind: str, task: str | None, kernel: str | None, rank: int | N
     settings: dict[str, Any] = {"device": device, "seed": seed}
     if iters is not None:
         settings["iters"] = iters
-    gp_only = {"--kernel": kernel, "--rank": rank, "--fit-subset": fit_subset, "--optimizer": optimizer,
-               "--predict-rtol": predict_rtol, "--max-exact": max_exact, "--num-inducing": num_inducing}
+    gp_only = {"--rank": rank, "--fit-subset": fit_subset, "--optimizer": optimizer, "--predict-rtol": predict_rtol,
+               "--max-exact": max_exact, "--num-inducing": num_inducing}
     if kind == "gp":
         if variant is not None:
             raise NppacError("--variant applies to --kind nn only")
@@ -43,12 +46,9 @@ def _fit_settings(kind: str, task: str | None, kernel: str | None, rank: int | N
 
             kernel = get_task(task).defaults.kernel if task else DEFAULT_KERNEL
         settings["kernel"] = kernel
-        settings |= {name: value for name, value in (("rank", rank), ("fit_subset", fit_subset),
-                                                      ("optimizer", optimizer), ("predict_rtol", predict_rtol),
-                                                      ("max_exact", max_exact), ("num_inducing", num_inducing))
-                     if value is not None}
+        settings |= {flag[2:].replace("-", "_"): value for flag, value in gp_only.items() if value is not None}
     elif kind == "nn":
-        given = [flag for flag, value in gp_only.items() if value is not None]
+        given = [flag for flag, value in {"--kernel": kernel, **gp_only}.items() if value is not None]
         if given:
             verb = "applies" if len(given) == 1 else "apply"
             raise NppacError(f"{', '.join(given)} {verb} to --kind gp only")
@@ -84,9 +84,8 @@ def fit(
                                             "(default 2000)."),
     variant: str | None = typer.Option(
         None, "--variant", help="NN: gaussian, tanh_gaussian or fixed_std (default gaussian)."),
-    allow_narrow: bool = typer.Option(False, "--allow-narrow-prior", help="Keep a prior whose σ0 stays below 0.05 "
-                                      "in some action dim at and away from the data (refused otherwise)."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    allow_narrow: bool = _ALLOW_NARROW,
+    device: str = DEVICE,
     allow_pickle: bool = typer.Option(
         False, "--allow-pickle", help="Allow pickled inputs (rlkit .npy, mjrl .pkl); only for files you trust."),
     seed: int = typer.Option(0, "--seed", help="Seed of subsets, splits and initialization."),
@@ -98,19 +97,14 @@ def fit(
     json_out: bool = typer.Option(False, "--json", help="Print metrics.json on stdout."),
 ) -> None:
     """Fit a reference policy to demonstrations; writes it and metrics.json to --out."""
-    import torch
-
     from nppac.data import load_demos
     from nppac.priors import GPConfig, fit_prior
     from nppac.priors.common import is_saved_prior
     from nppac.priors.gp import check_fit_memory
     from nppac.training.progress import ProgressBar
 
-    if threads < 0:
-        raise NppacError(f"--threads must be ≥ 0, got {threads}")
-    if threads:
-        torch.set_num_threads(threads)
-    check_output_dir(out, reuse=is_saved_prior, reused="an earlier prior (which would be replaced)")
+    set_threads(threads)
+    check_output_dir(out, reuse=is_saved_prior, reused=_REPLACED)
     settings = _fit_settings(kind, task, kernel, rank, iters, fit_subset, variant, device, seed, optimizer,
                              predict_rtol, max_exact, num_inducing)
     if not 0.0 <= max_clipped <= 1.0:
@@ -121,16 +115,20 @@ def fit(
     _stderr.print(f"fitting a {kind} prior to {demos.n_transitions} transitions from {data}")
     with ProgressBar(True) as bar:
         prior, metrics = fit_prior(demos, kind, progress=bar.stage, allow_narrow=allow_narrow, **settings)
-    metrics["data"] = str(data)
-    metrics["task"] = task
+    metrics |= {"data": str(data), "task": task}
+    _save(prior, metrics, out, json_out, f"wrote {out} ({kind}): train_rmse {metrics['train_rmse']:.4f}, "
+          f"train_nll {metrics['train_nll']:.4f}, std_on_data {metrics['std_on_data']:.4f}, std at 8σ off-data "
+          f"{metrics['std_offset']['8']:.4f}, {metrics['fit_seconds']:.1f} s")
+
+
+def _save(prior: Any, metrics: dict[str, Any], out: Path, json_out: bool, text: str) -> None:
+    """The prior and its metrics.json into ``out``; then the metrics on stdout (``--json``), else ``text``."""
     prior.save(out)
     write_atomic(out / "metrics.json", to_json_text(metrics) + "\n")
     if json_out:
         emit_json(metrics)
     else:
-        print(f"wrote {out} ({kind}): train_rmse {metrics['train_rmse']:.4f}, train_nll {metrics['train_nll']:.4f}, "
-              f"std_on_data {metrics['std_on_data']:.4f}, std at 8σ off-data {metrics['std_offset']['8']:.4f}, "
-              f"{metrics['fit_seconds']:.1f} s")
+        print(text)
 
 
 def _load_states(path: Path) -> np.ndarray:
@@ -169,9 +167,8 @@ def import_(
                                        "demonstrations with its binary reward)."),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow pickled demonstrations (rlkit .npy, mjrl "
                                       ".pkl); only for files you trust."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
-    allow_narrow: bool = typer.Option(False, "--allow-narrow-prior", help="Keep a prior whose σ0 stays below 0.05 "
-                                      "in some action dim at and away from the data (refused otherwise)."),
+    device: str = DEVICE,
+    allow_narrow: bool = _ALLOW_NARROW,
     json_out: bool = typer.Option(False, "--json", help="Print metrics.json on stdout."),
 ) -> None:
     """Import a published gpytorch GP prior: its hyperparameters, conditioned on its demonstrations."""
@@ -181,29 +178,17 @@ def import_(
     from nppac.priors.gp import check_fit_memory
     from nppac.priors.gpytorch_import import hyperparameters, read_state_dict
 
-    check_output_dir(out, reuse=is_saved_prior, reused="an earlier prior (which would be replaced)")
+    check_output_dir(out, reuse=is_saved_prior, reused=_REPLACED)
     resolve_device(device)
     hyperparameters(read_state_dict(gpytorch_ckpt), gpytorch_ckpt)  # refuse a wrong file before the work
     demos = load_demos(data, task=task, allow_pickle=allow_pickle, clip_actions=True, max_clipped=MAX_CLIPPED_ACTIONS)
-    if task is not None:
-        from nppac.tasks import get_task
-
-        spec = get_task(task)
-        if (spec.obs_dim, spec.act_dim) != (demos.states.shape[1], demos.actions.shape[1]):
-            raise NppacError(f"{data}: {demos.states.shape[1]}-dim states and {demos.actions.shape[1]}-dim actions, "
-                             f"but task {task} has {spec.obs_dim} and {spec.act_dim}")
     check_fit_memory(len(demos.states), GPConfig(iters=0, device=device))
     _stderr.print(f"importing {gpytorch_ckpt} and conditioning it on {demos.n_transitions} transitions from {data}")
     prior, metrics = fit_prior(demos, "gp", from_gpytorch=gpytorch_ckpt, allow_narrow=allow_narrow, kernel=kernel,
                                device=device)
     metrics |= {"data": str(data), "task": task}
-    prior.save(out)
-    write_atomic(out / "metrics.json", to_json_text(metrics) + "\n")
-    if json_out:
-        emit_json(metrics)
-    else:
-        print(f"wrote {out} (gp, imported): train_rmse {metrics['train_rmse']:.4f}, "
-              f"std_on_data {metrics['std_on_data']:.4f} (exact variance)")
+    _save(prior, metrics, out, json_out, f"wrote {out} (gp, imported): train_rmse {metrics['train_rmse']:.4f}, "
+          f"std_on_data {metrics['std_on_data']:.4f} (exact variance)")
 
 
 @app.command("predict")
@@ -216,7 +201,7 @@ def predict(
                                  "before any σ0 convention."),
     seed: int = typer.Option(0, "--seed", help="Seed of LOVE's random Lanczos start vector."),
     rank: int = typer.Option(100, "--rank", help="LOVE's Lanczos iterations (published: 100)."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    device: str = DEVICE,
 ) -> None:
     """Predict μ0(s) and σ0(s) for a batch of states."""
     import torch

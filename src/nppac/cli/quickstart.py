@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from nppac.cli.common import emit_json
+from nppac.cli.common import emit_json, set_threads
 from nppac.outputs import check_output_dir
 
 
@@ -40,8 +40,6 @@ def quickstart(
     TensorBoard events, the prior (prior/ and prior_metrics.json) and learning_curve.png;
     its path is printed last.
     """
-    import torch
-
     from nppac.data import load_demos
     from nppac.data.validate import MAX_CLIPPED_ACTIONS
     from nppac.diagnostics.curves import compare_runs, load_run, plot_comparison
@@ -51,10 +49,7 @@ def quickstart(
     from nppac.training.progress import ProgressBar
     from nppac.training.quickstart import fit_quickstart_prior, initialized_actor, prior_settings
 
-    if threads < 0:
-        raise NppacError(f"--threads must be ≥ 0, got {threads}")
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     spec = get_task(task)
     source = demos if demos is not None else spec.bundled_demos
     if source is None:

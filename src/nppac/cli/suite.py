@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 from typer.core import TyperCommand
 
-from nppac.cli.common import emit_json, print_table
+from nppac.cli.common import QUIET, emit_json, print_table
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -52,7 +52,7 @@ def run(
                                          "(repeatable): 'halfcheetah/*', '*/nppac/*', '*/seed-0'."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List the expanded runs and their state; train nothing."),
     json_out: bool = typer.Option(False, "--json", help="Print the runs (or their results) as one JSON document."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    quiet: bool = QUIET,
 ) -> None:
     """Train every run of a suite; finished runs are skipped, interrupted ones resumed, failures recorded.
 

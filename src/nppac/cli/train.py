@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from nppac.cli.common import emit_json
+from nppac.cli.common import QUIET, emit_json
 
 
 def _algorithms_help() -> str:
@@ -43,7 +43,7 @@ def train(
     overrides: list[str] = typer.Option([], "--set", help="Override any config field (TrainConfig, or the "
                                         "algorithm's own settings such as awac's lam): --set key=value."),
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as one JSON document."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    quiet: bool = QUIET,
 ) -> None:
     """Train an agent online; writes config.json, progress.csv, TensorBoard events and checkpoints to --out."""
     from nppac.errors import NppacError

@@ -1,11 +1,6 @@
-"""The one in-memory type every later stage reads: :class:`Demonstrations`, the data of
-:mod:`nppac.data.trajectories` with the constructors that check it.
-
-It is built by the readers of :mod:`nppac.data.loaders`, or from flat per-step arrays
-(:meth:`Demonstrations.from_arrays`, D4RL's layout, which the HDF5 and D4RL ``.npz``
-readers share through :func:`from_flat`); either way :meth:`Demonstrations.checked` gives
-the validated set with a binary task's reward.
-"""
+"""The one in-memory type every later stage reads: :class:`Demonstrations`, built by the readers of
+:mod:`nppac.data.loaders` or from flat D4RL-style arrays (:func:`from_flat`), and checked by
+:meth:`Demonstrations.checked`."""
 
 from __future__ import annotations
 
@@ -37,15 +32,10 @@ class Demonstrations(TrajectorySet):
     ) -> Demonstrations:
         """Demonstrations from flat per-step arrays, as D4RL stores them, checked exactly as a loaded file is.
 
-        ``observations`` (n, obs_dim) and ``actions`` (n, act_dim), with optional per-step
-        ``rewards`` (default 0), ``terminals`` and ``timeouts`` (0/1; the episodes end after
-        every one of them, and the last one at the end), ``next_observations`` (default: the
-        next row's observation, the last step of an episode then a time-out) and ``success``
-        flags. ``action_space`` (a Box, or a (low, high) pair) says the actions are in those
-        units: they are rescaled to [−1, 1], the box every task's environment acts in.
-        ``task`` checks the dimensions and gives a binary task its reward, as
-        :func:`nppac.data.load_demos` does; every problem is the same one-line
-        :class:`~nppac.errors.NppacError` a file would give, naming ``source``.
+        ``rewards`` default to 0; episodes end after every terminal or time-out (0/1 flags) and at the end;
+        ``next_observations`` default to the next row's (the last step of an episode then a time-out).
+        ``action_space`` (a Box, or a (low, high) pair) gives the actions' units: they are rescaled to [−1, 1].
+        ``task`` checks the dimensions and gives a binary task its reward, as :func:`nppac.data.load_demos` does.
         """
         if rewards is None and task is not None and get_task(task).reward == "binary":
             raise NppacError(f"{source}: field 'rewards': none given, but task {task!r} learns from its binary "
@@ -140,11 +130,8 @@ def from_flat(arrays: dict[str, Any], source: str, fmt: str) -> Demonstrations:
 def shifted(
     observations: np.ndarray, terminals: np.ndarray, timeouts: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """next_observations[t] = observations[t + 1]; the last repeats itself.
-
-    Its true successor is unknown, so unless the last step is terminal (where the
-    successor is never used) it becomes a time-out.
-    """
+    """next_observations[t] = observations[t + 1]; the last repeats itself and, unless terminal (its successor then
+    unused), becomes a time-out, since its true successor is unknown."""
     if len(observations) == 0:
         return observations, timeouts
     next_observations = np.concatenate([observations[1:], observations[-1:]])

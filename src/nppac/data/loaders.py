@@ -16,32 +16,20 @@ a directory           ``minari``   a local Minari dataset (never downloaded)
 ``minari:ID``         ``minari``   dataset ID in the local Minari store
 ====================  ===========  ==================================================
 
-Arrays in memory take the flat D4RL path too (:meth:`Demonstrations.from_arrays`), and
-every set, read or given, passes the same checks.
-
-Path dicts (rlkit and mjrl alike) need ``observations``, ``actions`` and ``rewards``;
-``observations`` may be a list of dicts, of which ``state_observation`` (else
-``observation``) is read. Conventions shared by all readers:
+Path dicts (rlkit and mjrl alike) need ``observations`` (or a list of dicts holding ``state_observation``, else
+``observation``), ``actions`` and ``rewards``. Conventions shared by all readers:
 
 * A trajectory that ends without a terminal ends in a time-out at its last step.
-* Without ``next_observations`` (mjrl pickles, old D4RL files) they are derived by
-  shifting ``observations``; the last step's successor is unknown, so it repeats
-  the last observation, that step is marked a time-out (unless terminal), and
-  ``meta["derived_next_observations"]`` is set.
-* A rewards list one longer than the actions (the published AWAC hand sets) loses
-  its trailing entry, as rlkit's own loader does; ``meta["dropped_trailing_rewards"]``
-  counts those trajectories.
-* A per-step success flag (``success``, ``goal_achieved`` or ``is_success`` in the
-  env infos) is kept as ``infos["success"]``; other infos are dropped.
-* Terminals, time-outs and success flags must be 0/1 (or bool) in every format;
-  values must be real numbers (no strings, no complex), finite once cast to float32.
-* Loaded for a binary (hand) task, rewards that are not already 0/−1 become the
-  task's binary reward (:mod:`nppac.data.relabel`; ``meta["reward_relabelled"]``).
-* Minari datasets need Box observation and action spaces; Dict spaces are refused
-  (flatten them into a new dataset), since no task reads a dict observation.
+* Missing ``next_observations`` (mjrl pickles, old D4RL files) are ``observations`` shifted, the last step's
+  repeated and a time-out unless terminal (``meta["derived_next_observations"]``).
+* A rewards list one longer than the actions (the published AWAC hand sets) loses its trailing entry, as rlkit's
+  own loader does (``meta["dropped_trailing_rewards"]`` counts those trajectories).
+* A per-step success flag (:data:`SUCCESS_KEYS` in the env infos) is kept as ``infos["success"]``; other infos
+  are dropped. Terminals, time-outs and success flags must be 0/1 in every format.
+* Minari datasets need Box spaces: no task reads a dict observation.
 
-Pickle-based files (``.pkl``, ``.pickle``, object ``.npy``) can run arbitrary code
-when loaded, so they are refused unless ``allow_pickle=True``.
+Pickle-based files (``.pkl``, ``.pickle``, object ``.npy``) can run arbitrary code when loaded, so they are
+refused unless ``allow_pickle=True``.
 """
 
 from __future__ import annotations
@@ -86,13 +74,10 @@ def load_demos(
     path: PathLike, task: str | None = None, allow_pickle: bool = False, clip_actions: bool = False,
     max_clipped: float = 1.0,
 ) -> Demonstrations:
-    """Load and validate a demonstration set, choosing the reader from the path (module docs).
+    """Load and validate a demonstration set, the reader chosen from the path (module docs).
 
-    ``task`` checks the dimensions against the task and, for a binary task, gives the
-    set its binary reward (module docs); ``clip_actions`` clips actions outside [−1, 1]
-    instead of only warning about them, refused when more than ``max_clipped`` of the
-    values lie outside (:func:`nppac.data.validate.validate`). ``path`` may also be
-    ``minari:ID``, a dataset in the local Minari store (never downloaded).
+    ``task`` checks the dimensions and gives a binary task's reward; ``clip_actions`` clips actions outside
+    [−1, 1], refused when more than ``max_clipped`` of the values lie outside (:func:`nppac.data.validate.validate`).
     """
     if task is not None:
         get_task(task)  # an unknown task name is reported before any file is read
@@ -153,16 +138,11 @@ def load_npz(path: PathLike, task: str | None = None, clip_actions: bool = False
 
 
 def save_npz(demos: Demonstrations, path: PathLike) -> Path:
-    """Write ``demos`` to nppac's compressed ``.npz`` format, atomically; returns the path.
+    """Write ``demos`` to nppac's compressed ``.npz`` format, replacing ``path`` whole; returns the path.
 
-    Layout: every field of :data:`FIELDS` concatenated over trajectories
-    (``observations`` is (n, obs_dim) float32, ``terminals`` (n,) bool, ...),
-    ``lengths`` (n_trajectories,) int64 to split them again, ``infos/<key>`` for each
-    per-step info, and ``meta``, a JSON string with the schema name and version,
-    ``task`` and ``demos.meta``, to which ``meta["origin"]`` (the source and format
-    the set was first read from) is added unless present. No entry needs pickle.
-    The file is written to a temporary sibling and renamed, so an existing file is
-    replaced only by a complete one.
+    Layout: every field of :data:`FIELDS` concatenated over trajectories, ``lengths`` (n_trajectories,) int64 to
+    split them again, ``infos/<key>`` for each per-step info, and ``meta``, a JSON string with the schema name and
+    version, ``task`` and ``demos.meta`` (with ``origin``, the source and format first read). No entry needs pickle.
     """
     out = check_output_file(path, ".npz")
     demos = validate_structure(demos)

@@ -1,19 +1,9 @@
 """The binary sparse reward of the hand tasks, written into demonstrations that carry another.
 
-The hand tasks reward r_t = 0 when the task's success predicate holds after step t,
-else −1 (DESIGN.md §4); the environment gives exactly that online. Human
-demonstrations often carry another reward (the DAPG door set: the dense door reward,
-returns near 800), and a replay buffer seeded with them would mix two reward scales.
-:func:`binary_rewards` makes them agree, for demonstrations loaded for a binary task:
-
-1. rewards already binary (every r in {0, −1}) are the set's own labels and are kept;
-2. else the rewards are relabelled from the task's predicate on the next observation
-   (:attr:`nppac.tasks.Task.success_from_obs`), where the observation carries it;
-3. else from per-step success flags (``infos["success"]``), where the set has them;
-4. else the set is refused: no label could be trusted.
-
-Relabelled sets get ``infos["success"]`` from the same predicate and
-``meta["reward_relabelled"]`` saying what was read.
+The hand tasks reward r_t = 0 when the goal holds after step t, else −1 (DESIGN.md §4). Human demonstrations often
+carry another reward (the DAPG door set's dense reward), and a buffer seeded with them would mix two reward scales.
+:func:`binary_rewards` keeps rewards already binary; else it relabels them from the task's predicate on the next
+observation, else from per-step success flags (``infos["success"]``), else refuses the set.
 """
 
 from __future__ import annotations
@@ -55,10 +45,8 @@ def as_binary_reward(rewards: np.ndarray, name: str) -> np.ndarray:
 
 
 def binary_rewards(demos: SameSet, task: Task) -> SameSet:
-    """``demos`` with the binary reward of ``task`` (a validated set; module docs for the rules).
-
-    Dense tasks and sets whose rewards are already binary come back unchanged.
-    """
+    """``demos`` with the binary reward of ``task`` (module docs), ``infos["success"]`` and
+    ``meta["reward_relabelled"]`` (what was read); dense tasks and binary rewards come back unchanged."""
     if task.reward != "binary" or all(is_binary(t.rewards) for t in demos):
         return demos
     if task.success_from_obs is not None:

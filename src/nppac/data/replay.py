@@ -1,11 +1,8 @@
 """The replay buffer, with the behavioral reference policy cached beside each transition.
 
-π0 is fixed during online learning and depends only on the state, so (μ0, σ0) for s
-and s′ are computed once, in one batched call, when transitions enter the buffer
-(DESIGN.md §3, prior caching). The gradient step then reads them like any other
-field and never evaluates the prior: its cost does not grow with the number of
-demonstrations. The training side hands the buffer the function that computes them
-(:class:`nppac.training.prior_cache.PriorCache`); the buffer knows nothing of priors.
+π0 is fixed and depends only on the state, so (μ0, σ0) for s and s′ are computed once, when transitions enter
+the buffer (DESIGN.md §3, prior caching): a gradient step never evaluates the prior, whose cost grows with the
+demonstrations. The buffer is handed the function that computes them and knows nothing of priors.
 """
 
 from __future__ import annotations
@@ -127,9 +124,7 @@ class ReplayBuffer:
 
     @staticmethod
     def state_problem(state: Any) -> str | None:
-        """What makes a saved :meth:`state_dict` inconsistent, in words (None: nothing): counts that are not
-        integers, a size beyond the capacity, a write position off the ring or (before it wraps) not at the size,
-        stored tensors of another length than the size."""
+        """What makes a saved :meth:`state_dict` inconsistent, in words (None: nothing)."""
         try:
             ptr, size, capacity, storage = (state[k] for k in ("ptr", "size", "capacity", "storage"))
         except (KeyError, TypeError):
@@ -146,11 +141,8 @@ class ReplayBuffer:
         return None
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`; into another capacity (a run extended or shortened), oldest first.
-
-        A different capacity keeps the newest ``min(size, capacity)`` transitions, in the
-        order they were added, so the ring goes on overwriting the oldest.
-        """
+        """Restore :meth:`state_dict`; another capacity (a run extended or shortened) keeps the newest transitions in
+        the order they were added, so the ring goes on overwriting the oldest."""
         if set(state["storage"]) != set(self.storage):
             raise NppacError("checkpoint replay buffer does not match this run's prior; "
                              "resume with the configuration stored in the run directory")

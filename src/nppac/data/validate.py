@@ -1,16 +1,9 @@
 """What a demonstration set must satisfy, and a summary of what it holds.
 
-:func:`validate_structure` raises :class:`NppacError` for anything that would break
-training later (missing or ragged fields, mismatched lengths, NaN/Inf, dimensions
-that do not fit the task, empty sets); every message names the file, the
-trajectory index and the field. :func:`validate` adds the action-range policy:
-actions are meant to lie in [−1, 1] (DESIGN.md §2; every task's environment is rescaled
-to it), so values beyond a small tolerance are reported as a warning with their share,
-and clipped on request, which learning does: the environment executes clip(a). A set
-with more than ``max_clipped`` of its values outside (:data:`MAX_CLIPPED_ACTIONS`) is
-refused then: actions that far out are more likely in another unit than noise.
-:func:`inspect_demos` summarizes a validated set (sizes, returns, the action range, the
-DAPG success rate on binary tasks).
+:func:`validate_structure` refuses whatever would break training later, naming the file, the trajectory and the
+field. :func:`validate` adds the action range: actions are meant to lie in [−1, 1] (DESIGN.md §2; every task's
+environment is rescaled to it), so values beyond it are reported, and clipped on request (the environment executes
+clip(a)) unless more than ``max_clipped`` of them lie outside: that many are more likely in another unit than noise.
 """
 
 from __future__ import annotations
@@ -62,10 +55,7 @@ def dtype_problem(dtype: np.dtype) -> str | None:
 
 
 def as_flags(value: np.ndarray, place: str) -> np.ndarray:
-    """A per-step 0/1 flag (terminal, time-out, success) as bool; any other value is refused.
-
-    Shared by every reader, so that 0.5 or 7 is an error everywhere rather than ``True`` in some.
-    """
+    """A per-step 0/1 flag (terminal, time-out, success) as bool; any other value (0.5, 7) is refused."""
     if value.ndim != 1:
         raise NppacError(f"{place}: must have shape (steps,), found {value.shape}")
     if value.dtype != bool and not np.isin(value, (0, 1)).all():
@@ -101,12 +91,8 @@ def step_flags(value: Any, source: str, index: int | None, field: str) -> np.nda
 
 
 def validate_structure(demos: SameSet, task: str | None = None) -> SameSet:
-    """Check every trajectory and return a copy with float32 arrays and bool flags.
-
-    ``task`` (default ``demos.task``) adds the check that observation and action
-    dimensions match the registered task. Action values are not judged here (see
-    :func:`validate`).
-    """
+    """A checked copy with float32 arrays and bool flags; ``task`` (default ``demos.task``) checks the dimensions.
+    Action values are judged by :func:`validate`."""
     task_name = task or demos.task
     spec = None
     if task_name:
@@ -128,14 +114,8 @@ def validate_structure(demos: SameSet, task: str | None = None) -> SameSet:
 
 def validate(demos: SameSet, task: str | None = None, clip_actions: bool = False,
              max_clipped: float = 1.0) -> SameSet:
-    """:func:`validate_structure`, then the action range: warn about (or clip) |a| > 1.
-
-    Actions farther than :data:`ACTION_TOLERANCE` outside [−1, 1] are logged as a
-    warning naming how many values, their share and the largest |a|; with
-    ``clip_actions`` they are clipped to [−1, 1], unless their share exceeds
-    ``max_clipped`` (learning passes :data:`MAX_CLIPPED_ACTIONS` or the run's
-    ``max_clipped_actions``), which is refused in one line. The input is never modified.
-    """
+    """:func:`validate_structure`, then the action range: values farther than :data:`ACTION_TOLERANCE` outside
+    [−1, 1] are warned about, or with ``clip_actions`` clipped, unless their share exceeds ``max_clipped``."""
     checked = validate_structure(demos, task)
     actions = np.concatenate([t.actions for t in checked])
     stats = action_range(actions)
@@ -256,31 +236,18 @@ def _check_consistent(trajectories: list[Trajectory], source: str, task: Task | 
 
 
 def inspect_demos(demos: TrajectorySet, task: str | None = None) -> dict[str, Any]:
-    """Sizes, dimensions and episode-return statistics of a validated set.
+    """Sizes, dimensions, episode returns (``return_std`` the population std) and action range of a validated set.
 
-    ``return_std`` is the population standard deviation of the episode returns. On a
-    binary task (``task`` or ``demos.task``) ``success_rate`` is the fraction of
-    trajectories that succeed by DAPG's convention (:meth:`Task.episode_success`),
-    read from ``infos["success"]`` when present, else from the binary reward
-    (r = 0 exactly when the goal holds); ``success_from`` says which.
-    ``reward_relabelled`` says what the binary reward was computed from, for a set
-    relabelled on loading (:mod:`nppac.data.relabel`). ``action_min`` and ``action_max``
-    are the range of every action value, ``actions_outside`` how many lie outside the
-    task's box [−1, 1] and ``actions_outside_share`` what share of all values they are.
+    On a binary task ``success_rate`` is the share of trajectories that succeed by DAPG's convention
+    (:meth:`Task.episode_success`), read from ``infos["success"]``, else from the binary reward; ``success_from``
+    says which. ``reward_relabelled``: what a set relabelled on loading took its reward from.
     """
     returns = demos.returns
     summary: dict[str, Any] = {
-        "source": demos.source,
-        "format": demos.format,
-        "task": task or demos.task,
-        "n_trajectories": len(demos),
-        "n_transitions": demos.n_transitions,
-        "obs_dim": demos.obs_dim,
-        "act_dim": demos.act_dim,
-        "return_mean": float(np.mean(returns)),
-        "return_std": float(np.std(returns)),
-        "return_min": float(np.min(returns)),
-        "return_max": float(np.max(returns)),
+        "source": demos.source, "format": demos.format, "task": task or demos.task, "n_trajectories": len(demos),
+        "n_transitions": demos.n_transitions, "obs_dim": demos.obs_dim, "act_dim": demos.act_dim,
+        "return_mean": float(np.mean(returns)), "return_std": float(np.std(returns)),
+        "return_min": float(np.min(returns)), "return_max": float(np.max(returns)),
     }
     summary.update({k: v for k, v in action_range(demos.actions).items() if k != "action_max_abs"})
     if "reward_relabelled" in demos.meta:

@@ -89,23 +89,6 @@ def use_variance(prior: Prior, estimate: VarianceEstimate, rank: int = 100, seed
     return False
 
 
-__all__ = [
-    "GPConfig",
-    "GPPrior",
-    "KERNELS",
-    "MeanStdPrior",
-    "NNConfig",
-    "NNPrior",
-    "OFFSETS",
-    "PRIOR_KINDS",
-    "combine_priors",
-    "Prior",
-    "fit_prior",
-    "load_prior",
-    "make_prior",
-    "mean_action",
-    "offset_states",
-    "prior_metrics",
-    "tanh_gaussian_log_prob",
-    "use_variance",
-]
+__all__ = ["GPConfig", "GPPrior", "KERNELS", "MeanStdPrior", "NNConfig", "NNPrior", "OFFSETS", "PRIOR_KINDS",
+           "combine_priors", "Prior", "fit_prior", "load_prior", "make_prior", "mean_action", "offset_states",
+           "prior_metrics", "tanh_gaussian_log_prob", "use_variance"]

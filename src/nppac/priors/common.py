@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -23,18 +23,17 @@ from nppac.errors import NppacError
 from nppac.outputs import atomic_file, write_atomic
 from nppac.settings import typed
 
+if TYPE_CHECKING:
+    from nppac.priors.gp import GPPrior
+    from nppac.priors.nn import NNPrior
+
 Progress = Callable[[str, int, int], None]
 """Called as ``progress(stage, completed, total)`` during fitting (e.g. to drive a progress bar)."""
 
 
-class _DeviceConfig(Protocol):
-    """A prior's config: a dataclass with a ``device``."""
-
-    __dataclass_fields__: ClassVar[dict[str, Any]]
-    device: str
 
 
-C = TypeVar("C", bound=_DeviceConfig)
+P = TypeVar("P", "GPPrior", "NNPrior")
 
 SETTINGS = "settings.json"
 WEIGHTS = "weights.safetensors"
@@ -129,12 +128,8 @@ def typed_in(path: Path, table: str = "") -> Iterator[None]:
 
 
 def read_saved(directory: str | Path, kind: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """settings.json and weights.safetensors of a saved prior of ``kind``.
-
-    Refused with one line naming the file: a settings.json without positive integer
-    ``obs_dim`` and ``act_dim``, a weights file safetensors cannot read (truncated,
-    not safetensors) and any tensor holding NaN or Inf (it would predict NaN).
-    """
+    """settings.json and weights.safetensors of a saved prior of ``kind``, refused in one line naming the file
+    without positive dimensions, unreadable, or with a tensor holding NaN or Inf (it would predict NaN)."""
     settings = read_settings(directory)
     path = Path(directory) / SETTINGS
     if settings["kind"] != kind:
@@ -189,11 +184,8 @@ def check_predictions(where: str | Path, mean: torch.Tensor, std: torch.Tensor, 
 
 
 def load_weights(module: torch.nn.Module, tensors: dict[str, torch.Tensor], directory: str | Path) -> None:
-    """Load ``tensors`` into ``module`` (built from settings.json) after checking names and shapes.
-
-    A mismatch means settings.json and weights.safetensors do not belong together (an
-    edited dimension, files from two priors): one line naming the first bad tensor.
-    """
+    """Load ``tensors`` into ``module`` (built from settings.json) after checking names and shapes
+    (:func:`check_shapes`)."""
     expected = module.state_dict()
     check_shapes(directory, tensors, {name: tuple(want.shape) for name, want in expected.items()})
     module.load_state_dict({name: tensors[name] for name in expected})
@@ -213,12 +205,27 @@ def check_shapes(directory: str | Path, tensors: dict[str, torch.Tensor], shapes
             )
 
 
-def config_from_settings(config_cls: type[C], settings: dict[str, Any], device: str | torch.device,
-                         directory: str | Path) -> C:
-    """The saved ``settings["config"]`` as ``config_cls`` (its fields typed as declared) on ``device``; keys it no
-    longer has are ignored."""
+def saved_settings(prior: Any, **extra: Any) -> dict[str, Any]:
+    """``settings.json`` of a fitted GP or NN prior: kind, dimensions, config, ``extra``, the fit summary."""
+    return {"kind": prior.kind, "format_version": 1, "obs_dim": prior.obs_dim, "act_dim": prior.act_dim,
+            "config": asdict(prior.config), **extra, "fit_seconds": prior.fit_seconds, "fit": prior.fit_info}
+
+
+def read_fitted(cls: type[P], config_cls: type[Any], directory: str | Path, device: str | torch.device
+                ) -> tuple[P, dict[str, Any], dict[str, torch.Tensor]]:
+    """An unfitted ``cls`` built from a saved prior's settings (:func:`read_saved`: its config typed as declared,
+    on ``device``, keys the config no longer has ignored), the settings and the tensors."""
+    settings, tensors = read_saved(directory, cls.kind)
     known = {f.name for f in fields(config_cls)}
     with typed_in(Path(directory) / SETTINGS, "config."):
         config = config_cls(**{k: v for k, v in settings.get("config", {}).items() if k in known})
     config.device = str(device)
-    return config
+    return cls(config, int(settings["obs_dim"]), int(settings["act_dim"])), settings, tensors
+
+
+def loaded(prior: P, settings: dict[str, Any], directory: str | Path, device: str | torch.device) -> P:
+    """A prior read by :func:`read_fitted`, with its fit summary, on ``device``, once its parameters pass its
+    ``check_parameters``."""
+    prior.fit_seconds, prior.fit_info = settings.get("fit_seconds"), settings.get("fit", {})
+    prior.to(device).check_parameters(Path(directory) / WEIGHTS)
+    return prior

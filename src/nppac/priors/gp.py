@@ -13,14 +13,8 @@ most ``fit_subset`` states, after which the posterior conditions exactly on all 
 them with one eigendecomposition of K_x (or, beyond ``max_exact`` states, on a
 Nyström/DTC approximation with ``num_inducing`` states, see :func:`_inducing_posterior`).
 
-Fast prediction: the latent variance of output j at s is
-k** B_jj − Σ_i u_i² g_ij with u = Qᵀ k*, and g_ij → g0_j for small eigenvalues λx_i.
-Since Σ_i u_i² = ‖k*‖², only the components with λx_i large enough to matter need
-u_i; the rest enter through ‖k*‖² g0_j. How many to keep is decided once, after
-conditioning, on probe states around the data: the fewest (largest-first) for which
-σ0 stays within ``predict_rtol`` of its exact value (:func:`_fast_components`). All
-but the leading few of them are applied in float32 to the residual of k* after the
-leading ones (:class:`Posterior`), which halves the cost of the dominant product.
+Fast prediction keeps only the eigen-components that matter to σ0 (the rest enter through ‖k*‖² g0_j),
+chosen once on probe states (:func:`_fast_components`), most of them applied in float32 (:class:`Posterior`);
 ``predict(..., exact=True)`` keeps every component, in float64.
 """
 
@@ -31,8 +25,8 @@ import hashlib
 import math
 import resource
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, TypeGuard
 
@@ -46,16 +40,16 @@ from nppac.devices import resolve_device
 from nppac.distributions import gaussian_log_prob
 from nppac.errors import NonFiniteError, NppacError
 from nppac.priors.common import (
-    WEIGHTS,
     Progress,
     check_data,
     check_positive,
     check_predictions,
     check_shapes,
     check_states,
-    config_from_settings,
     load_weights,
-    read_saved,
+    loaded,
+    read_fitted,
+    saved_settings,
     write_saved,
 )
 from nppac.priors.kernels import KernelName, kernel_matrix
@@ -68,8 +62,8 @@ VARIANCE_ESTIMATES: tuple[str, ...] = ("exact", "love")
 
 
 def is_variance_estimate(name: str) -> TypeGuard[VarianceEstimate]:
-    """Whether ``name`` is one of :data:`VARIANCE_ESTIMATES`."""
     return name in VARIANCE_ESTIMATES
+
 
 DTYPE = torch.float64
 
@@ -125,6 +119,10 @@ class GPConfig:
 
     def __post_init__(self) -> None:
         typed_fields(self)  # the kernel, optimizer, conditioning and variance among their values
+
+    def exact_on(self, n: int) -> bool:
+        """Whether the posterior on ``n`` states is exact (else on inducing states)."""
+        return self.conditioning == "exact" or (self.conditioning == "auto" and n <= self.max_exact)
 
     def validate(self) -> GPConfig:
         """Check the values; raises :class:`NppacError` naming the bad field."""
@@ -405,7 +403,7 @@ def fit_memory(n: int, config: GPConfig) -> dict[str, tuple[int, str]]:
     m = 0 if config.iters == 0 else n if config.fit_subset == 0 else min(n, config.fit_subset)
     steps = {"learn": (LEARN_MATRICES * m * m * 8, f"learning on {m} states ({LEARN_MATRICES} {m}×{m} float64 "
                                                    "matrices)")}
-    if config.conditioning == "exact" or (config.conditioning == "auto" and n <= config.max_exact):
+    if config.exact_on(n):
         steps["condition"] = (EXACT_MATRICES * n * n * 8, f"exact conditioning ({EXACT_MATRICES} {n}×{n} float64 "
                                                          "matrices)")
     else:
@@ -461,8 +459,8 @@ def _memory_advice(n: int, config: GPConfig, steps: dict[str, tuple[int, str]], 
         advice.append(f"learn on fewer states (--fit-subset {max(1, math.isqrt(room // (LEARN_MATRICES * 8)))})")
     if steps["condition"][0] > room:
         inducing = max(1, min(config.num_inducing, room // (INDUCING_MATRICES * 8 * n)))
-        exact = config.conditioning == "exact" or (config.conditioning == "auto" and n <= config.max_exact)
-        advice.append(f"condition on inducing states (--max-exact {n - 1} --num-inducing {inducing})" if exact
+        advice.append(f"condition on inducing states (--max-exact {n - 1} --num-inducing {inducing})"
+                      if config.exact_on(n)
                       else f"condition on fewer inducing states (--num-inducing {inducing})")
     return " and ".join(advice) + ", or fit on fewer demonstrations"
 
@@ -531,7 +529,7 @@ class GPPrior:
         if progress:
             progress(f"conditioning on {n} states", 0, 1)
         self._condition(x, y, _fingerprint(states, actions), generator)
-        posterior = self._require_posterior()
+        posterior = self._fitted()[0]
         if progress:
             progress(f"conditioning on {n} states", 1, 1)
         self.fit_seconds = time.perf_counter() - start
@@ -598,15 +596,11 @@ class GPPrior:
                 best = float(self._subset_mll(x, y)) / entries
         return {"iterations": evals, "best_mll_per_entry": best}
 
-    def _use_exact(self, n: int) -> bool:
-        mode = self.config.conditioning
-        return mode == "exact" or (mode == "auto" and n <= self.config.max_exact)
-
     @torch.no_grad()
     def _condition(self, x: torch.Tensor, y: torch.Tensor, fingerprint: str, generator: torch.Generator) -> None:
         self.x_train, self.y_train = x, y
         self._full_posterior = self._love = None
-        if self._use_exact(len(x)):
+        if self.config.exact_on(len(x)):
             self.conditioning = "exact"
             self.posterior, mll = _exact_posterior(x, y, self.hyper, self.config.kernel, self.config.predict_rtol,
                                                    generator)
@@ -650,16 +644,11 @@ class GPPrior:
             }
 
     # ------------------------------------------------------------- prediction
-    def _require_posterior(self) -> Posterior:
-        if self.posterior is None:
+    def _fitted(self) -> tuple[Posterior, torch.Tensor, torch.Tensor]:
+        """The posterior and the (standardized) states and actions it is conditioned on."""
+        if self.posterior is None or self.x_train is None or self.y_train is None:
             raise NppacError("GP prior is not fitted: call fit() or load a saved prior first")
-        return self.posterior
-
-    def _require_training_data(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The (standardized) states and actions the posterior is conditioned on."""
-        if self.x_train is None or self.y_train is None:
-            raise NppacError("GP prior is not fitted: call fit() or load a saved prior first")
-        return self.x_train, self.y_train
+        return self.posterior, self.x_train, self.y_train
 
     def set_variance(self, estimate: VarianceEstimate, rank: int | None = None, seed: int | None = None) -> GPPrior:
         """Choose which predictive variance :meth:`predict` returns (exact or LOVE's); returns self.
@@ -668,8 +657,7 @@ class GPPrior:
         """
         config = replace(self.config, variance=estimate, love_rank=self.config.love_rank if rank is None else rank,
                          love_seed=self.config.love_seed if seed is None else seed).validate()
-        if (config.variance, config.love_rank, config.love_seed) != \
-                (self.config.variance, self.config.love_rank, self.config.love_seed):
+        if config != self.config:
             self._love = None
         self.config = config
         return self
@@ -696,49 +684,45 @@ class GPPrior:
         eigen-component of K_x (one extra eigendecomposition, cached); with inducing
         points the approximation is already evaluated in full.
         """
-        posterior = self._require_posterior()
+        posterior = self._fitted()[0]
         if exact and self.conditioning == "exact":
             posterior = self._exact_full_posterior()
         check_states(states, self.obs_dim)
         love = self._love_root() if self.config.variance == "love" else None
-        out_dtype = states.dtype if states.is_floating_point() else torch.float32
-        x = self.standardize(states)
-        means, variances = [], []
-        for kstar in self._kernel_blocks(posterior, x):
+
+        def block(kstar: torch.Tensor) -> list[torch.Tensor]:
             mean, var = posterior.predict(kstar)
             if love is not None:
                 var = love_variance(kstar, love, posterior.b_diag, posterior.noise)
-            means.append(mean)
-            variances.append(var)
-        mean = torch.cat(means) if means else x.new_zeros(0, self.act_dim)
-        var = torch.cat(variances) if variances else x.new_zeros(0, self.act_dim)
-        return mean.to(states.device, out_dtype), var.sqrt().to(states.device, out_dtype)
+            return [mean, var.sqrt()]
+
+        mean, std = self._by_blocks(posterior, states, block)
+        return mean, std
 
     @torch.no_grad()
     def predict_mean(self, states: torch.Tensor) -> torch.Tensor:
         """μ0 alone, as :meth:`predict` gives it, without the variance: the mean action needs only this, and the
         variance's products with the eigen-components are most of a prediction's cost."""
-        posterior = self._require_posterior()
+        posterior = self._fitted()[0]
         check_states(states, self.obs_dim)
+        return self._by_blocks(posterior, states, lambda kstar: [posterior.predict_mean(kstar)])[0]
+
+    def _by_blocks(self, posterior: Posterior, states: torch.Tensor,
+                   predict: Callable[[torch.Tensor], list[torch.Tensor]]) -> list[torch.Tensor]:
+        """``predict`` of the kernel rows k(s, basis) in row blocks of bounded size, each output concatenated, on the
+        device and in the float dtype of ``states``."""
         out_dtype = states.dtype if states.is_floating_point() else torch.float32
         x = self.standardize(states)
-        means = [posterior.predict_mean(kstar) for kstar in self._kernel_blocks(posterior, x)]
-        mean = torch.cat(means) if means else x.new_zeros(0, self.act_dim)
-        return mean.to(states.device, out_dtype)
-
-    def _kernel_blocks(self, posterior: Posterior, x: torch.Tensor) -> Iterator[torch.Tensor]:
-        """k(x, basis) for standardized states ``x``, in row blocks of bounded size."""
         rows = max(1, _CHUNK_ELEMENTS // max(1, len(posterior.basis)))
-        for block in torch.split(x, rows):
-            yield kernel_matrix(block, posterior.basis, self.hyper.lengthscale, self.config.kernel)
+        parts = [predict(kernel_matrix(block, posterior.basis, self.hyper.lengthscale, self.config.kernel))
+                 for block in torch.split(x, rows)]  # one (empty) block for no states
+        return [torch.cat(column).to(states.device, out_dtype) for column in zip(*parts)]
 
     @torch.no_grad()
     def _exact_full_posterior(self) -> Posterior:
         if self._full_posterior is None:
-            if self.x_train is None or self.y_train is None:
-                raise NppacError("GP prior has no training data for exact prediction")
-            self._full_posterior, _ = _exact_posterior(self.x_train, self.y_train, self.hyper, self.config.kernel,
-                                                       0.0, torch.Generator())
+            _, x, y = self._fitted()
+            self._full_posterior, _ = _exact_posterior(x, y, self.hyper, self.config.kernel, 0.0, torch.Generator())
         return self._full_posterior
 
     def log_prob(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
@@ -759,7 +743,7 @@ class GPPrior:
             return self._train_mll[1]
         x = self.standardize(torch.as_tensor(states_np))
         y = torch.as_tensor(actions_np, dtype=DTYPE, device=self.device)
-        if self._use_exact(len(x)):
+        if self.config.exact_on(len(x)):
             kx = kernel_matrix(x, x, self.hyper.lengthscale, self.config.kernel)
             return float(kronecker.condition(kx, self.hyper.task_covariance, self.hyper.noise, self.hyper.mean, y)[2])
         generator = torch.Generator().manual_seed(self.config.seed)
@@ -769,36 +753,27 @@ class GPPrior:
     def to(self, device: torch.device | str) -> GPPrior:
         """Move the model (hyperparameters, scaler, posterior) to ``device``; returns self."""
         self.hyper.to(device)
-        self.x_mean, self.x_scale = self.x_mean.to(device), self.x_scale.to(device)
-        self.x_train = None if self.x_train is None else self.x_train.to(device)
-        self.y_train = None if self.y_train is None else self.y_train.to(device)
-        self.posterior = None if self.posterior is None else self.posterior.to(device)
-        self._full_posterior = None if self._full_posterior is None else self._full_posterior.to(device)
-        self._love = None if self._love is None else self._love.to(device)
+        for name in ("x_mean", "x_scale", "x_train", "y_train", "posterior", "_full_posterior", "_love"):
+            value = getattr(self, name)
+            setattr(self, name, None if value is None else value.to(device))
         return self
 
     def save(self, directory: str | Path) -> None:
         """Write ``settings.json`` and ``weights.safetensors`` (hyperparameters, scaler, data, posterior)."""
-        posterior, (x_train, y_train) = self._require_posterior(), self._require_training_data()
+        posterior, x_train, y_train = self._fitted()
         tensors = {f"hyper.{k}": v for k, v in self.hyper.state_dict().items()}
         # Exact conditioning predicts against the training states themselves: store them once.
         tensors |= {f"posterior.{k}": v for k, v in posterior.tensors().items()
                     if not (k == "basis" and self.conditioning == "exact")}
         tensors |= {"x_mean": self.x_mean, "x_scale": self.x_scale, "x_train": x_train, "y_train": y_train}
-        settings = {
-            "kind": self.kind, "format_version": 1, "obs_dim": self.obs_dim, "act_dim": self.act_dim,
-            "config": asdict(self.config), "conditioning": self.conditioning, "n": len(x_train),
-            "train_mll": None if self._train_mll is None else list(self._train_mll),
-            "fit_seconds": self.fit_seconds, "fit": self.fit_info,
-        }
-        write_saved(directory, settings, tensors)
+        write_saved(directory, saved_settings(self, conditioning=self.conditioning, n=len(x_train),
+                                              train_mll=None if self._train_mll is None else list(self._train_mll)),
+                    tensors)
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> GPPrior:
         """Read a prior written by :meth:`save`, onto ``device``."""
-        settings, tensors = read_saved(directory, "gp")
-        config = config_from_settings(GPConfig, settings, device, directory)
-        prior = cls(config, int(settings["obs_dim"]), int(settings["act_dim"]))
+        prior, settings, tensors = read_fitted(cls, GPConfig, directory, device)
         load_weights(prior.hyper, {k[len("hyper."):]: v for k, v in tensors.items() if k.startswith("hyper.")},
                      directory)
         # In the dtypes a fit leaves (float64; the exact posterior's tail float32), of sizes that agree.
@@ -821,8 +796,6 @@ class GPPrior:
         if settings.get("train_mll"):
             fingerprint, mll = settings["train_mll"]
             prior._train_mll = (str(fingerprint), float(mll))
-        prior.fit_seconds, prior.fit_info = settings.get("fit_seconds"), settings.get("fit", {})
-        prior.to(device).check_parameters(Path(directory) / WEIGHTS)
-        return prior
+        return loaded(prior, settings, directory, device)
 
 

@@ -21,7 +21,7 @@ import copy
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,15 +34,15 @@ from nppac.devices import resolve_device
 from nppac.distributions import gaussian_log_prob
 from nppac.errors import NonFiniteError, NppacError
 from nppac.priors.common import (
-    WEIGHTS,
     Progress,
     check_data,
     check_positive,
     check_predictions,
     check_states,
-    config_from_settings,
     load_weights,
-    read_saved,
+    loaded,
+    read_fitted,
+    saved_settings,
     write_saved,
 )
 from nppac.settings import typed_fields
@@ -172,10 +172,8 @@ class NNPrior:
         return mean, log_std.clamp(self.config.log_std_min, self.config.log_std_max).exp()
 
     def _log_prob(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        mean, std = self._distribution(states)
-        if self.squashed:
-            return tanh_gaussian_log_prob(actions, mean, std)
-        return gaussian_log_prob(actions, mean, std)
+        density = tanh_gaussian_log_prob if self.squashed else gaussian_log_prob
+        return density(actions, *self._distribution(states))
 
     def fit(self, demos: Demonstrations, progress: Progress | None = None) -> dict[str, Any]:
         """Maximize the log-likelihood with Adam on mini-batches, early-stopped on a held-out split."""
@@ -234,18 +232,15 @@ class NNPrior:
         out_dtype = states.dtype if states.is_floating_point() else torch.float32
         self.net.eval()
         parts = [self._distribution(block) for block in torch.split(states.to(self.device, torch.float32), 65536)]
-        mean = torch.cat([m for m, _ in parts]) if parts else states.new_zeros(0, self.act_dim)
-        std = torch.cat([s for _, s in parts]) if parts else states.new_zeros(0, self.act_dim)
-        return mean.to(states.device, out_dtype), std.to(states.device, out_dtype)
+        mean, std = (torch.cat(column).to(states.device, out_dtype) for column in zip(*parts))  # never no block
+        return mean, std
 
     @torch.no_grad()
     def log_prob(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """log π0(a|s) summed over action dimensions, (batch,): Gaussian, or tanh-Gaussian with its Jacobian."""
         mean, std = self.predict(states)
-        actions = actions.to(mean)
-        if self.squashed:
-            return tanh_gaussian_log_prob(actions, mean, std)
-        return gaussian_log_prob(actions, mean, std)
+        density = tanh_gaussian_log_prob if self.squashed else gaussian_log_prob
+        return density(actions.to(mean), mean, std)
 
     def check_parameters(self, where: str | Path) -> None:
         """Refuse a network with non-finite weights or a state scale that is not positive, or whose prediction at
@@ -264,21 +259,13 @@ class NNPrior:
 
     def save(self, directory: str | Path) -> None:
         """Write ``settings.json`` and ``weights.safetensors`` (network and state scaler)."""
-        settings = {
-            "kind": self.kind, "format_version": 1, "obs_dim": self.obs_dim, "act_dim": self.act_dim,
-            "config": asdict(self.config), "fit_seconds": self.fit_seconds, "fit": self.fit_info,
-        }
-        write_saved(directory, settings, dict(self.net.state_dict()))
+        write_saved(directory, saved_settings(self), dict(self.net.state_dict()))
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> NNPrior:
         """Read a prior written by :meth:`save`, onto ``device``."""
-        settings, tensors = read_saved(directory, "nn")
-        config = config_from_settings(NNConfig, settings, device, directory)
-        prior = cls(config, int(settings["obs_dim"]), int(settings["act_dim"]))
+        prior, settings, tensors = read_fitted(cls, NNConfig, directory, device)
         load_weights(prior.net, tensors, directory)
         prior.net.eval()
         prior.fitted = True
-        prior.fit_seconds, prior.fit_info = settings.get("fit_seconds"), settings.get("fit", {})
-        prior.to(device).check_parameters(Path(directory) / WEIGHTS)
-        return prior
+        return loaded(prior, settings, directory, device)

@@ -1,32 +1,12 @@
 """What can be solved: the task registry.
 
-Each :class:`Task` carries its environment factory (seeded, actions normalized to
-[-1, 1], horizon enforced, binary sparse reward for the Adroit hand tasks), its
-default hyperparameters (DESIGN.md §3) and, for the hand tasks, the success
-predicate read from an observation (used to relabel demonstrations with the binary
-reward) in one place. The paper's tasks are the list that builds ``_TASKS`` below.
-
-**Your own task**, registered in Python or named wherever a task is asked for.
-
-Where nppac asks for a task (``--task``, a suite's ``tasks``, ``TrainConfig.task``, the
-API's models), it may be named by
-
-* a registered name: the paper's eight tasks and those given to :func:`register_task`;
-* a gymnasium id (``HalfCheetah-v5``, ``Pendulum-v1``): the environment as ``gym.make``
-  builds it, its time limit as the horizon, the defaults :data:`~nppac.tasks.OWN` and no
-  demonstrations of its own (give them with ``--demos``);
-* ``module:function`` (``my_pkg.tasks:make_task``): the module is imported (installed, or
-  from the current directory) and the function called; it returns a Task (as
-  :func:`register_task` does) or registers exactly one. ``module:EnvId`` is a gymnasium id
-  that the module registers when imported, as ``gym.make`` reads it;
-* the name of an entry point of group ``nppac.tasks`` of an installed package, whose object
-  is a Task or such a function.
-
-That string is what a run's ``config.json`` and a suite keep, so a rerun finds its task
-the same way. An environment's spaces are checked once, when its task is made:
-observations a flat Box; actions a flat Box of floats with finite bounds, which the task's
-environments rescale to [−1, 1]. Discrete, unbounded or nested spaces are refused in one
-line.
+Each :class:`Task` carries its environment factory (seeded, actions rescaled to [−1, 1], horizon enforced, the
+binary sparse reward for the Adroit hand tasks), its default hyperparameters (DESIGN.md §3) and, for the hand tasks,
+the success predicate read from an observation. Besides the paper's tasks (``_TASKS`` below) and those given to
+:func:`register_task`, a task may be named by a gymnasium id, ``module:function`` or an entry point of group
+``nppac.tasks`` (README, "Your own task"); that name is what a run's ``config.json`` and a suite keep. An
+environment's spaces are checked once, when its task is made: a flat Box of observations, a flat Box of actions
+with finite bounds.
 """
 
 from __future__ import annotations
@@ -77,9 +57,8 @@ class TaskDefaults:
     prior_sigma: Literal["std", "variance"]
     """How σ0 enters π0: as its std (the math), or the variance in the std's place (the published code).
 
-    Chosen per task family from measurements (docs/conventions.md): the published
-    convention keeps the prior's competence on locomotion; on the hand tasks, where the
-    GP's σ0 on the data is ~0.015, squaring it makes the KL term swamp the critic.
+    Chosen per task family (docs/conventions.md): the published convention keeps the prior's competence on
+    locomotion; on the hand tasks, where the GP's σ0 on the data is ~0.015, squaring it swamps the critic.
     """
 
 
@@ -91,12 +70,8 @@ OWN = TaskDefaults(0.1, "rbf", "tanh_gaussian", (256, 256), 256, 400, "std")
 
 @dataclass(frozen=True)
 class SuccessPredicate:
-    """A hand task's success predicate, read from the observation after a step.
-
-    It is the environment's own ``info["success"]`` (gymnasium-robotics Adroit v1,
-    the same in DAPG's v0 environments), computed from the observation entries that
-    carry it, so that demonstrations recorded with another reward can be relabelled.
-    """
+    """A hand task's success predicate read from the observation after a step: the environment's own
+    ``info["success"]`` (Adroit v1, as DAPG's v0), so that demonstrations with another reward can be relabelled."""
 
     description: str
     """What holds, with the observation entries read (recorded in relabelled data)."""
@@ -132,12 +107,8 @@ _ADROIT_NOTICE = "environment's reward functions were updated"
 
 @contextlib.contextmanager
 def _quiet_mujoco() -> Iterator[None]:
-    """Keep MuJoCo's known warnings about gymnasium's model files off stderr.
-
-    MuJoCo prints its warnings from C (twice per run: the training and the evaluation
-    env); a handler installed for the construction only drops the known ones and
-    passes any other to this module's logger.
-    """
+    """MuJoCo's known warnings about gymnasium's model files (printed from C, for every env) dropped while an env is
+    built; any other goes to this module's logger."""
     import mujoco
 
     def on_warning(message: str) -> None:
@@ -153,12 +124,8 @@ def _quiet_mujoco() -> Iterator[None]:
 
 
 def _register_adroit() -> None:
-    """Register gymnasium-robotics' environments, without the notice its import prints.
-
-    The notice says the Adroit v1 *dense* rewards changed in gymnasium-robotics 1.2.1;
-    nppac's hand tasks use the binary success reward, which did not change. Anything
-    else printed during the import still reaches stderr.
-    """
+    """Register gymnasium-robotics' environments, without its import's notice that the Adroit v1 *dense* rewards
+    changed (the hand tasks use the binary reward, which did not); anything else printed still reaches stderr."""
     printed = io.StringIO()
     with contextlib.redirect_stderr(printed):
         import gymnasium_robotics
@@ -258,22 +225,12 @@ class Task:
         return int(np.sum(successes)) > self.success_steps
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "env_id": self.env_id,
-            "obs_dim": self.obs_dim,
-            "act_dim": self.act_dim,
-            "horizon": self.horizon,
-            "reward": self.reward,
-        }
+        return {key: getattr(self, key) for key in ("name", "env_id", "obs_dim", "act_dim", "horizon", "reward")}
 
 
 class BinaryReward(gym.Wrapper):
-    """The binary sparse reward: ``success`` when the predicate holds after the step, else ``failure``.
-
-    AWAC's is 0 / −1 (the default), N-PPAC's mj_envs fork's 1 / 0. The environment's own
-    reward is kept in ``info["dense_reward"]``.
-    """
+    """The binary sparse reward: ``success`` (AWAC's 0) when the goal holds after the step, else ``failure`` (−1);
+    the environment's own reward is kept in ``info["dense_reward"]``."""
 
     def __init__(self, env: gym.Env, success: float = 0.0, failure: float = -1.0) -> None:
         super().__init__(env)
@@ -296,10 +253,8 @@ BINARY_REWARDS: dict[str, tuple[float, float]] = {"minus_one_zero": (0.0, -1.0),
 class HandProtocol:
     """How a hand task is trained: the reward's values, the episode length, and what a time limit means.
 
-    Two are published (DESIGN.md §4). AWAC's ``*-binary-v0``: reward −1 / 0, 200-step
-    episodes, the time limit bootstrapped through. N-PPAC's mj_envs fork ``*-zero-one-v0``:
-    reward 0 / 1, pen episodes of 100 steps (the other tasks 200), and the time limit
-    stored as a terminal (gym 0.12's TimeLimit returned done=True and rlkit stored it).
+    Two are published (DESIGN.md §4, :data:`HAND_PROTOCOLS`). N-PPAC's stores the time limit as a terminal:
+    gym 0.12's TimeLimit returned done=True and rlkit stored it.
     """
 
     name: str
@@ -389,19 +344,13 @@ def register_task(name: str, env: EnvSource, *, reward: str = "dense", horizon: 
                   defaults: TaskDefaults | None = None, **settings: Any) -> Task:
     """Register a task under ``name`` and return it; it then works wherever a task name does.
 
-    ``env``: a gymnasium id (made with ``env_kwargs``), a function building a new environment,
-    or an environment object (remade from its spec, else copied). ``reward``: ``dense``, or
-    ``binary`` (the environment's ``info["success"]`` gives −1/0, trained like the hand tasks;
-    an episode succeeds when the goal holds in more than ``success_steps`` steps, default 0).
-    ``horizon``: the episode length (default: the environment's time limit).
-    ``eval_episodes``: evaluation episodes per epoch (default: 5000 steps in all). ``demos``: the
-    task's own demonstration file, used when a run names none. ``defaults`` and ``settings``
-    (any field of :class:`~nppac.tasks.TaskDefaults`: ``alpha``, ``kernel``, ``actor``,
-    ``actor_hidden``, ``batch_size``, ``init_epochs``, ``prior_sigma``) are the run settings the
-    task gives where a run leaves them unset (default :data:`~nppac.tasks.OWN`).
-
-    The paper's task names cannot be replaced; registering another name again replaces it.
-    Everything is checked here, each problem refused in one line (:class:`NppacError`).
+    ``env``: a gymnasium id (made with ``env_kwargs``), a function building a new environment, or an environment
+    object (remade from its spec, else copied). ``reward``: ``dense``, or ``binary`` (the environment's
+    ``info["success"]`` gives −1/0; an episode succeeds when the goal holds in more than ``success_steps`` steps).
+    ``horizon`` defaults to the environment's time limit, ``eval_episodes`` to 5000 steps in all; ``demos`` is used
+    when a run names none. ``defaults`` (default :data:`OWN`) with ``settings`` (fields of :class:`TaskDefaults`)
+    are what the task gives where a run leaves them unset. The paper's task names cannot be replaced; another name
+    registered again is replaced. Every problem is refused in one line (:class:`NppacError`).
     """
     if name in BUILTIN_TASKS:
         raise NppacError(f"task name {name!r} is one of nppac's own tasks; register yours under another name")
