@@ -266,3 +266,16 @@ def test_inspect_without_binary_task_has_no_success_rate(tmp_path, caplog):
 def test_in_memory_demonstrations_are_named(tmp_path):
     with pytest.raises(NppacError, match="<in-memory demonstrations>: no trajectories"):
         validate(Demonstrations([]))
+
+
+def test_a_set_saved_for_another_environment_is_refused_for_a_task_of_the_same_dimensions(tmp_path):
+    from nppac.data import save_npz
+    from tests.builders import tiny_demos
+
+    path = save_npz(tiny_demos("walker2d"), tmp_path / "walker.npz")  # walker2d and halfcheetah: 17 and 6 dims
+    with pytest.raises(NppacError, match=r"walker\.npz.*saved for task 'walker2d' \(Walker2d-v5\), not for "
+                                         r"'halfcheetah' \(HalfCheetah-v5\)"):
+        load_demos(path, task="halfcheetah")
+    # The same environment under another name, or another version of it, is the same task's.
+    assert load_demos(path, task="Walker2d-v4").task == "Walker2d-v4"
+    assert load_demos(path).task == load_demos(path, task="walker2d").task == "walker2d"

@@ -9,6 +9,7 @@ clip(a)) unless more than ``max_clipped`` of them lie outside: that many are mor
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -105,11 +106,26 @@ def validate_structure(demos: SameSet, task: str | None = None) -> SameSet:
             logger.warning("%s: saved for task %r, which is not known here (%s); its dimensions are not checked "
                            "against a task", where(demos.source), task_name, str(err).split(";")[0])
             task_name = None
+    if spec is not None and task is not None and demos.task and demos.task != task:
+        _check_same_environment(demos, spec)
     if len(demos) == 0:
         raise NppacError(f"{where(demos.source)}: no trajectories; the set holds no demonstrations")
     checked = [_checked_trajectory(traj, demos.source, i) for i, traj in enumerate(demos)]
     _check_consistent(checked, demos.source, spec)
     return replace(demos, trajectories=checked, task=task_name, meta=dict(demos.meta))
+
+
+def _check_same_environment(demos: SameSet, spec: Task) -> None:
+    """Refuse a set saved for another task whose environment is not ``spec``'s (its id up to the version): same
+    dimensions do not make walker2d's demonstrations halfcheetah's. A stored task unknown here is not judged."""
+    try:
+        saved = get_task(str(demos.task))
+    except NppacError:
+        return
+    family = [re.sub(r"-v\d+$", "", t.env_id.rpartition(":")[2]) for t in (saved, spec)]
+    if family[0] != family[1]:
+        raise NppacError(f"{where(demos.source)}: saved for task {saved.name!r} ({saved.env_id}), not for "
+                         f"{spec.name!r} ({spec.env_id}); give {spec.name}'s demonstrations")
 
 
 def validate(demos: SameSet, task: str | None = None, clip_actions: bool = False,
