@@ -371,3 +371,12 @@ def test_the_example_suite_of_the_docs_parses(tmp_path):
     (tmp_path / "example.toml").write_text(example)
     suite = load_suite(tmp_path / "example.toml")
     assert suite.algos == ["nppac", "ppac-nn", "sac", "awac", "nppac-ln"]
+
+
+def test_a_dry_run_with_nothing_measured_says_so_and_no_time(tmp_path):
+    path = _write(tmp_path, BASE)
+    proc = run_cli("suite", "run", str(path), "--out", str(tmp_path / "out"), "--dry-run", "--quiet")
+    caption = " ".join(proc.stdout.split())
+    runs = len(load_suite(path).runs)
+    assert proc.returncode == 0 and f"left: {runs} runs nothing has measured yet" in caption, proc.stdout
+    assert "0 min" not in caption

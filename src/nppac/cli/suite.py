@@ -120,8 +120,8 @@ def _list_runs(suite: Suite, runs: Sequence[RunSpec], out: Path, json_out: bool)
 
     shared = [o for o in suite.runs[0].overrides if all(o in r.overrides for r in suite.runs)]
     of = f" of {len(suite.runs)}" if len(runs) < len(suite.runs) else ""
-    total = f"left: {_hours(sum(known))} of one core" + (f", and {unknown} runs nothing has measured yet"
-                                                         if unknown else "")
+    measured = [f"{_hours(sum(known))} of one core"] if known or not unknown else []
+    total = "left: " + ", and ".join([*measured, *([f"{unknown} runs nothing has measured yet"] if unknown else [])])
     table = Table(title=f"suite {suite.name}: {len(rows)}{of} runs in {out}",
                   caption="\n".join([*([f"every run: {' '.join(shared)}"] if shared else []), total,
                                       "≈: estimated from the same task and algorithm's runs"]))
