@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, Self, TypeVar
 
 import numpy as np
 import torch
@@ -23,17 +23,27 @@ from nppac.errors import NppacError
 from nppac.outputs import atomic_file, write_atomic
 from nppac.settings import typed
 
-if TYPE_CHECKING:
-    from nppac.priors.gp import GPPrior
-    from nppac.priors.nn import NNPrior
-
 Progress = Callable[[str, int, int], None]
 """Called as ``progress(stage, completed, total)`` during fitting (e.g. to drive a progress bar)."""
 
 
 
 
-P = TypeVar("P", "GPPrior", "NNPrior")
+class _Saved(Protocol):
+    """What :func:`read_fitted` and :func:`loaded` need of a GP or NN prior class and its instances."""
+
+    kind: str
+    fit_seconds: float | None
+    fit_info: dict[str, Any]
+
+    def __init__(self, config: Any, obs_dim: int, act_dim: int) -> None: ...
+
+    def to(self, device: str | torch.device) -> Self: ...
+
+    def check_parameters(self, where: str | Path, /) -> None: ...
+
+
+P = TypeVar("P", bound=_Saved)
 
 SETTINGS = "settings.json"
 WEIGHTS = "weights.safetensors"
