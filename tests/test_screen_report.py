@@ -131,3 +131,19 @@ def test_a_users_file_named_as_a_screens_output_is_refused_and_an_earlier_report
     mine.unlink()
     first = [p.read_bytes() for p in screen.report([suite], dest)]
     assert [p.read_bytes() for p in screen.report([suite], dest)] == first  # its own earlier files: replaced
+
+
+def test_a_screen_still_running_reports_the_tasks_with_finished_runs_and_refuses_none(tmp_path, caplog):
+    suite = tmp_path / "running"
+    _manifest(suite, ["hopper", "walker2d"], ["default", "layernorm"])
+    _run(suite, "hopper", "default", 0, [2000.0, 900.0], prior=1000.0)
+    _run(suite, "walker2d", "default", 0, [2000.0, 1900.0], steps=5000, prior=1000.0)  # unfinished
+    with caplog.at_level("WARNING"):
+        screen.report([suite], tmp_path / "peek")
+    assert list(json.loads((tmp_path / "peek" / "peek.json").read_text())) == ["hopper"]
+    assert "no finished run of walker2d yet" in caplog.text
+    empty = tmp_path / "empty"
+    _manifest(empty, ["hopper"], ["default"])
+    with pytest.raises(NppacError, match="no finished run in .*empty"):
+        screen.report([empty], tmp_path / "none")
+    assert not (tmp_path / "none").exists()

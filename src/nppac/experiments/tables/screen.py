@@ -11,6 +11,7 @@ per variant, then every run), ``NAME.png`` and ``NAME-grid.png`` (NAME: the dest
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from nppac.experiments.suite import MANIFEST_NAME
 from nppac.experiments.tables.runs import finished, read_rows
 from nppac.outputs import write_atomic
 from nppac.training.rundir import RunDir
+
+logger = logging.getLogger(__name__)
 
 COLOUR_ORDER = ("std+uniform", "std+policy", "exact-variance+policy", "exact-variance+uniform", "published+policy",
                 "love-std+policy", "std+policy@awac", "std+policy@nppac", "published+policy@awac",
@@ -90,11 +93,16 @@ def report(outs: list[Path], dest: Path) -> list[Path]:
                 runs = {d.name: _run(d) for d in sorted((out / task / column).glob("seed-*")) if finished(d)}
                 if runs:
                     settings[column] = runs
+            if not settings:
+                logger.warning("%s: no finished run of %s yet; the screen's report leaves it out", out, task)
+                continue
             first = [out / task / column / seed for column, runs in settings.items() for seed in runs]
             result[task] = {"prior_mean_action": _prior_mean_action(first), "settings": settings}
             if result[task]["prior_mean_action"]["return"] is None:
                 raise NppacError(f"no finished run of {task} in {out} recorded its prior's mean action (in its "
                                  "references.json); a screen compares runs with a prior (nppac and its variants)")
+    if not result:
+        raise NppacError(f"no finished run in {', '.join(map(str, outs))}; a screen reports its finished runs")
     dest.mkdir(parents=True, exist_ok=True)
     name = dest.name
     write_atomic(dest / f"{name}.json", json.dumps(result, indent=1) + "\n")
