@@ -124,6 +124,12 @@ def test_callbacks_and_learn_arguments_are_checked_before_any_work(tmp_path, no_
         CheckpointCallback(0, tmp_path / "snaps")
     with pytest.raises(NppacError, match="metric=eval_success needs a binary task"):
         model.learn(300, tmp_path / "run", callback=EvalCallback(metric="eval_success"))
+    for prefix in ("../escape", "", 5):  # a snapshot's folder name, never a way out of save_path
+        with pytest.raises(NppacError, match=r"^CheckpointCallback: name_prefix=.*; give a non-empty name"):
+            CheckpointCallback(150, tmp_path / "snaps", name_prefix=prefix)  # type: ignore[arg-type]
+    for inside in (tmp_path / "run", tmp_path / "run" / "snaps"):  # a snapshot copies the run, so not into it
+        with pytest.raises(NppacError, match="is inside the run directory"):
+            model.learn(300, tmp_path / "run", callback=CheckpointCallback(150, inside))
     assert not (tmp_path / "run").exists()
 
 

@@ -577,6 +577,8 @@ REFUSALS = [
     Refusal("awac temperature zero", lambda ctx: ["train", "--task", "pen-binary", "--algo", "awac", "--set", "lam=0",
                                                  "--out", str(ctx.folder / "run")], ("lam=0", "> 0"), ("run",)),
     Refusal("an algorithm's setting on another algorithm", train_with("lam=0.3"), ("'lam'", "algo sac"), ("run",)),
+    Refusal("a setting given by its option and by --set", train_with("task=hopper"),
+            ("--task and --set task=... both give task", "give it once"), ("run",)),
     Refusal("a removed remedy", train_with("critic_warmstart_steps=5000"),
             ("config key critic_warmstart_steps: removed in this version; measured harmful, docs/remedies.md",),
             ("run",)),

@@ -92,12 +92,18 @@ class CheckpointCallback(BaseCallback):
             raise NppacError(f"CheckpointCallback: save_path={save_path!r}; give a directory's path")
         if Path(save_path).exists() and not Path(save_path).is_dir():
             raise NppacError(f"CheckpointCallback: {save_path} is a file; save_path must be a directory")
+        if not isinstance(name_prefix, str) or not name_prefix or "/" in name_prefix or name_prefix in (".", ".."):
+            raise NppacError(f"CheckpointCallback: name_prefix={name_prefix!r}; give a non-empty name without '/' "
+                             "(it starts each snapshot's folder name in save_path)")
         self.save_freq, self.save_path, self.name_prefix = save_freq, Path(save_path), name_prefix
         self.next_save = save_freq
         self.saved: list[Path] = []
 
     def init_callback(self, model: LearningModel) -> None:
         super().init_callback(model)
+        if model.run_dir is not None and self.save_path.resolve().is_relative_to(model.run_dir.resolve()):
+            raise NppacError(f"CheckpointCallback: save_path {self.save_path} is inside the run directory "
+                             f"{model.run_dir}, which a snapshot copies whole; choose a path outside it")
         check_output_dir(self.save_path, reuse=lambda _: True)  # a writable place; earlier snapshots may stay
         done = model.num_timesteps
         self.next_save = (done // self.save_freq + 1) * self.save_freq

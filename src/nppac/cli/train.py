@@ -64,6 +64,11 @@ def train(
         flags: dict[str, Any] = {"task": task, "algo": algo, "demos": _str(demos), "prior": _str(prior_dir),
                                  "steps": steps, "seed": seed, "device": device, "preset": preset,
                                  "allow_pickle": allow_pickle or None, "seed_demos": seed_demos or None}
+        given_twice = {o.partition("=")[0].strip() for o in overrides} & {k for k, v in flags.items() if v is not None}
+        twice = sorted(given_twice)
+        if twice:
+            raise NppacError(f"--{twice[0].replace('_', '-')} and --set {twice[0]}=... both give {twice[0]}; "
+                             "give it once")
         config = dataclasses.replace(base, **{k: v for k, v in flags.items() if v is not None})
         config = config.with_overrides(overrides).validate()
     else:
